@@ -1,0 +1,62 @@
+//! The contract every runtime backend fulfils.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oci_spec::runtime::LinuxResources;
+
+use crate::error::Result;
+use crate::features::Features;
+use crate::id::ContainerId;
+use crate::options::{CheckpointOptions, CreateOptions, ExecOptions, ExecOutcome, RestoreOptions};
+use crate::signal::Signal;
+use crate::state::ContainerState;
+use crate::version::RuntimeVersion;
+
+/// One OCI runtime: runc, crun, youki, or one loaded from a plugin.
+///
+/// Operations the runtime lacks return `Error::Unsupported`, decided by [`OciBackend::features`]
+/// before anything runs. A backend knows nothing of monitors; a monitor asks it for the pieces
+/// it needs ([`OciBackend::binary`], [`OciBackend::global_args`]).
+#[async_trait]
+pub trait OciBackend: Send + Sync {
+    /// `runc`, `crun`, `youki`, or the plugin's name.
+    fn name(&self) -> &str;
+    /// The runtime binary.
+    fn binary(&self) -> &Path;
+    /// The flags every call needs (`--root`, `--cgroup-manager`...), e.g. for conmon's
+    /// `--runtime-arg`.
+    fn global_args(&self) -> Vec<OsString>;
+    /// What the runtime says about its version.
+    async fn version(&self) -> Result<RuntimeVersion>;
+    /// The capabilities on this host, probed once and cached.
+    async fn features(&self) -> Result<Arc<Features>>;
+    /// Creates a container from `bundle`; its process waits for [`OciBackend::start`].
+    async fn create(&self, id: &ContainerId, bundle: &Path, opts: &CreateOptions) -> Result<()>;
+    /// Starts the user process of a created container.
+    async fn start(&self, id: &ContainerId) -> Result<()>;
+    /// The container's state.
+    async fn state(&self, id: &ContainerId) -> Result<ContainerState>;
+    /// Every container under the runtime's root.
+    async fn list(&self) -> Result<Vec<ContainerState>>;
+    /// Sends `signal` to the init process, or with `all` to every process of the container.
+    async fn kill(&self, id: &ContainerId, signal: Signal, all: bool) -> Result<()>;
+    /// Deletes a stopped (or, with `force`, any) container.
+    async fn delete(&self, id: &ContainerId, force: bool) -> Result<()>;
+    /// Freezes every process of the container.
+    async fn pause(&self, id: &ContainerId) -> Result<()>;
+    /// Thaws a paused container.
+    async fn resume(&self, id: &ContainerId) -> Result<()>;
+    /// Runs another process in the container.
+    async fn exec(&self, id: &ContainerId, opts: &ExecOptions) -> Result<ExecOutcome>;
+    /// The host pids of the container's processes.
+    async fn ps(&self, id: &ContainerId) -> Result<Vec<i32>>;
+    /// Changes the container's resource limits.
+    async fn update(&self, id: &ContainerId, resources: &LinuxResources) -> Result<()>;
+    /// Dumps the container with CRIU.
+    async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()>;
+    /// Creates and starts a container from a checkpoint.
+    async fn restore(&self, id: &ContainerId, bundle: &Path, opts: &RestoreOptions) -> Result<()>;
+}

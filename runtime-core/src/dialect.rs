@@ -1,0 +1,388 @@
+//! How one runtime spells things, as data.
+//!
+//! runc, crun, youki and plugin runtimes take the same operations with different subcommand
+//! names, flags, list formats and error wording. All of that is a [`Dialect`] value, chosen by
+//! runtime and version in the backend crates or read from a plugin's descriptor; argv building is
+//! a set of pure functions over it, tested as exact vectors. Nothing elsewhere branches on a
+//! runtime's name.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RuntimeConfig;
+use crate::features::CgroupManager;
+use crate::id::ContainerId;
+use crate::options::{CheckpointOptions, CreateOptions, ExecOptions, RestoreOptions};
+use crate::signal::Signal;
+use crate::version::Version;
+
+/// The spelling of one runtime at one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dialect {
+    /// The checkpoint subcommand (`checkpoint`; youki: `checkpointt`), if the runtime has one.
+    pub checkpoint_command: Option<String>,
+    /// The restore subcommand, if the runtime has one. Feature probes still ask the binary.
+    pub restore_command: Option<String>,
+    /// The `features` subcommand, if the runtime has one.
+    pub features_command: Option<String>,
+    /// Which global flags it takes.
+    pub global_flags: GlobalFlags,
+    /// Flags of subcommands it does not take, as `"<subcommand> --<flag>"`
+    /// (e.g. `"checkpoint --lazy-pages"`); asking for one is `Error::Unsupported`.
+    #[serde(default)]
+    pub missing_flags: Vec<String>,
+    /// How `list` is read.
+    pub list_format: ListFormat,
+    /// How `update` receives the resources document.
+    pub update_resources: ResourcesInput,
+    /// How it words the errors callers match on.
+    pub errors: ErrorWording,
+    /// The oldest CRIU its checkpoint works with.
+    pub min_criu_version: Option<Version>,
+}
+
+/// The global flags a runtime takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalFlags {
+    /// `--log FILE --log-format json`, with errors as JSON records.
+    pub json_log: bool,
+    /// `--criu PATH`.
+    pub criu: bool,
+    /// `--systemd-cgroup`.
+    pub systemd_cgroup: bool,
+    /// `--cgroup-manager systemd|cgroupfs|disabled`.
+    pub cgroup_manager: bool,
+    /// `--rootless true|false`.
+    pub rootless: bool,
+}
+
+/// How `list` output is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListFormat {
+    /// `list --format json` prints an array of states.
+    Json,
+    /// `list` prints a table whose first column is the id; each id is then asked with `state`.
+    Table,
+}
+
+/// How `update` receives the resources document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourcesInput {
+    /// `-r -` and the document on stdin.
+    Stdin,
+    /// `-r FILE` (youki 0.7 ignores `-`).
+    File,
+}
+
+/// Substrings (case-insensitive) that identify an error; `{id}` stands for the container id.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorWording {
+    /// The container does not exist.
+    pub not_found: Vec<String>,
+    /// A container with that id exists already.
+    pub already_exists: Vec<String>,
+    /// The container's state forbids the operation.
+    pub invalid_state: Vec<String>,
+}
+
+/// What an error message means, per [`ErrorWording`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Not found.
+    NotFound,
+    /// Already exists.
+    AlreadyExists,
+    /// Invalid state.
+    InvalidState,
+    /// None of the above.
+    Other,
+}
+
+/// An option the dialect cannot express: the caller turns it into `Error::Unsupported`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// What was asked for (`"checkpoint"`, `"checkpoint --lazy-pages"`).
+    pub feature: String,
+    /// Why it cannot be.
+    pub reason: String,
+}
+
+type Argv = Result<Vec<OsString>, Missing>;
+
+/// Builds argv from string literals and paths.
+struct ArgvBuilder(Vec<OsString>);
+
+impl ArgvBuilder {
+    fn new(subcommand: &str) -> Self {
+        ArgvBuilder(vec![subcommand.into()])
+    }
+    fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.0.push(arg.into());
+        self
+    }
+    fn flag(mut self, flag: &str, on: bool) -> Self {
+        if on {
+            self.0.push(flag.into());
+        }
+        self
+    }
+    fn value(mut self, flag: &str, value: Option<impl Into<OsString>>) -> Self {
+        if let Some(value) = value {
+            self.0.push(flag.into());
+            self.0.push(value.into());
+        }
+        self
+    }
+    fn id(self, id: &ContainerId) -> Vec<OsString> {
+        self.arg(id.as_str()).0
+    }
+}
+
+fn path(path: &Option<std::path::PathBuf>) -> Option<&Path> {
+    path.as_deref()
+}
+
+fn nonzero(count: u32) -> Option<String> {
+    (count > 0).then(|| count.to_string())
+}
+
+impl Dialect {
+    /// What `--log` is given as, and the format flag, when the runtime writes JSON errors.
+    pub fn log_args(&self, log_file: &Path) -> Vec<OsString> {
+        if self.global_flags.json_log {
+            vec!["--log".into(), log_file.into(), "--log-format".into(), "json".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The global flags every call (and a monitor's `--runtime-arg`) needs for `config`.
+    pub fn global_args(&self, config: &RuntimeConfig) -> Argv {
+        let flags = self.global_flags;
+        let mut argv: Vec<OsString> = Vec::new();
+        if let Some(root) = &config.root {
+            argv.extend(["--root".into(), root.into()]);
+        }
+        if let (Some(criu), true) = (&config.criu, flags.criu) {
+            argv.extend(["--criu".into(), criu.into()]);
+        }
+        match config.cgroup_manager {
+            None => {}
+            Some(manager) if flags.cgroup_manager => {
+                argv.extend(["--cgroup-manager".into(), manager.as_str().into()]);
+            }
+            Some(CgroupManager::Cgroupfs) => {}
+            Some(CgroupManager::Systemd) if flags.systemd_cgroup => argv.push("--systemd-cgroup".into()),
+            Some(manager) => {
+                return Err(Missing {
+                    feature: format!("cgroup manager {}", manager.as_str()),
+                    reason: "the runtime has no flag that selects it".into(),
+                });
+            }
+        }
+        if let (Some(rootless), true) = (config.rootless, flags.rootless) {
+            argv.extend(["--rootless".into(), rootless.to_string().into()]);
+        }
+        Ok(argv)
+    }
+
+    fn require_flag(&self, subcommand: &str, flag: &str, wanted: bool) -> Result<(), Missing> {
+        let key = format!("{subcommand} {flag}");
+        if wanted && self.missing_flags.contains(&key) {
+            return Err(Missing { feature: key, reason: "the runtime does not take this flag".into() });
+        }
+        Ok(())
+    }
+
+    /// `create`.
+    pub fn create_args(&self, id: &ContainerId, bundle: &Path, opts: &CreateOptions) -> Argv {
+        self.require_flag("create", "--no-pivot", opts.no_pivot)?;
+        self.require_flag("create", "--no-new-keyring", opts.no_new_keyring)?;
+        self.require_flag("create", "--preserve-fds", opts.preserve_fds > 0)?;
+        Ok(ArgvBuilder::new("create")
+            .value("--bundle", Some(bundle))
+            .value("--pid-file", path(&opts.pid_file))
+            .value("--console-socket", path(&opts.console_socket))
+            .flag("--no-pivot", opts.no_pivot)
+            .flag("--no-new-keyring", opts.no_new_keyring)
+            .value("--preserve-fds", nonzero(opts.preserve_fds))
+            .id(id))
+    }
+
+    /// `start`.
+    pub fn start_args(&self, id: &ContainerId) -> Vec<OsString> {
+        ArgvBuilder::new("start").id(id)
+    }
+
+    /// `state`.
+    pub fn state_args(&self, id: &ContainerId) -> Vec<OsString> {
+        ArgvBuilder::new("state").id(id)
+    }
+
+    /// `list`, in the format the dialect reads.
+    pub fn list_args(&self) -> Vec<OsString> {
+        match self.list_format {
+            ListFormat::Json => ArgvBuilder::new("list").arg("--format").arg("json").0,
+            ListFormat::Table => ArgvBuilder::new("list").0,
+        }
+    }
+
+    /// `kill`; the signal always goes as a number (youki requires it, all accept numbers).
+    pub fn kill_args(&self, id: &ContainerId, signal: Signal, all: bool) -> Vec<OsString> {
+        ArgvBuilder::new("kill").flag("--all", all).arg(id.as_str()).arg(signal.to_arg()).0
+    }
+
+    /// `delete`.
+    pub fn delete_args(&self, id: &ContainerId, force: bool) -> Vec<OsString> {
+        ArgvBuilder::new("delete").flag("--force", force).id(id)
+    }
+
+    /// `pause`.
+    pub fn pause_args(&self, id: &ContainerId) -> Vec<OsString> {
+        ArgvBuilder::new("pause").id(id)
+    }
+
+    /// `resume`.
+    pub fn resume_args(&self, id: &ContainerId) -> Vec<OsString> {
+        ArgvBuilder::new("resume").id(id)
+    }
+
+    /// `exec` of the process spec in `process_file`. The driver always passes a pid file (the
+    /// caller's, or its own) to reach the process if the runtime has to be killed.
+    pub fn exec_args(&self, id: &ContainerId, process_file: &Path, pid_file: &Path, opts: &ExecOptions) -> Argv {
+        self.require_flag("exec", "--preserve-fds", opts.preserve_fds > 0)?;
+        Ok(ArgvBuilder::new("exec")
+            .value("--process", Some(process_file))
+            .flag("--detach", opts.detach)
+            .value("--pid-file", Some(pid_file))
+            .value("--console-socket", path(&opts.console_socket))
+            .value("--preserve-fds", nonzero(opts.preserve_fds))
+            .id(id))
+    }
+
+    /// `ps --format json`.
+    pub fn ps_args(&self, id: &ContainerId) -> Vec<OsString> {
+        ArgvBuilder::new("ps").arg("--format").arg("json").id(id)
+    }
+
+    /// `update -r -` (resources on stdin) or `update -r FILE`.
+    pub fn update_args(&self, id: &ContainerId, resources_file: Option<&Path>) -> Vec<OsString> {
+        let source: OsString = match (self.update_resources, resources_file) {
+            (ResourcesInput::File, Some(file)) => file.into(),
+            _ => "-".into(),
+        };
+        ArgvBuilder::new("update").arg("-r").arg(source).id(id)
+    }
+
+    /// `features`.
+    pub fn features_args(&self) -> Option<Vec<OsString>> {
+        self.features_command.as_deref().map(|command| vec![command.into()])
+    }
+
+    /// The runtime's checkpoint command.
+    pub fn checkpoint_args(&self, id: &ContainerId, opts: &CheckpointOptions) -> Argv {
+        let command = self.checkpoint_command.as_deref().ok_or_else(|| Missing {
+            feature: "checkpoint".into(),
+            reason: "the runtime has no checkpoint command".into(),
+        })?;
+        for (flag, wanted) in [
+            ("--work-path", opts.work_path.is_some()),
+            ("--parent-path", opts.parent_path.is_some()),
+            ("--leave-running", opts.leave_running),
+            ("--tcp-established", opts.tcp_established),
+            ("--ext-unix-sk", opts.ext_unix_sk),
+            ("--shell-job", opts.shell_job),
+            ("--file-locks", opts.file_locks),
+            ("--pre-dump", opts.pre_dump),
+            ("--manage-cgroups-mode", opts.manage_cgroups_mode.is_some()),
+            ("--lazy-pages", opts.lazy_pages),
+        ] {
+            self.require_flag(command, flag, wanted)?;
+        }
+        Ok(ArgvBuilder::new(command)
+            .value("--image-path", Some(&opts.image_path))
+            .value("--work-path", path(&opts.work_path))
+            .value("--parent-path", path(&opts.parent_path))
+            .flag("--leave-running", opts.leave_running)
+            .flag("--tcp-established", opts.tcp_established)
+            .flag("--ext-unix-sk", opts.ext_unix_sk)
+            .flag("--shell-job", opts.shell_job)
+            .flag("--file-locks", opts.file_locks)
+            .flag("--pre-dump", opts.pre_dump)
+            .value("--manage-cgroups-mode", opts.manage_cgroups_mode.map(|mode| mode.as_str()))
+            .flag("--lazy-pages", opts.lazy_pages)
+            .id(id))
+    }
+
+    /// The runtime's restore command.
+    pub fn restore_args(&self, id: &ContainerId, bundle: &Path, opts: &RestoreOptions) -> Argv {
+        let command = self.restore_command.as_deref().ok_or_else(|| Missing {
+            feature: "restore".into(),
+            reason: "the runtime has no restore command".into(),
+        })?;
+        for (flag, wanted) in [
+            ("--work-path", opts.work_path.is_some()),
+            ("--no-subreaper", opts.no_subreaper),
+            ("--no-pivot", opts.no_pivot),
+            ("--tcp-established", opts.tcp_established),
+            ("--ext-unix-sk", opts.ext_unix_sk),
+            ("--shell-job", opts.shell_job),
+            ("--file-locks", opts.file_locks),
+            ("--manage-cgroups-mode", opts.manage_cgroups_mode.is_some()),
+            ("--lazy-pages", opts.lazy_pages),
+        ] {
+            self.require_flag(command, flag, wanted)?;
+        }
+        Ok(ArgvBuilder::new(command)
+            .value("--image-path", Some(&opts.image_path))
+            .value("--work-path", path(&opts.work_path))
+            .value("--bundle", Some(bundle))
+            .flag("--detach", opts.detach)
+            .value("--pid-file", path(&opts.pid_file))
+            .value("--console-socket", path(&opts.console_socket))
+            .flag("--no-subreaper", opts.no_subreaper)
+            .flag("--no-pivot", opts.no_pivot)
+            .flag("--tcp-established", opts.tcp_established)
+            .flag("--ext-unix-sk", opts.ext_unix_sk)
+            .flag("--shell-job", opts.shell_job)
+            .flag("--file-locks", opts.file_locks)
+            .value("--manage-cgroups-mode", opts.manage_cgroups_mode.map(|mode| mode.as_str()))
+            .flag("--lazy-pages", opts.lazy_pages)
+            .id(id))
+    }
+
+    /// What `message` means for container `id`.
+    pub fn classify(&self, id: Option<&ContainerId>, message: &str) -> ErrorKind {
+        let message = message.to_lowercase();
+        let matches = |patterns: &[String]| {
+            patterns.iter().any(|pattern| {
+                if pattern.contains("{id}") {
+                    id.is_some_and(|id| message.contains(&pattern.replace("{id}", id.as_str()).to_lowercase()))
+                } else {
+                    message.contains(&pattern.to_lowercase())
+                }
+            })
+        };
+        if matches(&self.errors.already_exists) {
+            ErrorKind::AlreadyExists
+        } else if matches(&self.errors.not_found) {
+            ErrorKind::NotFound
+        } else if matches(&self.errors.invalid_state) {
+            ErrorKind::InvalidState
+        } else {
+            ErrorKind::Other
+        }
+    }
+}
+
+/// The ids in a `list` table: the first column of every line after the header.
+pub fn ids_from_list_table(table: &str) -> Vec<String> {
+    table.lines().skip(1).filter_map(|line| line.split_whitespace().next()).map(str::to_owned).collect()
+}

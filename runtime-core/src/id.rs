@@ -1,0 +1,171 @@
+//! Container ids, validated before anything is spawned.
+//!
+//! Ids end up as argv elements and as path components under the runtime's state root, so the
+//! grammar is strict: 1–1024 characters of `[A-Za-z0-9_+.-]`, not starting with `-` (it would be
+//! read as a flag) or `.` (`.` and `..` are paths). Anything else never reaches a process.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// The longest id accepted.
+pub const MAX_ID_LEN: usize = 1024;
+
+/// A validated container id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerId(String);
+
+impl ContainerId {
+    /// Validates `id` against the grammar.
+    pub fn new(id: impl Into<String>) -> Result<Self> {
+        let id = id.into();
+        match violation(&id) {
+            None => Ok(ContainerId(id)),
+            Some(reason) => Err(Error::InvalidId { id: shorten(&id), reason }),
+        }
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn violation(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        return Some("it is empty");
+    }
+    if id.len() > MAX_ID_LEN {
+        return Some("it is longer than 1024 characters");
+    }
+    if id.starts_with('-') {
+        return Some("it starts with '-'");
+    }
+    if id.starts_with('.') {
+        return Some("it starts with '.'");
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '.' | '-');
+    if !id.chars().all(allowed) {
+        return Some("only A-Z, a-z, 0-9, '_', '+', '.' and '-' are allowed");
+    }
+    None
+}
+
+fn shorten(id: &str) -> String {
+    const SHOWN: usize = 64;
+    match id.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &id[..cut]),
+        None => id.to_owned(),
+    }
+}
+
+impl FromStr for ContainerId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        ContainerId::new(s)
+    }
+}
+
+impl TryFrom<&str> for ContainerId {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Self> {
+        ContainerId::new(s)
+    }
+}
+
+impl TryFrom<String> for ContainerId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        ContainerId::new(s)
+    }
+}
+
+impl AsRef<str> for ContainerId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for ContainerId {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_ref()
+    }
+}
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        ContainerId::new(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for ContainerId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn grammar_allows(id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= MAX_ID_LEN
+            && !id.starts_with(['-', '.'])
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+.-".contains(&b))
+    }
+
+    proptest! {
+        #[test]
+        fn accepts_every_id_of_the_grammar(id in "[A-Za-z0-9_+][A-Za-z0-9_+.-]{0,1023}") {
+            let parsed = ContainerId::new(id.clone()).unwrap();
+            prop_assert_eq!(parsed.as_str(), id.as_str());
+        }
+
+        #[test]
+        fn accepts_exactly_the_grammar_for_any_string(id in any::<String>()) {
+            prop_assert_eq!(ContainerId::new(id.clone()).is_ok(), grammar_allows(&id));
+        }
+
+        #[test]
+        fn rejects_ids_with_any_character_outside_the_grammar(
+            prefix in "[a-z]{1,8}",
+            bad in any::<char>().prop_filter("outside grammar", |c| {
+                !(c.is_ascii_alphanumeric() || "_+.-".contains(*c))
+            }),
+        ) {
+            let id = format!("{prefix}{bad}");
+            prop_assert!(ContainerId::new(id).is_err());
+        }
+    }
+
+    #[test]
+    fn rejects_hostile_ids() {
+        let long = "a".repeat(2000);
+        for hostile in ["--help", "-", "../x", "..", ".", ".hidden", "a/b", "", "a\0b", "a b", &long] {
+            let err = ContainerId::new(hostile).unwrap_err();
+            assert!(matches!(err, Error::InvalidId { .. }), "{hostile:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn accepts_the_longest_id_and_rejects_one_more() {
+        assert!(ContainerId::new("a".repeat(MAX_ID_LEN)).is_ok());
+        assert!(ContainerId::new("a".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn deserializing_validates() {
+        assert!(serde_json::from_str::<ContainerId>("\"ok-1\"").is_ok());
+        assert!(serde_json::from_str::<ContainerId>("\"../x\"").is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Options of each operation, covering what runc 1.1 accepts.
+//!
+//! Defaults are what a runtime does without flags. Options a runtime does not have are refused
+//! with `Error::Unsupported` by the dialect before anything runs, never dropped silently.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use oci_spec::runtime::Process;
+
+use crate::error::{Error, Result};
+
+/// How the container's stdio is wired at `create`.
+///
+/// The container's init inherits the stdio `create` was given, so the library never gives it a
+/// pipe it reads itself (that is how containerd's `runc` crate hangs until the container exits).
+/// The runtime's own errors come from its `--log` file instead.
+#[derive(Debug, Default)]
+pub enum ContainerStdio {
+    /// `/dev/null` for all three streams.
+    #[default]
+    Null,
+    /// The calling process's own stdin, stdout and stderr.
+    Inherit,
+    /// File descriptors the caller owns, e.g. pipe ends from [`ContainerStdio::pipes`]; a
+    /// missing one is `/dev/null`.
+    Fds {
+        /// The container's stdin.
+        stdin: Option<OwnedFd>,
+        /// The container's stdout.
+        stdout: Option<OwnedFd>,
+        /// The container's stderr.
+        stderr: Option<OwnedFd>,
+    },
+}
+
+/// The caller's ends of the pipes made by [`ContainerStdio::pipes`].
+#[derive(Debug)]
+pub struct StdioPipes {
+    /// Write end of the container's stdin.
+    pub stdin: OwnedFd,
+    /// Read end of the container's stdout.
+    pub stdout: OwnedFd,
+    /// Read end of the container's stderr.
+    pub stderr: OwnedFd,
+}
+
+impl ContainerStdio {
+    /// Three fresh pipes: the container gets one end of each, the caller keeps the other.
+    /// All ends are close-on-exec until they are handed to the runtime.
+    pub fn pipes() -> Result<(ContainerStdio, StdioPipes)> {
+        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| Error::io("pipe", errno.into()));
+        let (stdin_read, stdin_write) = pipe()?;
+        let (stdout_read, stdout_write) = pipe()?;
+        let (stderr_read, stderr_write) = pipe()?;
+        Ok((
+            ContainerStdio::Fds { stdin: Some(stdin_read), stdout: Some(stdout_write), stderr: Some(stderr_write) },
+            StdioPipes { stdin: stdin_write, stdout: stdout_read, stderr: stderr_read },
+        ))
+    }
+}
+
+/// Options of `create`.
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    /// `--pid-file`: where the runtime writes the init pid.
+    pub pid_file: Option<PathBuf>,
+    /// `--console-socket`: the AF_UNIX socket that receives the pty master (terminal containers).
+    pub console_socket: Option<PathBuf>,
+    /// `--no-pivot`: use `chroot`-like `MS_MOVE` instead of `pivot_root` (ramdisk roots).
+    pub no_pivot: bool,
+    /// `--no-new-keyring`: keep the caller's session keyring.
+    pub no_new_keyring: bool,
+    /// `--preserve-fds N`: pass fds 3..3+N of the runtime process on to the container.
+    pub preserve_fds: u32,
+    /// How the container's stdio is wired.
+    pub stdio: ContainerStdio,
+    /// Overrides the backend's timeout for this call.
+    pub timeout: Option<Duration>,
+}
+
+/// Options of `exec`.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The process to run; written to a 0600 temp file and passed as `--process`.
+    pub process: Process,
+    /// Allocate a terminal (sets `process.terminal`); needs `console_socket`.
+    pub tty: bool,
+    /// Return once the process started instead of waiting for it.
+    pub detach: bool,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--console-socket`.
+    pub console_socket: Option<PathBuf>,
+    /// `--preserve-fds N`.
+    pub preserve_fds: u32,
+    /// Overrides the backend's timeout; an exec that is not detached runs until its process
+    /// exits, so long jobs need a longer one. On expiry the process is killed too.
+    pub timeout: Option<Duration>,
+}
+
+impl ExecOptions {
+    /// Runs `args` with the defaults of an OCI process (root, `/` as cwd, a basic `PATH`).
+    pub fn command<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut process = Process::default();
+        process.set_terminal(Some(false));
+        process.set_args(Some(args.into_iter().map(Into::into).collect()));
+        process.set_cwd("/".into());
+        ExecOptions {
+            process,
+            tty: false,
+            detach: false,
+            pid_file: None,
+            console_socket: None,
+            preserve_fds: 0,
+            timeout: None,
+        }
+    }
+}
+
+/// What an `exec` gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecOutcome {
+    /// The process ran to its end.
+    Exited {
+        /// Its exit code (128 + signal when killed, as the runtimes report it).
+        code: i32,
+        /// What it wrote to stdout (bounded).
+        stdout: Vec<u8>,
+        /// What it wrote to stderr (bounded).
+        stderr: Vec<u8>,
+    },
+    /// The process was started in the background.
+    Detached {
+        /// Its pid, from the pid file.
+        pid: u32,
+    },
+}
+
+/// How CRIU treats cgroups on checkpoint and restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManageCgroupsMode {
+    /// Restore cgroup properties only when the cgroup is created (CRIU's default).
+    #[default]
+    Soft,
+    /// Restore all properties.
+    Full,
+    /// Fail if anything cannot be restored.
+    Strict,
+    /// Leave cgroups alone.
+    Ignore,
+}
+
+impl ManageCgroupsMode {
+    /// The value of `--manage-cgroups-mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManageCgroupsMode::Soft => "soft",
+            ManageCgroupsMode::Full => "full",
+            ManageCgroupsMode::Strict => "strict",
+            ManageCgroupsMode::Ignore => "ignore",
+        }
+    }
+}
+
+/// Options of `checkpoint`.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointOptions {
+    /// `--image-path`: where CRIU writes the images.
+    pub image_path: PathBuf,
+    /// `--work-path`: where CRIU writes its logs.
+    pub work_path: Option<PathBuf>,
+    /// `--parent-path`: a previous (pre-dump) image to diff against.
+    pub parent_path: Option<PathBuf>,
+    /// `--leave-running`: keep the container running after the dump.
+    pub leave_running: bool,
+    /// `--tcp-established`: dump established TCP connections.
+    pub tcp_established: bool,
+    /// `--ext-unix-sk`: allow external unix sockets.
+    pub ext_unix_sk: bool,
+    /// `--shell-job`: allow a process with a controlling terminal.
+    pub shell_job: bool,
+    /// `--file-locks`: dump file locks.
+    pub file_locks: bool,
+    /// `--pre-dump`: dump memory only, for an iterative migration.
+    pub pre_dump: bool,
+    /// `--manage-cgroups-mode`; `None` leaves the runtime's default.
+    pub manage_cgroups_mode: Option<ManageCgroupsMode>,
+    /// `--lazy-pages`: leave memory pages to be served lazily.
+    pub lazy_pages: bool,
+    /// Overrides the backend's timeout (large containers dump slowly).
+    pub timeout: Option<Duration>,
+}
+
+/// Options of `restore`; the bundle is an argument of [`crate::OciBackend::restore`], as for
+/// `create`.
+#[derive(Debug, Default)]
+pub struct RestoreOptions {
+    /// `--image-path`: the checkpoint to restore.
+    pub image_path: PathBuf,
+    /// `--work-path`: where CRIU writes its logs.
+    pub work_path: Option<PathBuf>,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--detach`: return once restored; otherwise the call lasts as long as the container.
+    pub detach: bool,
+    /// `--console-socket`.
+    pub console_socket: Option<PathBuf>,
+    /// `--no-subreaper`: do not make the runtime a subreaper of the restored process.
+    pub no_subreaper: bool,
+    /// `--no-pivot`.
+    pub no_pivot: bool,
+    /// `--tcp-established`.
+    pub tcp_established: bool,
+    /// `--ext-unix-sk`.
+    pub ext_unix_sk: bool,
+    /// `--shell-job`.
+    pub shell_job: bool,
+    /// `--file-locks`.
+    pub file_locks: bool,
+    /// `--manage-cgroups-mode`.
+    pub manage_cgroups_mode: Option<ManageCgroupsMode>,
+    /// `--lazy-pages`.
+    pub lazy_pages: bool,
+    /// How the restored container's stdio is wired.
+    pub stdio: ContainerStdio,
+    /// Overrides the backend's timeout.
+    pub timeout: Option<Duration>,
+}

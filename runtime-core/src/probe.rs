@@ -1,0 +1,322 @@
+//! Feature probes: ask the binaries, never assume from a backend's name.
+//!
+//! Checkpoint needs three things to be true at once: the runtime's checkpoint command answers
+//! `--help`, `criu check` succeeds, and CRIU is at least the version the runtime needs. Restore
+//! needs the same of the restore command. Each verdict keeps the probes that decided it, and an
+//! unsupported verdict quotes the tool that refused (for CRIU, its first `Error` line).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::cli::{Call, CliRuntime};
+use crate::features::{CgroupManager, Features, Probe, Support};
+use crate::host::{HostCheck, HostVerdict};
+use crate::version::{RuntimeVersion, Version};
+
+/// Runs a program that is not the runtime (CRIU, or the runtime's `--version` before its dialect
+/// is known), bounded by `timeout`, and records it as evidence.
+pub(crate) async fn run_probe(program: &Path, args: &[&str], timeout: Duration) -> Probe {
+    let mut argv = vec![program.display().to_string()];
+    argv.extend(args.iter().map(|arg| (*arg).to_owned()));
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("RUST_BACKTRACE")
+        .kill_on_drop(true);
+    let output = match command.spawn() {
+        Ok(child) => tokio::time::timeout(timeout, child.wait_with_output()).await,
+        Err(err) => return Probe { argv, status: None, output: format!("cannot run: {err}") },
+    };
+    match output {
+        Ok(Ok(output)) => {
+            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&output.stderr));
+            Probe { argv, status: output.status.code(), output: text }
+        }
+        Ok(Err(err)) => Probe { argv, status: None, output: format!("failed: {err}") },
+        Err(_) => Probe { argv, status: None, output: format!("did not finish within {timeout:?}") },
+    }
+}
+
+/// Runs a runtime subcommand through the driver and records it.
+async fn runtime_probe(cli: &CliRuntime, args: &[&str]) -> (Probe, Option<String>) {
+    let call = Call::new(args.iter().map(OsString::from).collect());
+    match cli.run(call).await {
+        Ok(finished) => {
+            let mut output = String::from_utf8_lossy(&finished.stdout).into_owned();
+            output.push_str(&String::from_utf8_lossy(&finished.stderr));
+            let status = match finished.status {
+                crate::error::Termination::Exited(code) => Some(code),
+                crate::error::Termination::Signaled(_) => None,
+            };
+            let argv = finished.argv.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
+            let probe = Probe { argv, status, output };
+            (probe, finished.log_error)
+        }
+        Err(err) => {
+            let mut argv = vec![cli.binary().display().to_string()];
+            argv.extend(args.iter().map(|arg| (*arg).to_owned()));
+            (Probe { argv, status: None, output: err.to_string() }, None)
+        }
+    }
+}
+
+/// The longest probe output kept as evidence.
+const EVIDENCE_LIMIT: usize = 2000;
+
+fn shorten(mut probe: Probe) -> Probe {
+    let trimmed = probe.output.trim();
+    probe.output = match trimmed.char_indices().nth(EVIDENCE_LIMIT) {
+        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
+        None => trimmed.to_owned(),
+    };
+    probe
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or("no output")
+}
+
+/// CRIU's own reason for failing. CRIU prints a chain of `Error (file:line): message` lines
+/// from the failing subsystem out to the generic layers (`kerndat.c`, `crtools.c`: "Could not
+/// initialize kernel features detection"), with helper-process noise from `util.c` ("exited,
+/// status=1") before it when stderr is not a terminal. The reason is the last line of the
+/// subsystem that failed; failing that, the first error line; failing that, the first line.
+pub fn criu_reason(output: &str) -> String {
+    const GENERIC: [&str; 3] = ["criu/crtools.c", "criu/kerndat.c", "criu/util.c"];
+    let errors: Vec<(&str, &str)> = output
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("Error (")?;
+            let (location, message) = rest.split_once("): ")?;
+            Some((location, message.trim()))
+        })
+        .collect();
+    let specific =
+        errors.iter().rev().find(|(location, _)| !GENERIC.iter().any(|generic| location.starts_with(generic)));
+    match specific.or(errors.first()) {
+        Some((_, message)) => (*message).to_owned(),
+        None => first_line(output).to_owned(),
+    }
+}
+
+/// `Version: 3.17.1` in `criu --version`.
+fn criu_version(output: &str) -> Option<Version> {
+    output.lines().find_map(|line| line.trim().strip_prefix("Version:")?.trim().parse().ok())
+}
+
+/// What CRIU can do here: `criu check`, then its version against the runtime's minimum.
+struct CriuVerdict {
+    problem: Option<String>,
+    evidence: Vec<Probe>,
+}
+
+async fn probe_criu(criu: &Path, minimum: Option<Version>, timeout: Duration) -> CriuVerdict {
+    let check = run_probe(criu, &["check"], timeout).await;
+    if check.status != Some(0) {
+        let problem = format!("`criu check` failed: {}", criu_reason(&check.output));
+        return CriuVerdict { problem: Some(problem), evidence: vec![shorten(check)] };
+    }
+    let check = shorten(check);
+    let version = shorten(run_probe(criu, &["--version"], timeout).await);
+    let found = criu_version(&version.output);
+    let problem = match (found, minimum) {
+        (None, _) => Some(format!("cannot read CRIU's version from `criu --version`: {}", first_line(&version.output))),
+        (Some(found), Some(minimum)) if found < minimum => {
+            Some(format!("CRIU {found} is older than the {minimum} this runtime needs"))
+        }
+        _ => None,
+    };
+    CriuVerdict { problem, evidence: vec![check, version] }
+}
+
+/// The verdict for a checkpoint-like command: it must answer `--help`, and CRIU must work.
+async fn command_with_criu(cli: &CliRuntime, command: Option<&str>, what: &str, criu: &CriuVerdict) -> Support {
+    let Some(command) = command else {
+        return Support::Unsupported {
+            reason: format!("the runtime's dialect has no {what} command"),
+            evidence: Vec::new(),
+        };
+    };
+    let (help, log_error) = runtime_probe(cli, &[command, "--help"]).await;
+    let help = shorten(help);
+    if help.status != Some(0) {
+        let said = log_error.unwrap_or_else(|| first_line(&help.output).to_owned());
+        return Support::Unsupported {
+            reason: format!("the runtime has no working `{command}` command: {said}"),
+            evidence: vec![help],
+        };
+    }
+    let mut evidence = vec![help];
+    evidence.extend(criu.evidence.iter().cloned());
+    match &criu.problem {
+        Some(problem) => Support::Unsupported { reason: problem.clone(), evidence },
+        None => Support::Supported { evidence },
+    }
+}
+
+async fn features_document(cli: &CliRuntime) -> (Support, Option<oci_spec::runtime::Features>) {
+    let Some(args) = cli.dialect().features_args() else {
+        let reason = "the runtime's dialect has no features command".to_owned();
+        return (Support::Unsupported { reason, evidence: Vec::new() }, None);
+    };
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (probe, log_error) = runtime_probe(cli, &args).await;
+    if probe.status != Some(0) {
+        let said = log_error.unwrap_or_else(|| first_line(&probe.output).to_owned());
+        let reason = format!("`{}` failed: {said}", args.join(" "));
+        return (Support::Unsupported { reason, evidence: vec![shorten(probe)] }, None);
+    }
+    match serde_json::from_str::<oci_spec::runtime::Features>(&probe.output) {
+        Ok(document) => (Support::Supported { evidence: vec![shorten(probe)] }, Some(document)),
+        Err(err) => {
+            let reason = format!("`{}` printed a document that is not OCI features JSON: {err}", args.join(" "));
+            (Support::Unsupported { reason, evidence: vec![shorten(probe)] }, None)
+        }
+    }
+}
+
+async fn json_error_log(cli: &CliRuntime) -> Support {
+    if !cli.dialect().global_flags.json_log {
+        let reason = "the runtime's dialect has no JSON log format; errors are read from stderr".to_owned();
+        return Support::Unsupported { reason, evidence: Vec::new() };
+    }
+    // Asking for a container that cannot exist is harmless and must fail with a logged error.
+    let probe_id = format!("features-probe-{}", std::process::id());
+    let (probe, log_error) = runtime_probe(cli, &["state", &probe_id]).await;
+    let mut probe = shorten(probe);
+    match log_error {
+        Some(record) => {
+            probe.output = format!("log record: {record}");
+            Support::Supported { evidence: vec![probe] }
+        }
+        None => Support::Unsupported {
+            reason: "a failing call wrote no JSON error record to --log".to_owned(),
+            evidence: vec![probe],
+        },
+    }
+}
+
+async fn update_command(cli: &CliRuntime) -> Support {
+    let (probe, log_error) = runtime_probe(cli, &["update", "--help"]).await;
+    let probe = shorten(probe);
+    if probe.status == Some(0) {
+        Support::Supported { evidence: vec![probe] }
+    } else {
+        let said = log_error.unwrap_or_else(|| first_line(&probe.output).to_owned());
+        Support::Unsupported { reason: format!("`update --help` failed: {said}"), evidence: vec![probe] }
+    }
+}
+
+async fn cgroup_managers(cli: &CliRuntime) -> BTreeMap<CgroupManager, Support> {
+    let (probe, _) = runtime_probe(cli, &["--help"]).await;
+    let help = probe.output.clone();
+    let evidence = vec![shorten(probe)];
+    let has_manager_flag = help.contains("--cgroup-manager");
+    let has_systemd_flag = help.contains("--systemd-cgroup");
+    let verdict = |accepted: bool, reason: &str| {
+        if accepted {
+            Support::Supported { evidence: evidence.clone() }
+        } else {
+            Support::Unsupported { reason: reason.to_owned(), evidence: evidence.clone() }
+        }
+    };
+    BTreeMap::from([
+        (CgroupManager::Cgroupfs, verdict(true, "")),
+        (
+            CgroupManager::Systemd,
+            verdict(
+                has_manager_flag || has_systemd_flag,
+                "`--help` lists neither --cgroup-manager nor --systemd-cgroup",
+            ),
+        ),
+        (CgroupManager::Disabled, verdict(has_manager_flag, "`--help` does not list --cgroup-manager")),
+    ])
+}
+
+/// Runs the host checks now: the verdict, or the first problem.
+pub(crate) fn host_support(checks: &[std::sync::Arc<dyn HostCheck>]) -> Support {
+    let mut evidence = Vec::new();
+    for check in checks {
+        match check.check() {
+            HostVerdict::Fine { evidence: seen } => evidence.push(host_probe(check.as_ref(), seen)),
+            HostVerdict::Incompatible { problem, fix, evidence: seen } => {
+                evidence.push(host_probe(check.as_ref(), seen));
+                return Support::Unsupported { reason: format!("{problem}; fix: {fix}"), evidence };
+            }
+        }
+    }
+    Support::Supported { evidence }
+}
+
+fn host_probe(check: &dyn HostCheck, seen: String) -> Probe {
+    Probe { argv: vec![check.describe()], status: None, output: seen }
+}
+
+/// Probes everything in [`Features`].
+pub(crate) async fn probe_features(
+    cli: &CliRuntime,
+    version: RuntimeVersion,
+    criu: &Path,
+    host_checks: &[std::sync::Arc<dyn HostCheck>],
+) -> Features {
+    let dialect = cli.dialect();
+    let criu = probe_criu(criu, dialect.min_criu_version, cli.timeout()).await;
+    let (checkpoint, restore, (features_command, document), json_error_log, update, cgroup_managers) = tokio::join!(
+        command_with_criu(cli, dialect.checkpoint_command.as_deref(), "checkpoint", &criu),
+        command_with_criu(cli, dialect.restore_command.as_deref(), "restore", &criu),
+        features_document(cli),
+        json_error_log(cli),
+        update_command(cli),
+        cgroup_managers(cli),
+    );
+    Features {
+        version,
+        checkpoint,
+        restore,
+        features_command,
+        document,
+        json_error_log,
+        update,
+        cgroup_managers,
+        host: host_support(host_checks),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criu_reason_is_the_failing_subsystems_last_line_on_a_terminal() {
+        let output = "Error (criu/vdso.c:613): vdso: Failed to fill self vdso symtable\n\
+                      Error (criu/kerndat.c:1615): kerndat_vdso_fill_symtable failed when initializing kerndat.\n\
+                      Error (criu/crtools.c:260): Could not initialize kernel features detection.\n";
+        assert_eq!(criu_reason(output), "vdso: Failed to fill self vdso symtable");
+    }
+
+    #[test]
+    fn criu_reason_skips_helper_noise_when_stderr_is_a_pipe() {
+        let output = include_str!("../tests/fixtures/criu-check-vdso.txt");
+        assert_eq!(criu_reason(output), "vdso: Failed to fill self vdso symtable");
+    }
+
+    #[test]
+    fn criu_reason_falls_back_to_the_first_error_then_the_first_line() {
+        assert_eq!(criu_reason("Error (criu/crtools.c:1): Could not start\n"), "Could not start");
+        assert_eq!(criu_reason("criu: command not found\n"), "criu: command not found");
+    }
+
+    #[test]
+    fn criu_version_is_read_from_its_version_line() {
+        assert_eq!(criu_version("Version: 3.17.1\nGitID: v3.17.1\n"), Some(Version::new(3, 17, 1)));
+        assert_eq!(criu_version("nonsense"), None);
+    }
+}
