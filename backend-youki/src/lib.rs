@@ -1,0 +1,72 @@
+#![doc = include_str!("../README.md")]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use runtime_core::dialect::{ErrorWording, GlobalFlags, ListFormat, ResourcesInput};
+use runtime_core::{CliBackend, Dialect, Result, RuntimeConfig, RuntimeFamily, RuntimeVersion, Version};
+
+/// The youki family: pass it to [`CliBackend::connect`], or use [`Youki::connect`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Youki;
+
+impl Youki {
+    /// Connects to youki as `config` says (binary from `PATH` by default).
+    pub async fn connect(config: RuntimeConfig) -> Result<CliBackend> {
+        CliBackend::connect(Arc::new(Youki), config).await
+    }
+}
+
+/// youki's dialect at `version` (measured on 0.7.0).
+pub fn dialect(_version: Version) -> Dialect {
+    Dialect {
+        checkpoint_command: Some("checkpointt".into()),
+        // youki 0.7 has no restore command; the probe asks anyway, so a youki that gains one is
+        // recognised by what it answers.
+        restore_command: Some("restore".into()),
+        features_command: Some("features".into()),
+        global_flags: GlobalFlags {
+            json_log: true,
+            criu: false,
+            systemd_cgroup: true,
+            cgroup_manager: false,
+            rootless: false,
+        },
+        missing_flags: vec![
+            "checkpointt --parent-path".into(),
+            "checkpointt --pre-dump".into(),
+            "checkpointt --lazy-pages".into(),
+        ],
+        // `list --format json` still prints a table.
+        list_format: ListFormat::Table,
+        // `update -r -` exits 0 without reading stdin.
+        update_resources: ResourcesInput::File,
+        errors: ErrorWording {
+            not_found: vec!["container {id} does not exist".into(), "container state directory does not exist".into()],
+            already_exists: vec!["container already exists".into()],
+            invalid_state: vec![
+                "incompatible container status".into(),
+                "container not running".into(),
+                "invalid container state".into(),
+            ],
+        },
+        min_criu_version: None,
+    }
+}
+
+impl RuntimeFamily for Youki {
+    fn name(&self) -> &str {
+        "youki"
+    }
+
+    fn default_binary(&self) -> PathBuf {
+        PathBuf::from("youki")
+    }
+
+    fn dialect(&self, version: &RuntimeVersion) -> Dialect {
+        dialect(version.version)
+    }
+}
+
+#[cfg(test)]
+mod tests;
