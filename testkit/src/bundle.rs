@@ -1,0 +1,171 @@
+//! OCI bundles in temp directories: a `config.json` built with oci-spec and, for real runtimes,
+//! a root filesystem made from the host's static busybox.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use runtime_core::oci_spec::runtime::{RootBuilder, Spec};
+
+use crate::gate::static_busybox;
+
+/// The busybox applets linked into the rootfs.
+const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "true", "false", "ls", "ps", "kill", "id", "env", "wc"];
+
+/// A bundle that is removed when dropped.
+#[derive(Debug)]
+pub struct Bundle {
+    dir: tempfile::TempDir,
+}
+
+impl Bundle {
+    /// The bundle directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Its root filesystem.
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+}
+
+/// What the root filesystem holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rootfs {
+    /// Nothing: for fake runtimes, which run the process on the host.
+    Empty,
+    /// A static busybox and its applets in `/bin`.
+    Busybox,
+}
+
+/// Builds a [`Bundle`].
+#[derive(Debug, Clone)]
+pub struct BundleBuilder {
+    args: Vec<String>,
+    env: Vec<String>,
+    rootless: bool,
+    rootfs: Rootfs,
+}
+
+impl BundleBuilder {
+    /// A bundle whose process runs `args`.
+    pub fn new<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        BundleBuilder {
+            args: args.into_iter().map(Into::into).collect(),
+            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            rootless: false,
+            rootfs: Rootfs::Busybox,
+        }
+    }
+
+    /// Adds `KEY=value` to the process environment.
+    pub fn env(mut self, entry: impl Into<String>) -> Self {
+        self.env.push(entry.into());
+        self
+    }
+
+    /// A config for rootless containers (user namespace mapping the current user to root).
+    pub fn rootless(mut self) -> Self {
+        self.rootless = true;
+        self
+    }
+
+    /// Chooses the root filesystem.
+    pub fn rootfs(mut self, rootfs: Rootfs) -> Self {
+        self.rootfs = rootfs;
+        self
+    }
+
+    /// The config document this builder writes.
+    pub fn spec(&self) -> anyhow::Result<Spec> {
+        let mut spec = if self.rootless {
+            Spec::rootless(nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
+        } else {
+            Spec::default()
+        };
+        // Keep the defaults (capabilities, rlimits, user) and set what the test asks for.
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_terminal(Some(false));
+        process.set_args(Some(self.args.clone()));
+        process.set_env(Some(self.env.clone()));
+        process.set_cwd("/".into());
+        spec.set_process(Some(process));
+        spec.set_root(Some(
+            RootBuilder::default().path("rootfs").readonly(false).build().context("building the root")?,
+        ));
+        spec.set_hostname(Some("testkit".into()));
+        Ok(spec)
+    }
+
+    /// Writes the bundle.
+    pub fn build(&self) -> anyhow::Result<Bundle> {
+        let dir = tempfile::Builder::new().prefix("bundle-").tempdir().context("creating the bundle directory")?;
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir(&rootfs).context("creating rootfs")?;
+        if self.rootfs == Rootfs::Busybox {
+            let busybox = static_busybox().context("no static busybox on this host (install busybox-static)")?;
+            populate_busybox(&rootfs, &busybox)?;
+        }
+        self.spec()?.save(dir.path().join("config.json")).context("writing config.json")?;
+        Ok(Bundle { dir })
+    }
+}
+
+fn populate_busybox(rootfs: &Path, busybox: &Path) -> anyhow::Result<()> {
+    for dir in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(dir)).with_context(|| format!("creating {dir}"))?;
+    }
+    let target = rootfs.join("bin/busybox");
+    if std::fs::hard_link(busybox, &target).is_err() {
+        std::fs::copy(busybox, &target).with_context(|| format!("copying {}", busybox.display()))?;
+    }
+    for applet in APPLETS {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
+            .with_context(|| format!("linking {applet}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_config_without_terminal_and_with_the_args() {
+        let bundle = BundleBuilder::new(["sleep", "5"]).env("A=b").rootfs(Rootfs::Empty).build().unwrap();
+        let spec = Spec::load(bundle.path().join("config.json")).unwrap();
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.terminal(), Some(false));
+        assert_eq!(process.args().as_deref(), Some(&["sleep".to_owned(), "5".to_owned()][..]));
+        assert!(process.env().as_ref().unwrap().contains(&"A=b".to_owned()));
+        assert_eq!(spec.root().as_ref().unwrap().path(), Path::new("rootfs"));
+        assert!(bundle.rootfs().is_dir());
+    }
+
+    #[test]
+    fn rootless_variant_maps_the_current_user() {
+        let spec = BundleBuilder::new(["true"]).rootless().spec().unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        let uid = nix::unistd::geteuid().as_raw();
+        assert_eq!(linux.uid_mappings().as_ref().unwrap()[0].host_id(), uid);
+    }
+
+    #[test]
+    fn busybox_rootfs_links_the_applets_to_busybox() {
+        let dir = tempfile::tempdir().unwrap();
+        let busybox = dir.path().join("busybox-binary");
+        std::fs::write(&busybox, b"stand-in").unwrap();
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir(&rootfs).unwrap();
+        populate_busybox(&rootfs, &busybox).unwrap();
+        assert_eq!(std::fs::read(rootfs.join("bin/busybox")).unwrap(), b"stand-in");
+        for applet in APPLETS {
+            assert_eq!(std::fs::read_link(rootfs.join("bin").join(applet)).unwrap(), Path::new("busybox"));
+        }
+        assert!(rootfs.join("proc").is_dir() && rootfs.join("tmp").is_dir());
+    }
+}

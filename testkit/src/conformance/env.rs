@@ -1,0 +1,229 @@
+//! The per-case environment: a connected backend, bundles, and the leak check.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use runtime_core::{ContainerId, ContainerState, CreateOptions, OciBackend, RuntimeConfig, Status};
+
+use super::{Case, Setup, Subject};
+use crate::bundle::{Bundle, BundleBuilder, Rootfs};
+use crate::fake::FakeRuntime;
+use crate::gate::RealRuntime;
+use crate::harness::{CaseResult, Ran};
+use crate::procs::Tracked;
+
+/// How long a case waits for a container to reach a status.
+pub const STATUS_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Everything a case works with.
+pub struct Env {
+    /// The backend under test.
+    pub backend: Box<dyn OciBackend>,
+    label: String,
+    fake: Option<FakeRuntime>,
+    root: PathBuf,
+    _real_root: Option<tempfile::TempDir>,
+    rootfs: Rootfs,
+    seen: Vec<Tracked>,
+    next_id: u32,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env").field("label", &self.label).field("root", &self.root).finish()
+    }
+}
+
+/// Sets up the env, runs the case, then cleans up and checks nothing was left behind.
+pub(super) async fn run(subject: Subject, real: Option<RealRuntime>, case: Case) -> CaseResult {
+    let mut env = Env::new(&subject, real).await?;
+    let outcome = case(&mut env).await;
+    let leftovers = env.finish().await;
+    match (outcome, leftovers) {
+        (Err(err), _) => Err(err),
+        (Ok(_), Err(err)) => Err(err.context("the case left something behind")),
+        (Ok(ran), Ok(())) => Ok(ran),
+    }
+}
+
+impl Env {
+    async fn new(subject: &Subject, real: Option<RealRuntime>) -> anyhow::Result<Self> {
+        let (config, fake, real_root, rootfs) = match (&subject.setup, real) {
+            (Setup::Fake(flavour), _) => {
+                let fake = FakeRuntime::new(*flavour)?;
+                (fake.config(), Some(fake), None, Rootfs::Empty)
+            }
+            (Setup::Real(_), Some(real)) => {
+                let root =
+                    tempfile::Builder::new().prefix("runtime-root-").tempdir().context("creating a state root")?;
+                let config = RuntimeConfig::with_binary(&real.binary).root(root.path());
+                (config, None, Some(root), Rootfs::Busybox)
+            }
+            (Setup::Real(name), None) => bail!("the gate gave no binary for {name}"),
+        };
+        let root = config.root.clone().context("every env has its own root")?;
+        let backend = (subject.connect)(config).await.context("connecting the backend")?;
+        Ok(Env {
+            backend,
+            label: subject.label.clone(),
+            fake,
+            root,
+            _real_root: real_root,
+            rootfs,
+            seen: Vec::new(),
+            next_id: 0,
+        })
+    }
+
+    /// The subject's label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The fake, when the subject is one.
+    pub fn fake(&self) -> Option<&FakeRuntime> {
+        self.fake.as_ref()
+    }
+
+    /// True against a real runtime.
+    pub fn is_real(&self) -> bool {
+        self.fake.is_none()
+    }
+
+    /// A fresh container id, unique in this env.
+    pub fn id(&mut self, name: &str) -> ContainerId {
+        self.next_id += 1;
+        ContainerId::new(format!("{name}-{}-{}", std::process::id(), self.next_id)).expect("ids of the grammar")
+    }
+
+    /// A bundle running `args`, with a root filesystem fit for the subject.
+    pub fn bundle<I, S>(&self, args: I) -> anyhow::Result<Bundle>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        BundleBuilder::new(args).rootfs(self.rootfs).build()
+    }
+
+    /// Remembers a process of the test, to check at the end that it is gone.
+    pub fn track(&mut self, pid: u32) {
+        self.seen.push(Tracked::capture(pid));
+    }
+
+    /// Creates `id` from `bundle` and tracks its init process.
+    pub async fn create(&mut self, id: &ContainerId, bundle: &Path) -> anyhow::Result<ContainerState> {
+        self.backend.create(id, bundle, &CreateOptions::default()).await.context("create")?;
+        let state = self.backend.state(id).await.context("state after create")?;
+        if let Some(pid) = state.pid {
+            self.track(pid);
+        }
+        Ok(state)
+    }
+
+    /// Creates and starts a container running `args`; the bundle lives as long as it is kept.
+    pub async fn running(
+        &mut self,
+        name: &str,
+        args: &[&str],
+    ) -> anyhow::Result<(ContainerId, Bundle, ContainerState)> {
+        let id = self.id(name);
+        let bundle = self.bundle(args.iter().copied())?;
+        self.create(&id, bundle.path()).await?;
+        self.backend.start(&id).await.context("start")?;
+        let state = self.wait_for(&id, Status::Running).await?;
+        Ok((id, bundle, state))
+    }
+
+    /// Polls `state` until the container has `status`.
+    pub async fn wait_for(&self, id: &ContainerId, status: Status) -> anyhow::Result<ContainerState> {
+        let deadline = Instant::now() + STATUS_PATIENCE;
+        loop {
+            let state = self.backend.state(id).await.context("state")?;
+            if state.status == status {
+                return Ok(state);
+            }
+            ensure!(Instant::now() < deadline, "{id} stayed {} instead of becoming {status}", state.status);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills and deletes a container, whatever its state.
+    pub async fn remove(&self, id: &ContainerId) -> anyhow::Result<()> {
+        self.backend.delete(id, true).await.with_context(|| format!("delete --force {id}"))
+    }
+
+    /// The memory limit in force for the container whose init is `pid`.
+    pub fn memory_limit(&self, id: &ContainerId, pid: u32) -> anyhow::Result<u64> {
+        match &self.fake {
+            Some(fake) => {
+                let resources = fake.resources(id)?;
+                resources["memory"]["limit"].as_u64().context("no memory.limit in the stored resources")
+            }
+            None => cgroup_memory_limit(pid),
+        }
+    }
+
+    /// Deletes whatever a case left and fails if there was anything.
+    async fn finish(self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        match self.backend.list().await {
+            Ok(states) => {
+                for state in states {
+                    problems.push(format!("container {} left {}", state.id, state.status));
+                    if let Err(err) = self.backend.delete(&state.id, true).await {
+                        problems.push(format!("and it could not be deleted: {err}"));
+                    }
+                }
+            }
+            Err(err) => problems.push(format!("cannot list containers: {err}")),
+        }
+        let deadline = Instant::now() + STATUS_PATIENCE;
+        let mut lingering: Vec<&Tracked> = self.seen.iter().filter(|process| process.alive()).collect();
+        while !lingering.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            lingering.retain(|process| process.alive());
+        }
+        for process in lingering {
+            problems.push(format!("process {} is still running", process.pid));
+            process.signal(nix::sys::signal::Signal::SIGKILL);
+        }
+        let entries: Vec<String> = std::fs::read_dir(&self.root)
+            .map(|dir| {
+                dir.filter_map(|entry| entry.ok())
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let state_dirs: Vec<&String> = entries.iter().filter(|name| *name != "faults").collect();
+        if !state_dirs.is_empty() {
+            problems.push(format!("state left under {}: {state_dirs:?}", self.root.display()));
+        }
+        ensure!(problems.is_empty(), "{}", problems.join("; "));
+        Ok(())
+    }
+}
+
+/// The memory limit of the cgroup `pid` is in: v1 `memory.limit_in_bytes`, else v2 `memory.max`.
+fn cgroup_memory_limit(pid: u32) -> anyhow::Result<u64> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).context("reading /proc/<pid>/cgroup")?;
+    let v1 = cgroups.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        controllers.split(',').any(|c| c == "memory").then(|| path.to_owned())
+    });
+    let file = match v1 {
+        Some(path) => PathBuf::from(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")),
+        None => {
+            let path = cgroups.lines().find_map(|line| line.strip_prefix("0::")).context("no cgroup of pid")?;
+            PathBuf::from(format!("/sys/fs/cgroup{path}/memory.max"))
+        }
+    };
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    text.trim().parse().with_context(|| format!("{} holds {text:?}", file.display()))
+}
+
+/// A case that needs something the subject lacks.
+pub fn skipped(reason: impl Into<String>) -> CaseResult {
+    Ok(Ran::Skipped(reason.into()))
+}

@@ -1,0 +1,105 @@
+//! The conformance suite: one set of cases every backend is held to, against the fakes on every
+//! `cargo test` and against the real runtimes when the gate lets them run.
+//!
+//! A [`Subject`] says what to test (a fake of some flavour, or a real runtime) and how to
+//! connect a backend to it. [`register`] adds every case for it to a [`Suite`], named
+//! `conformance::<subject>::<case>`; `cargo xtask matrix` reads those names back into a table.
+//! Each case gets a fresh [`Env`] (its own state root) and, whether it passed or not, the env
+//! then checks that no container, process or state directory was left behind.
+
+mod cases;
+mod env;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use runtime_core::{CliBackend, HostCheck, OciBackend, RuntimeConfig, RuntimeFamily};
+
+pub use env::Env;
+
+use crate::fake::Flavour;
+use crate::harness::{CaseResult, Suite};
+
+/// A future that connects a backend.
+pub type Connecting = Pin<Box<dyn Future<Output = runtime_core::Result<Box<dyn OciBackend>>> + Send>>;
+
+/// Connects a backend for a config.
+pub type Connector = Arc<dyn Fn(RuntimeConfig) -> Connecting + Send + Sync>;
+
+/// Where a subject's runtime comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setup {
+    /// A fake of this flavour, private to each case.
+    Fake(Flavour),
+    /// The real runtime of this name, through the gate.
+    Real(String),
+}
+
+/// What the suite runs against.
+#[derive(Clone)]
+pub struct Subject {
+    label: String,
+    setup: Setup,
+    connect: Connector,
+    host_checks: Vec<Arc<dyn HostCheck>>,
+}
+
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subject").field("label", &self.label).field("setup", &self.setup).finish()
+    }
+}
+
+fn family_connector(family: Arc<dyn RuntimeFamily>) -> Connector {
+    Arc::new(move |config| {
+        let family = Arc::clone(&family);
+        Box::pin(async move {
+            let backend = CliBackend::connect(family, config).await?;
+            Ok(Box::new(backend) as Box<dyn OciBackend>)
+        })
+    })
+}
+
+impl Subject {
+    /// A backend family against its fake.
+    pub fn fake(flavour: Flavour, family: Arc<dyn RuntimeFamily>) -> Self {
+        let label = format!("{}-fake", family.name());
+        Subject { label, setup: Setup::Fake(flavour), connect: family_connector(family), host_checks: Vec::new() }
+    }
+
+    /// A backend family against the real runtime it is named after.
+    pub fn real(family: Arc<dyn RuntimeFamily>) -> Self {
+        let name = family.name().to_owned();
+        let host_checks = family.host_checks();
+        Subject { label: name.clone(), setup: Setup::Real(name), connect: family_connector(family), host_checks }
+    }
+
+    /// Any backend (a plugin, say) connected by `connect`.
+    pub fn custom(label: impl Into<String>, setup: Setup, connect: Connector) -> Self {
+        Subject { label: label.into(), setup, connect, host_checks: Vec::new() }
+    }
+
+    /// The label in test names.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+/// One case: runs against an env that the suite cleans up and checks afterwards.
+pub type Case = for<'env> fn(&'env mut Env) -> Pin<Box<dyn Future<Output = CaseResult> + 'env>>;
+
+/// Adds every conformance case for `subject` to `suite`.
+pub fn register(suite: &mut Suite, subject: &Subject) {
+    for (name, case) in cases::all() {
+        let subject = subject.clone();
+        let test_name = format!("conformance::{}::{name}", subject.label);
+        match subject.setup.clone() {
+            Setup::Fake(_) => suite.case_that_may_skip(test_name, move || env::run(subject, None, case)),
+            Setup::Real(runtime) => {
+                let host_checks = subject.host_checks.clone();
+                suite.gated(test_name, &runtime, host_checks, move |real| env::run(subject, Some(real), case));
+            }
+        }
+    }
+}

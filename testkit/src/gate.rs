@@ -1,0 +1,113 @@
+//! The one gate for tests that need a real runtime.
+//!
+//! A real runtime is usable when its binary is in `PATH`, the tests run as root (real containers
+//! need namespaces and cgroups), and a static busybox is there to build root filesystems from.
+//! Without it a test is reported as skipped with the reason. `REQUIRE_REAL_RUNTIMES=runc,crun`
+//! (set by `.ci/run`) turns a missing runtime into a failure, so CI cannot pass by skipping.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use runtime_core::{HostCheck, HostVerdict};
+
+/// The variable that names the runtimes that must be there.
+pub const REQUIRE_ENV: &str = "REQUIRE_REAL_RUNTIMES";
+
+/// Where a static busybox is looked for.
+pub const BUSYBOX_CANDIDATES: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
+
+/// A real runtime that is there.
+#[derive(Debug, Clone)]
+pub struct RealRuntime {
+    /// Its name (`runc`).
+    pub name: String,
+    /// Its binary.
+    pub binary: PathBuf,
+}
+
+/// What the gate decided.
+#[derive(Debug)]
+pub enum Gate {
+    /// Run the test.
+    Open(RealRuntime),
+    /// Report the test as skipped, with this reason.
+    Skip(String),
+    /// Fail the test: the runtime is required but missing.
+    Fail(String),
+}
+
+/// The runtimes named by `REQUIRE_REAL_RUNTIMES`.
+pub fn required() -> BTreeSet<String> {
+    std::env::var(REQUIRE_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// Decides whether a test that needs `name` runs on this host; `host_checks` are the runtime's
+/// own requirements of the host (crun refuses hybrid cgroup hosts with v2 controllers).
+pub fn real_runtime(name: &str, host_checks: &[Arc<dyn HostCheck>]) -> Gate {
+    let required = required().contains(name);
+    let usable = availability(name).and_then(|binary| {
+        for check in host_checks {
+            if let HostVerdict::Incompatible { problem, fix, .. } = check.check() {
+                return Err(format!("{name} cannot run on this host: {problem}; fix: {fix}"));
+            }
+        }
+        Ok(binary)
+    });
+    match usable {
+        Ok(binary) => Gate::Open(RealRuntime { name: name.to_owned(), binary }),
+        Err(reason) if required => Gate::Fail(format!("{REQUIRE_ENV} requires {name}, but {reason}")),
+        Err(reason) => Gate::Skip(reason),
+    }
+}
+
+fn availability(name: &str) -> Result<PathBuf, String> {
+    let binary = which::which(name).map_err(|_| format!("{name} is not in PATH (`cargo xtask setup` installs it)"))?;
+    if !nix::unistd::geteuid().is_root() {
+        return Err(format!("real {name} containers need root"));
+    }
+    static_busybox().ok_or_else(|| "no static busybox to build a rootfs (install busybox-static)".to_owned())?;
+    Ok(binary)
+}
+
+/// A statically linked busybox, if the host has one.
+pub fn static_busybox() -> Option<PathBuf> {
+    BUSYBOX_CANDIDATES.iter().map(Path::new).find(|path| is_static_elf(path)).map(Path::to_path_buf)
+}
+
+/// True for a 64-bit little-endian ELF file without a `PT_INTERP` header (no dynamic loader).
+fn is_static_elf(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else { return false };
+    let read = |offset: usize, len: usize| -> Option<u64> {
+        let slice = bytes.get(offset..offset + len)?;
+        Some(slice.iter().rev().fold(0u64, |acc, byte| acc << 8 | u64::from(*byte)))
+    };
+    if bytes.get(..4) != Some(b"\x7fELF") || bytes.get(4) != Some(&2) || bytes.get(5) != Some(&1) {
+        return false;
+    }
+    const PT_INTERP: u64 = 3;
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (read(0x20, 8), read(0x36, 2), read(0x38, 2)) else {
+        return false;
+    };
+    (0..phnum).all(|index| {
+        let header = usize::try_from(phoff + index * phentsize).unwrap_or(usize::MAX);
+        read(header, 4).is_some_and(|kind| kind != PT_INTERP)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_binary_itself_is_not_static() {
+        let exe = std::env::current_exe().unwrap();
+        assert!(!is_static_elf(&exe), "a Rust test binary links glibc dynamically");
+        assert!(!is_static_elf(Path::new("/nonexistent")));
+    }
+}

@@ -1,0 +1,130 @@
+//! The test harness of every test binary that needs a fake runtime or a real one.
+//!
+//! Two things the standard harness cannot do: decide at run time that a test is skipped, with
+//! the reason (a test that needs runc on a machine without it must say "ignored (runc not
+//! found)", never pass), and serve as the fake runtime itself. [`main`] first checks whether the
+//! binary was executed under a runtime's name (a `runc`, `crun`, `youki` or `criu` symlink made by
+//! [`crate::fake::FakeRuntime`]) and if so behaves as `fake-oci`; otherwise it runs the tests with
+//! libtest's command line and output (`--test-threads`, filters, `--ignored`...).
+//!
+//! Each case runs on its own single-threaded tokio runtime.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use runtime_core::HostCheck;
+
+use crate::gate::{self, Gate, RealRuntime};
+
+static HARNESS_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// How a case ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    /// It ran and every assertion held.
+    Passed,
+    /// It could not run here; the reason is reported as the test's "ignored" note.
+    Skipped(String),
+}
+
+/// The result of one case.
+pub type CaseResult = anyhow::Result<Ran>;
+
+/// The cases of one test binary.
+#[derive(Default)]
+pub struct Suite {
+    trials: Vec<Trial>,
+}
+
+impl std::fmt::Debug for Suite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Suite").field("trials", &self.trials.len()).finish()
+    }
+}
+
+fn run_case<Fut>(case: Fut) -> Result<Completion, Failed>
+where
+    Fut: Future<Output = CaseResult>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failed::from(format!("cannot build a tokio runtime: {err}")))?;
+    match runtime.block_on(case) {
+        Ok(Ran::Passed) => Ok(Completion::Completed),
+        Ok(Ran::Skipped(reason)) => Ok(Completion::ignored_with(reason)),
+        Err(err) => Err(Failed::from(format!("{err:?}"))),
+    }
+}
+
+impl Suite {
+    /// A case that always runs.
+    pub fn case<F, Fut>(&mut self, name: impl Into<String>, case: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        self.case_that_may_skip(name, move || async move { case().await.map(|()| Ran::Passed) });
+    }
+
+    /// A case that may find at run time that it cannot run here, and says why.
+    pub fn case_that_may_skip<F, Fut>(&mut self, name: impl Into<String>, case: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = CaseResult>,
+    {
+        self.trials.push(Trial::ignorable_test(name, move || run_case(case())));
+    }
+
+    /// A case that needs the real runtime `runtime` on a host that passes `host_checks`, through
+    /// the gate: skipped with the reason when either is missing, failed instead when
+    /// `REQUIRE_REAL_RUNTIMES` names the runtime.
+    pub fn gated<F, Fut>(
+        &mut self,
+        name: impl Into<String>,
+        runtime: &str,
+        host_checks: Vec<Arc<dyn HostCheck>>,
+        case: F,
+    ) where
+        F: FnOnce(RealRuntime) -> Fut + Send + 'static,
+        Fut: Future<Output = CaseResult>,
+    {
+        let runtime = runtime.to_owned();
+        self.trials.push(Trial::ignorable_test(name, move || match gate::real_runtime(&runtime, &host_checks) {
+            Gate::Open(real) => run_case(case(real)),
+            Gate::Skip(reason) => Ok(Completion::ignored_with(reason)),
+            Gate::Fail(reason) => Err(Failed::from(reason)),
+        }));
+    }
+}
+
+/// Runs the suite `build` registers, or acts as the fake runtime when executed under a
+/// runtime's name.
+pub fn main(build: impl FnOnce(&mut Suite)) -> ExitCode {
+    if crate::fake_oci::invoked_as_fake() {
+        return crate::fake_oci::main();
+    }
+    HARNESS_ACTIVE.store(true, Ordering::SeqCst);
+    let args = Arguments::from_args();
+    let mut suite = Suite::default();
+    build(&mut suite);
+    libtest_mimic::run(&args, suite.trials).exit_code()
+}
+
+/// The program fake runtimes are made of: this test binary, which [`main`] turns into
+/// `fake-oci` when it runs under a runtime's name.
+///
+/// # Panics
+/// When the binary does not run [`main`]: executed as `runc`, it would run its tests instead.
+pub fn fake_program() -> PathBuf {
+    assert!(
+        HARNESS_ACTIVE.load(Ordering::SeqCst),
+        "fake runtimes need the test binary to use testkit::harness::main (harness = false)"
+    );
+    std::env::current_exe().expect("the test binary knows its own path")
+}
