@@ -1,0 +1,100 @@
+//! `cargo xtask <task>`: the project's tasks, in Rust so they run the same everywhere.
+//!
+//! - `setup`: installs the real runtimes and prepares the host (root only).
+//! - `test`: formatting, lints, then the whole test suite.
+//! - `matrix`: the conformance suite over every backend found, as a table.
+//! - `bench`: the library against the raw runtime CLIs, as ratios.
+//! - `ci`: what `.ci/run` does: setup, then the test suite with the real runtimes required.
+
+mod bench;
+mod matrix;
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install runc, crun, youki, conmon, CRIU and busybox, and fix hybrid cgroup hosts (root).
+    Setup,
+    /// cargo fmt --check, clippy -D warnings, then cargo test --workspace.
+    Test {
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        cargo_test_args: Vec<String>,
+    },
+    /// The conformance matrix over every backend found (fakes always, real runtimes if present).
+    Matrix,
+    /// The library against the raw runtime CLIs: medians and lib/raw ratios of a container lifecycle.
+    Bench {
+        /// Measured iterations per runtime for each way (after 2 warm-ups).
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+    },
+    /// Setup, then the test suite with every real runtime the code drives required.
+    Ci,
+}
+
+/// The real runtimes the landed code drives; `ci` requires them all.
+pub const DRIVEN_RUNTIMES: &str = "runc,crun,youki";
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Test { cargo_test_args } => test(&cargo_test_args),
+        Task::Matrix => matrix::run(),
+        Task::Bench { iterations } => bench::run(iterations),
+        Task::Ci => {
+            setup::run()?;
+            let mut test = cargo(["test", "--workspace"]);
+            test.env("REQUIRE_REAL_RUNTIMES", DRIVEN_RUNTIMES);
+            lint()?;
+            run_command(&mut test)?;
+            matrix::run()
+        }
+    }
+}
+
+/// A `cargo` command, using the cargo that runs this task.
+pub fn cargo<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.args(args);
+    command
+}
+
+/// Runs `command`, failing when it fails.
+pub fn run_command(command: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: running {command:?}");
+    let status = command.status().with_context(|| format!("cannot run {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn lint() -> anyhow::Result<()> {
+    run_command(&mut cargo(["fmt", "--all", "--", "--check"]))?;
+    run_command(&mut cargo(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+}
+
+fn test(extra: &[String]) -> anyhow::Result<()> {
+    lint()?;
+    let mut test = cargo(["test", "--workspace"]);
+    if !extra.is_empty() {
+        test.arg("--").args(extra);
+    }
+    run_command(&mut test)
+}

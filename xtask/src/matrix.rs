@@ -1,0 +1,127 @@
+//! `cargo xtask matrix`: the conformance suite over every backend found, as one table.
+//!
+//! Every backend crate (and testkit, for plugins) has a `conformance` test binary that registers
+//! the suite for its fake and, through the gate, for its real runtime. This task runs them all and
+//! reads the outcome of each `conformance::<subject>::<case>` back into a table of cases by
+//! subject. Real runtimes that are missing show as skipped with the gate's reason; with
+//! `REQUIRE_REAL_RUNTIMES` set they fail instead. Monitors join the matrix as their crates land;
+//! today every subject runs without one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use anyhow::{Context, bail};
+
+use crate::cargo;
+
+/// One test's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Passed,
+    Failed,
+    Skipped(String),
+}
+
+/// `test conformance::<subject>::<case> ... <outcome>` → (subject, case, outcome).
+fn parse_line(line: &str) -> Option<(String, String, Outcome)> {
+    let rest = line.strip_prefix("test conformance::")?;
+    let (name, result) = rest.split_once(" ... ")?;
+    let (subject, case) = name.split_once("::")?;
+    let outcome = match result.trim() {
+        "ok" => Outcome::Passed,
+        "FAILED" => Outcome::Failed,
+        other => Outcome::Skipped(
+            other.strip_prefix("ignored (").and_then(|r| r.strip_suffix(')')).unwrap_or("ignored").to_owned(),
+        ),
+    };
+    Some((subject.to_owned(), case.to_owned(), outcome))
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let mut command = cargo(["test", "--workspace", "--test", "conformance", "--", "--color", "never"]);
+    command.stdout(Stdio::piped());
+    eprintln!("xtask: running {command:?}");
+    let mut child = command.spawn().context("cannot run cargo test")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut results: BTreeMap<(String, String), Outcome> = BTreeMap::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test output")?;
+        println!("{line}");
+        if let Some((subject, case, outcome)) = parse_line(&line) {
+            results.insert((case, subject), outcome);
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    if results.is_empty() {
+        bail!("no conformance results: cargo test {status}");
+    }
+    print_table(&results);
+    if !status.success() {
+        bail!("the conformance matrix has failures ({status})");
+    }
+    Ok(())
+}
+
+fn print_table(results: &BTreeMap<(String, String), Outcome>) {
+    let subjects: BTreeSet<&String> = results.keys().map(|(_, subject)| subject).collect();
+    let cases: BTreeSet<&String> = results.keys().map(|(case, _)| case).collect();
+    let case_width = cases.iter().map(|case| case.len()).max().unwrap_or(0);
+    println!("\nConformance matrix (monitor: none; cells: ok, FAIL, skip)\n");
+    print!("{:case_width$}", "case");
+    for subject in &subjects {
+        print!("  {subject:>10}");
+    }
+    println!();
+    for case in &cases {
+        print!("{case:case_width$}");
+        for subject in &subjects {
+            let cell = match results.get(&((*case).clone(), (*subject).clone())) {
+                Some(Outcome::Passed) => "ok",
+                Some(Outcome::Failed) => "FAIL",
+                Some(Outcome::Skipped(_)) => "skip",
+                None => "-",
+            };
+            print!("  {cell:>10}");
+        }
+        println!();
+    }
+    let mut reasons: BTreeMap<(&String, &String), BTreeSet<&String>> = BTreeMap::new();
+    for ((case, subject), outcome) in results {
+        if let Outcome::Skipped(reason) = outcome {
+            reasons.entry((subject, reason)).or_default().insert(case);
+        }
+    }
+    if !reasons.is_empty() {
+        println!("\nSkipped:");
+        for ((subject, reason), cases) in reasons {
+            println!("  {subject}: {reason} ({} case(s))", cases.len());
+        }
+    }
+    let count = |wanted: fn(&Outcome) -> bool| results.values().filter(|outcome| wanted(outcome)).count();
+    println!(
+        "\n{} passed, {} failed, {} skipped",
+        count(|o| *o == Outcome::Passed),
+        count(|o| *o == Outcome::Failed),
+        count(|o| matches!(o, Outcome::Skipped(_)))
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_passed_failed_and_skipped_lines() {
+        assert_eq!(
+            parse_line("test conformance::runc-fake::create_start_kill_delete ... ok"),
+            Some(("runc-fake".into(), "create_start_kill_delete".into(), Outcome::Passed))
+        );
+        assert_eq!(parse_line("test conformance::crun::list ... FAILED").unwrap().2, Outcome::Failed);
+        assert_eq!(
+            parse_line("test conformance::youki::x ... ignored (youki is not in PATH)").unwrap().2,
+            Outcome::Skipped("youki is not in PATH".into())
+        );
+        assert_eq!(parse_line("test other::thing ... ok"), None);
+    }
+}
