@@ -27,7 +27,8 @@ enum Outcome {
 fn parse_line(line: &str) -> Option<(String, String, Outcome)> {
     let rest = line.strip_prefix("test conformance::")?;
     let (name, result) = rest.split_once(" ... ")?;
-    let (subject, case) = name.split_once("::")?;
+    // The harness pads names to align the outcomes.
+    let (subject, case) = name.trim_end().split_once("::")?;
     let outcome = match result.trim() {
         "ok" => Outcome::Passed,
         "FAILED" => Outcome::Failed,
@@ -118,6 +119,11 @@ mod tests {
             Some(("runc-fake".into(), "create_start_kill_delete".into(), Outcome::Passed))
         );
         assert_eq!(parse_line("test conformance::crun::list ... FAILED").unwrap().2, Outcome::Failed);
+        assert_eq!(
+            parse_line("test conformance::crun::list      ... ok"),
+            Some(("crun".into(), "list".into(), Outcome::Passed)),
+            "padding is not part of the name"
+        );
         assert_eq!(
             parse_line("test conformance::youki::x ... ignored (youki is not in PATH)").unwrap().2,
             Outcome::Skipped("youki is not in PATH".into())
