@@ -56,15 +56,15 @@ fn operation_argv() {
         d.create_args(&id(), Path::new("/b"), &CreateOptions::default()).unwrap(),
         argv(&["create", "--bundle", "/b", "c1"])
     );
-    assert_eq!(d.start_args(&id()), argv(&["start", "c1"]));
-    assert_eq!(d.state_args(&id()), argv(&["state", "c1"]));
-    assert_eq!(d.list_args(), argv(&["list", "--format", "json"]));
-    assert_eq!(d.kill_args(&id(), Signal::TERM, true), argv(&["kill", "--all", "c1", "15"]));
-    assert_eq!(d.delete_args(&id(), true), argv(&["delete", "--force", "c1"]));
-    assert_eq!(d.pause_args(&id()), argv(&["pause", "c1"]));
-    assert_eq!(d.resume_args(&id()), argv(&["resume", "c1"]));
-    assert_eq!(d.ps_args(&id()), argv(&["ps", "--format", "json", "c1"]));
-    assert_eq!(d.update_args(&id(), Some(Path::new("/ignored"))), argv(&["update", "-r", "-", "c1"]));
+    assert_eq!(d.start_args(&id()).unwrap(), argv(&["start", "c1"]));
+    assert_eq!(d.state_args(&id()).unwrap(), argv(&["state", "c1"]));
+    assert_eq!(d.list_args().unwrap(), argv(&["list", "--format", "json"]));
+    assert_eq!(d.kill_args(&id(), Signal::TERM, true).unwrap(), argv(&["kill", "--all", "c1", "15"]));
+    assert_eq!(d.delete_args(&id(), true).unwrap(), argv(&["delete", "--force", "c1"]));
+    assert_eq!(d.pause_args(&id()).unwrap(), argv(&["pause", "c1"]));
+    assert_eq!(d.resume_args(&id()).unwrap(), argv(&["resume", "c1"]));
+    assert_eq!(d.ps_args(&id()).unwrap(), argv(&["ps", "--format", "json", "c1"]));
+    assert_eq!(d.update_args(&id(), Some(Path::new("/ignored"))).unwrap(), argv(&["update", "-r", "-", "c1"]));
     assert_eq!(
         d.exec_args(&id(), Path::new("/p.json"), Path::new("/pid"), &ExecOptions::command(["true"])).unwrap(),
         argv(&["exec", "--process", "/p.json", "--pid-file", "/pid", "c1"])

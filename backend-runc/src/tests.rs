@@ -90,17 +90,17 @@ fn create_argv_by_option() {
 #[test]
 fn lifecycle_argv() {
     let d = runc();
-    assert_eq!(d.start_args(&id()), argv(&["start", "c1"]));
-    assert_eq!(d.state_args(&id()), argv(&["state", "c1"]));
-    assert_eq!(d.list_args(), argv(&["list", "--format", "json"]));
-    assert_eq!(d.kill_args(&id(), Signal::TERM, false), argv(&["kill", "c1", "15"]));
-    assert_eq!(d.kill_args(&id(), Signal::KILL, true), argv(&["kill", "--all", "c1", "9"]));
-    assert_eq!(d.delete_args(&id(), false), argv(&["delete", "c1"]));
-    assert_eq!(d.delete_args(&id(), true), argv(&["delete", "--force", "c1"]));
-    assert_eq!(d.pause_args(&id()), argv(&["pause", "c1"]));
-    assert_eq!(d.resume_args(&id()), argv(&["resume", "c1"]));
-    assert_eq!(d.ps_args(&id()), argv(&["ps", "--format", "json", "c1"]));
-    assert_eq!(d.update_args(&id(), None), argv(&["update", "-r", "-", "c1"]));
+    assert_eq!(d.start_args(&id()).unwrap(), argv(&["start", "c1"]));
+    assert_eq!(d.state_args(&id()).unwrap(), argv(&["state", "c1"]));
+    assert_eq!(d.list_args().unwrap(), argv(&["list", "--format", "json"]));
+    assert_eq!(d.kill_args(&id(), Signal::TERM, false).unwrap(), argv(&["kill", "c1", "15"]));
+    assert_eq!(d.kill_args(&id(), Signal::KILL, true).unwrap(), argv(&["kill", "--all", "c1", "9"]));
+    assert_eq!(d.delete_args(&id(), false).unwrap(), argv(&["delete", "c1"]));
+    assert_eq!(d.delete_args(&id(), true).unwrap(), argv(&["delete", "--force", "c1"]));
+    assert_eq!(d.pause_args(&id()).unwrap(), argv(&["pause", "c1"]));
+    assert_eq!(d.resume_args(&id()).unwrap(), argv(&["resume", "c1"]));
+    assert_eq!(d.ps_args(&id()).unwrap(), argv(&["ps", "--format", "json", "c1"]));
+    assert_eq!(d.update_args(&id(), None).unwrap(), argv(&["update", "-r", "-", "c1"]));
     assert_eq!(d.features_args(), Some(argv(&["features"])));
 }
 

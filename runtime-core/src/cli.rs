@@ -404,7 +404,7 @@ impl Capture {
 
 /// The message of the last `error` record of a JSON log: runc and crun write `msg` and `error`,
 /// youki `message` and `ERROR`.
-pub fn last_error_record(log: &str) -> Option<String> {
+fn last_error_record(log: &str) -> Option<String> {
     log.lines().rev().find_map(|line| {
         let record: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
         let level = record.get("level")?.as_str()?;
@@ -417,7 +417,7 @@ pub fn last_error_record(log: &str) -> Option<String> {
 }
 
 /// The message in a runtime's stderr: runc's logrus `msg="…"` when present, else the text.
-pub fn message_from_stderr(stderr: &[u8]) -> String {
+fn message_from_stderr(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let logrus = text.lines().rev().find_map(|line| {
         let (_, rest) = line.split_once("level=error msg=\"")?;

@@ -97,8 +97,9 @@ impl CliBackend {
         self.cli.dialect()
     }
 
-    fn unsupported(&self, missing: Missing) -> Error {
-        unsupported(self.family.name(), missing)
+    /// Argv the dialect built, or `Unsupported` for what it cannot say.
+    fn argv(&self, built: Result<Vec<OsString>, Missing>) -> Result<Vec<OsString>> {
+        built.map_err(|missing| unsupported(self.family.name(), missing))
     }
 
     /// Refuses an operation whose probed support is missing, with the probe's reason.
@@ -122,15 +123,34 @@ impl CliBackend {
         Ok(())
     }
 
-    async fn simple(&self, id: &ContainerId, args: Vec<OsString>) -> Result<()> {
-        self.cli.run_ok(Call::new(args).for_container(id)).await.map(drop)
+    async fn simple(&self, id: &ContainerId, built: Result<Vec<OsString>, Missing>) -> Result<()> {
+        self.cli.run_ok(Call::new(self.argv(built)?).for_container(id)).await.map(drop)
+    }
+
+    /// Runs a call that makes a container (create, restore) with the container's stdio; if it
+    /// times out, removes whatever the runtime left, so nothing keeps running unseen.
+    async fn run_creating(
+        &self,
+        id: &ContainerId,
+        args: Vec<OsString>,
+        stdio: &ContainerStdio,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<()> {
+        let (stdin, stdout, stderr) = container_stdio(stdio)?;
+        let call = Call { args, id: Some(id.clone()), stdin, stdout, stderr, timeout, kill_on_timeout: None };
+        match self.cli.run_ok(call).await {
+            Err(err @ Error::Timeout { .. }) => {
+                self.roll_back_create(id).await;
+                Err(err)
+            }
+            other => other.map(drop),
+        }
     }
 
     /// Removes what a create that did not finish may have left.
     async fn roll_back_create(&self, id: &ContainerId) {
-        let call = Call::new(self.dialect().delete_args(id, true)).for_container(id);
-        match self.cli.run_ok(call).await {
-            Ok(_) | Err(Error::NotFound { .. }) => {}
+        match self.simple(id, self.dialect().delete_args(id, true)).await {
+            Ok(()) | Err(Error::NotFound { .. }) => {}
             Err(err) => tracing::warn!(%id, %err, "rolling back a failed create left something behind"),
         }
     }
@@ -219,17 +239,8 @@ impl OciBackend for CliBackend {
 
     async fn create(&self, id: &ContainerId, bundle: &Path, opts: &CreateOptions) -> Result<()> {
         self.check_host()?;
-        let args = self.dialect().create_args(id, bundle, opts).map_err(|missing| self.unsupported(missing))?;
-        let (stdin, stdout, stderr) = container_stdio(&opts.stdio)?;
-        let call =
-            Call { args, id: Some(id.clone()), stdin, stdout, stderr, timeout: opts.timeout, kill_on_timeout: None };
-        match self.cli.run_ok(call).await {
-            Err(err @ Error::Timeout { .. }) => {
-                self.roll_back_create(id).await;
-                Err(err)
-            }
-            other => other.map(drop),
-        }
+        let args = self.argv(self.dialect().create_args(id, bundle, opts))?;
+        self.run_creating(id, args, &opts.stdio, opts.timeout).await
     }
 
     async fn start(&self, id: &ContainerId) -> Result<()> {
@@ -237,12 +248,12 @@ impl OciBackend for CliBackend {
     }
 
     async fn state(&self, id: &ContainerId) -> Result<ContainerState> {
-        let finished = self.cli.run_ok(Call::new(self.dialect().state_args(id)).for_container(id)).await?;
+        let finished = self.cli.run_ok(Call::new(self.argv(self.dialect().state_args(id))?).for_container(id)).await?;
         ContainerState::from_json(&finished.stdout)
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>> {
-        let finished = self.cli.run_ok(Call::new(self.dialect().list_args())).await?;
+        let finished = self.cli.run_ok(Call::new(self.argv(self.dialect().list_args())?)).await?;
         match self.dialect().list_format {
             ListFormat::Json => ContainerState::list_from_json(&finished.stdout),
             ListFormat::Table => {
@@ -290,10 +301,7 @@ impl OciBackend for CliBackend {
         write_private(&process_file, &json)?;
         // The pid file lets a detached exec report its pid and a timed-out one be killed.
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
-        let args = self
-            .dialect()
-            .exec_args(id, &process_file, &pid_file, opts)
-            .map_err(|missing| self.unsupported(missing))?;
+        let args = self.argv(self.dialect().exec_args(id, &process_file, &pid_file, opts))?;
         let (stdout, stderr) = if opts.detach { (Sink::Null, Sink::Null) } else { (Sink::Capture, Sink::Capture) };
         let call = Call {
             args,
@@ -321,7 +329,7 @@ impl OciBackend for CliBackend {
     }
 
     async fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {
-        let finished = self.cli.run_ok(Call::new(self.dialect().ps_args(id)).for_container(id)).await?;
+        let finished = self.cli.run_ok(Call::new(self.argv(self.dialect().ps_args(id))?).for_container(id)).await?;
         serde_json::from_slice::<Option<Vec<i32>>>(&finished.stdout)
             .map(Option::unwrap_or_default)
             .map_err(|err| Error::parse("ps output", format!("{err}: {}", excerpt(&finished.stdout))))
@@ -330,11 +338,11 @@ impl OciBackend for CliBackend {
     async fn update(&self, id: &ContainerId, resources: &LinuxResources) -> Result<()> {
         let json = serde_json::to_vec(resources).map_err(|err| Error::parse("resources", err.to_string()))?;
         let (args, stdin, _file) = match self.dialect().update_resources {
-            ResourcesInput::Stdin => (self.dialect().update_args(id, None), Input::Bytes(json), None),
+            ResourcesInput::Stdin => (self.argv(self.dialect().update_args(id, None))?, Input::Bytes(json), None),
             ResourcesInput::File => {
                 let mut file = temp_file("update-resources-")?;
                 file.write_all(&json).map_err(|err| Error::io("writing the resources file", err))?;
-                (self.dialect().update_args(id, Some(file.path())), Input::Null, Some(file))
+                (self.argv(self.dialect().update_args(id, Some(file.path())))?, Input::Null, Some(file))
             }
         };
         let call = Call { stdin, ..Call::new(args).for_container(id) };
@@ -344,7 +352,7 @@ impl OciBackend for CliBackend {
     async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()> {
         let features = self.features().await?;
         self.require("checkpoint", &features.checkpoint)?;
-        let args = self.dialect().checkpoint_args(id, opts).map_err(|missing| self.unsupported(missing))?;
+        let args = self.argv(self.dialect().checkpoint_args(id, opts))?;
         let call = Call { timeout: opts.timeout, ..Call::new(args).for_container(id) };
         self.cli.run_ok(call).await.map(drop)
     }
@@ -353,16 +361,7 @@ impl OciBackend for CliBackend {
         let features = self.features().await?;
         self.require("restore", &features.restore)?;
         self.check_host()?;
-        let args = self.dialect().restore_args(id, bundle, opts).map_err(|missing| self.unsupported(missing))?;
-        let (stdin, stdout, stderr) = container_stdio(&opts.stdio)?;
-        let call =
-            Call { args, id: Some(id.clone()), stdin, stdout, stderr, timeout: opts.timeout, kill_on_timeout: None };
-        match self.cli.run_ok(call).await {
-            Err(err @ Error::Timeout { .. }) if opts.detach => {
-                self.roll_back_create(id).await;
-                Err(err)
-            }
-            other => other.map(drop),
-        }
+        let args = self.argv(self.dialect().restore_args(id, bundle, opts))?;
+        self.run_creating(id, args, &opts.stdio, opts.timeout).await
     }
 }

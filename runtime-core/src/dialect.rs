@@ -116,32 +116,58 @@ pub struct Missing {
 
 type Argv = Result<Vec<OsString>, Missing>;
 
-/// Builds argv from string literals and paths.
-struct ArgvBuilder(Vec<OsString>);
+/// Builds one subcommand's argv, refusing flags the dialect lists as missing.
+struct ArgvBuilder<'d> {
+    dialect: &'d Dialect,
+    subcommand: String,
+    argv: Vec<OsString>,
+    missing: Option<Missing>,
+}
 
-impl ArgvBuilder {
-    fn new(subcommand: &str) -> Self {
-        ArgvBuilder(vec![subcommand.into()])
+impl<'d> ArgvBuilder<'d> {
+    fn new(dialect: &'d Dialect, subcommand: &str) -> Self {
+        ArgvBuilder { dialect, subcommand: subcommand.to_owned(), argv: vec![subcommand.into()], missing: None }
     }
+
+    fn check(&mut self, flag: &str) {
+        let key = format!("{} {flag}", self.subcommand);
+        if self.missing.is_none() && self.dialect.missing_flags.contains(&key) {
+            self.missing = Some(Missing { feature: key, reason: "the runtime does not take this flag".into() });
+        }
+    }
+
     fn arg(mut self, arg: impl Into<OsString>) -> Self {
-        self.0.push(arg.into());
+        self.argv.push(arg.into());
         self
     }
+
     fn flag(mut self, flag: &str, on: bool) -> Self {
         if on {
-            self.0.push(flag.into());
+            self.check(flag);
+            self.argv.push(flag.into());
         }
         self
     }
+
     fn value(mut self, flag: &str, value: Option<impl Into<OsString>>) -> Self {
         if let Some(value) = value {
-            self.0.push(flag.into());
-            self.0.push(value.into());
+            self.check(flag);
+            self.argv.push(flag.into());
+            self.argv.push(value.into());
         }
         self
     }
-    fn id(self, id: &ContainerId) -> Vec<OsString> {
-        self.arg(id.as_str()).0
+
+    /// Ends with the container id (always last but for kill's signal), or the first refusal.
+    fn id(self, id: &ContainerId) -> Argv {
+        self.arg(id.as_str()).finish()
+    }
+
+    fn finish(self) -> Argv {
+        match self.missing {
+            Some(missing) => Err(missing),
+            None => Ok(self.argv),
+        }
     }
 }
 
@@ -193,92 +219,78 @@ impl Dialect {
         Ok(argv)
     }
 
-    fn require_flag(&self, subcommand: &str, flag: &str, wanted: bool) -> Result<(), Missing> {
-        let key = format!("{subcommand} {flag}");
-        if wanted && self.missing_flags.contains(&key) {
-            return Err(Missing { feature: key, reason: "the runtime does not take this flag".into() });
-        }
-        Ok(())
-    }
-
     /// `create`.
     pub fn create_args(&self, id: &ContainerId, bundle: &Path, opts: &CreateOptions) -> Argv {
-        self.require_flag("create", "--no-pivot", opts.no_pivot)?;
-        self.require_flag("create", "--no-new-keyring", opts.no_new_keyring)?;
-        self.require_flag("create", "--preserve-fds", opts.preserve_fds > 0)?;
-        Ok(ArgvBuilder::new("create")
+        ArgvBuilder::new(self, "create")
             .value("--bundle", Some(bundle))
             .value("--pid-file", path(&opts.pid_file))
             .value("--console-socket", path(&opts.console_socket))
             .flag("--no-pivot", opts.no_pivot)
             .flag("--no-new-keyring", opts.no_new_keyring)
             .value("--preserve-fds", nonzero(opts.preserve_fds))
-            .id(id))
+            .id(id)
     }
 
     /// `start`.
-    pub fn start_args(&self, id: &ContainerId) -> Vec<OsString> {
-        ArgvBuilder::new("start").id(id)
+    pub fn start_args(&self, id: &ContainerId) -> Argv {
+        ArgvBuilder::new(self, "start").id(id)
     }
 
     /// `state`.
-    pub fn state_args(&self, id: &ContainerId) -> Vec<OsString> {
-        ArgvBuilder::new("state").id(id)
+    pub fn state_args(&self, id: &ContainerId) -> Argv {
+        ArgvBuilder::new(self, "state").id(id)
     }
 
     /// `list`, in the format the dialect reads.
-    pub fn list_args(&self) -> Vec<OsString> {
-        match self.list_format {
-            ListFormat::Json => ArgvBuilder::new("list").arg("--format").arg("json").0,
-            ListFormat::Table => ArgvBuilder::new("list").0,
-        }
+    pub fn list_args(&self) -> Argv {
+        let json = self.list_format == ListFormat::Json;
+        ArgvBuilder::new(self, "list").value("--format", json.then_some("json")).finish()
     }
 
     /// `kill`; the signal always goes as a number (youki requires it, all accept numbers).
-    pub fn kill_args(&self, id: &ContainerId, signal: Signal, all: bool) -> Vec<OsString> {
-        ArgvBuilder::new("kill").flag("--all", all).arg(id.as_str()).arg(signal.to_arg()).0
+    pub fn kill_args(&self, id: &ContainerId, signal: Signal, all: bool) -> Argv {
+        ArgvBuilder::new(self, "kill").flag("--all", all).arg(id.as_str()).arg(signal.to_arg()).finish()
     }
 
     /// `delete`.
-    pub fn delete_args(&self, id: &ContainerId, force: bool) -> Vec<OsString> {
-        ArgvBuilder::new("delete").flag("--force", force).id(id)
+    pub fn delete_args(&self, id: &ContainerId, force: bool) -> Argv {
+        ArgvBuilder::new(self, "delete").flag("--force", force).id(id)
     }
 
     /// `pause`.
-    pub fn pause_args(&self, id: &ContainerId) -> Vec<OsString> {
-        ArgvBuilder::new("pause").id(id)
+    pub fn pause_args(&self, id: &ContainerId) -> Argv {
+        ArgvBuilder::new(self, "pause").id(id)
     }
 
     /// `resume`.
-    pub fn resume_args(&self, id: &ContainerId) -> Vec<OsString> {
-        ArgvBuilder::new("resume").id(id)
+    pub fn resume_args(&self, id: &ContainerId) -> Argv {
+        ArgvBuilder::new(self, "resume").id(id)
     }
 
     /// `exec` of the process spec in `process_file`. The driver always passes a pid file (the
     /// caller's, or its own) to reach the process if the runtime has to be killed.
     pub fn exec_args(&self, id: &ContainerId, process_file: &Path, pid_file: &Path, opts: &ExecOptions) -> Argv {
-        self.require_flag("exec", "--preserve-fds", opts.preserve_fds > 0)?;
-        Ok(ArgvBuilder::new("exec")
+        ArgvBuilder::new(self, "exec")
             .value("--process", Some(process_file))
             .flag("--detach", opts.detach)
             .value("--pid-file", Some(pid_file))
             .value("--console-socket", path(&opts.console_socket))
             .value("--preserve-fds", nonzero(opts.preserve_fds))
-            .id(id))
+            .id(id)
     }
 
     /// `ps --format json`.
-    pub fn ps_args(&self, id: &ContainerId) -> Vec<OsString> {
-        ArgvBuilder::new("ps").arg("--format").arg("json").id(id)
+    pub fn ps_args(&self, id: &ContainerId) -> Argv {
+        ArgvBuilder::new(self, "ps").value("--format", Some("json")).id(id)
     }
 
     /// `update -r -` (resources on stdin) or `update -r FILE`.
-    pub fn update_args(&self, id: &ContainerId, resources_file: Option<&Path>) -> Vec<OsString> {
+    pub fn update_args(&self, id: &ContainerId, resources_file: Option<&Path>) -> Argv {
         let source: OsString = match (self.update_resources, resources_file) {
             (ResourcesInput::File, Some(file)) => file.into(),
             _ => "-".into(),
         };
-        ArgvBuilder::new("update").arg("-r").arg(source).id(id)
+        ArgvBuilder::new(self, "update").value("-r", Some(source)).id(id)
     }
 
     /// `features`.
@@ -292,21 +304,7 @@ impl Dialect {
             feature: "checkpoint".into(),
             reason: "the runtime has no checkpoint command".into(),
         })?;
-        for (flag, wanted) in [
-            ("--work-path", opts.work_path.is_some()),
-            ("--parent-path", opts.parent_path.is_some()),
-            ("--leave-running", opts.leave_running),
-            ("--tcp-established", opts.tcp_established),
-            ("--ext-unix-sk", opts.ext_unix_sk),
-            ("--shell-job", opts.shell_job),
-            ("--file-locks", opts.file_locks),
-            ("--pre-dump", opts.pre_dump),
-            ("--manage-cgroups-mode", opts.manage_cgroups_mode.is_some()),
-            ("--lazy-pages", opts.lazy_pages),
-        ] {
-            self.require_flag(command, flag, wanted)?;
-        }
-        Ok(ArgvBuilder::new(command)
+        ArgvBuilder::new(self, command)
             .value("--image-path", Some(&opts.image_path))
             .value("--work-path", path(&opts.work_path))
             .value("--parent-path", path(&opts.parent_path))
@@ -318,7 +316,7 @@ impl Dialect {
             .flag("--pre-dump", opts.pre_dump)
             .value("--manage-cgroups-mode", opts.manage_cgroups_mode.map(|mode| mode.as_str()))
             .flag("--lazy-pages", opts.lazy_pages)
-            .id(id))
+            .id(id)
     }
 
     /// The runtime's restore command.
@@ -327,20 +325,7 @@ impl Dialect {
             feature: "restore".into(),
             reason: "the runtime has no restore command".into(),
         })?;
-        for (flag, wanted) in [
-            ("--work-path", opts.work_path.is_some()),
-            ("--no-subreaper", opts.no_subreaper),
-            ("--no-pivot", opts.no_pivot),
-            ("--tcp-established", opts.tcp_established),
-            ("--ext-unix-sk", opts.ext_unix_sk),
-            ("--shell-job", opts.shell_job),
-            ("--file-locks", opts.file_locks),
-            ("--manage-cgroups-mode", opts.manage_cgroups_mode.is_some()),
-            ("--lazy-pages", opts.lazy_pages),
-        ] {
-            self.require_flag(command, flag, wanted)?;
-        }
-        Ok(ArgvBuilder::new(command)
+        ArgvBuilder::new(self, command)
             .value("--image-path", Some(&opts.image_path))
             .value("--work-path", path(&opts.work_path))
             .value("--bundle", Some(bundle))
@@ -355,7 +340,7 @@ impl Dialect {
             .flag("--file-locks", opts.file_locks)
             .value("--manage-cgroups-mode", opts.manage_cgroups_mode.map(|mode| mode.as_str()))
             .flag("--lazy-pages", opts.lazy_pages)
-            .id(id))
+            .id(id)
     }
 
     /// What `message` means for container `id`.
@@ -385,4 +370,83 @@ impl Dialect {
 /// The ids in a `list` table: the first column of every line after the header.
 pub fn ids_from_list_table(table: &str) -> Vec<String> {
     table.lines().skip(1).filter_map(|line| line.split_whitespace().next()).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain() -> Dialect {
+        Dialect {
+            checkpoint_command: None,
+            restore_command: None,
+            features_command: None,
+            global_flags: GlobalFlags::default(),
+            missing_flags: vec!["kill --all".into(), "exec --preserve-fds".into()],
+            list_format: ListFormat::Table,
+            update_resources: ResourcesInput::Stdin,
+            errors: ErrorWording {
+                not_found: vec!["no container {id}".into()],
+                already_exists: vec!["exists".into()],
+                invalid_state: vec!["wrong state".into()],
+            },
+            min_criu_version: None,
+        }
+    }
+
+    fn id() -> ContainerId {
+        ContainerId::new("c1").unwrap()
+    }
+
+    #[test]
+    fn a_flag_listed_as_missing_is_refused_only_when_asked_for() {
+        let dialect = plain();
+        assert_eq!(dialect.kill_args(&id(), Signal::KILL, false).unwrap(), ["kill", "c1", "9"]);
+        let missing = dialect.kill_args(&id(), Signal::KILL, true).unwrap_err();
+        assert_eq!(missing.feature, "kill --all");
+        let exec = ExecOptions { preserve_fds: 2, ..ExecOptions::command(["true"]) };
+        assert_eq!(
+            dialect.exec_args(&id(), Path::new("/p"), Path::new("/pid"), &exec).unwrap_err().feature,
+            "exec --preserve-fds"
+        );
+    }
+
+    #[test]
+    fn commands_the_dialect_lacks_are_missing() {
+        let dialect = plain();
+        assert_eq!(dialect.checkpoint_args(&id(), &CheckpointOptions::default()).unwrap_err().feature, "checkpoint");
+        let restore = RestoreOptions::default();
+        assert_eq!(dialect.restore_args(&id(), Path::new("/b"), &restore).unwrap_err().feature, "restore");
+        assert_eq!(dialect.features_args(), None);
+        assert_eq!(dialect.list_args().unwrap(), ["list"], "a table list takes no format flag");
+    }
+
+    #[test]
+    fn id_patterns_match_only_this_container_and_ignore_case() {
+        let dialect = plain();
+        assert_eq!(dialect.classify(Some(&id()), "No Container C1 here"), ErrorKind::NotFound);
+        assert_eq!(dialect.classify(Some(&id()), "no container c2"), ErrorKind::Other);
+        assert_eq!(dialect.classify(None, "no container c1"), ErrorKind::Other);
+        assert_eq!(
+            dialect.classify(None, "it exists, in the wrong state"),
+            ErrorKind::AlreadyExists,
+            "first kind wins"
+        );
+    }
+
+    #[test]
+    fn table_lists_give_the_first_column_after_the_header() {
+        let table = "ID  PID   STATUS   BUNDLE   CREATED  CREATOR\ny2  6050  Running  /tmp/b1  2026-11-23T12:45:52+00:00  root\n";
+        assert_eq!(ids_from_list_table(table), ["y2"]);
+        assert!(ids_from_list_table("ID  PID\n").is_empty());
+    }
+
+    #[test]
+    fn dialects_round_trip_through_json_and_reject_unknown_fields() {
+        let dialect = plain();
+        let json = serde_json::to_string(&dialect).unwrap();
+        assert_eq!(serde_json::from_str::<Dialect>(&json).unwrap(), dialect);
+        let typo = json.replacen("missing_flags", "missing_flag", 1);
+        assert!(serde_json::from_str::<Dialect>(&typo).is_err());
+    }
 }

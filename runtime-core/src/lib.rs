@@ -19,7 +19,7 @@ mod state;
 mod version;
 
 pub use backend::OciBackend;
-pub use cli::{Call, CliRuntime, Finished, Input, Sink, last_error_record, message_from_stderr};
+pub use cli::{Call, CliRuntime, Finished, Input, Sink};
 pub use cli_backend::{CliBackend, RuntimeFamily};
 pub use config::{DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, RuntimeConfig};
 pub use dialect::Dialect;

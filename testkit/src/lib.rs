@@ -1,6 +1,4 @@
-//! Test support for the workspace: the fake runtime (`fake-oci`), per-test fakes, bundle
-//! builders, the gate for tests that need a real runtime, the harness that reports skips with
-//! their reasons, and the conformance suite every backend is held to.
+#![doc = include_str!("../README.md")]
 
 pub mod bundle;
 pub mod conformance;

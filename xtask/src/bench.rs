@@ -35,8 +35,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use runtime_core::oci_spec::runtime::{RootBuilder, Spec};
 use runtime_core::{CliBackend, ContainerId, CreateOptions, OciBackend, RuntimeConfig, Status};
+
+use testkit::bundle::{BundleBuilder, Rootfs};
+use testkit::fake::{FakeRuntime, Flavour};
+use testkit::gate::Gate;
 
 use crate::{cargo, run_command};
 
@@ -48,9 +51,6 @@ const POLL: Duration = Duration::from_millis(2);
 
 /// How long a `/bin/true` container may take to stop before the iteration counts as failed.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Where the root filesystem's busybox comes from.
-const BUSYBOX: &str = "/bin/busybox";
 
 /// Which backend constructor drives a runtime.
 #[derive(Debug, Clone, Copy)]
@@ -80,8 +80,8 @@ struct Subject {
     family: Family,
     /// The container's process.
     args: &'static [&'static str],
-    /// Whether the rootfs needs busybox (real runtimes) or may stay empty (the fake).
-    busybox: bool,
+    /// The root filesystem: busybox for real runtimes, empty for the fake.
+    rootfs: Rootfs,
     /// Whether a failing first raw lifecycle is reported as skipped rather than failed.
     may_skip: bool,
 }
@@ -114,7 +114,7 @@ pub fn run(iterations: usize) -> anyhow::Result<()> {
                 binary: None,
                 family: Family::Runc,
                 args: &["true"],
-                busybox: false,
+                rootfs: Rootfs::Empty,
                 may_skip: false,
             },
             Ok(()),
@@ -144,19 +144,13 @@ pub fn run(iterations: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A real runtime, or why it cannot be measured here.
+/// A real runtime, or why it cannot be measured here (the test gate's verdict).
 fn real_subject(name: &'static str, family: Family) -> (Subject, Result<(), String>) {
-    let binary = which::which(name).ok();
-    let available = if binary.is_none() {
-        Err(format!("{name} is not in PATH"))
-    } else if !nix::unistd::geteuid().is_root() {
-        Err("needs root".to_owned())
-    } else if !Path::new(BUSYBOX).is_file() {
-        Err(format!("no busybox at {BUSYBOX} to build a rootfs"))
-    } else {
-        Ok(())
+    let (binary, available) = match testkit::gate::real_runtime(name, &[]) {
+        Gate::Open(real) => (Some(real.binary), Ok(())),
+        Gate::Skip(reason) | Gate::Fail(reason) => (None, Err(reason)),
     };
-    (Subject { name, binary, family, args: &["/bin/true"], busybox: true, may_skip: true }, available)
+    (Subject { name, binary, family, args: &["/bin/true"], rootfs: Rootfs::Busybox, may_skip: true }, available)
 }
 
 /// Builds `fake-oci` and returns its path.
@@ -191,16 +185,17 @@ fn measure(
     iterations: usize,
 ) -> anyhow::Result<Outcome> {
     let work = tempfile::Builder::new().prefix("xtask-bench-").tempdir().context("creating the work directory")?;
-    let binary = match &subject.binary {
-        Some(binary) => binary.clone(),
-        None => {
-            let link = work.path().join("runc");
-            std::os::unix::fs::symlink(fake, &link).context("linking the fake as runc")?;
-            link
-        }
+    let fake_runtime = match &subject.binary {
+        Some(_) => None,
+        None => Some(FakeRuntime::with_program(Flavour::Runc, fake)?),
     };
-    let bundle = work.path().join("bundle");
-    write_bundle(&bundle, subject.args, subject.busybox)?;
+    let binary = match (&subject.binary, &fake_runtime) {
+        (Some(binary), _) => binary.clone(),
+        (None, Some(fake_runtime)) => fake_runtime.binary(),
+        (None, None) => bail!("{} has neither a binary nor a fake", subject.name),
+    };
+    let built = BundleBuilder::new(subject.args.iter().copied()).rootfs(subject.rootfs).build()?;
+    let bundle = built.path().to_path_buf();
     let raw = Raw { binary, root: work.path().join("root") };
     let capture = work.path().join("create-stderr");
 
@@ -234,38 +229,12 @@ fn measure(
         lib_lifecycle(tokio, &backend, &raw, &id("lib", n), &bundle).with_context(|| format!("lib iteration {n}"))?;
         lib_ms.push(millis(started.elapsed()));
     }
-    drop(work);
+    drop((work, built, fake_runtime));
     Ok(Outcome::Measured { raw: raw_ms, lib: lib_ms })
 }
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
-}
-
-/// Writes `config.json` running `args`, and a rootfs (with busybox as `sh` and `true` if asked).
-fn write_bundle(bundle: &Path, args: &[&str], busybox: bool) -> anyhow::Result<()> {
-    let rootfs = bundle.join("rootfs");
-    std::fs::create_dir_all(&rootfs).context("creating the rootfs")?;
-    if busybox {
-        for dir in ["bin", "proc", "dev", "sys", "tmp"] {
-            std::fs::create_dir_all(rootfs.join(dir)).with_context(|| format!("creating rootfs/{dir}"))?;
-        }
-        let target = rootfs.join("bin/busybox");
-        if std::fs::hard_link(BUSYBOX, &target).is_err() {
-            std::fs::copy(BUSYBOX, &target).with_context(|| format!("copying {BUSYBOX}"))?;
-        }
-        for applet in ["sh", "true"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
-                .with_context(|| format!("linking {applet}"))?;
-        }
-    }
-    let mut spec = Spec::default();
-    let mut process = spec.process().clone().unwrap_or_default();
-    process.set_args(Some(args.iter().map(|arg| (*arg).to_owned()).collect()));
-    process.set_terminal(Some(false));
-    spec.set_process(Some(process));
-    spec.set_root(Some(RootBuilder::default().path("rootfs").readonly(false).build().context("building the root")?));
-    spec.save(bundle.join("config.json")).context("writing config.json")
 }
 
 /// The runtime CLI driven directly, as a script would.

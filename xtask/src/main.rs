@@ -50,16 +50,12 @@ pub const DRIVEN_RUNTIMES: &str = "runc,crun,youki";
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::run(),
-        Task::Test { cargo_test_args } => test(&cargo_test_args),
+        Task::Test { cargo_test_args } => test(&cargo_test_args, None),
         Task::Matrix => matrix::run(),
         Task::Bench { iterations } => bench::run(iterations),
         Task::Ci => {
             setup::run()?;
-            let mut test = cargo(["test", "--workspace"]);
-            test.env("REQUIRE_REAL_RUNTIMES", DRIVEN_RUNTIMES);
-            lint()?;
-            run_command(&mut test)?;
-            matrix::run()
+            test(&[], Some(DRIVEN_RUNTIMES))
         }
     }
 }
@@ -90,9 +86,13 @@ fn lint() -> anyhow::Result<()> {
     run_command(&mut cargo(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
 }
 
-fn test(extra: &[String]) -> anyhow::Result<()> {
+/// Lints, then runs every test; `required` overrides `REQUIRE_REAL_RUNTIMES` for the tests.
+fn test(extra: &[String], required: Option<&str>) -> anyhow::Result<()> {
     lint()?;
     let mut test = cargo(["test", "--workspace"]);
+    if let Some(required) = required {
+        test.env("REQUIRE_REAL_RUNTIMES", required);
+    }
     if !extra.is_empty() {
         test.arg("--").args(extra);
     }
