@@ -43,6 +43,12 @@ fn operation_argv() {
         d.create_args(&id(), Path::new("/b"), &CreateOptions::default()).unwrap(),
         argv(&["create", "--bundle", "/b", "c1"])
     );
+    assert_eq!(d.start_args(&id()).unwrap(), argv(&["start", "c1"]));
+    assert_eq!(d.state_args(&id()).unwrap(), argv(&["state", "c1"]));
+    assert_eq!(d.delete_args(&id(), true).unwrap(), argv(&["delete", "--force", "c1"]));
+    assert_eq!(d.pause_args(&id()).unwrap(), argv(&["pause", "c1"]));
+    assert_eq!(d.resume_args(&id()).unwrap(), argv(&["resume", "c1"]));
+    assert_eq!(d.features_args(), Some(argv(&["features"])));
     assert_eq!(d.list_args().unwrap(), argv(&["list"]), "youki's list has no JSON");
     assert_eq!(
         d.kill_args(&id(), Signal::TERM, false).unwrap(),
@@ -74,6 +80,15 @@ fn checkpoint_is_spelled_checkpointt_and_refuses_flags_youki_lacks() {
         let missing = d.checkpoint_args(&id(), &opts).unwrap_err();
         assert!(missing.feature.starts_with("checkpointt --"), "{missing:?}");
     }
+}
+
+#[test]
+fn restore_is_named_so_the_probe_can_ask_youki() {
+    let restore = runtime_core::RestoreOptions { image_path: "/img".into(), ..Default::default() };
+    assert_eq!(
+        youki().restore_args(&id(), Path::new("/b"), &restore).unwrap(),
+        argv(&["restore", "--image-path", "/img", "--bundle", "/b", "c1"])
+    );
 }
 
 #[test]
