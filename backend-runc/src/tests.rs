@@ -15,6 +15,10 @@ fn argv(items: &[&str]) -> Vec<OsString> {
     items.iter().map(OsString::from).collect()
 }
 
+fn null_fd() -> std::os::fd::OwnedFd {
+    std::fs::File::open("/dev/null").unwrap().into()
+}
+
 fn runc() -> runtime_core::Dialect {
     dialect(Version::new(1, 1, 5))
 }
@@ -65,7 +69,7 @@ fn create_argv_by_option() {
         console_socket: Some("/s".into()),
         no_pivot: true,
         no_new_keyring: true,
-        preserve_fds: 2,
+        preserve_fds: vec![null_fd(), null_fd()],
         ..CreateOptions::default()
     };
     assert_eq!(
@@ -114,7 +118,7 @@ fn exec_argv_by_option() {
     );
     opts.detach = true;
     opts.console_socket = Some("/s".into());
-    opts.preserve_fds = 1;
+    opts.preserve_fds = vec![null_fd()];
     assert_eq!(
         d.exec_args(&id(), Path::new("/proc.json"), Path::new("/pid"), &opts).unwrap(),
         argv(&[

@@ -15,6 +15,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use command_fds::{CommandFdExt, FdMapping};
 use nix::sys::signal::{Signal as NixSignal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -77,6 +78,8 @@ pub struct Call {
     /// A pid file the runtime writes for a process that outlives it (non-detached `exec`): on
     /// timeout that process is killed too.
     pub kill_on_timeout: Option<PathBuf>,
+    /// Descriptors the runtime gets as fds 3, 4, ..., to pass on with `--preserve-fds`.
+    pub extra_fds: Vec<OwnedFd>,
 }
 
 impl Call {
@@ -269,6 +272,17 @@ impl CliRuntime {
         };
         command.stdout(call.stdout.into_stdio());
         command.stderr(call.stderr.into_stdio());
+        let mappings: Vec<FdMapping> = call
+            .extra_fds
+            .into_iter()
+            .zip(3..)
+            .map(|(parent_fd, child_fd)| FdMapping { parent_fd, child_fd })
+            .collect();
+        if !mappings.is_empty() {
+            command
+                .fd_mappings(mappings)
+                .map_err(|err| Error::io("mapping descriptors", std::io::Error::other(err)))?;
+        }
 
         tracing::trace!(argv = %crate::error::display_argv(&argv), "spawning");
         let mut child = command.spawn().map_err(|err| match err.kind() {

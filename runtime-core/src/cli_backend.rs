@@ -9,6 +9,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -134,10 +135,13 @@ impl CliBackend {
         id: &ContainerId,
         args: Vec<OsString>,
         stdio: &ContainerStdio,
+        extra_fds: &[OwnedFd],
         timeout: Option<std::time::Duration>,
     ) -> Result<()> {
         let (stdin, stdout, stderr) = container_stdio(stdio)?;
-        let call = Call { args, id: Some(id.clone()), stdin, stdout, stderr, timeout, kill_on_timeout: None };
+        let extra_fds = duplicate(extra_fds)?;
+        let call =
+            Call { args, id: Some(id.clone()), stdin, stdout, stderr, timeout, kill_on_timeout: None, extra_fds };
         match self.cli.run_ok(call).await {
             Err(err @ Error::Timeout { .. }) => {
                 self.roll_back_create(id).await;
@@ -167,10 +171,15 @@ fn resolve_binary(binary: PathBuf) -> Result<PathBuf> {
     })
 }
 
+/// Copies of the caller's descriptors for one call (the options are borrowed).
+fn duplicate(fds: &[OwnedFd]) -> Result<Vec<OwnedFd>> {
+    fds.iter().map(|fd| fd.try_clone().map_err(|err| Error::io("duplicating a descriptor", err))).collect()
+}
+
 /// The runtime's stdio for a container process: it inherits them.
 fn container_stdio(stdio: &ContainerStdio) -> Result<(Input, Sink, Sink)> {
-    let dup = |fd: &Option<std::os::fd::OwnedFd>| -> Result<Option<std::os::fd::OwnedFd>> {
-        fd.as_ref().map(|fd| fd.try_clone().map_err(|err| Error::io("duplicating a stdio descriptor", err))).transpose()
+    let dup = |fd: &Option<OwnedFd>| -> Result<Option<OwnedFd>> {
+        fd.as_ref().map(|fd| fd.try_clone().map_err(|err| Error::io("duplicating a descriptor", err))).transpose()
     };
     Ok(match stdio {
         ContainerStdio::Null => (Input::Null, Sink::Null, Sink::Null),
@@ -240,7 +249,7 @@ impl OciBackend for CliBackend {
     async fn create(&self, id: &ContainerId, bundle: &Path, opts: &CreateOptions) -> Result<()> {
         self.check_host()?;
         let args = self.argv(self.dialect().create_args(id, bundle, opts))?;
-        self.run_creating(id, args, &opts.stdio, opts.timeout).await
+        self.run_creating(id, args, &opts.stdio, &opts.preserve_fds, opts.timeout).await
     }
 
     async fn start(&self, id: &ContainerId) -> Result<()> {
@@ -311,6 +320,7 @@ impl OciBackend for CliBackend {
             stderr,
             timeout: opts.timeout,
             kill_on_timeout: (!opts.detach).then(|| pid_file.clone()),
+            extra_fds: duplicate(&opts.preserve_fds)?,
         };
         let finished = self.cli.run(call).await?;
         if opts.detach {
@@ -362,6 +372,6 @@ impl OciBackend for CliBackend {
         self.require("restore", &features.restore)?;
         self.check_host()?;
         let args = self.argv(self.dialect().restore_args(id, bundle, opts))?;
-        self.run_creating(id, args, &opts.stdio, opts.timeout).await
+        self.run_creating(id, args, &opts.stdio, &[], opts.timeout).await
     }
 }

@@ -175,7 +175,7 @@ fn path(path: &Option<std::path::PathBuf>) -> Option<&Path> {
     path.as_deref()
 }
 
-fn nonzero(count: u32) -> Option<String> {
+fn nonzero(count: usize) -> Option<String> {
     (count > 0).then(|| count.to_string())
 }
 
@@ -227,7 +227,7 @@ impl Dialect {
             .value("--console-socket", path(&opts.console_socket))
             .flag("--no-pivot", opts.no_pivot)
             .flag("--no-new-keyring", opts.no_new_keyring)
-            .value("--preserve-fds", nonzero(opts.preserve_fds))
+            .value("--preserve-fds", nonzero(opts.preserve_fds.len()))
             .id(id)
     }
 
@@ -275,7 +275,7 @@ impl Dialect {
             .flag("--detach", opts.detach)
             .value("--pid-file", Some(pid_file))
             .value("--console-socket", path(&opts.console_socket))
-            .value("--preserve-fds", nonzero(opts.preserve_fds))
+            .value("--preserve-fds", nonzero(opts.preserve_fds.len()))
             .id(id)
     }
 
@@ -404,7 +404,8 @@ mod tests {
         assert_eq!(dialect.kill_args(&id(), Signal::KILL, false).unwrap(), ["kill", "c1", "9"]);
         let missing = dialect.kill_args(&id(), Signal::KILL, true).unwrap_err();
         assert_eq!(missing.feature, "kill --all");
-        let exec = ExecOptions { preserve_fds: 2, ..ExecOptions::command(["true"]) };
+        let null = || std::fs::File::open("/dev/null").unwrap().into();
+        let exec = ExecOptions { preserve_fds: vec![null(), null()], ..ExecOptions::command(["true"]) };
         assert_eq!(
             dialect.exec_args(&id(), Path::new("/p"), Path::new("/pid"), &exec).unwrap_err().feature,
             "exec --preserve-fds"

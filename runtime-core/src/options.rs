@@ -72,8 +72,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// `--no-new-keyring`: keep the caller's session keyring.
     pub no_new_keyring: bool,
-    /// `--preserve-fds N`: pass fds 3..3+N of the runtime process on to the container.
-    pub preserve_fds: u32,
+    /// Descriptors the container gets as fds 3, 4, ... (`--preserve-fds N`): the runtime is
+    /// given them at those numbers and passes them on.
+    pub preserve_fds: Vec<OwnedFd>,
     /// How the container's stdio is wired.
     pub stdio: ContainerStdio,
     /// Overrides the backend's timeout for this call.
@@ -81,7 +82,7 @@ pub struct CreateOptions {
 }
 
 /// Options of `exec`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ExecOptions {
     /// The process to run; written to a 0600 temp file and passed as `--process`.
     pub process: Process,
@@ -93,8 +94,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     /// `--console-socket`.
     pub console_socket: Option<PathBuf>,
-    /// `--preserve-fds N`.
-    pub preserve_fds: u32,
+    /// Descriptors the process gets as fds 3, 4, ... (`--preserve-fds N`).
+    pub preserve_fds: Vec<OwnedFd>,
     /// Overrides the backend's timeout; an exec that is not detached runs until its process
     /// exits, so long jobs need a longer one. On expiry the process is killed too.
     pub timeout: Option<Duration>,
@@ -117,7 +118,7 @@ impl ExecOptions {
             detach: false,
             pid_file: None,
             console_socket: None,
-            preserve_fds: 0,
+            preserve_fds: Vec::new(),
             timeout: None,
         }
     }

@@ -27,6 +27,7 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
     vec![
         ("create_start_kill_delete", |env| Box::pin(create_start_kill_delete(env))),
         ("create_with_pipes_returns_and_the_container_writes_to_them", |env| Box::pin(create_with_pipes(env))),
+        ("preserved_fds_reach_the_container_and_exec", |env| Box::pin(preserved_fds(env))),
         ("exec_returns_stdout_and_exit_code", |env| Box::pin(exec_returns_stdout_and_exit_code(env))),
         ("exec_detached_returns_a_pid_that_ps_lists", |env| Box::pin(exec_detached(env))),
         ("pause_resume_and_ps_lists_the_init", |env| Box::pin(pause_resume_and_ps(env))),
@@ -82,6 +83,33 @@ async fn create_with_pipes(env: &mut Env) -> CaseResult {
     ensure!(out == "out\n", "stdout pipe carried {out:?}");
     let err = read_prefix(pipes.stderr, 4).await?;
     ensure!(err == "err\n", "stderr pipe carried {err:?}");
+    env.remove(&id).await?;
+    Ok(Ran::Passed)
+}
+
+async fn preserved_fds(env: &mut Env) -> CaseResult {
+    let id = env.id("fds");
+    let bundle = env.bundle(["sh", "-c", "echo init-fd3 >&3; exec 3>&-; sleep 1000"])?;
+    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe");
+    let (init_read, init_write) = pipe()?;
+    let opts = CreateOptions { preserve_fds: vec![init_write], ..CreateOptions::default() };
+    env.backend.create(&id, bundle.path(), &opts).await.context("create --preserve-fds 1")?;
+    drop(opts);
+    if let Some(pid) = env.backend.state(&id).await?.pid {
+        env.track(pid);
+    }
+    env.backend.start(&id).await.context("start")?;
+    let got = read_prefix(init_read, 9).await?;
+    ensure!(got == "init-fd3\n", "the init wrote {got:?} to fd 3");
+
+    let (exec_read, exec_write) = pipe()?;
+    let exec =
+        ExecOptions { preserve_fds: vec![exec_write], ..ExecOptions::command(["sh", "-c", "echo exec-fd3 >&3"]) };
+    let outcome = env.backend.exec(&id, &exec).await.context("exec --preserve-fds 1")?;
+    ensure!(matches!(outcome, ExecOutcome::Exited { code: 0, .. }), "exec: {outcome:?}");
+    drop(exec);
+    let got = read_prefix(exec_read, 9).await?;
+    ensure!(got == "exec-fd3\n", "the exec'd process wrote {got:?} to fd 3");
     env.remove(&id).await?;
     Ok(Ran::Passed)
 }
