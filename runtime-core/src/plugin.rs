@@ -20,12 +20,12 @@ use std::ffi::{CStr, c_char};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::backend::OciBackend;
-use crate::cli_backend::{CliBackend, RuntimeFamily};
-use crate::config::RuntimeConfig;
-use crate::dialect::Dialect;
-use crate::error::{Error, PluginProblem, Result};
-use crate::version::RuntimeVersion;
+use crate::cli::backend::{CliBackend, RuntimeFamily};
+use crate::cli::config::RuntimeConfig;
+use crate::cli::dialect::Dialect;
+use crate::contract::backend::OciBackend;
+use crate::contract::error::{Error, PluginProblem, Result};
+use crate::contract::version::RuntimeVersion;
 
 /// The ABI version this build speaks.
 pub const PLUGIN_ABI_VERSION: u32 = 1;

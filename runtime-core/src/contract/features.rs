@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::version::RuntimeVersion;
+use crate::contract::version::RuntimeVersion;
 
 /// One probe that ran: the evidence behind a verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -11,12 +11,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RuntimeConfig;
-use crate::features::CgroupManager;
-use crate::id::ContainerId;
-use crate::options::{CheckpointOptions, CreateOptions, ExecOptions, RestoreOptions};
-use crate::signal::Signal;
-use crate::version::Version;
+use crate::cli::config::RuntimeConfig;
+use crate::contract::features::CgroupManager;
+use crate::contract::id::ContainerId;
+use crate::contract::options::{CheckpointOptions, CreateOptions, ExecOptions, RestoreOptions};
+use crate::contract::signal::Signal;
+use crate::contract::version::Version;
 
 /// The spelling of one runtime at one version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

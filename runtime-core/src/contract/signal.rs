@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::contract::error::{Error, Result};
 
 /// A validated signal number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use oci_spec::runtime::Process;
 
-use crate::error::{Error, Result};
+use crate::contract::error::{Error, Result};
 
 /// How the container's stdio is wired at `create`.
 ///

@@ -21,9 +21,9 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
-use crate::dialect::{Dialect, ErrorKind};
-use crate::error::{Error, Failure, Result, Termination};
-use crate::id::ContainerId;
+use crate::cli::dialect::{Dialect, ErrorKind};
+use crate::contract::error::{Error, Failure, Result, Termination};
+use crate::contract::id::ContainerId;
 
 /// How long captured streams are still read after the runtime exited, for bytes it wrote just
 /// before. Only a process that inherited the stream and keeps it open makes this wait matter.
@@ -284,7 +284,7 @@ impl CliRuntime {
                 .map_err(|err| Error::io("mapping descriptors", std::io::Error::other(err)))?;
         }
 
-        tracing::trace!(argv = %crate::error::display_argv(&argv), "spawning");
+        tracing::trace!(argv = %crate::contract::error::display_argv(&argv), "spawning");
         let mut child = command.spawn().map_err(|err| match err.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
                 Error::BinaryNotFound { path: self.binary.clone(), source: err }

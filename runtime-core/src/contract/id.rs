@@ -7,7 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::contract::error::{Error, Result};
 
 /// The longest id accepted.
 pub const MAX_ID_LEN: usize = 1024;

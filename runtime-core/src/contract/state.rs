@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::id::ContainerId;
+use crate::contract::error::{Error, Result};
+use crate::contract::id::ContainerId;
 
 /// The lifecycle status of a container, as in the OCI runtime spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -170,13 +170,13 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const RUNC_CREATED: &str = include_str!("../tests/fixtures/runc-state-created.json");
-    const RUNC_STOPPED: &str = include_str!("../tests/fixtures/runc-state-stopped.json");
-    const CRUN_RUNNING: &str = include_str!("../tests/fixtures/crun-state-running.json");
-    const YOUKI_RUNNING: &str = include_str!("../tests/fixtures/youki-state-running.json");
-    const YOUKI_STOPPED: &str = include_str!("../tests/fixtures/youki-state-stopped.json");
-    const RUNC_LIST: &str = include_str!("../tests/fixtures/runc-list.json");
-    const CRUN_LIST: &str = include_str!("../tests/fixtures/crun-list.json");
+    const RUNC_CREATED: &str = include_str!("../../tests/fixtures/runc-state-created.json");
+    const RUNC_STOPPED: &str = include_str!("../../tests/fixtures/runc-state-stopped.json");
+    const CRUN_RUNNING: &str = include_str!("../../tests/fixtures/crun-state-running.json");
+    const YOUKI_RUNNING: &str = include_str!("../../tests/fixtures/youki-state-running.json");
+    const YOUKI_STOPPED: &str = include_str!("../../tests/fixtures/youki-state-stopped.json");
+    const RUNC_LIST: &str = include_str!("../../tests/fixtures/runc-list.json");
+    const CRUN_LIST: &str = include_str!("../../tests/fixtures/crun-list.json");
 
     #[test]
     fn parses_real_runc_state_with_rfc3339_nanosecond_created() {

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use oci_spec::runtime::LinuxResources;
 
-use crate::error::Result;
-use crate::features::Features;
-use crate::id::ContainerId;
-use crate::options::{CheckpointOptions, CreateOptions, ExecOptions, ExecOutcome, RestoreOptions};
-use crate::signal::Signal;
-use crate::state::ContainerState;
-use crate::version::RuntimeVersion;
+use crate::contract::error::Result;
+use crate::contract::features::Features;
+use crate::contract::id::ContainerId;
+use crate::contract::options::{CheckpointOptions, CreateOptions, ExecOptions, ExecOutcome, RestoreOptions};
+use crate::contract::signal::Signal;
+use crate::contract::state::ContainerState;
+use crate::contract::version::RuntimeVersion;
 
 /// One OCI runtime: runc, crun, youki, or one loaded from a plugin.
 ///

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
-use crate::backend::OciBackend;
-use crate::error::Result;
-use crate::id::ContainerId;
-use crate::options::{CreateOptions, ExecOptions};
-use crate::signal::Signal;
+use crate::contract::backend::OciBackend;
+use crate::contract::error::Result;
+use crate::contract::id::ContainerId;
+use crate::contract::options::{CreateOptions, ExecOptions};
+use crate::contract::signal::Signal;
 
 /// What to create under a monitor.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::contract::error::{Error, Result};
 
 /// A `major.minor.patch` version; missing parts count as 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -107,16 +107,16 @@ mod tests {
 
     #[test]
     fn parses_real_runc_crun_and_youki_version_output() {
-        let runc = RuntimeVersion::parse(include_str!("../tests/fixtures/runc-version.txt")).unwrap();
+        let runc = RuntimeVersion::parse(include_str!("../../tests/fixtures/runc-version.txt")).unwrap();
         assert_eq!((runc.program.as_str(), runc.version), ("runc", Version::new(1, 1, 5)));
         assert_eq!(runc.version_text, "1.1.5+ds1");
         assert_eq!(runc.spec.as_deref(), Some("1.0.2-dev"));
 
-        let crun = RuntimeVersion::parse(include_str!("../tests/fixtures/crun-version.txt")).unwrap();
+        let crun = RuntimeVersion::parse(include_str!("../../tests/fixtures/crun-version.txt")).unwrap();
         assert_eq!((crun.program.as_str(), crun.version), ("crun", Version::new(1, 8, 1)));
         assert_eq!(crun.commit.as_deref(), Some("f8a096be060b22ccd3d5f3ebe44108517fbf6c30"));
 
-        let youki = RuntimeVersion::parse(include_str!("../tests/fixtures/youki-version.txt")).unwrap();
+        let youki = RuntimeVersion::parse(include_str!("../../tests/fixtures/youki-version.txt")).unwrap();
         assert_eq!((youki.program.as_str(), youki.version), ("youki", Version::new(0, 7, 0)));
         assert_eq!(youki.spec.as_deref(), Some("1.1.0"));
     }

@@ -17,19 +17,21 @@ use async_trait::async_trait;
 use oci_spec::runtime::LinuxResources;
 use tokio::sync::OnceCell;
 
-use crate::backend::OciBackend;
-use crate::cli::{Call, CliRuntime, Input, Sink};
-use crate::config::RuntimeConfig;
-use crate::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
-use crate::error::{Error, Result, Termination};
-use crate::features::{Features, Support};
-use crate::host::{HostCheck, HostVerdict};
-use crate::id::ContainerId;
-use crate::options::{CheckpointOptions, ContainerStdio, CreateOptions, ExecOptions, ExecOutcome, RestoreOptions};
-use crate::probe::{probe_features, run_probe};
-use crate::signal::Signal;
-use crate::state::{ContainerState, excerpt};
-use crate::version::RuntimeVersion;
+use crate::cli::config::RuntimeConfig;
+use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
+use crate::cli::driver::{Call, CliRuntime, Input, Sink};
+use crate::cli::probe::{probe_features, run_probe};
+use crate::contract::backend::OciBackend;
+use crate::contract::error::{Error, Result, Termination};
+use crate::contract::features::{Features, Support};
+use crate::contract::host::{HostCheck, HostVerdict};
+use crate::contract::id::ContainerId;
+use crate::contract::options::{
+    CheckpointOptions, ContainerStdio, CreateOptions, ExecOptions, ExecOutcome, RestoreOptions,
+};
+use crate::contract::signal::Signal;
+use crate::contract::state::{ContainerState, excerpt};
+use crate::contract::version::RuntimeVersion;
 
 /// What a backend crate (or a plugin) contributes to a [`CliBackend`].
 pub trait RuntimeFamily: Send + Sync + std::fmt::Debug {

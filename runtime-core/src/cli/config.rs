@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::features::CgroupManager;
+use crate::contract::features::CgroupManager;
 
 /// The default limit of one runtime call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

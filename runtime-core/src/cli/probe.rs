@@ -11,10 +11,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::cli::{Call, CliRuntime};
-use crate::features::{CgroupManager, Features, Probe, Support};
-use crate::host::{HostCheck, HostVerdict};
-use crate::version::{RuntimeVersion, Version};
+use crate::cli::driver::{Call, CliRuntime};
+use crate::contract::features::{CgroupManager, Features, Probe, Support};
+use crate::contract::host::{HostCheck, HostVerdict};
+use crate::contract::version::{RuntimeVersion, Version};
 
 /// Runs a program that is not the runtime (CRIU, or the runtime's `--version` before its dialect
 /// is known), bounded by `timeout`, and records it as evidence.
@@ -52,8 +52,8 @@ async fn runtime_probe(cli: &CliRuntime, args: &[&str]) -> (Probe, Option<String
             let mut output = String::from_utf8_lossy(&finished.stdout).into_owned();
             output.push_str(&String::from_utf8_lossy(&finished.stderr));
             let status = match finished.status {
-                crate::error::Termination::Exited(code) => Some(code),
-                crate::error::Termination::Signaled(_) => None,
+                crate::contract::error::Termination::Exited(code) => Some(code),
+                crate::contract::error::Termination::Signaled(_) => None,
             };
             let argv = finished.argv.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
             let probe = Probe { argv, status, output };
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn criu_reason_skips_helper_noise_when_stderr_is_a_pipe() {
-        let output = include_str!("../tests/fixtures/criu-check-vdso.txt");
+        let output = include_str!("../../tests/fixtures/criu-check-vdso.txt");
         assert_eq!(criu_reason(output), "vdso: Failed to fill self vdso symtable");
     }
 

@@ -1,0 +1,10 @@
+//! Runtimes driven through their command line: the generic driver (spawn, timeout, bounded
+//! capture, error classification), the data [`dialect`] that says how one runtime spells things,
+//! the feature probes, and [`CliBackend`](backend::CliBackend), the one `OciBackend` for every
+//! command-line runtime.
+
+pub mod backend;
+pub mod config;
+pub mod dialect;
+pub mod driver;
+pub mod probe;
