@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use backend_runc::Runc;
 use runtime_core::{
-    CheckpointOptions, CliBackend, ContainerId, CreateOptions, Error, ExecOptions, OciBackend, RuntimeConfig, Status,
-    Termination,
+    CheckpointOptions, CliBackend, ContainerId, CreateOptions, Error, ExecOptions, Exit, OciBackend, RuntimeConfig,
+    Signal, Status,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::{FakeRuntime, Flavour};
@@ -53,7 +53,7 @@ async fn fail_gives_runtime_failed_with_the_message_and_argv() -> anyhow::Result
     match rig.runc.create(&id("f1"), bundle.path(), &CreateOptions::default()).await {
         Err(Error::RuntimeFailed(failure)) => {
             ensure!(failure.message == "boom at create", "message {:?}", failure.message);
-            ensure!(failure.status == Termination::Exited(1), "status {:?}", failure.status);
+            ensure!(failure.status == Exit::Exited(1), "status {:?}", failure.status);
             ensure!(failure.argv.iter().any(|arg| arg == "create"), "argv {:?}", failure.argv);
             ensure!(failure.argv.iter().any(|arg| arg == "json"), "asked for JSON logs: {:?}", failure.argv);
         }
@@ -110,7 +110,7 @@ async fn death_by_signal_is_reported_as_such() -> anyhow::Result<()> {
     rig.fake.inject("state", "signal:9")?;
     match rig.runc.state(&id("k1")).await {
         Err(Error::RuntimeFailed(failure)) => {
-            ensure!(failure.status == Termination::Signaled(9), "status {:?}", failure.status)
+            ensure!(failure.status == Exit::Signaled(Signal::KILL), "status {:?}", failure.status)
         }
         other => bail!("state killed by SIGKILL: {other:?}"),
     }

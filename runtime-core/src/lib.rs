@@ -11,11 +11,12 @@ pub use cli::dialect::{self, Dialect};
 pub use cli::driver::{Call, CliRuntime, Finished, Input, Sink};
 pub use cli::probe::criu_reason;
 pub use contract::backend::OciBackend;
-pub use contract::error::{Error, Failure, PluginProblem, Result, Termination};
+pub use contract::error::{Error, Failure, PluginProblem, Result};
+pub use contract::exit::Exit;
 pub use contract::features::{CgroupManager, Features, Probe, Support};
 pub use contract::host::{HostCheck, HostVerdict};
 pub use contract::id::{ContainerId, MAX_ID_LEN};
-pub use contract::monitor::{CreateRequest, Created, ExecRequest, ExecSession, ExitStatus, Monitor};
+pub use contract::monitor::{CreateRequest, Created, ExecRequest, ExecSession, Monitor};
 pub use contract::options::{
     CheckpointOptions, ContainerStdio, CreateOptions, ExecOptions, ExecOutcome, ManageCgroupsMode, RestoreOptions,
     StdioPipes,

@@ -22,7 +22,8 @@ use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from
 use crate::cli::driver::{Call, CliRuntime, Input, Sink};
 use crate::cli::probe::{probe_features, run_probe};
 use crate::contract::backend::OciBackend;
-use crate::contract::error::{Error, Result, Termination};
+use crate::contract::error::{Error, Result};
+use crate::contract::exit::Exit;
 use crate::contract::features::{Features, Support};
 use crate::contract::host::{HostCheck, HostVerdict};
 use crate::contract::id::ContainerId;
@@ -333,7 +334,7 @@ impl OciBackend for CliBackend {
         // A runtime failure leaves an error record, and a runtime killed by a signal never saw
         // the process end; otherwise the exit status is the process's own.
         match (finished.status, &finished.log_error) {
-            (Termination::Exited(code), None) => {
+            (Exit::Exited(code), None) => {
                 Ok(ExecOutcome::Exited { code, stdout: finished.stdout, stderr: finished.stderr })
             }
             _ => Err(self.cli.error_for(&finished, Some(id))),

@@ -22,7 +22,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
 use crate::cli::dialect::{Dialect, ErrorKind};
-use crate::contract::error::{Error, Failure, Result, Termination};
+use crate::contract::error::{Error, Failure, Result};
+use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 
 /// How long captured streams are still read after the runtime exited, for bytes it wrote just
@@ -101,7 +102,7 @@ pub struct Finished {
     /// The whole argv, binary first.
     pub argv: Vec<OsString>,
     /// Its exit.
-    pub status: Termination,
+    pub status: Exit,
     /// Captured stdout (empty unless captured).
     pub stdout: Vec<u8>,
     /// Captured stderr (empty unless captured).
@@ -216,7 +217,7 @@ impl CliRuntime {
 
     /// Turns a failed `finished` into its typed error; passes a successful one through.
     pub fn check(&self, finished: Finished, id: Option<&ContainerId>) -> Result<Finished> {
-        if finished.status == Termination::Exited(0) {
+        if finished.status == Exit::Exited(0) {
             return Ok(finished);
         }
         Err(self.error_for(&finished, id))

@@ -52,8 +52,8 @@ async fn runtime_probe(cli: &CliRuntime, args: &[&str]) -> (Probe, Option<String
             let mut output = String::from_utf8_lossy(&finished.stdout).into_owned();
             output.push_str(&String::from_utf8_lossy(&finished.stderr));
             let status = match finished.status {
-                crate::contract::error::Termination::Exited(code) => Some(code),
-                crate::contract::error::Termination::Signaled(_) => None,
+                crate::contract::exit::Exit::Exited(code) => Some(code),
+                _ => None,
             };
             let argv = finished.argv.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
             let probe = Probe { argv, status, output };

@@ -10,6 +10,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::contract::exit::Exit;
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -19,7 +21,7 @@ pub struct Failure {
     /// The whole argv, binary first.
     pub argv: Vec<OsString>,
     /// How the process ended.
-    pub status: Termination,
+    pub status: Exit,
     /// The runtime's own message: the last `error` record of its JSON log, else its stderr.
     pub message: String,
 }
@@ -27,37 +29,6 @@ pub struct Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}` {}: {}", display_argv(&self.argv), self.status, self.message)
-    }
-}
-
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Termination {
-    /// It exited with this status.
-    Exited(i32),
-    /// It was killed by this signal number.
-    Signaled(i32),
-}
-
-impl fmt::Display for Termination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Termination::Exited(code) => write!(f, "exited with status {code}"),
-            Termination::Signaled(signal) => write!(f, "was killed by signal {signal}"),
-        }
-    }
-}
-
-impl From<std::process::ExitStatus> for Termination {
-    fn from(status: std::process::ExitStatus) -> Self {
-        use std::os::unix::process::ExitStatusExt;
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Termination::Exited(code),
-            (None, Some(signal)) => Termination::Signaled(signal),
-            // A status that is neither exited nor signalled cannot come from `wait` on a child
-            // that has ended; report it as the raw value rather than inventing a code.
-            (None, None) => Termination::Exited(status.into_raw()),
-        }
     }
 }
 

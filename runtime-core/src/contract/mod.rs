@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod exit;
 pub mod features;
 pub mod host;
 pub mod id;

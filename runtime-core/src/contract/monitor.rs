@@ -10,9 +10,9 @@ use async_trait::async_trait;
 
 use crate::contract::backend::OciBackend;
 use crate::contract::error::Result;
+use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 use crate::contract::options::{CreateOptions, ExecOptions};
-use crate::contract::signal::Signal;
 
 /// What to create under a monitor.
 #[derive(Debug)]
@@ -48,17 +48,6 @@ pub struct ExecSession {
     pub pid: u32,
 }
 
-/// How a container's process ended, as the monitor saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// It exited with this code.
-    Exited(i32),
-    /// It was killed by this signal.
-    Signaled(Signal),
-    /// It is gone but nobody saw how: never reported as a guessed code.
-    Unknown,
-}
-
 /// Holds containers' processes and reports how they end.
 #[async_trait]
 pub trait Monitor: Send + Sync {
@@ -69,9 +58,9 @@ pub trait Monitor: Send + Sync {
     /// Execs a process the monitor supervises.
     async fn exec(&self, backend: &dyn OciBackend, req: &ExecRequest) -> Result<ExecSession>;
     /// The exit status if the container has exited; never blocks.
-    async fn exit_status(&self, id: &ContainerId) -> Result<Option<ExitStatus>>;
+    async fn exit_status(&self, id: &ContainerId) -> Result<Option<Exit>>;
     /// Waits for the container to exit, driven by events, never by a sleep loop.
-    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus>;
+    async fn wait(&self, id: &ContainerId) -> Result<Exit>;
     /// Releases what the monitor holds for a deleted container.
     async fn release(&self, id: &ContainerId) -> Result<()>;
 }
