@@ -100,6 +100,9 @@ pub(crate) struct Prepared {
     pub executable: PathBuf,
     pub cwd: PathBuf,
     pub resources: Option<serde_json::Value>,
+    /// The spec's `createRuntime` hooks, run while the container exists but before its pid file
+    /// is written, as the real runtimes do.
+    pub create_runtime_hooks: Vec<oci_spec::runtime::Hook>,
 }
 
 fn validate_id(ctx: &Ctx, id: &str) -> Result<(), Failure> {
@@ -209,6 +212,11 @@ pub(crate) fn prepare(
         executable,
         cwd,
         resources,
+        create_runtime_hooks: spec
+            .hooks()
+            .as_ref()
+            .and_then(|hooks| hooks.create_runtime().clone())
+            .unwrap_or_default(),
     })
 }
 
@@ -300,6 +308,24 @@ pub(crate) fn commit(ctx: &Ctx, record: &Record, pid_file: Option<&str>, no_pid_
     result.inspect_err(|_| destroy(ctx, record))
 }
 
+/// Runs hooks in order on the host, each to its end; a failing hook fails the call.
+fn run_hooks(hooks: &[oci_spec::runtime::Hook]) -> Result<(), Failure> {
+    for hook in hooks {
+        let mut command = Command::new(hook.path());
+        if let Some(args) = hook.args() {
+            if let Some(arg0) = args.first() {
+                command.arg0(arg0);
+            }
+            command.args(args.iter().skip(1));
+        }
+        let status = command.status().map_err(|e| io_failure(format!("run hook {}", hook.path().display()), e))?;
+        if !status.success() {
+            return Err(Failure::runtime(format!("hook {} failed: {status}", hook.path().display())));
+        }
+    }
+    Ok(())
+}
+
 /// Kills whatever is left of a container and removes its directory.
 pub(crate) fn destroy(ctx: &Ctx, record: &Record) {
     record.kill_everything();
@@ -315,7 +341,7 @@ fn create_container(
     no_pid_file: bool,
     foreground: bool,
 ) -> Result<(Record, Child), Failure> {
-    let prepared = prepare(ctx, id, bundle, None)?;
+    let mut prepared = prepare(ctx, id, bundle, None)?;
     let dir = materialise(ctx, &prepared, true)?;
     let child = spawn_init(ctx, &prepared, &dir.join(FIFO)).map_err(|e| {
         let _ = fs::remove_dir_all(&dir);
@@ -324,7 +350,9 @@ fn create_container(
     if foreground {
         relay_signals(&child);
     }
+    let hooks = std::mem::take(&mut prepared.create_runtime_hooks);
     let record = new_record(prepared, &child, false);
+    save(ctx, &record).and_then(|()| run_hooks(&hooks)).inspect_err(|_| destroy(ctx, &record))?;
     commit(ctx, &record, pid_file, no_pid_file)?;
     Ok((record, child))
 }
