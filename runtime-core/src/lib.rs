@@ -12,10 +12,6 @@ pub use cli::dialect::{self, Dialect};
 pub use cli::driver::{Call, CliRuntime, Finished, Input, Sink};
 pub use cli::probe::criu_reason;
 pub use contract::backend::OciBackend;
-pub use engine::{
-    ContainerStatus, DEFAULT_STOP_TIMEOUT, DirectMonitor, Engine, KILL_GRACE, STOP_SIGNAL_ANNOTATION, StateRoot,
-    StopOptions,
-};
 pub use contract::error::{Error, Failure, PluginProblem, Result};
 pub use contract::exit::Exit;
 pub use contract::features::{CgroupManager, Features, Probe, Support};
@@ -29,6 +25,10 @@ pub use contract::options::{
 pub use contract::signal::Signal;
 pub use contract::state::{ContainerState, Status};
 pub use contract::version::{RuntimeVersion, Version};
+pub use engine::{
+    ContainerStatus, DEFAULT_STOP_TIMEOUT, DirectMonitor, Engine, KILL_GRACE, STOP_SIGNAL_ANNOTATION, StateRoot,
+    StopOptions,
+};
 
 /// The OCI types callers need (`Spec`, `Process`, `LinuxResources`...), re-exported so they
 /// match the version this crate was built with.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use runtime_core::oci_spec::runtime::{RootBuilder, Spec};
+use runtime_core::oci_spec::runtime::{LinuxNamespaceType, RootBuilder, Spec};
 
 use crate::gate::static_busybox;
 
@@ -45,6 +45,8 @@ pub struct BundleBuilder {
     env: Vec<String>,
     rootless: bool,
     rootfs: Rootfs,
+    host_pid_namespace: bool,
+    annotations: Vec<(String, String)>,
 }
 
 impl BundleBuilder {
@@ -59,6 +61,8 @@ impl BundleBuilder {
             env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
             rootless: false,
             rootfs: Rootfs::Busybox,
+            host_pid_namespace: false,
+            annotations: Vec::new(),
         }
     }
 
@@ -71,6 +75,19 @@ impl BundleBuilder {
     /// A config for rootless containers (user namespace mapping the current user to root).
     pub fn rootless(mut self) -> Self {
         self.rootless = true;
+        self
+    }
+
+    /// Shares the host's pid namespace: the process is then not a namespace's init, which
+    /// ignores signals it has no handler for, so SIGTERM kills it as it would on the host.
+    pub fn host_pid_namespace(mut self) -> Self {
+        self.host_pid_namespace = true;
+        self
+    }
+
+    /// Adds an annotation to the spec.
+    pub fn annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.push((key.into(), value.into()));
         self
     }
 
@@ -98,6 +115,15 @@ impl BundleBuilder {
             RootBuilder::default().path("rootfs").readonly(false).build().context("building the root")?,
         ));
         spec.set_hostname(Some("testkit".into()));
+        if self.host_pid_namespace
+            && let Some(linux) = spec.linux_mut()
+            && let Some(namespaces) = linux.namespaces_mut()
+        {
+            namespaces.retain(|namespace| namespace.typ() != LinuxNamespaceType::Pid);
+        }
+        if !self.annotations.is_empty() {
+            spec.set_annotations(Some(self.annotations.iter().cloned().collect()));
+        }
         Ok(spec)
     }
 

@@ -196,8 +196,10 @@ impl Monitor for DirectMonitor {
     }
 
     async fn signal_exec(&self, session: &ExecSession, signal: Signal) -> Result<()> {
-        let handle = self.execs.lock().unwrap_or_else(|p| p.into_inner()).get(&session.pid).and_then(|w| w.handle.clone());
-        let handle = handle.ok_or_else(|| Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })?;
+        let handle =
+            self.execs.lock().unwrap_or_else(|p| p.into_inner()).get(&session.pid).and_then(|w| w.handle.clone());
+        let handle =
+            handle.ok_or_else(|| Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })?;
         match handle.signal(signal) {
             // Already ended (and reaped): nothing left to signal.
             Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
@@ -214,6 +216,8 @@ impl Monitor for DirectMonitor {
 }
 
 #[cfg(test)]
+// The children are reaped through the pidfds under test, not through `Child::wait`.
+#[allow(clippy::zombie_processes)]
 mod tests {
     use super::*;
 

@@ -71,6 +71,8 @@ impl ProcessHandle {
 }
 
 #[cfg(test)]
+// The children are reaped through the pidfds under test, not through `Child::wait`.
+#[allow(clippy::zombie_processes)]
 mod tests {
     use super::*;
     use std::time::Duration;

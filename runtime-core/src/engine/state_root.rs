@@ -95,7 +95,8 @@ impl StateRoot {
     /// Makes the container's directory and writes its record.
     pub(crate) fn save(&self, record: &ContainerRecord) -> Result<()> {
         private_dir(&self.files(&record.id).dir)?;
-        let json = serde_json::to_vec_pretty(record).map_err(|err| Error::parse("container record", err.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(record).map_err(|err| Error::parse("container record", err.to_string()))?;
         write_atomically(&self.record_path(&record.id), &json)
     }
 
@@ -157,10 +158,8 @@ fn private_dir(path: &Path) -> Result<()> {
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let context = || format!("writing {}", path.display());
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|err| Error::io(context(), err))?;
+    let mut temp =
+        tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|err| Error::io(context(), err))?;
     temp.write_all(contents).map_err(|err| Error::io(context(), err))?;
     temp.as_file().sync_all().map_err(|err| Error::io(context(), err))?;
     temp.persist(path).map_err(|err| Error::io(context(), err.error))?;

@@ -1,10 +1,14 @@
 //! The per-case environment: a connected backend, bundles, and the leak check.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use runtime_core::{ContainerId, ContainerState, CreateOptions, DeleteMode, OciBackend, RuntimeConfig, Status};
+use runtime_core::{
+    ContainerId, ContainerState, CreateOptions, DeleteMode, DirectMonitor, Engine, OciBackend, RuntimeConfig,
+    StateRoot, Status,
+};
 
 use super::{Case, Setup, Subject};
 use crate::bundle::{Bundle, BundleBuilder, Rootfs};
@@ -19,7 +23,7 @@ pub const STATUS_PATIENCE: Duration = Duration::from_secs(15);
 /// Everything a case works with.
 pub struct Env {
     /// The backend under test.
-    pub backend: Box<dyn OciBackend>,
+    pub backend: Arc<dyn OciBackend>,
     label: String,
     fake: Option<FakeRuntime>,
     root: PathBuf,
@@ -27,6 +31,8 @@ pub struct Env {
     rootfs: Rootfs,
     seen: Vec<Tracked>,
     next_id: u32,
+    engine_root: Option<tempfile::TempDir>,
+    kept: Vec<Bundle>,
 }
 
 impl std::fmt::Debug for Env {
@@ -63,7 +69,7 @@ impl Env {
             (Setup::Real(name), None) => bail!("the gate gave no binary for {name}"),
         };
         let root = config.root.clone().context("every env has its own root")?;
-        let backend = (subject.connect)(config).await.context("connecting the backend")?;
+        let backend = Arc::from((subject.connect)(config).await.context("connecting the backend")?);
         Ok(Env {
             backend,
             label: subject.label.clone(),
@@ -73,6 +79,8 @@ impl Env {
             rootfs,
             seen: Vec::new(),
             next_id: 0,
+            engine_root: None,
+            kept: Vec::new(),
         })
     }
 
@@ -103,7 +111,40 @@ impl Env {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        BundleBuilder::new(args).rootfs(self.rootfs).build()
+        self.bundle_builder(args).build()
+    }
+
+    /// A bundle builder for `args` with a root filesystem fit for the subject, for bundles
+    /// that need more.
+    pub fn bundle_builder<I, S>(&self, args: I) -> BundleBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        BundleBuilder::new(args).rootfs(self.rootfs)
+    }
+
+    /// An engine over the subject's backend with the direct monitor, its state root private to
+    /// this env (and checked to be empty at the end). Each call gives a new engine on the same
+    /// root, as a restarted program would have.
+    pub fn engine(&mut self) -> anyhow::Result<Arc<Engine>> {
+        let root = self.engine_state_root()?;
+        let monitor = Arc::new(DirectMonitor::new()?);
+        Ok(Arc::new(Engine::new(Arc::clone(&self.backend), monitor, root)))
+    }
+
+    /// The engine state root of this env.
+    pub fn engine_state_root(&mut self) -> anyhow::Result<StateRoot> {
+        if self.engine_root.is_none() {
+            self.engine_root = Some(tempfile::Builder::new().prefix("engine-root-").tempdir()?);
+        }
+        let path = self.engine_root.as_ref().map(|dir| dir.path().join("state")).context("an engine root")?;
+        Ok(StateRoot::open(path)?)
+    }
+
+    /// Keeps `bundle` until the case ends.
+    pub fn keep(&mut self, bundle: Bundle) {
+        self.kept.push(bundle);
     }
 
     /// Remembers a process of the test, to check at the end that it is gone.
@@ -196,9 +237,36 @@ impl Env {
         if !state_dirs.is_empty() {
             problems.push(format!("state left under {}: {state_dirs:?}", self.root.display()));
         }
+        if let Some(engine_root) = &self.engine_root {
+            for sub in ["exits", "containers", "locks"] {
+                let dir = engine_root.path().join("state").join(sub);
+                let left: Vec<String> = std::fs::read_dir(&dir)
+                    .map(|entries| entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                    .unwrap_or_default();
+                if !left.is_empty() {
+                    problems.push(format!("engine state left in {}: {left:?}", dir.display()));
+                }
+            }
+        }
+        // Under the engine every container process is reaped by its monitor. (Without one,
+        // nobody reaps: once any engine made this test process a subreaper, the inits of plain
+        // backend containers end up as its zombies, which is what a monitor is for.)
+        for process in self.seen.iter().filter(|_| self.engine_root.is_some()) {
+            if let Some(parent) = zombie_child_of_ours(process.pid) {
+                problems.push(format!("process {} is a zombie nobody reaped (parent {parent})", process.pid));
+            }
+        }
         ensure!(problems.is_empty(), "{}", problems.join("; "));
         Ok(())
     }
+}
+
+/// `Some(parent)` when `pid` is an unreaped zombie whose parent is this test process.
+fn zombie_child_of_ours(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let parent: i32 = fields.get(1)?.parse().ok()?;
+    (fields.first() == Some(&"Z") && parent == std::process::id() as i32).then_some(parent)
 }
 
 /// The memory limit of the cgroup `pid` is in: v1 `memory.limit_in_bytes`, else v2 `memory.max`.

@@ -9,6 +9,7 @@
 
 mod cases;
 mod embedding;
+mod engine;
 mod env;
 
 use std::future::Future;
@@ -90,11 +91,15 @@ impl Subject {
 /// One case: runs against an env that the suite cleans up and checks afterwards.
 pub type Case = for<'env> fn(&'env mut Env) -> Pin<Box<dyn Future<Output = CaseResult> + 'env>>;
 
-/// Adds every conformance case for `subject` to `suite`.
+/// Adds every conformance case for `subject` to `suite`: the backend's own cases as
+/// `conformance::<subject>::<case>`, and the engine's with each monitor as
+/// `conformance::<subject>+<monitor>::<case>`.
 pub fn register(suite: &mut Suite, subject: &Subject) {
-    for (name, case) in cases::all() {
+    let backend_cases = cases::all().into_iter().map(|(name, case)| (subject.label.clone(), name, case));
+    let engine_cases = engine::all().into_iter().map(|(name, case)| (format!("{}+direct", subject.label), name, case));
+    for (label, name, case) in backend_cases.chain(engine_cases) {
         let subject = subject.clone();
-        let test_name = format!("conformance::{}::{name}", subject.label);
+        let test_name = format!("conformance::{label}::{name}");
         match subject.setup.clone() {
             Setup::Fake(_) => suite.case_that_may_skip(test_name, move || env::run(subject, None, case)),
             Setup::Real(runtime) => {

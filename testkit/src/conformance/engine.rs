@@ -1,0 +1,254 @@
+//! Cases for the [`Engine`] with the direct monitor: exit statuses that are never lost or
+//! guessed, stop escalation, background exec, many containers at once, and reconnecting.
+//! Expected values come from the processes the cases run (their exit codes and signals as
+//! POSIX defines them), never from the engine's own formatting.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use runtime_core::{
+    ContainerId, CreateOptions, DeleteMode, DirectMonitor, Engine, ExecOptions, ExecOutcome, Exit, KillScope,
+    STOP_SIGNAL_ANNOTATION, Signal, Status, StopOptions, process,
+};
+
+use super::Case;
+use super::env::Env;
+use crate::harness::{CaseResult, Ran};
+
+/// Every engine case with its name.
+pub(super) fn all() -> Vec<(&'static str, Case)> {
+    vec![
+        ("exit_code_is_reported_and_recorded", |env| Box::pin(exit_code_is_reported(env))),
+        ("signals_are_reported_as_signaled", |env| Box::pin(signals_are_reported(env))),
+        ("an_exit_before_start_returns_keeps_its_code", |env| Box::pin(exit_before_start_returns(env))),
+        ("run_supervises_like_create_and_start", |env| Box::pin(run_supervises(env))),
+        ("stop_escalates_to_kill_when_term_is_ignored", |env| Box::pin(stop_escalates(env))),
+        ("stop_returns_at_the_exit_of_a_term_obeying_container", |env| Box::pin(stop_returns_at_exit(env))),
+        ("stop_uses_the_stop_signal_annotation", |env| Box::pin(stop_uses_annotation(env))),
+        ("stop_of_a_gone_container_succeeds", |env| Box::pin(stop_of_gone_container(env))),
+        ("exec_returns_output_and_exec_stop_ends_a_session", |env| Box::pin(exec_and_exec_stop(env))),
+        ("fifty_containers_in_parallel_keep_their_codes", |env| Box::pin(fifty_in_parallel(env))),
+        ("reconnect_finds_live_and_exited_containers", |env| Box::pin(reconnect(env))),
+        ("delete_refuses_a_running_container_unless_forced", |env| Box::pin(delete_refuses_running(env))),
+    ]
+}
+
+/// The exit file's text, as written on disk.
+fn exit_file_text(env: &mut Env, id: &ContainerId) -> anyhow::Result<String> {
+    let root = env.engine_state_root()?;
+    let path = root.files(id).exit_file;
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+async fn created(env: &mut Env, engine: &Engine, name: &str, args: &[&str]) -> anyhow::Result<ContainerId> {
+    let id = env.id(name);
+    let bundle = env.bundle(args.iter().copied())?;
+    let created = engine.create(&id, bundle.path(), CreateOptions::default()).await.context("engine create")?;
+    env.track(created.pid);
+    // The runtime has what it needs from the bundle once the container exists.
+    env.keep(bundle);
+    Ok(id)
+}
+
+async fn exit_code_is_reported(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id = created(env, &engine, "exit7", &["sh", "-c", "exit 7"]).await?;
+    engine.start(&id).await.context("start")?;
+    ensure!(engine.wait(&id).await? == Exit::Exited(7), "wait");
+    ensure!(exit_file_text(env, &id)? == "7", "the exit file holds the code as decimal text");
+    let status = engine.status(&id).await?;
+    ensure!(status.status == Status::Stopped && status.exit == Some(Exit::Exited(7)), "status {status:?}");
+    engine.delete(&id, DeleteMode::IfStopped).await.context("delete")?;
+    ensure!(engine.list().await?.is_empty(), "nothing listed after delete");
+    Ok(Ran::Passed)
+}
+
+async fn signals_are_reported(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    // Outside a pid namespace of its own the process is no namespace init, so SIGTERM's
+    // default action applies to it.
+    for (signal, code) in [(Signal::TERM, "143"), (Signal::KILL, "137")] {
+        let id = env.id("signaled");
+        let bundle = env.bundle_builder(["sleep", "1000"]).host_pid_namespace().build()?;
+        let created = engine.create(&id, bundle.path(), CreateOptions::default()).await?;
+        env.track(created.pid);
+        engine.start(&id).await?;
+        engine.kill(&id, signal, KillScope::Init).await.context("kill")?;
+        let exit = engine.wait(&id).await?;
+        ensure!(exit == Exit::Signaled(signal), "killed by {signal:?}: {exit:?}");
+        ensure!(exit_file_text(env, &id)? == code, "on disk as 128 + {}", signal.number());
+        engine.delete(&id, DeleteMode::IfStopped).await?;
+    }
+    Ok(Ran::Passed)
+}
+
+async fn exit_before_start_returns(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id = created(env, &engine, "quick", &["sh", "-c", "exit 3"]).await?;
+    engine.start(&id).await.context("start")?;
+    // The process may be long gone by now: the monitor held it from create on.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ensure!(engine.wait(&id).await? == Exit::Exited(3), "an early exit keeps its code");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(Ran::Passed)
+}
+
+async fn run_supervises(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id = env.id("run");
+    let bundle = env.bundle(["sh", "-c", "exit 4"])?;
+    let created = engine.run(&id, bundle.path(), CreateOptions::default()).await.context("run")?;
+    env.track(created.pid);
+    ensure!(engine.wait(&id).await? == Exit::Exited(4), "run's container reports its code");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(Ran::Passed)
+}
+
+async fn stop_escalates(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    // A namespace init without a TERM handler ignores TERM (fakes: a process that traps it).
+    let id = created(env, &engine, "stubborn", &["sh", "-c", "trap '' TERM; sleep 1000 & wait"]).await?;
+    engine.start(&id).await?;
+    let timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let exit = engine.stop(&id, StopOptions { signal: None, timeout }).await.context("stop")?;
+    let took = started.elapsed();
+    ensure!(exit == Exit::Signaled(Signal::KILL), "a container that ignores TERM ends by KILL: {exit:?}");
+    ensure!(took >= timeout, "SIGKILL came only after the timeout ({took:?})");
+    ensure!(took < timeout + runtime_core::KILL_GRACE, "stop returned within timeout + grace ({took:?})");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(Ran::Passed)
+}
+
+async fn stop_returns_at_exit(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id =
+        created(env, &engine, "polite", &["sh", "-c", "sleep 1000 & trap \"kill $!; exit 143\" TERM; wait"]).await?;
+    engine.start(&id).await?;
+    // Let the shell install its trap before it is signalled.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let exit = engine.stop(&id, StopOptions { signal: None, timeout: Duration::from_secs(60) }).await?;
+    ensure!(exit == Exit::Exited(143), "the trap's own exit code: {exit:?}");
+    ensure!(started.elapsed() < Duration::from_secs(30), "stop waited for the exit, not for its timeout");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(Ran::Passed)
+}
+
+async fn stop_uses_annotation(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id = env.id("stopsig");
+    // The process traps only SIGUSR1 (10 on x86-64) and exits 42 on it: any other first signal
+    // would end in SIGKILL.
+    let bundle = env
+        .bundle_builder(["sh", "-c", "sleep 1000 & trap \"kill $!; exit 42\" USR1; wait"])
+        .annotation(STOP_SIGNAL_ANNOTATION, "SIGUSR1")
+        .build()?;
+    let created = engine.create(&id, bundle.path(), CreateOptions::default()).await?;
+    env.track(created.pid);
+    engine.start(&id).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let exit = engine.stop(&id, StopOptions { signal: None, timeout: Duration::from_secs(30) }).await?;
+    ensure!(exit == Exit::Exited(42), "stopped by the annotated signal: {exit:?}");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(Ran::Passed)
+}
+
+async fn stop_of_gone_container(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id = created(env, &engine, "gone", &["sh", "-c", "exit 0"]).await?;
+    engine.start(&id).await?;
+    engine.wait(&id).await?;
+    let exit = engine.stop(&id, StopOptions::default()).await.context("stop of a stopped container")?;
+    ensure!(exit == Exit::Exited(0), "stop reports the exit it already saw: {exit:?}");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(Ran::Passed)
+}
+
+async fn exec_and_exec_stop(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id = created(env, &engine, "execs", &["sleep", "1000"]).await?;
+    engine.start(&id).await?;
+    match engine.exec(&id, &process(["sh", "-c", "echo out; echo err >&2; exit 5"]), ExecOptions::default()).await? {
+        ExecOutcome::Exited { code: 5, stdout, stderr } => {
+            ensure!(stdout.bytes == b"out\n" && stderr.bytes == b"err\n", "output {stdout:?} {stderr:?}")
+        }
+        other => bail!("exec: {other:?}"),
+    }
+    let session = engine.exec_detached(&id, &process(["sleep", "1000"]), ExecOptions::default()).await?;
+    env.track(session.pid);
+    let exit = engine.exec_stop(&session, Duration::from_secs(5)).await.context("exec_stop")?;
+    // A plain process (not a namespace init) dies of SIGTERM.
+    ensure!(exit == Exit::Signaled(Signal::TERM), "the session ended by TERM: {exit:?}");
+    engine.stop(&id, StopOptions { signal: Some(Signal::KILL), timeout: Duration::from_secs(5) }).await?;
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(Ran::Passed)
+}
+
+async fn fifty_in_parallel(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let mut bundles = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for code in 0..50 {
+        let id = env.id("many");
+        let bundle = env.bundle(["sh", "-c", &format!("exit {code}")])?;
+        let engine = Arc::clone(&engine);
+        let path = bundle.path().to_path_buf();
+        bundles.push(bundle);
+        tasks.spawn(async move {
+            let created = engine.create(&id, &path, CreateOptions::default()).await?;
+            engine.start(&id).await?;
+            let exit = engine.wait(&id).await?;
+            engine.delete(&id, DeleteMode::IfStopped).await?;
+            anyhow::Ok((code, created.pid, exit))
+        });
+    }
+    let mut seen = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (code, pid, exit) = joined.context("a container task panicked")??;
+        env.track(pid);
+        ensure!(exit == Exit::Exited(code), "container {code} reported {exit:?}");
+        seen += 1;
+    }
+    ensure!(seen == 50, "{seen} of 50 finished");
+    ensure!(engine.list().await?.is_empty(), "all deleted");
+    Ok(Ran::Passed)
+}
+
+async fn reconnect(env: &mut Env) -> CaseResult {
+    let first = env.engine()?;
+    let live = created(env, &first, "live", &["sleep", "1000"]).await?;
+    first.start(&live).await?;
+    let exited = created(env, &first, "exited", &["sh", "-c", "exit 5"]).await?;
+    first.start(&exited).await?;
+    ensure!(first.wait(&exited).await? == Exit::Exited(5), "first engine sees the exit");
+    drop(first);
+    // A new engine on the same root, as after the embedding program restarted.
+    let root = env.engine_state_root()?;
+    let second = Engine::reconnect(Arc::clone(&env.backend), Arc::new(DirectMonitor::new()?), root).await?;
+    let statuses = second.list().await?;
+    let find = |id: &ContainerId| statuses.iter().find(|status| status.id == *id).cloned();
+    let live_status = find(&live).context("the live container is found again")?;
+    ensure!(live_status.status == Status::Running && live_status.exit.is_none(), "{live_status:?}");
+    let exited_status = find(&exited).context("the exited container is found again")?;
+    ensure!(exited_status.exit == Some(Exit::Exited(5)), "its code survives: {exited_status:?}");
+    second.stop(&live, StopOptions { signal: Some(Signal::KILL), timeout: Duration::from_secs(5) }).await?;
+    second.delete(&live, DeleteMode::IfStopped).await?;
+    second.delete(&exited, DeleteMode::IfStopped).await?;
+    Ok(Ran::Passed)
+}
+
+async fn delete_refuses_running(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id = created(env, &engine, "busy", &["sleep", "1000"]).await?;
+    engine.start(&id).await?;
+    match engine.delete(&id, DeleteMode::IfStopped).await {
+        Err(runtime_core::Error::InvalidState { .. }) => {}
+        other => bail!("delete of a running container: {other:?}"),
+    }
+    ensure!(engine.status(&id).await?.status == Status::Running, "still running");
+    engine.delete(&id, DeleteMode::Force).await.context("delete --force")?;
+    ensure!(engine.list().await?.is_empty(), "nothing listed after delete");
+    Ok(Ran::Passed)
+}
