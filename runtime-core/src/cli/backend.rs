@@ -12,15 +12,18 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oci_spec::runtime::LinuxResources;
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
-use crate::cli::driver::{Call, CliRuntime, Input, Sink};
+use crate::cli::driver::{Call, CliRuntime, Runner};
 use crate::cli::probe::{probe_features, run_probe};
+use crate::cli::spawn::{Input, Leftovers, ProcessSpawner, Sink, Spawner};
 use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
@@ -31,7 +34,7 @@ use crate::contract::options::{
     CheckpointOptions, ContainerStdio, CreateOptions, ExecOptions, ExecOutcome, RestoreOptions,
 };
 use crate::contract::signal::Signal;
-use crate::contract::state::{ContainerState, excerpt};
+use crate::contract::state::ContainerState;
 use crate::contract::version::RuntimeVersion;
 
 /// What a backend crate (or a plugin) contributes to a [`CliBackend`].
@@ -60,18 +63,27 @@ pub struct CliBackend {
 }
 
 impl CliBackend {
-    /// Finds the binary, asks its version, and picks the dialect for it.
+    /// Finds the binary, asks its version (within the config's timeout), and picks the dialect
+    /// for it.
     pub async fn connect(family: Arc<dyn RuntimeFamily>, config: RuntimeConfig) -> Result<Self> {
+        Self::connect_with(family, config, Arc::new(ProcessSpawner)).await
+    }
+
+    /// [`CliBackend::connect`] with processes run by `spawner`.
+    pub(crate) async fn connect_with(
+        family: Arc<dyn RuntimeFamily>,
+        config: RuntimeConfig,
+        spawner: Arc<dyn Spawner>,
+    ) -> Result<Self> {
         let binary = resolve_binary(config.binary.clone().unwrap_or_else(|| family.default_binary()))?;
-        let probe = run_probe(&binary, &["--version"], config.timeout).await;
-        if probe.status != Some(0) {
-            return Err(Error::parse(
-                format!("`{} --version`", binary.display()),
-                format!("exit {:?}: {}", probe.status, excerpt(probe.output.as_bytes())),
-            ));
+        let runner = Runner::new(spawner, &config);
+        let finished = run_probe(&runner, &binary, &["--version"]).await?;
+        let output = finished.complete_output()?;
+        if !finished.status.success() {
+            return Err(Error::RuntimeFailed(finished.failure()));
         }
-        let version = RuntimeVersion::parse(&probe.output)?;
-        Self::with_version(family, config, binary, version)
+        let version = RuntimeVersion::parse(&output)?;
+        Self::with_runner(family, config, binary, version, runner)
     }
 
     /// A backend for a runtime whose version is already known; runs nothing.
@@ -81,16 +93,21 @@ impl CliBackend {
         binary: PathBuf,
         version: RuntimeVersion,
     ) -> Result<Self> {
+        let runner = Runner::new(Arc::new(ProcessSpawner), &config);
+        Self::with_runner(family, config, binary, version, runner)
+    }
+
+    /// [`CliBackend::with_version`] with processes run by `runner`.
+    pub(crate) fn with_runner(
+        family: Arc<dyn RuntimeFamily>,
+        config: RuntimeConfig,
+        binary: PathBuf,
+        version: RuntimeVersion,
+        runner: Runner,
+    ) -> Result<Self> {
         let dialect = family.dialect(&version);
         let global_args = dialect.global_args(&config).map_err(|missing| unsupported(family.name(), missing))?;
-        let cli = CliRuntime::new(
-            binary,
-            global_args,
-            Arc::new(dialect),
-            config.timeout,
-            config.output_limit,
-            config.pass_notify_socket,
-        );
+        let cli = CliRuntime::new(binary, global_args, Arc::new(dialect), runner);
         let criu = config.criu.clone().unwrap_or_else(|| PathBuf::from("criu"));
         let host_checks = family.host_checks();
         Ok(CliBackend { family, cli, version, criu, host_checks, features: OnceCell::new() })
@@ -132,46 +149,90 @@ impl CliBackend {
     }
 
     /// Runs a call that makes a container (create, restore) with the container's stdio; if it
-    /// times out, removes whatever the runtime left, so nothing keeps running unseen.
+    /// fails or times out, removes whatever the runtime left, so nothing keeps running unseen.
+    ///
+    /// The call's timeout bounds the whole of it, rollback included: the runtime gets the budget
+    /// less a reserve ([`rollback_reserve`]), and the rollback what remains by the deadline.
     async fn run_creating(
         &self,
         id: &ContainerId,
         args: Vec<OsString>,
         stdio: &ContainerStdio,
         extra_fds: &[OwnedFd],
-        timeout: Option<std::time::Duration>,
+        timeout: Option<Duration>,
     ) -> Result<()> {
+        let budget = timeout.unwrap_or(self.cli.timeout());
+        let deadline = Instant::now() + budget;
         let (stdin, stdout, stderr) = container_stdio(stdio)?;
-        let extra_fds = duplicate(extra_fds)?;
-        let call =
-            Call { args, id: Some(id.clone()), stdin, stdout, stderr, timeout, kill_on_timeout: None, extra_fds };
-        match self.cli.run_ok(call).await {
-            Err(err @ Error::Timeout { .. }) => {
-                self.roll_back_create(id).await;
-                Err(err)
-            }
-            other => other.map(drop),
+        let call = Call {
+            stdin,
+            stdout,
+            stderr,
+            timeout: Some(budget.saturating_sub(rollback_reserve(budget))),
+            extra_fds: duplicate(extra_fds)?,
+            leftovers: Leftovers::Keep,
+            ..Call::new(args).for_container(id)
+        };
+        let err = match self.cli.run_ok(call).await {
+            Ok(_) => return Ok(()),
+            // Another container holds the id, or nothing ran: there is nothing of ours to remove.
+            Err(
+                err @ (Error::AlreadyExists { .. }
+                | Error::BinaryNotFound { .. }
+                | Error::BinaryNotExecutable { .. }
+                | Error::Unsupported { .. }),
+            ) => return Err(err),
+            Err(err) => err,
+        };
+        self.roll_back_create(id, deadline).await;
+        match err {
+            Error::Timeout { argv, .. } => Err(Error::Timeout { argv, after: budget }),
+            err => Err(err),
         }
     }
 
-    /// Removes what a create that did not finish may have left.
-    async fn roll_back_create(&self, id: &ContainerId) {
-        match self.simple(id, self.dialect().delete_args(id, true)).await {
-            Ok(()) | Err(Error::NotFound { .. }) => {}
+    /// Removes what a create that did not finish may have left, by `deadline`.
+    async fn roll_back_create(&self, id: &ContainerId, deadline: Instant) {
+        let args = match self.argv(self.dialect().delete_args(id, true)) {
+            Ok(args) => args,
+            Err(err) => return tracing::warn!(%id, %err, "cannot roll back a failed create"),
+        };
+        let call = Call { timeout: Some(deadline.saturating_duration_since(Instant::now())), ..Call::new(args) };
+        match self.cli.run_ok(call.for_container(id)).await {
+            Ok(_) | Err(Error::NotFound { .. }) => {}
             Err(err) => tracing::warn!(%id, %err, "rolling back a failed create left something behind"),
         }
     }
+}
+
+/// What a create or restore keeps of its timeout for its rollback: a quarter, at most 2 s.
+fn rollback_reserve(budget: Duration) -> Duration {
+    (budget / 4).min(Duration::from_secs(2))
 }
 
 fn unsupported(backend: &str, missing: Missing) -> Error {
     Error::Unsupported { backend: backend.to_owned(), feature: missing.feature, reason: missing.reason }
 }
 
+/// The binary to run: a bare name is looked up in `PATH`; a path must be an executable file.
 fn resolve_binary(binary: PathBuf) -> Result<PathBuf> {
-    which::which(&binary).map_err(|err| Error::BinaryNotFound {
-        path: binary,
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, err.to_string()),
-    })
+    use std::io::{Error as IoError, ErrorKind};
+    if binary.components().count() == 1 && !binary.is_absolute() {
+        return which::which(&binary).map_err(|err| Error::BinaryNotFound {
+            source: IoError::new(ErrorKind::NotFound, format!("no executable of that name in PATH ({err})")),
+            path: binary,
+        });
+    }
+    let not_executable = |source| Error::BinaryNotExecutable { path: binary.clone(), source };
+    match std::fs::metadata(&binary) {
+        Err(source) if source.kind() == ErrorKind::NotFound => Err(Error::BinaryNotFound { path: binary, source }),
+        Err(source) => Err(not_executable(source)),
+        Ok(metadata) if metadata.is_dir() => Err(not_executable(IoError::new(ErrorKind::IsADirectory, "a directory"))),
+        Ok(_) => match nix::unistd::access(&binary, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) => Ok(binary),
+            Err(errno) => Err(not_executable(errno.into())),
+        },
+    }
 }
 
 /// Copies of the caller's descriptors for one call (the options are borrowed).
@@ -216,9 +277,7 @@ fn temp_file(prefix: &str) -> Result<tempfile::NamedTempFile> {
 fn read_pid_file(path: &Path) -> Result<u32> {
     let text =
         std::fs::read_to_string(path).map_err(|err| Error::io(format!("reading pid file {}", path.display()), err))?;
-    text.trim().parse().map_err(|_| {
-        Error::parse(format!("pid file {}", path.display()), format!("{:?} is not a pid", excerpt(text.as_bytes())))
-    })
+    text.trim().parse().map_err(|err| Error::parse_failed(format!("pid file {}", path.display()), err, text.as_bytes()))
 }
 
 #[async_trait]
@@ -261,16 +320,16 @@ impl OciBackend for CliBackend {
 
     async fn state(&self, id: &ContainerId) -> Result<ContainerState> {
         let finished = self.cli.run_ok(Call::new(self.argv(self.dialect().state_args(id))?).for_container(id)).await?;
-        ContainerState::from_json(&finished.stdout)
+        ContainerState::from_json(finished.complete_stdout()?)
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>> {
         let finished = self.cli.run_ok(Call::new(self.argv(self.dialect().list_args())?)).await?;
         match self.dialect().list_format {
-            ListFormat::Json => ContainerState::list_from_json(&finished.stdout),
+            ListFormat::Json => ContainerState::list_from_json(finished.complete_stdout()?),
             ListFormat::Table => {
                 let mut states = Vec::new();
-                for id in ids_from_list_table(&String::from_utf8_lossy(&finished.stdout)) {
+                for id in ids_from_list_table(&String::from_utf8_lossy(finished.complete_stdout()?)) {
                     match self.state(&ContainerId::new(id)?).await {
                         Ok(state) => states.push(state),
                         // Deleted between `list` and `state`.
@@ -322,8 +381,10 @@ impl OciBackend for CliBackend {
             stdout,
             stderr,
             timeout: opts.timeout,
+            output_limit: None,
             kill_on_timeout: (!opts.detach).then(|| pid_file.clone()),
             extra_fds: duplicate(&opts.preserve_fds)?,
+            leftovers: Leftovers::Keep,
         };
         let finished = self.cli.run(call).await?;
         if opts.detach {
@@ -343,9 +404,10 @@ impl OciBackend for CliBackend {
 
     async fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {
         let finished = self.cli.run_ok(Call::new(self.argv(self.dialect().ps_args(id))?).for_container(id)).await?;
-        serde_json::from_slice::<Option<Vec<i32>>>(&finished.stdout)
+        let stdout = finished.complete_stdout()?;
+        serde_json::from_slice::<Option<Vec<i32>>>(stdout)
             .map(Option::unwrap_or_default)
-            .map_err(|err| Error::parse("ps output", format!("{err}: {}", excerpt(&finished.stdout))))
+            .map_err(|err| Error::parse_failed("ps output", err, stdout))
     }
 
     async fn update(&self, id: &ContainerId, resources: &LinuxResources) -> Result<()> {
@@ -366,7 +428,8 @@ impl OciBackend for CliBackend {
         let features = self.features().await?;
         self.require("checkpoint", &features.checkpoint)?;
         let args = self.argv(self.dialect().checkpoint_args(id, opts))?;
-        let call = Call { timeout: opts.timeout, ..Call::new(args).for_container(id) };
+        // With lazy pages, CRIU's page server outlives the runtime on purpose.
+        let call = Call { timeout: opts.timeout, leftovers: Leftovers::Keep, ..Call::new(args).for_container(id) };
         self.cli.run_ok(call).await.map(drop)
     }
 
@@ -378,3 +441,6 @@ impl OciBackend for CliBackend {
         self.run_creating(id, args, &opts.stdio, &[], opts.timeout).await
     }
 }
+
+#[cfg(test)]
+mod tests;
