@@ -74,12 +74,13 @@ impl BackendPlugin {
         let library =
             unsafe { libloading::Library::new(path) }.map_err(|err| fail(PluginProblem::Open(loader_reason(&err))))?;
         // SAFETY: the type is the one the ABI defines for this symbol.
-        let descriptor_fn: libloading::Symbol<DescriptorFn> = unsafe {
-            library.get(PLUGIN_DESCRIPTOR_SYMBOL.as_bytes())
-        }
-        .map_err(|err| {
-            fail(PluginProblem::MissingSymbol { symbol: PLUGIN_DESCRIPTOR_SYMBOL.to_owned(), message: loader_reason(&err) })
-        })?;
+        let descriptor_fn: libloading::Symbol<DescriptorFn> =
+            unsafe { library.get(PLUGIN_DESCRIPTOR_SYMBOL.as_bytes()) }.map_err(|err| {
+                fail(PluginProblem::MissingSymbol {
+                    symbol: PLUGIN_DESCRIPTOR_SYMBOL.to_owned(),
+                    message: loader_reason(&err),
+                })
+            })?;
         // SAFETY: the ABI defines the function as taking nothing and returning a pointer.
         let descriptor = unsafe { descriptor_fn() };
         if descriptor.is_null() {

@@ -3,9 +3,10 @@
 //!
 //! What differs between runtimes is data: a [`RuntimeFamily`] names the runtime, picks its
 //! [`Dialect`] for the version found, and lists the host conditions it needs. Everything else —
-//! the create that never hands the container a pipe the library reads, rollback of a timed-out
-//! create, exec through a 0600 process file, gating of checkpoint on probed features — is written
-//! once here.
+//! the create that never hands the container a pipe the library reads, rollback of a failed or
+//! timed-out create within the call's own timeout, exec through a 0600 process file, gating of
+//! checkpoint on probed features — is written once here, over a [`Spawner`] that its tests
+//! replace with a recording double.
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -230,7 +230,10 @@ async fn update_command(cli: &CliRuntime) -> Support {
     if probe.succeeded() {
         Support::Supported { evidence: vec![probe.evidence] }
     } else {
-        Support::Unsupported { reason: format!("`update --help` failed: {}", probe.said()), evidence: vec![probe.evidence] }
+        Support::Unsupported {
+            reason: format!("`update --help` failed: {}", probe.said()),
+            evidence: vec![probe.evidence],
+        }
     }
 }
 

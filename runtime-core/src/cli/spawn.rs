@@ -181,15 +181,10 @@ impl Spawner for ProcessSpawner {
         };
         command.stdout(stdout.into_stdio());
         command.stderr(stderr.into_stdio());
-        let mappings: Vec<FdMapping> = extra_fds
-            .into_iter()
-            .zip(3..)
-            .map(|(parent_fd, child_fd)| FdMapping { parent_fd, child_fd })
-            .collect();
+        let mappings: Vec<FdMapping> =
+            extra_fds.into_iter().zip(3..).map(|(parent_fd, child_fd)| FdMapping { parent_fd, child_fd }).collect();
         if !mappings.is_empty() {
-            command
-                .fd_mappings(mappings)
-                .map_err(|err| Error::io("mapping descriptors", io::Error::other(err)))?;
+            command.fd_mappings(mappings).map_err(|err| Error::io("mapping descriptors", io::Error::other(err)))?;
         }
 
         tracing::trace!(argv = %crate::contract::error::display_argv(&argv), "spawning");
@@ -201,12 +196,14 @@ impl Spawner for ProcessSpawner {
         let group = GroupGuard { pgid: Some(Pid::from_raw(pid)) };
         let exit = ExitWatch::new(pid).map_err(|err| Error::io("watching the process for its exit", err))?;
 
-        if let (Some(bytes), Some(mut pipe)) = (stdin_bytes, child.stdin.take()) {
-            tokio::spawn(async move {
+        // Dropped (and so stopped) with this call: once the process ended, the rest is moot.
+        let _feeder = match (stdin_bytes, child.stdin.take()) {
+            (Some(bytes), Some(mut pipe)) => Some(AbortOnDrop(tokio::spawn(async move {
                 // A process that exits without reading its stdin is reported by its exit status.
                 let _ = pipe.write_all(&bytes).await;
-            });
-        }
+            }))),
+            _ => None,
+        };
         let stdout = child.stdout.take().map(|pipe| Capture::start(pipe, output_limit));
         let stderr = child.stderr.take().map(|pipe| Capture::start(pipe, output_limit));
 
@@ -303,10 +300,20 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Reads a stream into a bounded buffer in the background.
+/// A background task that ends with its owner.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads a stream into a bounded buffer in the background, until the capture is finished or
+/// dropped.
 struct Capture {
     kept: Arc<Mutex<Output>>,
-    task: tokio::task::JoinHandle<io::Result<()>>,
+    task: AbortOnDrop<io::Result<()>>,
 }
 
 impl Capture {
@@ -328,20 +335,18 @@ impl Capture {
                 output.truncated |= read > room;
             }
         });
-        Capture { kept, task }
+        Capture { kept, task: AbortOnDrop(task) }
     }
 
     /// What was read, once the stream ended or shortly after the process exited.
     async fn finish(self, stream: &str) -> Result<Output> {
         let Capture { kept, mut task } = self;
         let failed = |err| Error::io(format!("reading the process's {stream}"), err);
-        match tokio::time::timeout(DRAIN_AFTER_EXIT, &mut task).await {
+        match tokio::time::timeout(DRAIN_AFTER_EXIT, &mut task.0).await {
             Ok(Ok(read)) => read.map_err(failed)?,
             Ok(Err(join)) => return Err(failed(io::Error::other(join))),
-            Err(_) => {
-                task.abort();
-                tracing::debug!(stream, "a process outside the group holds the stream open; stopped reading");
-            }
+            // Reading stops when `task` drops.
+            Err(_) => tracing::debug!(stream, "a process outside the group holds the stream open; stopped reading"),
         }
         Ok(std::mem::take(&mut *kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())))
     }
@@ -404,7 +409,8 @@ pub(crate) mod recording {
     impl Asked {
         /// The argv after the program and the global and log flags a dialect adds.
         pub(crate) fn command(&self) -> Vec<String> {
-            const WITH_VALUE: [&str; 6] = ["--root", "--log", "--log-format", "--criu", "--cgroup-manager", "--rootless"];
+            const WITH_VALUE: [&str; 6] =
+                ["--root", "--log", "--log-format", "--criu", "--cgroup-manager", "--rootless"];
             let argv: Vec<String> = self.argv.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
             let mut start = 1;
             while let Some(arg) = argv.get(start) {

@@ -364,10 +364,7 @@ mod tests {
     #[test]
     fn a_missing_binary_and_one_that_cannot_run_are_told_apart() {
         reads(
-            Error::BinaryNotFound {
-                path: "/opt/runc".into(),
-                source: std::io::Error::from_raw_os_error(libc::ENOENT),
-            },
+            Error::BinaryNotFound { path: "/opt/runc".into(), source: std::io::Error::from_raw_os_error(libc::ENOENT) },
             "runtime binary /opt/runc not found: No such file or directory (os error 2)",
         );
         reads(
@@ -425,16 +422,16 @@ mod tests {
     fn plugin_errors_name_the_library_and_the_problem() {
         let path = || PathBuf::from("/opt/libx.so");
         reads(
-            Error::Plugin {
-                path: path(),
-                problem: PluginProblem::Open("/opt/libx.so: invalid ELF header".into()),
-            },
+            Error::Plugin { path: path(), problem: PluginProblem::Open("/opt/libx.so: invalid ELF header".into()) },
             "plugin /opt/libx.so: cannot open: /opt/libx.so: invalid ELF header",
         );
         reads(
             Error::Plugin {
                 path: path(),
-                problem: PluginProblem::MissingSymbol { symbol: "desc".into(), message: "undefined symbol: desc".into() },
+                problem: PluginProblem::MissingSymbol {
+                    symbol: "desc".into(),
+                    message: "undefined symbol: desc".into(),
+                },
             },
             "plugin /opt/libx.so: missing symbol desc: undefined symbol: desc",
         );

@@ -224,12 +224,13 @@ async fn an_exec_whose_runtime_was_killed_never_saw_the_process_end() {
 #[tokio::test]
 async fn a_table_list_asks_each_state_and_skips_a_container_deleted_in_between() {
     let table = "ID   PID   STATUS    BUNDLE   CREATED   OWNER\na    1     running   /b   x   root\nb    2     running   /b   x   root\nc    3     running   /b   x   root\n";
-    let spawner = RecordingSpawner::new(move |command| match (command[0].as_str(), command.get(1).map(String::as_str)) {
-        ("list", _) => Reply::prints(table),
-        ("state", Some("b")) => Reply::logs_error("container b does not exist"),
-        ("state", Some(name)) => Reply::prints(state_json(name)),
-        _ => Reply::exits(1),
-    });
+    let spawner =
+        RecordingSpawner::new(move |command| match (command[0].as_str(), command.get(1).map(String::as_str)) {
+            ("list", _) => Reply::prints(table),
+            ("state", Some("b")) => Reply::logs_error("container b does not exist"),
+            ("state", Some(name)) => Reply::prints(state_json(name)),
+            _ => Reply::exits(1),
+        });
     let states = backend_with(&spawner, ListFormat::Table).list().await.unwrap();
     let ids: Vec<&str> = states.iter().map(|state| state.id.as_str()).collect();
     assert_eq!(ids, ["a", "c"]);
@@ -251,7 +252,10 @@ async fn a_table_list_stops_at_an_error_other_than_not_found() {
 #[tokio::test]
 async fn parsed_output_cut_at_the_limit_is_an_error_that_says_so() {
     // Over config()'s 1024-byte limit; a cut document must not reach the parser.
-    let long = format!(r#"{{"ociVersion":"1.0.2","id":"c1","status":"running","bundle":"/b","annotations":{{"a":"{}"}}}}"#, "x".repeat(2000));
+    let long = format!(
+        r#"{{"ociVersion":"1.0.2","id":"c1","status":"running","bundle":"/b","annotations":{{"a":"{}"}}}}"#,
+        "x".repeat(2000)
+    );
     let spawner = RecordingSpawner::new(move |_| Reply::prints(long.clone()));
     let backend = backend(&spawner);
     for (what, result) in [
@@ -260,7 +264,9 @@ async fn parsed_output_cut_at_the_limit_is_an_error_that_says_so() {
         ("ps", backend.ps(&id("c1")).await.map(drop)),
     ] {
         match result {
-            Err(Error::OutputTruncated { stream, limit, .. }) => assert_eq!((stream, limit), ("stdout", 1024), "{what}"),
+            Err(Error::OutputTruncated { stream, limit, .. }) => {
+                assert_eq!((stream, limit), ("stdout", 1024), "{what}")
+            }
             other => panic!("{what} with cut output: {other:?}"),
         }
     }
