@@ -85,6 +85,21 @@ async fn hang_times_out_and_kills_the_runtime() -> anyhow::Result<()> {
     rig.assert_nothing_left().await
 }
 
+async fn a_create_whose_rollback_hangs_too_ends_within_one_timeout() -> anyhow::Result<()> {
+    // Long enough that a rollback with a timeout of its own (twice the time) misses the bound.
+    let timeout = Duration::from_secs(3);
+    let rig = Rig::new(timeout).await?;
+    rig.fake.inject("create", "hang")?;
+    rig.fake.inject("delete", "hang")?;
+    let bundle = Rig::bundle(&["sleep", "1000"])?;
+    let started = std::time::Instant::now();
+    let result = rig.runc.create(&id("h2"), bundle.path(), CreateOptions::default()).await;
+    let took = started.elapsed();
+    ensure!(matches!(result, Err(Error::Timeout { after, .. }) if after == timeout), "create: {result:?}");
+    ensure!(took < timeout + Duration::from_secs(2), "took {took:?} with a timeout of {timeout:?}");
+    rig.assert_nothing_left().await
+}
+
 async fn per_call_timeout_overrides_the_default() -> anyhow::Result<()> {
     let rig = Rig::new(Duration::from_secs(30)).await?;
     rig.fake.inject("create", "slow:3000")?;
@@ -188,9 +203,19 @@ async fn captured_output_is_bounded_and_the_rest_drained() -> anyhow::Result<()>
     match runc.exec(&c, &flood, ExecOptions::default()).await? {
         runtime_core::ExecOutcome::Exited { code: 0, stdout, stderr } => {
             ensure!(stdout.bytes.len() == 1000, "kept {} bytes", stdout.bytes.len());
+            ensure!(stdout.truncated, "the cut is reported");
             ensure!(stderr.bytes == b"done\n", "the writer ran to its end: {stderr:?}");
+            ensure!(!stderr.truncated, "a short stream is whole");
         }
         other => bail!("flooding exec: {other:?}"),
+    }
+    // The caller can raise the limit for one call.
+    let raised = ExecOptions { output_limit: Some(2_000_000), ..ExecOptions::default() };
+    match runc.exec(&c, &flood, raised).await? {
+        runtime_core::ExecOutcome::Exited { code: 0, stdout, .. } => {
+            ensure!(stdout.bytes.len() == 1_000_000 && !stdout.truncated, "kept {} bytes", stdout.bytes.len());
+        }
+        other => bail!("flooding exec with a raised limit: {other:?}"),
     }
     runc.delete(&c, DeleteMode::Force).await?;
     Ok(())
@@ -200,6 +225,19 @@ async fn missing_binary_is_binary_not_found() -> anyhow::Result<()> {
     match Runc::connect(RuntimeConfig::default().binary("/nonexistent/runc")).await {
         Err(Error::BinaryNotFound { path, .. }) => ensure!(path.ends_with("runc"), "{path:?}"),
         other => bail!("connect to a missing binary: {other:?}"),
+    }
+    Ok(())
+}
+
+async fn a_binary_without_execute_permission_is_not_executable() -> anyhow::Result<()> {
+    let fake = FakeRuntime::new(Flavour::Runc)?;
+    let dir = tempfile::tempdir()?;
+    let plain = dir.path().join("runc");
+    std::fs::copy(fake.binary(), &plain)?;
+    std::fs::set_permissions(&plain, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    match Runc::connect(RuntimeConfig { binary: Some(plain.clone()), ..fake.config() }).await {
+        Err(Error::BinaryNotExecutable { path, .. }) => ensure!(path == plain, "{path:?}"),
+        other => bail!("connect to a 0644 binary: {other:?}"),
     }
     Ok(())
 }
@@ -239,6 +277,10 @@ fn main() -> ExitCode {
         );
         suite.case("fault::failures_are_classified_by_wording", failures_are_classified_by_wording);
         suite.case("fault::hang_times_out_and_kills_the_runtime", hang_times_out_and_kills_the_runtime);
+        suite.case(
+            "fault::a_create_whose_rollback_hangs_too_ends_within_one_timeout",
+            a_create_whose_rollback_hangs_too_ends_within_one_timeout,
+        );
         suite.case("fault::per_call_timeout_overrides_the_default", per_call_timeout_overrides_the_default);
         suite.case("fault::slow_but_within_the_timeout_succeeds", slow_but_within_the_timeout_succeeds);
         suite.case("fault::death_by_signal_is_reported_as_such", death_by_signal_is_reported_as_such);
@@ -250,6 +292,10 @@ fn main() -> ExitCode {
         suite.case("fault::exec_that_outlives_its_timeout_is_killed", exec_that_outlives_its_timeout_is_killed);
         suite.case("captured_output_is_bounded_and_the_rest_drained", captured_output_is_bounded_and_the_rest_drained);
         suite.case("missing_binary_is_binary_not_found", missing_binary_is_binary_not_found);
+        suite.case(
+            "a_binary_without_execute_permission_is_not_executable",
+            a_binary_without_execute_permission_is_not_executable,
+        );
         suite.case(
             "broken_criu_makes_checkpoint_unsupported_with_its_reason",
             broken_criu_makes_checkpoint_unsupported_with_its_reason,

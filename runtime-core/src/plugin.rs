@@ -72,14 +72,15 @@ impl BackendPlugin {
         // SAFETY: loading a library runs its initialisers; loading a plugin is exactly the act of
         // trusting its code, as with any plugin system. Nothing else is assumed here.
         let library =
-            unsafe { libloading::Library::new(path) }.map_err(|err| fail(PluginProblem::Open(err.to_string())))?;
+            unsafe { libloading::Library::new(path) }.map_err(|err| fail(PluginProblem::Open(loader_reason(&err))))?;
         // SAFETY: the type is the one the ABI defines for this symbol.
-        let descriptor_fn: libloading::Symbol<DescriptorFn> = unsafe {
-            library.get(PLUGIN_DESCRIPTOR_SYMBOL.as_bytes())
-        }
-        .map_err(|err| {
-            fail(PluginProblem::MissingSymbol { symbol: PLUGIN_DESCRIPTOR_SYMBOL.to_owned(), message: err.to_string() })
-        })?;
+        let descriptor_fn: libloading::Symbol<DescriptorFn> =
+            unsafe { library.get(PLUGIN_DESCRIPTOR_SYMBOL.as_bytes()) }.map_err(|err| {
+                fail(PluginProblem::MissingSymbol {
+                    symbol: PLUGIN_DESCRIPTOR_SYMBOL.to_owned(),
+                    message: loader_reason(&err),
+                })
+            })?;
         // SAFETY: the ABI defines the function as taking nothing and returning a pointer.
         let descriptor = unsafe { descriptor_fn() };
         if descriptor.is_null() {
@@ -118,6 +119,16 @@ impl BackendPlugin {
     pub async fn connect(self, config: RuntimeConfig) -> Result<Box<dyn OciBackend>> {
         Ok(Box::new(CliBackend::connect(Arc::new(self), config).await?))
     }
+}
+
+/// The loader's own reason: libloading says only "dlopen failed" and keeps `dlerror`'s text
+/// (which file, and what is wrong with it) as its source.
+fn loader_reason(err: &libloading::Error) -> String {
+    let mut innermost: &dyn std::error::Error = err;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
+    }
+    innermost.to_string()
 }
 
 /// Reads one descriptor string.

@@ -26,9 +26,32 @@ fn mapped(path: &Path) -> bool {
     std::fs::read_to_string("/proc/self/maps").unwrap().contains(canonical.to_str().unwrap())
 }
 
+fn open_failure(path: &Path) -> String {
+    match problem(BackendPlugin::open(path)) {
+        PluginProblem::Open(reason) => reason,
+        other => panic!("{}: {other:?}", path.display()),
+    }
+}
+
 #[test]
-fn a_missing_file_cannot_be_opened() {
-    assert!(matches!(problem(BackendPlugin::open(Path::new("/nonexistent/libnothing.so"))), PluginProblem::Open(_)));
+fn a_missing_file_cannot_be_opened_and_the_loader_says_why() {
+    let reason = open_failure(Path::new("/nonexistent/libnothing.so"));
+    // glibc's dlerror() for a path that does not exist.
+    assert!(reason.contains("/nonexistent/libnothing.so"), "{reason}");
+    assert!(reason.contains("No such file or directory"), "{reason}");
+}
+
+#[test]
+fn a_file_that_is_not_a_library_cannot_be_opened_and_the_loader_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("libnoise.so");
+    std::fs::write(&path, vec![0x5a; 4096]).unwrap();
+    let reason = open_failure(&path);
+    // glibc's dlerror() for a file without an ELF header.
+    assert!(reason.contains("invalid ELF header"), "{reason}");
+    assert_ne!(reason, open_failure(Path::new("/nonexistent/libnothing.so")), "two failures, two reasons");
+    let said = BackendPlugin::open(&path).unwrap_err().to_string();
+    assert!(said.contains("invalid ELF header") && !said.contains("dlopen failed"), "{said}");
 }
 
 #[test]

@@ -3,26 +3,29 @@
 //!
 //! What differs between runtimes is data: a [`RuntimeFamily`] names the runtime, picks its
 //! [`Dialect`] for the version found, and lists the host conditions it needs. Everything else —
-//! the create that never hands the container a pipe the library reads, rollback of a timed-out
-//! create, exec through a 0600 process file, gating of checkpoint on probed features — is written
-//! once here.
+//! the create that never hands the container a pipe the library reads, rollback of a failed or
+//! timed-out create within the call's own timeout, exec through a 0600 process file, gating of
+//! checkpoint on probed features — is written once here, over a [`Spawner`] that its tests
+//! replace with a recording double.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oci_spec::runtime::{LinuxResources, Process};
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
-use crate::cli::driver::{Call, CliRuntime, Input, Sink};
+use crate::cli::driver::{Call, CliRuntime, Runner};
 use crate::cli::probe::{probe_features, run_probe};
 use crate::cli::rollback::Rollback;
+use crate::cli::spawn::{Input, Leftovers, ProcessSpawner, Sink, Spawner};
 use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
@@ -34,7 +37,7 @@ use crate::contract::options::{
     ExecStdio, KillScope, RestoreOptions,
 };
 use crate::contract::signal::Signal;
-use crate::contract::state::{ContainerState, excerpt};
+use crate::contract::state::ContainerState;
 use crate::contract::version::RuntimeVersion;
 
 /// What a backend crate (or a plugin) contributes to a [`CliBackend`].
@@ -63,18 +66,27 @@ pub struct CliBackend {
 }
 
 impl CliBackend {
-    /// Finds the binary, asks its version, and picks the dialect for it.
+    /// Finds the binary, asks its version (within the config's timeout), and picks the dialect
+    /// for it.
     pub async fn connect(family: Arc<dyn RuntimeFamily>, config: RuntimeConfig) -> Result<Self> {
+        Self::connect_with(family, config, Arc::new(ProcessSpawner)).await
+    }
+
+    /// [`CliBackend::connect`] with processes run by `spawner`.
+    pub(crate) async fn connect_with(
+        family: Arc<dyn RuntimeFamily>,
+        config: RuntimeConfig,
+        spawner: Arc<dyn Spawner>,
+    ) -> Result<Self> {
         let binary = resolve_binary(config.binary.clone().unwrap_or_else(|| family.default_binary()))?;
-        let probe = run_probe(&binary, &["--version"], config.timeout).await;
-        if probe.status != Some(0) {
-            return Err(Error::parse(
-                format!("`{} --version`", binary.display()),
-                format!("exit {:?}: {}", probe.status, excerpt(probe.output.as_bytes())),
-            ));
+        let runner = Runner::new(spawner, &config);
+        let finished = run_probe(&runner, &binary, &["--version"]).await?;
+        let output = finished.complete_output()?;
+        if !finished.status.success() {
+            return Err(Error::RuntimeFailed(finished.failure()));
         }
-        let version = RuntimeVersion::parse(&probe.output)?;
-        Self::with_version(family, config, binary, version)
+        let version = RuntimeVersion::parse(&output)?;
+        Self::with_runner(family, config, binary, version, runner)
     }
 
     /// A backend for a runtime whose version is already known; runs nothing.
@@ -84,16 +96,21 @@ impl CliBackend {
         binary: PathBuf,
         version: RuntimeVersion,
     ) -> Result<Self> {
+        let runner = Runner::new(Arc::new(ProcessSpawner), &config);
+        Self::with_runner(family, config, binary, version, runner)
+    }
+
+    /// [`CliBackend::with_version`] with processes run by `runner`.
+    pub(crate) fn with_runner(
+        family: Arc<dyn RuntimeFamily>,
+        config: RuntimeConfig,
+        binary: PathBuf,
+        version: RuntimeVersion,
+        runner: Runner,
+    ) -> Result<Self> {
         let dialect = family.dialect(&version);
         let global_args = dialect.global_args(&config).map_err(|missing| unsupported(family.name(), missing))?;
-        let cli = CliRuntime::new(
-            binary,
-            global_args,
-            Arc::new(dialect),
-            config.timeout,
-            config.output_limit,
-            config.pass_notify_socket,
-        );
+        let cli = CliRuntime::new(binary, global_args, Arc::new(dialect), runner);
         let criu = config.criu.clone().unwrap_or_else(|| PathBuf::from("criu"));
         let host_checks = family.host_checks();
         Ok(CliBackend { family, cli, version, criu, host_checks, features: OnceCell::new() })
@@ -134,9 +151,26 @@ impl CliBackend {
         self.cli.run_ok(Call::new(self.argv(built)?).for_container(id)).await.map(drop)
     }
 
-    /// Runs a call that makes a container (create, restore) with the container's stdio and
-    /// returns the init pid from `pid_file`. If the call does not finish (timeout, dropped
-    /// future, no pid written), whatever the runtime left is removed: see `cli::rollback`.
+    /// Removes what a create that did not finish may have left, by `deadline`.
+    async fn roll_back_create(&self, id: &ContainerId, deadline: Instant) {
+        let args = match self.argv(self.dialect().delete_args(id, DeleteMode::Force)) {
+            Ok(args) => args,
+            Err(err) => return tracing::warn!(%id, %err, "cannot roll back a failed create"),
+        };
+        let call = Call { timeout: Some(deadline.saturating_duration_since(Instant::now())), ..Call::new(args) };
+        match self.cli.run_ok(call.for_container(id)).await {
+            Ok(_) | Err(Error::NotFound { .. }) => {}
+            Err(err) => tracing::warn!(%id, %err, "rolling back a failed create left something behind"),
+        }
+    }
+
+    /// Runs a call that makes a container (create, run, restore) with the container's stdio and
+    /// returns the init pid from `pid_file`. If it fails or times out, whatever the runtime left
+    /// is removed, so nothing keeps running unseen; if the caller drops the call instead, the
+    /// [`Rollback`] guard does the same from `Drop`.
+    ///
+    /// The call's timeout bounds the whole of it, rollback included: the runtime gets the budget
+    /// less a reserve ([`rollback_reserve`]), and the rollback what remains by the deadline.
     async fn run_creating(
         &self,
         id: &ContainerId,
@@ -149,48 +183,79 @@ impl CliBackend {
         let budget = timeout.unwrap_or(self.cli.timeout());
         let deadline = Instant::now() + budget;
         let delete = self.argv(self.dialect().delete_args(id, DeleteMode::Force))?;
-        let guard = Rollback::arm(pid_file.to_path_buf(), Some(self.cli.blocking_command(delete)), deadline);
+        // Only for a dropped call: every awaited ending disarms it below.
+        let guard = Rollback::arm(pid_file.to_path_buf(), Some(self.cli.blocking_command(delete)), deadline.into_std());
         let (stdin, stdout, stderr) = container_stdio(stdio);
         let call = Call {
-            args,
-            id: Some(id.clone()),
             stdin,
             stdout,
             stderr,
-            timeout: Some(budget),
-            kill_on_timeout: None,
+            timeout: Some(budget.saturating_sub(rollback_reserve(budget))),
             extra_fds,
+            leftovers: Leftovers::Keep,
+            ..Call::new(args).for_container(id)
         };
-        match self.cli.run_ok(call).await {
-            // A refusal made nothing; deleting would remove the container that made it refuse.
-            Err(err) if err.failure().is_some() => {
-                guard.disarm();
-                Err(err)
-            }
-            Err(err) => Err(err),
-            Ok(_) => {
-                let pid = read_pid_file(pid_file)?;
-                guard.disarm();
-                Ok(Created { pid })
-            }
+        let outcome = self.cli.run_ok(call).await;
+        guard.disarm();
+        let err = match outcome.and_then(|_| read_pid_file(pid_file)) {
+            Ok(pid) => return Ok(Created { pid }),
+            // Another container holds the id, or nothing ran: there is nothing of ours to remove.
+            Err(
+                err @ (Error::AlreadyExists { .. }
+                | Error::BinaryNotFound { .. }
+                | Error::BinaryNotExecutable { .. }
+                | Error::Unsupported { .. }),
+            ) => return Err(err),
+            Err(err) => err,
+        };
+        self.roll_back_create(id, deadline).await;
+        match err {
+            Error::Timeout { argv, .. } => Err(Error::Timeout { argv, after: budget }),
+            err => Err(err),
         }
     }
 }
 
 /// A private 0700 directory for the files of one call (process spec, pid file), removed on drop.
 fn scratch(prefix: &str) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix(prefix).tempdir().map_err(|err| Error::io("creating a scratch directory", err))
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|err| Error::io("creating a scratch directory", err))?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .map_err(|err| Error::io("making the scratch directory private", err))?;
+    Ok(dir)
+}
+
+/// What a create or restore keeps of its timeout for its rollback: a quarter, at most 2 s.
+fn rollback_reserve(budget: Duration) -> Duration {
+    (budget / 4).min(Duration::from_secs(2))
 }
 
 fn unsupported(backend: &str, missing: Missing) -> Error {
     Error::Unsupported { backend: backend.to_owned(), feature: missing.feature, reason: missing.reason }
 }
 
+/// The binary to run: a bare name is looked up in `PATH`; a path must be an executable file.
 fn resolve_binary(binary: PathBuf) -> Result<PathBuf> {
-    which::which(&binary).map_err(|err| Error::BinaryNotFound {
-        path: binary,
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, err.to_string()),
-    })
+    use std::io::{Error as IoError, ErrorKind};
+    if binary.components().count() == 1 && !binary.is_absolute() {
+        return which::which(&binary).map_err(|err| Error::BinaryNotFound {
+            source: IoError::new(ErrorKind::NotFound, format!("no executable of that name in PATH ({err})")),
+            path: binary,
+        });
+    }
+    let not_executable = |source| Error::BinaryNotExecutable { path: binary.clone(), source };
+    match std::fs::metadata(&binary) {
+        Err(source) if source.kind() == ErrorKind::NotFound => Err(Error::BinaryNotFound { path: binary, source }),
+        Err(source) => Err(not_executable(source)),
+        Ok(metadata) if metadata.is_dir() => Err(not_executable(IoError::new(ErrorKind::IsADirectory, "a directory"))),
+        Ok(_) => match nix::unistd::access(&binary, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) => Ok(binary),
+            Err(errno) => Err(not_executable(errno.into())),
+        },
+    }
 }
 
 /// The runtime's stdio for a container process, which inherits it. The descriptors move into
@@ -228,9 +293,7 @@ fn temp_file(prefix: &str) -> Result<tempfile::NamedTempFile> {
 fn read_pid_file(path: &Path) -> Result<u32> {
     let text =
         std::fs::read_to_string(path).map_err(|err| Error::io(format!("reading pid file {}", path.display()), err))?;
-    text.trim().parse().map_err(|_| {
-        Error::parse(format!("pid file {}", path.display()), format!("{:?} is not a pid", excerpt(text.as_bytes())))
-    })
+    text.trim().parse().map_err(|err| Error::parse_failed(format!("pid file {}", path.display()), err, text.as_bytes()))
 }
 
 #[async_trait]
@@ -287,16 +350,16 @@ impl OciBackend for CliBackend {
 
     async fn state(&self, id: &ContainerId) -> Result<ContainerState> {
         let finished = self.cli.run_ok(Call::new(self.argv(self.dialect().state_args(id))?).for_container(id)).await?;
-        ContainerState::from_json(&finished.stdout)
+        ContainerState::from_json(finished.complete_stdout()?)
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>> {
         let finished = self.cli.run_ok(Call::new(self.argv(self.dialect().list_args())?)).await?;
         match self.dialect().list_format {
-            ListFormat::Json => ContainerState::list_from_json(&finished.stdout),
+            ListFormat::Json => ContainerState::list_from_json(finished.complete_stdout()?),
             ListFormat::Table => {
                 let mut states = Vec::new();
-                for id in ids_from_list_table(&String::from_utf8_lossy(&finished.stdout)) {
+                for id in ids_from_list_table(&String::from_utf8_lossy(finished.complete_stdout()?)) {
                     match self.state(&ContainerId::new(id)?).await {
                         Ok(state) => states.push(state),
                         // Deleted between `list` and `state`.
@@ -350,12 +413,13 @@ impl OciBackend for CliBackend {
             stdout,
             stderr,
             timeout: opts.timeout,
-            kill_on_timeout: None,
+            output_limit: opts.output_limit,
             extra_fds: opts.preserve_fds,
+            leftovers: Leftovers::Keep,
         };
         // A detached process is the caller's once the runtime reported it; until then, and for
         // the whole life of an attached one, an unfinished call kills it.
-        let guard = Rollback::arm(pid_file.clone(), None, Instant::now());
+        let guard = Rollback::arm(pid_file.clone(), None, std::time::Instant::now());
         let finished = self.cli.run(call).await?;
         guard.disarm();
         if opts.detach {
@@ -368,8 +432,8 @@ impl OciBackend for CliBackend {
         match (finished.status, &finished.log_error) {
             (Exit::Exited(code), None) => Ok(ExecOutcome::Exited {
                 code,
-                stdout: Captured { bytes: finished.stdout, truncated: false },
-                stderr: Captured { bytes: finished.stderr, truncated: false },
+                stdout: Captured { bytes: finished.stdout, truncated: finished.stdout_truncated },
+                stderr: Captured { bytes: finished.stderr, truncated: finished.stderr_truncated },
             }),
             _ => Err(self.cli.error_for(&finished, Some(id))),
         }
@@ -377,9 +441,10 @@ impl OciBackend for CliBackend {
 
     async fn ps(&self, id: &ContainerId) -> Result<Vec<u32>> {
         let finished = self.cli.run_ok(Call::new(self.argv(self.dialect().ps_args(id))?).for_container(id)).await?;
-        serde_json::from_slice::<Option<Vec<u32>>>(&finished.stdout)
+        let stdout = finished.complete_stdout()?;
+        serde_json::from_slice::<Option<Vec<u32>>>(stdout)
             .map(Option::unwrap_or_default)
-            .map_err(|err| Error::parse("ps output", format!("{err}: {}", excerpt(&finished.stdout))))
+            .map_err(|err| Error::parse_failed("ps output", err, stdout))
     }
 
     async fn update(&self, id: &ContainerId, resources: &LinuxResources) -> Result<()> {
@@ -400,7 +465,8 @@ impl OciBackend for CliBackend {
         let features = self.features().await?;
         self.require("checkpoint", &features.checkpoint)?;
         let args = self.argv(self.dialect().checkpoint_args(id, opts))?;
-        let call = Call { timeout: opts.timeout, ..Call::new(args).for_container(id) };
+        // With lazy pages, CRIU's page server outlives the runtime on purpose.
+        let call = Call { timeout: opts.timeout, leftovers: Leftovers::Keep, ..Call::new(args).for_container(id) };
         self.cli.run_ok(call).await.map(drop)
     }
 
@@ -414,3 +480,6 @@ impl OciBackend for CliBackend {
         self.run_creating(id, args, &pid_file, opts.stdio, Vec::new(), opts.timeout).await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -26,9 +26,13 @@ pub struct RuntimeConfig {
     pub rootless: Option<bool>,
     /// The CRIU binary, for feature probes and `--criu`; `None` is `criu` from `PATH`.
     pub criu: Option<PathBuf>,
-    /// The limit of each runtime call; on expiry the runtime's process group is killed.
+    /// The limit of each runtime call and probe; on expiry the process group is killed. It
+    /// bounds the whole call: a create or restore keeps part of it (a quarter, at most 2 s) to
+    /// remove what a failed or timed-out runtime left.
     pub timeout: Duration,
-    /// The bound on captured stdout and stderr, each; more is read and dropped.
+    /// The bound on captured stdout and stderr, each, in bytes; more is read and dropped, and
+    /// never silently: a call whose output the library parses (state, list, ps, features,
+    /// probes) fails with `Error::OutputTruncated`.
     pub output_limit: usize,
     /// Pass the caller's `NOTIFY_SOCKET` on (for `sd_notify` containers); stripped otherwise.
     pub pass_notify_socket: bool,

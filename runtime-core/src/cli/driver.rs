@@ -1,96 +1,63 @@
 //! The generic CLI driver: runs one runtime command and turns its ending into a typed result.
 //!
-//! Rules it enforces for every call: argv vectors only (no shell); a controlled environment
-//! (`NOTIFY_SOCKET` stripped unless asked for, `XDG_RUNTIME_DIR` set when rootless, Rust
-//! backtrace variables removed so youki's messages stay one line); a timeout after which the
-//! runtime's whole process group is killed and reaped; bounded capture of stdout and stderr that
-//! stops once the runtime has exited (a container that inherited a stream must not keep the call
-//! open); and the runtime's own message read from the last `error` record of its JSON `--log`,
-//! falling back to stderr.
+//! Rules it adds to those of the [`Spawner`] (own process group, deadline, bounded capture): the
+//! runtime's global flags and, where the dialect has them, `--log FILE --log-format json` on every
+//! call; a controlled environment (`NOTIFY_SOCKET` stripped unless asked for, `XDG_RUNTIME_DIR`
+//! set when rootless, Rust backtrace variables removed so youki's messages stay one line); and the
+//! runtime's own message read from the last `error` record of its JSON log, falling back to
+//! stderr, then classified by the dialect's wording.
 
 use std::ffi::OsString;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use command_fds::{CommandFdExt, FdMapping};
-use nix::sys::signal::{Signal as NixSignal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ErrorKind};
+use crate::cli::spawn::{EnvChanges, Input, Invocation, Leftovers, Outcome, Sink, Spawner};
 use crate::contract::error::{Error, Failure, Result};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 
-/// How long captured streams are still read after the runtime exited, for bytes it wrote just
-/// before. Only a process that inherited the stream and keeps it open makes this wait matter.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
-
 /// The longest runtime message kept in an error.
 const MESSAGE_LIMIT: usize = 4096;
 
-/// What the runtime's stdin is.
+/// One process invocation: the arguments after the program's fixed prefix, and how to run it.
 #[derive(Debug, Default)]
-pub enum Input {
-    /// `/dev/null`.
-    #[default]
-    Null,
-    /// These bytes, then end of file.
-    Bytes(Vec<u8>),
-    /// The caller's own stdin.
-    Inherit,
-    /// A descriptor the caller owns.
-    Fd(OwnedFd),
-}
-
-/// Where one of the runtime's output streams goes.
-#[derive(Debug, Default)]
-pub enum Sink {
-    /// Read by the driver, up to the output limit.
-    #[default]
-    Capture,
-    /// `/dev/null`.
-    Null,
-    /// The caller's own stream.
-    Inherit,
-    /// A descriptor the caller owns.
-    Fd(OwnedFd),
-}
-
-/// One runtime invocation.
-#[derive(Debug, Default)]
-pub struct Call {
-    /// The subcommand and its arguments; global and log flags are added by the driver.
-    pub args: Vec<OsString>,
+pub(crate) struct Call {
+    /// The subcommand and its arguments; the program, global and log flags come first.
+    pub(crate) args: Vec<OsString>,
     /// The container concerned, for classifying errors.
-    pub id: Option<ContainerId>,
+    pub(crate) id: Option<ContainerId>,
     /// Stdin.
-    pub stdin: Input,
+    pub(crate) stdin: Input,
     /// Stdout.
-    pub stdout: Sink,
+    pub(crate) stdout: Sink,
     /// Stderr.
-    pub stderr: Sink,
-    /// Overrides the driver's timeout.
-    pub timeout: Option<Duration>,
-    /// A pid file the runtime writes for a process that outlives it (non-detached `exec`): on
-    /// timeout that process is killed too.
-    pub kill_on_timeout: Option<PathBuf>,
+    pub(crate) stderr: Sink,
+    /// Overrides the default timeout.
+    pub(crate) timeout: Option<Duration>,
+    /// Overrides the default bound on each captured stream.
+    pub(crate) output_limit: Option<usize>,
     /// Descriptors the runtime gets as fds 3, 4, ..., to pass on with `--preserve-fds`.
-    pub extra_fds: Vec<OwnedFd>,
+    pub(crate) extra_fds: Vec<OwnedFd>,
+    /// What becomes of processes the runtime leaves in its group when it exits.
+    pub(crate) leftovers: Leftovers,
 }
 
 impl Call {
     /// A call with captured output and no stdin.
-    pub fn new(args: Vec<OsString>) -> Self {
+    pub(crate) fn new(args: Vec<OsString>) -> Self {
         Call { args, ..Call::default() }
     }
 
     /// About container `id`.
-    pub fn for_container(mut self, id: &ContainerId) -> Self {
+    pub(crate) fn for_container(mut self, id: &ContainerId) -> Self {
         self.id = Some(id.clone());
         self
     }
@@ -98,101 +65,189 @@ impl Call {
 
 /// How a call ended.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// The whole argv, binary first.
-    pub argv: Vec<OsString>,
+    pub(crate) argv: Vec<OsString>,
     /// Its exit.
-    pub status: Exit,
+    pub(crate) status: Exit,
     /// Captured stdout (empty unless captured).
-    pub stdout: Vec<u8>,
+    pub(crate) stdout: Vec<u8>,
+    /// True when stdout went past the output limit and was cut.
+    pub(crate) stdout_truncated: bool,
     /// Captured stderr (empty unless captured).
-    pub stderr: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+    /// True when stderr went past the output limit and was cut.
+    pub(crate) stderr_truncated: bool,
+    /// The limit the streams were cut at.
+    pub(crate) output_limit: usize,
     /// The last `error` record of the JSON log, if the runtime wrote one.
-    pub log_error: Option<String>,
+    pub(crate) log_error: Option<String>,
 }
 
 impl Finished {
     /// The runtime's message: the JSON log's last error, else stderr.
-    pub fn message(&self) -> String {
-        self.log_error.clone().unwrap_or_else(|| message_from_stderr(&self.stderr))
+    pub(crate) fn message(&self) -> String {
+        if let Some(logged) = &self.log_error {
+            return logged.clone();
+        }
+        let message = message_from_stderr(&self.stderr);
+        match (self.stderr_truncated, message.ends_with('…')) {
+            (false, _) => message,
+            (true, true) => format!("{message} (stderr cut at {} bytes)", self.output_limit),
+            (true, false) => format!("{message}… (stderr cut at {} bytes)", self.output_limit),
+        }
     }
 
-    fn failure(&self) -> Box<Failure> {
+    pub(crate) fn failure(&self) -> Box<Failure> {
         Box::new(Failure { argv: self.argv.clone(), status: self.status, message: self.message() })
+    }
+
+    /// Stdout of a call whose output is parsed: cut output is an error, never half a document.
+    pub(crate) fn complete_stdout(&self) -> Result<&[u8]> {
+        self.refuse_cut("stdout", self.stdout_truncated)?;
+        Ok(&self.stdout)
+    }
+
+    /// Stdout then stderr, as text, of a probe whose output is read: cut output is an error.
+    pub(crate) fn complete_output(&self) -> Result<String> {
+        self.refuse_cut("stdout", self.stdout_truncated)?;
+        self.refuse_cut("stderr", self.stderr_truncated)?;
+        Ok(self.output_text())
+    }
+
+    /// Stdout then stderr, as text, whether cut or not (for evidence).
+    pub(crate) fn output_text(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&self.stderr));
+        text
+    }
+
+    fn refuse_cut(&self, stream: &'static str, truncated: bool) -> Result<()> {
+        if truncated {
+            return Err(Error::OutputTruncated { argv: self.argv.clone(), stream, limit: self.output_limit });
+        }
+        Ok(())
+    }
+}
+
+/// What every process the library starts shares: the spawner, the environment, the default
+/// timeout and the default bound on captured output. Runtime calls and probes alike go through it.
+#[derive(Debug, Clone)]
+pub(crate) struct Runner {
+    spawner: Arc<dyn Spawner>,
+    env: EnvChanges,
+    timeout: Duration,
+    output_limit: usize,
+}
+
+impl Runner {
+    /// Processes run by `spawner` with the environment, timeout and output limit of `config`.
+    pub(crate) fn new(spawner: Arc<dyn Spawner>, config: &RuntimeConfig) -> Self {
+        let env = runtime_env(
+            nix::unistd::geteuid().as_raw(),
+            std::env::var_os("XDG_RUNTIME_DIR").is_some(),
+            config.pass_notify_socket,
+        );
+        Runner { spawner, env, timeout: config.timeout, output_limit: config.output_limit }
+    }
+
+    /// The default timeout.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs `prefix` (the program and its fixed flags) followed by `call.args`, whatever its exit
+    /// status. Fails when the program cannot be run, on timeout, or on local I/O errors.
+    pub(crate) async fn run(&self, prefix: Vec<OsString>, call: Call) -> Result<Finished> {
+        let Call { args, id: _, stdin, stdout, stderr, timeout, output_limit, extra_fds, leftovers } = call;
+        let mut argv = prefix;
+        argv.extend(args);
+        let timeout = timeout.unwrap_or(self.timeout);
+        let output_limit = output_limit.unwrap_or(self.output_limit);
+        let invocation = Invocation {
+            argv: argv.clone(),
+            env: self.env.clone(),
+            stdin,
+            stdout,
+            stderr,
+            extra_fds,
+            deadline: Instant::now() + timeout,
+            output_limit,
+            leftovers,
+        };
+        match self.spawner.run(invocation).await? {
+            Outcome::TimedOut => {
+                tracing::warn!(?timeout, "call timed out; its process group was killed");
+                Err(Error::Timeout { argv, after: timeout })
+            }
+            Outcome::Ended { status, stdout, stderr } => Ok(Finished {
+                argv,
+                status,
+                stdout: stdout.bytes,
+                stdout_truncated: stdout.truncated,
+                stderr: stderr.bytes,
+                stderr_truncated: stderr.truncated,
+                output_limit,
+                log_error: None,
+            }),
+        }
     }
 }
 
 /// Runs one runtime binary with its dialect's global flags.
 #[derive(Debug, Clone)]
-pub struct CliRuntime {
+pub(crate) struct CliRuntime {
     binary: PathBuf,
     global_args: Vec<OsString>,
     dialect: Arc<Dialect>,
-    timeout: Duration,
-    output_limit: usize,
-    env: RuntimeEnv,
+    runner: Runner,
 }
 
-/// How the runtime's environment differs from the caller's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct RuntimeEnv {
-    remove: Vec<&'static str>,
-    set: Vec<(&'static str, String)>,
-}
-
-impl RuntimeEnv {
-    /// Rust backtrace variables make youki append backtraces to its messages; `NOTIFY_SOCKET`
-    /// would make the runtime wait for a container's `READY=1`; a rootless runtime keeps its
-    /// state under `XDG_RUNTIME_DIR`, which must exist in its environment.
-    fn for_caller(euid: u32, has_runtime_dir: bool, pass_notify_socket: bool) -> Self {
-        let mut remove = vec!["RUST_BACKTRACE", "RUST_LIB_BACKTRACE"];
-        if !pass_notify_socket {
-            remove.push("NOTIFY_SOCKET");
-        }
-        let mut set = Vec::new();
-        if euid != 0 && !has_runtime_dir {
-            set.push(("XDG_RUNTIME_DIR", format!("/run/user/{euid}")));
-        }
-        RuntimeEnv { remove, set }
+/// How the runtime's environment differs from the caller's. Rust backtrace variables make youki
+/// append backtraces to its messages; `NOTIFY_SOCKET` would make the runtime wait for a
+/// container's `READY=1`; a rootless runtime keeps its state under `XDG_RUNTIME_DIR`, which must
+/// exist in its environment.
+fn runtime_env(euid: u32, has_runtime_dir: bool, pass_notify_socket: bool) -> EnvChanges {
+    let mut remove = vec!["RUST_BACKTRACE", "RUST_LIB_BACKTRACE"];
+    if !pass_notify_socket {
+        remove.push("NOTIFY_SOCKET");
     }
+    let mut set = Vec::new();
+    if euid != 0 && !has_runtime_dir {
+        set.push(("XDG_RUNTIME_DIR", format!("/run/user/{euid}")));
+    }
+    EnvChanges { remove, set }
 }
 
 impl CliRuntime {
     /// A driver for `binary`, prefixing every call with `global_args`.
-    pub fn new(
-        binary: PathBuf,
-        global_args: Vec<OsString>,
-        dialect: Arc<Dialect>,
-        timeout: Duration,
-        output_limit: usize,
-        pass_notify_socket: bool,
-    ) -> Self {
-        let env = RuntimeEnv::for_caller(
-            nix::unistd::geteuid().as_raw(),
-            std::env::var_os("XDG_RUNTIME_DIR").is_some(),
-            pass_notify_socket,
-        );
-        CliRuntime { binary, global_args, dialect, timeout, output_limit, env }
+    pub(crate) fn new(binary: PathBuf, global_args: Vec<OsString>, dialect: Arc<Dialect>, runner: Runner) -> Self {
+        CliRuntime { binary, global_args, dialect, runner }
     }
 
     /// The binary.
-    pub fn binary(&self) -> &Path {
+    pub(crate) fn binary(&self) -> &Path {
         &self.binary
     }
 
     /// The global flags every call gets.
-    pub fn global_args(&self) -> &[OsString] {
+    pub(crate) fn global_args(&self) -> &[OsString] {
         &self.global_args
     }
 
     /// The dialect.
-    pub fn dialect(&self) -> &Dialect {
+    pub(crate) fn dialect(&self) -> &Dialect {
         &self.dialect
     }
 
+    /// How processes are run, for probes of other programs.
+    pub(crate) fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
     /// The default timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
+    pub(crate) fn timeout(&self) -> Duration {
+        self.runner.timeout()
     }
 
     /// A blocking command for `args` with the global flags and the environment every call gets,
@@ -200,16 +255,16 @@ impl CliRuntime {
     pub(crate) fn blocking_command(&self, args: Vec<OsString>) -> std::process::Command {
         let mut command = std::process::Command::new(&self.binary);
         command.args(&self.global_args).args(args);
-        for name in &self.env.remove {
+        for name in &self.runner.env.remove {
             command.env_remove(name);
         }
-        command.envs(self.env.set.iter().map(|(key, value)| (key, value)));
+        command.envs(self.runner.env.set.iter().map(|(key, value)| (key, value)));
         command
     }
 
     /// Runs `call` and returns how it ended, whatever its exit status. Fails only when the
     /// binary cannot be run, on timeout, or on local I/O errors.
-    pub async fn run(&self, call: Call) -> Result<Finished> {
+    pub(crate) async fn run(&self, call: Call) -> Result<Finished> {
         let subcommand = call.args.first().map(|arg| arg.to_string_lossy().into_owned()).unwrap_or_default();
         let span = tracing::debug_span!(
             "runtime_call",
@@ -221,212 +276,66 @@ impl CliRuntime {
     }
 
     /// Runs `call`; a non-zero exit becomes the matching typed error.
-    pub async fn run_ok(&self, call: Call) -> Result<Finished> {
+    pub(crate) async fn run_ok(&self, call: Call) -> Result<Finished> {
         let id = call.id.clone();
         let finished = self.run(call).await?;
         self.check(finished, id.as_ref())
     }
 
     /// Turns a failed `finished` into its typed error; passes a successful one through.
-    pub fn check(&self, finished: Finished, id: Option<&ContainerId>) -> Result<Finished> {
-        if finished.status == Exit::Exited(0) {
+    pub(crate) fn check(&self, finished: Finished, id: Option<&ContainerId>) -> Result<Finished> {
+        if finished.status.success() {
             return Ok(finished);
         }
         Err(self.error_for(&finished, id))
     }
 
     /// The typed error for a failed call.
-    pub fn error_for(&self, finished: &Finished, id: Option<&ContainerId>) -> Error {
+    pub(crate) fn error_for(&self, finished: &Finished, id: Option<&ContainerId>) -> Error {
         let failure = finished.failure();
-        let name = || id.map(|id| id.as_str().to_owned()).unwrap_or_default();
         let kind = self.dialect.classify(id, &failure.message);
         tracing::debug!(?kind, message = %failure.message, "runtime call failed");
+        let id = id.cloned();
         match kind {
-            ErrorKind::NotFound => Error::NotFound { id: name(), failure },
-            ErrorKind::AlreadyExists => Error::AlreadyExists { id: name(), failure },
-            ErrorKind::InvalidState => Error::InvalidState { id: name(), failure },
+            ErrorKind::NotFound => Error::NotFound { id, failure },
+            ErrorKind::AlreadyExists => Error::AlreadyExists { id, failure },
+            ErrorKind::InvalidState => Error::InvalidState { id, failure },
             ErrorKind::Other => Error::RuntimeFailed(failure),
         }
     }
 
     async fn run_inner(&self, call: Call) -> Result<Finished> {
-        let log = tempfile::Builder::new()
-            .prefix("runtime-log-")
-            .tempfile()
+        let new_log = || tempfile::Builder::new().prefix("runtime-log-").tempfile();
+        let mut log = self
+            .dialect
+            .global_flags
+            .json_log
+            .then(new_log)
+            .transpose()
             .map_err(|err| Error::io("creating the runtime log file", err))?;
-        let mut argv: Vec<OsString> = vec![self.binary.clone().into()];
-        argv.extend(self.global_args.iter().cloned());
-        argv.extend(self.dialect.log_args(log.path()));
-        argv.extend(call.args);
-
-        let mut command = tokio::process::Command::new(&argv[0]);
-        command.args(&argv[1..]).process_group(0).kill_on_drop(true);
-        for name in &self.env.remove {
-            command.env_remove(name);
+        let mut prefix: Vec<OsString> = vec![self.binary.clone().into()];
+        prefix.extend(self.global_args.iter().cloned());
+        if let Some(log) = &log {
+            prefix.extend(self.dialect.log_args(log.path()));
         }
-        command.envs(self.env.set.iter().map(|(key, value)| (key, value)));
-        let stdin_bytes = match call.stdin {
-            Input::Null => {
-                command.stdin(Stdio::null());
-                None
-            }
-            Input::Bytes(bytes) => {
-                command.stdin(Stdio::piped());
-                Some(bytes)
-            }
-            Input::Inherit => {
-                command.stdin(Stdio::inherit());
-                None
-            }
-            Input::Fd(fd) => {
-                command.stdin(Stdio::from(fd));
-                None
-            }
-        };
-        command.stdout(call.stdout.into_stdio());
-        command.stderr(call.stderr.into_stdio());
-        let mappings: Vec<FdMapping> = call
-            .extra_fds
-            .into_iter()
-            .zip(3..)
-            .map(|(parent_fd, child_fd)| FdMapping { parent_fd, child_fd })
-            .collect();
-        if !mappings.is_empty() {
-            command
-                .fd_mappings(mappings)
-                .map_err(|err| Error::io("mapping descriptors", std::io::Error::other(err)))?;
+        let mut finished = self.runner.run(prefix, call).await?;
+        if let Some(log) = &mut log {
+            finished.log_error = last_error_record(&read_log_tail(log.as_file_mut(), finished.output_limit)?);
         }
-
-        tracing::trace!(argv = %crate::contract::error::display_argv(&argv), "spawning");
-        let mut child = command.spawn().map_err(|err| match err.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
-                Error::BinaryNotFound { path: self.binary.clone(), source: err }
-            }
-            _ => Error::io(format!("spawning {}", self.binary.display()), err),
-        })?;
-        let group = GroupGuard::new(child.id());
-
-        if let (Some(bytes), Some(mut stdin)) = (stdin_bytes, child.stdin.take()) {
-            tokio::spawn(async move {
-                // A runtime that exits without reading its stdin is reported by its exit status.
-                let _ = stdin.write_all(&bytes).await;
-            });
-        }
-        let stdout = child.stdout.take().map(|pipe| Capture::start(pipe, self.output_limit));
-        let stderr = child.stderr.take().map(|pipe| Capture::start(pipe, self.output_limit));
-
-        let limit = call.timeout.unwrap_or(self.timeout);
-        let status = match tokio::time::timeout(limit, child.wait()).await {
-            Ok(status) => status.map_err(|err| Error::io("waiting for the runtime", err))?,
-            Err(_) => {
-                group.kill();
-                if let Some(pid_file) = &call.kill_on_timeout {
-                    kill_pid_from_file(pid_file);
-                }
-                // Reap the runtime so it does not linger as a zombie.
-                let _ = child.wait().await;
-                group.disarm();
-                tracing::warn!(?limit, "runtime call timed out; process group killed");
-                return Err(Error::Timeout { argv, after: limit });
-            }
-        };
-        group.disarm();
-
-        let stdout = match stdout {
-            Some(capture) => capture.finish().await,
-            None => Vec::new(),
-        };
-        let stderr = match stderr {
-            Some(capture) => capture.finish().await,
-            None => Vec::new(),
-        };
-        let log_text = std::fs::read(log.path()).unwrap_or_default();
-        let log_error = last_error_record(&String::from_utf8_lossy(&log_text));
-        Ok(Finished { argv, status: status.into(), stdout, stderr, log_error })
+        Ok(finished)
     }
 }
 
-impl Sink {
-    fn into_stdio(self) -> Stdio {
-        match self {
-            Sink::Capture => Stdio::piped(),
-            Sink::Null => Stdio::null(),
-            Sink::Inherit => Stdio::inherit(),
-            Sink::Fd(fd) => Stdio::from(fd),
-        }
-    }
-}
-
-/// Kills the runtime's process group if the call is abandoned (timeout, or the future dropped).
-struct GroupGuard {
-    pgid: Option<Pid>,
-}
-
-impl GroupGuard {
-    fn new(pid: Option<u32>) -> Self {
-        GroupGuard { pgid: pid.and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw) }
-    }
-
-    fn kill(&self) {
-        if let Some(pgid) = self.pgid {
-            // ESRCH means the group is already gone, which is the goal.
-            let _ = killpg(pgid, NixSignal::SIGKILL);
-        }
-    }
-
-    fn disarm(mut self) {
-        self.pgid = None;
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn kill_pid_from_file(pid_file: &Path) {
-    let pid = std::fs::read_to_string(pid_file).ok().and_then(|text| text.trim().parse::<i32>().ok());
-    if let Some(pid) = pid.filter(|pid| *pid > 0) {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), NixSignal::SIGKILL);
-    }
-}
-
-/// Reads a stream into a bounded buffer in the background.
-struct Capture {
-    buffer: Arc<Mutex<Vec<u8>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Capture {
-    fn start(mut reader: impl AsyncRead + Unpin + Send + 'static, limit: usize) -> Self {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&buffer);
-        let task = tokio::spawn(async move {
-            let mut chunk = vec![0u8; 16 * 1024];
-            loop {
-                match reader.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(read) => {
-                        let mut buffer = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                        let room = limit.saturating_sub(buffer.len());
-                        buffer.extend_from_slice(&chunk[..read.min(room)]);
-                    }
-                }
-            }
-        });
-        Capture { buffer, task }
-    }
-
-    /// What was read, once the stream ended or shortly after the runtime exited.
-    async fn finish(self) -> Vec<u8> {
-        let Capture { buffer, mut task } = self;
-        if tokio::time::timeout(DRAIN_AFTER_EXIT, &mut task).await.is_err() {
-            task.abort();
-            tracing::debug!("a process that outlived the runtime holds its output open; stopped reading");
-        }
-        std::mem::take(&mut *buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
-    }
+/// The end of the runtime's log, at most `limit` bytes: the last error record is near the end,
+/// and a runtime that floods its log must not flood memory.
+fn read_log_tail(log: &mut std::fs::File, limit: usize) -> Result<String> {
+    let failed = |err| Error::io("reading the runtime's log", err);
+    let length = log.seek(SeekFrom::End(0)).map_err(failed)?;
+    let kept = u64::try_from(limit).unwrap_or(u64::MAX).min(length);
+    log.seek(SeekFrom::Start(length - kept)).map_err(failed)?;
+    let mut tail = Vec::new();
+    log.take(kept).read_to_end(&mut tail).map_err(failed)?;
+    Ok(String::from_utf8_lossy(&tail).into_owned())
 }
 
 /// The message of the last `error` record of a JSON log: runc and crun write `msg` and `error`,
@@ -466,6 +375,66 @@ fn clean_message(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::spawn::recording::{RecordingSpawner, Reply};
+
+    fn runner(spawner: &Arc<RecordingSpawner>, output_limit: usize) -> Runner {
+        let config = RuntimeConfig { output_limit, ..RuntimeConfig::default() };
+        Runner::new(Arc::clone(spawner) as Arc<dyn Spawner>, &config)
+    }
+
+    #[tokio::test]
+    async fn a_call_s_output_limit_overrides_the_configured_one_and_cuts_are_flagged() {
+        let spawner = RecordingSpawner::new(|_| Reply::Exits {
+            status: Exit::Exited(0),
+            stdout: b"0123456789abcdef".to_vec(),
+            stderr: b"short".to_vec(),
+            log: None,
+        });
+        let runner = runner(&spawner, 64);
+        let default = runner.run(vec!["prog".into()], Call::new(vec!["a".into()])).await.unwrap();
+        assert!(!default.stdout_truncated && !default.stderr_truncated, "16 bytes fit in 64");
+        let call = Call { output_limit: Some(10), ..Call::new(vec!["b".into()]) };
+        let cut = runner.run(vec!["prog".into()], call).await.unwrap();
+        assert_eq!((cut.stdout.as_slice(), cut.stdout_truncated), (&b"0123456789"[..], true));
+        assert_eq!((cut.stderr.as_slice(), cut.stderr_truncated), (&b"short"[..], false));
+        let limits: Vec<usize> = spawner.asked().iter().map(|asked| asked.output_limit).collect();
+        assert_eq!(limits, [64, 10]);
+        match cut.complete_stdout() {
+            Err(Error::OutputTruncated { argv, stream, limit }) => {
+                assert_eq!((argv, stream, limit), (vec![OsString::from("prog"), OsString::from("b")], "stdout", 10))
+            }
+            other => panic!("cut stdout handed out for parsing: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_runtime_that_says_nothing_has_an_empty_message_and_cut_stderr_is_marked() {
+        let spawner = RecordingSpawner::new(|command| Reply::Exits {
+            status: Exit::Exited(1),
+            stdout: Vec::new(),
+            stderr: if command[0] == "quiet" { Vec::new() } else { b"x".repeat(100) },
+            log: None,
+        });
+        let runner = runner(&spawner, 10);
+        let quiet = runner.run(vec!["prog".into()], Call::new(vec!["quiet".into()])).await.unwrap();
+        assert_eq!(quiet.message(), "");
+        let loud = runner.run(vec!["prog".into()], Call::new(vec!["loud".into()])).await.unwrap();
+        assert_eq!(loud.message(), "xxxxxxxxxx… (stderr cut at 10 bytes)");
+    }
+
+    #[test]
+    fn only_the_tail_of_a_long_log_is_read() {
+        use std::io::Write;
+        let mut log = tempfile::tempfile().unwrap();
+        let early = "{\"level\":\"error\",\"msg\":\"an early error\"}\n";
+        let last = "{\"level\":\"error\",\"msg\":\"the last error\"}\n";
+        write!(log, "{early}{}\n{last}", "y".repeat(10_000)).unwrap();
+        let tail = read_log_tail(&mut log, last.len()).unwrap();
+        assert_eq!(tail, last);
+        assert_eq!(last_error_record(&tail).as_deref(), Some("the last error"));
+        let cut_inside_a_record = read_log_tail(&mut log, last.len() - 1).unwrap();
+        assert_eq!(last_error_record(&cut_inside_a_record), None, "a cut record is not read");
+    }
 
     #[test]
     fn reads_the_last_error_of_runc_and_crun_logs() {
@@ -498,18 +467,18 @@ mod tests {
 
     #[test]
     fn runtime_env_strips_notify_socket_unless_asked_and_backtraces_always() {
-        let root = RuntimeEnv::for_caller(0, false, false);
+        let root = runtime_env(0, false, false);
         assert_eq!(root.remove, ["RUST_BACKTRACE", "RUST_LIB_BACKTRACE", "NOTIFY_SOCKET"]);
         assert!(root.set.is_empty(), "root needs no XDG_RUNTIME_DIR");
-        let notify = RuntimeEnv::for_caller(0, false, true);
+        let notify = runtime_env(0, false, true);
         assert!(!notify.remove.contains(&"NOTIFY_SOCKET"));
     }
 
     #[test]
     fn runtime_env_gives_rootless_runtimes_an_xdg_runtime_dir() {
-        let rootless = RuntimeEnv::for_caller(1000, false, false);
+        let rootless = runtime_env(1000, false, false);
         assert_eq!(rootless.set, [("XDG_RUNTIME_DIR", "/run/user/1000".to_owned())]);
-        let already = RuntimeEnv::for_caller(1000, true, false);
+        let already = runtime_env(1000, true, false);
         assert!(already.set.is_empty(), "the caller's own XDG_RUNTIME_DIR is kept");
     }
 

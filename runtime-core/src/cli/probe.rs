@@ -8,63 +8,87 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
-use crate::cli::driver::{Call, CliRuntime};
+use crate::cli::driver::{Call, CliRuntime, Finished, Runner};
+use crate::contract::error::Result;
+use crate::contract::exit::Exit;
 use crate::contract::features::{CgroupManager, Features, Probe, Support};
 use crate::contract::host::{HostCheck, HostVerdict};
 use crate::contract::version::{RuntimeVersion, Version};
 
 /// Runs a program that is not the runtime (CRIU, or the runtime's `--version` before its dialect
-/// is known), bounded by `timeout`, and records it as evidence.
-pub(crate) async fn run_probe(program: &Path, args: &[&str], timeout: Duration) -> Probe {
-    let mut argv = vec![program.display().to_string()];
-    argv.extend(args.iter().map(|arg| (*arg).to_owned()));
-    let mut command = tokio::process::Command::new(program);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("RUST_BACKTRACE")
-        .kill_on_drop(true);
-    let output = match command.spawn() {
-        Ok(child) => tokio::time::timeout(timeout, child.wait_with_output()).await,
-        Err(err) => return Probe { argv, status: None, output: format!("cannot run: {err}") },
-    };
-    match output {
-        Ok(Ok(output)) => {
-            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&output.stderr));
-            Probe { argv, status: output.status.code(), output: text }
+/// is known) under the same rules as runtime calls: own process group killed at the timeout,
+/// bounded output, nothing left running.
+pub(crate) async fn run_probe(runner: &Runner, program: &Path, args: &[&str]) -> Result<Finished> {
+    runner.run(vec![program.into()], Call::new(args.iter().map(OsString::from).collect())).await
+}
+
+/// A probe that ran, or failed to: the evidence, the output its verdict reads, and why it could
+/// not be read at all.
+struct Probed {
+    evidence: Probe,
+    /// Stdout then stderr; empty when the probe did not run to its end.
+    output: String,
+    /// The last error record of the runtime's JSON log.
+    log_error: Option<String>,
+    /// Why the probe says nothing: it could not run, timed out, or its output was cut.
+    unusable: Option<String>,
+}
+
+impl Probed {
+    fn new(argv: Vec<String>, result: Result<Finished>) -> Self {
+        let finished = match result {
+            Ok(finished) => finished,
+            Err(err) => {
+                let evidence = Probe { argv, status: None, output: err.to_string() };
+                return Probed { evidence, output: String::new(), log_error: None, unusable: Some(err.to_string()) };
+            }
+        };
+        let status = match finished.status {
+            Exit::Exited(code) => Some(code),
+            _ => None,
+        };
+        let (output, unusable) = match finished.complete_output() {
+            Ok(output) => (output, None),
+            Err(cut) => (finished.output_text(), Some(cut.to_string())),
+        };
+        let evidence = shorten(Probe { argv, status, output: output.clone() });
+        Probed { evidence, output, log_error: finished.log_error, unusable }
+    }
+
+    fn succeeded(&self) -> bool {
+        self.unusable.is_none() && self.evidence.status == Some(0)
+    }
+
+    /// What the tool said when it failed: its log's error, else its first line.
+    fn said(&self) -> String {
+        match (&self.unusable, &self.log_error) {
+            (Some(unusable), _) => unusable.clone(),
+            (None, Some(logged)) => logged.clone(),
+            (None, None) => first_line(&self.output).to_owned(),
         }
-        Ok(Err(err)) => Probe { argv, status: None, output: format!("failed: {err}") },
-        Err(_) => Probe { argv, status: None, output: format!("did not finish within {timeout:?}") },
     }
 }
 
+fn argv_of(program: &Path, args: &[&str]) -> Vec<String> {
+    let mut argv = vec![program.display().to_string()];
+    argv.extend(args.iter().map(|arg| (*arg).to_owned()));
+    argv
+}
+
+/// Runs a program other than the runtime and records it.
+async fn program_probe(runner: &Runner, program: &Path, args: &[&str]) -> Probed {
+    Probed::new(argv_of(program, args), run_probe(runner, program, args).await)
+}
+
 /// Runs a runtime subcommand through the driver and records it.
-async fn runtime_probe(cli: &CliRuntime, args: &[&str]) -> (Probe, Option<String>) {
-    let call = Call::new(args.iter().map(OsString::from).collect());
-    match cli.run(call).await {
-        Ok(finished) => {
-            let mut output = String::from_utf8_lossy(&finished.stdout).into_owned();
-            output.push_str(&String::from_utf8_lossy(&finished.stderr));
-            let status = match finished.status {
-                crate::contract::exit::Exit::Exited(code) => Some(code),
-                _ => None,
-            };
-            let argv = finished.argv.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
-            let probe = Probe { argv, status, output };
-            (probe, finished.log_error)
-        }
-        Err(err) => {
-            let mut argv = vec![cli.binary().display().to_string()];
-            argv.extend(args.iter().map(|arg| (*arg).to_owned()));
-            (Probe { argv, status: None, output: err.to_string() }, None)
-        }
-    }
+async fn runtime_probe(cli: &CliRuntime, args: &[&str]) -> Probed {
+    let result = cli.run(Call::new(args.iter().map(OsString::from).collect())).await;
+    let argv = match &result {
+        Ok(finished) => finished.argv.iter().map(|arg| arg.to_string_lossy().into_owned()).collect(),
+        Err(_) => argv_of(cli.binary(), args),
+    };
+    Probed::new(argv, result)
 }
 
 /// The longest probe output kept as evidence.
@@ -117,23 +141,23 @@ struct CriuVerdict {
     evidence: Vec<Probe>,
 }
 
-async fn probe_criu(criu: &Path, minimum: Option<Version>, timeout: Duration) -> CriuVerdict {
-    let check = run_probe(criu, &["check"], timeout).await;
-    if check.status != Some(0) {
-        let problem = format!("`criu check` failed: {}", criu_reason(&check.output));
-        return CriuVerdict { problem: Some(problem), evidence: vec![shorten(check)] };
+async fn probe_criu(runner: &Runner, criu: &Path, minimum: Option<Version>) -> CriuVerdict {
+    let check = program_probe(runner, criu, &["check"]).await;
+    if !check.succeeded() {
+        let reason = check.unusable.clone().unwrap_or_else(|| criu_reason(&check.output));
+        let problem = format!("`criu check` failed: {reason}");
+        return CriuVerdict { problem: Some(problem), evidence: vec![check.evidence] };
     }
-    let check = shorten(check);
-    let version = shorten(run_probe(criu, &["--version"], timeout).await);
+    let version = program_probe(runner, criu, &["--version"]).await;
     let found = criu_version(&version.output);
     let problem = match (found, minimum) {
-        (None, _) => Some(format!("cannot read CRIU's version from `criu --version`: {}", first_line(&version.output))),
+        (None, _) => Some(format!("cannot read CRIU's version from `criu --version`: {}", version.said())),
         (Some(found), Some(minimum)) if found < minimum => {
             Some(format!("CRIU {found} is older than the {minimum} this runtime needs"))
         }
         _ => None,
     };
-    CriuVerdict { problem, evidence: vec![check, version] }
+    CriuVerdict { problem, evidence: vec![check.evidence, version.evidence] }
 }
 
 /// The verdict for a checkpoint-like command: it must answer `--help`, and CRIU must work.
@@ -144,16 +168,14 @@ async fn command_with_criu(cli: &CliRuntime, command: Option<&str>, what: &str, 
             evidence: Vec::new(),
         };
     };
-    let (help, log_error) = runtime_probe(cli, &[command, "--help"]).await;
-    let help = shorten(help);
-    if help.status != Some(0) {
-        let said = log_error.unwrap_or_else(|| first_line(&help.output).to_owned());
+    let help = runtime_probe(cli, &[command, "--help"]).await;
+    if !help.succeeded() {
         return Support::Unsupported {
-            reason: format!("the runtime has no working `{command}` command: {said}"),
-            evidence: vec![help],
+            reason: format!("the runtime has no working `{command}` command: {}", help.said()),
+            evidence: vec![help.evidence],
         };
     }
-    let mut evidence = vec![help];
+    let mut evidence = vec![help.evidence];
     evidence.extend(criu.evidence.iter().cloned());
     match &criu.problem {
         Some(problem) => Support::Unsupported { reason: problem.clone(), evidence },
@@ -168,17 +190,16 @@ async fn features_document(cli: &CliRuntime) -> (Support, Option<oci_spec::runti
     };
     let args: Vec<String> = args.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (probe, log_error) = runtime_probe(cli, &args).await;
-    if probe.status != Some(0) {
-        let said = log_error.unwrap_or_else(|| first_line(&probe.output).to_owned());
-        let reason = format!("`{}` failed: {said}", args.join(" "));
-        return (Support::Unsupported { reason, evidence: vec![shorten(probe)] }, None);
+    let probe = runtime_probe(cli, &args).await;
+    if !probe.succeeded() {
+        let reason = format!("`{}` failed: {}", args.join(" "), probe.said());
+        return (Support::Unsupported { reason, evidence: vec![probe.evidence] }, None);
     }
     match serde_json::from_str::<oci_spec::runtime::Features>(&probe.output) {
-        Ok(document) => (Support::Supported { evidence: vec![shorten(probe)] }, Some(document)),
+        Ok(document) => (Support::Supported { evidence: vec![probe.evidence] }, Some(document)),
         Err(err) => {
             let reason = format!("`{}` printed a document that is not OCI features JSON: {err}", args.join(" "));
-            (Support::Unsupported { reason, evidence: vec![shorten(probe)] }, None)
+            (Support::Unsupported { reason, evidence: vec![probe.evidence] }, None)
         }
     }
 }
@@ -190,43 +211,42 @@ async fn json_error_log(cli: &CliRuntime) -> Support {
     }
     // Asking for a container that cannot exist is harmless and must fail with a logged error.
     let probe_id = format!("features-probe-{}", std::process::id());
-    let (probe, log_error) = runtime_probe(cli, &["state", &probe_id]).await;
-    let mut probe = shorten(probe);
-    match log_error {
-        Some(record) => {
-            probe.output = format!("log record: {record}");
-            Support::Supported { evidence: vec![probe] }
+    let probe = runtime_probe(cli, &["state", &probe_id]).await;
+    match (&probe.unusable, probe.log_error) {
+        (Some(unusable), _) => Support::Unsupported { reason: unusable.clone(), evidence: vec![probe.evidence] },
+        (None, Some(record)) => {
+            let evidence = Probe { output: format!("log record: {record}"), ..probe.evidence };
+            Support::Supported { evidence: vec![evidence] }
         }
-        None => Support::Unsupported {
+        (None, None) => Support::Unsupported {
             reason: "a failing call wrote no JSON error record to --log".to_owned(),
-            evidence: vec![probe],
+            evidence: vec![probe.evidence],
         },
     }
 }
 
 async fn update_command(cli: &CliRuntime) -> Support {
-    let (probe, log_error) = runtime_probe(cli, &["update", "--help"]).await;
-    let probe = shorten(probe);
-    if probe.status == Some(0) {
-        Support::Supported { evidence: vec![probe] }
+    let probe = runtime_probe(cli, &["update", "--help"]).await;
+    if probe.succeeded() {
+        Support::Supported { evidence: vec![probe.evidence] }
     } else {
-        let said = log_error.unwrap_or_else(|| first_line(&probe.output).to_owned());
-        Support::Unsupported { reason: format!("`update --help` failed: {said}"), evidence: vec![probe] }
+        Support::Unsupported {
+            reason: format!("`update --help` failed: {}", probe.said()),
+            evidence: vec![probe.evidence],
+        }
     }
 }
 
 async fn cgroup_managers(cli: &CliRuntime) -> BTreeMap<CgroupManager, Support> {
-    let (probe, _) = runtime_probe(cli, &["--help"]).await;
-    let help = probe.output.clone();
-    let evidence = vec![shorten(probe)];
-    let has_manager_flag = help.contains("--cgroup-manager");
-    let has_systemd_flag = help.contains("--systemd-cgroup");
-    let verdict = |accepted: bool, reason: &str| {
-        if accepted {
-            Support::Supported { evidence: evidence.clone() }
-        } else {
-            Support::Unsupported { reason: reason.to_owned(), evidence: evidence.clone() }
-        }
+    let probe = runtime_probe(cli, &["--help"]).await;
+    let has_manager_flag = probe.output.contains("--cgroup-manager");
+    let has_systemd_flag = probe.output.contains("--systemd-cgroup");
+    let unreadable = probe.unusable.clone();
+    let evidence = vec![probe.evidence];
+    let verdict = |accepted: bool, reason: &str| match (&unreadable, accepted) {
+        (_, true) => Support::Supported { evidence: evidence.clone() },
+        (Some(unreadable), false) => Support::Unsupported { reason: unreadable.clone(), evidence: evidence.clone() },
+        (None, false) => Support::Unsupported { reason: reason.to_owned(), evidence: evidence.clone() },
     };
     BTreeMap::from([
         (CgroupManager::Cgroupfs, verdict(true, "")),
@@ -268,7 +288,7 @@ pub(crate) async fn probe_features(
     host_checks: &[std::sync::Arc<dyn HostCheck>],
 ) -> Features {
     let dialect = cli.dialect();
-    let criu = probe_criu(criu, dialect.min_criu_version, cli.timeout()).await;
+    let criu = probe_criu(cli.runner(), criu, dialect.min_criu_version).await;
     let (checkpoint, restore, (features_command, document), json_error_log, update, cgroup_managers) = tokio::join!(
         command_with_criu(cli, dialect.checkpoint_command.as_deref(), "checkpoint", &criu),
         command_with_criu(cli, dialect.restore_command.as_deref(), "restore", &criu),

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::contract::exit::Exit;
+use crate::contract::id::ContainerId;
+use crate::contract::state::excerpt;
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,7 +30,11 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` {}: {}", display_argv(&self.argv), self.status, self.message)
+        write!(f, "`{}` {}", display_argv(&self.argv), self.status)?;
+        match self.message.trim() {
+            "" => f.write_str(" and printed no error message"),
+            message => write!(f, ": {message}"),
+        }
     }
 }
 
@@ -37,27 +43,30 @@ impl fmt::Display for Failure {
 #[non_exhaustive]
 pub enum Error {
     /// The runtime does not know this container.
-    #[error("container {id} does not exist: {failure}")]
+    #[error("{}: {failure}", about(id.as_ref(), "does not exist", "no such container"))]
     NotFound {
-        /// The container asked for.
-        id: String,
+        /// The container asked for; `None` when the call named none (a `list`).
+        id: Option<ContainerId>,
         /// The runtime call that said so.
         failure: Box<Failure>,
     },
     /// A container with this id already exists.
-    #[error("container {id} already exists: {failure}")]
+    #[error("{}: {failure}", about(id.as_ref(), "already exists", "a container with that id already exists"))]
     AlreadyExists {
-        /// The container asked for.
-        id: String,
+        /// The container asked for; `None` when the call named none.
+        id: Option<ContainerId>,
         /// The runtime call that said so.
         failure: Box<Failure>,
     },
     /// The container is not in a state that allows the operation (delete a running container,
     /// start a stopped one, pause a stopped one...).
-    #[error("container {id} is in the wrong state: {failure}")]
+    #[error(
+        "{}: {failure}",
+        about(id.as_ref(), "is in the wrong state for this operation", "the container is in the wrong state for this operation")
+    )]
     InvalidState {
-        /// The container asked for.
-        id: String,
+        /// The container asked for; `None` when the call named none.
+        id: Option<ContainerId>,
         /// The runtime call that said so.
         failure: Box<Failure>,
     },
@@ -82,9 +91,9 @@ pub enum Error {
         fix: String,
     },
     /// The runtime failed in a way none of the typed variants describe.
-    #[error("runtime failed: {0}")]
+    #[error("the runtime failed: {0}")]
     RuntimeFailed(Box<Failure>),
-    /// The runtime did not finish in time; its process group was killed.
+    /// The call did not finish in time; the runtime's process group was killed.
     #[error("`{}` did not finish within {after:?}; its process group was killed", display_argv(argv))]
     Timeout {
         /// The whole argv, binary first.
@@ -92,12 +101,34 @@ pub enum Error {
         /// The limit that expired.
         after: Duration,
     },
-    /// The runtime binary is not there or cannot be executed.
-    #[error("runtime binary {path} not found: {source}")]
+    /// A process printed more than the call keeps, and the call reads its output: a cut
+    /// document is not parsed.
+    #[error(
+        "`{}` printed more than {limit} bytes on {stream}, the most this call keeps; its output was cut, so it was not read",
+        display_argv(argv)
+    )]
+    OutputTruncated {
+        /// The whole argv, binary first.
+        argv: Vec<OsString>,
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// The output limit of the call, in bytes.
+        limit: usize,
+    },
+    /// The runtime binary is not there.
+    #[error("runtime binary {} not found: {source}", path.display())]
     BinaryNotFound {
         /// The path that was tried.
         path: PathBuf,
-        /// Why it could not be run.
+        /// Why it could not be found.
+        source: std::io::Error,
+    },
+    /// The runtime binary is there but cannot be executed (no permission, not a program).
+    #[error("runtime binary {} cannot be executed: {source}", path.display())]
+    BinaryNotExecutable {
+        /// The path that was tried.
+        path: PathBuf,
+        /// Why it could not be executed.
         source: std::io::Error,
     },
     /// A container id outside the accepted grammar.
@@ -109,9 +140,9 @@ pub enum Error {
         reason: &'static str,
     },
     /// A signal that is not a name or number this host knows.
-    #[error("invalid signal {0:?}")]
+    #[error("invalid signal {0:?}: expected a name such as TERM or SIGTERM, or a number")]
     InvalidSignal(String),
-    /// A local I/O failure (temp files, pipes, spawning).
+    /// A local I/O failure (temp files, pipes, spawning, reading a process's output).
     #[error("{context}: {source}")]
     Io {
         /// What was being done.
@@ -126,6 +157,9 @@ pub enum Error {
         what: String,
         /// Why it failed, with the start of the input.
         message: String,
+        /// The parser's own error, when one was involved.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A container did not exit even after SIGKILL: its process is stuck (in the kernel, or
     /// frozen) and is still there.
@@ -145,13 +179,22 @@ pub enum Error {
         what: String,
     },
     /// A backend plugin could not be loaded; nothing from it was called beyond its descriptor.
-    #[error("plugin {path}: {problem}")]
+    #[error("plugin {}: {problem}", path.display())]
     Plugin {
         /// The shared library.
         path: PathBuf,
         /// What is wrong with it.
         problem: PluginProblem,
     },
+}
+
+/// The subject of a container error: "container ID <predicate>", or `anonymous` when the call
+/// named no container.
+fn about(id: Option<&ContainerId>, predicate: &str, anonymous: &str) -> String {
+    match id {
+        Some(id) => format!("container {id} {predicate}"),
+        None => anonymous.to_owned(),
+    }
 }
 
 /// Why a backend plugin was refused.
@@ -187,8 +230,22 @@ impl Error {
         Error::Io { context: context.into(), source }
     }
 
+    /// A parse failure found by our own checks.
     pub(crate) fn parse(what: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Parse { what: what.into(), message: message.into() }
+        Error::Parse { what: what.into(), message: message.into(), source: None }
+    }
+
+    /// A parse failure reported by a parser, which is kept as the source.
+    pub(crate) fn parse_failed(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+        input: &[u8],
+    ) -> Self {
+        let message = match input.trim_ascii().is_empty() {
+            true => format!("{source}; the input was empty"),
+            false => format!("{source}; the input began: {}", excerpt(input)),
+        };
+        Error::Parse { what: what.into(), message, source: Some(Box::new(source)) }
     }
 
     /// The runtime call behind this error, when it came from one.
@@ -206,4 +263,202 @@ impl Error {
 /// Renders an argv for messages: space separated, lossy for non-UTF-8.
 pub(crate) fn display_argv(argv: &[OsString]) -> String {
     argv.iter().map(|arg| arg.to_string_lossy()).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(argv: &str, status: Exit, message: &str) -> Box<Failure> {
+        let argv = argv.split_whitespace().map(OsString::from).collect();
+        Box::new(Failure { argv, status, message: message.to_owned() })
+    }
+
+    fn said(argv: &str) -> Box<Failure> {
+        failure(argv, Exit::Exited(1), "the runtime's words")
+    }
+
+    fn c1() -> Option<ContainerId> {
+        Some(ContainerId::new("c1").unwrap())
+    }
+
+    /// The whole sentence, and nothing that ends in mid-air.
+    fn reads(error: Error, expected: &str) {
+        let text = error.to_string();
+        assert_eq!(text, expected);
+        assert!(!text.trim_end().ends_with(':'), "ends in a bare colon: {text}");
+    }
+
+    #[test]
+    fn not_found_names_the_container_or_says_none_was_named() {
+        reads(
+            Error::NotFound { id: c1(), failure: said("runc state c1") },
+            "container c1 does not exist: `runc state c1` exited with status 1: the runtime's words",
+        );
+        reads(
+            Error::NotFound { id: None, failure: said("runc list") },
+            "no such container: `runc list` exited with status 1: the runtime's words",
+        );
+    }
+
+    #[test]
+    fn already_exists_names_the_container_or_says_none_was_named() {
+        reads(
+            Error::AlreadyExists { id: c1(), failure: said("runc create c1") },
+            "container c1 already exists: `runc create c1` exited with status 1: the runtime's words",
+        );
+        reads(
+            Error::AlreadyExists { id: None, failure: said("runc create") },
+            "a container with that id already exists: `runc create` exited with status 1: the runtime's words",
+        );
+    }
+
+    #[test]
+    fn invalid_state_names_the_container_or_says_none_was_named() {
+        reads(
+            Error::InvalidState { id: c1(), failure: said("runc start c1") },
+            "container c1 is in the wrong state for this operation: `runc start c1` exited with status 1: the runtime's words",
+        );
+        reads(
+            Error::InvalidState { id: None, failure: said("runc start") },
+            "the container is in the wrong state for this operation: `runc start` exited with status 1: the runtime's words",
+        );
+    }
+
+    #[test]
+    fn unsupported_and_host_incompatible_say_who_what_and_why() {
+        reads(
+            Error::Unsupported {
+                backend: "crun".into(),
+                feature: "checkpoint".into(),
+                reason: "the runtime has no checkpoint command".into(),
+            },
+            "crun does not support checkpoint: the runtime has no checkpoint command",
+        );
+        reads(
+            Error::HostIncompatible {
+                backend: "crun".into(),
+                problem: "cgroup v1 hybrid".into(),
+                fix: "boot with unified cgroups".into(),
+            },
+            "crun cannot run on this host: cgroup v1 hybrid; fix: boot with unified cgroups",
+        );
+    }
+
+    #[test]
+    fn a_runtime_that_fails_without_a_word_is_said_to_have_said_nothing() {
+        reads(
+            Error::RuntimeFailed(failure("runc kill c1 9", Exit::Exited(1), "")),
+            "the runtime failed: `runc kill c1 9` exited with status 1 and printed no error message",
+        );
+        reads(
+            Error::RuntimeFailed(failure("runc kill c1 9", Exit::Exited(1), " \n")),
+            "the runtime failed: `runc kill c1 9` exited with status 1 and printed no error message",
+        );
+        reads(
+            Error::RuntimeFailed(failure("runc state c1", Exit::Signaled(crate::Signal::KILL), "")),
+            "the runtime failed: `runc state c1` was killed by signal 9 and printed no error message",
+        );
+        reads(
+            Error::RuntimeFailed(failure("runc state c1", Exit::Exited(2), "bad flag")),
+            "the runtime failed: `runc state c1` exited with status 2: bad flag",
+        );
+    }
+
+    #[test]
+    fn timeout_and_truncation_name_the_call_and_the_limit() {
+        let argv = || vec![OsString::from("runc"), OsString::from("state"), OsString::from("c1")];
+        reads(
+            Error::Timeout { argv: argv(), after: Duration::from_millis(500) },
+            "`runc state c1` did not finish within 500ms; its process group was killed",
+        );
+        reads(
+            Error::OutputTruncated { argv: argv(), stream: "stdout", limit: 4096 },
+            "`runc state c1` printed more than 4096 bytes on stdout, the most this call keeps; its output was cut, so it was not read",
+        );
+    }
+
+    #[test]
+    fn a_missing_binary_and_one_that_cannot_run_are_told_apart() {
+        reads(
+            Error::BinaryNotFound { path: "/opt/runc".into(), source: std::io::Error::from_raw_os_error(libc::ENOENT) },
+            "runtime binary /opt/runc not found: No such file or directory (os error 2)",
+        );
+        reads(
+            Error::BinaryNotExecutable {
+                path: "/opt/runc".into(),
+                source: std::io::Error::from_raw_os_error(libc::EACCES),
+            },
+            "runtime binary /opt/runc cannot be executed: Permission denied (os error 13)",
+        );
+    }
+
+    #[test]
+    fn invalid_ids_and_signals_say_what_is_expected() {
+        reads(
+            Error::InvalidId { id: "-x".into(), reason: "must not start with '-' or '.'" },
+            "invalid container id \"-x\": must not start with '-' or '.'",
+        );
+        reads(
+            Error::InvalidSignal("FOO".into()),
+            "invalid signal \"FOO\": expected a name such as TERM or SIGTERM, or a number",
+        );
+    }
+
+    #[test]
+    fn io_errors_say_what_was_being_done() {
+        reads(
+            Error::io("reading the process's stdout", std::io::Error::other("device gone")),
+            "reading the process's stdout: device gone",
+        );
+    }
+
+    #[test]
+    fn parse_errors_keep_the_parser_s_error_as_their_source() {
+        let input = b"garbage";
+        let parser = serde_json::from_slice::<serde_json::Value>(input).unwrap_err();
+        let parser_says = parser.to_string();
+        let error = Error::parse_failed("container state", parser, input);
+        let source = std::error::Error::source(&error).expect("the parser's error is kept");
+        assert_eq!(source.to_string(), parser_says);
+        reads(error, &format!("cannot parse container state: {parser_says}; the input began: garbage"));
+
+        let empty = serde_json::from_slice::<serde_json::Value>(b"").unwrap_err();
+        let empty_says = empty.to_string();
+        reads(
+            Error::parse_failed("container state", empty, b""),
+            &format!("cannot parse container state: {empty_says}; the input was empty"),
+        );
+        reads(
+            Error::parse("runtime version", "unexpected first line \"Usage\""),
+            "cannot parse runtime version: unexpected first line \"Usage\"",
+        );
+    }
+
+    #[test]
+    fn plugin_errors_name_the_library_and_the_problem() {
+        let path = || PathBuf::from("/opt/libx.so");
+        reads(
+            Error::Plugin { path: path(), problem: PluginProblem::Open("/opt/libx.so: invalid ELF header".into()) },
+            "plugin /opt/libx.so: cannot open: /opt/libx.so: invalid ELF header",
+        );
+        reads(
+            Error::Plugin {
+                path: path(),
+                problem: PluginProblem::MissingSymbol {
+                    symbol: "desc".into(),
+                    message: "undefined symbol: desc".into(),
+                },
+            },
+            "plugin /opt/libx.so: missing symbol desc: undefined symbol: desc",
+        );
+        reads(
+            Error::Plugin { path: path(), problem: PluginProblem::AbiVersion { found: 2, expected: 1 } },
+            "plugin /opt/libx.so: ABI version 2, this build speaks 1",
+        );
+        reads(
+            Error::Plugin { path: path(), problem: PluginProblem::Malformed("name is null".into()) },
+            "plugin /opt/libx.so: malformed descriptor: name is null",
+        );
+    }
 }

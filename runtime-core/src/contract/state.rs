@@ -112,28 +112,28 @@ enum Owner {
 impl ContainerState {
     /// Parses one state document (`state` output, or one element of `list --format json`).
     pub fn from_json(json: &[u8]) -> Result<Self> {
-        let raw: RawState = serde_json::from_slice(json)
-            .map_err(|err| Error::parse("container state", format!("{err}: {}", excerpt(json))))?;
+        let raw: RawState =
+            serde_json::from_slice(json).map_err(|err| Error::parse_failed("container state", err, json))?;
         Self::from_raw(raw)
     }
 
     /// Parses a JSON array of states; `null` (runc with no containers) is an empty list.
     pub fn list_from_json(json: &[u8]) -> Result<Vec<Self>> {
-        let raw: Option<Vec<RawState>> = serde_json::from_slice(json)
-            .map_err(|err| Error::parse("container list", format!("{err}: {}", excerpt(json))))?;
+        let raw: Option<Vec<RawState>> =
+            serde_json::from_slice(json).map_err(|err| Error::parse_failed("container list", err, json))?;
         raw.unwrap_or_default().into_iter().map(Self::from_raw).collect()
     }
 
     fn from_raw(raw: RawState) -> Result<Self> {
         let status = Status::parse(&raw.status)
             .ok_or_else(|| Error::parse("container state", format!("unknown status {:?}", raw.status)))?;
-        let created =
-            match raw.created.as_deref() {
-                None | Some("") => None,
-                Some(text) => Some(DateTime::parse_from_rfc3339(text).map_err(|err| {
-                    Error::parse("container state", format!("created {text:?} is not RFC 3339: {err}"))
-                })?),
-            };
+        let created = match raw.created.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                DateTime::parse_from_rfc3339(text)
+                    .map_err(|err| Error::parse_failed("the created time (RFC 3339)", err, text.as_bytes()))?,
+            ),
+        };
         let pid = match (status, raw.pid) {
             (Status::Stopped, _) => None,
             (_, Some(pid)) if pid > 0 => u32::try_from(pid).ok(),

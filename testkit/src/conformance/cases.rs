@@ -200,7 +200,7 @@ async fn unknown_id_is_not_found(env: &mut Env) -> CaseResult {
     let expect = |what: &str, result: runtime_core::Result<()>| -> anyhow::Result<()> {
         match result {
             Err(Error::NotFound { id: reported, failure }) => {
-                ensure!(reported == id.as_str(), "{what}: NotFound names {reported}");
+                ensure!(reported.as_ref() == Some(&id), "{what}: NotFound names {reported:?}");
                 ensure!(!failure.message.is_empty(), "{what}: NotFound carries the runtime's message");
                 Ok(())
             }
@@ -222,7 +222,7 @@ async fn duplicate_create_is_already_exists(env: &mut Env) -> CaseResult {
     let bundle = env.bundle(SLEEPER.iter().copied())?;
     env.create(&id, bundle.path()).await?;
     match env.backend.create(&id, bundle.path(), CreateOptions::default()).await {
-        Err(Error::AlreadyExists { id: reported, .. }) => ensure!(reported == id.as_str(), "names {reported}"),
+        Err(Error::AlreadyExists { id: reported, .. }) => ensure!(reported.as_ref() == Some(&id), "names {reported:?}"),
         other => bail!("second create: {other:?}"),
     }
     let state = env.backend.state(&id).await.context("the first container survives")?;
@@ -234,7 +234,7 @@ async fn duplicate_create_is_already_exists(env: &mut Env) -> CaseResult {
 async fn delete_running_is_invalid_state(env: &mut Env) -> CaseResult {
     let (id, _bundle, _) = env.running("busy", SLEEPER).await?;
     match env.backend.delete(&id, DeleteMode::IfStopped).await {
-        Err(Error::InvalidState { id: reported, .. }) => ensure!(reported == id.as_str(), "names {reported}"),
+        Err(Error::InvalidState { id: reported, .. }) => ensure!(reported.as_ref() == Some(&id), "names {reported:?}"),
         other => bail!("delete of a running container without force: {other:?}"),
     }
     ensure!(env.backend.state(&id).await?.status == Status::Running, "still running after the refusal");

@@ -1,0 +1,364 @@
+//! `CliBackend`'s decisions, checked against a recording spawner: which calls it makes, with
+//! which deadlines, and what it makes of their endings. No process runs.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::cli::dialect::{ErrorWording, GlobalFlags};
+use crate::cli::spawn::recording::{RecordingSpawner, Reply};
+use crate::contract::options::process;
+
+#[derive(Debug)]
+struct TestFamily {
+    list_format: ListFormat,
+}
+
+impl RuntimeFamily for TestFamily {
+    fn name(&self) -> &str {
+        "test"
+    }
+
+    fn default_binary(&self) -> PathBuf {
+        PathBuf::from("/bin/true")
+    }
+
+    fn dialect(&self, _version: &RuntimeVersion) -> Dialect {
+        Dialect {
+            checkpoint_command: Some("checkpoint".into()),
+            run_command: None,
+            restore_command: Some("restore".into()),
+            features_command: None,
+            global_flags: GlobalFlags { json_log: true, ..GlobalFlags::default() },
+            missing_flags: Vec::new(),
+            list_format: self.list_format,
+            update_resources: ResourcesInput::Stdin,
+            errors: ErrorWording {
+                not_found: vec!["does not exist".into()],
+                already_exists: vec!["already exists".into()],
+                invalid_state: vec!["wrong state".into()],
+            },
+            min_criu_version: None,
+        }
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(8);
+
+fn config() -> RuntimeConfig {
+    RuntimeConfig::default().binary("/bin/true").timeout(TIMEOUT).output_limit(1024)
+}
+
+fn backend_with(spawner: &Arc<RecordingSpawner>, list_format: ListFormat) -> CliBackend {
+    let version = RuntimeVersion::parse("test version 1.0.0").unwrap();
+    let runner = Runner::new(Arc::clone(spawner) as Arc<dyn Spawner>, &config());
+    CliBackend::with_runner(Arc::new(TestFamily { list_format }), config(), "/bin/true".into(), version, runner)
+        .unwrap()
+}
+
+fn backend(spawner: &Arc<RecordingSpawner>) -> CliBackend {
+    backend_with(spawner, ListFormat::Json)
+}
+
+fn id(name: &str) -> ContainerId {
+    ContainerId::new(name).unwrap()
+}
+
+fn state_json(name: &str) -> String {
+    format!(r#"{{"ociVersion":"1.0.2","id":"{name}","status":"running","pid":42,"bundle":"/b"}}"#)
+}
+
+/// Create options with a pid file at `/run/test.pid`, so that argv is known in advance.
+fn create_opts() -> CreateOptions {
+    CreateOptions { pid_file: Some("/run/test.pid".into()), ..CreateOptions::default() }
+}
+
+/// Argv as the test writes it.
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_that_times_out_is_rolled_back_within_its_own_timeout() {
+    let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
+        "create" => Reply::TimesOut,
+        _ => Reply::exits(0),
+    });
+    let started = Instant::now();
+    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    match result {
+        Err(Error::Timeout { argv, after }) => {
+            assert_eq!(after, TIMEOUT, "the call's timeout, as configured");
+            assert!(argv.iter().any(|arg| arg == "create"), "{argv:?}");
+        }
+        other => panic!("a create that times out: {other:?}"),
+    }
+    assert_eq!(
+        spawner.commands(),
+        [words("create --bundle /b --pid-file /run/test.pid c1"), words("delete --force c1")]
+    );
+    let asked = spawner.asked();
+    let (create, rollback) = (&asked[0], &asked[1]);
+    assert!(create.deadline < started + TIMEOUT, "the create leaves time for its rollback");
+    assert!(rollback.deadline > create.deadline, "the rollback gets what remains");
+    assert!(rollback.deadline <= started + TIMEOUT, "and nothing past the call's deadline");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_s_own_timeout_bounds_it_and_its_rollback() {
+    let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
+        "create" => Reply::TimesOut,
+        _ => Reply::exits(0),
+    });
+    let own = Duration::from_millis(600);
+    let opts = CreateOptions { timeout: Some(own), ..create_opts() };
+    let started = Instant::now();
+    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), opts).await;
+    assert!(matches!(result, Err(Error::Timeout { after, .. }) if after == own), "{result:?}");
+    let deadlines: Vec<Instant> = spawner.asked().iter().map(|asked| asked.deadline).collect();
+    assert_eq!(deadlines.len(), 2);
+    assert!(deadlines.iter().all(|deadline| *deadline <= started + own), "{deadlines:?}");
+}
+
+#[tokio::test]
+async fn a_create_the_runtime_refuses_is_rolled_back() {
+    let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
+        "create" => Reply::logs_error("cannot mount proc"),
+        _ => Reply::logs_error("container c1 does not exist"),
+    });
+    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    match result {
+        Err(Error::RuntimeFailed(failure)) => assert_eq!(failure.message, "cannot mount proc"),
+        other => panic!("a failed create: {other:?}"),
+    }
+    assert_eq!(
+        spawner.commands(),
+        [words("create --bundle /b --pid-file /run/test.pid c1"), words("delete --force c1")]
+    );
+}
+
+#[tokio::test]
+async fn a_create_refused_because_the_id_is_taken_leaves_the_other_container_alone() {
+    let spawner = RecordingSpawner::new(|_| Reply::logs_error("container c1 already exists"));
+    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    assert!(matches!(&result, Err(Error::AlreadyExists { id: Some(taken), .. }) if *taken == id("c1")), "{result:?}");
+    assert_eq!(
+        spawner.commands(),
+        [words("create --bundle /b --pid-file /run/test.pid c1")],
+        "no delete of someone else's container"
+    );
+}
+
+#[tokio::test]
+async fn a_create_whose_binary_is_missing_ran_nothing_to_roll_back() {
+    let spawner = RecordingSpawner::new(|_| Reply::Missing);
+    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    assert!(matches!(result, Err(Error::BinaryNotFound { .. })), "{result:?}");
+    assert_eq!(spawner.commands(), [words("create --bundle /b --pid-file /run/test.pid c1")]);
+}
+
+#[tokio::test]
+async fn a_create_leaves_its_container_running_and_other_calls_leave_nothing() {
+    let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
+        "state" => Reply::prints(state_json("c1")),
+        _ => Reply::exits(0),
+    });
+    let backend = backend(&spawner);
+    // The pid file the runtime would write.
+    let scratch = tempfile::tempdir().unwrap();
+    let pid_file = scratch.path().join("pid");
+    std::fs::write(&pid_file, "42").unwrap();
+    let opts = CreateOptions { pid_file: Some(pid_file), ..CreateOptions::default() };
+    let created = backend.create(&id("c1"), Path::new("/b"), opts).await.unwrap();
+    assert_eq!(created.pid, 42, "the pid the runtime wrote");
+    backend.start(&id("c1")).await.unwrap();
+    backend.state(&id("c1")).await.unwrap();
+    let leftovers: Vec<Leftovers> = spawner.asked().iter().map(|asked| asked.leftovers).collect();
+    assert_eq!(leftovers, [Leftovers::Keep, Leftovers::Kill, Leftovers::Kill]);
+}
+
+#[tokio::test]
+async fn a_restore_that_times_out_is_rolled_back() {
+    // Every probe answers yes; CRIU says which version it is.
+    let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
+        "--version" => Reply::prints("Version: 3.17.1\n"),
+        "restore" if command.len() > 2 => Reply::TimesOut,
+        _ => Reply::exits(0),
+    });
+    let opts = RestoreOptions {
+        image_path: "/img".into(),
+        pid_file: Some("/run/test.pid".into()),
+        ..RestoreOptions::default()
+    };
+    let result = backend(&spawner).restore(&id("c1"), Path::new("/b"), opts).await;
+    assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+    let commands = spawner.commands();
+    assert_eq!(
+        commands[commands.len() - 2..],
+        [
+            words("restore --image-path /img --bundle /b --detach --pid-file /run/test.pid c1"),
+            words("delete --force c1")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_exec_s_exit_status_is_its_process_s_own() {
+    let spawner = RecordingSpawner::new(|_| Reply::Exits {
+        status: Exit::Exited(3),
+        stdout: b"out".to_vec(),
+        stderr: b"err".to_vec(),
+        log: None,
+    });
+    let outcome = backend(&spawner).exec(&id("c1"), &process(["false"]), ExecOptions::default()).await.unwrap();
+    match outcome {
+        ExecOutcome::Exited { code, stdout, stderr } => {
+            assert_eq!((code, stdout.bytes.as_slice(), stderr.bytes.as_slice()), (3, &b"out"[..], &b"err"[..]))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(spawner.asked()[0].leftovers, Leftovers::Keep, "exec's process is not the runtime's to kill");
+}
+
+#[tokio::test]
+async fn an_exec_whose_runtime_logged_an_error_is_the_runtime_s_failure() {
+    let spawner = RecordingSpawner::new(|_| Reply::logs_error("container c1 does not exist"));
+    let result = backend(&spawner).exec(&id("c1"), &process(["true"]), ExecOptions::default()).await;
+    match result {
+        Err(Error::NotFound { id: Some(missing), failure }) => {
+            assert_eq!(missing, id("c1"));
+            assert_eq!(failure.message, "container c1 does not exist");
+        }
+        other => panic!("an exec the runtime refused: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_exec_whose_runtime_was_killed_never_saw_the_process_end() {
+    let spawner = RecordingSpawner::new(|_| Reply::Exits {
+        status: Exit::Signaled(crate::contract::signal::Signal::KILL),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        log: None,
+    });
+    let result = backend(&spawner).exec(&id("c1"), &process(["true"]), ExecOptions::default()).await;
+    match result {
+        Err(Error::RuntimeFailed(failure)) => {
+            assert_eq!(failure.status, Exit::Signaled(crate::contract::signal::Signal::KILL))
+        }
+        other => panic!("an exec whose runtime died: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_table_list_asks_each_state_and_skips_a_container_deleted_in_between() {
+    let table = "ID   PID   STATUS    BUNDLE   CREATED   OWNER\na    1     running   /b   x   root\nb    2     running   /b   x   root\nc    3     running   /b   x   root\n";
+    let spawner =
+        RecordingSpawner::new(move |command| match (command[0].as_str(), command.get(1).map(String::as_str)) {
+            ("list", _) => Reply::prints(table),
+            ("state", Some("b")) => Reply::logs_error("container b does not exist"),
+            ("state", Some(name)) => Reply::prints(state_json(name)),
+            _ => Reply::exits(1),
+        });
+    let states = backend_with(&spawner, ListFormat::Table).list().await.unwrap();
+    let ids: Vec<&str> = states.iter().map(|state| state.id.as_str()).collect();
+    assert_eq!(ids, ["a", "c"]);
+    assert_eq!(spawner.commands(), [words("list"), words("state a"), words("state b"), words("state c")]);
+}
+
+#[tokio::test]
+async fn a_table_list_stops_at_an_error_other_than_not_found() {
+    let table = "ID   PID\na    1\nb    2\n";
+    let spawner = RecordingSpawner::new(move |command| match command[0].as_str() {
+        "list" => Reply::prints(table),
+        _ => Reply::logs_error("permission denied"),
+    });
+    let result = backend_with(&spawner, ListFormat::Table).list().await;
+    assert!(matches!(result, Err(Error::RuntimeFailed(_))), "{result:?}");
+    assert_eq!(spawner.commands().len(), 2, "no state after the failure");
+}
+
+#[tokio::test]
+async fn parsed_output_cut_at_the_limit_is_an_error_that_says_so() {
+    // Over config()'s 1024-byte limit; a cut document must not reach the parser.
+    let long = format!(
+        r#"{{"ociVersion":"1.0.2","id":"c1","status":"running","bundle":"/b","annotations":{{"a":"{}"}}}}"#,
+        "x".repeat(2000)
+    );
+    let spawner = RecordingSpawner::new(move |_| Reply::prints(long.clone()));
+    let backend = backend(&spawner);
+    for (what, result) in [
+        ("state", backend.state(&id("c1")).await.map(drop)),
+        ("list", backend.list().await.map(drop)),
+        ("ps", backend.ps(&id("c1")).await.map(drop)),
+    ] {
+        match result {
+            Err(Error::OutputTruncated { stream, limit, .. }) => {
+                assert_eq!((stream, limit), ("stdout", 1024), "{what}")
+            }
+            other => panic!("{what} with cut output: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_get_the_configured_timeout_unless_they_bring_their_own() {
+    let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
+        "state" => Reply::prints(state_json("c1")),
+        "--version" => Reply::prints("Version: 3.17.1\n"),
+        _ => Reply::exits(0),
+    });
+    let backend = backend(&spawner);
+    let started = Instant::now();
+    backend.state(&id("c1")).await.unwrap();
+    let own = Duration::from_secs(90);
+    let opts = CheckpointOptions { image_path: "/img".into(), timeout: Some(own), ..CheckpointOptions::default() };
+    backend.checkpoint(&id("c1"), &opts).await.unwrap();
+    let asked = spawner.asked();
+    assert_eq!(asked[0].command(), words("state c1"));
+    assert_eq!(asked[0].deadline, started + TIMEOUT, "state: the configured timeout");
+    let checkpoint = asked.last().unwrap();
+    assert_eq!(checkpoint.command(), words("checkpoint --image-path /img c1"));
+    assert_eq!(checkpoint.deadline, started + own, "checkpoint: its own");
+    assert_eq!(checkpoint.leftovers, Leftovers::Keep, "a lazy-pages server may outlive it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn connect_to_a_version_that_hangs_is_a_timeout() {
+    let spawner = RecordingSpawner::new(|_| Reply::TimesOut);
+    let family = Arc::new(TestFamily { list_format: ListFormat::Json });
+    let result = CliBackend::connect_with(family, config(), spawner.clone()).await;
+    match result {
+        Err(Error::Timeout { argv, after }) => {
+            assert_eq!(argv, [OsString::from("/bin/true"), OsString::from("--version")]);
+            assert_eq!(after, TIMEOUT);
+        }
+        other => panic!("connect with a hanging --version: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connect_to_a_version_that_fails_is_the_runtime_s_failure() {
+    let spawner = RecordingSpawner::new(|_| Reply::Exits {
+        status: Exit::Exited(2),
+        stdout: Vec::new(),
+        stderr: b"unknown flag --version\n".to_vec(),
+        log: None,
+    });
+    let family = Arc::new(TestFamily { list_format: ListFormat::Json });
+    match CliBackend::connect_with(family, config(), spawner).await {
+        Err(Error::RuntimeFailed(failure)) => {
+            assert_eq!((failure.status, failure.message.as_str()), (Exit::Exited(2), "unknown flag --version"))
+        }
+        other => panic!("connect with a failing --version: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connect_to_a_version_cut_at_the_limit_is_an_error_that_says_so() {
+    let spawner = RecordingSpawner::new(|_| Reply::prints(format!("test version 1.0.0\n{}", "x".repeat(4096))));
+    let family = Arc::new(TestFamily { list_format: ListFormat::Json });
+    let result = CliBackend::connect_with(family, config(), spawner).await;
+    assert!(matches!(result, Err(Error::OutputTruncated { stream: "stdout", .. })), "{result:?}");
+}
