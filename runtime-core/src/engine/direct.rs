@@ -1,8 +1,8 @@
 //! [`DirectMonitor`]: the embedding process supervises its containers itself.
 //!
-//! No process per container: the embedding process becomes a child subreaper
-//! (`PR_SET_CHILD_SUBREAPER`), so once `create` (or `run`, `restore`) returns, the container's
-//! init — orphaned by the runtime — is its child. A pidfd on the tokio reactor says when it
+//! No process per container: while `create` (or `run`, `restore`, a background exec) runs, the
+//! embedding process is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so when the runtime exits
+//! the process it leaves behind — orphaned — becomes the embedding process's child. A pidfd on the tokio reactor says when it
 //! ends; `waitid(P_PIDFD)` reaps exactly that process and gives its status, which is written
 //! to the exit file (as conmon writes it) and handed to every waiter.
 //!
@@ -14,7 +14,7 @@
 //! starts also become its children (the library reaps only the processes it supervises).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -55,18 +55,39 @@ impl Drop for DirectMonitor {
     }
 }
 
-/// Makes this process a child subreaper, once.
-fn become_subreaper() -> Result<()> {
-    static DONE: OnceLock<std::result::Result<(), nix::errno::Errno>> = OnceLock::new();
-    DONE.get_or_init(|| nix::sys::prctl::set_child_subreaper(true))
-        .map_err(|errno| Error::io("becoming a child subreaper (PR_SET_CHILD_SUBREAPER)", errno.into()))
+/// This process is a child subreaper while at least one of these lives.
+struct Subreaper;
+
+/// How many [`Subreaper`]s live; the flag changes only with the count's lock held.
+static SUBREAPERS: Mutex<usize> = Mutex::new(0);
+
+impl Subreaper {
+    fn hold() -> Result<Self> {
+        let mut count = SUBREAPERS.lock().unwrap_or_else(|p| p.into_inner());
+        if *count == 0 {
+            nix::sys::prctl::set_child_subreaper(true)
+                .map_err(|errno| Error::io("becoming a child subreaper (PR_SET_CHILD_SUBREAPER)", errno.into()))?;
+        }
+        *count += 1;
+        Ok(Subreaper)
+    }
+}
+
+impl Drop for Subreaper {
+    fn drop(&mut self) {
+        let mut count = SUBREAPERS.lock().unwrap_or_else(|p| p.into_inner());
+        *count -= 1;
+        if *count == 0 {
+            // Failing to clear it only widens the window described in the module docs.
+            let _ = nix::sys::prctl::set_child_subreaper(false);
+        }
+    }
 }
 
 impl DirectMonitor {
-    /// A monitor for this process; it becomes a child subreaper now.
-    pub fn new() -> Result<Self> {
-        become_subreaper()?;
-        Ok(DirectMonitor::default())
+    /// A monitor for this process.
+    pub fn new() -> Self {
+        DirectMonitor::default()
     }
 
     /// Watches `pid` and, when it ends, records its exit in `exit_file` (if given) and for
@@ -133,6 +154,7 @@ impl Monitor for DirectMonitor {
 
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
         let CreateRequest { id, bundle, options, launch, files } = req;
+        let _subreaper = Subreaper::hold()?;
         let created = match launch {
             Launch::Create => backend.create(&id, &bundle, options).await?,
             Launch::Run => backend.run(&id, &bundle, options).await?,
@@ -143,6 +165,7 @@ impl Monitor for DirectMonitor {
 
     async fn restore(&self, backend: &dyn OciBackend, req: RestoreRequest) -> Result<Created> {
         let RestoreRequest { id, bundle, options, files } = req;
+        let _subreaper = Subreaper::hold()?;
         let created = backend.restore(&id, &bundle, options).await?;
         self.supervise(&id, created.pid, &files);
         Ok(created)
@@ -158,6 +181,7 @@ impl Monitor for DirectMonitor {
             },
             ..options
         };
+        let _subreaper = Subreaper::hold()?;
         let ExecOutcome::Detached { pid } = backend.exec(&id, &process, options).await? else {
             return Err(Error::parse("the answer to a detached exec", "an exit status instead of a pid"));
         };
@@ -221,9 +245,21 @@ impl Monitor for DirectMonitor {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_process_is_a_subreaper_only_while_a_supervised_call_holds_it() {
+        let is_subreaper = || nix::sys::prctl::get_child_subreaper().unwrap();
+        assert!(!is_subreaper(), "not before");
+        let first = Subreaper::hold().unwrap();
+        let second = Subreaper::hold().unwrap();
+        assert!(is_subreaper());
+        drop(first);
+        assert!(is_subreaper(), "while any call still holds it");
+        drop(second);
+        assert!(!is_subreaper(), "not after the last");
+    }
+
     #[tokio::test]
     async fn a_watched_child_records_its_exit_in_the_file_and_for_waiters() {
-        become_subreaper().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let exit_file = dir.path().join("c1");
         let child = std::process::Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();

@@ -226,7 +226,7 @@ async fn reconnect(env: &mut Env) -> CaseResult {
     drop(first);
     // A new engine on the same root, as after the embedding program restarted.
     let root = env.engine_state_root()?;
-    let second = Engine::reconnect(Arc::clone(&env.backend), Arc::new(DirectMonitor::new()?), root).await?;
+    let second = Engine::reconnect(Arc::clone(&env.backend), Arc::new(DirectMonitor::new()), root).await?;
     let statuses = second.list().await?;
     let find = |id: &ContainerId| statuses.iter().find(|status| status.id == *id).cloned();
     let live_status = find(&live).context("the live container is found again")?;

@@ -129,7 +129,7 @@ impl Env {
     /// root, as a restarted program would have.
     pub fn engine(&mut self) -> anyhow::Result<Arc<Engine>> {
         let root = self.engine_state_root()?;
-        let monitor = Arc::new(DirectMonitor::new()?);
+        let monitor = Arc::new(DirectMonitor::new());
         Ok(Arc::new(Engine::new(Arc::clone(&self.backend), monitor, root)))
     }
 

@@ -1,0 +1,17 @@
+//! The engine's cases over youki with each monitor: against the fake on every run, against the
+//! real youki when the gate lets it run. A binary of its own: see
+//! `testkit::conformance::register_engine`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use backend_youki::Youki;
+use testkit::conformance::{Subject, register_engine};
+use testkit::fake::Flavour;
+
+fn main() -> ExitCode {
+    testkit::harness::main(|suite| {
+        register_engine(suite, &Subject::fake(Flavour::Youki, Arc::new(Youki)));
+        register_engine(suite, &Subject::real(Arc::new(Youki)));
+    })
+}
