@@ -90,6 +90,7 @@ pub(crate) fn restore(ctx: &Ctx, args: &Args) -> CmdResult {
         bundle,
         root_path: spec.root().as_ref().map(|root| root.path().to_string_lossy().into_owned()).unwrap_or_default(),
         created: Utc::now(),
+        annotations: spec.annotations().as_ref().map(|annotations| annotations.clone().into_iter().collect()),
         init: *init,
         started: true,
         paused: false,

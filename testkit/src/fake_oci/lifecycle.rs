@@ -78,13 +78,8 @@ impl Launch {
         } else {
             search.split(':').map(|dir| cwd.join(dir).join(arg0)).find(|path| runnable(path))
         };
-        let executable = executable.ok_or_else(|| {
-            Failure::runtime(match flavour {
-                Flavour::Runc => format!("exec: \"{arg0}\": executable file not found in $PATH"),
-                Flavour::Crun => format!("executable file `{arg0}` not found in $PATH: No such file or directory"),
-                Flavour::Youki => format!("executable '{arg0}' not found in $PATH"),
-            })
-        })?;
+        let executable = executable
+            .ok_or_else(|| Failure::runtime(format!("exec: \"{arg0}\": executable file not found in $PATH")))?;
         Ok(Launch { flavour, executable, args, env, cwd })
     }
 
@@ -175,6 +170,7 @@ pub(crate) fn create(ctx: &Ctx, args: &Args) -> CmdResult {
         bundle,
         root_path,
         created: Utc::now(),
+        annotations: spec.annotations().as_ref().map(|annotations| annotations.clone().into_iter().collect()),
         init: Tracked::capture(child.id()),
         started: false,
         paused: false,
@@ -239,15 +235,15 @@ pub(crate) fn start(ctx: &Ctx, args: &Args) -> CmdResult {
 }
 
 /// The state document in the flavour's shape: runc and crun report pid 0 once stopped, crun
-/// the rootfs as written in the config and a `systemd-scope`, youki no rootfs and a numeric
-/// owner.
+/// the rootfs as written in the config and a `systemd-scope`, youki no rootfs, a numeric owner
+/// and the config's annotations even when empty (runc only when there are some).
 fn document(ctx: &Ctx, record: &Record) -> serde_json::Value {
     let status = record.status();
     let pid = if status == Status::Stopped && ctx.flavour != Flavour::Youki { 0 } else { record.init.pid };
     let (id, bundle, created) = (&record.id, &record.bundle, record.created.to_rfc3339());
     let uid = nix::unistd::geteuid();
     let user = || nix::unistd::User::from_uid(uid).ok().flatten().map_or_else(|| uid.to_string(), |user| user.name);
-    match ctx.flavour {
+    let mut document = match ctx.flavour {
         Flavour::Runc => serde_json::json!({
             "ociVersion": "1.0.2-dev", "id": id, "pid": pid, "status": status, "bundle": bundle,
             "rootfs": record.rootfs(), "created": created, "owner": "",
@@ -260,7 +256,12 @@ fn document(ctx: &Ctx, record: &Record) -> serde_json::Value {
             "ociVersion": "1.1.0", "id": id, "status": status, "pid": pid, "bundle": bundle,
             "created": created, "owner": uid.as_raw(),
         }),
+    };
+    let annotations = record.annotations.as_ref().filter(|map| ctx.flavour == Flavour::Youki || !map.is_empty());
+    if let (Some(annotations), Flavour::Runc | Flavour::Youki) = (annotations, ctx.flavour) {
+        document["annotations"] = serde_json::json!(annotations);
     }
+    document
 }
 
 /// `state`.

@@ -138,7 +138,8 @@ pub(crate) struct Args {
 impl Args {
     /// Parses `argv` against `accepted` option names (`"bundle="` takes a value); `--help`
     /// anywhere asks for help. Global options end at the first positional (the command).
-    fn parse(ctx: &Ctx, command: &str, accepted: &[&str], argv: &[String]) -> Result<Args, Failure> {
+    fn parse(ctx: &Ctx, command: &str, accepted: &str, argv: &[String]) -> Result<Args, Failure> {
+        let accepted: Vec<&str> = accepted.split_whitespace().collect();
         let mut args = Args::default();
         let mut tokens = argv.iter();
         // Global options end at the command's name; everything after it is the command's.
@@ -182,79 +183,48 @@ impl Args {
 
 type Command = fn(&Ctx, &Args) -> CmdResult;
 
-const RUNC_CHECKPOINT: &[&str] = &[
-    "image-path=",
-    "work-path=",
-    "parent-path=",
-    "leave-running",
-    "tcp-established",
-    "ext-unix-sk",
-    "shell-job",
-    "file-locks",
-    "pre-dump",
-    "manage-cgroups-mode=",
-    "lazy-pages",
-];
-const YOUKI_CHECKPOINT: &[&str] = &[
-    "image-path=",
-    "work-path=",
-    "leave-running",
-    "tcp-established",
-    "ext-unix-sk",
-    "shell-job",
-    "file-locks",
-    "manage-cgroups-mode=",
-];
-const RESTORE: &[&str] = &[
-    "image-path=",
-    "work-path=",
-    "bundle=",
-    "detach",
-    "pid-file=",
-    "console-socket=",
-    "no-subreaper",
-    "no-pivot",
-    "tcp-established",
-    "ext-unix-sk",
-    "shell-job",
-    "file-locks",
-    "manage-cgroups-mode=",
-    "lazy-pages",
-];
-
-/// The commands each runtime has, with the options the library passes them.
-fn command(flavour: Flavour, name: &str) -> Option<(&'static [&'static str], Command)> {
-    const CREATE: &[&str] = &["bundle=", "pid-file=", "console-socket=", "no-pivot", "no-new-keyring", "preserve-fds="];
-    const EXEC: &[&str] = &["process=", "detach", "pid-file=", "console-socket=", "preserve-fds="];
+/// The commands each runtime has, with the options the library passes them (`bundle=` takes a
+/// value).
+fn command(flavour: Flavour, name: &str) -> Option<(&'static str, Command)> {
     Some(match (flavour, name) {
-        (_, "create") => (CREATE, lifecycle::create),
-        (_, "start") => (&[], lifecycle::start),
-        (_, "state") => (&[], lifecycle::state),
-        (_, "list") => (&["format="], lifecycle::list),
-        (_, "kill") => (&["all"], lifecycle::kill),
-        (_, "delete") => (&["force"], lifecycle::delete),
-        (_, "pause") => (&[], lifecycle::pause),
-        (_, "resume") => (&[], lifecycle::resume),
-        (_, "exec") => (EXEC, tasks::exec),
-        (_, "ps") => (&["format="], tasks::ps),
-        (_, "update") => (&["r="], tasks::update),
+        (_, "create") => ("bundle= pid-file= console-socket= no-pivot no-new-keyring preserve-fds=", lifecycle::create),
+        (_, "start") => ("", lifecycle::start),
+        (_, "state") => ("", lifecycle::state),
+        (_, "list") => ("format=", lifecycle::list),
+        (_, "kill") => ("all", lifecycle::kill),
+        (_, "delete") => ("force", lifecycle::delete),
+        (_, "pause") => ("", lifecycle::pause),
+        (_, "resume") => ("", lifecycle::resume),
+        (_, "exec") => ("process= detach pid-file= console-socket= preserve-fds=", tasks::exec),
+        (_, "ps") => ("format=", tasks::ps),
+        (_, "update") => ("r=", tasks::update),
         // Captured from runc 1.1.5 and youki 0.7.0; crun 1.8.1 has no `features`.
-        (Flavour::Runc, "features") => (&[], |_, _| Ok(print_out(include_str!("features/runc.json")))),
-        (Flavour::Youki, "features") => (&[], |_, _| Ok(print_out(include_str!("features/youki.json")))),
-        (Flavour::Runc, "checkpoint") => (RUNC_CHECKPOINT, checkpoint::checkpoint),
-        (Flavour::Youki, "checkpointt") => (YOUKI_CHECKPOINT, checkpoint::checkpoint),
-        (Flavour::Runc, "restore") => (RESTORE, checkpoint::restore),
+        (Flavour::Runc, "features") => ("", |_, _| Ok(print_out(include_str!("features/runc.json")))),
+        (Flavour::Youki, "features") => ("", |_, _| Ok(print_out(include_str!("features/youki.json")))),
+        (Flavour::Runc, "checkpoint") => (
+            "image-path= work-path= parent-path= leave-running tcp-established ext-unix-sk shell-job file-locks \
+             pre-dump manage-cgroups-mode= lazy-pages",
+            checkpoint::checkpoint,
+        ),
+        (Flavour::Youki, "checkpointt") => (
+            "image-path= work-path= leave-running tcp-established ext-unix-sk shell-job file-locks \
+             manage-cgroups-mode=",
+            checkpoint::checkpoint,
+        ),
+        (Flavour::Runc, "restore") => (
+            "image-path= work-path= bundle= detach pid-file= console-socket= no-subreaper no-pivot tcp-established \
+             ext-unix-sk shell-job file-locks manage-cgroups-mode= lazy-pages",
+            checkpoint::restore,
+        ),
         _ => return None,
     })
 }
 
-fn global_options(flavour: Flavour) -> &'static [&'static str] {
+fn global_options(flavour: Flavour) -> &'static str {
     match flavour {
-        Flavour::Runc => &["root=", "log=", "log-format=", "criu=", "systemd-cgroup", "rootless=", "debug", "version"],
-        Flavour::Crun => {
-            &["root=", "log=", "log-format=", "cgroup-manager=", "systemd-cgroup", "rootless=", "debug", "version"]
-        }
-        Flavour::Youki => &["root=", "log=", "log-format=", "systemd-cgroup", "debug", "version"],
+        Flavour::Runc => "root= log= log-format= criu= systemd-cgroup rootless= debug version",
+        Flavour::Crun => "root= log= log-format= cgroup-manager= systemd-cgroup rootless= debug version",
+        Flavour::Youki => "root= log= log-format= systemd-cgroup debug version",
     }
 }
 
@@ -328,14 +298,14 @@ fn run(ctx: &mut Ctx, argv: &[String]) -> CmdResult {
     }
     if name == "help" || globals.help {
         println!("Usage: {} [global options] command [command options] <container-id>", flavour.name());
-        global_options(flavour).iter().for_each(|option| println!("  --{}", option.trim_end_matches('=')));
+        global_options(flavour).split_whitespace().for_each(|option| println!("  --{}", option.trim_end_matches('=')));
         return Ok(0);
     }
     let (accepted, run) = command(flavour, name).ok_or_else(|| usage(flavour, Unknown::Command(name)))?;
     let args = Args::parse(ctx, name, accepted, rest)?;
     if args.help {
         println!("Usage: {} {name} [options] <container-id>", flavour.name());
-        accepted.iter().for_each(|option| println!("  --{}", option.trim_end_matches('=')));
+        accepted.split_whitespace().for_each(|option| println!("  --{}", option.trim_end_matches('=')));
         return Ok(0);
     }
     run(ctx, &args)

@@ -6,6 +6,7 @@
 //! every read from the init process (alive or not) and two flags, as runc derives it from the
 //! kernel rather than trusting its own files.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub(crate) struct Record {
     /// `root.path` exactly as written in config.json.
     pub root_path: String,
     pub created: DateTime<Utc>,
+    /// The config's annotations, if it has the key.
+    pub annotations: Option<BTreeMap<String, String>>,
     pub init: Tracked,
     /// Set once `start` released the init (at once for `restore`).
     pub started: bool,
