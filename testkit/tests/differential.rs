@@ -143,15 +143,13 @@ async fn compare(flavour: Flavour, real: RealRuntime) -> CaseResult {
     let real_seen = observed(flavour, real_config, Rootfs::Busybox).await.context("against the real runtime")?;
     let differences: Vec<String> = (fake_seen.iter().zip(&real_seen))
         .filter(|((_, fake), (_, real))| fake != real)
-        .map(|((step, fake), (_, real))| format!("{step}: the fake gave {fake}, {} gave {real}", real_name(flavour)))
+        .map(|((step, fake), (_, real))| {
+            format!("{step}: the fake gave {fake}, {} {} gave {real}", flavour.name(), flavour.version())
+        })
         .collect();
     ensure!(fake_seen.len() == real_seen.len(), "the sequences differ in length: {fake_seen:?} vs {real_seen:?}");
     ensure!(differences.is_empty(), "the fake differs from the real runtime:\n  {}", differences.join("\n  "));
     Ok(Ran::Passed)
-}
-
-fn real_name(flavour: Flavour) -> String {
-    format!("{} {}", flavour.name(), flavour.version())
 }
 
 fn main() -> ExitCode {

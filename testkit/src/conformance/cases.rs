@@ -263,65 +263,35 @@ async fn features_are_probed_once(env: &mut Env) -> CaseResult {
     Ok(Ran::Passed)
 }
 
-/// What a tool said when this case ran it.
-struct ToolRun {
-    command: String,
-    succeeded: bool,
-    output: String,
-}
+/// What a tool said when this case ran it: its command line, whether it succeeded, its output.
+type Witness = (String, bool, String);
 
-impl ToolRun {
-    fn new(program: &std::path::Path, args: &[&str]) -> anyhow::Result<ToolRun> {
-        let output = std::process::Command::new(program)
-            .args(args)
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .with_context(|| format!("running {}", program.display()))?;
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        let command = format!("{} {}", program.display(), args.join(" "));
-        Ok(ToolRun { command, succeeded: output.status.success(), output: text })
-    }
-
-    /// Whether `reason` quotes a line this tool printed (for CRIU's `Error (file:line): what`
-    /// lines, the part after the location).
-    fn quoted_by(&self, reason: &str) -> bool {
-        self.output.lines().map(str::trim).filter(|line| !line.is_empty()).any(|line| {
-            let said = line.rsplit_once("): ").map_or(line, |(_, said)| said);
-            reason.contains(said)
-        })
-    }
-}
-
-/// The runtime's own name for its checkpoint command.
-fn checkpoint_command(flavour: Flavour) -> &'static str {
-    match flavour {
-        Flavour::Youki => "checkpointt",
-        Flavour::Runc | Flavour::Crun => "checkpoint",
-    }
+fn witness(program: &std::path::Path, args: &[&str]) -> anyhow::Result<Witness> {
+    let output = std::process::Command::new(program).args(args).env_remove("RUST_BACKTRACE").output()?;
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Ok((format!("{} {}", program.display(), args.join(" ")), output.status.success(), text))
 }
 
 /// A verdict is Supported exactly when the runtime's command answers `--help` and `criu check`
-/// passes, both run here by the case; an Unsupported one quotes the tool that failed. (The CRIU
-/// version rule is held by backend-runc's fault tests with a fake CRIU that reports an old one.)
-fn check_verdict(name: &str, support: &Support, command: &ToolRun, criu: &ToolRun) -> anyhow::Result<()> {
-    match support {
-        Support::Supported { evidence } => {
-            ensure!(command.succeeded, "{name}: supported, yet `{}` failed: {}", command.command, command.output);
-            ensure!(criu.succeeded, "{name}: supported, yet `{}` failed: {}", criu.command, criu.output);
-            ensure!(!evidence.is_empty(), "{name}: supported without evidence");
+/// passes, both run here by the case; an Unsupported one quotes a line the failing tool printed
+/// (of CRIU's `Error (file:line): what` lines, the part after the location). The CRIU version
+/// rule is held by backend-runc's fault tests, with a fake CRIU that reports an old one.
+fn check_verdict(name: &str, support: &Support, tools: [&Witness; 2]) -> anyhow::Result<()> {
+    let failing = tools.into_iter().find(|(_, succeeded, _)| !succeeded);
+    match (support, failing) {
+        (Support::Supported { evidence }, None) => ensure!(!evidence.is_empty(), "{name}: supported without evidence"),
+        (Support::Supported { .. }, Some((command, _, output))) => {
+            bail!("{name}: supported, yet `{command}` failed: {output}")
         }
-        Support::Unsupported { reason, .. } => {
-            let refusing = [command, criu].into_iter().find(|tool| !tool.succeeded);
-            let Some(refusing) = refusing else {
-                bail!("{name}: unsupported ({reason}), yet `{}` and `{}` both succeed", command.command, criu.command);
-            };
-            ensure!(
-                refusing.quoted_by(reason),
-                "{name}: the reason {reason:?} quotes nothing `{}` printed: {}",
-                refusing.command,
-                refusing.output
-            );
+        (Support::Unsupported { reason, .. }, None) => bail!("{name}: unsupported ({reason}), yet {tools:?} succeed"),
+        (Support::Unsupported { reason, .. }, Some((command, _, output))) => {
+            let quoted = output
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .any(|line| reason.contains(line.rsplit_once("): ").map_or(line, |(_, said)| said)));
+            ensure!(quoted, "{name}: the reason {reason:?} quotes nothing `{command}` printed: {output}");
         }
     }
     Ok(())
@@ -330,11 +300,13 @@ fn check_verdict(name: &str, support: &Support, command: &ToolRun, criu: &ToolRu
 async fn feature_verdicts_match_evidence(env: &mut Env) -> CaseResult {
     let features: std::sync::Arc<Features> = env.backend.features().await?;
     let binary = env.backend.binary().to_path_buf();
-    let criu = ToolRun::new(&env.criu(), &["check"])?;
-    let checkpoint = ToolRun::new(&binary, &[checkpoint_command(env.imitates()?), "--help"])?;
-    let restore = ToolRun::new(&binary, &["restore", "--help"])?;
-    check_verdict("checkpoint", &features.checkpoint, &checkpoint, &criu)?;
-    check_verdict("restore", &features.restore, &restore, &criu)?;
+    let criu = witness(&env.criu(), &["check"])?;
+    // The runtimes' own names for their checkpoint command.
+    let command = if env.imitates()? == Flavour::Youki { "checkpointt" } else { "checkpoint" };
+    let checkpoint = witness(&binary, &[command, "--help"])?;
+    let restore = witness(&binary, &["restore", "--help"])?;
+    check_verdict("checkpoint", &features.checkpoint, [&checkpoint, &criu])?;
+    check_verdict("restore", &features.restore, [&restore, &criu])?;
     ensure!(features.update.is_supported(), "every runtime here has update: {:?}", features.update);
     ensure!(
         features.json_error_log.is_supported(),

@@ -23,7 +23,6 @@ pub struct Env {
     label: String,
     fake: Option<FakeRuntime>,
     real: Option<String>,
-    imitates: Option<Flavour>,
     root: PathBuf,
     _real_root: Option<tempfile::TempDir>,
     rootfs: Rootfs,
@@ -51,10 +50,6 @@ pub(super) async fn run(subject: Subject, real: Option<RealRuntime>, case: Case)
 
 impl Env {
     async fn new(subject: &Subject, real: Option<RealRuntime>) -> anyhow::Result<Self> {
-        let imitates = match &subject.setup {
-            Setup::Fake(flavour) => Some(*flavour),
-            Setup::Real(name) => Flavour::from_name(name),
-        };
         let real_name = real.as_ref().map(|real| real.name.clone());
         let (config, fake, real_root, rootfs) = match (&subject.setup, real) {
             (Setup::Fake(flavour), _) => {
@@ -76,7 +71,6 @@ impl Env {
             label: subject.label.clone(),
             fake,
             real: real_name,
-            imitates,
             root,
             _real_root: real_root,
             rootfs,
@@ -102,7 +96,9 @@ impl Env {
 
     /// The runtime the subject is or imitates, whose abilities the cases pin.
     pub fn imitates(&self) -> anyhow::Result<Flavour> {
-        self.imitates.with_context(|| format!("{} is none of the runtimes whose abilities are pinned", self.label))
+        let flavour = self.fake.as_ref().map(FakeRuntime::flavour);
+        let flavour = flavour.or_else(|| self.real.as_deref().and_then(Flavour::from_name));
+        flavour.with_context(|| format!("{} is none of the runtimes whose abilities are pinned", self.label))
     }
 
     /// The CRIU the backend is given: the fake's, or the one in `PATH`.

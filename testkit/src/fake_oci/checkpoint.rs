@@ -17,7 +17,6 @@ use std::fs::{self, DirBuilder};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
-use chrono::Utc;
 use nix::sys::signal::Signal;
 use runtime_core::Status;
 
@@ -85,17 +84,7 @@ pub(crate) fn restore(ctx: &Ctx, args: &Args) -> CmdResult {
         let image = image.display();
         return Err(Failure::runtime(format!("criu failed: type RESTORE errno 0: no live image in {image}")));
     };
-    let record = Record {
-        id: id.to_owned(),
-        bundle,
-        root_path: spec.root().as_ref().map(|root| root.path().to_string_lossy().into_owned()).unwrap_or_default(),
-        created: Utc::now(),
-        annotations: spec.annotations().as_ref().map(|annotations| annotations.clone().into_iter().collect()),
-        init: *init,
-        started: true,
-        paused: false,
-        execs: execs.to_vec(),
-    };
+    let record = Record { execs: execs.to_vec(), ..Record::new(id, bundle, &spec, *init, true) };
     commit(ctx, &record, args.value("pid-file"))?;
     record.signal_all(Signal::SIGCONT);
     Ok(0)

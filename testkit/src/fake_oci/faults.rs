@@ -29,7 +29,7 @@ use nix::sys::signal::{Signal, raise};
 use super::Failure;
 
 /// One kind of misbehaviour.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 enum Fault {
     Fail(String),
     Hang,
@@ -39,55 +39,42 @@ enum Fault {
     NoPidFile,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rule {
-    command: String,
-    fault: Fault,
-}
-
-fn parse_rule(text: &str) -> Result<Rule, Failure> {
-    let invalid = |why: &str| Failure::runtime(format!("fake-oci: invalid fault rule {text:?}: {why}"));
-    let (command, fault) = text.split_once('=').ok_or_else(|| invalid("expected <command>=<fault>"))?;
-    let fault = match fault.trim() {
-        "hang" => Fault::Hang,
-        "malformed-json" => Fault::MalformedJson,
-        "no-pid-file" => Fault::NoPidFile,
-        other => match other.split_once(':') {
-            Some(("fail", message)) => Fault::Fail(message.to_string()),
-            Some(("signal", number)) => {
-                let number: i32 = number.trim().parse().map_err(|_| invalid("signal needs a number"))?;
-                Signal::try_from(number).map_err(|_| invalid("no such signal"))?;
-                Fault::Signal(number)
-            }
-            Some(("slow", millis)) => {
-                Fault::Slow(millis.trim().parse().map_err(|_| invalid("slow needs milliseconds"))?)
-            }
-            _ => return Err(invalid("unknown fault")),
-        },
+/// The command and fault of one rule.
+fn parse_rule(text: &str) -> Result<(&str, Fault), Failure> {
+    let invalid = || Failure::runtime(format!("fake-oci: invalid fault rule {text:?}"));
+    let (command, fault) = text.split_once('=').ok_or_else(invalid)?;
+    let fault = match fault.trim().split_once(':') {
+        None if fault.trim() == "hang" => Fault::Hang,
+        None if fault.trim() == "malformed-json" => Fault::MalformedJson,
+        None if fault.trim() == "no-pid-file" => Fault::NoPidFile,
+        Some(("fail", message)) => Fault::Fail(message.to_owned()),
+        Some(("signal", number)) => Fault::Signal(number.trim().parse().map_err(|_| invalid())?),
+        Some(("slow", millis)) => Fault::Slow(millis.trim().parse().map_err(|_| invalid())?),
+        _ => return Err(invalid()),
     };
-    Ok(Rule { command: command.trim().to_string(), fault })
-}
-
-fn load(root: &Path) -> Result<Vec<Rule>, Failure> {
-    let file = std::fs::read_to_string(root.join("faults")).unwrap_or_default();
-    file.lines().map(str::trim).filter(|text| !text.is_empty() && !text.starts_with('#')).map(parse_rule).collect()
+    Ok((command.trim(), fault))
 }
 
 /// Applies every rule matching `command`; `failure_code` is the exit status the command uses
 /// for runtime errors (255 for `exec` on runc and youki). Returns whether pid files are to be
 /// skipped; faults that end the command (`signal`, `malformed-json`) exit the process.
 pub(crate) fn apply(root: &Path, command: &str, failure_code: u8) -> Result<bool, Failure> {
+    let file = std::fs::read_to_string(root.join("faults")).unwrap_or_default();
+    let rules: Vec<(&str, Fault)> = file
+        .lines()
+        .map(str::trim)
+        .filter(|text| !text.is_empty() && !text.starts_with('#'))
+        .map(parse_rule)
+        .collect::<Result<_, _>>()?;
     let mut no_pid_file = false;
-    for rule in load(root)?.into_iter().filter(|rule| rule.command == "*" || rule.command == command) {
-        match rule.fault {
+    for (_, fault) in rules.into_iter().filter(|(rule, _)| *rule == "*" || *rule == command) {
+        match fault {
             Fault::Slow(millis) => thread::sleep(Duration::from_millis(millis)),
             Fault::Hang => loop {
                 thread::sleep(Duration::from_secs(3600));
             },
             Fault::Signal(number) => {
-                if let Ok(signal) = Signal::try_from(number) {
-                    let _ = raise(signal);
-                }
+                Signal::try_from(number).map(raise).ok();
                 // Still here: the signal is ignored or handled by default (SIGPIPE is ignored by
                 // the Rust runtime). Report it the way a shell would.
                 std::process::exit(128 + number);

@@ -10,13 +10,12 @@
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::process::{Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{Process, Spec};
@@ -27,12 +26,12 @@ use super::{Args, CmdResult, Ctx, Failure};
 use crate::fake::Flavour;
 use crate::procs::Tracked;
 
-/// The hidden command that marks an init invocation: `INIT_ARG <fifo> <executable> <args...>`.
+/// The hidden command that marks an init invocation: `INIT_ARG <fifo> <args...>`.
 pub(crate) const INIT_ARG: &str = "__fake-oci-init";
 
 /// The init: waits until `start` opens the fifo, then becomes the container's process.
 pub(crate) fn init(args: &[OsString]) -> ExitCode {
-    let [fifo, executable, argv @ ..] = args else {
+    let [fifo, program, argv @ ..] = args else {
         eprintln!("fake-oci init: malformed arguments");
         return ExitCode::from(127);
     };
@@ -41,66 +40,40 @@ pub(crate) fn init(args: &[OsString]) -> ExitCode {
         eprintln!("fake-oci init: exec fifo: {err}");
         return ExitCode::from(127);
     }
-    let mut command = Command::new(executable);
-    if let Some((arg0, rest)) = argv.split_first() {
-        command.arg0(arg0).args(rest);
-    }
-    eprintln!("fake-oci init: exec {}: {}", executable.to_string_lossy(), command.exec());
+    let err = Command::new(program).args(argv).exec();
+    eprintln!("fake-oci init: exec {}: {err}", program.to_string_lossy());
     ExitCode::from(127)
 }
 
-/// A process ready to spawn: what to run, where, with which environment.
-pub(crate) struct Launch {
+/// `process` as a command: its arguments and environment (its `PATH` finds the program), in its
+/// own process group and the runtime's stdio, running in `rootfs` joined with its `cwd` (the
+/// host's files stay visible; relative paths land in the rootfs). With a `fifo`, the fake's init
+/// runs first and waits on it for `start`.
+pub(crate) fn container_command(
     flavour: Flavour,
-    executable: PathBuf,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    cwd: PathBuf,
-}
-
-impl Launch {
-    /// Resolves `process` as execvp would with its own `PATH`, running in `rootfs` joined with
-    /// its `cwd` (the host's files are visible; relative paths land in the rootfs).
-    pub(crate) fn new(flavour: Flavour, process: &Process, rootfs: &Path) -> Result<Launch, Failure> {
-        let args = process.args().clone().unwrap_or_default();
-        let arg0 = args.first().ok_or_else(|| Failure::runtime("args must not be empty"))?;
-        let env: Vec<(String, String)> = (process.env().iter().flatten())
-            .filter_map(|entry| entry.split_once('='))
-            .map(|(key, value)| (key.to_owned(), value.to_owned()))
-            .collect();
-        let cwd = rootfs.join(process.cwd().strip_prefix("/").unwrap_or(process.cwd()));
-        let cwd = if cwd.is_dir() { cwd } else { rootfs.to_path_buf() };
-        let search = env.iter().rev().find(|(key, _)| key == "PATH").map_or("/usr/bin:/bin", |(_, path)| path);
-        let runnable =
-            |path: &Path| path.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0);
-        let executable = if arg0.contains('/') {
-            Some(cwd.join(arg0)).filter(|path| runnable(path))
-        } else {
-            search.split(':').map(|dir| cwd.join(dir).join(arg0)).find(|path| runnable(path))
-        };
-        let executable = executable
-            .ok_or_else(|| Failure::runtime(format!("exec: \"{arg0}\": executable file not found in $PATH")))?;
-        Ok(Launch { flavour, executable, args, env, cwd })
-    }
-
-    /// Spawns it in its own process group with the runtime's stdio, directly or (`fifo`) behind
-    /// an init that waits for `start`.
-    pub(crate) fn spawn(&self, fifo: Option<&Path>) -> io::Result<Child> {
-        let mut command = match fifo {
-            Some(fifo) => {
-                let mut init = Command::new(std::env::current_exe()?);
-                // The init runs under the runtime's name so that a harness binary routes it here.
-                init.arg0(self.flavour.name()).arg(INIT_ARG).arg(fifo).arg(&self.executable).args(&self.args);
-                init
-            }
-            None => {
-                let mut direct = Command::new(&self.executable);
-                direct.arg0(self.args.first().map_or("", String::as_str)).args(self.args.iter().skip(1));
-                direct
-            }
-        };
-        command.env_clear().envs(self.env.iter().cloned()).current_dir(&self.cwd).process_group(0).spawn()
-    }
+    process: &Process,
+    rootfs: &Path,
+    fifo: Option<&Path>,
+) -> Result<Command, Failure> {
+    let args = process.args().as_deref().unwrap_or_default();
+    let (program, rest) = args.split_first().ok_or_else(|| Failure::runtime("args must not be empty"))?;
+    let mut command = match fifo {
+        Some(fifo) => {
+            let mut init = Command::new(std::env::current_exe().map_err(|err| Failure::io("the fake itself", err))?);
+            // The init runs under the runtime's name so that a harness binary routes it here.
+            init.arg0(flavour.name()).arg(INIT_ARG).arg(fifo).args(args);
+            init
+        }
+        None => {
+            let mut direct = Command::new(program);
+            direct.args(rest);
+            direct
+        }
+    };
+    let cwd = rootfs.join(process.cwd().strip_prefix("/").unwrap_or(process.cwd()));
+    command.env_clear().envs(process.env().iter().flatten().filter_map(|entry| entry.split_once('=')));
+    command.current_dir(if cwd.is_dir() { &cwd } else { rootfs }).process_group(0);
+    Ok(command)
 }
 
 /// Writes a pid file as runc does: decimal, no newline, replaced atomically.
@@ -151,31 +124,21 @@ pub(crate) fn create(ctx: &Ctx, args: &Args) -> CmdResult {
     let id = args.id()?;
     let (bundle, spec) = new_container(ctx, id, args.value("bundle"))?;
     let dir = state::dir(&ctx.root, id);
-    let root_path = spec.root().as_ref().map(|root| root.path().to_string_lossy().into_owned()).unwrap_or_default();
+    let rootfs = bundle.join(spec.root().as_ref().map_or(Path::new(""), |root| root.path()));
     let launched = spec
         .process()
         .as_ref()
         .ok_or_else(|| Failure::runtime("process property must not be empty"))
-        .and_then(|process| Launch::new(ctx.flavour, process, &bundle.join(&root_path)))
-        .and_then(|launch| {
+        .and_then(|process| container_command(ctx.flavour, process, &rootfs, Some(&dir.join(FIFO))))
+        .and_then(|mut init| {
             nix::unistd::mkfifo(&dir.join(FIFO), Mode::from_bits_truncate(0o600))
                 .map_err(|errno| Failure::io("mkfifo", errno.into()))?;
-            launch.spawn(Some(&dir.join(FIFO))).map_err(|err| Failure::io("start the container init", err))
+            init.spawn().map_err(|err| Failure::io("start the container init", err))
         });
     let child = launched.inspect_err(|_| {
         let _ = fs::remove_dir_all(&dir);
     })?;
-    let record = Record {
-        id: id.to_owned(),
-        bundle,
-        root_path,
-        created: Utc::now(),
-        annotations: spec.annotations().as_ref().map(|annotations| annotations.clone().into_iter().collect()),
-        init: Tracked::capture(child.id()),
-        started: false,
-        paused: false,
-        execs: Vec::new(),
-    };
+    let record = Record::new(id, bundle, &spec, Tracked::capture(child.id()), false);
     commit(ctx, &record, args.value("pid-file"))?;
     Ok(0)
 }
@@ -341,17 +304,8 @@ pub(crate) fn delete(ctx: &Ctx, args: &Args) -> CmdResult {
     Ok(0)
 }
 
-/// `pause`: SIGSTOP to every process of the container.
-pub(crate) fn pause(ctx: &Ctx, args: &Args) -> CmdResult {
-    pause_or_resume(ctx, args, true)
-}
-
-/// `resume`: SIGCONT to every process of the container.
-pub(crate) fn resume(ctx: &Ctx, args: &Args) -> CmdResult {
-    pause_or_resume(ctx, args, false)
-}
-
-fn pause_or_resume(ctx: &Ctx, args: &Args, pause: bool) -> CmdResult {
+/// `pause` (SIGSTOP to every process of the container) and `resume` (SIGCONT).
+pub(crate) fn pause_or_resume(ctx: &Ctx, args: &Args, pause: bool) -> CmdResult {
     let (id, command) = (args.id()?, if pause { "pause" } else { "resume" });
     let _lock = state::lock(ctx, command, id)?;
     let mut record = state::find(ctx, command, id)?;

@@ -106,25 +106,19 @@ impl Failure {
     }
 }
 
-/// A command-line error: each runtime's parser words it, exits and logs its own way.
-fn usage(flavour: Flavour, unknown: Unknown<'_>) -> Failure {
-    let (message, code) = match (flavour, unknown) {
-        (Flavour::Runc, Unknown::Option(name, _)) => (format!("flag provided but not defined: -{name}"), 1),
-        (Flavour::Runc, Unknown::Command(name)) => (format!("No help topic for '{name}'"), 3),
-        (Flavour::Crun, Unknown::Option(name, command)) => (format!("{command}: unrecognized option '--{name}'"), 64),
-        (Flavour::Crun, Unknown::Command(name)) => (format!("unknown command {name}"), 1),
-        (Flavour::Youki, Unknown::Option(name, _)) => (format!("error: unexpected argument '--{name}' found"), 2),
-        (Flavour::Youki, Unknown::Command(name)) => (format!("error: unrecognized subcommand '{name}'"), 2),
+/// A command-line error, an unknown option `name` of `command` (the program, for global
+/// options) or an unknown command `name`: each runtime's parser words it, exits and logs its way.
+fn usage(flavour: Flavour, name: &str, command: Option<&str>) -> Failure {
+    let (message, code) = match (flavour, command) {
+        (Flavour::Runc, None) => (format!("No help topic for '{name}'"), 3),
+        (Flavour::Runc, Some(_)) => (format!("flag provided but not defined: -{name}"), 1),
+        (Flavour::Crun, None) => (format!("unknown command {name}"), 1),
+        (Flavour::Crun, Some(command)) => (format!("{command}: unrecognized option '--{name}'"), 64),
+        (Flavour::Youki, None) => (format!("error: unrecognized subcommand '{name}'"), 2),
+        (Flavour::Youki, Some(_)) => (format!("error: unexpected argument '--{name}' found"), 2),
     };
     let failure = Failure::runtime(message).with_code(code);
     if flavour == Flavour::Runc { failure } else { failure.unlogged() }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Unknown<'a> {
-    /// An option, and the command it was given to.
-    Option(&'a str, &'a str),
-    Command(&'a str),
 }
 
 /// A parsed command line.
@@ -142,6 +136,8 @@ impl Args {
         let accepted: Vec<&str> = accepted.split_whitespace().collect();
         let mut args = Args::default();
         let mut tokens = argv.iter();
+        let unknown =
+            |name: &str| usage(ctx.flavour, name, Some(if command.is_empty() { ctx.flavour.name() } else { command }));
         // Global options end at the command's name; everything after it is the command's.
         let mut rest_is_positional = false;
         while let Some(token) = tokens.next() {
@@ -156,10 +152,10 @@ impl Args {
             } else if accepted.contains(&name) {
                 args.options.push((name.to_owned(), None));
             } else if accepted.contains(&format!("{name}=").as_str()) {
-                let value = tokens.next().ok_or_else(|| usage(ctx.flavour, Unknown::Option(name, command)))?;
+                let value = tokens.next().ok_or_else(|| unknown(name))?;
                 args.options.push((name.to_owned(), Some(value.clone())));
             } else {
-                return Err(usage(ctx.flavour, Unknown::Option(name, command)));
+                return Err(unknown(name));
             }
         }
         Ok(args)
@@ -193,8 +189,8 @@ fn command(flavour: Flavour, name: &str) -> Option<(&'static str, Command)> {
         (_, "list") => ("format=", lifecycle::list),
         (_, "kill") => ("all", lifecycle::kill),
         (_, "delete") => ("force", lifecycle::delete),
-        (_, "pause") => ("", lifecycle::pause),
-        (_, "resume") => ("", lifecycle::resume),
+        (_, "pause") => ("", |ctx, args| lifecycle::pause_or_resume(ctx, args, true)),
+        (_, "resume") => ("", |ctx, args| lifecycle::pause_or_resume(ctx, args, false)),
         (_, "exec") => ("process= detach pid-file= console-socket= preserve-fds=", tasks::exec),
         (_, "ps") => ("format=", tasks::ps),
         (_, "update") => ("r=", tasks::update),
@@ -296,17 +292,18 @@ fn run(ctx: &mut Ctx, argv: &[String]) -> CmdResult {
         println!("{} version{colon} {}\ncommit: fake\nspec: {spec}", flavour.name(), flavour.version());
         return Ok(0);
     }
+    let help = |usage: &str, options: &str| {
+        println!("Usage: {} {usage} <container-id>", flavour.name());
+        options.split_whitespace().for_each(|option| println!("  --{}", option.trim_end_matches('=')));
+        Ok(0)
+    };
     if name == "help" || globals.help {
-        println!("Usage: {} [global options] command [command options] <container-id>", flavour.name());
-        global_options(flavour).split_whitespace().for_each(|option| println!("  --{}", option.trim_end_matches('=')));
-        return Ok(0);
+        return help("[global options] command [command options]", global_options(flavour));
     }
-    let (accepted, run) = command(flavour, name).ok_or_else(|| usage(flavour, Unknown::Command(name)))?;
+    let (accepted, run) = command(flavour, name).ok_or_else(|| usage(flavour, name, None))?;
     let args = Args::parse(ctx, name, accepted, rest)?;
     if args.help {
-        println!("Usage: {} {name} [options] <container-id>", flavour.name());
-        accepted.split_whitespace().for_each(|option| println!("  --{}", option.trim_end_matches('=')));
-        return Ok(0);
+        return help(&format!("{name} [options]"), accepted);
     }
     run(ctx, &args)
 }

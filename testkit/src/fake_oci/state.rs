@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
+use oci_spec::runtime::Spec;
 use runtime_core::Status;
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,21 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// A new container from `bundle` and its config, whose process is `init`.
+    pub(crate) fn new(id: &str, bundle: PathBuf, spec: &Spec, init: Tracked, started: bool) -> Record {
+        Record {
+            id: id.to_owned(),
+            bundle,
+            root_path: spec.root().as_ref().map(|root| root.path().to_string_lossy().into_owned()).unwrap_or_default(),
+            created: Utc::now(),
+            annotations: spec.annotations().as_ref().map(|annotations| annotations.clone().into_iter().collect()),
+            init,
+            started,
+            paused: false,
+            execs: Vec::new(),
+        }
+    }
+
     pub(crate) fn status(&self) -> Status {
         match (self.init.alive(), self.paused, self.started) {
             (false, _, _) => Status::Stopped,

@@ -9,7 +9,7 @@ use std::io::Read;
 use oci_spec::runtime::{LinuxResources, Process};
 use runtime_core::Status;
 
-use super::lifecycle::{Launch, exit_code, write_pid_file};
+use super::lifecycle::{container_command, exit_code, write_pid_file};
 use super::state::{self, RECEIVED_RESOURCES, youki_refusal};
 use super::{Args, CmdResult, Ctx, Failure};
 use crate::fake::Flavour;
@@ -50,8 +50,9 @@ fn run_exec(ctx: &Ctx, args: &Args) -> CmdResult {
     let text = std::fs::read_to_string(path).map_err(|err| Failure::io(format!("open {path}"), err))?;
     let process: Process =
         serde_json::from_str(&text).map_err(|err| Failure::runtime(format!("cannot parse {path}: {err}")))?;
-    let mut child =
-        Launch::new(ctx.flavour, &process, &record.rootfs())?.spawn(None).map_err(|err| Failure::io("exec", err))?;
+    let mut child = container_command(ctx.flavour, &process, &record.rootfs(), None)?
+        .spawn()
+        .map_err(|err| Failure::io("exec", err))?;
     let tracked = Tracked::capture(child.id());
     {
         let _lock = state::lock(ctx, "exec", id)?;
