@@ -8,6 +8,7 @@ use runtime_core::{
     CgroupManager, CheckpointOptions, ContainerId, CreateOptions, ExecOptions, RestoreOptions, RuntimeConfig, Signal,
     Version,
 };
+use runtime_core::{DeleteMode, KillScope};
 
 use super::dialect;
 
@@ -53,20 +54,20 @@ fn never_passes_criu_and_passes_rootless_only_from_1_22() {
 fn operation_argv() {
     let d = dialect(DEBIAN);
     assert_eq!(
-        d.create_args(&id(), Path::new("/b"), &CreateOptions::default()).unwrap(),
-        argv(&["create", "--bundle", "/b", "c1"])
+        d.create_args(&id(), Path::new("/b"), Path::new("/pid"), &CreateOptions::default()).unwrap(),
+        argv(&["create", "--bundle", "/b", "--pid-file", "/pid", "c1"])
     );
     assert_eq!(d.start_args(&id()).unwrap(), argv(&["start", "c1"]));
     assert_eq!(d.state_args(&id()).unwrap(), argv(&["state", "c1"]));
     assert_eq!(d.list_args().unwrap(), argv(&["list", "--format", "json"]));
-    assert_eq!(d.kill_args(&id(), Signal::TERM, true).unwrap(), argv(&["kill", "--all", "c1", "15"]));
-    assert_eq!(d.delete_args(&id(), true).unwrap(), argv(&["delete", "--force", "c1"]));
+    assert_eq!(d.kill_args(&id(), Signal::TERM, KillScope::All).unwrap(), argv(&["kill", "--all", "c1", "15"]));
+    assert_eq!(d.delete_args(&id(), DeleteMode::Force).unwrap(), argv(&["delete", "--force", "c1"]));
     assert_eq!(d.pause_args(&id()).unwrap(), argv(&["pause", "c1"]));
     assert_eq!(d.resume_args(&id()).unwrap(), argv(&["resume", "c1"]));
     assert_eq!(d.ps_args(&id()).unwrap(), argv(&["ps", "--format", "json", "c1"]));
     assert_eq!(d.update_args(&id(), Some(Path::new("/ignored"))).unwrap(), argv(&["update", "-r", "-", "c1"]));
     assert_eq!(
-        d.exec_args(&id(), Path::new("/p.json"), Path::new("/pid"), &ExecOptions::command(["true"])).unwrap(),
+        d.exec_args(&id(), Path::new("/p.json"), Path::new("/pid"), &ExecOptions::default()).unwrap(),
         argv(&["exec", "--process", "/p.json", "--pid-file", "/pid", "c1"])
     );
     let checkpoint =
@@ -75,10 +76,10 @@ fn operation_argv() {
         d.checkpoint_args(&id(), &checkpoint).unwrap(),
         argv(&["checkpoint", "--image-path", "/img", "--leave-running", "c1"])
     );
-    let restore = RestoreOptions { image_path: "/img".into(), detach: true, ..RestoreOptions::default() };
+    let restore = RestoreOptions { image_path: "/img".into(), ..RestoreOptions::default() };
     assert_eq!(
-        d.restore_args(&id(), Path::new("/b"), &restore).unwrap(),
-        argv(&["restore", "--image-path", "/img", "--bundle", "/b", "--detach", "c1"])
+        d.restore_args(&id(), Path::new("/b"), Path::new("/pid"), &restore).unwrap(),
+        argv(&["restore", "--image-path", "/img", "--bundle", "/b", "--detach", "--pid-file", "/pid", "c1"])
     );
 }
 

@@ -38,7 +38,7 @@ async fn create_on_a_hybrid_host_is_refused_before_crun_runs() -> anyhow::Result
     let crun = CliBackend::connect(Arc::new(family), fake.config()).await?;
     let id = runtime_core::ContainerId::new("refused")?;
     let bundle = BundleBuilder::new(["sleep", "1000"]).rootfs(Rootfs::Empty).build()?;
-    match crun.create(&id, bundle.path(), &CreateOptions::default()).await {
+    match crun.create(&id, bundle.path(), CreateOptions::default()).await {
         Err(Error::HostIncompatible { backend, problem, fix }) => {
             ensure!(backend == "crun", "named {backend}");
             ensure!(problem.contains("hugetlb"), "the problem names the controller: {problem}");

@@ -7,7 +7,10 @@
 use std::path::PathBuf;
 
 use backend_runc::Runc;
-use runtime_core::{ContainerId, CreateOptions, ExecOptions, ExecOutcome, OciBackend, RuntimeConfig, Signal};
+use runtime_core::{
+    ContainerId, CreateOptions, DeleteMode, ExecOptions, ExecOutcome, KillScope, OciBackend, RuntimeConfig, Signal,
+    process,
+};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,15 +24,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("checkpoint is not available here: {reason}");
     }
 
-    runc.create(&id, &bundle, &CreateOptions::default()).await?;
+    let created = runc.create(&id, &bundle, CreateOptions::default()).await?;
     runc.start(&id).await?;
-    println!("{id} is {}", runc.state(&id).await?.status);
+    println!("{id} (init pid {}) is {}", created.pid, runc.state(&id).await?.status);
 
-    if let ExecOutcome::Exited { code, stdout, .. } = runc.exec(&id, &ExecOptions::command(["echo", "hello"])).await? {
-        println!("exec exited {code}: {}", String::from_utf8_lossy(&stdout).trim());
+    let echo = process(["echo", "hello"]);
+    if let ExecOutcome::Exited { code, stdout, .. } = runc.exec(&id, &echo, ExecOptions::default()).await? {
+        println!("exec exited {code}: {}", String::from_utf8_lossy(&stdout.bytes).trim());
     }
 
-    runc.kill(&id, Signal::KILL, true).await?;
-    runc.delete(&id, true).await?;
+    runc.kill(&id, Signal::KILL, KillScope::All).await?;
+    runc.delete(&id, DeleteMode::Force).await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use runtime_core::{
     CgroupManager, CheckpointOptions, ContainerId, CreateOptions, ExecOptions, ManageCgroupsMode, RestoreOptions,
     RuntimeConfig, Signal, Version,
 };
+use runtime_core::{DeleteMode, KillScope};
 
 use super::dialect;
 
@@ -61,11 +62,10 @@ fn log_args_ask_for_json() {
 fn create_argv_by_option() {
     let bundle = Path::new("/b");
     assert_eq!(
-        runc().create_args(&id(), bundle, &CreateOptions::default()).unwrap(),
-        argv(&["create", "--bundle", "/b", "c1"])
+        runc().create_args(&id(), bundle, Path::new("/pid"), &CreateOptions::default()).unwrap(),
+        argv(&["create", "--bundle", "/b", "--pid-file", "/pid", "c1"])
     );
     let opts = CreateOptions {
-        pid_file: Some("/p".into()),
         console_socket: Some("/s".into()),
         no_pivot: true,
         no_new_keyring: true,
@@ -73,7 +73,7 @@ fn create_argv_by_option() {
         ..CreateOptions::default()
     };
     assert_eq!(
-        runc().create_args(&id(), bundle, &opts).unwrap(),
+        runc().create_args(&id(), bundle, Path::new("/p"), &opts).unwrap(),
         argv(&[
             "create",
             "--bundle",
@@ -97,10 +97,10 @@ fn lifecycle_argv() {
     assert_eq!(d.start_args(&id()).unwrap(), argv(&["start", "c1"]));
     assert_eq!(d.state_args(&id()).unwrap(), argv(&["state", "c1"]));
     assert_eq!(d.list_args().unwrap(), argv(&["list", "--format", "json"]));
-    assert_eq!(d.kill_args(&id(), Signal::TERM, false).unwrap(), argv(&["kill", "c1", "15"]));
-    assert_eq!(d.kill_args(&id(), Signal::KILL, true).unwrap(), argv(&["kill", "--all", "c1", "9"]));
-    assert_eq!(d.delete_args(&id(), false).unwrap(), argv(&["delete", "c1"]));
-    assert_eq!(d.delete_args(&id(), true).unwrap(), argv(&["delete", "--force", "c1"]));
+    assert_eq!(d.kill_args(&id(), Signal::TERM, KillScope::Init).unwrap(), argv(&["kill", "c1", "15"]));
+    assert_eq!(d.kill_args(&id(), Signal::KILL, KillScope::All).unwrap(), argv(&["kill", "--all", "c1", "9"]));
+    assert_eq!(d.delete_args(&id(), DeleteMode::IfStopped).unwrap(), argv(&["delete", "c1"]));
+    assert_eq!(d.delete_args(&id(), DeleteMode::Force).unwrap(), argv(&["delete", "--force", "c1"]));
     assert_eq!(d.pause_args(&id()).unwrap(), argv(&["pause", "c1"]));
     assert_eq!(d.resume_args(&id()).unwrap(), argv(&["resume", "c1"]));
     assert_eq!(d.ps_args(&id()).unwrap(), argv(&["ps", "--format", "json", "c1"]));
@@ -111,7 +111,7 @@ fn lifecycle_argv() {
 #[test]
 fn exec_argv_by_option() {
     let d = runc();
-    let mut opts = ExecOptions::command(["echo", "hi"]);
+    let mut opts = ExecOptions::default();
     assert_eq!(
         d.exec_args(&id(), Path::new("/proc.json"), Path::new("/pid"), &opts).unwrap(),
         argv(&["exec", "--process", "/proc.json", "--pid-file", "/pid", "c1"])
@@ -185,14 +185,18 @@ fn restore_argv_by_option() {
     let d = runc();
     let plain = RestoreOptions { image_path: "/img".into(), ..RestoreOptions::default() };
     assert_eq!(
-        d.restore_args(&id(), Path::new("/b"), &plain).unwrap(),
-        argv(&["restore", "--image-path", "/img", "--bundle", "/b", "c1"])
+        d.restore_args(&id(), Path::new("/b"), Path::new("/pid"), &plain).unwrap(),
+        argv(&["restore", "--image-path", "/img", "--bundle", "/b", "--detach", "--pid-file", "/pid", "c1"]),
+        "detached unless asked to stay attached"
+    );
+    let attached = RestoreOptions { image_path: "/img".into(), attached: true, ..RestoreOptions::default() };
+    assert_eq!(
+        d.restore_args(&id(), Path::new("/b"), Path::new("/pid"), &attached).unwrap(),
+        argv(&["restore", "--image-path", "/img", "--bundle", "/b", "--pid-file", "/pid", "c1"])
     );
     let all = RestoreOptions {
         image_path: "/img".into(),
         work_path: Some("/work".into()),
-        pid_file: Some("/p".into()),
-        detach: true,
         console_socket: Some("/s".into()),
         no_subreaper: true,
         no_pivot: true,
@@ -205,7 +209,7 @@ fn restore_argv_by_option() {
         ..RestoreOptions::default()
     };
     assert_eq!(
-        d.restore_args(&id(), Path::new("/b"), &all).unwrap(),
+        d.restore_args(&id(), Path::new("/b"), Path::new("/p"), &all).unwrap(),
         argv(&[
             "restore",
             "--image-path",

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use backend_runc::Runc;
 use runtime_core::{
-    CheckpointOptions, CliBackend, ContainerId, CreateOptions, Error, ExecOptions, Exit, OciBackend, RuntimeConfig,
-    Signal, Status,
+    CheckpointOptions, CliBackend, ContainerId, CreateOptions, DeleteMode, Error, ExecOptions, Exit, OciBackend,
+    RuntimeConfig, Signal, Status, process,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::{FakeRuntime, Flavour};
@@ -50,7 +50,7 @@ async fn fail_gives_runtime_failed_with_the_message_and_argv() -> anyhow::Result
     let rig = Rig::new(Duration::from_secs(30)).await?;
     rig.fake.inject("create", "fail:boom at create")?;
     let bundle = Rig::bundle(&["sleep", "1000"])?;
-    match rig.runc.create(&id("f1"), bundle.path(), &CreateOptions::default()).await {
+    match rig.runc.create(&id("f1"), bundle.path(), CreateOptions::default()).await {
         Err(Error::RuntimeFailed(failure)) => {
             ensure!(failure.message == "boom at create", "message {:?}", failure.message);
             ensure!(failure.status == Exit::Exited(1), "status {:?}", failure.status);
@@ -75,7 +75,7 @@ async fn hang_times_out_and_kills_the_runtime() -> anyhow::Result<()> {
     let rig = Rig::new(Duration::from_millis(500)).await?;
     rig.fake.inject("create", "hang")?;
     let bundle = Rig::bundle(&["sleep", "1000"])?;
-    match rig.runc.create(&id("h1"), bundle.path(), &CreateOptions::default()).await {
+    match rig.runc.create(&id("h1"), bundle.path(), CreateOptions::default()).await {
         Err(Error::Timeout { argv, after }) => {
             ensure!(after == Duration::from_millis(500), "after {after:?}");
             ensure!(argv.iter().any(|arg| arg == "create"), "argv {argv:?}");
@@ -90,7 +90,7 @@ async fn per_call_timeout_overrides_the_default() -> anyhow::Result<()> {
     rig.fake.inject("create", "slow:3000")?;
     let bundle = Rig::bundle(&["sleep", "1000"])?;
     let opts = CreateOptions { timeout: Some(Duration::from_millis(300)), ..CreateOptions::default() };
-    let result = rig.runc.create(&id("s1"), bundle.path(), &opts).await;
+    let result = rig.runc.create(&id("s1"), bundle.path(), opts).await;
     ensure!(matches!(result, Err(Error::Timeout { .. })), "slow create past its own timeout: {result:?}");
     rig.assert_nothing_left().await
 }
@@ -99,9 +99,9 @@ async fn slow_but_within_the_timeout_succeeds() -> anyhow::Result<()> {
     let rig = Rig::new(Duration::from_secs(30)).await?;
     rig.fake.inject("state", "slow:200")?;
     let bundle = Rig::bundle(&["sleep", "1000"])?;
-    rig.runc.create(&id("s2"), bundle.path(), &CreateOptions::default()).await?;
+    rig.runc.create(&id("s2"), bundle.path(), CreateOptions::default()).await?;
     ensure!(rig.runc.state(&id("s2")).await?.status == Status::Created, "slow state still answers");
-    rig.runc.delete(&id("s2"), true).await?;
+    rig.runc.delete(&id("s2"), DeleteMode::Force).await?;
     rig.assert_nothing_left().await
 }
 
@@ -133,18 +133,18 @@ async fn missing_pid_file_of_a_detached_exec_is_an_error_and_cleanup_still_works
     let rig = Rig::new(Duration::from_secs(30)).await?;
     let bundle = Rig::bundle(&["sleep", "1000"])?;
     let c = id("p1");
-    rig.runc.create(&c, bundle.path(), &CreateOptions::default()).await?;
+    rig.runc.create(&c, bundle.path(), CreateOptions::default()).await?;
     rig.runc.start(&c).await?;
     rig.fake.inject("exec", "no-pid-file")?;
-    let opts = ExecOptions { detach: true, ..ExecOptions::command(["sleep", "1000"]) };
-    match rig.runc.exec(&c, &opts).await {
+    let opts = ExecOptions { detach: true, ..ExecOptions::default() };
+    match rig.runc.exec(&c, &process(["sleep", "1000"]), opts).await {
         Err(Error::Io { context, .. }) => ensure!(context.contains("pid file"), "{context}"),
         other => bail!("detached exec without pid file: {other:?}"),
     }
     let pids = rig.runc.ps(&c).await?;
-    rig.runc.delete(&c, true).await?;
+    rig.runc.delete(&c, DeleteMode::Force).await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let alive = |pid: &i32| testkit::procs::Tracked::capture(*pid as u32).alive();
+    let alive = |pid: &u32| testkit::procs::Tracked::capture(*pid).alive();
     while pids.iter().any(alive) {
         ensure!(std::time::Instant::now() < deadline, "processes of {c} survive delete --force: {pids:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -156,11 +156,12 @@ async fn exec_that_outlives_its_timeout_is_killed() -> anyhow::Result<()> {
     let rig = Rig::new(Duration::from_secs(30)).await?;
     let bundle = Rig::bundle(&["sleep", "1000"])?;
     let c = id("t1");
-    rig.runc.create(&c, bundle.path(), &CreateOptions::default()).await?;
+    rig.runc.create(&c, bundle.path(), CreateOptions::default()).await?;
     rig.runc.start(&c).await?;
     let before = rig.runc.ps(&c).await?;
-    let opts = ExecOptions { timeout: Some(Duration::from_millis(500)), ..ExecOptions::command(["sleep", "1000"]) };
-    ensure!(matches!(rig.runc.exec(&c, &opts).await, Err(Error::Timeout { .. })), "exec past its timeout");
+    let opts = ExecOptions { timeout: Some(Duration::from_millis(500)), ..ExecOptions::default() };
+    let outcome = rig.runc.exec(&c, &process(["sleep", "1000"]), opts).await;
+    ensure!(matches!(outcome, Err(Error::Timeout { .. })), "exec past its timeout");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let now = rig.runc.ps(&c).await?;
@@ -170,7 +171,7 @@ async fn exec_that_outlives_its_timeout_is_killed() -> anyhow::Result<()> {
         ensure!(std::time::Instant::now() < deadline, "the exec'd process survives: {now:?} vs {before:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    rig.runc.delete(&c, true).await?;
+    rig.runc.delete(&c, DeleteMode::Force).await?;
     rig.assert_nothing_left().await
 }
 
@@ -180,23 +181,23 @@ async fn captured_output_is_bounded_and_the_rest_drained() -> anyhow::Result<()>
     let runc = CliBackend::connect(Arc::new(Runc), config).await?;
     let bundle = Rig::bundle(&["sleep", "1000"])?;
     let c = id("big");
-    runc.create(&c, bundle.path(), &CreateOptions::default()).await?;
+    runc.create(&c, bundle.path(), CreateOptions::default()).await?;
     runc.start(&c).await?;
     // Far more than a pipe holds: the writer must not block on a reader that stopped keeping.
-    let flood = ExecOptions::command(["sh", "-c", "head -c 1000000 /dev/zero; echo done >&2"]);
-    match runc.exec(&c, &flood).await? {
+    let flood = process(["sh", "-c", "head -c 1000000 /dev/zero; echo done >&2"]);
+    match runc.exec(&c, &flood, ExecOptions::default()).await? {
         runtime_core::ExecOutcome::Exited { code: 0, stdout, stderr } => {
-            ensure!(stdout.len() == 1000, "kept {} bytes", stdout.len());
-            ensure!(stderr == b"done\n", "the writer ran to its end: {stderr:?}");
+            ensure!(stdout.bytes.len() == 1000, "kept {} bytes", stdout.bytes.len());
+            ensure!(stderr.bytes == b"done\n", "the writer ran to its end: {stderr:?}");
         }
         other => bail!("flooding exec: {other:?}"),
     }
-    runc.delete(&c, true).await?;
+    runc.delete(&c, DeleteMode::Force).await?;
     Ok(())
 }
 
 async fn missing_binary_is_binary_not_found() -> anyhow::Result<()> {
-    match Runc::connect(RuntimeConfig::with_binary("/nonexistent/runc")).await {
+    match Runc::connect(RuntimeConfig::default().binary("/nonexistent/runc")).await {
         Err(Error::BinaryNotFound { path, .. }) => ensure!(path.ends_with("runc"), "{path:?}"),
         other => bail!("connect to a missing binary: {other:?}"),
     }

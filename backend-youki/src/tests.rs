@@ -7,6 +7,7 @@ use runtime_core::dialect::ErrorKind;
 use runtime_core::{
     CgroupManager, CheckpointOptions, ContainerId, CreateOptions, ExecOptions, RuntimeConfig, Signal, Version,
 };
+use runtime_core::{DeleteMode, KillScope};
 
 use super::dialect;
 
@@ -40,25 +41,28 @@ fn global_args_have_no_rootless_criu_or_cgroup_manager() {
 fn operation_argv() {
     let d = youki();
     assert_eq!(
-        d.create_args(&id(), Path::new("/b"), &CreateOptions::default()).unwrap(),
-        argv(&["create", "--bundle", "/b", "c1"])
+        d.create_args(&id(), Path::new("/b"), Path::new("/pid"), &CreateOptions::default()).unwrap(),
+        argv(&["create", "--bundle", "/b", "--pid-file", "/pid", "c1"])
     );
     assert_eq!(d.start_args(&id()).unwrap(), argv(&["start", "c1"]));
     assert_eq!(d.state_args(&id()).unwrap(), argv(&["state", "c1"]));
-    assert_eq!(d.delete_args(&id(), true).unwrap(), argv(&["delete", "--force", "c1"]));
+    assert_eq!(d.delete_args(&id(), DeleteMode::Force).unwrap(), argv(&["delete", "--force", "c1"]));
     assert_eq!(d.pause_args(&id()).unwrap(), argv(&["pause", "c1"]));
     assert_eq!(d.resume_args(&id()).unwrap(), argv(&["resume", "c1"]));
     assert_eq!(d.features_args(), Some(argv(&["features"])));
     assert_eq!(d.list_args().unwrap(), argv(&["list"]), "youki's list has no JSON");
     assert_eq!(
-        d.kill_args(&id(), Signal::TERM, false).unwrap(),
+        d.kill_args(&id(), Signal::TERM, KillScope::Init).unwrap(),
         argv(&["kill", "c1", "15"]),
         "the signal is always given"
     );
-    assert_eq!(d.kill_args(&id(), "SIGRTMIN+3".parse().unwrap(), true).unwrap()[1..3], argv(&["--all", "c1"]));
+    assert_eq!(
+        d.kill_args(&id(), "SIGRTMIN+3".parse().unwrap(), KillScope::All).unwrap()[1..3],
+        argv(&["--all", "c1"])
+    );
     assert_eq!(d.update_args(&id(), Some(Path::new("/r.json"))).unwrap(), argv(&["update", "-r", "/r.json", "c1"]));
     assert_eq!(
-        d.exec_args(&id(), Path::new("/p.json"), Path::new("/pid"), &ExecOptions::command(["true"])).unwrap(),
+        d.exec_args(&id(), Path::new("/p.json"), Path::new("/pid"), &ExecOptions::default()).unwrap(),
         argv(&["exec", "--process", "/p.json", "--pid-file", "/pid", "c1"])
     );
     assert_eq!(d.ps_args(&id()).unwrap(), argv(&["ps", "--format", "json", "c1"]));
@@ -86,8 +90,8 @@ fn checkpoint_is_spelled_checkpointt_and_refuses_flags_youki_lacks() {
 fn restore_is_named_so_the_probe_can_ask_youki() {
     let restore = runtime_core::RestoreOptions { image_path: "/img".into(), ..Default::default() };
     assert_eq!(
-        youki().restore_args(&id(), Path::new("/b"), &restore).unwrap(),
-        argv(&["restore", "--image-path", "/img", "--bundle", "/b", "c1"])
+        youki().restore_args(&id(), Path::new("/b"), Path::new("/pid"), &restore).unwrap(),
+        argv(&["restore", "--image-path", "/img", "--bundle", "/b", "--detach", "--pid-file", "/pid", "c1"])
     );
 }
 

@@ -16,10 +16,10 @@ pub use contract::exit::Exit;
 pub use contract::features::{CgroupManager, Features, Probe, Support};
 pub use contract::host::{HostCheck, HostVerdict};
 pub use contract::id::{ContainerId, MAX_ID_LEN};
-pub use contract::monitor::{CreateRequest, Created, ExecRequest, ExecSession, Monitor};
+pub use contract::monitor::{CreateRequest, ExecRequest, ExecSession, Monitor};
 pub use contract::options::{
-    CheckpointOptions, ContainerStdio, CreateOptions, ExecOptions, ExecOutcome, ManageCgroupsMode, RestoreOptions,
-    StdioPipes,
+    AsyncStdioPipes, Captured, CheckpointOptions, ContainerStdio, CreateOptions, Created, DeleteMode, ExecOptions,
+    ExecOutcome, ExecStdio, KillScope, ManageCgroupsMode, RestoreOptions, StdioPipes, process,
 };
 pub use contract::signal::Signal;
 pub use contract::state::{ContainerState, Status};

@@ -111,7 +111,7 @@ impl FakeRuntime {
 
     /// A config that drives this fake: its binary, root and CRIU.
     pub fn config(&self) -> RuntimeConfig {
-        RuntimeConfig::with_binary(self.binary()).root(self.root()).criu(self.criu())
+        RuntimeConfig::default().binary(self.binary()).root(self.root()).criu(self.criu())
     }
 
     /// Makes `command` (or `*`) misbehave from now on; see `fake_oci` for the faults.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use runtime_core::{
-    Call, CliBackend, CliRuntime, ContainerId, CreateOptions, Error, OciBackend, RuntimeConfig, RuntimeFamily, Signal,
-    Status, Support,
+    Call, CliBackend, CliRuntime, ContainerId, CreateOptions, DeleteMode, Error, KillScope, OciBackend, RuntimeConfig,
+    RuntimeFamily, Signal, Status, Support,
 };
 use testkit::bundle::{BundleBuilder, Rootfs};
 use testkit::fake::{FakeRuntime, Flavour};
@@ -96,29 +96,29 @@ async fn observe(
     );
     note("state of an unknown id", outcome(backend.state(id).await));
     note("start of an unknown id", outcome(backend.start(id).await));
-    note("kill of an unknown id", outcome(backend.kill(id, Signal::KILL, false).await));
-    note("delete of an unknown id", outcome(backend.delete(id, false).await));
+    note("kill of an unknown id", outcome(backend.kill(id, Signal::KILL, KillScope::Init).await));
+    note("delete of an unknown id", outcome(backend.delete(id, DeleteMode::IfStopped).await));
     note("pause of an unknown id", outcome(backend.pause(id).await));
     note("ps of an unknown id", outcome(backend.ps(id).await));
-    note("create", outcome(backend.create(id, bundle.path(), &CreateOptions::default()).await));
+    note("create", outcome(backend.create(id, bundle.path(), CreateOptions::default()).await));
     note("state after create", state_shape(backend, id)?);
-    note("duplicate create", outcome(backend.create(id, bundle.path(), &CreateOptions::default()).await));
+    note("duplicate create", outcome(backend.create(id, bundle.path(), CreateOptions::default()).await));
     note("start", outcome(backend.start(id).await));
     wait_for(backend, id, Status::Running).await?;
     note("state after start", state_shape(backend, id)?);
     note("processes", format!("{:?}", backend.ps(id).await.map(|pids| pids.len())));
     note("start of a running container", outcome(backend.start(id).await));
-    note("delete of a running container", outcome(backend.delete(id, false).await));
+    note("delete of a running container", outcome(backend.delete(id, DeleteMode::IfStopped).await));
     note("pause", outcome(backend.pause(id).await));
     note("state after pause", state_shape(backend, id)?);
     note("resume", outcome(backend.resume(id).await));
     note("an unknown command", unknown_command(backend, id).await?);
-    note("kill", outcome(backend.kill(id, Signal::KILL, false).await));
+    note("kill", outcome(backend.kill(id, Signal::KILL, KillScope::Init).await));
     wait_for(backend, id, Status::Stopped).await?;
     note("state after kill", state_shape(backend, id)?);
-    note("kill of a stopped container", outcome(backend.kill(id, Signal::KILL, false).await));
+    note("kill of a stopped container", outcome(backend.kill(id, Signal::KILL, KillScope::Init).await));
     note("start of a stopped container", outcome(backend.start(id).await));
-    note("delete", outcome(backend.delete(id, false).await));
+    note("delete", outcome(backend.delete(id, DeleteMode::IfStopped).await));
     note("list after delete", format!("{:?}", backend.list().await.map(|states| states.len())));
     Ok(())
 }
@@ -129,7 +129,7 @@ async fn observed(flavour: Flavour, config: RuntimeConfig, rootfs: Rootfs) -> an
     let id = ContainerId::new(format!("differential-{}-{}", flavour.name(), std::process::id()))?;
     let mut seen = Vec::new();
     if let Err(err) = observe(&backend, &id, rootfs, &mut seen).await {
-        backend.delete(&id, true).await.ok();
+        backend.delete(&id, DeleteMode::Force).await.ok();
         return Err(err.context(format!("after {seen:?}")));
     }
     Ok(seen)
@@ -139,7 +139,7 @@ async fn compare(flavour: Flavour, real: RealRuntime) -> CaseResult {
     let fake = FakeRuntime::new(flavour)?;
     let fake_seen = observed(flavour, fake.config(), Rootfs::Empty).await.context("against the fake")?;
     let root = tempfile::tempdir()?;
-    let real_config = RuntimeConfig::with_binary(&real.binary).root(root.path());
+    let real_config = RuntimeConfig::default().binary(&real.binary).root(root.path());
     let real_seen = observed(flavour, real_config, Rootfs::Busybox).await.context("against the real runtime")?;
     let differences: Vec<String> = (fake_seen.iter().zip(&real_seen))
         .filter(|((_, fake), (_, real))| fake != real)

@@ -35,7 +35,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use runtime_core::{CliBackend, ContainerId, CreateOptions, OciBackend, RuntimeConfig, Status};
+use runtime_core::{CliBackend, ContainerId, CreateOptions, DeleteMode, OciBackend, RuntimeConfig, Status};
 
 use testkit::bundle::{BundleBuilder, Rootfs};
 use testkit::fake::{FakeRuntime, Flavour};
@@ -212,7 +212,7 @@ fn measure(
             });
         }
     }
-    let config = RuntimeConfig::with_binary(&raw.binary).root(&raw.root);
+    let config = RuntimeConfig::default().binary(&raw.binary).root(&raw.root);
     let backend = tokio.block_on(subject.family.connect(config)).context("connecting the library backend")?;
     for n in 0..WARM_UP {
         lib_lifecycle(tokio, &backend, &raw, &id("warm-lib", n), &bundle).context("lib warm-up")?;
@@ -307,7 +307,7 @@ fn lib_lifecycle(
     let mut leftover = Leftover { raw, id, armed: true };
     let id = ContainerId::new(id)?;
     tokio.block_on(async {
-        backend.create(&id, bundle, &CreateOptions::default()).await?;
+        backend.create(&id, bundle, CreateOptions::default()).await?;
         backend.start(&id).await?;
         let deadline = Instant::now() + STOP_DEADLINE;
         loop {
@@ -320,7 +320,7 @@ fn lib_lifecycle(
             }
             tokio::time::sleep(POLL).await;
         }
-        backend.delete(&id, false).await?;
+        backend.delete(&id, DeleteMode::IfStopped).await?;
         anyhow::Ok(())
     })?;
     leftover.armed = false;

@@ -12,15 +12,17 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxResources, Process};
 use tokio::sync::OnceCell;
 
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
 use crate::cli::driver::{Call, CliRuntime, Input, Sink};
 use crate::cli::probe::{probe_features, run_probe};
+use crate::cli::rollback::Rollback;
 use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
@@ -28,7 +30,8 @@ use crate::contract::features::{Features, Support};
 use crate::contract::host::{HostCheck, HostVerdict};
 use crate::contract::id::ContainerId;
 use crate::contract::options::{
-    CheckpointOptions, ContainerStdio, CreateOptions, ExecOptions, ExecOutcome, RestoreOptions,
+    Captured, CheckpointOptions, ContainerStdio, CreateOptions, Created, DeleteMode, ExecOptions, ExecOutcome,
+    ExecStdio, KillScope, RestoreOptions,
 };
 use crate::contract::signal::Signal;
 use crate::contract::state::{ContainerState, excerpt};
@@ -131,36 +134,52 @@ impl CliBackend {
         self.cli.run_ok(Call::new(self.argv(built)?).for_container(id)).await.map(drop)
     }
 
-    /// Runs a call that makes a container (create, restore) with the container's stdio; if it
-    /// times out, removes whatever the runtime left, so nothing keeps running unseen.
+    /// Runs a call that makes a container (create, restore) with the container's stdio and
+    /// returns the init pid from `pid_file`. If the call does not finish (timeout, dropped
+    /// future, no pid written), whatever the runtime left is removed: see `cli::rollback`.
     async fn run_creating(
         &self,
         id: &ContainerId,
         args: Vec<OsString>,
-        stdio: &ContainerStdio,
-        extra_fds: &[OwnedFd],
-        timeout: Option<std::time::Duration>,
-    ) -> Result<()> {
-        let (stdin, stdout, stderr) = container_stdio(stdio)?;
-        let extra_fds = duplicate(extra_fds)?;
-        let call =
-            Call { args, id: Some(id.clone()), stdin, stdout, stderr, timeout, kill_on_timeout: None, extra_fds };
+        pid_file: &Path,
+        stdio: ContainerStdio,
+        extra_fds: Vec<OwnedFd>,
+        timeout: Option<Duration>,
+    ) -> Result<Created> {
+        let budget = timeout.unwrap_or(self.cli.timeout());
+        let deadline = Instant::now() + budget;
+        let delete = self.argv(self.dialect().delete_args(id, DeleteMode::Force))?;
+        let guard = Rollback::arm(pid_file.to_path_buf(), Some(self.cli.blocking_command(delete)), deadline);
+        let (stdin, stdout, stderr) = container_stdio(stdio);
+        let call = Call {
+            args,
+            id: Some(id.clone()),
+            stdin,
+            stdout,
+            stderr,
+            timeout: Some(budget),
+            kill_on_timeout: None,
+            extra_fds,
+        };
         match self.cli.run_ok(call).await {
-            Err(err @ Error::Timeout { .. }) => {
-                self.roll_back_create(id).await;
+            // A refusal made nothing; deleting would remove the container that made it refuse.
+            Err(err) if err.failure().is_some() => {
+                guard.disarm();
                 Err(err)
             }
-            other => other.map(drop),
+            Err(err) => Err(err),
+            Ok(_) => {
+                let pid = read_pid_file(pid_file)?;
+                guard.disarm();
+                Ok(Created { pid })
+            }
         }
     }
+}
 
-    /// Removes what a create that did not finish may have left.
-    async fn roll_back_create(&self, id: &ContainerId) {
-        match self.simple(id, self.dialect().delete_args(id, true)).await {
-            Ok(()) | Err(Error::NotFound { .. }) => {}
-            Err(err) => tracing::warn!(%id, %err, "rolling back a failed create left something behind"),
-        }
-    }
+/// A private 0700 directory for the files of one call (process spec, pid file), removed on drop.
+fn scratch(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix(prefix).tempdir().map_err(|err| Error::io("creating a scratch directory", err))
 }
 
 fn unsupported(backend: &str, missing: Missing) -> Error {
@@ -174,25 +193,18 @@ fn resolve_binary(binary: PathBuf) -> Result<PathBuf> {
     })
 }
 
-/// Copies of the caller's descriptors for one call (the options are borrowed).
-fn duplicate(fds: &[OwnedFd]) -> Result<Vec<OwnedFd>> {
-    fds.iter().map(|fd| fd.try_clone().map_err(|err| Error::io("duplicating a descriptor", err))).collect()
-}
-
-/// The runtime's stdio for a container process: it inherits them.
-fn container_stdio(stdio: &ContainerStdio) -> Result<(Input, Sink, Sink)> {
-    let dup = |fd: &Option<OwnedFd>| -> Result<Option<OwnedFd>> {
-        fd.as_ref().map(|fd| fd.try_clone().map_err(|err| Error::io("duplicating a descriptor", err))).transpose()
-    };
-    Ok(match stdio {
+/// The runtime's stdio for a container process, which inherits it. The descriptors move into
+/// the call and are closed in this process once the runtime has them.
+fn container_stdio(stdio: ContainerStdio) -> (Input, Sink, Sink) {
+    match stdio {
         ContainerStdio::Null => (Input::Null, Sink::Null, Sink::Null),
         ContainerStdio::Inherit => (Input::Inherit, Sink::Inherit, Sink::Inherit),
         ContainerStdio::Fds { stdin, stdout, stderr } => (
-            dup(stdin)?.map_or(Input::Null, Input::Fd),
-            dup(stdout)?.map_or(Sink::Null, Sink::Fd),
-            dup(stderr)?.map_or(Sink::Null, Sink::Fd),
+            stdin.map_or(Input::Null, Input::Fd),
+            stdout.map_or(Sink::Null, Sink::Fd),
+            stderr.map_or(Sink::Null, Sink::Fd),
         ),
-    })
+    }
 }
 
 /// Writes `contents` to a new file only its owner can read.
@@ -249,10 +261,12 @@ impl OciBackend for CliBackend {
         Ok(Arc::clone(features))
     }
 
-    async fn create(&self, id: &ContainerId, bundle: &Path, opts: &CreateOptions) -> Result<()> {
+    async fn create(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created> {
         self.check_host()?;
-        let args = self.argv(self.dialect().create_args(id, bundle, opts))?;
-        self.run_creating(id, args, &opts.stdio, &opts.preserve_fds, opts.timeout).await
+        let scratch = scratch("create-")?;
+        let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
+        let args = self.argv(self.dialect().create_args(id, bundle, &pid_file, &opts))?;
+        self.run_creating(id, args, &pid_file, opts.stdio, opts.preserve_fds, opts.timeout).await
     }
 
     async fn start(&self, id: &ContainerId) -> Result<()> {
@@ -283,12 +297,12 @@ impl OciBackend for CliBackend {
         }
     }
 
-    async fn kill(&self, id: &ContainerId, signal: Signal, all: bool) -> Result<()> {
-        self.simple(id, self.dialect().kill_args(id, signal, all)).await
+    async fn kill(&self, id: &ContainerId, signal: Signal, scope: KillScope) -> Result<()> {
+        self.simple(id, self.dialect().kill_args(id, signal, scope)).await
     }
 
-    async fn delete(&self, id: &ContainerId, force: bool) -> Result<()> {
-        self.simple(id, self.dialect().delete_args(id, force)).await
+    async fn delete(&self, id: &ContainerId, mode: DeleteMode) -> Result<()> {
+        self.simple(id, self.dialect().delete_args(id, mode)).await
     }
 
     async fn pause(&self, id: &ContainerId) -> Result<()> {
@@ -299,33 +313,39 @@ impl OciBackend for CliBackend {
         self.simple(id, self.dialect().resume_args(id)).await
     }
 
-    async fn exec(&self, id: &ContainerId, opts: &ExecOptions) -> Result<ExecOutcome> {
-        let mut process = opts.process.clone();
+    async fn exec(&self, id: &ContainerId, process: &Process, opts: ExecOptions) -> Result<ExecOutcome> {
+        let mut process = process.clone();
         process.set_terminal(Some(opts.tty));
         let json = serde_json::to_vec(&process).map_err(|err| Error::parse("exec process", err.to_string()))?;
         // The process file and our pid file live in a 0700 scratch directory removed on drop,
         // whatever happens below.
-        let scratch = tempfile::Builder::new()
-            .prefix("exec-")
-            .tempdir()
-            .map_err(|err| Error::io("creating the exec scratch directory", err))?;
+        let scratch = scratch("exec-")?;
         let process_file = scratch.path().join("process.json");
         write_private(&process_file, &json)?;
-        // The pid file lets a detached exec report its pid and a timed-out one be killed.
+        // The pid file lets a detached exec report its pid and an unfinished one be killed.
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
-        let args = self.argv(self.dialect().exec_args(id, &process_file, &pid_file, opts))?;
-        let (stdout, stderr) = if opts.detach { (Sink::Null, Sink::Null) } else { (Sink::Capture, Sink::Capture) };
+        let args = self.argv(self.dialect().exec_args(id, &process_file, &pid_file, &opts))?;
+        let (stdin, stdout, stderr) = match (opts.stdio, opts.detach) {
+            (ExecStdio::Wired(stdio), _) => container_stdio(stdio),
+            // A detached process would inherit the capture pipes and hold them open.
+            (ExecStdio::Capture, true) => (Input::Null, Sink::Null, Sink::Null),
+            (ExecStdio::Capture, false) => (Input::Null, Sink::Capture, Sink::Capture),
+        };
         let call = Call {
             args,
             id: Some(id.clone()),
-            stdin: Input::Null,
+            stdin,
             stdout,
             stderr,
             timeout: opts.timeout,
-            kill_on_timeout: (!opts.detach).then(|| pid_file.clone()),
-            extra_fds: duplicate(&opts.preserve_fds)?,
+            kill_on_timeout: None,
+            extra_fds: opts.preserve_fds,
         };
+        // A detached process is the caller's once the runtime reported it; until then, and for
+        // the whole life of an attached one, an unfinished call kills it.
+        let guard = Rollback::arm(pid_file.clone(), None, Instant::now());
         let finished = self.cli.run(call).await?;
+        guard.disarm();
         if opts.detach {
             self.cli.check(finished, Some(id))?;
             let pid = read_pid_file(&pid_file)?;
@@ -334,16 +354,18 @@ impl OciBackend for CliBackend {
         // A runtime failure leaves an error record, and a runtime killed by a signal never saw
         // the process end; otherwise the exit status is the process's own.
         match (finished.status, &finished.log_error) {
-            (Exit::Exited(code), None) => {
-                Ok(ExecOutcome::Exited { code, stdout: finished.stdout, stderr: finished.stderr })
-            }
+            (Exit::Exited(code), None) => Ok(ExecOutcome::Exited {
+                code,
+                stdout: Captured { bytes: finished.stdout, truncated: false },
+                stderr: Captured { bytes: finished.stderr, truncated: false },
+            }),
             _ => Err(self.cli.error_for(&finished, Some(id))),
         }
     }
 
-    async fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {
+    async fn ps(&self, id: &ContainerId) -> Result<Vec<u32>> {
         let finished = self.cli.run_ok(Call::new(self.argv(self.dialect().ps_args(id))?).for_container(id)).await?;
-        serde_json::from_slice::<Option<Vec<i32>>>(&finished.stdout)
+        serde_json::from_slice::<Option<Vec<u32>>>(&finished.stdout)
             .map(Option::unwrap_or_default)
             .map_err(|err| Error::parse("ps output", format!("{err}: {}", excerpt(&finished.stdout))))
     }
@@ -370,11 +392,13 @@ impl OciBackend for CliBackend {
         self.cli.run_ok(call).await.map(drop)
     }
 
-    async fn restore(&self, id: &ContainerId, bundle: &Path, opts: &RestoreOptions) -> Result<()> {
+    async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created> {
         let features = self.features().await?;
         self.require("restore", &features.restore)?;
         self.check_host()?;
-        let args = self.argv(self.dialect().restore_args(id, bundle, opts))?;
-        self.run_creating(id, args, &opts.stdio, &[], opts.timeout).await
+        let scratch = scratch("restore-")?;
+        let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
+        let args = self.argv(self.dialect().restore_args(id, bundle, &pid_file, &opts))?;
+        self.run_creating(id, args, &pid_file, opts.stdio, Vec::new(), opts.timeout).await
     }
 }

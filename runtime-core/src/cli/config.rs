@@ -49,15 +49,29 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// A builder method per field: `RuntimeConfig::default().binary("/usr/bin/runc").root(dir)`.
 impl RuntimeConfig {
-    /// Drives the binary at `binary`.
-    pub fn with_binary(binary: impl Into<PathBuf>) -> Self {
-        RuntimeConfig { binary: Some(binary.into()), ..RuntimeConfig::default() }
+    /// Drives the binary at `binary` (a path, or a name looked up in `PATH`).
+    pub fn binary(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.binary = Some(binary.into());
+        self
     }
 
-    /// Keeps container state under `root`.
+    /// Keeps container state under `root` (`--root`).
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
+        self
+    }
+
+    /// Selects the cgroup manager.
+    pub fn cgroup_manager(mut self, manager: CgroupManager) -> Self {
+        self.cgroup_manager = Some(manager);
+        self
+    }
+
+    /// Says whether the runtime runs rootless (`--rootless true|false`) where it takes the flag.
+    pub fn rootless(mut self, rootless: bool) -> Self {
+        self.rootless = Some(rootless);
         self
     }
 
@@ -70,6 +84,18 @@ impl RuntimeConfig {
     /// Limits each call to `timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Bounds captured stdout and stderr to `limit` bytes each.
+    pub fn output_limit(mut self, limit: usize) -> Self {
+        self.output_limit = limit;
+        self
+    }
+
+    /// Passes the caller's `NOTIFY_SOCKET` on to the runtime.
+    pub fn pass_notify_socket(mut self, pass: bool) -> Self {
+        self.pass_notify_socket = pass;
         self
     }
 }

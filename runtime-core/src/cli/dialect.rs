@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::config::RuntimeConfig;
 use crate::contract::features::CgroupManager;
 use crate::contract::id::ContainerId;
-use crate::contract::options::{CheckpointOptions, CreateOptions, ExecOptions, RestoreOptions};
+use crate::contract::options::{CheckpointOptions, CreateOptions, DeleteMode, ExecOptions, KillScope, RestoreOptions};
 use crate::contract::signal::Signal;
 use crate::contract::version::Version;
 
@@ -219,11 +219,12 @@ impl Dialect {
         Ok(argv)
     }
 
-    /// `create`.
-    pub fn create_args(&self, id: &ContainerId, bundle: &Path, opts: &CreateOptions) -> Argv {
+    /// `create`; the pid file is always passed (the caller's, or the driver's own) so the init
+    /// pid is known without another call.
+    pub fn create_args(&self, id: &ContainerId, bundle: &Path, pid_file: &Path, opts: &CreateOptions) -> Argv {
         ArgvBuilder::new(self, "create")
             .value("--bundle", Some(bundle))
-            .value("--pid-file", path(&opts.pid_file))
+            .value("--pid-file", Some(pid_file))
             .value("--console-socket", path(&opts.console_socket))
             .flag("--no-pivot", opts.no_pivot)
             .flag("--no-new-keyring", opts.no_new_keyring)
@@ -248,13 +249,17 @@ impl Dialect {
     }
 
     /// `kill`; the signal always goes as a number (youki requires it, all accept numbers).
-    pub fn kill_args(&self, id: &ContainerId, signal: Signal, all: bool) -> Argv {
-        ArgvBuilder::new(self, "kill").flag("--all", all).arg(id.as_str()).arg(signal.to_arg()).finish()
+    pub fn kill_args(&self, id: &ContainerId, signal: Signal, scope: KillScope) -> Argv {
+        ArgvBuilder::new(self, "kill")
+            .flag("--all", scope == KillScope::All)
+            .arg(id.as_str())
+            .arg(signal.to_arg())
+            .finish()
     }
 
     /// `delete`.
-    pub fn delete_args(&self, id: &ContainerId, force: bool) -> Argv {
-        ArgvBuilder::new(self, "delete").flag("--force", force).id(id)
+    pub fn delete_args(&self, id: &ContainerId, mode: DeleteMode) -> Argv {
+        ArgvBuilder::new(self, "delete").flag("--force", mode == DeleteMode::Force).id(id)
     }
 
     /// `pause`.
@@ -319,8 +324,8 @@ impl Dialect {
             .id(id)
     }
 
-    /// The runtime's restore command.
-    pub fn restore_args(&self, id: &ContainerId, bundle: &Path, opts: &RestoreOptions) -> Argv {
+    /// The runtime's restore command; like create, always with a pid file.
+    pub fn restore_args(&self, id: &ContainerId, bundle: &Path, pid_file: &Path, opts: &RestoreOptions) -> Argv {
         let command = self.restore_command.as_deref().ok_or_else(|| Missing {
             feature: "restore".into(),
             reason: "the runtime has no restore command".into(),
@@ -329,8 +334,8 @@ impl Dialect {
             .value("--image-path", Some(&opts.image_path))
             .value("--work-path", path(&opts.work_path))
             .value("--bundle", Some(bundle))
-            .flag("--detach", opts.detach)
-            .value("--pid-file", path(&opts.pid_file))
+            .flag("--detach", !opts.attached)
+            .value("--pid-file", Some(pid_file))
             .value("--console-socket", path(&opts.console_socket))
             .flag("--no-subreaper", opts.no_subreaper)
             .flag("--no-pivot", opts.no_pivot)
@@ -401,11 +406,11 @@ mod tests {
     #[test]
     fn a_flag_listed_as_missing_is_refused_only_when_asked_for() {
         let dialect = plain();
-        assert_eq!(dialect.kill_args(&id(), Signal::KILL, false).unwrap(), ["kill", "c1", "9"]);
-        let missing = dialect.kill_args(&id(), Signal::KILL, true).unwrap_err();
+        assert_eq!(dialect.kill_args(&id(), Signal::KILL, KillScope::Init).unwrap(), ["kill", "c1", "9"]);
+        let missing = dialect.kill_args(&id(), Signal::KILL, KillScope::All).unwrap_err();
         assert_eq!(missing.feature, "kill --all");
         let null = || std::fs::File::open("/dev/null").unwrap().into();
-        let exec = ExecOptions { preserve_fds: vec![null(), null()], ..ExecOptions::command(["true"]) };
+        let exec = ExecOptions { preserve_fds: vec![null(), null()], ..ExecOptions::default() };
         assert_eq!(
             dialect.exec_args(&id(), Path::new("/p"), Path::new("/pid"), &exec).unwrap_err().feature,
             "exec --preserve-fds"
@@ -417,7 +422,10 @@ mod tests {
         let dialect = plain();
         assert_eq!(dialect.checkpoint_args(&id(), &CheckpointOptions::default()).unwrap_err().feature, "checkpoint");
         let restore = RestoreOptions::default();
-        assert_eq!(dialect.restore_args(&id(), Path::new("/b"), &restore).unwrap_err().feature, "restore");
+        assert_eq!(
+            dialect.restore_args(&id(), Path::new("/b"), Path::new("/pid"), &restore).unwrap_err().feature,
+            "restore"
+        );
         assert_eq!(dialect.features_args(), None);
         assert_eq!(dialect.list_args().unwrap(), ["list"], "a table list takes no format flag");
     }

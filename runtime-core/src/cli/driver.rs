@@ -195,6 +195,18 @@ impl CliRuntime {
         self.timeout
     }
 
+    /// A blocking command for `args` with the global flags and the environment every call gets,
+    /// for work that must run where nothing can be awaited (rollback in `Drop`).
+    pub(crate) fn blocking_command(&self, args: Vec<OsString>) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.binary);
+        command.args(&self.global_args).args(args);
+        for name in &self.env.remove {
+            command.env_remove(name);
+        }
+        command.envs(self.env.set.iter().map(|(key, value)| (key, value)));
+        command
+    }
+
     /// Runs `call` and returns how it ended, whatever its exit status. Fails only when the
     /// binary cannot be run, on timeout, or on local I/O errors.
     pub async fn run(&self, call: Call) -> Result<Finished> {

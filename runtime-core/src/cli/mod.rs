@@ -8,3 +8,4 @@ pub mod config;
 pub mod dialect;
 pub mod driver;
 pub mod probe;
+pub(crate) mod rollback;

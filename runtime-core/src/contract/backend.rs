@@ -5,12 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxResources, Process};
 
 use crate::contract::error::Result;
 use crate::contract::features::Features;
 use crate::contract::id::ContainerId;
-use crate::contract::options::{CheckpointOptions, CreateOptions, ExecOptions, ExecOutcome, RestoreOptions};
+use crate::contract::options::{
+    CheckpointOptions, CreateOptions, Created, DeleteMode, ExecOptions, ExecOutcome, KillScope, RestoreOptions,
+};
 use crate::contract::signal::Signal;
 use crate::contract::state::ContainerState;
 use crate::contract::version::RuntimeVersion;
@@ -33,30 +35,33 @@ pub trait OciBackend: Send + Sync {
     async fn version(&self) -> Result<RuntimeVersion>;
     /// The capabilities on this host, probed once and cached.
     async fn features(&self) -> Result<Arc<Features>>;
-    /// Creates a container from `bundle`; its process waits for [`OciBackend::start`].
-    async fn create(&self, id: &ContainerId, bundle: &Path, opts: &CreateOptions) -> Result<()>;
+    /// Creates a container from `bundle`; its process waits for [`OciBackend::start`]. The
+    /// descriptors in `opts` go to the runtime and are closed in the caller. A create that fails,
+    /// times out or is dropped leaves nothing behind: no process, no runtime state, the id free.
+    async fn create(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created>;
     /// Starts the user process of a created container.
     async fn start(&self, id: &ContainerId) -> Result<()>;
     /// The container's state.
     async fn state(&self, id: &ContainerId) -> Result<ContainerState>;
     /// Every container under the runtime's root.
     async fn list(&self) -> Result<Vec<ContainerState>>;
-    /// Sends `signal` to the init process, or with `all` to every process of the container.
-    async fn kill(&self, id: &ContainerId, signal: Signal, all: bool) -> Result<()>;
-    /// Deletes a stopped (or, with `force`, any) container.
-    async fn delete(&self, id: &ContainerId, force: bool) -> Result<()>;
+    /// Sends `signal` to the init process or to every process of the container.
+    async fn kill(&self, id: &ContainerId, signal: Signal, scope: KillScope) -> Result<()>;
+    /// Deletes a container: only a stopped one, or any with [`DeleteMode::Force`].
+    async fn delete(&self, id: &ContainerId, mode: DeleteMode) -> Result<()>;
     /// Freezes every process of the container.
     async fn pause(&self, id: &ContainerId) -> Result<()>;
     /// Thaws a paused container.
     async fn resume(&self, id: &ContainerId) -> Result<()>;
-    /// Runs another process in the container.
-    async fn exec(&self, id: &ContainerId, opts: &ExecOptions) -> Result<ExecOutcome>;
+    /// Runs `process` in the container. Dropping the call kills the process it started.
+    async fn exec(&self, id: &ContainerId, process: &Process, opts: ExecOptions) -> Result<ExecOutcome>;
     /// The host pids of the container's processes.
-    async fn ps(&self, id: &ContainerId) -> Result<Vec<i32>>;
+    async fn ps(&self, id: &ContainerId) -> Result<Vec<u32>>;
     /// Changes the container's resource limits.
     async fn update(&self, id: &ContainerId, resources: &LinuxResources) -> Result<()>;
     /// Dumps the container with CRIU.
     async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()>;
-    /// Creates and starts a container from a checkpoint.
-    async fn restore(&self, id: &ContainerId, bundle: &Path, opts: &RestoreOptions) -> Result<()>;
+    /// Creates and starts a container from a checkpoint; like `create`, a failed or dropped
+    /// restore leaves nothing behind.
+    async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created>;
 }

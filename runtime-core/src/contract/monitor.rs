@@ -7,12 +7,13 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use oci_spec::runtime::Process;
 
 use crate::contract::backend::OciBackend;
 use crate::contract::error::Result;
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
-use crate::contract::options::{CreateOptions, ExecOptions};
+use crate::contract::options::{CreateOptions, Created, ExecOptions};
 
 /// What to create under a monitor.
 #[derive(Debug)]
@@ -25,19 +26,14 @@ pub struct CreateRequest {
     pub options: CreateOptions,
 }
 
-/// A container created under a monitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Created {
-    /// The container's init pid.
-    pub pid: u32,
-}
-
 /// What to exec under a monitor.
 #[derive(Debug)]
 pub struct ExecRequest {
     /// The container.
     pub id: ContainerId,
-    /// The process and its options.
+    /// The process.
+    pub process: Process,
+    /// Its options.
     pub options: ExecOptions,
 }
 
@@ -54,9 +50,9 @@ pub trait Monitor: Send + Sync {
     /// `conmon`, `direct`.
     fn name(&self) -> &str;
     /// Creates a container as the monitor's child.
-    async fn create(&self, backend: &dyn OciBackend, req: &CreateRequest) -> Result<Created>;
+    async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created>;
     /// Execs a process the monitor supervises.
-    async fn exec(&self, backend: &dyn OciBackend, req: &ExecRequest) -> Result<ExecSession>;
+    async fn exec(&self, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession>;
     /// The exit status if the container has exited; never blocks.
     async fn exit_status(&self, id: &ContainerId) -> Result<Option<Exit>>;
     /// Waits for the container to exit, driven by events, never by a sleep loop.

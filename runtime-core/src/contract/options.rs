@@ -2,12 +2,17 @@
 //!
 //! Defaults are what a runtime does without flags. Options a runtime does not have are refused
 //! with `Error::Unsupported` by the dialect before anything runs, never dropped silently.
+//!
+//! Options that hold descriptors (stdio, preserved fds) are taken by value: the call hands the
+//! child's ends to the runtime and closes them in the caller, so a caller's pipe reader sees end
+//! of file when the container closes its end, without having to remember to drop anything.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use oci_spec::runtime::Process;
+use tokio::net::unix::pipe;
 
 use crate::contract::error::{Error, Result};
 
@@ -35,7 +40,8 @@ pub enum ContainerStdio {
     },
 }
 
-/// The caller's ends of the pipes made by [`ContainerStdio::pipes`].
+/// The caller's ends of the pipes made by [`ContainerStdio::pipes`]; [`StdioPipes::into_async`]
+/// turns them into tokio pipes for streaming.
 #[derive(Debug)]
 pub struct StdioPipes {
     /// Write end of the container's stdin.
@@ -61,10 +67,35 @@ impl ContainerStdio {
     }
 }
 
+impl StdioPipes {
+    /// The same ends as tokio pipes: write the container's stdin, read its stdout and stderr as
+    /// they come. Must be called inside a tokio runtime.
+    pub fn into_async(self) -> Result<AsyncStdioPipes> {
+        let io = |context: &'static str| move |err| Error::io(context, err);
+        Ok(AsyncStdioPipes {
+            stdin: pipe::Sender::from_owned_fd(self.stdin).map_err(io("registering the stdin pipe"))?,
+            stdout: pipe::Receiver::from_owned_fd(self.stdout).map_err(io("registering the stdout pipe"))?,
+            stderr: pipe::Receiver::from_owned_fd(self.stderr).map_err(io("registering the stderr pipe"))?,
+        })
+    }
+}
+
+/// [`StdioPipes`] as tokio pipes.
+#[derive(Debug)]
+pub struct AsyncStdioPipes {
+    /// Write end of the container's stdin; drop it to send end of file.
+    pub stdin: pipe::Sender,
+    /// Read end of the container's stdout.
+    pub stdout: pipe::Receiver,
+    /// Read end of the container's stderr.
+    pub stderr: pipe::Receiver,
+}
+
 /// Options of `create`.
 #[derive(Debug, Default)]
 pub struct CreateOptions {
-    /// `--pid-file`: where the runtime writes the init pid.
+    /// `--pid-file`: where the runtime writes the init pid. The pid is returned either way; the
+    /// library uses a private file when this is `None`.
     pub pid_file: Option<PathBuf>,
     /// `--console-socket`: the AF_UNIX socket that receives the pty master (terminal containers).
     pub console_socket: Option<PathBuf>,
@@ -81,11 +112,31 @@ pub struct CreateOptions {
     pub timeout: Option<Duration>,
 }
 
-/// Options of `exec`.
-#[derive(Debug)]
+/// A container the runtime created (or restored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Created {
+    /// The container's init pid, as the runtime wrote it to its pid file.
+    pub pid: u32,
+}
+
+/// Where an exec'd process's stdio goes.
+#[derive(Debug, Default)]
+pub enum ExecStdio {
+    /// stdin is `/dev/null`; stdout and stderr are read by the library, up to the output limit,
+    /// and returned in [`ExecOutcome::Exited`]. Only for an exec that is waited for.
+    #[default]
+    Capture,
+    /// Wired like a container's stdio: `/dev/null`, the caller's own streams, or descriptors the
+    /// caller owns. For streaming, give it [`ContainerStdio::pipes`] and read the caller's ends
+    /// (see [`StdioPipes::into_async`]) while the exec runs.
+    Wired(ContainerStdio),
+}
+
+/// Options of `exec`; the process itself is an argument of [`crate::OciBackend::exec`].
+#[derive(Debug, Default)]
 pub struct ExecOptions {
-    /// The process to run; written to a 0600 temp file and passed as `--process`.
-    pub process: Process,
+    /// Where the process's stdio goes.
+    pub stdio: ExecStdio,
     /// Allocate a terminal (sets `process.terminal`); needs `console_socket`.
     pub tty: bool,
     /// Return once the process started instead of waiting for it.
@@ -99,29 +150,31 @@ pub struct ExecOptions {
     /// Overrides the backend's timeout; an exec that is not detached runs until its process
     /// exits, so long jobs need a longer one. On expiry the process is killed too.
     pub timeout: Option<Duration>,
+    /// Overrides the backend's bound on captured output, per stream.
+    pub output_limit: Option<usize>,
 }
 
-impl ExecOptions {
-    /// Runs `args` with the defaults of an OCI process (root, `/` as cwd, a basic `PATH`).
-    pub fn command<I, S>(args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let mut process = Process::default();
-        process.set_terminal(Some(false));
-        process.set_args(Some(args.into_iter().map(Into::into).collect()));
-        process.set_cwd("/".into());
-        ExecOptions {
-            process,
-            tty: false,
-            detach: false,
-            pid_file: None,
-            console_socket: None,
-            preserve_fds: Vec::new(),
-            timeout: None,
-        }
-    }
+/// A process to run in a container: `args` with the defaults of an OCI process (not a terminal,
+/// `/` as cwd). Anything else is set on the returned [`Process`] with its setters.
+pub fn process<I, S>(args: I) -> Process
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut process = Process::default();
+    process.set_terminal(Some(false));
+    process.set_args(Some(args.into_iter().map(Into::into).collect()));
+    process.set_cwd("/".into());
+    process
+}
+
+/// Output the library read from a process, up to a limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captured {
+    /// The bytes, at most the limit.
+    pub bytes: Vec<u8>,
+    /// True when the process wrote more than the limit: the rest was read and dropped.
+    pub truncated: bool,
 }
 
 /// What an `exec` gave back.
@@ -131,16 +184,37 @@ pub enum ExecOutcome {
     Exited {
         /// Its exit code (128 + signal when killed, as the runtimes report it).
         code: i32,
-        /// What it wrote to stdout (bounded).
-        stdout: Vec<u8>,
-        /// What it wrote to stderr (bounded).
-        stderr: Vec<u8>,
+        /// What it wrote to stdout, when captured (empty otherwise).
+        stdout: Captured,
+        /// What it wrote to stderr, when captured (empty otherwise).
+        stderr: Captured,
     },
     /// The process was started in the background.
     Detached {
         /// Its pid, from the pid file.
         pid: u32,
     },
+}
+
+/// Which processes `kill` signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KillScope {
+    /// The container's init process.
+    #[default]
+    Init,
+    /// Every process of the container (`kill --all`).
+    All,
+}
+
+/// What `delete` may delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeleteMode {
+    /// Only a container that is stopped (or created and never started); a running one is
+    /// `Error::InvalidState`.
+    #[default]
+    IfStopped,
+    /// Any container: a running one is killed first (`delete --force`).
+    Force,
 }
 
 /// How CRIU treats cgroups on checkpoint and restore.
@@ -206,10 +280,13 @@ pub struct RestoreOptions {
     pub image_path: PathBuf,
     /// `--work-path`: where CRIU writes its logs.
     pub work_path: Option<PathBuf>,
-    /// `--pid-file`.
+    /// `--pid-file`. The pid is returned either way; the library uses a private file when this
+    /// is `None`.
     pub pid_file: Option<PathBuf>,
-    /// `--detach`: return once restored; otherwise the call lasts as long as the container.
-    pub detach: bool,
+    /// Stay attached: without `--detach` the runtime (and the call) lasts as long as the
+    /// restored container, so give such a call a `timeout` that fits. By default the call
+    /// returns once the container is restored.
+    pub attached: bool,
     /// `--console-socket`.
     pub console_socket: Option<PathBuf>,
     /// `--no-subreaper`: do not make the runtime a subreaper of the restored process.

@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use runtime_core::oci_spec::runtime::{LinuxMemoryBuilder, LinuxResourcesBuilder};
 use runtime_core::{
-    CheckpointOptions, ContainerStdio, CreateOptions, Error, ExecOptions, ExecOutcome, Features, RestoreOptions,
-    Signal, Status, Support,
+    CheckpointOptions, ContainerStdio, CreateOptions, DeleteMode, Error, ExecOptions, ExecOutcome, Features, KillScope,
+    RestoreOptions, Signal, Status, Support, process,
 };
 
-use super::Case;
 use super::env::{Env, STATUS_PATIENCE, skipped};
+use super::{Case, embedding};
 use crate::fake::Flavour;
 use crate::harness::{CaseResult, Ran};
 
@@ -44,6 +44,19 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("feature_verdicts_match_their_evidence", |env| Box::pin(feature_verdicts_match_evidence(env))),
         ("unsupported_checkpoint_is_refused_with_the_probed_reason", |env| Box::pin(unsupported_checkpoint(env))),
         ("checkpoint_and_restore_roundtrip", |env| Box::pin(checkpoint_and_restore(env))),
+        ("create_returns_the_pid_the_runtime_reports", |env| {
+            Box::pin(embedding::create_returns_the_pid_the_runtime_reports(env))
+        }),
+        ("pipes_reach_end_of_file_when_the_container_exits", |env| {
+            Box::pin(embedding::pipes_reach_end_of_file_when_the_container_exits(env))
+        }),
+        ("exec_streams_through_pipes_while_it_runs", |env| {
+            Box::pin(embedding::exec_streams_through_pipes_while_it_runs(env))
+        }),
+        ("a_dropped_exec_kills_its_process", |env| Box::pin(embedding::a_dropped_exec_kills_its_process(env))),
+        ("a_dropped_create_leaves_nothing_and_frees_the_id", |env| {
+            Box::pin(embedding::a_dropped_create_leaves_nothing_and_frees_the_id(env))
+        }),
     ]
 }
 
@@ -58,10 +71,10 @@ async fn create_start_kill_delete(env: &mut Env) -> CaseResult {
     env.backend.start(&id).await.context("start")?;
     let running = env.wait_for(&id, Status::Running).await?;
     ensure!(running.pid == created.pid, "the init pid is kept across start");
-    env.backend.kill(&id, Signal::TERM, false).await.context("kill TERM")?;
+    env.backend.kill(&id, Signal::TERM, KillScope::Init).await.context("kill TERM")?;
     let stopped = env.wait_for(&id, Status::Stopped).await?;
     ensure!(stopped.pid.is_none(), "a stopped container has no pid");
-    env.backend.delete(&id, false).await.context("delete")?;
+    env.backend.delete(&id, DeleteMode::IfStopped).await.context("delete")?;
     match env.backend.state(&id).await {
         Err(Error::NotFound { .. }) => Ok(Ran::Passed),
         other => bail!("state after delete should be NotFound, got {other:?}"),
@@ -74,14 +87,11 @@ async fn create_with_pipes(env: &mut Env) -> CaseResult {
     let (stdio, pipes) = ContainerStdio::pipes()?;
     let opts = CreateOptions { stdio, ..CreateOptions::default() };
     // The init inherits these pipes and never closes them: create must return anyway.
-    tokio::time::timeout(Duration::from_secs(60), env.backend.create(&id, bundle.path(), &opts))
+    let created = tokio::time::timeout(Duration::from_secs(60), env.backend.create(&id, bundle.path(), opts))
         .await
         .context("create with pipes never returned")?
         .context("create")?;
-    drop(opts);
-    if let Some(pid) = env.backend.state(&id).await?.pid {
-        env.track(pid);
-    }
+    env.track(created.pid);
     env.backend.start(&id).await.context("start")?;
     let out = read_prefix(pipes.stdout, 4).await?;
     ensure!(out == "out\n", "stdout pipe carried {out:?}");
@@ -97,21 +107,20 @@ async fn preserved_fds(env: &mut Env) -> CaseResult {
     let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe");
     let (init_read, init_write) = pipe()?;
     let opts = CreateOptions { preserve_fds: vec![init_write], ..CreateOptions::default() };
-    env.backend.create(&id, bundle.path(), &opts).await.context("create --preserve-fds 1")?;
-    drop(opts);
-    if let Some(pid) = env.backend.state(&id).await?.pid {
-        env.track(pid);
-    }
+    let created = env.backend.create(&id, bundle.path(), opts).await.context("create --preserve-fds 1")?;
+    env.track(created.pid);
     env.backend.start(&id).await.context("start")?;
     let got = read_prefix(init_read, 9).await?;
     ensure!(got == "init-fd3\n", "the init wrote {got:?} to fd 3");
 
     let (exec_read, exec_write) = pipe()?;
-    let exec =
-        ExecOptions { preserve_fds: vec![exec_write], ..ExecOptions::command(["sh", "-c", "echo exec-fd3 >&3"]) };
-    let outcome = env.backend.exec(&id, &exec).await.context("exec --preserve-fds 1")?;
+    let exec = ExecOptions { preserve_fds: vec![exec_write], ..ExecOptions::default() };
+    let outcome = env
+        .backend
+        .exec(&id, &process(["sh", "-c", "echo exec-fd3 >&3"]), exec)
+        .await
+        .context("exec --preserve-fds 1")?;
     ensure!(matches!(outcome, ExecOutcome::Exited { code: 0, .. }), "exec: {outcome:?}");
-    drop(exec);
     let got = read_prefix(exec_read, 9).await?;
     ensure!(got == "exec-fd3\n", "the exec'd process wrote {got:?} to fd 3");
     env.remove(&id).await?;
@@ -134,14 +143,17 @@ async fn read_prefix(pipe: std::os::fd::OwnedFd, len: usize) -> anyhow::Result<S
 
 async fn exec_returns_stdout_and_exit_code(env: &mut Env) -> CaseResult {
     let (id, _bundle, _) = env.running("exec", SLEEPER).await?;
-    match env.backend.exec(&id, &ExecOptions::command(["echo", "hello from exec"])).await.context("exec echo")? {
+    let echo = process(["echo", "hello from exec"]);
+    match env.backend.exec(&id, &echo, ExecOptions::default()).await.context("exec echo")? {
         ExecOutcome::Exited { code: 0, stdout, .. } => {
-            ensure!(stdout == b"hello from exec\n", "stdout was {:?}", String::from_utf8_lossy(&stdout))
+            ensure!(stdout.bytes == b"hello from exec\n", "stdout was {:?}", String::from_utf8_lossy(&stdout.bytes));
+            ensure!(!stdout.truncated, "a short output is whole");
         }
         other => bail!("exec echo gave {other:?}"),
     }
-    match env.backend.exec(&id, &ExecOptions::command(["sh", "-c", "echo oops >&2; exit 3"])).await? {
-        ExecOutcome::Exited { code: 3, stderr, .. } => ensure!(stderr == b"oops\n", "stderr {stderr:?}"),
+    let failing = process(["sh", "-c", "echo oops >&2; exit 3"]);
+    match env.backend.exec(&id, &failing, ExecOptions::default()).await? {
+        ExecOutcome::Exited { code: 3, stderr, .. } => ensure!(stderr.bytes == b"oops\n", "stderr {stderr:?}"),
         other => bail!("exec exit 3 gave {other:?}"),
     }
     env.remove(&id).await?;
@@ -150,13 +162,14 @@ async fn exec_returns_stdout_and_exit_code(env: &mut Env) -> CaseResult {
 
 async fn exec_detached(env: &mut Env) -> CaseResult {
     let (id, _bundle, _) = env.running("detach", SLEEPER).await?;
-    let opts = ExecOptions { detach: true, ..ExecOptions::command(SLEEPER.iter().copied()) };
-    let ExecOutcome::Detached { pid } = env.backend.exec(&id, &opts).await.context("exec --detach")? else {
+    let opts = ExecOptions { detach: true, ..ExecOptions::default() };
+    let sleeper = process(SLEEPER.iter().copied());
+    let ExecOutcome::Detached { pid } = env.backend.exec(&id, &sleeper, opts).await.context("exec --detach")? else {
         bail!("a detached exec reports a pid");
     };
     env.track(pid);
     let pids = env.backend.ps(&id).await.context("ps")?;
-    ensure!(pids.contains(&(pid as i32)), "ps {pids:?} lists the exec'd {pid}");
+    ensure!(pids.contains(&pid), "ps {pids:?} lists the exec'd {pid}");
     env.remove(&id).await?;
     Ok(Ran::Passed)
 }
@@ -165,7 +178,7 @@ async fn pause_resume_and_ps(env: &mut Env) -> CaseResult {
     let (id, _bundle, state) = env.running("pause", SLEEPER).await?;
     let init = state.pid.context("running container has a pid")?;
     let pids = env.backend.ps(&id).await.context("ps")?;
-    ensure!(pids.contains(&(init as i32)), "ps {pids:?} lists the init {init}");
+    ensure!(pids.contains(&init), "ps {pids:?} lists the init {init}");
     env.backend.pause(&id).await.context("pause")?;
     env.wait_for(&id, Status::Paused).await?;
     env.backend.resume(&id).await.context("resume")?;
@@ -203,11 +216,11 @@ async fn unknown_id_is_not_found(env: &mut Env) -> CaseResult {
     };
     expect("state", env.backend.state(&id).await.map(drop))?;
     expect("start", env.backend.start(&id).await)?;
-    expect("kill", env.backend.kill(&id, Signal::KILL, false).await)?;
-    expect("delete", env.backend.delete(&id, false).await)?;
+    expect("kill", env.backend.kill(&id, Signal::KILL, KillScope::Init).await)?;
+    expect("delete", env.backend.delete(&id, DeleteMode::IfStopped).await)?;
     expect("pause", env.backend.pause(&id).await)?;
     expect("ps", env.backend.ps(&id).await.map(drop))?;
-    expect("exec", env.backend.exec(&id, &ExecOptions::command(["true"])).await.map(drop))?;
+    expect("exec", env.backend.exec(&id, &process(["true"]), ExecOptions::default()).await.map(drop))?;
     Ok(Ran::Passed)
 }
 
@@ -215,7 +228,7 @@ async fn duplicate_create_is_already_exists(env: &mut Env) -> CaseResult {
     let id = env.id("dup");
     let bundle = env.bundle(SLEEPER.iter().copied())?;
     env.create(&id, bundle.path()).await?;
-    match env.backend.create(&id, bundle.path(), &CreateOptions::default()).await {
+    match env.backend.create(&id, bundle.path(), CreateOptions::default()).await {
         Err(Error::AlreadyExists { id: reported, .. }) => ensure!(reported == id.as_str(), "names {reported}"),
         other => bail!("second create: {other:?}"),
     }
@@ -227,12 +240,12 @@ async fn duplicate_create_is_already_exists(env: &mut Env) -> CaseResult {
 
 async fn delete_running_is_invalid_state(env: &mut Env) -> CaseResult {
     let (id, _bundle, _) = env.running("busy", SLEEPER).await?;
-    match env.backend.delete(&id, false).await {
+    match env.backend.delete(&id, DeleteMode::IfStopped).await {
         Err(Error::InvalidState { id: reported, .. }) => ensure!(reported == id.as_str(), "names {reported}"),
         other => bail!("delete of a running container without force: {other:?}"),
     }
     ensure!(env.backend.state(&id).await?.status == Status::Running, "still running after the refusal");
-    env.backend.delete(&id, true).await.context("delete --force")?;
+    env.backend.delete(&id, DeleteMode::Force).await.context("delete --force")?;
     Ok(Ran::Passed)
 }
 
@@ -353,8 +366,8 @@ async fn unsupported_checkpoint(env: &mut Env) -> CaseResult {
         };
         let id = env.id("no-restore");
         let bundle = env.bundle(SLEEPER.iter().copied())?;
-        let opts = RestoreOptions { image_path: images.path().join("img"), detach: true, ..RestoreOptions::default() };
-        match env.backend.restore(&id, bundle.path(), &opts).await {
+        let opts = RestoreOptions { image_path: images.path().join("img"), ..RestoreOptions::default() };
+        match env.backend.restore(&id, bundle.path(), opts).await {
             Err(Error::Unsupported { reason: refused, feature, .. }) => {
                 ensure!(refused == reason && feature == "restore", "refused with {feature}: {refused}");
             }
@@ -408,19 +421,17 @@ async fn checkpoint_and_restore(env: &mut Env) -> CaseResult {
         Err(Error::NotFound { .. }) => {}
         Ok(_) => {
             env.wait_for(&id, Status::Stopped).await?;
-            env.backend.delete(&id, false).await.context("delete the dumped container")?;
+            env.backend.delete(&id, DeleteMode::IfStopped).await.context("delete the dumped container")?;
         }
         Err(err) => return Err(err).context("state after checkpoint"),
     }
     if !flavour.restores() {
         return Ok(Ran::Passed);
     }
-    let restore = RestoreOptions { image_path, detach: true, ..RestoreOptions::default() };
-    env.backend.restore(&id, bundle.path(), &restore).await.context("restore")?;
-    let restored = env.wait_for(&id, Status::Running).await?;
-    if let Some(pid) = restored.pid {
-        env.track(pid);
-    }
+    let restore = RestoreOptions { image_path, ..RestoreOptions::default() };
+    let restored = env.backend.restore(&id, bundle.path(), restore).await.context("restore")?;
+    env.track(restored.pid);
+    env.wait_for(&id, Status::Running).await?;
     // A process started afresh would write 1 next; the restored one writes what follows `dumped`.
     let next = count_when(&count_file, |count| count != dumped).await?;
     ensure!(next > dumped, "after the restore the count went from {dumped} to {next}: it started over");

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use runtime_core::{ContainerId, ContainerState, CreateOptions, OciBackend, RuntimeConfig, Status};
+use runtime_core::{ContainerId, ContainerState, CreateOptions, DeleteMode, OciBackend, RuntimeConfig, Status};
 
 use super::{Case, Setup, Subject};
 use crate::bundle::{Bundle, BundleBuilder, Rootfs};
@@ -59,7 +59,7 @@ impl Env {
             (Setup::Real(_), Some(real)) => {
                 let root =
                     tempfile::Builder::new().prefix("runtime-root-").tempdir().context("creating a state root")?;
-                let config = RuntimeConfig::with_binary(&real.binary).root(root.path());
+                let config = RuntimeConfig::default().binary(&real.binary).root(root.path());
                 (config, None, Some(root), Rootfs::Busybox)
             }
             (Setup::Real(name), None) => bail!("the gate gave no binary for {name}"),
@@ -140,12 +140,9 @@ impl Env {
 
     /// Creates `id` from `bundle` and tracks its init process.
     pub async fn create(&mut self, id: &ContainerId, bundle: &Path) -> anyhow::Result<ContainerState> {
-        self.backend.create(id, bundle, &CreateOptions::default()).await.context("create")?;
-        let state = self.backend.state(id).await.context("state after create")?;
-        if let Some(pid) = state.pid {
-            self.track(pid);
-        }
-        Ok(state)
+        let created = self.backend.create(id, bundle, CreateOptions::default()).await.context("create")?;
+        self.track(created.pid);
+        self.backend.state(id).await.context("state after create")
     }
 
     /// Creates and starts a container running `args`; the bundle lives as long as it is kept.
@@ -177,7 +174,7 @@ impl Env {
 
     /// Kills and deletes a container, whatever its state.
     pub async fn remove(&self, id: &ContainerId) -> anyhow::Result<()> {
-        self.backend.delete(id, true).await.with_context(|| format!("delete --force {id}"))
+        self.backend.delete(id, DeleteMode::Force).await.with_context(|| format!("delete --force {id}"))
     }
 
     /// The memory limit for the container whose init is `pid`: on a real runtime the one in
@@ -200,7 +197,7 @@ impl Env {
             Ok(states) => {
                 for state in states {
                     problems.push(format!("container {} left {}", state.id, state.status));
-                    if let Err(err) = self.backend.delete(&state.id, true).await {
+                    if let Err(err) = self.backend.delete(&state.id, DeleteMode::Force).await {
                         problems.push(format!("and it could not be deleted: {err}"));
                     }
                 }

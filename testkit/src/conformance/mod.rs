@@ -8,6 +8,7 @@
 //! then checks that no container, process or state directory was left behind.
 
 mod cases;
+mod embedding;
 mod env;
 
 use std::future::Future;

@@ -85,7 +85,7 @@ pub(crate) fn restore(ctx: &Ctx, args: &Args) -> CmdResult {
         return Err(Failure::runtime(format!("criu failed: type RESTORE errno 0: no live image in {image}")));
     };
     let record = Record { execs: execs.to_vec(), ..Record::new(id, bundle, &spec, *init, true) };
-    commit(ctx, &record, args.value("pid-file"))?;
+    commit(ctx, &record, &[], args.value("pid-file"))?;
     record.signal_all(Signal::SIGCONT);
     Ok(0)
 }

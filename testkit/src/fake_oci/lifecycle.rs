@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::{Hook, Process, Spec};
 use runtime_core::Status;
 
 use super::state::{self, FIFO, Record, youki_refusal};
@@ -111,12 +111,28 @@ pub(crate) fn new_container(ctx: &Ctx, id: &str, bundle: Option<&str>) -> Result
     }
 }
 
-/// Saves a new container's record and pid file; on failure removes it.
-pub(crate) fn commit(ctx: &Ctx, record: &Record, pid_file: Option<&str>) -> Result<(), Failure> {
-    state::save(ctx, record).and_then(|()| write_pid_file(ctx, pid_file, record.init.pid)).inspect_err(|_| {
-        record.kill_everything();
-        let _ = fs::remove_dir_all(state::dir(&ctx.root, &record.id));
-    })
+/// Saves a new container's record, runs its `createRuntime` hooks on the host (in order, each
+/// to its end, while the container exists and before its pid file is written, as the real
+/// runtimes do) and writes the pid file; on failure removes the container.
+pub(crate) fn commit(ctx: &Ctx, record: &Record, hooks: &[Hook], pid_file: Option<&str>) -> Result<(), Failure> {
+    let run_hook = |hook: &Hook| {
+        let (path, args) = (hook.path().display(), hook.args().as_deref().unwrap_or_default());
+        let mut command = Command::new(hook.path());
+        if let Some((arg0, rest)) = args.split_first() {
+            command.arg0(arg0).args(rest);
+        }
+        match command.status() {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(Failure::runtime(format!("hook {path} failed: {status}"))),
+            Err(err) => Err(Failure::io(format!("run hook {path}"), err)),
+        }
+    };
+    (state::save(ctx, record).and_then(|()| hooks.iter().try_for_each(run_hook)))
+        .and_then(|()| write_pid_file(ctx, pid_file, record.init.pid))
+        .inspect_err(|_| {
+            record.kill_everything();
+            let _ = fs::remove_dir_all(state::dir(&ctx.root, &record.id));
+        })
 }
 
 /// `create`: sets the container up and leaves its init waiting for `start`.
@@ -139,7 +155,8 @@ pub(crate) fn create(ctx: &Ctx, args: &Args) -> CmdResult {
         let _ = fs::remove_dir_all(&dir);
     })?;
     let record = Record::new(id, bundle, &spec, Tracked::capture(child.id()), false);
-    commit(ctx, &record, args.value("pid-file"))?;
+    let hooks = spec.hooks().as_ref().and_then(|hooks| hooks.create_runtime().clone()).unwrap_or_default();
+    commit(ctx, &record, &hooks, args.value("pid-file"))?;
     Ok(0)
 }
 
