@@ -44,6 +44,7 @@ pub fn dialect(version: Version) -> Dialect {
     Dialect {
         // Registered only when crun is built with CRIU: the probes ask the binary.
         checkpoint_command: Some("checkpoint".into()),
+        run_command: Some("run".into()),
         restore_command: Some("restore".into()),
         // Present from 1.8.6; older builds answer `unknown command features`, which the probe
         // reports as evidence.

@@ -21,6 +21,7 @@ impl Runc {
 pub fn dialect(version: Version) -> Dialect {
     Dialect {
         checkpoint_command: Some("checkpoint".into()),
+        run_command: Some("run".into()),
         restore_command: Some("restore".into()),
         // `runc features` arrived in 1.1.
         features_command: (version >= Version::new(1, 1, 0)).then(|| "features".into()),

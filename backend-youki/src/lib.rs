@@ -21,6 +21,7 @@ impl Youki {
 pub fn dialect(_version: Version) -> Dialect {
     Dialect {
         checkpoint_command: Some("checkpointt".into()),
+        run_command: Some("run".into()),
         // youki 0.7 has no restore command; the probe asks anyway, so a youki that gains one is
         // recognised by what it answers.
         restore_command: Some("restore".into()),

@@ -3,6 +3,7 @@
 
 mod cli;
 mod contract;
+mod engine;
 pub mod plugin;
 
 pub use cli::backend::{CliBackend, RuntimeFamily};
@@ -11,12 +12,16 @@ pub use cli::dialect::{self, Dialect};
 pub use cli::driver::{Call, CliRuntime, Finished, Input, Sink};
 pub use cli::probe::criu_reason;
 pub use contract::backend::OciBackend;
+pub use engine::{
+    ContainerStatus, DEFAULT_STOP_TIMEOUT, DirectMonitor, Engine, KILL_GRACE, STOP_SIGNAL_ANNOTATION, StateRoot,
+    StopOptions,
+};
 pub use contract::error::{Error, Failure, PluginProblem, Result};
 pub use contract::exit::Exit;
 pub use contract::features::{CgroupManager, Features, Probe, Support};
 pub use contract::host::{HostCheck, HostVerdict};
 pub use contract::id::{ContainerId, MAX_ID_LEN};
-pub use contract::monitor::{CreateRequest, ExecRequest, ExecSession, Monitor};
+pub use contract::monitor::{ContainerFiles, CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest};
 pub use contract::options::{
     AsyncStdioPipes, Captured, CheckpointOptions, ContainerStdio, CreateOptions, Created, DeleteMode, ExecOptions,
     ExecOutcome, ExecStdio, KillScope, ManageCgroupsMode, RestoreOptions, StdioPipes, process,

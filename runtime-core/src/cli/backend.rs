@@ -247,6 +247,10 @@ impl OciBackend for CliBackend {
         self.cli.global_args().to_vec()
     }
 
+    fn can_run(&self) -> bool {
+        self.dialect().run_command.is_some()
+    }
+
     async fn version(&self) -> Result<RuntimeVersion> {
         Ok(self.version.clone())
     }
@@ -266,6 +270,14 @@ impl OciBackend for CliBackend {
         let scratch = scratch("create-")?;
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
         let args = self.argv(self.dialect().create_args(id, bundle, &pid_file, &opts))?;
+        self.run_creating(id, args, &pid_file, opts.stdio, opts.preserve_fds, opts.timeout).await
+    }
+
+    async fn run(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created> {
+        self.check_host()?;
+        let scratch = scratch("run-")?;
+        let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
+        let args = self.argv(self.dialect().run_args(id, bundle, &pid_file, &opts))?;
         self.run_creating(id, args, &pid_file, opts.stdio, opts.preserve_fds, opts.timeout).await
     }
 

@@ -24,6 +24,10 @@ use crate::contract::version::Version;
 pub struct Dialect {
     /// The checkpoint subcommand (`checkpoint`; youki: `checkpointt`), if the runtime has one.
     pub checkpoint_command: Option<String>,
+    /// The subcommand that creates and starts at once (`run`), taking `--detach`, if the
+    /// runtime has one.
+    #[serde(default)]
+    pub run_command: Option<String>,
     /// The restore subcommand, if the runtime has one. Feature probes still ask the binary.
     pub restore_command: Option<String>,
     /// The `features` subcommand, if the runtime has one.
@@ -232,6 +236,23 @@ impl Dialect {
             .id(id)
     }
 
+    /// `run --detach`: `create`'s flags, and the runtime returns once the container started.
+    pub fn run_args(&self, id: &ContainerId, bundle: &Path, pid_file: &Path, opts: &CreateOptions) -> Argv {
+        let command = self.run_command.as_deref().ok_or_else(|| Missing {
+            feature: "run".into(),
+            reason: "the runtime has no command that creates and starts at once".into(),
+        })?;
+        ArgvBuilder::new(self, command)
+            .flag("--detach", true)
+            .value("--bundle", Some(bundle))
+            .value("--pid-file", Some(pid_file))
+            .value("--console-socket", path(&opts.console_socket))
+            .flag("--no-pivot", opts.no_pivot)
+            .flag("--no-new-keyring", opts.no_new_keyring)
+            .value("--preserve-fds", nonzero(opts.preserve_fds.len()))
+            .id(id)
+    }
+
     /// `start`.
     pub fn start_args(&self, id: &ContainerId) -> Argv {
         ArgvBuilder::new(self, "start").id(id)
@@ -384,6 +405,7 @@ mod tests {
     fn plain() -> Dialect {
         Dialect {
             checkpoint_command: None,
+            run_command: None,
             restore_command: None,
             features_command: None,
             global_flags: GlobalFlags::default(),

@@ -39,6 +39,11 @@ pub trait OciBackend: Send + Sync {
     /// descriptors in `opts` go to the runtime and are closed in the caller. A create that fails,
     /// times out or is dropped leaves nothing behind: no process, no runtime state, the id free.
     async fn create(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created>;
+    /// Whether [`OciBackend::run`] is there: the runtime's dialect has a `run` command.
+    fn can_run(&self) -> bool;
+    /// Creates and starts a container in one runtime call (`run --detach`), for runtimes whose
+    /// dialect has it; the same guarantees as `create`. `Error::Unsupported` otherwise.
+    async fn run(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created>;
     /// Starts the user process of a created container.
     async fn start(&self, id: &ContainerId) -> Result<()>;
     /// The container's state.

@@ -127,6 +127,23 @@ pub enum Error {
         /// Why it failed, with the start of the input.
         message: String,
     },
+    /// A container did not exit even after SIGKILL: its process is stuck (in the kernel, or
+    /// frozen) and is still there.
+    #[error("container {id} did not exit within {waited:?} of SIGKILL{}", pid.map(|pid| format!(" (init pid {pid})")).unwrap_or_default())]
+    DidNotStop {
+        /// The container.
+        id: String,
+        /// Its init pid, when known.
+        pid: Option<u32>,
+        /// How long it was given after SIGKILL.
+        waited: Duration,
+    },
+    /// A process the caller named is not one this monitor supervises.
+    #[error("{what} is not supervised by this monitor")]
+    NotSupervised {
+        /// The process, as the caller named it.
+        what: String,
+    },
     /// A backend plugin could not be loaded; nothing from it was called beyond its descriptor.
     #[error("plugin {path}: {problem}")]
     Plugin {

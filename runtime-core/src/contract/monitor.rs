@@ -2,7 +2,9 @@
 //!
 //! A monitor (conmon, or the embedding process itself) starts containers through a backend and
 //! stays their parent or subreaper, so it can report exit statuses that would otherwise be lost.
-//! It asks the backend for the pieces it needs and never hard-codes runtime flags.
+//! It asks the backend for the pieces it needs and never hard-codes runtime flags. Both monitors
+//! record an exit the same way on disk: the container's exit file holds the status as a decimal
+//! number, 128 + the signal for a killed process, as conmon writes it.
 
 use std::path::PathBuf;
 
@@ -13,7 +15,26 @@ use crate::contract::backend::OciBackend;
 use crate::contract::error::Result;
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
-use crate::contract::options::{CreateOptions, Created, ExecOptions};
+use crate::contract::options::{CreateOptions, Created, ExecOptions, RestoreOptions};
+use crate::contract::signal::Signal;
+
+/// Where a monitor keeps what it knows of one container, inside the engine's state root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerFiles {
+    /// The exit file: written once, atomically, when the container's init ends.
+    pub exit_file: PathBuf,
+    /// A private (0700) directory for the monitor's own files (sockets, logs, pid files).
+    pub dir: PathBuf,
+}
+
+/// How a container is brought up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    /// `create`: the init waits for `start`.
+    Create,
+    /// `run --detach`: created and started in one runtime call.
+    Run,
+}
 
 /// What to create under a monitor.
 #[derive(Debug)]
@@ -24,23 +45,42 @@ pub struct CreateRequest {
     pub bundle: PathBuf,
     /// The runtime's create options.
     pub options: CreateOptions,
+    /// Create, or create and start.
+    pub launch: Launch,
+    /// Where the monitor records the container.
+    pub files: ContainerFiles,
 }
 
-/// What to exec under a monitor.
+/// What to restore under a monitor.
+#[derive(Debug)]
+pub struct RestoreRequest {
+    /// The container.
+    pub id: ContainerId,
+    /// Its bundle.
+    pub bundle: PathBuf,
+    /// The runtime's restore options.
+    pub options: RestoreOptions,
+    /// Where the monitor records the container.
+    pub files: ContainerFiles,
+}
+
+/// What to exec, in the background, under a monitor.
 #[derive(Debug)]
 pub struct ExecRequest {
     /// The container.
     pub id: ContainerId,
     /// The process.
     pub process: Process,
-    /// Its options.
+    /// Its options (the monitor makes it detached).
     pub options: ExecOptions,
 }
 
-/// A process exec'd under a monitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A process exec'd in the background under a monitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecSession {
-    /// Its pid.
+    /// The container it runs in.
+    pub id: ContainerId,
+    /// Its host pid.
     pub pid: u32,
 }
 
@@ -49,14 +89,23 @@ pub struct ExecSession {
 pub trait Monitor: Send + Sync {
     /// `conmon`, `direct`.
     fn name(&self) -> &str;
-    /// Creates a container as the monitor's child.
+    /// Creates (or runs) a container under supervision.
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created>;
-    /// Execs a process the monitor supervises.
+    /// Restores a container from a checkpoint under supervision.
+    async fn restore(&self, backend: &dyn OciBackend, req: RestoreRequest) -> Result<Created>;
+    /// Starts a process in the container in the background and supervises it.
     async fn exec(&self, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession>;
+    /// Watches a container found again after a restart, whose init is `pid`: its end is seen,
+    /// though how it ended may not be ([`Exit::Unknown`]).
+    async fn adopt(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) -> Result<()>;
     /// The exit status if the container has exited; never blocks.
-    async fn exit_status(&self, id: &ContainerId) -> Result<Option<Exit>>;
+    async fn exit_status(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Option<Exit>>;
     /// Waits for the container to exit, driven by events, never by a sleep loop.
-    async fn wait(&self, id: &ContainerId) -> Result<Exit>;
-    /// Releases what the monitor holds for a deleted container.
-    async fn release(&self, id: &ContainerId) -> Result<()>;
+    async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit>;
+    /// Waits for a background exec to end.
+    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit>;
+    /// Signals a background exec; one that has ended already is left alone.
+    async fn signal_exec(&self, session: &ExecSession, signal: Signal) -> Result<()>;
+    /// Forgets a deleted container and removes the monitor's files for it.
+    async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()>;
 }

@@ -1,0 +1,230 @@
+//! [`DirectMonitor`]: the embedding process supervises its containers itself.
+//!
+//! No process per container: the embedding process becomes a child subreaper
+//! (`PR_SET_CHILD_SUBREAPER`), so once `create` (or `run`, `restore`) returns, the container's
+//! init — orphaned by the runtime — is its child. A pidfd on the tokio reactor says when it
+//! ends; `waitid(P_PIDFD)` reaps exactly that process and gives its status, which is written
+//! to the exit file (as conmon writes it) and handed to every waiter.
+//!
+//! What this monitor cannot do, honestly stated: its supervision ends with the embedding
+//! process. Containers keep running when it exits, but their inits are then reparented away
+//! and nobody records how they end: after a restart, [`crate::Engine::reconnect`] reports such
+//! an exit as [`Exit::Unknown`]. Use conmon for containers that must outlive their caller with
+//! their exit codes. Being a subreaper is process-wide: orphans of other programs this process
+//! starts also become its children (the library reaps only the processes it supervises).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::contract::backend::OciBackend;
+use crate::contract::error::{Error, Result};
+use crate::contract::exit::Exit;
+use crate::contract::id::ContainerId;
+use crate::contract::monitor::{
+    ContainerFiles, CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest,
+};
+use crate::contract::options::{Created, ExecOptions, ExecOutcome, ExecStdio};
+use crate::contract::signal::Signal;
+use crate::engine::pidfd::ProcessHandle;
+use crate::engine::state_root::{read_exit, write_exit};
+
+/// Supervises containers from inside the embedding process.
+#[derive(Debug, Default)]
+pub struct DirectMonitor {
+    containers: Mutex<HashMap<ContainerId, Watched>>,
+    execs: Mutex<HashMap<u32, Watched>>,
+}
+
+/// One supervised process: its pidfd, its exit once seen, and the task that watches it.
+#[derive(Debug)]
+struct Watched {
+    handle: Option<Arc<ProcessHandle>>,
+    exit: watch::Receiver<Option<Exit>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for DirectMonitor {
+    fn drop(&mut self) {
+        let containers = self.containers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        containers.values().for_each(|watched| watched.task.abort());
+        let execs = self.execs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        execs.values().for_each(|watched| watched.task.abort());
+    }
+}
+
+/// Makes this process a child subreaper, once.
+fn become_subreaper() -> Result<()> {
+    static DONE: OnceLock<std::result::Result<(), nix::errno::Errno>> = OnceLock::new();
+    DONE.get_or_init(|| nix::sys::prctl::set_child_subreaper(true))
+        .map_err(|errno| Error::io("becoming a child subreaper (PR_SET_CHILD_SUBREAPER)", errno.into()))
+}
+
+impl DirectMonitor {
+    /// A monitor for this process; it becomes a child subreaper now.
+    pub fn new() -> Result<Self> {
+        become_subreaper()?;
+        Ok(DirectMonitor::default())
+    }
+
+    /// Watches `pid` and, when it ends, records its exit in `exit_file` (if given) and for
+    /// waiters. A process that is already gone and reaped is recorded as unknown.
+    fn watch(pid: u32, exit_file: Option<std::path::PathBuf>, id: String) -> Watched {
+        let (sender, exit) = watch::channel(None);
+        let handle = match ProcessHandle::open(pid) {
+            Ok(handle) => Some(Arc::new(handle)),
+            Err(err) => {
+                tracing::warn!(%id, pid, %err, "the process was gone before it could be watched");
+                None
+            }
+        };
+        let watched = handle.clone();
+        let task = tokio::spawn(async move {
+            let exit = match watched {
+                Some(handle) => match handle.exited().await {
+                    Ok(()) => handle.reap(),
+                    Err(err) => {
+                        tracing::warn!(%id, pid, %err, "waiting on a pidfd failed");
+                        Exit::Unknown
+                    }
+                },
+                None => Exit::Unknown,
+            };
+            if let Some(path) = exit_file
+                && let Err(err) = write_exit(&path, exit)
+            {
+                tracing::warn!(%id, %err, "cannot record the exit");
+            }
+            tracing::debug!(%id, pid, %exit, "process ended");
+            // No receiver left is fine: the exit file holds it.
+            let _ = sender.send(Some(exit));
+        });
+        Watched { handle, exit, task: task.abort_handle() }
+    }
+
+    fn supervise(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) {
+        let watched = Self::watch(pid, Some(files.exit_file.clone()), id.as_str().to_owned());
+        let previous = self.containers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), watched);
+        if let Some(previous) = previous {
+            previous.task.abort();
+        }
+    }
+
+    fn receiver(&self, id: &ContainerId) -> Option<watch::Receiver<Option<Exit>>> {
+        self.containers.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|w| w.exit.clone())
+    }
+}
+
+async fn until_exit(mut exit: watch::Receiver<Option<Exit>>) -> Exit {
+    match exit.wait_for(Option::is_some).await {
+        Ok(seen) => seen.unwrap_or(Exit::Unknown),
+        // The watching task was aborted (the monitor is being dropped): nobody saw the end.
+        Err(_) => Exit::Unknown,
+    }
+}
+
+#[async_trait]
+impl Monitor for DirectMonitor {
+    fn name(&self) -> &str {
+        "direct"
+    }
+
+    async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
+        let CreateRequest { id, bundle, options, launch, files } = req;
+        let created = match launch {
+            Launch::Create => backend.create(&id, &bundle, options).await?,
+            Launch::Run => backend.run(&id, &bundle, options).await?,
+        };
+        self.supervise(&id, created.pid, &files);
+        Ok(created)
+    }
+
+    async fn restore(&self, backend: &dyn OciBackend, req: RestoreRequest) -> Result<Created> {
+        let RestoreRequest { id, bundle, options, files } = req;
+        let created = backend.restore(&id, &bundle, options).await?;
+        self.supervise(&id, created.pid, &files);
+        Ok(created)
+    }
+
+    async fn exec(&self, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
+        let ExecRequest { id, process, options } = req;
+        let options = ExecOptions {
+            detach: true,
+            stdio: match options.stdio {
+                ExecStdio::Capture => ExecStdio::Wired(crate::ContainerStdio::Null),
+                wired => wired,
+            },
+            ..options
+        };
+        let ExecOutcome::Detached { pid } = backend.exec(&id, &process, options).await? else {
+            return Err(Error::parse("the answer to a detached exec", "an exit status instead of a pid"));
+        };
+        let watched = Self::watch(pid, None, format!("{id} exec {pid}"));
+        self.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(pid, watched);
+        Ok(ExecSession { id, pid })
+    }
+
+    async fn adopt(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) -> Result<()> {
+        self.supervise(id, pid, files);
+        Ok(())
+    }
+
+    async fn exit_status(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Option<Exit>> {
+        if let Some(exit) = self.receiver(id).and_then(|receiver| *receiver.borrow()) {
+            return Ok(Some(exit));
+        }
+        read_exit(&files.exit_file)
+    }
+
+    async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit> {
+        match self.receiver(id) {
+            Some(receiver) => Ok(until_exit(receiver).await),
+            // Not watched by this process: what the exit file says, or nothing seen.
+            None => Ok(read_exit(&files.exit_file)?.unwrap_or(Exit::Unknown)),
+        }
+    }
+
+    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
+        let receiver = self.execs.lock().unwrap_or_else(|p| p.into_inner()).get(&session.pid).map(|w| w.exit.clone());
+        let receiver =
+            receiver.ok_or_else(|| Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })?;
+        let exit = until_exit(receiver).await;
+        self.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(&session.pid);
+        Ok(exit)
+    }
+
+    async fn signal_exec(&self, session: &ExecSession, signal: Signal) -> Result<()> {
+        let handle = self.execs.lock().unwrap_or_else(|p| p.into_inner()).get(&session.pid).and_then(|w| w.handle.clone());
+        let handle = handle.ok_or_else(|| Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })?;
+        match handle.signal(signal) {
+            // Already ended (and reaped): nothing left to signal.
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            other => other.map_err(|err| Error::io(format!("signalling exec {} in {}", session.pid, session.id), err)),
+        }
+    }
+
+    async fn release(&self, id: &ContainerId, _files: &ContainerFiles) -> Result<()> {
+        if let Some(watched) = self.containers.lock().unwrap_or_else(|p| p.into_inner()).remove(id) {
+            watched.task.abort();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_watched_child_records_its_exit_in_the_file_and_for_waiters() {
+        become_subreaper().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let exit_file = dir.path().join("c1");
+        let child = std::process::Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
+        let watched = DirectMonitor::watch(child.id(), Some(exit_file.clone()), "c1".into());
+        assert_eq!(until_exit(watched.exit).await, Exit::Exited(7));
+        assert_eq!(std::fs::read_to_string(&exit_file).unwrap(), "7");
+    }
+}

@@ -1,0 +1,121 @@
+//! Waiting for one process to end without polling: a pidfd on the tokio reactor.
+//!
+//! `pidfd_open` works on a zombie, so a process that ended before we looked is still seen, and
+//! the fd becomes readable the moment the process exits. A process that is our child (the
+//! monitor is its subreaper) is then reaped through the same fd with `waitid(P_PIDFD)`, which
+//! touches that one process only: a catch-all `waitpid(-1)` would steal the statuses tokio
+//! waits for. A process that is not our child (found again after a restart) can be seen to end,
+//! but how it ended cannot be read: that is [`Exit::Unknown`], never a guess.
+
+// Registering a descriptor with tokio's reactor is `unsafe` (the caller vouches for its I/O
+// safety); the one such block says why it holds.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use rustix::process::{Pid, PidfdFlags, pidfd_open};
+use tokio::io::unix::AsyncFd;
+
+use crate::contract::exit::Exit;
+use crate::contract::signal::Signal;
+
+/// A handle on one process, by pidfd.
+#[derive(Debug)]
+pub(crate) struct ProcessHandle {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl ProcessHandle {
+    /// Opens a pidfd for `pid`; fails with `ESRCH` when no such process (not even a zombie)
+    /// exists. Must be called inside a tokio runtime.
+    pub(crate) fn open(pid: u32) -> io::Result<Self> {
+        let raw = Pid::from_raw(i32::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let fd = pidfd_open(raw, PidfdFlags::NONBLOCK)?;
+        // SAFETY: an `OwnedFd` is a valid open descriptor, and the `AsyncFd` owns it: it stays
+        // open, and `as_raw_fd` returns the same number, until the `AsyncFd` is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+            .map_err(|err| err.into_parts().1)?;
+        Ok(ProcessHandle { fd })
+    }
+
+    /// Resolves once the process has ended (it may still be a zombie).
+    pub(crate) async fn exited(&self) -> io::Result<()> {
+        // Readiness stays set once the process has exited, so it is never cleared here.
+        self.fd.readable().await.map(drop)
+    }
+
+    /// Sends `signal` to the process through its pidfd: never to a later process that reused
+    /// the pid. ESRCH once it has been reaped.
+    pub(crate) fn signal(&self, signal: Signal) -> io::Result<()> {
+        let signal = rustix::process::Signal::from_named_raw(signal.number())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a signal pidfds cannot send"))?;
+        rustix::process::pidfd_send_signal(self.fd.get_ref(), signal).map_err(io::Error::from)
+    }
+
+    /// Reaps the ended process and says how it ended: only a child of ours can be reaped;
+    /// for any other process the ending is unknown. Call after [`ProcessHandle::exited`].
+    pub(crate) fn reap(&self) -> Exit {
+        match waitid(Id::PIDFd(self.fd.get_ref().as_fd()), WaitPidFlag::WEXITED) {
+            Ok(WaitStatus::Exited(_, code)) => Exit::Exited(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                Signal::from_number(signal as i32).map_or(Exit::Unknown, Exit::Signaled)
+            }
+            // ECHILD: not our child (or already reaped by someone else): seen to end, not how.
+            Ok(_) | Err(Errno::ECHILD) | Err(_) => Exit::Unknown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A child spawned with std, so that tokio's reaper never waits for it.
+    fn spawn(script: &str) -> std::process::Child {
+        std::process::Command::new("sh").args(["-c", script]).spawn().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_child_that_exits_is_seen_and_reaped_with_its_code() {
+        let child = spawn("exit 7");
+        let handle = ProcessHandle::open(child.id()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), handle.exited()).await.unwrap().unwrap();
+        assert_eq!(handle.reap(), Exit::Exited(7));
+        assert!(!std::path::Path::new(&format!("/proc/{}", child.id())).exists(), "reaped, not a zombie");
+    }
+
+    #[tokio::test]
+    async fn a_child_killed_by_a_signal_reports_it() {
+        let child = spawn("kill -TERM $$");
+        let handle = ProcessHandle::open(child.id()).unwrap();
+        handle.exited().await.unwrap();
+        assert_eq!(handle.reap(), Exit::Signaled(Signal::TERM));
+    }
+
+    #[tokio::test]
+    async fn a_zombie_can_still_be_opened() {
+        let child = spawn("exit 3");
+        // Let it die and stay a zombie before the pidfd exists.
+        let stat = format!("/proc/{}/stat", child.id());
+        while !std::fs::read_to_string(&stat).unwrap().rsplit(')').next().unwrap().trim_start().starts_with('Z') {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let handle = ProcessHandle::open(child.id()).unwrap();
+        handle.exited().await.unwrap();
+        assert_eq!(handle.reap(), Exit::Exited(3));
+    }
+
+    #[test]
+    fn how_a_process_that_is_not_our_child_ends_is_unknown() {
+        // Our own parent is never our child, whatever subreaper flags this test process has.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _entered = runtime.enter();
+        let handle = ProcessHandle::open(std::os::unix::process::parent_id()).unwrap();
+        assert_eq!(handle.reap(), Exit::Unknown);
+    }
+}

@@ -1,0 +1,349 @@
+//! The engine's state on disk, under one root the caller chooses.
+//!
+//! ```text
+//! <root>/                 0700
+//!   exits/<id>            exit files: the status as decimal text, written once, atomically
+//!   containers/<id>/      0700, one per container: record.json, and the monitor's own files
+//!   locks/<id>            flock(2) files: one process at a time works on a container
+//! ```
+//!
+//! The state survives the embedding program: [`crate::Engine::reconnect`] finds its containers
+//! again from `containers/`, and an exit recorded while it was away from `exits/`. Locks are
+//! per container so that different containers proceed in parallel; a lock file is removed with
+//! its container, and a locker that finds it removed under it starts over, so two processes can
+//! never hold "the" lock of one id at once.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::contract::error::{Error, Result};
+use crate::contract::exit::Exit;
+use crate::contract::id::ContainerId;
+use crate::contract::monitor::ContainerFiles;
+use crate::contract::signal::Signal;
+
+/// The directory the engine keeps its state in.
+#[derive(Debug, Clone)]
+pub struct StateRoot {
+    path: PathBuf,
+}
+
+/// What the engine remembers of a container it made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ContainerRecord {
+    pub id: ContainerId,
+    pub bundle: PathBuf,
+    /// The backend that made it.
+    pub backend: String,
+    /// The monitor that supervises it.
+    pub monitor: String,
+    /// Its init pid when it was created.
+    pub pid: u32,
+    /// The signal `stop` sends first, from the spec's stop-signal annotation, else TERM.
+    pub stop_signal: i32,
+}
+
+impl StateRoot {
+    /// The state root at `path`, made (0700) if missing.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        let root = StateRoot { path: path.into() };
+        for dir in [root.path.clone(), root.path.join("exits"), root.path.join("containers"), root.path.join("locks")] {
+            private_dir(&dir)?;
+        }
+        Ok(root)
+    }
+
+    /// `/run/ocikit` for root, `$XDG_RUNTIME_DIR/ocikit` otherwise.
+    pub fn default_path() -> PathBuf {
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(dir) if !nix::unistd::geteuid().is_root() => PathBuf::from(dir).join("ocikit"),
+            _ => PathBuf::from("/run/ocikit"),
+        }
+    }
+
+    /// The root directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The files of container `id`.
+    pub fn files(&self, id: &ContainerId) -> ContainerFiles {
+        ContainerFiles {
+            exit_file: self.path.join("exits").join(id.as_str()),
+            dir: self.path.join("containers").join(id.as_str()),
+        }
+    }
+
+    fn record_path(&self, id: &ContainerId) -> PathBuf {
+        self.files(id).dir.join("record.json")
+    }
+
+    /// Takes the lock of container `id`, waiting for another holder (in this process or
+    /// another) to let go. Blocks a thread of tokio's blocking pool, never the reactor.
+    pub(crate) async fn lock(&self, id: &ContainerId) -> Result<ContainerLock> {
+        let path = self.path.join("locks").join(id.as_str());
+        tokio::task::spawn_blocking(move || ContainerLock::acquire(path))
+            .await
+            .map_err(|err| Error::io("taking a container lock", std::io::Error::other(err)))?
+    }
+
+    /// Makes the container's directory and writes its record.
+    pub(crate) fn save(&self, record: &ContainerRecord) -> Result<()> {
+        private_dir(&self.files(&record.id).dir)?;
+        let json = serde_json::to_vec_pretty(record).map_err(|err| Error::parse("container record", err.to_string()))?;
+        write_atomically(&self.record_path(&record.id), &json)
+    }
+
+    /// The record of container `id`, if the engine made it.
+    pub(crate) fn load(&self, id: &ContainerId) -> Result<Option<ContainerRecord>> {
+        let path = self.record_path(id);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|err| Error::parse(format!("container record {}", path.display()), err.to_string())),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Error::io(format!("reading {}", path.display()), err)),
+        }
+    }
+
+    /// Every container the engine has a record of.
+    pub(crate) fn records(&self) -> Result<Vec<ContainerRecord>> {
+        let dir = self.path.join("containers");
+        let entries = std::fs::read_dir(&dir).map_err(|err| Error::io(format!("listing {}", dir.display()), err))?;
+        let mut records = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(id) = ContainerId::new(entry.file_name().to_string_lossy()) else { continue };
+            if let Some(record) = self.load(&id)? {
+                records.push(record);
+            }
+        }
+        records.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        Ok(records)
+    }
+
+    /// Removes everything of container `id`: its directory and its exit file. The lock goes
+    /// when its guard is dropped.
+    pub(crate) fn forget(&self, id: &ContainerId) -> Result<()> {
+        let files = self.files(id);
+        remove_if_there(&files.exit_file, std::fs::remove_file(&files.exit_file))?;
+        remove_if_there(&files.dir, std::fs::remove_dir_all(&files.dir))
+    }
+}
+
+/// The outcome of removing `path`, where "it was not there" is success.
+fn remove_if_there(path: &Path, removed: std::io::Result<()>) -> Result<()> {
+    match removed {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(Error::io(format!("removing {}", path.display()), err)),
+    }
+}
+
+fn private_dir(path: &Path) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|err| Error::io(format!("creating {}", path.display()), err))
+}
+
+/// Writes `contents` to `path` through a temporary file and a rename, so that a reader sees
+/// either nothing or all of it.
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let context = || format!("writing {}", path.display());
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|err| Error::io(context(), err))?;
+    temp.write_all(contents).map_err(|err| Error::io(context(), err))?;
+    temp.as_file().sync_all().map_err(|err| Error::io(context(), err))?;
+    temp.persist(path).map_err(|err| Error::io(context(), err.error))?;
+    Ok(())
+}
+
+/// Writes an exit file: the status as conmon writes it, a decimal number without a newline,
+/// 128 + the signal for a killed process. An unknown ending writes nothing: no file is the
+/// record of "not seen".
+pub(crate) fn write_exit(path: &Path, exit: Exit) -> Result<()> {
+    match exit.shell_code() {
+        Some(code) => write_atomically(path, code.to_string().as_bytes()),
+        None => Ok(()),
+    }
+}
+
+/// Reads an exit file. A number above 128 that is a signal reads as killed by it: the format
+/// (conmon's) cannot tell `exit 137` from SIGKILL, and a killed process is what it almost
+/// always means.
+pub(crate) fn read_exit(path: &Path) -> Result<Option<Exit>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
+    };
+    let code: i32 = text.trim().parse().map_err(|_| {
+        Error::parse(format!("exit file {}", path.display()), format!("{:?} is not a status", text.trim()))
+    })?;
+    Ok(Some(match code.checked_sub(128).map(Signal::from_number) {
+        Some(Ok(signal)) => Exit::Signaled(signal),
+        _ => Exit::Exited(code),
+    }))
+}
+
+/// The lock of one container, held until dropped; dropping it also removes the lock file when
+/// the container was forgotten meanwhile.
+#[derive(Debug)]
+pub(crate) struct ContainerLock {
+    path: PathBuf,
+    _lock: Flock<File>,
+    remove_on_drop: bool,
+}
+
+impl ContainerLock {
+    fn acquire(path: PathBuf) -> Result<Self> {
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|err| Error::io(format!("opening lock {}", path.display()), err))?;
+            let lock = Flock::lock(file, FlockArg::LockExclusive)
+                .map_err(|(_, errno)| Error::io(format!("locking {}", path.display()), errno.into()))?;
+            // The previous holder may have removed the file while we waited: our lock is then on
+            // a file nobody else can find, and the next locker would make a new one. Start over.
+            let locked = lock.metadata().map_err(|err| Error::io("inspecting a lock", err))?;
+            match std::fs::metadata(&path) {
+                Ok(current) if current.ino() == locked.ino() && current.dev() == locked.dev() => {
+                    return Ok(ContainerLock { path, _lock: lock, remove_on_drop: false });
+                }
+                Ok(_) => continue,
+                Err(err) if err.kind() == ErrorKind::NotFound => continue,
+                Err(err) => return Err(Error::io(format!("inspecting {}", path.display()), err)),
+            }
+        }
+    }
+
+    /// Removes the lock file when the lock is let go: the container is gone.
+    pub(crate) fn remove_on_drop(&mut self) {
+        self.remove_on_drop = true;
+    }
+}
+
+impl Drop for ContainerLock {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            // Removed while still locked, so a waiter sees it gone and starts over.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn id(name: &str) -> ContainerId {
+        ContainerId::new(name).unwrap()
+    }
+
+    #[test]
+    fn directories_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path().join("state")).unwrap();
+        for sub in ["", "exits", "containers", "locks"] {
+            let mode = std::fs::metadata(root.path().join(sub)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{sub:?}");
+        }
+    }
+
+    #[test]
+    fn exit_files_hold_conmons_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c1");
+        write_exit(&path, Exit::Exited(7)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "7", "decimal, no newline");
+        write_exit(&path, Exit::Signaled(Signal::TERM)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "143");
+        assert_eq!(read_exit(&path).unwrap(), Some(Exit::Signaled(Signal::TERM)));
+        // As conmon 2.1.6 writes it for `exit 0`, and with a trailing newline from elsewhere.
+        std::fs::write(&path, "0").unwrap();
+        assert_eq!(read_exit(&path).unwrap(), Some(Exit::Exited(0)));
+        std::fs::write(&path, "3\n").unwrap();
+        assert_eq!(read_exit(&path).unwrap(), Some(Exit::Exited(3)));
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(matches!(read_exit(&path), Err(Error::Parse { .. })));
+        assert_eq!(read_exit(&dir.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    fn an_unknown_ending_writes_no_exit_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c1");
+        write_exit(&path, Exit::Unknown).unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn records_round_trip_and_forget_removes_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        let record = ContainerRecord {
+            id: id("c1"),
+            bundle: "/b".into(),
+            backend: "runc".into(),
+            monitor: "direct".into(),
+            pid: 42,
+            stop_signal: 15,
+        };
+        root.save(&record).unwrap();
+        write_exit(&root.files(&record.id).exit_file, Exit::Exited(1)).unwrap();
+        assert_eq!(root.load(&record.id).unwrap(), Some(record.clone()));
+        assert_eq!(root.records().unwrap(), vec![record.clone()]);
+        root.forget(&record.id).unwrap();
+        assert_eq!(root.load(&record.id).unwrap(), None);
+        assert!(!root.files(&record.id).exit_file.exists());
+        assert!(root.records().unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_excludes_a_second_locker_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        let first = root.lock(&id("c1")).await.unwrap();
+        let second = tokio::spawn({
+            let root = root.clone();
+            async move { root.lock(&id("c1")).await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!second.is_finished(), "the second locker waits");
+        let other = root.lock(&id("c2")).await.unwrap();
+        drop(other);
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(5), second).await.unwrap().unwrap().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiter_whose_lock_file_was_removed_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        let mut first = root.lock(&id("c1")).await.unwrap();
+        let second = tokio::spawn({
+            let root = root.clone();
+            async move { root.lock(&id("c1")).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        first.remove_on_drop();
+        drop(first);
+        let second = tokio::time::timeout(std::time::Duration::from_secs(5), second).await.unwrap().unwrap().unwrap();
+        assert!(root.path().join("locks/c1").exists(), "the waiter locks a file that others can find");
+        drop(second);
+    }
+}
