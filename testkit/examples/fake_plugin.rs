@@ -1,6 +1,6 @@
-//! An example backend plugin: a runtime described entirely as data, driving `fake-oci` (runc
-//! flavour) through the plugin ABI. Build it with `cargo build -p testkit --example fake_plugin`
-//! and load `target/debug/examples/libfake_plugin.so` with `runtime_core::plugin::load_backend`.
+//! An example backend plugin: a runc-like runtime described entirely as data, driven through
+//! the plugin ABI (the tests point it at `fake-oci` linked as `runc`). Build it with
+//! `cargo build -p testkit --example fake_plugin` and load `target/debug/examples/libfake_plugin.so` with `runtime_core::plugin::load_backend`.
 //!
 //! A real plugin for, say, runsc looks the same: its name, its binary, and its dialect.
 
@@ -30,7 +30,7 @@ const DIALECT: &std::ffi::CStr = cr#"{
 static DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     abi_version: PLUGIN_ABI_VERSION,
     name: c"fake-plugin".as_ptr(),
-    binary: c"fake-oci".as_ptr(),
+    binary: c"runc".as_ptr(),
     dialect_json: DIALECT.as_ptr(),
 };
 

@@ -1,8 +1,9 @@
 //! A fake runtime set up for one test: a private directory with `runc`, `crun` or `youki` and
 //! `criu` links to the fake program, and a private state root.
 //!
-//! Everything a test wants to arrange for the fake goes through files in that directory, never
-//! through the test process's environment (tests run in parallel threads): faults in
+//! The links are the one way to start the fake: it takes the flavour from the name it runs
+//! under. Everything a test wants to arrange for the fake goes through files in that directory,
+//! never through the test process's environment (tests run in parallel threads): faults in
 //! `<root>/faults`, CRIU's answers in `criu-check-error` and `criu-version` next to the `criu`
 //! link.
 
@@ -10,20 +11,24 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use runtime_core::{ContainerId, RuntimeConfig};
+use runtime_core::{ContainerId, RuntimeConfig, Version};
 
-/// Which real runtime the fake imitates.
+/// Which real runtime the fake imitates: the builds this project is checked against (Debian 12's
+/// runc and crun, youki from crates.io).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Flavour {
-    /// runc 1.1.
+    /// runc 1.1.5.
     Runc,
-    /// crun 1.8.
+    /// crun 1.8.1, built without CRIU.
     Crun,
-    /// youki 0.7.
+    /// youki 0.7.0.
     Youki,
 }
 
 impl Flavour {
+    /// Every flavour.
+    pub const ALL: [Flavour; 3] = [Flavour::Runc, Flavour::Crun, Flavour::Youki];
+
     /// The runtime's name, which is also the name the fake program is linked under.
     pub fn name(self) -> &'static str {
         match self {
@@ -31,6 +36,32 @@ impl Flavour {
             Flavour::Crun => "crun",
             Flavour::Youki => "youki",
         }
+    }
+
+    /// The flavour named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Flavour::ALL.into_iter().find(|flavour| flavour.name() == name)
+    }
+
+    /// The version imitated.
+    pub fn version(self) -> Version {
+        match self {
+            Flavour::Runc => Version::new(1, 1, 5),
+            Flavour::Crun => Version::new(1, 8, 1),
+            Flavour::Youki => Version::new(0, 7, 0),
+        }
+    }
+
+    /// Whether this runtime checkpoints on a host with a working CRIU: runc and youki
+    /// (`checkpointt`) do; crun 1.8.1 as Debian builds it has no `checkpoint` command.
+    pub fn checkpoints(self) -> bool {
+        matches!(self, Flavour::Runc | Flavour::Youki)
+    }
+
+    /// Whether this runtime restores on a host with a working CRIU: only runc; youki 0.7 has no
+    /// `restore` command.
+    pub fn restores(self) -> bool {
+        self == Flavour::Runc
     }
 }
 
@@ -103,9 +134,9 @@ impl FakeRuntime {
         std::fs::write(self.dir.path().join("criu-version"), version).context("setting the fake CRIU's version")
     }
 
-    /// The resources document the last `update` stored for `id`.
-    pub fn resources(&self, id: &ContainerId) -> anyhow::Result<serde_json::Value> {
-        let path = self.root().join(id.as_str()).join("resources.json");
+    /// The resources document the last `update` of `id` handed the fake, exactly as received.
+    pub fn received_resources(&self, id: &ContainerId) -> anyhow::Result<serde_json::Value> {
+        let path = self.root().join(id.as_str()).join(crate::fake_oci::RECEIVED_RESOURCES);
         let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
     }

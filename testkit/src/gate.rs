@@ -103,11 +103,30 @@ fn is_static_elf(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
+
+    /// Builds a C program with the toolchain's `cc` (there for Rust's linker) and returns it with
+    /// what `readelf -l` says: static when it lists no INTERP program header.
+    fn build(dir: &Path, name: &str, source: &str, flags: &[&str]) -> (PathBuf, bool) {
+        let (source_file, binary) = (dir.join(format!("{name}.c")), dir.join(name));
+        std::fs::write(&source_file, source).unwrap();
+        let built = Command::new("cc").args(flags).arg("-o").args([&binary, &source_file]).status().unwrap();
+        assert!(built.success(), "cc {flags:?} failed");
+        let readelf = Command::new("readelf").arg("-lW").arg(&binary).output().expect("binutils' readelf");
+        assert!(readelf.status.success(), "readelf -l {}", binary.display());
+        (binary, !String::from_utf8_lossy(&readelf.stdout).contains("INTERP"))
+    }
 
     #[test]
-    fn the_test_binary_itself_is_not_static() {
-        let exe = std::env::current_exe().unwrap();
-        assert!(!is_static_elf(&exe), "a Rust test binary links glibc dynamically");
+    fn agrees_with_readelf_on_a_static_and_a_dynamic_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let (static_binary, readelf_static) =
+            build(dir.path(), "bare", "void _start(void) { for (;;) {} }\n", &["-static", "-nostdlib"]);
+        assert!(readelf_static, "readelf finds no interpreter in a -static -nostdlib build");
+        assert!(is_static_elf(&static_binary));
+        let (dynamic_binary, readelf_static) = build(dir.path(), "hello", "int main(void) { return 0; }\n", &[]);
+        assert!(!readelf_static, "readelf finds the dynamic loader in a default build");
+        assert!(!is_static_elf(&dynamic_binary));
         assert!(!is_static_elf(Path::new("/nonexistent")));
     }
 }

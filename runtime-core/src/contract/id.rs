@@ -117,11 +117,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn grammar_allows(id: &str) -> bool {
-        !id.is_empty()
-            && id.len() <= MAX_ID_LEN
-            && !id.starts_with(['-', '.'])
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+.-".contains(&b))
+    /// The grammar as the design states it, written independently of the validator: 1–1024 of
+    /// `[A-Za-z0-9_+.-]`, not starting with `-` or `.`.
+    fn grammar() -> regex::Regex {
+        regex::Regex::new(r"\A[A-Za-z0-9_+][A-Za-z0-9_+.-]{0,1023}\z").unwrap()
     }
 
     proptest! {
@@ -133,7 +132,12 @@ mod tests {
 
         #[test]
         fn accepts_exactly_the_grammar_for_any_string(id in any::<String>()) {
-            prop_assert_eq!(ContainerId::new(id.clone()).is_ok(), grammar_allows(&id));
+            prop_assert_eq!(ContainerId::new(id.clone()).is_ok(), grammar().is_match(&id));
+        }
+
+        #[test]
+        fn accepts_exactly_the_grammar_for_strings_near_it(id in "[-.A-Za-z0-9_+/ é\\x00]{0,12}") {
+            prop_assert_eq!(ContainerId::new(id.clone()).is_ok(), grammar().is_match(&id));
         }
 
         #[test]
@@ -145,6 +149,20 @@ mod tests {
         ) {
             let id = format!("{prefix}{bad}");
             prop_assert!(ContainerId::new(id).is_err());
+        }
+    }
+
+    #[test]
+    fn accepts_and_refuses_as_the_examples_say() {
+        let accepted = ["a", "A", "0", "_", "+", "a.b", "a-b", "x_1+2.3-4", "9..", "a-", "+-."];
+        let refused = ["", "-a", ".a", "..", "a/b", "a b", "a:b", "é", "a\nb", "a\u{0}b", "a*"];
+        for id in accepted {
+            assert!(ContainerId::new(id).is_ok(), "{id:?} is in the grammar");
+            assert!(grammar().is_match(id), "the stated grammar accepts {id:?}");
+        }
+        for id in refused {
+            assert!(ContainerId::new(id).is_err(), "{id:?} is outside the grammar");
+            assert!(!grammar().is_match(id), "the stated grammar refuses {id:?}");
         }
     }
 

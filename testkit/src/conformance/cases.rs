@@ -8,11 +8,12 @@ use anyhow::{Context, bail, ensure};
 use runtime_core::oci_spec::runtime::{LinuxMemoryBuilder, LinuxResourcesBuilder};
 use runtime_core::{
     CheckpointOptions, ContainerStdio, CreateOptions, DeleteMode, Error, ExecOptions, ExecOutcome, Features, KillScope,
-    RestoreOptions, Signal, Status, Support, criu_reason, process,
+    RestoreOptions, Signal, Status, Support, process,
 };
 
-use super::env::{Env, skipped};
+use super::env::{Env, STATUS_PATIENCE, skipped};
 use super::{Case, embedding};
+use crate::fake::Flavour;
 use crate::harness::{CaseResult, Ran};
 
 /// A process that runs until killed.
@@ -21,6 +22,9 @@ const SLEEPER: &[&str] = &["sleep", "1000"];
 /// A process that exits 143 on SIGTERM even as PID 1 of a container (which ignores signals it
 /// has no handler for), taking its child with it.
 const TERM_AWARE: &[&str] = &["sh", "-c", "sleep 1000 & trap \"kill $!; exit 143\" TERM; wait"];
+
+/// A process that counts in the file `count` of its working directory, the root filesystem.
+const COUNTER: &[&str] = &["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > count; sleep 0.1; done"];
 
 /// Every case with its name.
 pub(super) fn all() -> Vec<(&'static str, Case)> {
@@ -183,6 +187,9 @@ async fn pause_resume_and_ps(env: &mut Env) -> CaseResult {
     Ok(Ran::Passed)
 }
 
+/// Against a real runtime the limit is read from the container's cgroup. A fake has no cgroups:
+/// there the case reads the document the fake received, which shows the request reached the
+/// runtime intact (stdin for runc and crun, a file for youki) and nothing about enforcement.
 async fn update_sets_the_memory_limit(env: &mut Env) -> CaseResult {
     let (id, _bundle, state) = env.running("update", SLEEPER).await?;
     let limit: i64 = 64 << 20;
@@ -269,48 +276,35 @@ async fn features_are_probed_once(env: &mut Env) -> CaseResult {
     Ok(Ran::Passed)
 }
 
-/// What `criu check` says on this host, asked independently of the backend.
-fn criu_check_here(env: &Env) -> Option<String> {
-    let criu = env.fake().map_or_else(|| std::path::PathBuf::from("criu"), |fake| fake.criu());
-    let output = std::process::Command::new(criu).arg("check").output().ok()?;
-    if output.status.success() {
-        return None;
-    }
+/// What a tool said when this case ran it: its command line, whether it succeeded, its output.
+type Witness = (String, bool, String);
+
+fn witness(program: &std::path::Path, args: &[&str]) -> anyhow::Result<Witness> {
+    let output = std::process::Command::new(program).args(args).env_remove("RUST_BACKTRACE").output()?;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    Some(criu_reason(&text))
+    Ok((format!("{} {}", program.display(), args.join(" ")), output.status.success(), text))
 }
 
-fn check_verdict(name: &str, support: &Support, criu_problem: Option<&str>) -> anyhow::Result<()> {
-    let evidence = support.evidence();
-    match support {
-        Support::Supported { .. } => {
-            ensure!(!evidence.is_empty(), "{name}: supported without evidence");
-            ensure!(
-                evidence.iter().all(|probe| probe.status == Some(0)),
-                "{name}: supported, yet a probe failed: {evidence:?}"
-            );
-            ensure!(criu_problem.is_none(), "{name}: supported although `criu check` fails here: {criu_problem:?}");
+/// A verdict is Supported exactly when the runtime's command answers `--help` and `criu check`
+/// passes, both run here by the case; an Unsupported one quotes a line the failing tool printed
+/// (of CRIU's `Error (file:line): what` lines, the part after the location). The CRIU version
+/// rule is held by backend-runc's fault tests, with a fake CRIU that reports an old one.
+fn check_verdict(name: &str, support: &Support, tools: [&Witness; 2]) -> anyhow::Result<()> {
+    let failing = tools.into_iter().find(|(_, succeeded, _)| !succeeded);
+    match (support, failing) {
+        (Support::Supported { evidence }, None) => ensure!(!evidence.is_empty(), "{name}: supported without evidence"),
+        (Support::Supported { .. }, Some((command, _, output))) => {
+            bail!("{name}: supported, yet `{command}` failed: {output}")
         }
-        Support::Unsupported { reason, .. } => {
-            let command_probe = evidence.first().context("an unsupported verdict names its probe")?;
-            if command_probe.status != Some(0) {
-                // The runtime lacks the command: the reason quotes what it said.
-                let said = command_probe.output.lines().next().unwrap_or_default().trim();
-                ensure!(reason.contains(said) || reason.contains("no working"), "{name}: {reason:?} vs {said:?}");
-            } else if let Some(problem) = criu_problem {
-                ensure!(reason.contains(problem), "{name}: reason {reason:?} should quote CRIU's {problem:?}");
-                let criu_probe = evidence.iter().find(|probe| probe.argv.last().is_some_and(|arg| arg == "check"));
-                ensure!(
-                    criu_probe.is_some_and(|probe| probe.status != Some(0)),
-                    "{name}: the failing `criu check` is evidence"
-                );
-            } else {
-                ensure!(
-                    reason.contains("CRIU"),
-                    "{name}: unsupported for a reason the evidence does not show: {reason}"
-                );
-            }
+        (Support::Unsupported { reason, .. }, None) => bail!("{name}: unsupported ({reason}), yet {tools:?} succeed"),
+        (Support::Unsupported { reason, .. }, Some((command, _, output))) => {
+            let quoted = output
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .any(|line| reason.contains(line.rsplit_once("): ").map_or(line, |(_, said)| said)));
+            ensure!(quoted, "{name}: the reason {reason:?} quotes nothing `{command}` printed: {output}");
         }
     }
     Ok(())
@@ -318,9 +312,14 @@ fn check_verdict(name: &str, support: &Support, criu_problem: Option<&str>) -> a
 
 async fn feature_verdicts_match_evidence(env: &mut Env) -> CaseResult {
     let features: std::sync::Arc<Features> = env.backend.features().await?;
-    let criu_problem = criu_check_here(env);
-    check_verdict("checkpoint", &features.checkpoint, criu_problem.as_deref())?;
-    check_verdict("restore", &features.restore, criu_problem.as_deref())?;
+    let binary = env.backend.binary().to_path_buf();
+    let criu = witness(&env.criu(), &["check"])?;
+    // The runtimes' own names for their checkpoint command.
+    let command = if env.imitates()? == Flavour::Youki { "checkpointt" } else { "checkpoint" };
+    let checkpoint = witness(&binary, &[command, "--help"])?;
+    let restore = witness(&binary, &["restore", "--help"])?;
+    check_verdict("checkpoint", &features.checkpoint, [&checkpoint, &criu])?;
+    check_verdict("restore", &features.restore, [&restore, &criu])?;
     ensure!(features.update.is_supported(), "every runtime here has update: {:?}", features.update);
     ensure!(
         features.json_error_log.is_supported(),
@@ -336,37 +335,87 @@ async fn feature_verdicts_match_evidence(env: &mut Env) -> CaseResult {
     Ok(Ran::Passed)
 }
 
+/// What the runtime cannot do (crun: checkpoint and restore; youki: restore) is refused with
+/// the probed reason, and nothing runs.
 async fn unsupported_checkpoint(env: &mut Env) -> CaseResult {
-    let features = env.backend.features().await?;
-    let Some(reason) = features.checkpoint.reason() else {
-        return skipped("checkpoint is supported here; the roundtrip case covers it");
-    };
-    let (id, _bundle, _) = env.running("no-ckpt", SLEEPER).await?;
-    let images = tempfile::tempdir()?;
-    let opts = CheckpointOptions { image_path: images.path().join("img"), ..CheckpointOptions::default() };
-    match env.backend.checkpoint(&id, &opts).await {
-        Err(Error::Unsupported { reason: refused, feature, .. }) => {
-            ensure!(refused == reason && feature == "checkpoint", "refused with {feature}: {refused}");
-        }
-        other => bail!("checkpoint although unsupported: {other:?}"),
+    let flavour = env.imitates()?;
+    if flavour.checkpoints() && flavour.restores() {
+        return skipped(format!("{} checkpoints and restores; the roundtrip covers it", flavour.name()));
     }
-    ensure!(!opts.image_path.exists(), "nothing ran: no image directory");
-    ensure!(env.backend.state(&id).await?.status == Status::Running, "the container was not touched");
-    env.remove(&id).await?;
+    let features = env.backend.features().await?;
+    let images = tempfile::tempdir()?;
+    if !flavour.checkpoints() {
+        let Some(reason) = features.checkpoint.reason() else {
+            return env.contradiction(format!("{} has no checkpoint, yet the probe says it has", flavour.name()));
+        };
+        let (id, _bundle, _) = env.running("no-ckpt", SLEEPER).await?;
+        let opts = CheckpointOptions { image_path: images.path().join("img"), ..CheckpointOptions::default() };
+        match env.backend.checkpoint(&id, &opts).await {
+            Err(Error::Unsupported { reason: refused, feature, .. }) => {
+                ensure!(refused == reason && feature == "checkpoint", "refused with {feature}: {refused}");
+            }
+            other => bail!("checkpoint although unsupported: {other:?}"),
+        }
+        ensure!(!opts.image_path.exists(), "nothing ran: no image directory");
+        ensure!(env.backend.state(&id).await?.status == Status::Running, "the container was not touched");
+        env.remove(&id).await?;
+    }
+    if !flavour.restores() {
+        let Some(reason) = features.restore.reason() else {
+            return env.contradiction(format!("{} has no restore, yet the probe says it has", flavour.name()));
+        };
+        let id = env.id("no-restore");
+        let bundle = env.bundle(SLEEPER.iter().copied())?;
+        let opts = RestoreOptions { image_path: images.path().join("img"), ..RestoreOptions::default() };
+        match env.backend.restore(&id, bundle.path(), opts).await {
+            Err(Error::Unsupported { reason: refused, feature, .. }) => {
+                ensure!(refused == reason && feature == "restore", "refused with {feature}: {refused}");
+            }
+            other => bail!("restore although unsupported: {other:?}"),
+        }
+        ensure!(matches!(env.backend.state(&id).await, Err(Error::NotFound { .. })), "nothing was created");
+    }
     Ok(Ran::Passed)
 }
 
-async fn checkpoint_and_restore(env: &mut Env) -> CaseResult {
-    let features = env.backend.features().await?;
-    if let Some(reason) = features.checkpoint.reason() {
-        return skipped(format!("checkpoint unsupported: {reason}"));
+/// The count a [`COUNTER`] container has written, once it satisfies `wanted`.
+async fn count_when(file: &std::path::Path, wanted: impl Fn(u64) -> bool) -> anyhow::Result<u64> {
+    let deadline = std::time::Instant::now() + STATUS_PATIENCE;
+    loop {
+        // Between the shell's truncate and its write the file is empty: read again.
+        let count = std::fs::read_to_string(file).ok().and_then(|text| text.trim().parse().ok());
+        if let Some(count) = count.filter(|count| wanted(*count)) {
+            return Ok(count);
+        }
+        ensure!(std::time::Instant::now() < deadline, "{} never held the count waited for: {count:?}", file.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (id, bundle, _) = env.running("ckpt", SLEEPER).await?;
+}
+
+/// A counting container is checkpointed and, where the runtime restores, restored: the restored
+/// process continues the count where it was dumped instead of starting over.
+async fn checkpoint_and_restore(env: &mut Env) -> CaseResult {
+    let flavour = env.imitates()?;
+    if !flavour.checkpoints() {
+        return skipped(format!("{} has no checkpoint; the refusal case covers it", flavour.name()));
+    }
+    let features = env.backend.features().await?;
+    let pinned = [("checkpoint", true, &features.checkpoint), ("restore", flavour.restores(), &features.restore)];
+    for (what, _, support) in pinned.iter().filter(|(_, pinned, _)| *pinned) {
+        if let Some(reason) = support.reason() {
+            return env.contradiction(format!("{} can {what}, but the probe says: {reason}", flavour.name()));
+        }
+    }
+    let (id, bundle, _) = env.running("ckpt", COUNTER).await?;
+    let count_file = bundle.rootfs().join("count");
+    let counted = count_when(&count_file, |count| count >= 3).await?;
     let images = tempfile::tempdir()?;
     let image_path = images.path().join("img");
     let opts = CheckpointOptions { image_path: image_path.clone(), ..CheckpointOptions::default() };
     env.backend.checkpoint(&id, &opts).await.context("checkpoint")?;
-    ensure!(image_path.join("inventory.img").is_file(), "the image has inventory.img");
+    ensure!(image_path.join("inventory.img").is_file(), "the image has CRIU's inventory.img");
+    let dumped = count_when(&count_file, |_| true).await?;
+    ensure!(dumped >= counted, "the count went from {counted} back to {dumped}");
     // runc removes a container it dumped; youki keeps it, stopped.
     match env.backend.state(&id).await {
         Err(Error::NotFound { .. }) => {}
@@ -376,20 +425,16 @@ async fn checkpoint_and_restore(env: &mut Env) -> CaseResult {
         }
         Err(err) => return Err(err).context("state after checkpoint"),
     }
-    let restore = || RestoreOptions { image_path: image_path.clone(), ..RestoreOptions::default() };
-    match features.restore.reason() {
-        Some(reason) => match env.backend.restore(&id, bundle.path(), restore()).await {
-            Err(Error::Unsupported { reason: refused, .. }) => {
-                ensure!(refused == reason, "restore refused with the probed reason");
-            }
-            other => bail!("restore although unsupported: {other:?}"),
-        },
-        None => {
-            let restored = env.backend.restore(&id, bundle.path(), restore()).await.context("restore")?;
-            env.track(restored.pid);
-            env.wait_for(&id, Status::Running).await?;
-            env.remove(&id).await?;
-        }
+    if !flavour.restores() {
+        return Ok(Ran::Passed);
     }
+    let restore = RestoreOptions { image_path, ..RestoreOptions::default() };
+    let restored = env.backend.restore(&id, bundle.path(), restore).await.context("restore")?;
+    env.track(restored.pid);
+    env.wait_for(&id, Status::Running).await?;
+    // A process started afresh would write 1 next; the restored one writes what follows `dumped`.
+    let next = count_when(&count_file, |count| count != dumped).await?;
+    ensure!(next > dumped, "after the restore the count went from {dumped} to {next}: it started over");
+    env.remove(&id).await?;
     Ok(Ran::Passed)
 }

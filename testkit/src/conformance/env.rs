@@ -12,8 +12,8 @@ use runtime_core::{
 
 use super::{Case, Setup, Subject};
 use crate::bundle::{Bundle, BundleBuilder, Rootfs};
-use crate::fake::FakeRuntime;
-use crate::gate::RealRuntime;
+use crate::fake::{FakeRuntime, Flavour};
+use crate::gate::{self, RealRuntime};
 use crate::harness::{CaseResult, Ran};
 use crate::procs::Tracked;
 
@@ -26,6 +26,7 @@ pub struct Env {
     pub backend: Arc<dyn OciBackend>,
     label: String,
     fake: Option<FakeRuntime>,
+    real: Option<String>,
     root: PathBuf,
     _real_root: Option<tempfile::TempDir>,
     rootfs: Rootfs,
@@ -55,6 +56,7 @@ pub(super) async fn run(subject: Subject, real: Option<RealRuntime>, case: Case)
 
 impl Env {
     async fn new(subject: &Subject, real: Option<RealRuntime>) -> anyhow::Result<Self> {
+        let real_name = real.as_ref().map(|real| real.name.clone());
         let (config, fake, real_root, rootfs) = match (&subject.setup, real) {
             (Setup::Fake(flavour), _) => {
                 let fake = FakeRuntime::new(*flavour)?;
@@ -74,6 +76,7 @@ impl Env {
             backend,
             label: subject.label.clone(),
             fake,
+            real: real_name,
             root,
             _real_root: real_root,
             rootfs,
@@ -97,6 +100,30 @@ impl Env {
     /// True against a real runtime.
     pub fn is_real(&self) -> bool {
         self.fake.is_none()
+    }
+
+    /// The runtime the subject is or imitates, whose abilities the cases pin.
+    pub fn imitates(&self) -> anyhow::Result<Flavour> {
+        let flavour = self.fake.as_ref().map(FakeRuntime::flavour);
+        let flavour = flavour.or_else(|| self.real.as_deref().and_then(Flavour::from_name));
+        flavour.with_context(|| format!("{} is none of the runtimes whose abilities are pinned", self.label))
+    }
+
+    /// The CRIU the backend is given: the fake's, or the one in `PATH`.
+    pub fn criu(&self) -> PathBuf {
+        self.fake.as_ref().map_or_else(|| PathBuf::from("criu"), FakeRuntime::criu)
+    }
+
+    /// A subject that contradicts what it must do on a machine `cargo xtask setup` prepared:
+    /// a failure for a fake and for a real runtime `REQUIRE_REAL_RUNTIMES` names, otherwise
+    /// skipped with the reason (the machine is not prepared).
+    pub fn contradiction(&self, problem: String) -> CaseResult {
+        match &self.real {
+            Some(name) if !gate::required().contains(name) => {
+                skipped(format!("this host is not as `cargo xtask setup` leaves it: {problem}"))
+            }
+            _ => bail!("{problem}"),
+        }
     }
 
     /// A fresh container id, unique in this env.
@@ -191,12 +218,14 @@ impl Env {
         self.backend.delete(id, DeleteMode::Force).await.with_context(|| format!("delete --force {id}"))
     }
 
-    /// The memory limit in force for the container whose init is `pid`.
+    /// The memory limit for the container whose init is `pid`: on a real runtime the one in
+    /// force in its cgroup; on a fake, which has no cgroups, the limit in the document the fake
+    /// received (that the request reached the runtime intact, not that anything enforces it).
     pub fn memory_limit(&self, id: &ContainerId, pid: u32) -> anyhow::Result<u64> {
         match &self.fake {
             Some(fake) => {
-                let resources = fake.resources(id)?;
-                resources["memory"]["limit"].as_u64().context("no memory.limit in the stored resources")
+                let resources = fake.received_resources(id)?;
+                resources["memory"]["limit"].as_u64().context("no memory.limit in the received resources")
             }
             None => cgroup_memory_limit(pid),
         }

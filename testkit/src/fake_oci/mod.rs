@@ -1,315 +1,309 @@
-//! `fake-oci`: a hermetic OCI runtime for tests.
+//! `fake-oci`: a hermetic OCI runtime for tests, holding only what the library drives.
 //!
-//! Drivers of OCI runtimes have to be tested against runc, crun and youki, but the real
-//! runtimes need root, namespaces and cgroups, which CI machines and developer laptops often
-//! lack, and they cannot be made to fail on cue. `fake-oci` is a working runtime CLI that needs
-//! none of that: it runs the container's `process.args` as ordinary host processes (so
-//! `sleep 100`, `sh -c 'exit 7'` and `echo hi` behave as expected) while reproducing, per
-//! runtime, the command line, the exit statuses, the JSON documents and the error wording that
-//! a driver observes. Only the observable contract is imitated; there is no isolation.
+//! The real runtimes need root, namespaces and cgroups, which CI machines and laptops often
+//! lack, and they cannot be made to fail on cue. The fake runs a container's `process.args` as
+//! ordinary host processes while reproducing, per runtime, what the library observes: the
+//! commands and flags it passes (others are refused as the real runtime refuses them), exit
+//! statuses, the state documents' keys, the JSON `--log` record, and the wording of the errors
+//! the dialects classify. `tests/differential.rs` holds it to the real runc, crun and youki.
 //!
-//! # Selecting a flavour
+//! It runs as a link named `runc`, `crun` or `youki` (see [`crate::fake::FakeRuntime`]) and
+//! imitates that runtime; named `criu` it answers CRIU's probes (`criu.rs`).
 //!
-//! - By argv\[0\]: invoked through a link named `runc`, `crun` or `youki` it imitates runc 1.1.5,
-//!   crun 1.8.1 or youki 0.7.0; named `criu` it answers CRIU's probes (see `criu.rs`).
-//! - Otherwise a leading `--flavour runc|crun|youki`; runc by default.
-//! - `FAKE_OCI_VERSION=X.Y.Z` changes the reported version, and with it version-dependent
-//!   behaviour (crun has `features` from 1.8.6, and words "not found" differently from 1.22).
+//! Each container lives in `<root>/<id>/` (`state.rs`). `create` leaves an init blocked on an
+//! exec fifo, in its own process group and with `create`'s stdio, as the real runtimes do; the
+//! process group stands in for the cgroup (`kill --all`, `pause`, `ps`). Processes run in the
+//! bundle's root filesystem directory (joined with `process.cwd`) but see the host's files, so a
+//! relative path written by the container lands in the rootfs, as with a real runtime.
 //!
-//! A test harness binary exec'd under such a link can call [`invoked_as_fake`] first thing and
-//! dispatch into [`main`]; the fake re-executes its own binary with argv\[0\] set to the flavour
-//! name, so that works for the container init too.
-//!
-//! # Behaviour
-//!
-//! Each container lives in `<root>/<id>/` (`--root`, default `/tmp/fake-oci-<flavour>`), see
-//! `state.rs`: the fake's own `state.json`, the `exec.fifo` between `create` and `start`, and
-//! `resources.json` with the effective resources after `create` and `update`. `create` leaves an
-//! init process (see `init.rs`) blocked on the fifo, in its own process group and with
-//! `create`'s stdio, like runc's: a caller that captures `create`'s output through pipes must
-//! not wait for EOF, since the container keeps them open. The process group stands in for the
-//! cgroup (`kill --all`, `pause`, `ps`).
-//!
-//! Not imitated: namespaces, cgroup limits, the root filesystem (the process runs in
-//! `process.cwd` if it exists on the host, else in the bundle), terminals (`--tty` and
-//! `--console-socket` are accepted and ignored), users and capabilities. `--preserve-fds` needs
-//! no work: inherited descriptors stay open.
-//!
-//! Failures are written to stderr and, with `--log FILE`, appended to FILE as a text line or
-//! (`--log-format json`) a JSON record in the flavour's shape. Faults can be injected into any
-//! command (see `faults.rs`).
+//! Not imitated: isolation, cgroup limits (`update` records the document it received,
+//! `RECEIVED_RESOURCES`), terminals, text logs. Faults can be injected into any command
+//! (`faults.rs`).
 
-mod args;
 mod checkpoint;
 mod criu;
-mod error;
 mod faults;
-mod features;
-mod flavour;
-mod init;
 mod lifecycle;
-mod procs;
 mod state;
 mod tasks;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde::Serialize;
-use serde_json::ser::PrettyFormatter;
+use crate::fake::Flavour;
 
-use args::{Grammar, Opt, flag, flag_s, val, val_s};
-use error::{CmdResult, Failure};
-use faults::Verdict;
-use flavour::{Ctx, Flavour};
+pub use state::RECEIVED_RESOURCES;
 
-/// Names under which the fake takes over when it is argv\[0\].
+/// One invocation: who the fake is and the global options that apply to every command.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub flavour: Flavour,
+    pub root: PathBuf,
+    log: Option<PathBuf>,
+    /// Set by the `no-pid-file` fault: commands that write pid files skip them.
+    pub no_pid_file: bool,
+}
+
+/// A failed command: what it prints, its exit status, and whether it goes to the `--log` file
+/// (runtime errors do; of the usage errors, only runc's).
+#[derive(Debug)]
+pub(crate) struct Failure {
+    message: String,
+    code: u8,
+    logged: bool,
+}
+
+/// What a command returns: its exit status, or why it failed.
+pub(crate) type CmdResult = Result<u8, Failure>;
+
+impl Failure {
+    /// A runtime error: exit status 1, logged.
+    pub(crate) fn runtime(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), code: 1, logged: true }
+    }
+
+    /// An I/O error with what was being done.
+    pub(crate) fn io(what: impl std::fmt::Display, err: std::io::Error) -> Self {
+        Failure::runtime(format!("{what}: {err}"))
+    }
+
+    /// Overrides the exit status.
+    pub(crate) fn with_code(mut self, code: u8) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// Not written to the `--log` file.
+    pub(crate) fn unlogged(mut self) -> Self {
+        self.logged = false;
+        self
+    }
+
+    fn report(&self, ctx: &Ctx) -> u8 {
+        match ctx.flavour {
+            Flavour::Youki => eprintln!("Error: {}", self.message),
+            Flavour::Runc | Flavour::Crun => eprintln!("{}", self.message),
+        }
+        if let (true, Some(path)) = (self.logged, &ctx.log) {
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let message = &self.message;
+            let record = match ctx.flavour {
+                Flavour::Runc | Flavour::Crun => serde_json::json!({"level": "error", "msg": message, "time": now}),
+                Flavour::Youki => serde_json::json!({
+                    "timestamp": now, "level": "ERROR", "target": "youki",
+                    "message": format!("error in executing command: {message}"),
+                }),
+            };
+            if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(path) {
+                // A log that cannot be written must not hide the failure being reported.
+                let _ = writeln!(log, "{record}");
+            }
+        }
+        self.code
+    }
+}
+
+/// A command-line error, an unknown option `name` of `command` (the program, for global
+/// options) or an unknown command `name`: each runtime's parser words it, exits and logs its way.
+fn usage(flavour: Flavour, name: &str, command: Option<&str>) -> Failure {
+    let (message, code) = match (flavour, command) {
+        (Flavour::Runc, None) => (format!("No help topic for '{name}'"), 3),
+        (Flavour::Runc, Some(_)) => (format!("flag provided but not defined: -{name}"), 1),
+        (Flavour::Crun, None) => (format!("unknown command {name}"), 1),
+        (Flavour::Crun, Some(command)) => (format!("{command}: unrecognized option '--{name}'"), 64),
+        (Flavour::Youki, None) => (format!("error: unrecognized subcommand '{name}'"), 2),
+        (Flavour::Youki, Some(_)) => (format!("error: unexpected argument '--{name}' found"), 2),
+    };
+    let failure = Failure::runtime(message).with_code(code);
+    if flavour == Flavour::Runc { failure } else { failure.unlogged() }
+}
+
+/// A parsed command line.
+#[derive(Debug, Default)]
+pub(crate) struct Args {
+    options: Vec<(String, Option<String>)>,
+    pub positionals: Vec<String>,
+    help: bool,
+}
+
+impl Args {
+    /// Parses `argv` against `accepted` option names (`"bundle="` takes a value); `--help`
+    /// anywhere asks for help. Global options end at the first positional (the command).
+    fn parse(ctx: &Ctx, command: &str, accepted: &str, argv: &[String]) -> Result<Args, Failure> {
+        let accepted: Vec<&str> = accepted.split_whitespace().collect();
+        let mut args = Args::default();
+        let mut tokens = argv.iter();
+        let unknown =
+            |name: &str| usage(ctx.flavour, name, Some(if command.is_empty() { ctx.flavour.name() } else { command }));
+        // Global options end at the command's name; everything after it is the command's.
+        let mut rest_is_positional = false;
+        while let Some(token) = tokens.next() {
+            let name = token.strip_prefix("--").or_else(|| token.strip_prefix('-').filter(|rest| rest.len() == 1));
+            let Some(name) = name.filter(|_| !rest_is_positional) else {
+                args.positionals.push(token.clone());
+                rest_is_positional = command.is_empty();
+                continue;
+            };
+            if matches!(name, "help" | "h") {
+                args.help = true;
+            } else if accepted.contains(&name) {
+                args.options.push((name.to_owned(), None));
+            } else if accepted.contains(&format!("{name}=").as_str()) {
+                let value = tokens.next().ok_or_else(|| unknown(name))?;
+                args.options.push((name.to_owned(), Some(value.clone())));
+            } else {
+                return Err(unknown(name));
+            }
+        }
+        Ok(args)
+    }
+
+    /// Whether a flag was given.
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        self.options.iter().any(|(given, _)| given == name)
+    }
+
+    /// The last value of an option.
+    pub(crate) fn value(&self, name: &str) -> Option<&str> {
+        self.options.iter().rev().find(|(given, _)| given == name).and_then(|(_, value)| value.as_deref())
+    }
+
+    /// The container id: the first positional.
+    pub(crate) fn id(&self) -> Result<&str, Failure> {
+        self.positionals.first().map(String::as_str).ok_or_else(|| Failure::runtime("missing container id"))
+    }
+}
+
+type Command = fn(&Ctx, &Args) -> CmdResult;
+
+/// The commands each runtime has, with the options the library passes them (`bundle=` takes a
+/// value).
+fn command(flavour: Flavour, name: &str) -> Option<(&'static str, Command)> {
+    Some(match (flavour, name) {
+        (_, "create") => ("bundle= pid-file= console-socket= no-pivot no-new-keyring preserve-fds=", lifecycle::create),
+        (_, "start") => ("", lifecycle::start),
+        (_, "state") => ("", lifecycle::state),
+        (_, "list") => ("format=", lifecycle::list),
+        (_, "kill") => ("all", lifecycle::kill),
+        (_, "delete") => ("force", lifecycle::delete),
+        (_, "pause") => ("", |ctx, args| lifecycle::pause_or_resume(ctx, args, true)),
+        (_, "resume") => ("", |ctx, args| lifecycle::pause_or_resume(ctx, args, false)),
+        (_, "exec") => ("process= detach pid-file= console-socket= preserve-fds=", tasks::exec),
+        (_, "ps") => ("format=", tasks::ps),
+        (_, "update") => ("r=", tasks::update),
+        // Captured from runc 1.1.5 and youki 0.7.0; crun 1.8.1 has no `features`.
+        (Flavour::Runc, "features") => ("", |_, _| Ok(print_out(include_str!("features/runc.json")))),
+        (Flavour::Youki, "features") => ("", |_, _| Ok(print_out(include_str!("features/youki.json")))),
+        (Flavour::Runc, "checkpoint") => (
+            "image-path= work-path= parent-path= leave-running tcp-established ext-unix-sk shell-job file-locks \
+             pre-dump manage-cgroups-mode= lazy-pages",
+            checkpoint::checkpoint,
+        ),
+        (Flavour::Youki, "checkpointt") => (
+            "image-path= work-path= leave-running tcp-established ext-unix-sk shell-job file-locks \
+             manage-cgroups-mode=",
+            checkpoint::checkpoint,
+        ),
+        (Flavour::Runc, "restore") => (
+            "image-path= work-path= bundle= detach pid-file= console-socket= no-subreaper no-pivot tcp-established \
+             ext-unix-sk shell-job file-locks manage-cgroups-mode= lazy-pages",
+            checkpoint::restore,
+        ),
+        _ => return None,
+    })
+}
+
+fn global_options(flavour: Flavour) -> &'static str {
+    match flavour {
+        Flavour::Runc => "root= log= log-format= criu= systemd-cgroup rootless= debug version",
+        Flavour::Crun => "root= log= log-format= cgroup-manager= systemd-cgroup rootless= debug version",
+        Flavour::Youki => "root= log= log-format= systemd-cgroup debug version",
+    }
+}
+
+/// Prints `text` as a command's whole output.
+fn print_out(text: &str) -> u8 {
+    print!("{text}");
+    0
+}
+
+/// The names under which the fake takes over when it is argv\[0\].
 const FAKE_NAMES: [&str; 4] = ["runc", "crun", "youki", "criu"];
 
-const RUNC_GLOBAL: &[Opt] = &[
-    flag("debug"),
-    val("log"),
-    val("log-format"),
-    val("root"),
-    val("criu"),
-    flag("systemd-cgroup"),
-    val("rootless"),
-    flag_s("version", 'v'),
-];
-const CRUN_GLOBAL: &[Opt] = &[
-    flag("debug"),
-    val("log"),
-    val("log-format"),
-    val("log-level"),
-    val("root"),
-    val("cgroup-manager"),
-    flag("systemd-cgroup"),
-    val("rootless"),
-    flag_s("version", 'v'),
-    flag_s("version", 'V'),
-];
-const YOUKI_GLOBAL: &[Opt] = &[
-    val_s("log", 'l'),
-    flag("debug"),
-    val("log-format"),
-    val_s("root", 'r'),
-    flag_s("systemd-cgroup", 's'),
-    flag_s("version", 'V'),
-];
+fn program_name() -> String {
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    let arg0 = arg0.to_string_lossy();
+    arg0.rsplit('/').next().unwrap_or_default().to_owned()
+}
 
-/// True when argv\[0\] names one of the runtimes (or CRIU) the fake stands in for, so a binary
-/// exec'd under such a link should hand over to [`main`].
+/// True when argv\[0\] names a runtime (or CRIU) the fake stands in for, so a binary exec'd
+/// under such a link should hand over to [`main`].
 pub fn invoked_as_fake() -> bool {
-    std::env::args_os().next().is_some_and(|arg0| FAKE_NAMES.contains(&basename(&arg0.to_string_lossy())))
+    FAKE_NAMES.contains(&program_name().as_str())
 }
 
 /// Runs the fake runtime (or fake CRIU) on the process's own arguments.
 pub fn main() -> ExitCode {
-    let raw: Vec<OsString> = std::env::args_os().collect();
+    let raw: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let program = program_name();
+    if program == "criu" {
+        return criu::main(&raw);
+    }
+    if raw.first().is_some_and(|arg| arg == lifecycle::INIT_ARG) {
+        return lifecycle::init(&raw[1..]);
+    }
+    let Some(flavour) = Flavour::from_name(&program) else {
+        eprintln!("fake-oci runs as a link named runc, crun, youki or criu, not {program:?}");
+        return ExitCode::from(2);
+    };
     let argv: Vec<String> = raw.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
-    let program = argv.first().cloned().unwrap_or_default();
-    let base = basename(&program);
-    if base == "criu" {
-        return criu::main(Path::new(&program), &argv[1..]);
+    let mut ctx = Ctx { flavour, root: PathBuf::from(format!("/run/fake-{program}")), log: None, no_pid_file: false };
+    let code = run(&mut ctx, &argv).unwrap_or_else(|failure| failure.report(&ctx));
+    ExitCode::from(code)
+}
+
+fn run(ctx: &mut Ctx, argv: &[String]) -> CmdResult {
+    let globals = Args::parse(ctx, "", global_options(ctx.flavour), argv)?;
+    if let Some(root) = globals.value("root") {
+        ctx.root = std::path::absolute(root).map_err(|err| Failure::io("--root", err))?;
     }
-    if argv.get(1).is_some_and(|arg| arg == init::INIT_ARG) {
-        return init::main(&raw[2..]);
+    ctx.log = globals.value("log").map(PathBuf::from);
+    if globals.value("log-format").is_some_and(|format| format != "json") {
+        return Err(Failure::runtime("fake-oci writes JSON logs only"));
     }
-    let rest = argv.get(1..).unwrap_or_default();
-    let (flavour, rest, program) = match Flavour::from_name(base) {
-        Some(flavour) => (flavour, rest, program),
-        None => match select_flavour(rest) {
-            Ok((flavour, rest)) => (flavour, rest, flavour.name().to_string()),
-            Err(message) => {
-                eprintln!("{message}");
-                return ExitCode::FAILURE;
-            }
-        },
+    let (name, rest) = match (globals.flag("version"), globals.positionals.split_first()) {
+        (true, _) => ("version", &[][..]),
+        (false, Some((name, rest))) => (name.as_str(), rest),
+        (false, None) => ("help", &[][..]),
     };
-    ExitCode::from(run(flavour, program, rest))
-}
-
-fn basename(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-/// Strips a leading `--flavour NAME` / `--flavour=NAME`.
-fn select_flavour(argv: &[String]) -> Result<(Flavour, &[String]), String> {
-    let (name, rest) = match argv.first().map(String::as_str) {
-        Some("--flavour") => match argv.get(1) {
-            Some(name) => (name.as_str(), &argv[2..]),
-            None => return Err("fake-oci: --flavour needs runc, crun or youki".to_string()),
-        },
-        Some(arg) if arg.starts_with("--flavour=") => (&arg["--flavour=".len()..], &argv[1..]),
-        _ => return Ok((Flavour::Runc, argv)),
-    };
-    Flavour::from_name(name)
-        .map(|flavour| (flavour, rest))
-        .ok_or_else(|| format!("fake-oci: unknown flavour {name:?} (runc, crun or youki)"))
-}
-
-fn global_grammar(flavour: Flavour) -> Grammar<'static> {
-    Grammar {
-        name: None,
-        about: "Open Container Initiative runtime",
-        opts: match flavour {
-            Flavour::Runc => RUNC_GLOBAL,
-            Flavour::Crun => CRUN_GLOBAL,
-            Flavour::Youki => YOUKI_GLOBAL,
-        },
-        args: &["command"],
-        min_args: 0,
-        max_args: None,
-        raw_after: Some(0),
+    let failure_code = if name == "exec" { tasks::exec_failure_code(ctx.flavour) } else { 1 };
+    ctx.no_pid_file = faults::apply(&ctx.root, name, failure_code)?;
+    let flavour = ctx.flavour;
+    if name == "version" {
+        let spec = match flavour {
+            Flavour::Runc => "1.0.2-dev",
+            Flavour::Crun => "1.0.0",
+            Flavour::Youki => "1.1.0",
+        };
+        let colon = if flavour == Flavour::Youki { ":" } else { "" };
+        println!("{} version{colon} {}\ncommit: fake\nspec: {spec}", flavour.name(), flavour.version());
+        return Ok(0);
     }
-}
-
-/// Serialises `value` as JSON: compact when `indent` is empty, else pretty with that indent.
-pub(crate) fn json_text<T: Serialize + ?Sized>(value: &T, indent: &str) -> String {
-    if indent.is_empty() {
-        return serde_json::to_string(value).unwrap_or_default();
-    }
-    let mut out = Vec::new();
-    let mut serializer =
-        serde_json::Serializer::with_formatter(&mut out, PrettyFormatter::with_indent(indent.as_bytes()));
-    match value.serialize(&mut serializer) {
-        Ok(()) => String::from_utf8(out).unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-/// Applies the global options; an invalid value is a runtime error, as in the real runtimes.
-fn apply_globals(ctx: &mut Ctx, m: &args::Matches) -> Result<(), Failure> {
-    if let Some(root) = m.value("root") {
-        ctx.root = std::path::absolute(Path::new(root)).unwrap_or_else(|_| PathBuf::from(root));
-    }
-    ctx.log = m.value("log").map(PathBuf::from);
-    match m.value("log-format") {
-        None | Some("text") => {}
-        Some("json") => ctx.log_json = true,
-        Some(other) => {
-            return Err(Failure::runtime(match ctx.flavour {
-                Flavour::Runc => format!("invalid log-format: {other}"),
-                Flavour::Crun => format!("unknown log format type {other}"),
-                Flavour::Youki => format!("unknown log format: {other}"),
-            }));
-        }
-    }
-    if let Some(manager) = m.value("cgroup-manager")
-        && !matches!(manager, "systemd" | "cgroupfs" | "disabled")
-    {
-        return Err(Failure::runtime("unknown cgroup manager specified"));
-    }
-    Ok(())
-}
-
-fn global_help(ctx: &Ctx) -> String {
-    let commands = match ctx.flavour {
-        Flavour::Runc => {
-            "checkpoint create delete exec features kill list pause ps restore resume run start state update"
-        }
-        Flavour::Crun => "create delete exec features kill list pause ps resume run start state update",
-        Flavour::Youki => "checkpointt create delete exec features kill list pause ps resume run start state update",
-    };
-    let mut text = format!(
-        "{} (fake-oci) - Open Container Initiative runtime\n\nUSAGE:\n   {} [global options] command [command options] [arguments...]\n\nCOMMANDS:\n",
-        ctx.flavour.name(),
-        ctx.flavour.name()
-    );
-    for command in commands.split(' ') {
-        text.push_str(&format!("   {command}\n"));
-    }
-    text
-}
-
-fn unknown_command(ctx: &Ctx, command: &str) -> Failure {
-    match ctx.flavour {
-        Flavour::Runc => Failure::usage(format!("No help topic for '{command}'"), 3),
-        Flavour::Crun => Failure::runtime(format!("unknown command {command}")),
-        Flavour::Youki => {
-            args::clap_error(&global_grammar(ctx.flavour), &format!("unrecognized subcommand '{command}'"))
-        }
-    }
-}
-
-fn run(flavour: Flavour, program: String, argv: &[String]) -> u8 {
-    let mut ctx = Ctx::new(flavour, program);
-    let m = match args::parse(&ctx, &global_grammar(flavour), argv) {
-        Ok(m) => m,
-        Err(failure) => return failure.report(&ctx),
-    };
-    if let Err(failure) = apply_globals(&mut ctx, &m) {
-        return failure.report(&ctx);
-    }
-    if m.help {
-        print!("{}", global_help(&ctx));
-        return 0;
-    }
-    let (command, rest) = if m.flag("version") {
-        ("version", &[][..])
-    } else {
-        match m.positionals.split_first() {
-            Some((command, rest)) => (command.as_str(), rest),
-            None => return no_command(&ctx),
-        }
-    };
-    let failure_code = if command == "exec" { tasks::exec_failure_code(flavour) } else { 1 };
-    let no_pid_file = match faults::apply(&ctx.root, command, failure_code) {
-        Verdict::Proceed { no_pid_file } => no_pid_file,
-        Verdict::Exit(code) => return code,
-        Verdict::Fail(failure) => return failure.report(&ctx),
-    };
-    let result = if m.flag("version") {
-        println!("{}", ctx.version_banner());
+    let help = |usage: &str, options: &str| {
+        println!("Usage: {} {usage} <container-id>", flavour.name());
+        options.split_whitespace().for_each(|option| println!("  --{}", option.trim_end_matches('=')));
         Ok(0)
-    } else {
-        dispatch(&ctx, command, rest, no_pid_file)
     };
-    match result {
-        Ok(code) => code,
-        Err(failure) => failure.report(&ctx),
+    if name == "help" || globals.help {
+        return help("[global options] command [command options]", global_options(flavour));
     }
-}
-
-fn no_command(ctx: &Ctx) -> u8 {
-    match ctx.flavour {
-        Flavour::Runc => {
-            print!("{}", global_help(ctx));
-            0
-        }
-        Flavour::Crun => {
-            Failure::usage("crun: no command specified\nTry `crun --help' or `crun --usage' for more information.", 1)
-                .report(ctx)
-        }
-        Flavour::Youki => {
-            args::clap_error(&global_grammar(ctx.flavour), "'youki' requires a subcommand but one was not provided")
-                .report(ctx)
-        }
+    let (accepted, run) = command(flavour, name).ok_or_else(|| usage(flavour, name, None))?;
+    let args = Args::parse(ctx, name, accepted, rest)?;
+    if args.help {
+        return help(&format!("{name} [options]"), accepted);
     }
-}
-
-fn dispatch(ctx: &Ctx, command: &str, argv: &[String], no_pid_file: bool) -> CmdResult {
-    match (ctx.flavour, command) {
-        (_, "create") => lifecycle::create(ctx, argv, no_pid_file),
-        (_, "start") => lifecycle::start(ctx, argv),
-        (_, "run") => lifecycle::run(ctx, argv, no_pid_file),
-        (_, "state") => lifecycle::state(ctx, argv),
-        (_, "list") => lifecycle::list(ctx, argv),
-        (_, "kill") => lifecycle::kill(ctx, argv),
-        (_, "delete") => lifecycle::delete(ctx, argv),
-        (_, "pause") => lifecycle::pause_resume(ctx, argv, true),
-        (_, "resume") => lifecycle::pause_resume(ctx, argv, false),
-        (_, "exec") => tasks::exec(ctx, argv, no_pid_file),
-        (_, "ps") => tasks::ps(ctx, argv),
-        (_, "update") => tasks::update(ctx, argv),
-        (_, "features") if features::available(ctx) => features::features(ctx, argv),
-        (Flavour::Runc, "checkpoint") | (Flavour::Youki, "checkpointt") => checkpoint::checkpoint(ctx, argv, command),
-        (Flavour::Runc, "restore") => checkpoint::restore(ctx, argv, no_pid_file),
-        (Flavour::Runc | Flavour::Youki, "help") => {
-            print!("{}", global_help(ctx));
-            Ok(0)
-        }
-        _ => Err(unknown_command(ctx, command)),
-    }
+    run(ctx, &args)
 }

@@ -1,15 +1,12 @@
 //! Container records under `<root>/<id>/`.
 //!
-//! Every invocation is a separate short-lived process, so all state lives on disk:
-//!
-//! - `state.json`: the fake's own record ([`Record`]); its layout is private to the fake.
-//! - `exec.fifo`: present between `create` and `start`; the init blocks opening it.
-//! - `resources.json`: the effective `LinuxResources` after `create`/`update`, for tests to read.
-//!
-//! The status is never stored; it is derived on every read from the init process (alive, exited
-//! or replaced) and two flags, just as runc derives it from the kernel rather than trusting its
-//! own files.
+//! Every invocation is a separate short-lived process, so all state lives on disk: the fake's
+//! own `state.json` ([`Record`]), the `exec.fifo` between `create` and `start`, and the
+//! resources document the last `update` received. The status is never stored; it is derived on
+//! every read from the init process (alive or not) and two flags, as runc derives it from the
+//! kernel rather than trusting its own files.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,63 +14,18 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
-use oci_spec::runtime::Process;
+use oci_spec::runtime::Spec;
+use runtime_core::Status;
 use serde::{Deserialize, Serialize};
 
+use super::{Ctx, Failure};
+use crate::fake::Flavour;
 use crate::procs::Tracked;
 
-pub(crate) const STATE_FILE: &str = "state.json";
+const STATE_FILE: &str = "state.json";
 pub(crate) const FIFO: &str = "exec.fifo";
-pub(crate) const RESOURCES_FILE: &str = "resources.json";
-
-/// The OCI status of a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Status {
-    Created,
-    Running,
-    Paused,
-    Stopped,
-}
-
-impl Status {
-    /// As in `state` output: `running`.
-    pub(crate) fn lower(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Running => "running",
-            Self::Paused => "paused",
-            Self::Stopped => "stopped",
-        }
-    }
-
-    /// As youki displays it: `Running`.
-    pub(crate) fn capitalised(self) -> &'static str {
-        match self {
-            Self::Created => "Created",
-            Self::Running => "Running",
-            Self::Paused => "Paused",
-            Self::Stopped => "Stopped",
-        }
-    }
-}
-
-/// The part of an OCI process the fake can honour on the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ProcSpec {
-    pub args: Vec<String>,
-    pub env: Vec<String>,
-    pub cwd: String,
-}
-
-impl ProcSpec {
-    pub(crate) fn from_oci(process: &Process) -> Self {
-        Self {
-            args: process.args().clone().unwrap_or_default(),
-            env: process.env().clone().unwrap_or_default(),
-            cwd: process.cwd().to_string_lossy().into_owned(),
-        }
-    }
-}
+/// The file in a container's directory holding the resources document `update` received.
+pub const RECEIVED_RESOURCES: &str = "received-resources.json";
 
 /// What the fake remembers about one container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,44 +36,53 @@ pub(crate) struct Record {
     /// `root.path` exactly as written in config.json.
     pub root_path: String,
     pub created: DateTime<Utc>,
+    /// The config's annotations, if it has the key.
+    pub annotations: Option<BTreeMap<String, String>>,
     pub init: Tracked,
-    /// Set once `start` released the init (or at once for `run` and `restore`).
+    /// Set once `start` released the init (at once for `restore`).
     pub started: bool,
     pub paused: bool,
     /// Processes started by `exec`, each leading its own process group.
     pub execs: Vec<Tracked>,
-    /// The container process, kept for `checkpoint`.
-    pub process: ProcSpec,
 }
 
 impl Record {
-    pub(crate) fn status(&self) -> Status {
-        if !self.init.alive() {
-            Status::Stopped
-        } else if self.paused {
-            Status::Paused
-        } else if self.started {
-            Status::Running
-        } else {
-            Status::Created
+    /// A new container from `bundle` and its config, whose process is `init`.
+    pub(crate) fn new(id: &str, bundle: PathBuf, spec: &Spec, init: Tracked, started: bool) -> Record {
+        Record {
+            id: id.to_owned(),
+            bundle,
+            root_path: spec.root().as_ref().map(|root| root.path().to_string_lossy().into_owned()).unwrap_or_default(),
+            created: Utc::now(),
+            annotations: spec.annotations().as_ref().map(|annotations| annotations.clone().into_iter().collect()),
+            init,
+            started,
+            paused: false,
+            execs: Vec::new(),
         }
     }
 
-    /// The absolute root filesystem path, as runc reports it.
+    pub(crate) fn status(&self) -> Status {
+        match (self.init.alive(), self.paused, self.started) {
+            (false, _, _) => Status::Stopped,
+            (true, true, _) => Status::Paused,
+            (true, false, true) => Status::Running,
+            (true, false, false) => Status::Created,
+        }
+    }
+
+    /// The root filesystem directory on the host.
     pub(crate) fn rootfs(&self) -> PathBuf {
         self.bundle.join(&self.root_path)
     }
 
-    /// The init and every exec'd process: the process groups standing in for the cgroup.
-    fn groups(&self) -> impl Iterator<Item = &Tracked> {
+    /// The init's and every exec'd process's group: together they stand in for the cgroup.
+    pub(crate) fn groups(&self) -> impl Iterator<Item = &Tracked> {
         std::iter::once(&self.init).chain(self.execs.iter())
     }
 
-    /// Signals every process of the container.
     pub(crate) fn signal_all(&self, signal: Signal) {
-        for group in self.groups() {
-            group.signal_group(signal);
-        }
+        self.groups().for_each(|group| group.signal_group(signal));
     }
 
     /// The pids of every live process of the container, ascending.
@@ -146,49 +107,70 @@ pub(crate) fn dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
 }
 
+/// A container's record, or the flavour's "does not exist" for `command`.
+pub(crate) fn find(ctx: &Ctx, command: &str, id: &str) -> Result<Record, Failure> {
+    load(&ctx.root, id).ok_or_else(|| not_found(ctx, command, id))
+}
+
+/// How each runtime says that `id` does not exist, as `command` reports it.
+pub(crate) fn not_found(ctx: &Ctx, command: &str, id: &str) -> Failure {
+    let root = ctx.root.display();
+    match (ctx.flavour, command) {
+        (Flavour::Runc, _) => Failure::runtime("container does not exist"),
+        (Flavour::Crun, "delete") => {
+            Failure::runtime(format!("cannot open directory '{root}/{id}': No such file or directory"))
+        }
+        // crun's `ps` fails before its logging is set up, with -3 as its exit status.
+        (Flavour::Crun, "ps") => {
+            Failure::runtime(format!("error opening file `{root}/{id}/status`: No such file or directory"))
+                .with_code(253)
+                .unlogged()
+        }
+        (Flavour::Crun, _) => {
+            Failure::runtime(format!("error opening file `{root}/{id}/status`: No such file or directory"))
+        }
+        (Flavour::Youki, "exec") => Failure::runtime("container state directory does not exist"),
+        (Flavour::Youki, _) => Failure::runtime(format!("container {id} does not exist.")),
+    }
+}
+
+/// youki's refusal of `operation` for a container in `status`.
+pub(crate) fn youki_refusal(operation: &str, id: &str, status: Status) -> Failure {
+    Failure::runtime(format!(
+        "failed to {operation} container {id}\n\nCaused by:\n    failed operation due to incompatible container status: `{status:?}`"
+    ))
+}
+
 /// Loads a container's record; `None` when it does not exist (or was never fully created).
 pub(crate) fn load(root: &Path, id: &str) -> Option<Record> {
     let text = fs::read_to_string(dir(root, id).join(STATE_FILE)).ok()?;
     serde_json::from_str(&text).ok()
 }
 
-/// Writes a record atomically, so concurrent readers never see half a file.
-pub(crate) fn save(root: &Path, record: &Record) -> io::Result<()> {
-    let text = serde_json::to_string_pretty(record).map_err(io::Error::other)?;
-    write_atomic(&dir(root, &record.id).join(STATE_FILE), text.as_bytes())
+pub(crate) fn save(ctx: &Ctx, record: &Record) -> Result<(), Failure> {
+    let text = serde_json::to_vec(record).map_err(|err| Failure::runtime(err.to_string()))?;
+    write_atomic(&dir(&ctx.root, &record.id).join(STATE_FILE), &text).map_err(|err| Failure::io("save state", err))
 }
 
-/// Replaces `path` with `data` through a rename.
+/// Replaces `path` with `data` through a rename, so readers never see half a file.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = path.with_file_name(format!(".{name}.tmp"));
     fs::write(&temp, data)?;
     fs::rename(&temp, path)
 }
 
-/// An exclusive lock on a container directory, held for a read-modify-write of its record.
-#[derive(Debug)]
-pub(crate) struct Lock {
-    _flock: Flock<File>,
+/// An exclusive lock on `<root>/<id>` for a read-modify-write of its record.
+pub(crate) fn lock(ctx: &Ctx, command: &str, id: &str) -> Result<Flock<File>, Failure> {
+    let file = File::open(dir(&ctx.root, id)).map_err(|_| not_found(ctx, command, id))?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Failure::io("lock", errno.into()))
 }
 
-/// Locks `<root>/<id>`; fails when the directory does not exist.
-pub(crate) fn lock(root: &Path, id: &str) -> io::Result<Lock> {
-    let file = File::open(dir(root, id))?;
-    let flock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| errno)?;
-    Ok(Lock { _flock: flock })
-}
-
-/// Every container under `root`, by id. Missing roots and stray files are simply skipped.
+/// Every container under `root`, by id.
 pub(crate) fn list(root: &Path) -> Vec<Record> {
-    let Ok(entries) = fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut records: Vec<Record> = entries
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|entry| load(root, &entry.file_name().to_string_lossy()))
-        .collect();
+    let Ok(entries) = fs::read_dir(root) else { return Vec::new() };
+    let mut records: Vec<Record> =
+        entries.filter_map(Result::ok).filter_map(|entry| load(root, &entry.file_name().to_string_lossy())).collect();
     records.sort_by(|a, b| a.id.cmp(&b.id));
     records
 }

@@ -1,0 +1,169 @@
+//! Each fake held to the runtime it imitates: the same calls, error cases included, against the
+//! fake and the real runtime must end alike — the exit status, the typed error the backend
+//! makes of the runtime's words, and the state document's keys and status. Runs when the gate
+//! opens for the real runtime. A difference is a bug in the fake, which the rest of the tests
+//! trust to behave as the real runtime does.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use runtime_core::{
+    CliBackend, ContainerId, CreateOptions, DeleteMode, Error, KillScope, OciBackend, RuntimeConfig, RuntimeFamily,
+    Signal, Status, Support,
+};
+use testkit::bundle::{BundleBuilder, Rootfs};
+use testkit::fake::{FakeRuntime, Flavour};
+use testkit::gate::RealRuntime;
+use testkit::harness::{CaseResult, Ran};
+
+fn family(flavour: Flavour) -> Arc<dyn RuntimeFamily> {
+    match flavour {
+        Flavour::Runc => Arc::new(backend_runc::Runc),
+        Flavour::Crun => Arc::new(backend_crun::Crun::default()),
+        Flavour::Youki => Arc::new(backend_youki::Youki),
+    }
+}
+
+/// How a call ended, as the caller sees it.
+fn outcome<T>(result: runtime_core::Result<T>) -> String {
+    match result {
+        Ok(_) => "ok".to_owned(),
+        Err(Error::NotFound { failure, .. }) => format!("NotFound, {:?}", failure.status),
+        Err(Error::AlreadyExists { failure, .. }) => format!("AlreadyExists, {:?}", failure.status),
+        Err(Error::InvalidState { failure, .. }) => format!("InvalidState, {:?}", failure.status),
+        Err(Error::RuntimeFailed(failure)) => format!("RuntimeFailed, {:?}", failure.status),
+        Err(other) => format!("{other}"),
+    }
+}
+
+/// The keys and status of the runtime's own `state` document.
+fn state_shape(backend: &CliBackend, id: &ContainerId) -> anyhow::Result<String> {
+    let output = std::process::Command::new(backend.binary())
+        .args(backend.global_args())
+        .args(["state", id.as_str()])
+        .output()
+        .context("running state")?;
+    let document: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&output.stdout).with_context(|| format!("state printed {output:?}"))?;
+    let keys: Vec<&String> = document.keys().collect();
+    Ok(format!("keys {keys:?}, status {}", document["status"]))
+}
+
+/// A command the runtime does not have: its exit status, and what the dialect makes of all it
+/// said (stderr and its JSON log).
+fn unknown_command(backend: &CliBackend, id: &ContainerId) -> anyhow::Result<String> {
+    let log = tempfile::NamedTempFile::new()?;
+    let output = std::process::Command::new(backend.binary())
+        .args(backend.global_args())
+        .args(backend.dialect().log_args(log.path()))
+        .args(["frobnicate", id.as_str()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running an unknown command")?;
+    let mut said = String::from_utf8_lossy(&output.stderr).into_owned();
+    said.push_str(&std::fs::read_to_string(log.path()).unwrap_or_default());
+    Ok(format!("{:?}, {:?}", output.status.code(), backend.dialect().classify(Some(id), &said)))
+}
+
+async fn wait_for(backend: &CliBackend, id: &ContainerId, status: Status) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while backend.state(id).await?.status != status {
+        ensure!(Instant::now() < deadline, "{id} never became {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// The same sequence against any runtime: what each step gave.
+async fn observe(
+    backend: &CliBackend,
+    id: &ContainerId,
+    rootfs: Rootfs,
+    seen: &mut Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    let bundle = BundleBuilder::new(["sleep", "1000"]).rootfs(rootfs).build()?;
+    let mut note = |step: &str, what: String| seen.push((step.to_owned(), what));
+    note("version", backend.version().await?.version.to_string());
+    let features = backend.features().await?;
+    let help = |support: &Support| support.evidence().first().map(|probe| probe.status);
+    let managers: Vec<bool> = features.cgroup_managers.values().map(Support::is_supported).collect();
+    note(
+        "probes",
+        format!(
+            "checkpoint --help {:?}, restore --help {:?}, features {}, update {}, JSON log {}, cgroup managers {managers:?}",
+            help(&features.checkpoint),
+            help(&features.restore),
+            features.features_command.is_supported(),
+            features.update.is_supported(),
+            features.json_error_log.is_supported(),
+        ),
+    );
+    note("state of an unknown id", outcome(backend.state(id).await));
+    note("start of an unknown id", outcome(backend.start(id).await));
+    note("kill of an unknown id", outcome(backend.kill(id, Signal::KILL, KillScope::Init).await));
+    note("delete of an unknown id", outcome(backend.delete(id, DeleteMode::IfStopped).await));
+    note("pause of an unknown id", outcome(backend.pause(id).await));
+    note("ps of an unknown id", outcome(backend.ps(id).await));
+    note("create", outcome(backend.create(id, bundle.path(), CreateOptions::default()).await));
+    note("state after create", state_shape(backend, id)?);
+    note("duplicate create", outcome(backend.create(id, bundle.path(), CreateOptions::default()).await));
+    note("start", outcome(backend.start(id).await));
+    wait_for(backend, id, Status::Running).await?;
+    note("state after start", state_shape(backend, id)?);
+    note("processes", format!("{:?}", backend.ps(id).await.map(|pids| pids.len())));
+    note("start of a running container", outcome(backend.start(id).await));
+    note("delete of a running container", outcome(backend.delete(id, DeleteMode::IfStopped).await));
+    note("pause", outcome(backend.pause(id).await));
+    note("state after pause", state_shape(backend, id)?);
+    note("resume", outcome(backend.resume(id).await));
+    note("an unknown command", unknown_command(backend, id)?);
+    note("kill", outcome(backend.kill(id, Signal::KILL, KillScope::Init).await));
+    wait_for(backend, id, Status::Stopped).await?;
+    note("state after kill", state_shape(backend, id)?);
+    note("kill of a stopped container", outcome(backend.kill(id, Signal::KILL, KillScope::Init).await));
+    note("start of a stopped container", outcome(backend.start(id).await));
+    note("delete", outcome(backend.delete(id, DeleteMode::IfStopped).await));
+    note("list after delete", format!("{:?}", backend.list().await.map(|states| states.len())));
+    Ok(())
+}
+
+/// Runs the sequence and removes the container whatever happened.
+async fn observed(flavour: Flavour, config: RuntimeConfig, rootfs: Rootfs) -> anyhow::Result<Vec<(String, String)>> {
+    let backend = CliBackend::connect(family(flavour), config).await?;
+    let id = ContainerId::new(format!("differential-{}-{}", flavour.name(), std::process::id()))?;
+    let mut seen = Vec::new();
+    if let Err(err) = observe(&backend, &id, rootfs, &mut seen).await {
+        backend.delete(&id, DeleteMode::Force).await.ok();
+        return Err(err.context(format!("after {seen:?}")));
+    }
+    Ok(seen)
+}
+
+async fn compare(flavour: Flavour, real: RealRuntime) -> CaseResult {
+    let fake = FakeRuntime::new(flavour)?;
+    let fake_seen = observed(flavour, fake.config(), Rootfs::Empty).await.context("against the fake")?;
+    let root = tempfile::tempdir()?;
+    let real_config = RuntimeConfig::default().binary(&real.binary).root(root.path());
+    let real_seen = observed(flavour, real_config, Rootfs::Busybox).await.context("against the real runtime")?;
+    let differences: Vec<String> = (fake_seen.iter().zip(&real_seen))
+        .filter(|((_, fake), (_, real))| fake != real)
+        .map(|((step, fake), (_, real))| {
+            format!("{step}: the fake gave {fake}, {} {} gave {real}", flavour.name(), flavour.version())
+        })
+        .collect();
+    ensure!(fake_seen.len() == real_seen.len(), "the sequences differ in length: {fake_seen:?} vs {real_seen:?}");
+    ensure!(differences.is_empty(), "the fake differs from the real runtime:\n  {}", differences.join("\n  "));
+    Ok(Ran::Passed)
+}
+
+fn main() -> ExitCode {
+    testkit::harness::main(|suite| {
+        for flavour in Flavour::ALL {
+            let host_checks = family(flavour).host_checks();
+            let name = format!("differential::{}", flavour.name());
+            suite.gated(name, flavour.name(), host_checks, move |real| compare(flavour, real));
+        }
+    })
+}
