@@ -9,9 +9,17 @@
 //! - **raw**: `std::process::Command` running `<rt> --root R create|start|state|delete` directly;
 //! - **lib**: the same lifecycle through the library's `CliBackend` on a tokio runtime,
 //!
-//! interleaved (raw, lib, raw, lib...) so a burst of load on the host hits both ways alike, and
-//! reported as medians with p10/p90 and the ratio of medians lib/raw. A ratio near 1 says the
+//! interleaved (raw then lib, then lib then raw, and so on) so a burst of load on the host, or
+//! whatever one way leaves behind for the next, hits both ways alike, and reported as medians with
+//! p10, p90 and p95 and the ratios lib/raw of the medians and of the p95s. A ratio near 1 says the
 //! library adds little; a change in the ratio between runs is what matters, not the milliseconds.
+//! `--json PATH` writes the same figures, each named by runtime and monitor (`none` until the
+//! monitors take part), with every sample.
+//!
+//! The library is timed as users ship it: built with optimisations. `cargo xtask` runs a debug
+//! build of this crate, so an unoptimised bench does not measure; it runs itself again through
+//! `cargo run --release` (the fake runtime is built in release too), and the report states the
+//! profile and optimisation level it was built with.
 //!
 //! The workload is the smallest complete lifecycle: a `/bin/true` container is created, started,
 //! polled with `state` every 2 ms until it is stopped, and deleted. Each iteration uses a fresh
@@ -36,12 +44,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use runtime_core::{CliBackend, ContainerId, CreateOptions, DeleteMode, OciBackend, RuntimeConfig, Status};
+use serde_json::json;
 
 use testkit::bundle::{BundleBuilder, Rootfs};
 use testkit::fake::{FakeRuntime, Flavour};
 use testkit::gate::Gate;
 
 use crate::{cargo, run_command};
+
+/// The profile and optimisation level this build of xtask was compiled with (see `build.rs`).
+const BUILD_PROFILE: &str = env!("XTASK_BUILD_PROFILE");
+const OPT_LEVEL: &str = env!("XTASK_BUILD_OPT_LEVEL");
+
+/// Set on the optimised run that an unoptimised one starts, so that it never starts another.
+const REINVOKED: &str = "XTASK_BENCH_REINVOKED";
+
+/// Which monitor supervises the containers: none yet, the backends are driven directly.
+const MONITOR: &str = "none";
+
+/// What one iteration does, for the report.
+const WORKLOAD: &str = "lifecycle of a /bin/true container: create, start, state every 2 ms until stopped, delete";
 
 /// Iterations of each way run before measuring: they fill caches and reveal a broken runtime.
 const WARM_UP: usize = 2;
@@ -89,7 +111,7 @@ struct Subject {
 /// What measuring one runtime came to.
 #[derive(Debug)]
 enum Outcome {
-    /// Milliseconds per iteration, for each way.
+    /// Milliseconds per iteration, for each way, in the order they ran.
     Measured {
         raw: Vec<f64>,
         lib: Vec<f64>,
@@ -98,9 +120,12 @@ enum Outcome {
     Failed(String),
 }
 
-pub fn run(iterations: usize) -> anyhow::Result<()> {
+pub fn run(iterations: usize, json_path: Option<&Path>) -> anyhow::Result<()> {
     if iterations == 0 {
         bail!("--iterations must be at least 1");
+    }
+    if OPT_LEVEL == "0" {
+        return run_optimised(iterations, json_path);
     }
     let fake = build_fake()?;
     let tokio =
@@ -136,12 +161,31 @@ pub fn run(iterations: usize) -> anyhow::Result<()> {
     }
 
     print_table(&results, iterations);
+    if let Some(path) = json_path {
+        let report = serde_json::to_string_pretty(&report(&results, iterations)).context("encoding the report")?;
+        std::fs::write(path, report + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("xtask: bench: wrote {}", path.display());
+    }
     let failed: Vec<&str> =
         results.iter().filter(|(_, outcome)| matches!(outcome, Outcome::Failed(_))).map(|(name, _)| *name).collect();
     if !failed.is_empty() {
         bail!("bench failed for {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Runs the same bench from a release build of xtask, so the library it times is optimised.
+fn run_optimised(iterations: usize, json_path: Option<&Path>) -> anyhow::Result<()> {
+    if std::env::var_os(REINVOKED).is_some() {
+        bail!("the release profile builds xtask with opt-level 0; the bench only times optimised code");
+    }
+    eprintln!("xtask: bench: this xtask is unoptimised ({BUILD_PROFILE} profile); running it from a release build");
+    let mut release = cargo(["run", "--quiet", "--release", "--package", "xtask", "--", "bench"]);
+    release.arg("--iterations").arg(iterations.to_string()).env(REINVOKED, "1");
+    if let Some(path) = json_path {
+        release.arg("--json").arg(path);
+    }
+    run_command(&mut release)
 }
 
 /// A real runtime, or why it cannot be measured here (the test gate's verdict).
@@ -153,10 +197,10 @@ fn real_subject(name: &'static str, family: Family) -> (Subject, Result<(), Stri
     (Subject { name, binary, family, args: &["/bin/true"], rootfs: Rootfs::Busybox, may_skip: true }, available)
 }
 
-/// Builds `fake-oci` and returns its path.
+/// Builds `fake-oci` with optimisations, like the library it is measured with, and returns its path.
 fn build_fake() -> anyhow::Result<PathBuf> {
-    run_command(&mut cargo(["build", "-p", "testkit", "--bin", "fake-oci"]))?;
-    let fake = target_dir()?.join("debug").join("fake-oci");
+    run_command(&mut cargo(["build", "--release", "-p", "testkit", "--bin", "fake-oci"]))?;
+    let fake = target_dir()?.join("release").join("fake-oci");
     if !fake.is_file() {
         bail!("{} is missing after building it", fake.display());
     }
@@ -221,13 +265,27 @@ fn measure(
     let mut raw_ms = Vec::with_capacity(iterations);
     let mut lib_ms = Vec::with_capacity(iterations);
     for n in 0..iterations {
-        let started = Instant::now();
-        raw.lifecycle(&id("raw", n), &bundle, None).with_context(|| format!("raw iteration {n}"))?;
-        raw_ms.push(millis(started.elapsed()));
-
-        let started = Instant::now();
-        lib_lifecycle(tokio, &backend, &raw, &id("lib", n), &bundle).with_context(|| format!("lib iteration {n}"))?;
-        lib_ms.push(millis(started.elapsed()));
+        let time_raw = |raw_ms: &mut Vec<f64>| -> anyhow::Result<()> {
+            let started = Instant::now();
+            raw.lifecycle(&id("raw", n), &bundle, None).with_context(|| format!("raw iteration {n}"))?;
+            raw_ms.push(millis(started.elapsed()));
+            Ok(())
+        };
+        let time_lib = |lib_ms: &mut Vec<f64>| -> anyhow::Result<()> {
+            let started = Instant::now();
+            lib_lifecycle(tokio, &backend, &raw, &id("lib", n), &bundle)
+                .with_context(|| format!("lib iteration {n}"))?;
+            lib_ms.push(millis(started.elapsed()));
+            Ok(())
+        };
+        // Alternate which way goes first, so neither always runs right after the other.
+        if n % 2 == 0 {
+            time_raw(&mut raw_ms)?;
+            time_lib(&mut lib_ms)?;
+        } else {
+            time_lib(&mut lib_ms)?;
+            time_raw(&mut raw_ms)?;
+        }
     }
     drop((work, built, fake_runtime));
     Ok(Outcome::Measured { raw: raw_ms, lib: lib_ms })
@@ -359,53 +417,108 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     }
 }
 
-/// Median, p10 and p90 of `values`.
+/// Median, p10, p90 and p95 of `values`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Summary {
     median: f64,
     p10: f64,
     p90: f64,
+    p95: f64,
 }
 
 impl Summary {
     fn of(values: &[f64]) -> Summary {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
-        Summary { median: percentile(&sorted, 0.5), p10: percentile(&sorted, 0.1), p90: percentile(&sorted, 0.9) }
+        Summary {
+            median: percentile(&sorted, 0.5),
+            p10: percentile(&sorted, 0.1),
+            p90: percentile(&sorted, 0.9),
+            p95: percentile(&sorted, 0.95),
+        }
     }
 }
 
 fn print_table(results: &[(&str, Outcome)], iterations: usize) {
     println!();
-    println!("Lifecycle of a /bin/true container: create, start, state every 2 ms until stopped, delete.");
+    println!("Workload: {WORKLOAD}.");
     println!(
         "{iterations} iterations per runtime for each way, raw and lib interleaved, after {WARM_UP} warm-ups; \
-         times in ms, ratio = lib median / raw median."
+         xtask built with the {BUILD_PROFILE} profile (opt-level {OPT_LEVEL}); times in ms; ratios lib/raw."
     );
     println!();
     println!(
-        "{:<10}  {:>8} {:>8} {:>8}  {:>8} {:>8} {:>8}  {:>6}",
-        "runtime", "raw med", "p10", "p90", "lib med", "p10", "p90", "ratio"
+        "{:<10} {:<7}  {:>8} {:>8} {:>8}  {:>8} {:>8} {:>8}  {:>9} {:>9}",
+        "runtime", "monitor", "raw med", "p10", "p95", "lib med", "p10", "p95", "ratio med", "ratio p95"
     );
     for (name, outcome) in results {
         match outcome {
             Outcome::Measured { raw, lib } => {
                 let (raw, lib) = (Summary::of(raw), Summary::of(lib));
                 println!(
-                    "{name:<10}  {:>8.1} {:>8.1} {:>8.1}  {:>8.1} {:>8.1} {:>8.1}  {:>6.2}",
+                    "{name:<10} {MONITOR:<7}  {:>8.1} {:>8.1} {:>8.1}  {:>8.1} {:>8.1} {:>8.1}  {:>9.2} {:>9.2}",
                     raw.median,
                     raw.p10,
-                    raw.p90,
+                    raw.p95,
                     lib.median,
                     lib.p10,
-                    lib.p90,
-                    lib.median / raw.median
+                    lib.p95,
+                    lib.median / raw.median,
+                    lib.p95 / raw.p95
                 );
             }
-            Outcome::Skipped(reason) => println!("{name:<10}  skipped: {reason}"),
-            Outcome::Failed(error) => println!("{name:<10}  FAILED: {error}"),
+            Outcome::Skipped(reason) => println!("{name:<10} {MONITOR:<7}  skipped: {reason}"),
+            Outcome::Failed(error) => println!("{name:<10} {MONITOR:<7}  FAILED: {error}"),
         }
     }
+}
+
+/// The figures as JSON: one entry per runtime and monitor, with every sample behind them.
+fn report(results: &[(&str, Outcome)], iterations: usize) -> serde_json::Value {
+    let way = |samples: &[f64]| {
+        let summary = Summary::of(samples);
+        json!({
+            "median_ms": summary.median,
+            "p10_ms": summary.p10,
+            "p90_ms": summary.p90,
+            "p95_ms": summary.p95,
+            "samples_ms": samples,
+        })
+    };
+    let figures: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(name, outcome)| match outcome {
+            Outcome::Measured { raw, lib } => {
+                let (raw_summary, lib_summary) = (Summary::of(raw), Summary::of(lib));
+                json!({
+                    "runtime": name,
+                    "monitor": MONITOR,
+                    "outcome": "measured",
+                    "raw": way(raw),
+                    "lib": way(lib),
+                    "ratio": {
+                        "median": lib_summary.median / raw_summary.median,
+                        "p95": lib_summary.p95 / raw_summary.p95,
+                    },
+                })
+            }
+            Outcome::Skipped(reason) => {
+                json!({ "runtime": name, "monitor": MONITOR, "outcome": "skipped", "reason": reason })
+            }
+            Outcome::Failed(error) => {
+                json!({ "runtime": name, "monitor": MONITOR, "outcome": "failed", "error": error })
+            }
+        })
+        .collect();
+    json!({
+        "workload": WORKLOAD,
+        "iterations": iterations,
+        "warm_ups": WARM_UP,
+        "interleaving": "raw and lib alternate, and alternate which goes first",
+        "ratios": "lib / raw",
+        "build": { "profile": BUILD_PROFILE, "opt_level": OPT_LEVEL },
+        "figures": figures,
+    })
 }
 
 #[cfg(test)]
@@ -420,6 +533,41 @@ mod tests {
         assert!(close(summary.median, 5.5), "{summary:?}");
         assert!(close(summary.p10, 1.9), "{summary:?}");
         assert!(close(summary.p90, 9.1), "{summary:?}");
+        assert!(close(summary.p95, 9.55), "{summary:?}");
+    }
+
+    #[test]
+    fn the_json_report_names_each_figure_by_runtime_and_monitor() {
+        let raw: Vec<f64> = (1..=10).map(f64::from).collect();
+        let lib: Vec<f64> = raw.iter().map(|ms| ms * 2.0).collect();
+        let results = [
+            ("runc", Outcome::Measured { raw: raw.clone(), lib: lib.clone() }),
+            ("crun", Outcome::Skipped("crun is not in PATH".into())),
+        ];
+        let report = report(&results, 10);
+        let close = |value: &serde_json::Value, expected: f64| (value.as_f64().unwrap() - expected).abs() < 1e-9;
+
+        assert_eq!(report["iterations"], 10);
+        let runc = &report["figures"][0];
+        assert_eq!(
+            (&runc["runtime"], &runc["monitor"], &runc["outcome"]),
+            (&json!("runc"), &json!("none"), &json!("measured"))
+        );
+        // numpy.percentile([1..10], [50, 95]) = 5.5, 9.55; the lib samples are exactly twice those.
+        assert!(close(&runc["raw"]["median_ms"], 5.5), "{runc}");
+        assert!(close(&runc["raw"]["p95_ms"], 9.55), "{runc}");
+        assert!(close(&runc["lib"]["median_ms"], 11.0), "{runc}");
+        assert!(close(&runc["lib"]["p95_ms"], 19.1), "{runc}");
+        assert!(close(&runc["ratio"]["median"], 2.0), "{runc}");
+        assert!(close(&runc["ratio"]["p95"], 2.0), "{runc}");
+        assert_eq!(runc["raw"]["samples_ms"], json!(raw));
+        assert_eq!(runc["lib"]["samples_ms"], json!(lib));
+
+        let crun = &report["figures"][1];
+        assert_eq!(
+            crun,
+            &json!({ "runtime": "crun", "monitor": "none", "outcome": "skipped", "reason": "crun is not in PATH" })
+        );
     }
 
     #[test]

@@ -3,13 +3,15 @@
 //! - `setup`: installs the real runtimes and prepares the host (root only).
 //! - `test`: formatting, lints, then the whole test suite.
 //! - `matrix`: the conformance suite over every backend found, as a table.
-//! - `bench`: the library against the raw runtime CLIs, as ratios.
-//! - `ci`: what `.ci/run` does: setup, then the test suite with the real runtimes required.
+//! - `bench`: the library, built with optimisations, against the raw runtime CLIs, as ratios.
+//! - `ci`: what `.ci/run` does: the matrix on the host as found (a fresh clone must pass it before
+//!   anything is installed), setup, then the test suite with the real runtimes required.
 
 mod bench;
 mod matrix;
 mod setup;
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -39,8 +41,13 @@ enum Task {
         /// Measured iterations per runtime for each way (after 2 warm-ups).
         #[arg(long, default_value_t = 20)]
         iterations: usize,
+        /// Also write every figure (by runtime and monitor: medians, percentiles, ratios, samples)
+        /// as JSON to this file.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
     },
-    /// Setup, then the test suite with every real runtime the code drives required.
+    /// The matrix on the host as found, setup, then the test suite with every real runtime the
+    /// code drives required.
     Ci,
 }
 
@@ -52,8 +59,9 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::run(),
         Task::Test { cargo_test_args } => test(&cargo_test_args, None),
         Task::Matrix => matrix::run(),
-        Task::Bench { iterations } => bench::run(iterations),
+        Task::Bench { iterations, json } => bench::run(iterations, json.as_deref()),
         Task::Ci => {
+            matrix::run()?;
             setup::run()?;
             test(&[], Some(DRIVEN_RUNTIMES))
         }

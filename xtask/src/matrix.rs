@@ -5,7 +5,8 @@
 //! reads the outcome of each `conformance::<subject>::<case>` back into a table of cases by
 //! subject. Real runtimes that are missing show as skipped with the gate's reason; with
 //! `REQUIRE_REAL_RUNTIMES` set they fail instead. Monitors join the matrix as their crates land;
-//! today every subject runs without one.
+//! today every subject runs without one. It builds what the suite loads first, so it works as the
+//! first command on a fresh clone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -13,7 +14,7 @@ use std::process::Stdio;
 
 use anyhow::{Context, bail};
 
-use crate::cargo;
+use crate::{cargo, run_command};
 
 /// One test's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,9 @@ fn parse_line(line: &str) -> Option<(String, String, Outcome)> {
 }
 
 pub fn run() -> anyhow::Result<()> {
+    // The plugin subject loads testkit's example plugin, a cdylib that `cargo test --test` does
+    // not build; without this a fresh clone would report every plugin case as failed.
+    run_command(&mut cargo(["build", "-p", "testkit", "--example", "fake_plugin"]))?;
     let mut command =
         cargo(["test", "--workspace", "--test", "conformance", "--test", "engine", "--", "--color", "never"]);
     command.stdout(Stdio::piped());

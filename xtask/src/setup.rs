@@ -1,9 +1,9 @@
 //! `cargo xtask setup`: makes this host able to run every real runtime the project drives.
 //!
 //! Idempotent: each step checks first and says whether it did anything. Needs root, since it
-//! installs packages and mounts cgroup hierarchies.
+//! installs packages, mounts cgroup hierarchies and may build CRIU.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -11,14 +11,17 @@ use backend_crun::{CgroupLayout, HybridCgroupCheck};
 
 use crate::{cargo, run_command};
 
-/// Debian packages the real runtime tests need.
-const PACKAGES: &[&str] = &["runc", "crun", "conmon", "criu", "busybox-static", "libseccomp-dev", "pkg-config"];
+/// Debian packages the real runtime tests need. CRIU locks a container's network namespace with
+/// `iptables-restore` and saves its addresses and routes with `ip`, so both come with it.
+const PACKAGES: &[&str] =
+    &["runc", "crun", "conmon", "criu", "iptables", "iproute2", "busybox-static", "libseccomp-dev", "pkg-config"];
 
 pub fn run() -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("setup installs packages and mounts cgroups; run it as root (e.g. `sudo -E cargo xtask setup`)");
     }
     install_packages()?;
+    criu::ensure_working()?;
     install_youki()?;
     fix_hybrid_cgroups()?;
     println!("setup: done");
@@ -32,13 +35,14 @@ fn installed(package: &str) -> bool {
         .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains("install ok installed"))
 }
 
-fn install_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|package| !installed(package)).collect();
+/// Installs whichever of `packages` are missing; `purpose` says what they are for.
+fn install_missing(packages: &[&str], purpose: &str) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|package| !installed(package)).collect();
     if missing.is_empty() {
-        println!("setup: packages already installed: {}", PACKAGES.join(" "));
+        println!("setup: {purpose}: already installed: {}", packages.join(" "));
         return Ok(());
     }
-    println!("setup: installing {}", missing.join(" "));
+    println!("setup: {purpose}: installing {}", missing.join(" "));
     run_command(Command::new("apt-get").args(["update", "-qq"]))?;
     run_command(
         Command::new("apt-get")
@@ -46,6 +50,10 @@ fn install_packages() -> anyhow::Result<()> {
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
+}
+
+fn install_packages() -> anyhow::Result<()> {
+    install_missing(PACKAGES, "runtime packages")
 }
 
 fn install_youki() -> anyhow::Result<()> {
@@ -80,4 +88,215 @@ fn fix_hybrid_cgroups() -> anyhow::Result<()> {
         run_command(Command::new("mount").args(["-t", "cgroup", "-o", controller, "cgroup"]).arg(&target))?;
     }
     Ok(())
+}
+
+/// A CRIU that passes `criu check` on this kernel.
+///
+/// Debian 12's CRIU 3.17 cannot read the vdso of newer kernels (`criu check` fails with
+/// "vdso: Failed to fill self vdso symtable"), and with it no runtime can checkpoint. Debian 13
+/// (trixie) has CRIU 4.1.1, whose source package builds on Debian 12 with Debian 12's libraries and
+/// works. So when the installed `criu` fails (or there is none), setup fetches that source
+/// package from Debian's archive, builds it, and installs the binary.
+///
+/// Where it goes: `/usr/local/sbin/criu`, the place for locally built programs, which comes before
+/// `/usr/sbin` in every standard root PATH (login shells, `sudo`'s secure_path, systemd units,
+/// `env -i`). PATH order alone is not enough, though: a PATH that lists `/usr/sbin` first, or lacks
+/// `/usr/local/sbin` (cron's), would still reach the broken binary, and runc and youki look `criu`
+/// up in whatever PATH they were given. So Debian's `/usr/sbin/criu` is moved aside with a
+/// `dpkg-divert` (which package upgrades respect, so an upgrade cannot put it back) and replaced by
+/// a link to the working one: every PATH that finds a `criu` finds the one that works.
+/// `dpkg-divert --rename --remove /usr/sbin/criu` (after removing the link) undoes it.
+mod criu {
+    use super::*;
+
+    /// The upstream version of trixie's source package, the one known to work here.
+    const VERSION: &str = "4.1.1";
+    /// The source package's upstream tarball, which is all the build needs.
+    const TARBALL: &str = "criu_4.1.1.orig.tar.xz";
+    /// Where the binary built here is installed.
+    const LOCAL_BINARY: &str = "/usr/local/sbin/criu";
+    /// Debian's binary, replaced by a link to [`LOCAL_BINARY`] when it fails.
+    const DEBIAN_BINARY: &str = "/usr/sbin/criu";
+    /// Where the diversion moves Debian's binary.
+    const DIVERTED_BINARY: &str = "/usr/sbin/criu.debian";
+    /// The directories of root's standard PATH, searched besides the current PATH.
+    const ROOT_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+    /// An apt source for trixie's source packages only: no binary package comes from trixie.
+    const SOURCES_FILE: &str = "/etc/apt/sources.list.d/debian-trixie-src.sources";
+    const SOURCES: &str = "\
+# Source packages only (no binary packages from trixie): `cargo xtask setup` builds CRIU from
+# trixie's source package when the installed CRIU fails `criu check`.
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+";
+    /// What building CRIU needs, all from Debian 12.
+    const BUILD_DEPENDENCIES: &[&str] = &[
+        "build-essential",
+        "make",
+        "gcc",
+        "pkg-config",
+        "libprotobuf-dev",
+        "libprotobuf-c-dev",
+        "protobuf-c-compiler",
+        "protobuf-compiler",
+        "python3-protobuf",
+        "libnl-3-dev",
+        "libnet1-dev",
+        "libcap-dev",
+        "libbsd-dev",
+        "libnftables-dev",
+        "libaio-dev",
+        "libgnutls28-dev",
+        "uuid-dev",
+        "libdrm-dev",
+    ];
+
+    /// Makes sure every `criu` a PATH can reach passes `criu check`, building CRIU if needed.
+    pub fn ensure_working() -> anyhow::Result<()> {
+        let failing = match failing_binaries() {
+            Ok(working) => {
+                println!("setup: criu: `criu check` passes for {}; nothing to build", join(&working));
+                return Ok(());
+            }
+            Err(failing) => failing,
+        };
+        if failing.is_empty() {
+            println!("setup: criu: no criu installed");
+        }
+        for (binary, reason) in &failing {
+            println!("setup: criu: `{} check` fails: {reason}", binary.display());
+        }
+        if check(Path::new(LOCAL_BINARY)).is_ok() {
+            println!("setup: criu: {LOCAL_BINARY} (built by an earlier run) passes `criu check`; not rebuilding it");
+        } else {
+            println!("setup: criu: building CRIU {VERSION} from Debian trixie's source package");
+            build()?;
+        }
+        replace_debian_binary()?;
+        match failing_binaries() {
+            Ok(working) => {
+                let output = check(Path::new(LOCAL_BINARY)).unwrap_or_default();
+                println!("setup: criu: `criu check` passes for {}: {output}", join(&working));
+                Ok(())
+            }
+            Err(failing) => {
+                let reasons: Vec<String> =
+                    failing.iter().map(|(binary, reason)| format!("{}: {reason}", binary.display())).collect();
+                bail!("criu still fails `criu check` after the build: {}", reasons.join("; "))
+            }
+        }
+    }
+
+    fn join(binaries: &[PathBuf]) -> String {
+        binaries.iter().map(|binary| binary.display().to_string()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Runs `binary check`: `Ok` with its verdict when it says "Looks good", else `Err` with its
+    /// first error (the cause; later lines only say that initialisation failed).
+    fn check(binary: &Path) -> Result<String, String> {
+        let output = Command::new(binary).arg("check").output().map_err(|error| format!("cannot run it: {error}"))?;
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        let lines = || text.lines().map(str::trim).filter(|line| !line.is_empty());
+        if output.status.success() && text.contains("Looks good") {
+            return Ok(lines().next_back().unwrap_or_default().to_owned());
+        }
+        let cause = lines().find(|line| line.starts_with("Error")).or_else(|| lines().next_back());
+        Err(format!("{} ({})", cause.unwrap_or("no output"), output.status))
+    }
+
+    /// Every distinct `criu` in the current PATH and root's standard PATH: `Ok` with them all when
+    /// each passes `criu check` (and there is at least one), else `Err` with those that fail.
+    fn failing_binaries() -> Result<Vec<PathBuf>, Vec<(PathBuf, String)>> {
+        let current = std::env::var_os("PATH").unwrap_or_default();
+        let mut binaries: Vec<PathBuf> = Vec::new();
+        for dir in std::env::split_paths(&current).chain(ROOT_PATH.iter().map(PathBuf::from)) {
+            let candidate = dir.join("criu");
+            if let Ok(real) = candidate.canonicalize()
+                && real.is_file()
+                && !binaries.contains(&real)
+            {
+                binaries.push(real);
+            }
+        }
+        let failing: Vec<(PathBuf, String)> =
+            binaries.iter().filter_map(|binary| check(binary).err().map(|reason| (binary.clone(), reason))).collect();
+        if binaries.is_empty() || !failing.is_empty() { Err(failing) } else { Ok(binaries) }
+    }
+
+    /// Adds the trixie source entry, fetches CRIU's source, builds it and installs the binary.
+    fn build() -> anyhow::Result<()> {
+        install_missing(BUILD_DEPENDENCIES, "CRIU build dependencies")?;
+        add_trixie_sources()?;
+        run_command(Command::new("apt-get").args(["update", "-qq"]))?;
+
+        let work = tempfile::Builder::new().prefix("criu-build-").tempdir().context("creating the build directory")?;
+        let mut fetch = Command::new("apt-get");
+        fetch.args(["source", "--download-only", "criu/trixie"]).current_dir(work.path());
+        // apt may fail on one of the package's files (the .dsc); the upstream tarball is all the
+        // build uses, so its presence is what decides.
+        eprintln!("xtask: running {fetch:?}");
+        let fetched = fetch.status().with_context(|| format!("cannot run {fetch:?}"))?;
+        let tarball = work.path().join(TARBALL);
+        if !tarball.is_file() {
+            let files: Vec<String> = std::fs::read_dir(work.path())
+                .map(|entries| {
+                    entries.flatten().map(|entry| entry.file_name().to_string_lossy().into_owned()).collect()
+                })
+                .unwrap_or_default();
+            bail!("{fetch:?} ({fetched}) did not bring {TARBALL}; it fetched: [{}]", files.join(", "));
+        }
+        if !fetched.success() {
+            println!("setup: criu: apt-get source exited with {fetched}, but {TARBALL} arrived; building from it");
+        }
+
+        run_command(Command::new("tar").arg("-xJf").arg(&tarball).arg("-C").arg(work.path()))?;
+        let source = work.path().join(format!("criu-{VERSION}"));
+        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!("setup: criu: building in {} (make -j{jobs} criu; a few minutes)", source.display());
+        run_command(Command::new("make").arg(format!("-j{jobs}")).arg("criu").current_dir(&source))?;
+
+        let built = source.join("criu").join("criu");
+        run_command(Command::new("install").args(["-D", "-m", "0755"]).arg(&built).arg(LOCAL_BINARY))?;
+        println!("setup: criu: installed CRIU {VERSION} at {LOCAL_BINARY}");
+        Ok(())
+    }
+
+    fn add_trixie_sources() -> anyhow::Result<()> {
+        if std::fs::read_to_string(SOURCES_FILE).is_ok_and(|existing| existing == SOURCES) {
+            println!("setup: criu: {SOURCES_FILE} already lists trixie's source packages");
+            return Ok(());
+        }
+        std::fs::write(SOURCES_FILE, SOURCES).with_context(|| format!("writing {SOURCES_FILE}"))?;
+        println!("setup: criu: wrote {SOURCES_FILE} (deb-src for trixie only)");
+        Ok(())
+    }
+
+    /// Diverts Debian's binary aside and links its path to the one built here.
+    fn replace_debian_binary() -> anyhow::Result<()> {
+        let debian = Path::new(DEBIAN_BINARY);
+        if std::fs::read_link(debian).is_ok_and(|target| target == Path::new(LOCAL_BINARY)) {
+            println!("setup: criu: {DEBIAN_BINARY} already links to {LOCAL_BINARY}");
+            return Ok(());
+        }
+        // Registered even when no package owns the path yet, so installing one later cannot
+        // overwrite the link.
+        run_command(Command::new("dpkg-divert").args([
+            "--local",
+            "--rename",
+            "--divert",
+            DIVERTED_BINARY,
+            "--add",
+            DEBIAN_BINARY,
+        ]))?;
+        if debian.symlink_metadata().is_ok() {
+            bail!("{DEBIAN_BINARY} is still there after diverting it to {DIVERTED_BINARY}; not replacing it");
+        }
+        std::os::unix::fs::symlink(LOCAL_BINARY, debian)
+            .with_context(|| format!("linking {DEBIAN_BINARY} to {LOCAL_BINARY}"))?;
+        println!("setup: criu: moved Debian's {DEBIAN_BINARY} to {DIVERTED_BINARY} and linked it to {LOCAL_BINARY}");
+        Ok(())
+    }
 }
