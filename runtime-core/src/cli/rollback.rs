@@ -148,9 +148,17 @@ mod tests {
         assert!(outcome.unwrap_err().contains("did not finish in time"));
         assert!(started.elapsed() < Duration::from_secs(5), "bounded by the deadline");
         let grandchild: i32 = std::fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
-        assert!(state.is_none() || state == Some("Z"), "the grandchild {grandchild} was killed: {stat}");
+        // SIGKILL is delivered at once but the dying process takes a moment to become a zombie.
+        let ended = || {
+            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).map(str::to_owned);
+            state.is_none() || state.as_deref() == Some("Z")
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !ended() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(ended(), "the grandchild {grandchild} was killed with the group");
     }
 
     #[test]

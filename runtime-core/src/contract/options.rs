@@ -53,6 +53,24 @@ pub struct StdioPipes {
 }
 
 impl ContainerStdio {
+    /// stdin `/dev/null`, stdout and stderr appended to the file at `path` (made 0600 if
+    /// missing): a container's log that outlives the call and needs no reader.
+    pub fn log_file(path: &std::path::Path) -> Result<ContainerStdio> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(path)
+                .map_err(|err| Error::io(format!("opening the log file {}", path.display()), err))
+        };
+        let stdout = OwnedFd::from(open()?);
+        let stderr = stdout.try_clone().map_err(|err| Error::io("duplicating the log file", err))?;
+        Ok(ContainerStdio::Fds { stdin: None, stdout: Some(stdout), stderr: Some(stderr) })
+    }
+
     /// Three fresh pipes: the container gets one end of each, the caller keeps the other.
     /// All ends are close-on-exec until they are handed to the runtime.
     pub fn pipes() -> Result<(ContainerStdio, StdioPipes)> {

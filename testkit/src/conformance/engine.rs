@@ -35,6 +35,7 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
             Box::pin(two_processes_stop_and_delete_one_container(env))
         }),
         ("a_restored_container_is_supervised", |env| Box::pin(restored_container_is_supervised(env))),
+        ("output_goes_to_a_log_file", |env| Box::pin(output_goes_to_a_log_file(env))),
     ]
 }
 
@@ -394,6 +395,25 @@ async fn restored_container_is_supervised(env: &mut Env) -> CaseResult {
     let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait(&id)).await.context("no exit")??;
     ensure!(exit == Exit::Exited(3), "the restored process's own exit: {exit:?}");
     ensure!(exit_file_text(env, &id)? == "3", "recorded like any other exit");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(Ran::Passed)
+}
+
+/// A supervised container's output can go to a log file that needs no reader.
+async fn output_goes_to_a_log_file(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id = env.id("logged");
+    let bundle = env.bundle(["sh", "-c", "echo out; echo err >&2; exit 2"])?;
+    let logs = tempfile::tempdir()?;
+    let log = logs.path().join("ctr.log");
+    let stdio = runtime_core::ContainerStdio::log_file(&log)?;
+    let created = engine.run(&id, bundle.path(), CreateOptions { stdio, ..CreateOptions::default() }).await?;
+    env.track(created.pid);
+    ensure!(engine.wait(&id).await? == Exit::Exited(2), "the container's own exit");
+    let text = std::fs::read_to_string(&log)?;
+    ensure!(text == "out\nerr\n", "the log holds both streams in order: {text:?}");
+    use std::os::unix::fs::PermissionsExt;
+    ensure!(std::fs::metadata(&log)?.permissions().mode() & 0o777 == 0o600, "the log is private");
     engine.delete(&id, DeleteMode::IfStopped).await?;
     Ok(Ran::Passed)
 }
