@@ -90,9 +90,9 @@ impl DirectMonitor {
         DirectMonitor::default()
     }
 
-    /// Watches `pid` and, when it ends, records its exit in `exit_file` (if given) and for
-    /// waiters. A process that is already gone and reaped is recorded as unknown.
-    fn watch(pid: u32, exit_file: Option<std::path::PathBuf>, id: String) -> Watched {
+    /// Watches `pid` and, when it ends, records its exit in the container's files (if given) and
+    /// for waiters. A process that is already gone and reaped is recorded as unknown.
+    fn watch(pid: u32, files: Option<ContainerFiles>, id: String) -> Watched {
         let (sender, exit) = watch::channel(None);
         let handle = match ProcessHandle::open(pid) {
             Ok(handle) => Some(Arc::new(handle)),
@@ -113,10 +113,8 @@ impl DirectMonitor {
                 },
                 None => Exit::Unknown,
             };
-            if let Some(path) = exit_file
-                && let Err(err) = write_exit(&path, exit)
-            {
-                tracing::warn!(%id, %err, "cannot record the exit");
+            if let Some(files) = files {
+                record_exit(&files, exit, &id);
             }
             tracing::debug!(%id, pid, %exit, "process ended");
             // No receiver left is fine: the exit file holds it.
@@ -126,7 +124,7 @@ impl DirectMonitor {
     }
 
     fn supervise(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) {
-        let watched = Self::watch(pid, Some(files.exit_file.clone()), id.as_str().to_owned());
+        let watched = Self::watch(pid, Some(files.clone()), id.as_str().to_owned());
         let previous = self.containers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), watched);
         if let Some(previous) = previous {
             previous.task.abort();
@@ -135,6 +133,18 @@ impl DirectMonitor {
 
     fn receiver(&self, id: &ContainerId) -> Option<watch::Receiver<Option<Exit>>> {
         self.containers.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|w| w.exit.clone())
+    }
+}
+
+/// Writes the exit file, unless the container was deleted meanwhile (another process may delete
+/// a container this one watches): the directory goes first when a container is forgotten, so an
+/// exit file written after that is taken back here and none is left behind.
+fn record_exit(files: &ContainerFiles, exit: Exit, id: &str) {
+    if let Err(err) = write_exit(&files.exit_file, exit) {
+        tracing::warn!(%id, %err, "cannot record the exit");
+    }
+    if !files.dir.exists() {
+        let _ = std::fs::remove_file(&files.exit_file);
     }
 }
 
@@ -258,12 +268,21 @@ mod tests {
         assert!(!is_subreaper(), "not after the last");
     }
 
+    #[test]
+    fn an_exit_seen_after_the_container_was_forgotten_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ContainerFiles { exit_file: dir.path().join("exit"), dir: dir.path().join("deleted") };
+        record_exit(&files, Exit::Exited(1), "c1");
+        assert!(!files.exit_file.exists());
+    }
+
     #[tokio::test]
     async fn a_watched_child_records_its_exit_in_the_file_and_for_waiters() {
         let dir = tempfile::tempdir().unwrap();
         let exit_file = dir.path().join("c1");
         let child = std::process::Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
-        let watched = DirectMonitor::watch(child.id(), Some(exit_file.clone()), "c1".into());
+        let files = ContainerFiles { exit_file: exit_file.clone(), dir: dir.path().to_path_buf() };
+        let watched = DirectMonitor::watch(child.id(), Some(files), "c1".into());
         assert_eq!(until_exit(watched.exit).await, Exit::Exited(7));
         assert_eq!(std::fs::read_to_string(&exit_file).unwrap(), "7");
     }

@@ -127,12 +127,13 @@ impl StateRoot {
         Ok(records)
     }
 
-    /// Removes everything of container `id`: its directory and its exit file. The lock goes
-    /// when its guard is dropped.
+    /// Removes everything of container `id`: its directory, then its exit file (in that order, so
+    /// that a monitor recording an exit at the same moment sees the container gone and takes its
+    /// file back). The lock goes when its guard is dropped.
     pub(crate) fn forget(&self, id: &ContainerId) -> Result<()> {
         let files = self.files(id);
-        remove_if_there(&files.exit_file, std::fs::remove_file(&files.exit_file))?;
-        remove_if_there(&files.dir, std::fs::remove_dir_all(&files.dir))
+        remove_if_there(&files.dir, std::fs::remove_dir_all(&files.dir))?;
+        remove_if_there(&files.exit_file, std::fs::remove_file(&files.exit_file))
     }
 }
 
