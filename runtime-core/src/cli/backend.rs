@@ -12,6 +12,7 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oci_spec::runtime::LinuxResources;
@@ -20,6 +21,7 @@ use tokio::sync::OnceCell;
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
 use crate::cli::driver::{Call, CliRuntime, Input, Sink};
+use crate::cli::events::{self, StatsShape};
 use crate::cli::probe::{probe_features, run_probe};
 use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
@@ -32,6 +34,7 @@ use crate::contract::options::{
 };
 use crate::contract::signal::Signal;
 use crate::contract::state::{ContainerState, excerpt};
+use crate::contract::stats::{EventStream, Stats};
 use crate::contract::version::RuntimeVersion;
 
 /// What a backend crate (or a plugin) contributes to a [`CliBackend`].
@@ -160,6 +163,16 @@ impl CliBackend {
             Ok(()) | Err(Error::NotFound { .. }) => {}
             Err(err) => tracing::warn!(%id, %err, "rolling back a failed create left something behind"),
         }
+    }
+}
+
+impl CliBackend {
+    /// The shape of the runtime's statistics, once the probe has found its `events` command.
+    async fn events_shape(&self) -> Result<StatsShape> {
+        let features = self.features().await?;
+        self.require("events", &features.events)?;
+        let events = self.dialect().events_command().map_err(|missing| unsupported(self.family.name(), missing))?;
+        Ok(events.stats)
     }
 }
 
@@ -376,5 +389,18 @@ impl OciBackend for CliBackend {
         self.check_host()?;
         let args = self.argv(self.dialect().restore_args(id, bundle, opts))?;
         self.run_creating(id, args, &opts.stdio, &[], opts.timeout).await
+    }
+
+    async fn stats(&self, id: &ContainerId) -> Result<Stats> {
+        let shape = self.events_shape().await?;
+        let args = self.argv(self.dialect().stats_args(id))?;
+        let finished = self.cli.run_ok(Call::new(args).for_container(id)).await?;
+        events::stats_from_output(shape, &finished.stdout)
+    }
+
+    async fn events(&self, id: &ContainerId, interval: Duration) -> Result<EventStream> {
+        let shape = self.events_shape().await?;
+        let args = self.argv(self.dialect().events_args(id, interval))?;
+        events::stream(&self.cli, id, shape, args).await
     }
 }

@@ -7,4 +7,5 @@ pub mod backend;
 pub mod config;
 pub mod dialect;
 pub mod driver;
+pub mod events;
 pub mod probe;

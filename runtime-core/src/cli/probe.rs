@@ -16,6 +16,8 @@ use crate::contract::features::{CgroupManager, Features, Probe, Support};
 use crate::contract::host::{HostCheck, HostVerdict};
 use crate::contract::version::{RuntimeVersion, Version};
 
+mod events;
+
 /// Runs a program that is not the runtime (CRIU, or the runtime's `--version` before its dialect
 /// is known), bounded by `timeout`, and records it as evidence.
 pub(crate) async fn run_probe(program: &Path, args: &[&str], timeout: Duration) -> Probe {
@@ -277,6 +279,7 @@ pub(crate) async fn probe_features(
         update_command(cli),
         cgroup_managers(cli),
     );
+    let events = events::events_command(cli).await;
     Features {
         version,
         checkpoint,
@@ -287,6 +290,7 @@ pub(crate) async fn probe_features(
         update,
         cgroup_managers,
         host: host_support(host_checks),
+        events,
     }
 }
 

@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oci_spec::runtime::LinuxResources;
@@ -13,6 +14,7 @@ use crate::contract::id::ContainerId;
 use crate::contract::options::{CheckpointOptions, CreateOptions, ExecOptions, ExecOutcome, RestoreOptions};
 use crate::contract::signal::Signal;
 use crate::contract::state::ContainerState;
+use crate::contract::stats::{EventStream, Stats};
 use crate::contract::version::RuntimeVersion;
 
 /// One OCI runtime: runc, crun, youki, or one loaded from a plugin.
@@ -59,4 +61,9 @@ pub trait OciBackend: Send + Sync {
     async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()>;
     /// Creates and starts a container from a checkpoint.
     async fn restore(&self, id: &ContainerId, bundle: &Path, opts: &RestoreOptions) -> Result<()>;
+    /// The container's resource usage now (cpu, memory, pids, block I/O).
+    async fn stats(&self, id: &ContainerId) -> Result<Stats>;
+    /// Statistics every `interval` (and out-of-memory events where the runtime reports them),
+    /// until the container stops or the stream is dropped.
+    async fn events(&self, id: &ContainerId, interval: Duration) -> Result<EventStream>;
 }
