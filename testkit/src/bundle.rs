@@ -45,6 +45,7 @@ pub struct BundleBuilder {
     env: Vec<String>,
     rootless: bool,
     rootfs: Rootfs,
+    terminal: bool,
 }
 
 impl BundleBuilder {
@@ -59,6 +60,7 @@ impl BundleBuilder {
             env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
             rootless: false,
             rootfs: Rootfs::Busybox,
+            terminal: false,
         }
     }
 
@@ -71,6 +73,12 @@ impl BundleBuilder {
     /// A config for rootless containers (user namespace mapping the current user to root).
     pub fn rootless(mut self) -> Self {
         self.rootless = true;
+        self
+    }
+
+    /// Gives the process a terminal (`process.terminal`); create it with a console socket.
+    pub fn terminal(mut self) -> Self {
+        self.terminal = true;
         self
     }
 
@@ -89,7 +97,7 @@ impl BundleBuilder {
         };
         // Keep the defaults (capabilities, rlimits, user) and set what the test asks for.
         let mut process = spec.process().clone().unwrap_or_default();
-        process.set_terminal(Some(false));
+        process.set_terminal(Some(self.terminal));
         process.set_args(Some(self.args.clone()));
         process.set_env(Some(self.env.clone()));
         process.set_cwd("/".into());
@@ -144,6 +152,12 @@ mod tests {
         assert!(process.env().as_ref().unwrap().contains(&"A=b".to_owned()));
         assert_eq!(spec.root().as_ref().unwrap().path(), Path::new("rootfs"));
         assert!(bundle.rootfs().is_dir());
+    }
+
+    #[test]
+    fn terminal_variant_asks_for_a_terminal() {
+        let spec = BundleBuilder::new(["sh"]).terminal().spec().unwrap();
+        assert_eq!(spec.process().as_ref().unwrap().terminal(), Some(true));
     }
 
     #[test]

@@ -40,6 +40,13 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("feature_verdicts_match_their_evidence", |env| Box::pin(feature_verdicts_match_evidence(env))),
         ("unsupported_checkpoint_is_refused_with_the_probed_reason", |env| Box::pin(unsupported_checkpoint(env))),
         ("checkpoint_and_restore_roundtrip", |env| Box::pin(checkpoint_and_restore(env))),
+        ("terminal_reaches_the_container_through_the_console_socket", |env| {
+            Box::pin(super::terminal::terminal_reaches_the_container_through_the_console_socket(env))
+        }),
+        ("stats_match_what_the_test_reads", |env| Box::pin(super::stats::stats_match_what_the_test_reads(env))),
+        ("events_stream_samples_and_dropping_it_ends_the_runtime", |env| {
+            Box::pin(super::stats::events_stream_samples_and_dropping_it_ends_the_runtime(env))
+        }),
     ]
 }
 

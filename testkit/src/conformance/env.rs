@@ -106,6 +106,11 @@ impl Env {
         BundleBuilder::new(args).rootfs(self.rootfs).build()
     }
 
+    /// The root filesystem bundles need for this subject.
+    pub fn rootfs(&self) -> Rootfs {
+        self.rootfs
+    }
+
     /// Remembers a process of the test, to check at the end that it is gone.
     pub fn track(&mut self, pid: u32) {
         self.seen.push(Tracked::capture(pid));

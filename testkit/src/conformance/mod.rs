@@ -9,6 +9,8 @@
 
 mod cases;
 mod env;
+mod stats;
+mod terminal;
 
 use std::future::Future;
 use std::pin::Pin;

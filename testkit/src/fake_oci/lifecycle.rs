@@ -7,6 +7,7 @@
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use oci_spec::runtime::Spec;
 use serde::Serialize;
 
 use super::args::{Grammar, Opt, flag, flag_s, parse_command, val, val_s};
+use super::console;
 use super::error::{CmdResult, Failure, io_failure};
 use super::flavour::{Ctx, Flavour};
 use super::init::INIT_ARG;
@@ -260,8 +262,12 @@ pub(crate) fn spawn_process(executable: &Path, process: &ProcSpec, cwd: &Path) -
         .spawn()
 }
 
-fn spawn_init(ctx: &Ctx, prepared: &Prepared, fifo: &Path) -> io::Result<Child> {
-    Command::new(std::env::current_exe()?)
+fn spawn_init(ctx: &Ctx, prepared: &Prepared, fifo: &Path, terminal: Option<&OwnedFd>) -> io::Result<Child> {
+    let mut command = Command::new(std::env::current_exe()?);
+    if let Some(slave) = terminal {
+        command.stdin(slave.try_clone()?).stdout(slave.try_clone()?).stderr(slave.try_clone()?);
+    }
+    command
         .arg0(ctx.flavour.name())
         .arg(INIT_ARG)
         .arg(fifo)
@@ -311,13 +317,15 @@ fn create_container(
     ctx: &Ctx,
     id: &str,
     bundle: Option<&str>,
+    console_socket: Option<&str>,
     pid_file: Option<&str>,
     no_pid_file: bool,
     foreground: bool,
 ) -> Result<(Record, Child), Failure> {
     let prepared = prepare(ctx, id, bundle, None)?;
+    let terminal = console::attach(ctx, &prepared.bundle, console_socket, !foreground)?;
     let dir = materialise(ctx, &prepared, true)?;
-    let child = spawn_init(ctx, &prepared, &dir.join(FIFO)).map_err(|e| {
+    let child = spawn_init(ctx, &prepared, &dir.join(FIFO), terminal.as_ref()).map_err(|e| {
         let _ = fs::remove_dir_all(&dir);
         io_failure("start container init", e)
     })?;
@@ -339,8 +347,16 @@ pub(crate) fn create(ctx: &Ctx, argv: &[String], no_pid_file: bool) -> CmdResult
     let Some(m) = parse_command(ctx, &grammar, argv)? else {
         return Ok(0);
     };
-    create_container(ctx, m.first(), m.value("bundle"), m.value("pid-file"), no_pid_file, false)
-        .map_err(|f| runc_prefix(ctx, f, "runc create failed: "))?;
+    create_container(
+        ctx,
+        m.first(),
+        m.value("bundle"),
+        m.value("console-socket"),
+        m.value("pid-file"),
+        no_pid_file,
+        false,
+    )
+    .map_err(|f| runc_prefix(ctx, f, "runc create failed: "))?;
     Ok(0)
 }
 
@@ -432,9 +448,16 @@ pub(crate) fn run(ctx: &Ctx, argv: &[String], no_pid_file: bool) -> CmdResult {
         return Ok(0);
     };
     let detach = m.flag("detach");
-    let (mut record, mut child) =
-        create_container(ctx, m.first(), m.value("bundle"), m.value("pid-file"), no_pid_file, !detach)
-            .map_err(|f| runc_prefix(ctx, f, "runc run failed: "))?;
+    let (mut record, mut child) = create_container(
+        ctx,
+        m.first(),
+        m.value("bundle"),
+        m.value("console-socket"),
+        m.value("pid-file"),
+        no_pid_file,
+        !detach,
+    )
+    .map_err(|f| runc_prefix(ctx, f, "runc run failed: "))?;
     let started = release_init(&state::dir(&ctx.root, &record.id), &record.init).and_then(|()| {
         record.started = true;
         save(ctx, &record)

@@ -31,9 +31,11 @@
 //! cgroup (`kill --all`, `pause`, `ps`).
 //!
 //! Not imitated: namespaces, cgroup limits, the root filesystem (the process runs in
-//! `process.cwd` if it exists on the host, else in the bundle), terminals (`--tty` and
-//! `--console-socket` are accepted and ignored), users and capabilities. `--preserve-fds` needs
-//! no work: inherited descriptors stay open.
+//! `process.cwd` if it exists on the host, else in the bundle), exec terminals (`exec --tty` is
+//! accepted and ignored), users and capabilities. `--preserve-fds` needs no work: inherited
+//! descriptors stay open. A terminal container gets a real pseudo-terminal through
+//! `--console-socket` (see `console.rs`); `events` reports what `/proc` says of the container's
+//! processes (see `events.rs`).
 //!
 //! Failures are written to stderr and, with `--log FILE`, appended to FILE as a text line or
 //! (`--log-format json`) a JSON record in the flavour's shape. Faults can be injected into any
@@ -41,8 +43,10 @@
 
 mod args;
 mod checkpoint;
+mod console;
 mod criu;
 mod error;
+mod events;
 mod faults;
 mod features;
 mod flavour;
@@ -306,6 +310,7 @@ fn dispatch(ctx: &Ctx, command: &str, argv: &[String], no_pid_file: bool) -> Cmd
         (_, "features") if features::available(ctx) => features::features(ctx, argv),
         (Flavour::Runc, "checkpoint") | (Flavour::Youki, "checkpointt") => checkpoint::checkpoint(ctx, argv, command),
         (Flavour::Runc, "restore") => checkpoint::restore(ctx, argv, no_pid_file),
+        (Flavour::Runc | Flavour::Youki, "events") => events::events(ctx, argv),
         (Flavour::Runc | Flavour::Youki, "help") => {
             print!("{}", global_help(ctx));
             Ok(0)
