@@ -1,15 +1,16 @@
-//! Embedding: run one container with runc and report how it went.
+//! Embedding: run one container with runc under the engine and report how it ended.
 //!
 //! `cargo run -p backend-runc --example embed -- <bundle> [id]` (as root, with runc installed;
 //! `cargo xtask setup` installs it). Swap `Runc` for `backend_crun::Crun` or
 //! `backend_youki::Youki` and nothing else changes.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use backend_runc::Runc;
 use runtime_core::{
-    ContainerId, CreateOptions, DeleteMode, ExecOptions, ExecOutcome, KillScope, OciBackend, RuntimeConfig, Signal,
-    process,
+    ContainerId, CreateOptions, DeleteMode, DirectMonitor, Engine, ExecOptions, ExecOutcome, OciBackend, RuntimeConfig,
+    StateRoot, process,
 };
 
 #[tokio::main(flavor = "current_thread")]
@@ -19,21 +20,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let id = ContainerId::new(args.next().unwrap_or_else(|| "embed-demo".into()))?;
 
     let runc = Runc::connect(RuntimeConfig::default()).await?;
-    let features = runc.features().await?;
-    if let Some(reason) = features.checkpoint.reason() {
+    if let Some(reason) = runc.features().await?.checkpoint.reason() {
         println!("checkpoint is not available here: {reason}");
     }
+    let engine =
+        Engine::new(Arc::new(runc), Arc::new(DirectMonitor::new()), StateRoot::open(StateRoot::default_path())?);
 
-    let created = runc.create(&id, &bundle, CreateOptions::default()).await?;
-    runc.start(&id).await?;
-    println!("{id} (init pid {}) is {}", created.pid, runc.state(&id).await?.status);
+    let created = engine.create(&id, &bundle, CreateOptions::default()).await?;
+    engine.start(&id).await?;
+    println!("{id} started, init pid {}", created.pid);
 
-    let echo = process(["echo", "hello"]);
-    if let ExecOutcome::Exited { code, stdout, .. } = runc.exec(&id, &echo, ExecOptions::default()).await? {
+    if let ExecOutcome::Exited { code, stdout, .. } =
+        engine.exec(&id, &process(["echo", "hello"]), ExecOptions::default()).await?
+    {
         println!("exec exited {code}: {}", String::from_utf8_lossy(&stdout.bytes).trim());
     }
 
-    runc.kill(&id, Signal::KILL, KillScope::All).await?;
-    runc.delete(&id, DeleteMode::Force).await?;
+    let exit = engine.wait(&id).await?;
+    println!("{id} {exit} (exit code {:?})", exit.shell_code());
+    engine.delete(&id, DeleteMode::IfStopped).await?;
     Ok(())
 }

@@ -113,6 +113,9 @@ pub fn main(build: impl FnOnce(&mut Suite)) -> ExitCode {
     let args = Arguments::from_args();
     let mut suite = Suite::default();
     build(&mut suite);
+    if let Some(code) = crate::conformance::run_as_second_process() {
+        return code;
+    }
     libtest_mimic::run(&args, suite.trials).exit_code()
 }
 

@@ -14,6 +14,8 @@
 mod direct;
 mod pidfd;
 mod state_root;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -80,6 +82,9 @@ pub struct Engine {
     /// Containers this engine's monitor watches; others (made by another process) are adopted
     /// when waited for.
     watched: Mutex<HashSet<ContainerId>>,
+    /// Not root: `stop`'s SIGKILL goes to the init alone, since a rootless container's cgroup
+    /// may not be ours to signal (as podman does).
+    rootless: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -113,7 +118,8 @@ fn stop_signal_of(bundle: &Path) -> Signal {
 impl Engine {
     /// An engine driving `backend`, supervising through `monitor`, keeping state in `root`.
     pub fn new(backend: Arc<dyn OciBackend>, monitor: Arc<dyn Monitor>, root: StateRoot) -> Self {
-        Engine { backend, monitor, root, watched: Mutex::new(HashSet::new()) }
+        let rootless = !nix::unistd::geteuid().is_root();
+        Engine { backend, monitor, root, watched: Mutex::new(HashSet::new()), rootless }
     }
 
     /// An engine that finds again the containers recorded under `root` (after the embedding
@@ -327,7 +333,7 @@ impl Engine {
         if let Ok(exit) = tokio::time::timeout(opts.timeout, self.wait(id)).await {
             return exit;
         }
-        let scope = if nix::unistd::geteuid().is_root() { KillScope::All } else { KillScope::Init };
+        let scope = if self.rootless { KillScope::Init } else { KillScope::All };
         tracing::info!(%id, ?signal, timeout = ?opts.timeout, "the stop signal did not stop it; sending SIGKILL");
         gone_is_fine(self.backend.kill(id, Signal::KILL, scope).await)?;
         match tokio::time::timeout(KILL_GRACE, self.wait(id)).await {

@@ -31,6 +31,9 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("fifty_containers_in_parallel_keep_their_codes", |env| Box::pin(fifty_in_parallel(env))),
         ("reconnect_finds_live_and_exited_containers", |env| Box::pin(reconnect(env))),
         ("delete_refuses_a_running_container_unless_forced", |env| Box::pin(delete_refuses_running(env))),
+        ("two_processes_stop_and_delete_one_container", |env| {
+            Box::pin(two_processes_stop_and_delete_one_container(env))
+        }),
     ]
 }
 
@@ -250,5 +253,108 @@ async fn delete_refuses_running(env: &mut Env) -> CaseResult {
     ensure!(engine.status(&id).await?.status == Status::Running, "still running");
     engine.delete(&id, DeleteMode::Force).await.context("delete --force")?;
     ensure!(engine.list().await?.is_empty(), "nothing listed after delete");
+    Ok(Ran::Passed)
+}
+
+/// What tells a test binary it runs as the second process of
+/// [`two_processes_stop_and_delete_one_container`]: the subject's label, then the runtime
+/// binary, its root, the engine's state root and the container, separated by newlines.
+const SECOND_PROCESS: &str = "TESTKIT_ENGINE_SECOND_PROCESS";
+
+/// Stops and deletes one container from another OS process, through an engine of its own on the
+/// same state root; prints `stop: <outcome>` and `delete: <outcome>`.
+pub(super) fn second_process(subjects: &[super::Subject]) -> Option<std::process::ExitCode> {
+    let task = std::env::var(SECOND_PROCESS).ok()?;
+    let fields: Vec<&str> = task.split('\n').collect();
+    let [label, binary, root, state_root, id] = fields[..] else {
+        eprintln!("{SECOND_PROCESS} holds {task:?}");
+        return Some(std::process::ExitCode::from(2));
+    };
+    // Once the variable is set this process never runs the suite itself: that would recurse.
+    let Some(subject) = subjects.iter().find(|subject| subject.label() == label).cloned() else {
+        eprintln!("{SECOND_PROCESS} names {label:?}, which this binary does not register");
+        return Some(std::process::ExitCode::from(2));
+    };
+    let outcome = async {
+        let config = runtime_core::RuntimeConfig::default().binary(binary).root(root);
+        let backend: Arc<dyn runtime_core::OciBackend> = Arc::from((subject.connect)(config).await?);
+        let root = runtime_core::StateRoot::open(state_root)?;
+        let engine = Engine::new(backend, Arc::new(DirectMonitor::new()), root);
+        let id = ContainerId::new(id)?;
+        let stop = engine.stop(&id, StopOptions { signal: Some(Signal::KILL), timeout: Duration::from_secs(10) }).await;
+        let delete = engine.delete(&id, DeleteMode::IfStopped).await;
+        anyhow::Ok((kind(stop), kind(delete)))
+    };
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(outcome));
+    match outcome {
+        Ok((stop, delete)) => {
+            println!("stop: {stop}\ndelete: {delete}");
+            Some(std::process::ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("second process: {err:#}");
+            Some(std::process::ExitCode::from(1))
+        }
+    }
+}
+
+/// An outcome as `ok`, or the error's variant and message.
+fn kind<T>(result: runtime_core::Result<T>) -> String {
+    use runtime_core::Error;
+    match result {
+        Ok(_) => "ok".to_owned(),
+        Err(err @ Error::NotFound { .. }) => format!("NotFound ({err})"),
+        Err(err @ Error::InvalidState { .. }) => format!("InvalidState ({err})"),
+        Err(err) => format!("other ({err})"),
+    }
+}
+
+async fn two_processes_stop_and_delete_one_container(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id = created(env, &engine, "contended", &["sleep", "1000"]).await?;
+    engine.start(&id).await?;
+    let root = env.engine_state_root()?;
+    let binary = env.config.binary.clone().context("the env names its binary")?;
+    let runtime_root = env.config.root.clone().context("the env names its root")?;
+    let task = [
+        env.label().to_owned(),
+        binary.display().to_string(),
+        runtime_root.display().to_string(),
+        root.path().display().to_string(),
+        id.as_str().to_owned(),
+    ]
+    .join("\n");
+    let program = std::env::current_exe()?;
+    let spawn = || {
+        tokio::process::Command::new(&program)
+            .env(SECOND_PROCESS, &task)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+    };
+    let (first, second) = tokio::time::timeout(Duration::from_secs(120), async { tokio::join!(spawn(), spawn()) })
+        .await
+        .context("the two processes did not finish")?;
+    let mut deletes = Vec::new();
+    for output in [first?, second?] {
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        ensure!(output.status.success() && !stderr.contains("panicked"), "a process failed: {stdout} {stderr}");
+        let stop = stdout.lines().find_map(|line| line.strip_prefix("stop: ")).context("no stop line")?;
+        ensure!(stop == "ok" || stop.starts_with("NotFound"), "stop in one process: {stop}");
+        deletes
+            .push(stdout.lines().find_map(|line| line.strip_prefix("delete: ")).context("no delete line")?.to_owned());
+    }
+    deletes.sort();
+    ensure!(deletes[1] == "ok", "one process deleted the container: {deletes:?}");
+    ensure!(
+        deletes[0].starts_with("NotFound") || deletes[0].starts_with("InvalidState"),
+        "the other was told, with a typed error: {deletes:?}"
+    );
+    ensure!(engine.list().await?.is_empty(), "the state root has no container left");
     Ok(Ran::Passed)
 }

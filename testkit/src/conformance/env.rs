@@ -24,6 +24,8 @@ pub const STATUS_PATIENCE: Duration = Duration::from_secs(15);
 pub struct Env {
     /// The backend under test.
     pub backend: Arc<dyn OciBackend>,
+    /// How the backend was connected, for another process to connect the same way.
+    pub config: RuntimeConfig,
     label: String,
     fake: Option<FakeRuntime>,
     real: Option<String>,
@@ -71,9 +73,10 @@ impl Env {
             (Setup::Real(name), None) => bail!("the gate gave no binary for {name}"),
         };
         let root = config.root.clone().context("every env has its own root")?;
-        let backend = Arc::from((subject.connect)(config).await.context("connecting the backend")?);
+        let backend = Arc::from((subject.connect)(config.clone()).await.context("connecting the backend")?);
         Ok(Env {
             backend,
+            config,
             label: subject.label.clone(),
             fake,
             real: real_name,

@@ -104,7 +104,19 @@ pub fn register(suite: &mut Suite, subject: &Subject) {
 /// process that supervises containers directly is a child subreaper while it creates them, and
 /// would adopt the detached execs the backend cases make.
 pub fn register_engine(suite: &mut Suite, subject: &Subject) {
+    SUBJECTS.lock().unwrap_or_else(|p| p.into_inner()).push(subject.clone());
     add(suite, subject, format!("{}+direct", subject.label), engine::all());
+}
+
+/// The subjects this test binary registered for the engine, for [`run_as_second_process`].
+static SUBJECTS: std::sync::Mutex<Vec<Subject>> = std::sync::Mutex::new(Vec::new());
+
+/// When this test binary was started by an engine case as a second OS process (see
+/// `engine::two_processes_stop_and_delete_one_container`), does that process's part and gives
+/// its exit code; `None` in a normal test run.
+pub fn run_as_second_process() -> Option<std::process::ExitCode> {
+    let subjects = SUBJECTS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    engine::second_process(&subjects)
 }
 
 fn add(suite: &mut Suite, subject: &Subject, label: String, cases: Vec<(&'static str, Case)>) {

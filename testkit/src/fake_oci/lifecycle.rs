@@ -163,6 +163,15 @@ pub(crate) fn create(ctx: &Ctx, args: &Args) -> CmdResult {
     Ok(0)
 }
 
+/// `run --detach`: `create`, then `start`, as one call. The library runs detached only.
+pub(crate) fn run(ctx: &Ctx, args: &Args) -> CmdResult {
+    if !args.flag("detach") {
+        return Err(Failure::runtime("fake-oci runs containers detached only"));
+    }
+    create(ctx, args)?;
+    start(ctx, args)
+}
+
 /// Reads the init's byte from the exec fifo. Opened non-blocking and polled, so an init that
 /// died meanwhile is an error rather than a hang.
 fn release_init(dir: &Path, init: &Tracked) -> Result<(), Failure> {

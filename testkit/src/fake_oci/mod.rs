@@ -190,6 +190,9 @@ fn command(flavour: Flavour, name: &str) -> Option<(&'static str, Command)> {
     Some(match (flavour, name) {
         (_, "create") => ("bundle= pid-file= console-socket= no-pivot no-new-keyring preserve-fds=", lifecycle::create),
         (_, "start") => ("", lifecycle::start),
+        (_, "run") => {
+            ("detach bundle= pid-file= console-socket= no-pivot no-new-keyring preserve-fds=", lifecycle::run)
+        }
         (_, "state") => ("", lifecycle::state),
         (_, "list") => ("format=", lifecycle::list),
         (_, "kill") => ("all", lifecycle::kill),

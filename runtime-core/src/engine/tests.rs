@@ -1,0 +1,277 @@
+//! The engine's decisions, against mocks of the backend and the monitor: which calls it makes,
+//! in which order, and what it returns. Time is paused, so timeouts pass at once; a wait that
+//! should not end returns a future that never resolves.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use mockall::Sequence;
+use mockall::predicate::{always, eq};
+
+use super::*;
+use crate::contract::error::Failure;
+use crate::contract::features::Features;
+use crate::contract::monitor::ContainerFiles;
+use crate::contract::state::ContainerState;
+use crate::contract::stats::{EventStream, Stats};
+use crate::contract::version::RuntimeVersion;
+
+mockall::mock! {
+    Backend {}
+    #[async_trait::async_trait]
+    impl OciBackend for Backend {
+        fn name(&self) -> &str;
+        fn binary(&self) -> &Path;
+        fn global_args(&self) -> Vec<std::ffi::OsString>;
+        async fn version(&self) -> Result<RuntimeVersion>;
+        async fn features(&self) -> Result<Arc<Features>>;
+        async fn create(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created>;
+        fn can_run(&self) -> bool;
+        async fn run(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created>;
+        async fn start(&self, id: &ContainerId) -> Result<()>;
+        async fn state(&self, id: &ContainerId) -> Result<ContainerState>;
+        async fn list(&self) -> Result<Vec<ContainerState>>;
+        async fn kill(&self, id: &ContainerId, signal: Signal, scope: KillScope) -> Result<()>;
+        async fn delete(&self, id: &ContainerId, mode: DeleteMode) -> Result<()>;
+        async fn pause(&self, id: &ContainerId) -> Result<()>;
+        async fn resume(&self, id: &ContainerId) -> Result<()>;
+        async fn exec(&self, id: &ContainerId, process: &Process, opts: ExecOptions) -> Result<ExecOutcome>;
+        async fn ps(&self, id: &ContainerId) -> Result<Vec<u32>>;
+        async fn update(&self, id: &ContainerId, resources: &LinuxResources) -> Result<()>;
+        async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()>;
+        async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created>;
+        async fn stats(&self, id: &ContainerId) -> Result<Stats>;
+        async fn events(&self, id: &ContainerId, interval: Duration) -> Result<EventStream>;
+    }
+}
+
+/// What a mocked monitor's methods return: a future, so that a wait can be one that never ends.
+type Answer<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+// `async_trait` methods written out as what they are, functions returning boxed futures.
+mockall::mock! {
+    Monitor {}
+    impl Monitor for Monitor {
+        fn name(&self) -> &str;
+        fn create<'a, 'b, 'c>(&'a self, backend: &'b dyn OciBackend, req: CreateRequest) -> Answer<'c, Created>
+        where 'a: 'c, 'b: 'c, Self: 'c;
+        fn restore<'a, 'b, 'c>(&'a self, backend: &'b dyn OciBackend, req: RestoreRequest) -> Answer<'c, Created>
+        where 'a: 'c, 'b: 'c, Self: 'c;
+        fn exec<'a, 'b, 'c>(&'a self, backend: &'b dyn OciBackend, req: ExecRequest) -> Answer<'c, ExecSession>
+        where 'a: 'c, 'b: 'c, Self: 'c;
+        fn adopt<'a, 'b, 'c, 'd>(&'a self, id: &'b ContainerId, pid: u32, files: &'c ContainerFiles) -> Answer<'d, ()>
+        where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
+        fn exit_status<'a, 'b, 'c, 'd>(&'a self, id: &'b ContainerId, files: &'c ContainerFiles)
+            -> Answer<'d, Option<Exit>>
+        where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
+        fn wait<'a, 'b, 'c, 'd>(&'a self, id: &'b ContainerId, files: &'c ContainerFiles) -> Answer<'d, Exit>
+        where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
+        fn wait_exec<'a, 'b, 'c>(&'a self, session: &'b ExecSession) -> Answer<'c, Exit>
+        where 'a: 'c, 'b: 'c, Self: 'c;
+        fn signal_exec<'a, 'b, 'c>(&'a self, session: &'b ExecSession, signal: Signal) -> Answer<'c, ()>
+        where 'a: 'c, 'b: 'c, Self: 'c;
+        fn release<'a, 'b, 'c, 'd>(&'a self, id: &'b ContainerId, files: &'c ContainerFiles) -> Answer<'d, ()>
+        where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: Result<T>) -> Answer<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+fn never<'a, T: Send + 'a>() -> Answer<'a, T> {
+    Box::pin(std::future::pending())
+}
+
+fn id() -> ContainerId {
+    ContainerId::new("c1").unwrap()
+}
+
+fn refusal(status: i32, message: &str) -> Box<Failure> {
+    Box::new(Failure { argv: vec!["runtime".into()], status: Exit::Exited(status), message: message.into() })
+}
+
+fn backend() -> MockBackend {
+    let mut backend = MockBackend::new();
+    backend.expect_name().return_const("mock".to_owned());
+    backend
+}
+
+fn monitor() -> MockMonitor {
+    let mut monitor = MockMonitor::new();
+    monitor.expect_name().return_const("mock-monitor".to_owned());
+    monitor
+}
+
+/// An engine over the mocks, with `c1` created through it (so its monitor watches it).
+async fn engine_with_c1(mut backend: MockBackend, mut monitor: MockMonitor, root: &Path) -> Engine {
+    monitor.expect_create().times(1).returning(|_, _| ready(Ok(Created { pid: 4242 })));
+    backend.expect_can_run().return_const(false);
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), StateRoot::open(root).unwrap());
+    engine.create(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
+    engine
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_sends_term_waits_its_timeout_then_kills_every_process_and_waits_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    let mut order = Sequence::new();
+    monitor.expect_exit_status().times(1).in_sequence(&mut order).returning(|_, _| ready(Ok(None)));
+    backend
+        .expect_kill()
+        .with(eq(id()), eq(Signal::TERM), eq(KillScope::Init))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| Ok(()));
+    monitor.expect_wait().times(1).in_sequence(&mut order).returning(|_, _| never());
+    backend
+        .expect_kill()
+        .with(eq(id()), eq(Signal::KILL), eq(KillScope::All))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| Ok(()));
+    monitor.expect_wait().times(1).in_sequence(&mut order).returning(|_, _| ready(Ok(Exit::Signaled(Signal::KILL))));
+    let mut engine = engine_with_c1(backend, monitor, dir.path()).await;
+    engine.rootless = false;
+    let started = tokio::time::Instant::now();
+    let exit = engine.stop(&id(), StopOptions { signal: None, timeout: Duration::from_secs(7) }).await.unwrap();
+    assert_eq!(exit, Exit::Signaled(Signal::KILL));
+    assert_eq!(started.elapsed(), Duration::from_secs(7), "SIGKILL came when the timeout ran out");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rootless_stop_kills_only_the_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    backend.expect_kill().with(eq(id()), eq(Signal::TERM), eq(KillScope::Init)).times(1).returning(|_, _, _| Ok(()));
+    backend.expect_kill().with(eq(id()), eq(Signal::KILL), eq(KillScope::Init)).times(1).returning(|_, _, _| Ok(()));
+    let mut waits = 0;
+    monitor.expect_wait().times(2).returning(move |_, _| {
+        waits += 1;
+        if waits == 1 { never() } else { ready(Ok(Exit::Signaled(Signal::KILL))) }
+    });
+    let mut engine = engine_with_c1(backend, monitor, dir.path()).await;
+    engine.rootless = true;
+    let exit = engine.stop(&id(), StopOptions::default()).await.unwrap();
+    assert_eq!(exit, Exit::Signaled(Signal::KILL));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_that_ignores_even_sigkill_is_reported_with_its_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    backend.expect_kill().times(2).returning(|_, _, _| Ok(()));
+    monitor.expect_wait().times(2).returning(|_, _| never());
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    let started = tokio::time::Instant::now();
+    match engine.stop(&id(), StopOptions { signal: None, timeout: Duration::from_secs(1) }).await {
+        Err(Error::DidNotStop { id: stuck, pid, waited }) => {
+            assert_eq!((stuck.as_str(), pid, waited), ("c1", Some(4242), KILL_GRACE));
+        }
+        other => panic!("a container that never exits: {other:?}"),
+    }
+    assert_eq!(started.elapsed(), Duration::from_secs(1) + KILL_GRACE, "bounded by timeout + grace");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_a_container_the_runtime_no_longer_knows_succeeds_without_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().times(2).returning(|_, _| ready(Ok(None)));
+    backend.expect_kill().with(eq(id()), eq(Signal::TERM), always()).times(1).returning(|id, _, _| {
+        Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") })
+    });
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    let exit = engine.stop(&id(), StopOptions::default()).await.unwrap();
+    assert_eq!(exit, Exit::Unknown, "gone, and nobody saw how");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_a_container_whose_exit_was_recorded_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().times(1).returning(|_, _| ready(Ok(Some(Exit::Exited(0)))));
+    // No kill is expected: the mock fails the test if one comes.
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    assert_eq!(engine.stop(&id(), StopOptions::default()).await.unwrap(), Exit::Exited(0));
+}
+
+#[tokio::test]
+async fn a_run_whose_start_fails_is_deleted_and_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    let mut order = Sequence::new();
+    backend.expect_can_run().return_const(false);
+    monitor
+        .expect_create()
+        .withf(|_, req| req.launch == Launch::Create)
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| ready(Ok(Created { pid: 7 })));
+    backend
+        .expect_start()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Err(Error::RuntimeFailed(refusal(1, "exec format error"))));
+    backend
+        .expect_delete()
+        .with(eq(id()), eq(DeleteMode::Force))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| Ok(()));
+    monitor.expect_release().times(1).in_sequence(&mut order).returning(|_, _| ready(Ok(())));
+    let root = StateRoot::open(dir.path()).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
+    let result = engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await;
+    assert!(matches!(result, Err(Error::RuntimeFailed(_))), "{result:?}");
+    assert!(root.records().unwrap().is_empty(), "no record of the container is left");
+}
+
+#[tokio::test]
+async fn a_run_uses_the_runtimes_one_call_when_it_has_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_can_run().return_const(true);
+    monitor
+        .expect_create()
+        .withf(|_, req| req.launch == Launch::Run)
+        .times(1)
+        .returning(|_, _| ready(Ok(Created { pid: 7 })));
+    // No start is expected.
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
+    engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_create_the_runtime_refused_is_not_deleted_and_leaves_no_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, mut monitor) = (backend(), monitor());
+    monitor.expect_create().times(1).returning(|_, req| {
+        let id = req.id.clone();
+        ready(Err(Error::AlreadyExists { id: Some(id), failure: refusal(1, "container with given ID already exists") }))
+    });
+    // Neither a delete (it would remove the other container) nor a release is expected.
+    let root = StateRoot::open(dir.path()).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
+    let result = engine.create(&id(), Path::new("/b"), CreateOptions::default()).await;
+    assert!(matches!(result, Err(Error::AlreadyExists { .. })), "{result:?}");
+    assert!(root.records().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn deleting_a_container_the_runtime_no_longer_knows_cleans_up_and_says_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_delete().with(eq(id()), eq(DeleteMode::IfStopped)).times(1).returning(|id, _| {
+        Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") })
+    });
+    monitor.expect_release().times(1).returning(|_, _| ready(Ok(())));
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    let result = engine.delete(&id(), DeleteMode::IfStopped).await;
+    assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}");
+    assert!(engine.state_root().records().unwrap().is_empty(), "the engine's record is gone");
+    assert!(!dir.path().join("locks/c1").exists(), "and so is the lock file");
+}
