@@ -10,7 +10,6 @@ pub mod plugin;
 pub use cli::backend::{CliBackend, RuntimeFamily};
 pub use cli::config::{DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, RuntimeConfig};
 pub use cli::dialect::{self, Dialect};
-pub use cli::probe::criu_reason;
 pub use console::{Console, ConsoleSocket};
 pub use contract::backend::OciBackend;
 pub use contract::error::{Error, Failure, PluginProblem, Result};

@@ -114,7 +114,7 @@ fn first_line(text: &str) -> &str {
 /// initialize kernel features detection"), with helper-process noise from `util.c` ("exited,
 /// status=1") before it when stderr is not a terminal. The reason is the last line of the
 /// subsystem that failed; failing that, the first error line; failing that, the first line.
-pub fn criu_reason(output: &str) -> String {
+pub(crate) fn criu_reason(output: &str) -> String {
     const GENERIC: [&str; 3] = ["criu/crtools.c", "criu/kerndat.c", "criu/util.c"];
     let errors: Vec<(&str, &str)> = output
         .lines()

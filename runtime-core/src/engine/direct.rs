@@ -105,7 +105,7 @@ impl DirectMonitor {
         let task = tokio::spawn(async move {
             let exit = match watched {
                 Some(handle) => match handle.exited().await {
-                    Ok(()) => handle.reap(),
+                    Ok(()) => handle.reap().await,
                     Err(err) => {
                         tracing::warn!(%id, pid, %err, "waiting on a pidfd failed");
                         Exit::Unknown

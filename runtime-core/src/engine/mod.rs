@@ -410,23 +410,42 @@ impl Engine {
         Ok(statuses)
     }
 
-    /// Dumps the container with CRIU, through the backend.
+    /// Dumps the container with CRIU, through the backend. A dump that stops the container
+    /// (neither `leave_running` nor `pre_dump`) ends its init, which is not the container exiting:
+    /// once the monitor has seen it go, that ending is forgotten, so a restore starts clean.
     pub async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()> {
         let _lock = self.root.lock(id).await?;
-        self.backend.checkpoint(id, opts).await
+        self.backend.checkpoint(id, opts).await?;
+        if !opts.leave_running && !opts.pre_dump {
+            let files = self.root.files(id);
+            if self.is_watched(id) {
+                // Bounded: the dump killed the init, so the monitor's event is a moment away.
+                let _ = tokio::time::timeout(KILL_GRACE, self.monitor.wait(id, &files)).await;
+            }
+            self.forget_exit(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops watching `id` and removes its recorded exit.
+    async fn forget_exit(&self, id: &ContainerId) -> Result<()> {
+        let files = self.root.files(id);
+        self.monitor.release(id, &files).await?;
+        self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        match std::fs::remove_file(&files.exit_file) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing {}", files.exit_file.display()), err))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Restores `id` from a checkpoint, supervised by the monitor like a created container.
     pub async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created> {
         let _lock = self.root.lock(id).await?;
+        // Whatever was recorded of an earlier container of this id is not the restored one's.
+        self.forget_exit(id).await?;
         let files = self.root.files(id);
-        // The exit recorded when the dump stopped the container is not the restored one's.
-        self.monitor.release(id, &files).await?;
-        if let Err(err) = std::fs::remove_file(&files.exit_file)
-            && err.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(Error::io(format!("removing {}", files.exit_file.display()), err));
-        }
         let request = RestoreRequest { id: id.clone(), bundle: PathBuf::from(bundle), options: opts, files };
         let created = self.monitor.restore(self.backend.as_ref(), request).await?;
         self.mark_watched(id);

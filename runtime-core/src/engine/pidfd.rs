@@ -58,14 +58,30 @@ impl ProcessHandle {
 
     /// Reaps the ended process and says how it ended: only a child of ours can be reaped;
     /// for any other process the ending is unknown. Call after [`ProcessHandle::exited`].
-    pub(crate) fn reap(&self) -> Exit {
-        match waitid(Id::PIDFd(self.fd.get_ref().as_fd()), WaitPidFlag::WEXITED) {
-            Ok(WaitStatus::Exited(_, code)) => Exit::Exited(code),
-            Ok(WaitStatus::Signaled(_, signal, _)) => {
-                Signal::from_number(signal as i32).map_or(Exit::Unknown, Exit::Signaled)
+    ///
+    /// A child that ended while traced (CRIU dumps a container by tracing it, then kills it) is
+    /// reported to its tracer first and becomes ours to reap only when the tracer lets go: until
+    /// then `waitid` says "not yet", and the next SIGCHLD says when to ask again.
+    pub(crate) async fn reap(&self) -> Exit {
+        // Listening before asking, so that the SIGCHLD of the tracer letting go is not missed.
+        let mut child_signals = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
+        loop {
+            match waitid(Id::PIDFd(self.fd.get_ref().as_fd()), WaitPidFlag::WEXITED) {
+                Ok(WaitStatus::Exited(_, code)) => return Exit::Exited(code),
+                Ok(WaitStatus::Signaled(_, signal, _)) => {
+                    return Signal::from_number(signal as i32).map_or(Exit::Unknown, Exit::Signaled);
+                }
+                // Ended, but not ours to reap yet.
+                Ok(WaitStatus::StillAlive) | Err(Errno::EAGAIN) => match child_signals.as_mut() {
+                    Some(signals) => {
+                        signals.recv().await;
+                    }
+                    None => return Exit::Unknown,
+                },
+                Err(Errno::EINTR) => {}
+                // ECHILD: not our child (or already reaped by someone else): seen to end, not how.
+                Ok(_) | Err(_) => return Exit::Unknown,
             }
-            // ECHILD: not our child (or already reaped by someone else): seen to end, not how.
-            Ok(_) | Err(Errno::ECHILD) | Err(_) => Exit::Unknown,
         }
     }
 }
@@ -87,7 +103,7 @@ mod tests {
         let child = spawn("exit 7");
         let handle = ProcessHandle::open(child.id()).unwrap();
         tokio::time::timeout(Duration::from_secs(10), handle.exited()).await.unwrap().unwrap();
-        assert_eq!(handle.reap(), Exit::Exited(7));
+        assert_eq!(handle.reap().await, Exit::Exited(7));
         assert!(!std::path::Path::new(&format!("/proc/{}", child.id())).exists(), "reaped, not a zombie");
     }
 
@@ -96,7 +112,7 @@ mod tests {
         let child = spawn("kill -TERM $$");
         let handle = ProcessHandle::open(child.id()).unwrap();
         handle.exited().await.unwrap();
-        assert_eq!(handle.reap(), Exit::Signaled(Signal::TERM));
+        assert_eq!(handle.reap().await, Exit::Signaled(Signal::TERM));
     }
 
     #[tokio::test]
@@ -109,7 +125,7 @@ mod tests {
         }
         let handle = ProcessHandle::open(child.id()).unwrap();
         handle.exited().await.unwrap();
-        assert_eq!(handle.reap(), Exit::Exited(3));
+        assert_eq!(handle.reap().await, Exit::Exited(3));
     }
 
     #[test]
@@ -118,6 +134,6 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let _entered = runtime.enter();
         let handle = ProcessHandle::open(std::os::unix::process::parent_id()).unwrap();
-        assert_eq!(handle.reap(), Exit::Unknown);
+        assert_eq!(runtime.block_on(handle.reap()), Exit::Unknown);
     }
 }

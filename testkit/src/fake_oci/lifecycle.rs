@@ -188,8 +188,11 @@ fn release_init(dir: &Path, init: &Tracked) -> Result<(), Failure> {
         Err(err) => Err(Failure::io("read exec fifo", err)),
     };
     while !read_byte()? {
-        // The init may have written and exited between the read and this check.
-        if !init.alive() && !read_byte()? {
+        if !init.alive() {
+            // It may have written and exited between the read and this check: the byte counts.
+            if read_byte()? {
+                break;
+            }
             return Err(Failure::runtime("container init exited before start"));
         }
         if Instant::now() >= deadline {
