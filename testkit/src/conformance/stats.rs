@@ -101,8 +101,9 @@ fn facts(env: &Env, init: u32) -> anyhow::Result<Facts> {
 }
 
 /// Where the probe found no `events` command: stats and events are refused with its reason. A
-/// backend that ran the command anyway would report the runtime's failure instead.
-async fn refused_as_probed(env: &mut Env, reason: &str) -> CaseResult {
+/// backend that ran the command anyway would report the runtime's failure instead. `name` is the
+/// case's own: cases run in parallel, and a real runtime names the cgroup after the id.
+async fn refused_as_probed(env: &mut Env, reason: &str, name: &str) -> CaseResult {
     let features = env.backend.features().await?;
     let probe = features.events.evidence().first();
     if let Some(probe) = probe {
@@ -110,7 +111,7 @@ async fn refused_as_probed(env: &mut Env, reason: &str) -> CaseResult {
         let said = probe.output.lines().next().unwrap_or_default().trim();
         ensure!(reason.contains(said), "the reason {reason:?} does not quote the runtime's {said:?}");
     }
-    let (id, _bundle, _) = env.running("no-events", &["sleep", "1000"]).await?;
+    let (id, _bundle, _) = env.running(name, &["sleep", "1000"]).await?;
     let refused = |what: &str, result: runtime_core::Result<()>| match result {
         Err(Error::Unsupported { feature, reason: said, .. }) => {
             ensure!(feature == "events" && said == reason, "{what} refused as {feature}: {said}");
@@ -166,7 +167,7 @@ fn check_against(stats: &Stats, before: Facts, after: Facts) -> anyhow::Result<(
 pub(super) async fn stats_match_what_the_test_reads(env: &mut Env) -> CaseResult {
     let features = env.backend.features().await?;
     if let Some(reason) = features.events.reason() {
-        return refused_as_probed(env, reason).await;
+        return refused_as_probed(env, reason, "stats").await;
     }
     ensure!(features.events.evidence().iter().all(|probe| probe.status == Some(0)), "{:?}", features.events);
     let (id, _bundle, state) = env.running("stats", THREE_PROCESSES).await?;
@@ -198,7 +199,7 @@ fn events_processes(env: &Env, id: &ContainerId) -> Vec<Tracked> {
 pub(super) async fn events_stream_samples_and_dropping_it_ends_the_runtime(env: &mut Env) -> CaseResult {
     let features = env.backend.features().await?;
     if let Some(reason) = features.events.reason() {
-        return refused_as_probed(env, reason).await;
+        return refused_as_probed(env, reason, "events").await;
     }
     let (id, _bundle, _) = env.running("events", &["sleep", "1000"]).await?;
     let mut stream = env.backend.events(&id, SAMPLE_INTERVAL).await.context("events")?;
