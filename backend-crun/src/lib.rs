@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use runtime_core::dialect::{ErrorWording, GlobalFlags, ListFormat, ResourcesInput};
+use runtime_core::dialect::{
+    ErrorWording, EventsCommand, GlobalFlags, IntervalFormat, ListFormat, ResourcesInput, StatsShape,
+};
 use runtime_core::{CliBackend, Dialect, HostCheck, Result, RuntimeConfig, RuntimeFamily, RuntimeVersion, Version};
 
 mod hybrid;
@@ -71,6 +73,13 @@ pub fn dialect(version: Version) -> Dialect {
             ],
         },
         min_criu_version: Some(Version::new(3, 15, 0)),
+        // crun 1.8.1 has no `events` command (`unknown command events`); the probe asks the
+        // binary, so this spelling, runc's, is used only by a build that answers.
+        events: Some(EventsCommand {
+            command: "events".into(),
+            interval: IntervalFormat::GoDuration,
+            stats: StatsShape::Runc,
+        }),
     }
 }
 

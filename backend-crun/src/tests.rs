@@ -113,3 +113,11 @@ fn classifies_real_crun_wording() {
         "another container's file is not this container missing"
     );
 }
+
+#[test]
+fn events_are_spelled_as_runc_spells_them_for_the_probe_to_ask() {
+    let d = dialect(DEBIAN);
+    assert_eq!(d.stats_args(&id()).unwrap(), argv(&["events", "--stats", "c1"]));
+    let interval = std::time::Duration::from_secs(1);
+    assert_eq!(d.events_args(&id(), interval).unwrap(), argv(&["events", "--interval", "1s", "c1"]));
+}

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use runtime_core::dialect::{ErrorWording, GlobalFlags, ListFormat, ResourcesInput};
+use runtime_core::dialect::{
+    ErrorWording, EventsCommand, GlobalFlags, IntervalFormat, ListFormat, ResourcesInput, StatsShape,
+};
 use runtime_core::{CliBackend, Dialect, Result, RuntimeConfig, RuntimeFamily, RuntimeVersion, Version};
 
 /// The runc family: pass it to [`CliBackend::connect`], or use [`Runc::connect`].
@@ -48,6 +50,12 @@ pub fn dialect(version: Version) -> Dialect {
             ],
         },
         min_criu_version: Some(Version::new(3, 0, 0)),
+        // `events --interval 5s`, one `{"type":"stats",...}` line per sample.
+        events: Some(EventsCommand {
+            command: "events".into(),
+            interval: IntervalFormat::GoDuration,
+            stats: StatsShape::Runc,
+        }),
     }
 }
 

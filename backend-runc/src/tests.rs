@@ -256,3 +256,13 @@ fn classifies_real_runc_wording() {
     assert_eq!(kind("exec failed: cannot exec in a stopped container"), ErrorKind::InvalidState);
     assert_eq!(kind("runc create failed: chdir /nonexist: no such file or directory"), ErrorKind::Other);
 }
+
+#[test]
+fn events_take_a_go_duration() {
+    let d = runc();
+    assert_eq!(d.stats_args(&id()).unwrap(), argv(&["events", "--stats", "c1"]));
+    let every = |interval| d.events_args(&id(), interval).unwrap();
+    assert_eq!(every(std::time::Duration::from_secs(1)), argv(&["events", "--interval", "1s", "c1"]));
+    assert_eq!(every(std::time::Duration::from_millis(250)), argv(&["events", "--interval", "250ms", "c1"]));
+    assert!(d.events_args(&id(), std::time::Duration::ZERO).is_err(), "runc refuses a zero interval");
+}

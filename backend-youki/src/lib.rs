@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use runtime_core::dialect::{ErrorWording, GlobalFlags, ListFormat, ResourcesInput};
+use runtime_core::dialect::{
+    ErrorWording, EventsCommand, GlobalFlags, IntervalFormat, ListFormat, ResourcesInput, StatsShape,
+};
 use runtime_core::{CliBackend, Dialect, Result, RuntimeConfig, RuntimeFamily, RuntimeVersion, Version};
 
 /// The youki family: pass it to [`CliBackend::connect`], or use [`Youki::connect`].
@@ -52,6 +54,12 @@ pub fn dialect(_version: Version) -> Dialect {
             ],
         },
         min_criu_version: None,
+        // `events --interval 5` (whole seconds), pretty-printed statistics documents.
+        events: Some(EventsCommand {
+            command: "events".into(),
+            interval: IntervalFormat::Seconds,
+            stats: StatsShape::Youki,
+        }),
     }
 }
 

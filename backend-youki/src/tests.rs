@@ -111,3 +111,13 @@ fn classifies_real_youki_wording() {
     );
     assert_eq!(kind("error in executing command: container other does not exist."), ErrorKind::Other);
 }
+
+#[test]
+fn events_take_whole_seconds() {
+    let d = youki();
+    assert_eq!(d.stats_args(&id()).unwrap(), argv(&["events", "--stats", "c1"]));
+    let interval = std::time::Duration::from_secs(2);
+    assert_eq!(d.events_args(&id(), interval).unwrap(), argv(&["events", "--interval", "2", "c1"]));
+    let missing = d.events_args(&id(), std::time::Duration::from_millis(1500)).unwrap_err();
+    assert!(missing.feature.starts_with("events --interval"), "{missing:?}");
+}

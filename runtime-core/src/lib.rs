@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod cli;
+mod console;
 mod contract;
 mod engine;
 pub mod plugin;
@@ -9,6 +10,7 @@ pub mod plugin;
 pub use cli::backend::{CliBackend, RuntimeFamily};
 pub use cli::config::{DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, RuntimeConfig};
 pub use cli::dialect::{self, Dialect};
+pub use console::{Console, ConsoleSocket};
 pub use contract::backend::OciBackend;
 pub use contract::error::{Error, Failure, PluginProblem, Result};
 pub use contract::exit::Exit;
@@ -22,6 +24,10 @@ pub use contract::options::{
 };
 pub use contract::signal::Signal;
 pub use contract::state::{ContainerState, Status};
+pub use contract::stats::{
+    BlkioEntry, BlkioStats, CpuStats, Event, EventSource, EventStream, MemoryStats, MemoryUsage, PidStats, Stats,
+    Throttling,
+};
 pub use contract::version::{RuntimeVersion, Version};
 pub use engine::{
     ContainerStatus, DEFAULT_STOP_TIMEOUT, DirectMonitor, Engine, KILL_GRACE, STOP_SIGNAL_ANNOTATION, StateRoot,

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runtime_core::dialect::{ErrorWording, GlobalFlags, ListFormat, ResourcesInput};
+use runtime_core::dialect::{
+    ErrorWording, EventsCommand, GlobalFlags, IntervalFormat, ListFormat, ResourcesInput, StatsShape,
+};
 use runtime_core::oci_spec::runtime::LinuxResources;
 use runtime_core::{
-    CliBackend, ContainerId, CreateOptions, DeleteMode, Dialect, Error, Exit, KillScope, OciBackend, RuntimeConfig,
-    RuntimeFamily, RuntimeVersion, Signal,
+    CliBackend, ContainerId, CreateOptions, DeleteMode, Dialect, Error, Event, Exit, KillScope, OciBackend,
+    RuntimeConfig, RuntimeFamily, RuntimeVersion, Signal,
 };
 
 /// The bound on each captured stream in these tests.
@@ -56,6 +58,11 @@ impl RuntimeFamily for ScriptFamily {
                 invalid_state: vec!["wrong state".into()],
             },
             min_criu_version: None,
+            events: Some(EventsCommand {
+                command: "events".into(),
+                interval: IntervalFormat::GoDuration,
+                stats: StatsShape::Runc,
+            }),
         }
     }
 }
@@ -466,5 +473,52 @@ async fn a_runtime_that_closes_its_output_and_stays_is_killed_at_its_timeout() {
     let result = runtime.backend(timeout).ps(&c1()).await;
     assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
     within(started, timeout);
+    runtime.assert_nothing_left();
+}
+
+/// A backend whose feature probes end at once: the script stands in for CRIU too.
+fn probed_backend(runtime: &Runtime, timeout: Duration) -> CliBackend {
+    let config = RuntimeConfig { criu: Some(runtime.binary.clone()), ..runtime.config(timeout) };
+    let version = RuntimeVersion::parse("script version 1.0.0").unwrap();
+    CliBackend::with_version(runtime.family(), config, runtime.binary.clone(), version).unwrap()
+}
+
+#[tokio::test]
+async fn a_dropped_event_stream_kills_its_runtime_and_what_it_started() {
+    let runtime = Runtime::new(
+        r#"events) [ "$1" = --help ] && exit 0; sleep 1000 & record $!
+                 while true; do echo '{"type":"stats","id":"c1","data":{"pids":{"current":7}}}'; sleep 0.1; done ;;"#,
+    );
+    // Far shorter than the stream lasts: the stream has no deadline of its own.
+    let timeout = Duration::from_millis(500);
+    let backend = probed_backend(&runtime, timeout);
+    let mut stream = backend.events(&c1(), Duration::from_millis(100)).await.unwrap();
+    for _ in 0..10 {
+        match stream.next().await {
+            Some(Ok(Event::Stats(stats))) => assert_eq!(stats.pids.current, 7),
+            other => panic!("a sample: {other:?}"),
+        }
+    }
+    drop(stream);
+    runtime.assert_nothing_left();
+}
+
+#[tokio::test]
+async fn an_event_stream_whose_runtime_fails_ends_with_its_typed_error() {
+    let runtime = Runtime::new(
+        r#"events) [ "$1" = --help ] && exit 0; echo '{"type":"oom","id":"c1"}'
+                 echo '{"level":"error","msg":"container c1 does not exist"}' >> "$log"; exit 1 ;;"#,
+    );
+    let backend = probed_backend(&runtime, Duration::from_secs(10));
+    let mut stream = backend.events(&c1(), Duration::from_secs(1)).await.unwrap();
+    assert!(matches!(stream.next().await, Some(Ok(Event::Oom))));
+    match stream.next().await {
+        Some(Err(Error::NotFound { id, failure })) => {
+            assert_eq!(id, Some(c1()));
+            assert_eq!(failure.message, "container c1 does not exist");
+        }
+        other => panic!("after the runtime failed: {other:?}"),
+    }
+    assert!(stream.next().await.is_none(), "the stream ends with the error");
     runtime.assert_nothing_left();
 }

@@ -24,7 +24,8 @@ const DIALECT: &std::ffi::CStr = cr#"{
                           "cannot start a container that has stopped", "container not running",
                           "container not paused", "cannot exec in a stopped container"]
     },
-    "min_criu_version": {"major": 3, "minor": 0, "patch": 0}
+    "min_criu_version": {"major": 3, "minor": 0, "patch": 0},
+    "events": {"command": "events", "interval": "go_duration", "stats": "runc"}
 }"#;
 
 static DESCRIPTOR: PluginDescriptor = PluginDescriptor {

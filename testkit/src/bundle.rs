@@ -47,6 +47,7 @@ pub struct BundleBuilder {
     rootfs: Rootfs,
     host_pid_namespace: bool,
     annotations: Vec<(String, String)>,
+    terminal: bool,
 }
 
 impl BundleBuilder {
@@ -63,6 +64,7 @@ impl BundleBuilder {
             rootfs: Rootfs::Busybox,
             host_pid_namespace: false,
             annotations: Vec::new(),
+            terminal: false,
         }
     }
 
@@ -91,6 +93,12 @@ impl BundleBuilder {
         self
     }
 
+    /// Gives the process a terminal (`process.terminal`); create it with a console socket.
+    pub fn terminal(mut self) -> Self {
+        self.terminal = true;
+        self
+    }
+
     /// Chooses the root filesystem.
     pub fn rootfs(mut self, rootfs: Rootfs) -> Self {
         self.rootfs = rootfs;
@@ -106,7 +114,7 @@ impl BundleBuilder {
         };
         // Keep the defaults (capabilities, rlimits, user) and set what the test asks for.
         let mut process = spec.process().clone().unwrap_or_default();
-        process.set_terminal(Some(false));
+        process.set_terminal(Some(self.terminal));
         process.set_args(Some(self.args.clone()));
         process.set_env(Some(self.env.clone()));
         process.set_cwd("/".into());
@@ -170,6 +178,12 @@ mod tests {
         assert!(process.env().as_ref().unwrap().contains(&"A=b".to_owned()));
         assert_eq!(spec.root().as_ref().unwrap().path(), Path::new("rootfs"));
         assert!(bundle.rootfs().is_dir());
+    }
+
+    #[test]
+    fn terminal_variant_asks_for_a_terminal() {
+        let spec = BundleBuilder::new(["sh"]).terminal().spec().unwrap();
+        assert_eq!(spec.process().as_ref().unwrap().terminal(), Some(true));
     }
 
     #[test]

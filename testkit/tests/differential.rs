@@ -92,9 +92,11 @@ async fn observe(
     note(
         "probes",
         format!(
-            "checkpoint --help {:?}, restore --help {:?}, features {}, update {}, JSON log {}, cgroup managers {managers:?}",
+            "checkpoint --help {:?}, restore --help {:?}, events --help {:?}, features {}, update {}, JSON log {}, \
+             cgroup managers {managers:?}",
             help(&features.checkpoint),
             help(&features.restore),
+            help(&features.events),
             features.features_command.is_supported(),
             features.update.is_supported(),
             features.json_error_log.is_supported(),
@@ -106,6 +108,10 @@ async fn observe(
     note("delete of an unknown id", outcome(backend.delete(id, DeleteMode::IfStopped).await));
     note("pause of an unknown id", outcome(backend.pause(id).await));
     note("ps of an unknown id", outcome(backend.ps(id).await));
+    note("stats of an unknown id", outcome(backend.stats(id).await));
+    let terminal = BundleBuilder::new(["sh"]).rootfs(rootfs).terminal().build()?;
+    let created = backend.create(id, terminal.path(), CreateOptions::default()).await;
+    note("create of a terminal without a console socket", outcome(created));
     note("create", outcome(backend.create(id, bundle.path(), CreateOptions::default()).await));
     note("state after create", state_shape(backend, id)?);
     note("duplicate create", outcome(backend.create(id, bundle.path(), CreateOptions::default()).await));

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
 use crate::cli::driver::{Call, CliRuntime, Runner};
+use crate::cli::events::{self, StatsShape};
 use crate::cli::probe::{probe_features, run_probe};
 use crate::cli::rollback::Rollback;
 use crate::cli::spawn::{Input, Leftovers, ProcessSpawner, Sink, Spawner};
@@ -38,6 +39,7 @@ use crate::contract::options::{
 };
 use crate::contract::signal::Signal;
 use crate::contract::state::ContainerState;
+use crate::contract::stats::{EventStream, Stats};
 use crate::contract::version::RuntimeVersion;
 
 /// What a backend crate (or a plugin) contributes to a [`CliBackend`].
@@ -231,6 +233,16 @@ fn scratch(prefix: &str) -> Result<tempfile::TempDir> {
 /// What a create or restore keeps of its timeout for its rollback: a quarter, at most 2 s.
 fn rollback_reserve(budget: Duration) -> Duration {
     (budget / 4).min(Duration::from_secs(2))
+}
+
+impl CliBackend {
+    /// The shape of the runtime's statistics, once the probe has found its `events` command.
+    async fn events_shape(&self) -> Result<StatsShape> {
+        let features = self.features().await?;
+        self.require("events", &features.events)?;
+        let events = self.dialect().events_command().map_err(|missing| unsupported(self.family.name(), missing))?;
+        Ok(events.stats)
+    }
 }
 
 fn unsupported(backend: &str, missing: Missing) -> Error {
@@ -478,6 +490,19 @@ impl OciBackend for CliBackend {
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
         let args = self.argv(self.dialect().restore_args(id, bundle, &pid_file, &opts))?;
         self.run_creating(id, args, &pid_file, opts.stdio, Vec::new(), opts.timeout).await
+    }
+
+    async fn stats(&self, id: &ContainerId) -> Result<Stats> {
+        let shape = self.events_shape().await?;
+        let args = self.argv(self.dialect().stats_args(id))?;
+        let finished = self.cli.run_ok(Call::new(args).for_container(id)).await?;
+        events::stats_from_output(shape, finished.complete_stdout()?)
+    }
+
+    async fn events(&self, id: &ContainerId, interval: Duration) -> Result<EventStream> {
+        let shape = self.events_shape().await?;
+        let args = self.argv(self.dialect().events_args(id, interval))?;
+        events::stream(&self.cli, id, shape, args).await
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::ffi::OsString;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,8 @@ use crate::contract::id::ContainerId;
 use crate::contract::options::{CheckpointOptions, CreateOptions, DeleteMode, ExecOptions, KillScope, RestoreOptions};
 use crate::contract::signal::Signal;
 use crate::contract::version::Version;
+
+pub use crate::cli::events::{EventsCommand, IntervalFormat, StatsShape};
 
 /// The spelling of one runtime at one version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +49,9 @@ pub struct Dialect {
     pub errors: ErrorWording,
     /// The oldest CRIU its checkpoint works with.
     pub min_criu_version: Option<Version>,
+    /// Its `events` command (statistics and the event stream), if it has one.
+    #[serde(default)]
+    pub events: Option<EventsCommand>,
 }
 
 /// The global flags a runtime takes.
@@ -369,6 +375,32 @@ impl Dialect {
             .id(id)
     }
 
+    /// `events --stats`: the container's statistics, once.
+    pub fn stats_args(&self, id: &ContainerId) -> Argv {
+        let events = self.events_command()?;
+        ArgvBuilder::new(self, &events.command).flag("--stats", true).id(id)
+    }
+
+    /// `events --interval`: statistics every `interval` until the container stops.
+    pub fn events_args(&self, id: &ContainerId, interval: Duration) -> Argv {
+        let events = self.events_command()?;
+        let value = events.interval.format(interval).ok_or_else(|| Missing {
+            feature: format!("{} --interval {interval:?}", events.command),
+            reason: match events.interval {
+                IntervalFormat::GoDuration => "the interval must be longer than zero".into(),
+                IntervalFormat::Seconds => "the runtime takes a whole number of seconds, at least one".into(),
+            },
+        })?;
+        ArgvBuilder::new(self, &events.command).value("--interval", Some(value)).id(id)
+    }
+
+    /// The `events` command, or why there is none.
+    pub(crate) fn events_command(&self) -> Result<&EventsCommand, Missing> {
+        self.events
+            .as_ref()
+            .ok_or_else(|| Missing { feature: "events".into(), reason: "the runtime has no events command".into() })
+    }
+
     /// What `message` means for container `id`.
     pub fn classify(&self, id: Option<&ContainerId>, message: &str) -> ErrorKind {
         let message = message.to_lowercase();
@@ -418,6 +450,7 @@ mod tests {
                 invalid_state: vec!["wrong state".into()],
             },
             min_criu_version: None,
+            events: None,
         }
     }
 

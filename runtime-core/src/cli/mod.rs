@@ -8,6 +8,7 @@ pub mod backend;
 pub mod config;
 pub mod dialect;
 pub mod driver;
+pub mod events;
 pub mod probe;
 pub(crate) mod rollback;
 pub(crate) mod spawn;

@@ -16,6 +16,8 @@ use crate::contract::features::{CgroupManager, Features, Probe, Support};
 use crate::contract::host::{HostCheck, HostVerdict};
 use crate::contract::version::{RuntimeVersion, Version};
 
+mod events;
+
 /// Runs a program that is not the runtime (CRIU, or the runtime's `--version` before its dialect
 /// is known) under the same rules as runtime calls: own process group killed at the timeout,
 /// bounded output, nothing left running.
@@ -289,13 +291,14 @@ pub(crate) async fn probe_features(
 ) -> Features {
     let dialect = cli.dialect();
     let criu = probe_criu(cli.runner(), criu, dialect.min_criu_version).await;
-    let (checkpoint, restore, (features_command, document), json_error_log, update, cgroup_managers) = tokio::join!(
+    let (checkpoint, restore, (features_command, document), json_error_log, update, cgroup_managers, events) = tokio::join!(
         command_with_criu(cli, dialect.checkpoint_command.as_deref(), "checkpoint", &criu),
         command_with_criu(cli, dialect.restore_command.as_deref(), "restore", &criu),
         features_document(cli),
         json_error_log(cli),
         update_command(cli),
         cgroup_managers(cli),
+        events::events_command(cli),
     );
     Features {
         version,
@@ -307,6 +310,7 @@ pub(crate) async fn probe_features(
         update,
         cgroup_managers,
         host: host_support(host_checks),
+        events,
     }
 }
 

@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oci_spec::runtime::{LinuxResources, Process};
@@ -15,6 +16,7 @@ use crate::contract::options::{
 };
 use crate::contract::signal::Signal;
 use crate::contract::state::ContainerState;
+use crate::contract::stats::{EventStream, Stats};
 use crate::contract::version::RuntimeVersion;
 
 /// One OCI runtime: runc, crun, youki, or one loaded from a plugin.
@@ -69,4 +71,9 @@ pub trait OciBackend: Send + Sync {
     /// Creates and starts a container from a checkpoint; like `create`, a failed or dropped
     /// restore leaves nothing behind.
     async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created>;
+    /// The container's resource usage now (cpu, memory, pids, block I/O).
+    async fn stats(&self, id: &ContainerId) -> Result<Stats>;
+    /// Statistics every `interval` (and out-of-memory events where the runtime reports them),
+    /// until the container stops or the stream is dropped.
+    async fn events(&self, id: &ContainerId, interval: Duration) -> Result<EventStream>;
 }

@@ -115,4 +115,6 @@ pub struct Features {
     /// Whether the host is set up the way this runtime needs (crun refuses hybrid cgroup hosts
     /// with controllers in the v2 hierarchy).
     pub host: Support,
+    /// The runtime's `events` command: statistics and the event stream.
+    pub events: Support,
 }

@@ -11,4 +11,5 @@ pub mod monitor;
 pub mod options;
 pub mod signal;
 pub mod state;
+pub mod stats;
 pub mod version;

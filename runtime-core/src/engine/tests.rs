@@ -13,6 +13,7 @@ use crate::contract::error::Failure;
 use crate::contract::features::Features;
 use crate::contract::monitor::ContainerFiles;
 use crate::contract::state::ContainerState;
+use crate::contract::stats::{EventStream, Stats};
 use crate::contract::version::RuntimeVersion;
 
 mockall::mock! {
@@ -39,6 +40,8 @@ mockall::mock! {
         async fn update(&self, id: &ContainerId, resources: &LinuxResources) -> Result<()>;
         async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()>;
         async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created>;
+        async fn stats(&self, id: &ContainerId) -> Result<Stats>;
+        async fn events(&self, id: &ContainerId, interval: Duration) -> Result<EventStream>;
     }
 }
 

@@ -12,7 +12,7 @@ use runtime_core::{
 };
 
 use super::env::{Env, STATUS_PATIENCE, skipped};
-use super::{Case, embedding};
+use super::{Case, embedding, stats, terminal};
 use crate::fake::Flavour;
 use crate::harness::{CaseResult, Ran};
 
@@ -56,6 +56,13 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("a_dropped_exec_kills_its_process", |env| Box::pin(embedding::a_dropped_exec_kills_its_process(env))),
         ("a_dropped_create_leaves_nothing_and_frees_the_id", |env| {
             Box::pin(embedding::a_dropped_create_leaves_nothing_and_frees_the_id(env))
+        }),
+        ("terminal_reaches_the_container_through_the_console_socket", |env| {
+            Box::pin(terminal::terminal_reaches_the_container_through_the_console_socket(env))
+        }),
+        ("stats_match_what_the_test_reads", |env| Box::pin(stats::stats_match_what_the_test_reads(env))),
+        ("events_stream_samples_and_dropping_it_ends_the_runtime", |env| {
+            Box::pin(stats::events_stream_samples_and_dropping_it_ends_the_runtime(env))
         }),
     ]
 }

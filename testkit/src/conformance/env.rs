@@ -177,6 +177,11 @@ impl Env {
         self.kept.push(bundle);
     }
 
+    /// The root filesystem bundles need for this subject.
+    pub fn rootfs(&self) -> Rootfs {
+        self.rootfs
+    }
+
     /// Remembers a process of the test, to check at the end that it is gone.
     pub fn track(&mut self, pid: u32) {
         self.seen.push(Tracked::capture(pid));

@@ -11,6 +11,8 @@ mod cases;
 mod embedding;
 mod engine;
 mod env;
+mod stats;
+mod terminal;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -22,7 +22,7 @@ use oci_spec::runtime::{Hook, Process, Spec};
 use runtime_core::Status;
 
 use super::state::{self, FIFO, Record, youki_refusal};
-use super::{Args, CmdResult, Ctx, Failure};
+use super::{Args, CmdResult, Ctx, Failure, console};
 use crate::fake::Flavour;
 use crate::procs::Tracked;
 
@@ -145,7 +145,10 @@ pub(crate) fn create(ctx: &Ctx, args: &Args) -> CmdResult {
         .process()
         .as_ref()
         .ok_or_else(|| Failure::runtime("process property must not be empty"))
-        .and_then(|process| container_command(ctx.flavour, process, &rootfs, Some(&dir.join(FIFO))))
+        .and_then(|process| {
+            let mut init = container_command(ctx.flavour, process, &rootfs, Some(&dir.join(FIFO)))?;
+            console::attach(ctx, process, args.value("console-socket"), &mut init).map(|()| init)
+        })
         .and_then(|mut init| {
             nix::unistd::mkfifo(&dir.join(FIFO), Mode::from_bits_truncate(0o600))
                 .map_err(|errno| Failure::io("mkfifo", errno.into()))?;

@@ -16,12 +16,17 @@
 //! bundle's root filesystem directory (joined with `process.cwd`) but see the host's files, so a
 //! relative path written by the container lands in the rootfs, as with a real runtime.
 //!
+//! A terminal container gets a real pseudo-terminal through `--console-socket` (`console.rs`);
+//! `events` reports what `/proc` says of the container's processes (`events.rs`).
+//!
 //! Not imitated: isolation, cgroup limits (`update` records the document it received,
-//! `RECEIVED_RESOURCES`), terminals, text logs. Faults can be injected into any command
+//! `RECEIVED_RESOURCES`), exec terminals, text logs. Faults can be injected into any command
 //! (`faults.rs`).
 
 mod checkpoint;
+mod console;
 mod criu;
+mod events;
 mod faults;
 mod lifecycle;
 mod state;
@@ -200,6 +205,7 @@ fn command(flavour: Flavour, name: &str) -> Option<(&'static str, Command)> {
         // Captured from runc 1.1.5 and youki 0.7.0; crun 1.8.1 has no `features`.
         (Flavour::Runc, "features") => ("", |_, _| Ok(print_out(include_str!("features/runc.json")))),
         (Flavour::Youki, "features") => ("", |_, _| Ok(print_out(include_str!("features/youki.json")))),
+        (Flavour::Runc | Flavour::Youki, "events") => ("interval= stats", events::events),
         (Flavour::Runc, "checkpoint") => (
             "image-path= work-path= parent-path= leave-running tcp-established ext-unix-sk shell-job file-locks \
              pre-dump manage-cgroups-mode= lazy-pages",

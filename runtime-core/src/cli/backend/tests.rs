@@ -40,6 +40,7 @@ impl RuntimeFamily for TestFamily {
                 invalid_state: vec!["wrong state".into()],
             },
             min_criu_version: None,
+            events: None,
         }
     }
 }
