@@ -33,6 +33,7 @@ use crate::contract::exit::Exit;
 use crate::contract::features::{Features, Support};
 use crate::contract::host::{HostCheck, HostVerdict};
 use crate::contract::id::ContainerId;
+use crate::contract::monitor::Launch;
 use crate::contract::options::{
     Captured, CheckpointOptions, ContainerStdio, CreateOptions, Created, DeleteMode, ExecOptions, ExecOutcome,
     ExecStdio, KillScope, RestoreOptions,
@@ -151,6 +152,19 @@ impl CliBackend {
 
     async fn simple(&self, id: &ContainerId, built: Result<Vec<OsString>, Missing>) -> Result<()> {
         self.cli.run_ok(Call::new(self.argv(built)?).for_container(id)).await.map(drop)
+    }
+
+    /// `create` or `run --detach`, with a pid file (the caller's, else a private one).
+    async fn bring_up(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions, launch: Launch) -> Result<Created> {
+        self.check_host()?;
+        let scratch = scratch("create-")?;
+        let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
+        let args = match launch {
+            Launch::Create => self.dialect().create_args(id, bundle, &pid_file, &opts),
+            Launch::Run => self.dialect().run_args(id, bundle, &pid_file, &opts),
+        };
+        let args = self.argv(args)?;
+        self.run_creating(id, args, &pid_file, opts.stdio, opts.preserve_fds, opts.timeout).await
     }
 
     /// Removes what a create that did not finish may have left, by `deadline`.
@@ -341,19 +355,11 @@ impl OciBackend for CliBackend {
     }
 
     async fn create(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created> {
-        self.check_host()?;
-        let scratch = scratch("create-")?;
-        let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
-        let args = self.argv(self.dialect().create_args(id, bundle, &pid_file, &opts))?;
-        self.run_creating(id, args, &pid_file, opts.stdio, opts.preserve_fds, opts.timeout).await
+        self.bring_up(id, bundle, opts, Launch::Create).await
     }
 
     async fn run(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created> {
-        self.check_host()?;
-        let scratch = scratch("run-")?;
-        let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
-        let args = self.argv(self.dialect().run_args(id, bundle, &pid_file, &opts))?;
-        self.run_creating(id, args, &pid_file, opts.stdio, opts.preserve_fds, opts.timeout).await
+        self.bring_up(id, bundle, opts, Launch::Run).await
     }
 
     async fn start(&self, id: &ContainerId) -> Result<()> {

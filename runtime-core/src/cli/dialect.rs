@@ -181,6 +181,22 @@ impl<'d> ArgvBuilder<'d> {
     }
 }
 
+/// The flags of a command that makes a container from a bundle (`create`, `run`).
+fn container_flags<'d>(
+    builder: ArgvBuilder<'d>,
+    bundle: &Path,
+    pid_file: &Path,
+    opts: &CreateOptions,
+) -> ArgvBuilder<'d> {
+    builder
+        .value("--bundle", Some(bundle))
+        .value("--pid-file", Some(pid_file))
+        .value("--console-socket", path(&opts.console_socket))
+        .flag("--no-pivot", opts.no_pivot)
+        .flag("--no-new-keyring", opts.no_new_keyring)
+        .value("--preserve-fds", nonzero(opts.preserve_fds.len()))
+}
+
 fn path(path: &Option<std::path::PathBuf>) -> Option<&Path> {
     path.as_deref()
 }
@@ -232,14 +248,7 @@ impl Dialect {
     /// `create`; the pid file is always passed (the caller's, or the driver's own) so the init
     /// pid is known without another call.
     pub fn create_args(&self, id: &ContainerId, bundle: &Path, pid_file: &Path, opts: &CreateOptions) -> Argv {
-        ArgvBuilder::new(self, "create")
-            .value("--bundle", Some(bundle))
-            .value("--pid-file", Some(pid_file))
-            .value("--console-socket", path(&opts.console_socket))
-            .flag("--no-pivot", opts.no_pivot)
-            .flag("--no-new-keyring", opts.no_new_keyring)
-            .value("--preserve-fds", nonzero(opts.preserve_fds.len()))
-            .id(id)
+        container_flags(ArgvBuilder::new(self, "create"), bundle, pid_file, opts).id(id)
     }
 
     /// `run --detach`: `create`'s flags, and the runtime returns once the container started.
@@ -248,15 +257,7 @@ impl Dialect {
             feature: "run".into(),
             reason: "the runtime has no command that creates and starts at once".into(),
         })?;
-        ArgvBuilder::new(self, command)
-            .flag("--detach", true)
-            .value("--bundle", Some(bundle))
-            .value("--pid-file", Some(pid_file))
-            .value("--console-socket", path(&opts.console_socket))
-            .flag("--no-pivot", opts.no_pivot)
-            .flag("--no-new-keyring", opts.no_new_keyring)
-            .value("--preserve-fds", nonzero(opts.preserve_fds.len()))
-            .id(id)
+        container_flags(ArgvBuilder::new(self, command).flag("--detach", true), bundle, pid_file, opts).id(id)
     }
 
     /// `start`.

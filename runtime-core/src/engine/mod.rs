@@ -204,19 +204,23 @@ impl Engine {
             }
         };
         self.mark_watched(id);
-        let record = ContainerRecord {
+        if let Err(err) = self.root.save(&self.record(id, bundle, created)) {
+            self.roll_back(id).await;
+            return Err(err);
+        }
+        Ok(created)
+    }
+
+    /// What the engine remembers of a container it just made.
+    fn record(&self, id: &ContainerId, bundle: &Path, created: Created) -> ContainerRecord {
+        ContainerRecord {
             id: id.clone(),
             bundle: bundle.to_path_buf(),
             backend: self.backend.name().to_owned(),
             monitor: self.monitor.name().to_owned(),
             pid: created.pid,
             stop_signal: stop_signal_of(bundle).number(),
-        };
-        if let Err(err) = self.root.save(&record) {
-            self.roll_back(id).await;
-            return Err(err);
         }
-        Ok(created)
     }
 
     /// Removes a container the engine could not finish making: `delete --force`, then the
@@ -449,15 +453,7 @@ impl Engine {
         let request = RestoreRequest { id: id.clone(), bundle: PathBuf::from(bundle), options: opts, files };
         let created = self.monitor.restore(self.backend.as_ref(), request).await?;
         self.mark_watched(id);
-        let record = ContainerRecord {
-            id: id.clone(),
-            bundle: bundle.to_path_buf(),
-            backend: self.backend.name().to_owned(),
-            monitor: self.monitor.name().to_owned(),
-            pid: created.pid,
-            stop_signal: stop_signal_of(bundle).number(),
-        };
-        self.root.save(&record)?;
+        self.root.save(&self.record(id, bundle, created))?;
         Ok(created)
     }
 }
