@@ -1,56 +1,83 @@
-//! `cargo xtask bench`: what the library costs on top of the runtime CLI it drives.
+//! `cargo xtask bench`: what the library and its engine cost, or save, next to the runtime CLI
+//! they drive.
 //!
 //! The library spawns the same runtime binary a shell script would, so its overhead is what it
 //! adds around each call: argv building, `--log` files and their JSON, process-group handling,
-//! timeouts and state parsing. Those costs only mean something next to the runtime's own, and
-//! the machines this runs on are shared and noisy, so absolute times are never asserted. Instead
-//! each runtime is measured two ways in the same run:
+//! timeouts and state parsing. The engine adds supervision: its `DirectMonitor` learns of a
+//! container's exit from a pidfd where a script polls `state`, and `run` makes one runtime call
+//! where a script makes two. Those costs and savings only mean something next to the runtime's
+//! own, and the machines this runs on are shared and noisy, so absolute times are never asserted.
+//! Instead each runtime is measured several ways in the same run:
 //!
-//! - **raw**: `std::process::Command` running `<rt> --root R create|start|state|delete` directly;
-//! - **lib**: the same lifecycle through the library's `CliBackend` on a tokio runtime,
+//! - **raw CLI**: `std::process::Command` running `<rt> --root R create|start|state|kill|delete`;
+//! - **CliBackend**: the same sequence through the library's backend, on a tokio runtime;
+//! - **Engine** (monitor `direct`): create, start, `wait`, delete through the `Engine`;
+//! - **Engine run**: the same with `run` (`run --detach` where the runtime has it);
+//! - **runc crate**: containerd's `runc` client (runc and the fake runc only), as its users drive
+//!   it: a pid file, `/dev/null` stdio, `/proc` looked at until the init exits;
+//! - **CliBackend /proc**: the library's backend waiting the same way as the runc crate (where
+//!   the crate is measured), so that the two differ only in the CLI layer.
 //!
-//! interleaved (raw then lib, then lib then raw, and so on) so a burst of load on the host, or
-//! whatever one way leaves behind for the next, hits both ways alike, and reported as medians with
-//! p10, p90 and p95 and the ratios lib/raw of the medians and of the p95s. A ratio near 1 says the
-//! library adds little; a change in the ratio between runs is what matters, not the milliseconds.
-//! `--json PATH` writes the same figures, each named by runtime and monitor (`none` until the
-//! monitors take part), with every sample.
+//! over three workloads:
+//!
+//! - **lifecycle**: a `/bin/true` container created, started, waited for (raw and CliBackend ask
+//!   `state` every 2 ms until it is stopped) and deleted; every way;
+//! - **exit latency**: from the moment the bench closes the stdin of a container running
+//!   `sh -c 'read line; exit 3'` until its exit is seen: `engine.wait` returning, or `state`
+//!   saying stopped; the moment is the bench's own, not something the code under test reports;
+//! - **stop latency**: from asking a container whose TERM trap exits at once to stop (after it
+//!   said it is ready) until it is seen stopped: `engine.stop`, or `kill TERM` and `state`.
+//!
+//! The ways of a workload are interleaved (each iteration rotates which goes first) so a burst of
+//! load on the host, or whatever one way leaves behind for the next, hits every way alike. The
+//! report gives medians with p10, p90 and p95 and the ratios of medians and of p95s of each way
+//! to its baseline (the raw CLI; the runc crate for `Engine run` and `CliBackend /proc`), with
+//! the targets the engine was built for (lifecycle: Engine at most 0.95 of the raw CLI, Engine run
+//! at most 0.80); a target is reported as met or missed, never asserted. A change in a ratio
+//! between runs is what matters, not the milliseconds. `--json PATH` writes every figure named by
+//! runtime, monitor (`direct` for the engine, `none` for the CLI-level ways), workload and way,
+//! with every sample, and every ratio.
 //!
 //! The library is timed as users ship it: built with optimisations. `cargo xtask` runs a debug
 //! build of this crate, so an unoptimised bench does not measure; it runs itself again through
 //! `cargo run --release` (the fake runtime is built in release too), and the report states the
 //! profile and optimisation level it was built with.
 //!
-//! The workload is the smallest complete lifecycle: a `/bin/true` container is created, started,
-//! polled with `state` every 2 ms until it is stopped, and deleted. Each iteration uses a fresh
-//! id under a private `--root`, so nothing depends on state left by another iteration or by other
-//! users of the runtime. `create` gets `/dev/null` for its stdio in the raw way: the container's
-//! init inherits it, and a pipe would make the reader wait for the container to exit.
+//! Each container has a fresh id under a private `--root` (and the engine a private state root),
+//! so nothing depends on state left by another iteration or by other users of the runtime.
+//! `create` gets `/dev/null` for the stdio the bench does not use: the container's init inherits
+//! it, and a pipe would make the reader wait for the container to exit.
 //!
 //! The fake runtime (`fake-oci` linked as `runc`) is always measured, needing neither root nor a
 //! real runtime; it shows the library's overhead against a runtime that does almost nothing. The
 //! real runc, crun and youki are measured when they are in `PATH`, we are root, and a static
 //! busybox exists to build the root filesystem. A real runtime whose first raw lifecycle fails
 //! (e.g. crun on a host whose cgroups it refuses) is reported as skipped with its message; a
-//! failure after that, or any failure of the library where the raw CLI succeeded, fails the task.
+//! failure after that, or any failure of another way where the raw CLI succeeded, fails the task.
+//! A run in which the engine said the container ended otherwise than the workload makes it end
+//! (an exit it did not see, a stop that took SIGKILL) is not a failure of the bench: its time is
+//! kept, since it is how long the engine took to answer, and the run is listed under the figures
+//! (and in the JSON), so a wrong answer never hides behind a good time.
 //!
-//! Every container is force-deleted if its iteration fails, and every temp directory (bundles,
+//! Every container is force-deleted if its sequence fails, and every temp directory (bundles,
 //! state roots) is removed when the runtime's measurement ends.
 
-use std::fs::File;
+mod ways;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use runtime_core::{CliBackend, ContainerId, CreateOptions, DeleteMode, OciBackend, RuntimeConfig, Status};
+use runtime_core::{CliBackend, DirectMonitor, Engine, RuntimeConfig, StateRoot};
 use serde_json::json;
 
-use testkit::bundle::{BundleBuilder, Rootfs};
+use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::{FakeRuntime, Flavour};
 use testkit::gate::Gate;
 
 use crate::{cargo, run_command};
+use ways::{Drivers, EXIT_ON_EOF, EXIT_ON_TERM, Raw, Sample};
 
 /// The profile and optimisation level this build of xtask was compiled with (see `build.rs`).
 const BUILD_PROFILE: &str = env!("XTASK_BUILD_PROFILE");
@@ -59,20 +86,119 @@ const OPT_LEVEL: &str = env!("XTASK_BUILD_OPT_LEVEL");
 /// Set on the optimised run that an unoptimised one starts, so that it never starts another.
 const REINVOKED: &str = "XTASK_BENCH_REINVOKED";
 
-/// Which monitor supervises the containers: none yet, the backends are driven directly.
-const MONITOR: &str = "none";
-
-/// What one iteration does, for the report.
-const WORKLOAD: &str = "lifecycle of a /bin/true container: create, start, state every 2 ms until stopped, delete";
-
-/// Iterations of each way run before measuring: they fill caches and reveal a broken runtime.
+/// Iterations of every way run before measuring: they fill caches and reveal a broken runtime.
 const WARM_UP: usize = 2;
 
-/// How often `state` is asked while waiting for the container to stop.
-const POLL: Duration = Duration::from_millis(2);
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    Lifecycle,
+    ExitLatency,
+    StopLatency,
+}
 
-/// How long a `/bin/true` container may take to stop before the iteration counts as failed.
-const STOP_DEADLINE: Duration = Duration::from_secs(10);
+impl Workload {
+    const ALL: [Workload; 3] = [Workload::Lifecycle, Workload::ExitLatency, Workload::StopLatency];
+
+    fn key(self) -> &'static str {
+        match self {
+            Workload::Lifecycle => "lifecycle",
+            Workload::ExitLatency => "exit-latency",
+            Workload::StopLatency => "stop-latency",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Workload::Lifecycle => {
+                "a /bin/true container created, started, waited for until stopped (raw CLI and CliBackend: \
+                 state every 2 ms; Engine: wait; runc crate and CliBackend /proc: /proc every 2 ms) and deleted; \
+                 the whole sequence"
+            }
+            Workload::ExitLatency => {
+                "sh -c 'read line; exit 3' with its stdin a pipe from the bench: from closing the write end \
+                 until the exit is seen (raw CLI: state every 2 ms says stopped; Engine: wait returns)"
+            }
+            Workload::StopLatency => {
+                "a container whose TERM trap exits at once, once it said ready: from asking it to stop until \
+                 it is seen stopped (raw CLI: kill TERM, then state every 2 ms; Engine: stop returns)"
+            }
+        }
+    }
+}
+
+/// How a workload is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    RawCli,
+    CliBackend,
+    Engine,
+    EngineRun,
+    RuncCrate,
+    CliBackendProcWait,
+}
+
+impl Way {
+    fn key(self) -> &'static str {
+        match self {
+            Way::RawCli => "raw-cli",
+            Way::CliBackend => "cli-backend",
+            Way::Engine => "engine",
+            Way::EngineRun => "engine-run",
+            Way::RuncCrate => "runc-crate",
+            Way::CliBackendProcWait => "cli-backend-proc-wait",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Way::RawCli => "raw CLI",
+            Way::CliBackend => "CliBackend",
+            Way::Engine => "Engine",
+            Way::EngineRun => "Engine run",
+            Way::RuncCrate => "runc crate",
+            Way::CliBackendProcWait => "CliBackend /proc",
+        }
+    }
+
+    /// Which monitor supervises the containers: the engine's direct one, or none.
+    fn monitor(self) -> &'static str {
+        match self {
+            Way::Engine | Way::EngineRun => "direct",
+            Way::RawCli | Way::CliBackend | Way::RuncCrate | Way::CliBackendProcWait => "none",
+        }
+    }
+}
+
+/// A ratio the report gives: `way` over `baseline` in `workload`, with the median ratio the
+/// engine was built to reach, if any.
+#[derive(Debug, Clone, Copy)]
+struct RatioSpec {
+    workload: Workload,
+    way: Way,
+    baseline: Way,
+    target: Option<f64>,
+}
+
+const RATIOS: &[RatioSpec] = &[
+    RatioSpec { workload: Workload::Lifecycle, way: Way::CliBackend, baseline: Way::RawCli, target: None },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::Engine, baseline: Way::RawCli, target: Some(0.95) },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineRun, baseline: Way::RawCli, target: Some(0.80) },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineRun, baseline: Way::RuncCrate, target: None },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::CliBackendProcWait, baseline: Way::RuncCrate, target: None },
+    RatioSpec { workload: Workload::ExitLatency, way: Way::Engine, baseline: Way::RawCli, target: None },
+    RatioSpec { workload: Workload::StopLatency, way: Way::Engine, baseline: Way::RawCli, target: None },
+];
+
+/// The samples of one way of one workload, in milliseconds, in the order they ran, and the
+/// iterations whose container the engine said ended otherwise than expected.
+#[derive(Debug, Clone, PartialEq)]
+struct Series {
+    workload: Workload,
+    way: Way,
+    samples: Vec<f64>,
+    unexpected: Vec<String>,
+}
 
 /// Which backend constructor drives a runtime.
 #[derive(Debug, Clone, Copy)]
@@ -100,7 +226,7 @@ struct Subject {
     /// The runtime binary (for the fake, a link named `runc`; made in the work dir when `None`).
     binary: Option<PathBuf>,
     family: Family,
-    /// The container's process.
+    /// The lifecycle container's process: `true` (the fake finds it in `PATH`) or `/bin/true`.
     args: &'static [&'static str],
     /// The root filesystem: busybox for real runtimes, empty for the fake.
     rootfs: Rootfs,
@@ -111,11 +237,8 @@ struct Subject {
 /// What measuring one runtime came to.
 #[derive(Debug)]
 enum Outcome {
-    /// Milliseconds per iteration, for each way, in the order they ran.
-    Measured {
-        raw: Vec<f64>,
-        lib: Vec<f64>,
-    },
+    /// Every workload and way that was measured.
+    Measured(Vec<Series>),
     Skipped(String),
     Failed(String),
 }
@@ -221,7 +344,69 @@ fn target_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(dir))
 }
 
-/// Measures one runtime: warm-ups, then `iterations` of raw and lib, interleaved.
+/// The bundles of the three workloads.
+struct Bundles {
+    lifecycle: Bundle,
+    exit: Bundle,
+    stop: Bundle,
+}
+
+impl Bundles {
+    fn build(subject: &Subject) -> anyhow::Result<Self> {
+        let bundle = |args: &[&str]| BundleBuilder::new(args.iter().copied()).rootfs(subject.rootfs).build();
+        Ok(Bundles { lifecycle: bundle(subject.args)?, exit: bundle(EXIT_ON_EOF)?, stop: bundle(EXIT_ON_TERM)? })
+    }
+
+    fn of(&self, workload: Workload) -> &Path {
+        match workload {
+            Workload::Lifecycle => self.lifecycle.path(),
+            Workload::ExitLatency => self.exit.path(),
+            Workload::StopLatency => self.stop.path(),
+        }
+    }
+}
+
+/// The ways each workload is driven, in the order of the report.
+fn plan(with_runc_crate: bool) -> Vec<(Workload, Vec<Way>)> {
+    let mut lifecycle = vec![Way::RawCli, Way::CliBackend, Way::Engine, Way::EngineRun];
+    if with_runc_crate {
+        lifecycle.extend([Way::RuncCrate, Way::CliBackendProcWait]);
+    }
+    Workload::ALL
+        .into_iter()
+        .map(|workload| match workload {
+            Workload::Lifecycle => (workload, lifecycle.clone()),
+            Workload::ExitLatency | Workload::StopLatency => (workload, vec![Way::RawCli, Way::Engine]),
+        })
+        .collect()
+}
+
+/// `ways` starting at the `round`-th: over successive rounds each way goes first in turn.
+fn rotated(ways: &[Way], round: usize) -> Vec<Way> {
+    let start = round % ways.len().max(1);
+    ways[start..].iter().chain(&ways[..start]).copied().collect()
+}
+
+/// Drives `workload` one time the `way` way.
+fn drive(drivers: &Drivers, bundles: &Bundles, workload: Workload, way: Way, id: &str) -> anyhow::Result<Sample> {
+    let bundle = bundles.of(workload);
+    match (workload, way) {
+        (Workload::Lifecycle, Way::RawCli) => drivers.raw_lifecycle(id, bundle),
+        (Workload::Lifecycle, Way::CliBackend) => drivers.backend_lifecycle(id, bundle),
+        (Workload::Lifecycle, Way::Engine) => drivers.engine_lifecycle(id, bundle, false),
+        (Workload::Lifecycle, Way::EngineRun) => drivers.engine_lifecycle(id, bundle, true),
+        (Workload::Lifecycle, Way::RuncCrate) => drivers.runc_crate_lifecycle(id, bundle),
+        (Workload::Lifecycle, Way::CliBackendProcWait) => drivers.backend_proc_wait_lifecycle(id, bundle),
+        (Workload::ExitLatency, Way::RawCli) => drivers.raw_exit_latency(id, bundle),
+        (Workload::ExitLatency, Way::Engine) => drivers.engine_exit_latency(id, bundle),
+        (Workload::StopLatency, Way::RawCli) => drivers.raw_stop_latency(id, bundle),
+        (Workload::StopLatency, Way::Engine) => drivers.engine_stop_latency(id, bundle),
+        (workload, way) => bail!("the bench has no {} way for {}", way.label(), workload.key()),
+    }
+}
+
+/// Measures one runtime: a first raw lifecycle that says whether it works here, warm-ups, then
+/// `iterations` of every workload, its ways interleaved.
 fn measure(
     tokio: &tokio::runtime::Runtime,
     subject: &Subject,
@@ -238,169 +423,61 @@ fn measure(
         (None, Some(fake_runtime)) => fake_runtime.binary(),
         (None, None) => bail!("{} has neither a binary nor a fake", subject.name),
     };
-    let built = BundleBuilder::new(subject.args.iter().copied()).rootfs(subject.rootfs).build()?;
-    let bundle = built.path().to_path_buf();
+    let bundles = Bundles::build(subject)?;
     let raw = Raw { binary, root: work.path().join("root") };
-    let capture = work.path().join("create-stderr");
-
     let tag = format!("bench-{}-{}", std::process::id(), subject.name);
-    let id = |way: &str, n: usize| format!("{tag}-{way}-{n}");
 
-    // The first raw lifecycle tells whether this runtime works on this host at all.
-    for n in 0..WARM_UP {
-        if let Err(error) = raw.lifecycle(&id("warm-raw", n), &bundle, Some(&capture)) {
-            return Ok(if n == 0 && subject.may_skip {
-                Outcome::Skipped(format!("its first raw lifecycle failed: {error:#}"))
-            } else {
-                Outcome::Failed(format!("raw warm-up: {error:#}"))
-            });
-        }
-    }
-    let config = RuntimeConfig::default().binary(&raw.binary).root(&raw.root);
-    let backend = tokio.block_on(subject.family.connect(config)).context("connecting the library backend")?;
-    for n in 0..WARM_UP {
-        lib_lifecycle(tokio, &backend, &raw, &id("warm-lib", n), &bundle).context("lib warm-up")?;
-    }
-
-    let mut raw_ms = Vec::with_capacity(iterations);
-    let mut lib_ms = Vec::with_capacity(iterations);
-    for n in 0..iterations {
-        let time_raw = |raw_ms: &mut Vec<f64>| -> anyhow::Result<()> {
-            let started = Instant::now();
-            raw.lifecycle(&id("raw", n), &bundle, None).with_context(|| format!("raw iteration {n}"))?;
-            raw_ms.push(millis(started.elapsed()));
-            Ok(())
-        };
-        let time_lib = |lib_ms: &mut Vec<f64>| -> anyhow::Result<()> {
-            let started = Instant::now();
-            lib_lifecycle(tokio, &backend, &raw, &id("lib", n), &bundle)
-                .with_context(|| format!("lib iteration {n}"))?;
-            lib_ms.push(millis(started.elapsed()));
-            Ok(())
-        };
-        // Alternate which way goes first, so neither always runs right after the other.
-        if n % 2 == 0 {
-            time_raw(&mut raw_ms)?;
-            time_lib(&mut lib_ms)?;
+    let capture = work.path().join("create-stderr");
+    if let Err(error) = raw.lifecycle(&format!("{tag}-probe"), bundles.lifecycle.path(), Some(&capture)) {
+        return Ok(if subject.may_skip {
+            Outcome::Skipped(format!("its first raw lifecycle failed: {error:#}"))
         } else {
-            time_lib(&mut lib_ms)?;
-            time_raw(&mut raw_ms)?;
-        }
-    }
-    drop((work, built, fake_runtime));
-    Ok(Outcome::Measured { raw: raw_ms, lib: lib_ms })
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-/// The runtime CLI driven directly, as a script would.
-#[derive(Debug)]
-struct Raw {
-    binary: PathBuf,
-    root: PathBuf,
-}
-
-impl Raw {
-    fn command(&self) -> Command {
-        let mut command = Command::new(&self.binary);
-        command.arg("--root").arg(&self.root).stdin(Stdio::null());
-        command
+            Outcome::Failed(format!("the first raw lifecycle: {error:#}"))
+        });
     }
 
-    /// Runs `<rt> --root R args...`, returning its stdout; a failure carries its stderr.
-    fn call(&self, args: &[&str]) -> anyhow::Result<Vec<u8>> {
-        let mut command = self.command();
-        command.args(args);
-        let output = command.output().with_context(|| format!("cannot run {command:?}"))?;
-        if !output.status.success() {
-            bail!("{command:?}: {}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
-        }
-        Ok(output.stdout)
-    }
+    let config = RuntimeConfig::default().binary(&raw.binary).root(&raw.root);
+    let backend = Arc::new(tokio.block_on(subject.family.connect(config)).context("connecting the library backend")?);
+    let state_root = StateRoot::open(work.path().join("engine")).context("opening the engine's state root")?;
+    let engine = Engine::new(Arc::clone(&backend) as _, Arc::new(DirectMonitor::new()), state_root);
+    let runc_crate = match subject.family {
+        Family::Runc => Some(ways::runc_crate_client(&raw)?),
+        Family::Crun | Family::Youki => None,
+    };
+    let plan = plan(runc_crate.is_some());
+    let drivers = Drivers { tokio, raw: &raw, backend, engine, runc_crate, scratch: work.path() };
 
-    /// create, start, poll state until stopped, delete. `create`'s stderr goes to `capture`
-    /// when given (to report why it failed), else to `/dev/null` like its other streams.
-    fn lifecycle(&self, id: &str, bundle: &Path, capture: Option<&Path>) -> anyhow::Result<()> {
-        let mut leftover = Leftover { raw: self, id, armed: true };
-        let mut create = self.command();
-        create.arg("create").arg("--bundle").arg(bundle).arg(id).stdout(Stdio::null());
-        match capture {
-            Some(path) => create.stderr(File::create(path).context("creating the stderr file")?),
-            None => create.stderr(Stdio::null()),
-        };
-        let status = create.status().with_context(|| format!("cannot run {create:?}"))?;
-        if !status.success() {
-            let stderr = capture.and_then(|path| std::fs::read_to_string(path).ok()).unwrap_or_default();
-            bail!("{create:?}: {status}: {}", stderr.trim());
-        }
-        self.call(&["start", id])?;
-        let deadline = Instant::now() + STOP_DEADLINE;
-        loop {
-            let stdout = self.call(&["state", id])?;
-            let state: serde_json::Value = serde_json::from_slice(&stdout).context("parsing state")?;
-            if state["status"] == "stopped" {
-                break;
+    let mut measured: Vec<Series> = plan
+        .iter()
+        .flat_map(|(workload, ways)| {
+            ways.iter().map(|&way| Series {
+                workload: *workload,
+                way,
+                samples: Vec::with_capacity(iterations),
+                unexpected: Vec::new(),
+            })
+        })
+        .collect();
+    for round in 0..WARM_UP + iterations {
+        let warming = round < WARM_UP;
+        let (stage, n) = if warming { ("warm-up", round) } else { ("iteration", round - WARM_UP) };
+        for (workload, ways) in &plan {
+            for way in rotated(ways, round) {
+                let id = format!("{tag}-{}-{}-{round}", workload.key(), way.key());
+                let sample = drive(&drivers, &bundles, *workload, way, &id)
+                    .with_context(|| format!("{} {}, {stage} {n}", way.label(), workload.key()))?;
+                if !warming {
+                    let series = measured.iter_mut().find(|series| (series.workload, series.way) == (*workload, way));
+                    let series = series.context("a way outside the plan")?;
+                    series.samples.push(sample.ms);
+                    series.unexpected.extend(sample.unexpected.map(|what| format!("{stage} {n}: {what}")));
+                }
             }
-            if Instant::now() > deadline {
-                bail!("{id} not stopped after {STOP_DEADLINE:?} (status {})", state["status"]);
-            }
-            std::thread::sleep(POLL);
-        }
-        self.call(&["delete", id])?;
-        leftover.armed = false;
-        Ok(())
-    }
-}
-
-/// The same lifecycle through the library.
-fn lib_lifecycle(
-    tokio: &tokio::runtime::Runtime,
-    backend: &CliBackend,
-    raw: &Raw,
-    id: &str,
-    bundle: &Path,
-) -> anyhow::Result<()> {
-    let mut leftover = Leftover { raw, id, armed: true };
-    let id = ContainerId::new(id)?;
-    tokio.block_on(async {
-        backend.create(&id, bundle, CreateOptions::default()).await?;
-        backend.start(&id).await?;
-        let deadline = Instant::now() + STOP_DEADLINE;
-        loop {
-            let state = backend.state(&id).await?;
-            if state.status == Status::Stopped {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("{id} not stopped after {STOP_DEADLINE:?} (status {})", state.status);
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        backend.delete(&id, DeleteMode::IfStopped).await?;
-        anyhow::Ok(())
-    })?;
-    leftover.armed = false;
-    Ok(())
-}
-
-/// Force-deletes a container whose iteration did not finish, so none outlives the bench.
-struct Leftover<'a> {
-    raw: &'a Raw,
-    id: &'a str,
-    armed: bool,
-}
-
-impl Drop for Leftover<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut delete = self.raw.command();
-            delete.args(["delete", "--force", self.id]).stdout(Stdio::null()).stderr(Stdio::null());
-            // Nothing to do if it fails: the container may never have been created.
-            let _ = delete.status();
         }
     }
+    drop(drivers);
+    drop((work, bundles, fake_runtime));
+    Ok(Outcome::Measured(measured))
 }
 
 /// The `fraction` quantile of sorted `values`, interpolating linearly between neighbours.
@@ -439,85 +516,163 @@ impl Summary {
     }
 }
 
+/// A ratio of medians and of p95s, when both ways were measured.
+#[derive(Debug, Clone, Copy)]
+struct Ratio {
+    spec: RatioSpec,
+    median: f64,
+    p95: f64,
+}
+
+impl Ratio {
+    /// Whether the median ratio reached its target, if it has one.
+    fn met(&self) -> Option<bool> {
+        self.spec.target.map(|target| self.median <= target)
+    }
+}
+
+fn ratios(measured: &[Series]) -> Vec<Ratio> {
+    let summary = |workload: Workload, way: Way| {
+        measured.iter().find(|series| (series.workload, series.way) == (workload, way)).map(|s| Summary::of(&s.samples))
+    };
+    RATIOS
+        .iter()
+        .filter_map(|&spec| {
+            let way = summary(spec.workload, spec.way)?;
+            let baseline = summary(spec.workload, spec.baseline)?;
+            Some(Ratio { spec, median: way.median / baseline.median, p95: way.p95 / baseline.p95 })
+        })
+        .collect()
+}
+
 fn print_table(results: &[(&str, Outcome)], iterations: usize) {
     println!();
-    println!("Workload: {WORKLOAD}.");
+    for workload in Workload::ALL {
+        println!("{:<13} {}.", workload.key(), workload.description());
+    }
     println!(
-        "{iterations} iterations per runtime for each way, raw and lib interleaved, after {WARM_UP} warm-ups; \
-         xtask built with the {BUILD_PROFILE} profile (opt-level {OPT_LEVEL}); times in ms; ratios lib/raw."
+        "{iterations} iterations per runtime for each way, the ways of a workload interleaved, after {WARM_UP} \
+         warm-ups; xtask built with the {BUILD_PROFILE} profile (opt-level {OPT_LEVEL}); times in ms."
     );
     println!();
     println!(
-        "{:<10} {:<7}  {:>8} {:>8} {:>8}  {:>8} {:>8} {:>8}  {:>9} {:>9}",
-        "runtime", "monitor", "raw med", "p10", "p95", "lib med", "p10", "p95", "ratio med", "ratio p95"
+        "{:<10} {:<13} {:<16} {:<7}  {:>8} {:>8} {:>8} {:>8}",
+        "runtime", "workload", "way", "monitor", "median", "p10", "p90", "p95"
     );
     for (name, outcome) in results {
         match outcome {
-            Outcome::Measured { raw, lib } => {
-                let (raw, lib) = (Summary::of(raw), Summary::of(lib));
-                println!(
-                    "{name:<10} {MONITOR:<7}  {:>8.1} {:>8.1} {:>8.1}  {:>8.1} {:>8.1} {:>8.1}  {:>9.2} {:>9.2}",
-                    raw.median,
-                    raw.p10,
-                    raw.p95,
-                    lib.median,
-                    lib.p10,
-                    lib.p95,
-                    lib.median / raw.median,
-                    lib.p95 / raw.p95
-                );
+            Outcome::Measured(measured) => {
+                for series in measured {
+                    let summary = Summary::of(&series.samples);
+                    println!(
+                        "{name:<10} {:<13} {:<16} {:<7}  {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+                        series.workload.key(),
+                        series.way.label(),
+                        series.way.monitor(),
+                        summary.median,
+                        summary.p10,
+                        summary.p90,
+                        summary.p95
+                    );
+                }
             }
-            Outcome::Skipped(reason) => println!("{name:<10} {MONITOR:<7}  skipped: {reason}"),
-            Outcome::Failed(error) => println!("{name:<10} {MONITOR:<7}  FAILED: {error}"),
+            Outcome::Skipped(reason) => println!("{name:<10} skipped: {reason}"),
+            Outcome::Failed(error) => println!("{name:<10} FAILED: {error}"),
+        }
+    }
+    for (name, outcome) in results {
+        let Outcome::Measured(measured) = outcome else { continue };
+        for series in measured.iter().filter(|series| !series.unexpected.is_empty()) {
+            println!(
+                "{name} {} {}: {} of {} runs ended otherwise than expected, e.g. {}",
+                series.workload.key(),
+                series.way.label(),
+                series.unexpected.len(),
+                series.samples.len(),
+                series.unexpected[0]
+            );
+        }
+    }
+    println!();
+    println!(
+        "{:<10} {:<13} {:<44}  {:>6} {:>6}  target (median)",
+        "runtime", "workload", "ratio (monitor)", "median", "p95"
+    );
+    for (name, outcome) in results {
+        let Outcome::Measured(measured) = outcome else { continue };
+        for ratio in ratios(measured) {
+            let RatioSpec { workload, way, baseline, target } = ratio.spec;
+            let label = format!("{} ({}) / {} ({})", way.label(), way.monitor(), baseline.label(), baseline.monitor());
+            let target = match (target, ratio.met()) {
+                (Some(target), Some(true)) => format!("<= {target:.2}, met"),
+                (Some(target), _) => format!("<= {target:.2}, missed"),
+                (None, _) => String::new(),
+            };
+            println!(
+                "{name:<10} {:<13} {label:<44}  {:>6.2} {:>6.2}  {target}",
+                workload.key(),
+                ratio.median,
+                ratio.p95
+            );
         }
     }
 }
 
-/// The figures as JSON: one entry per runtime and monitor, with every sample behind them.
+/// The figures as JSON: every series named by runtime, monitor, workload and way, with its
+/// samples; every ratio with its target; and what became of each runtime.
 fn report(results: &[(&str, Outcome)], iterations: usize) -> serde_json::Value {
-    let way = |samples: &[f64]| {
-        let summary = Summary::of(samples);
-        json!({
-            "median_ms": summary.median,
-            "p10_ms": summary.p10,
-            "p90_ms": summary.p90,
-            "p95_ms": summary.p95,
-            "samples_ms": samples,
-        })
-    };
-    let figures: Vec<serde_json::Value> = results
-        .iter()
-        .map(|(name, outcome)| match outcome {
-            Outcome::Measured { raw, lib } => {
-                let (raw_summary, lib_summary) = (Summary::of(raw), Summary::of(lib));
-                json!({
-                    "runtime": name,
-                    "monitor": MONITOR,
-                    "outcome": "measured",
-                    "raw": way(raw),
-                    "lib": way(lib),
-                    "ratio": {
-                        "median": lib_summary.median / raw_summary.median,
-                        "p95": lib_summary.p95 / raw_summary.p95,
-                    },
-                })
-            }
-            Outcome::Skipped(reason) => {
-                json!({ "runtime": name, "monitor": MONITOR, "outcome": "skipped", "reason": reason })
-            }
-            Outcome::Failed(error) => {
-                json!({ "runtime": name, "monitor": MONITOR, "outcome": "failed", "error": error })
-            }
-        })
-        .collect();
+    let mut runtimes = Vec::new();
+    let mut figures = Vec::new();
+    let mut ratio_figures = Vec::new();
+    for (name, outcome) in results {
+        runtimes.push(match outcome {
+            Outcome::Measured(_) => json!({ "runtime": name, "outcome": "measured" }),
+            Outcome::Skipped(reason) => json!({ "runtime": name, "outcome": "skipped", "reason": reason }),
+            Outcome::Failed(error) => json!({ "runtime": name, "outcome": "failed", "error": error }),
+        });
+        let Outcome::Measured(measured) = outcome else { continue };
+        for series in measured {
+            let summary = Summary::of(&series.samples);
+            figures.push(json!({
+                "runtime": name,
+                "monitor": series.way.monitor(),
+                "workload": series.workload.key(),
+                "way": series.way.key(),
+                "median_ms": summary.median,
+                "p10_ms": summary.p10,
+                "p90_ms": summary.p90,
+                "p95_ms": summary.p95,
+                "samples_ms": series.samples,
+                "unexpected_ends": series.unexpected,
+            }));
+        }
+        for ratio in ratios(measured) {
+            let RatioSpec { workload, way, baseline, target } = ratio.spec;
+            ratio_figures.push(json!({
+                "runtime": name,
+                "workload": workload.key(),
+                "way": way.key(),
+                "monitor": way.monitor(),
+                "baseline": { "way": baseline.key(), "monitor": baseline.monitor() },
+                "median": ratio.median,
+                "p95": ratio.p95,
+                "target_median": target,
+                "target_met": ratio.met(),
+            }));
+        }
+    }
+    let workloads: serde_json::Map<String, serde_json::Value> =
+        Workload::ALL.into_iter().map(|workload| (workload.key().to_owned(), json!(workload.description()))).collect();
     json!({
-        "workload": WORKLOAD,
+        "workloads": workloads,
         "iterations": iterations,
         "warm_ups": WARM_UP,
-        "interleaving": "raw and lib alternate, and alternate which goes first",
-        "ratios": "lib / raw",
+        "interleaving": "the ways of a workload take turns, each iteration rotating which goes first",
+        "ratios_are": "way / baseline, of the medians and of the p95s",
         "build": { "profile": BUILD_PROFILE, "opt_level": OPT_LEVEL },
+        "runtimes": runtimes,
         "figures": figures,
+        "ratios": ratio_figures,
     })
 }
 
@@ -537,37 +692,104 @@ mod tests {
     }
 
     #[test]
-    fn the_json_report_names_each_figure_by_runtime_and_monitor() {
+    fn the_json_report_names_each_figure_by_runtime_monitor_workload_and_way() {
         let raw: Vec<f64> = (1..=10).map(f64::from).collect();
-        let lib: Vec<f64> = raw.iter().map(|ms| ms * 2.0).collect();
+        let engine: Vec<f64> = raw.iter().map(|ms| ms * 2.0).collect();
+        let engine_run: Vec<f64> = raw.iter().map(|ms| ms / 2.0).collect();
+        let exit: Vec<f64> = vec![3.0, 1.0, 2.0];
+        let series =
+            |workload, way, samples: &[f64]| Series { workload, way, samples: samples.to_vec(), unexpected: vec![] };
         let results = [
-            ("runc", Outcome::Measured { raw: raw.clone(), lib: lib.clone() }),
+            (
+                "runc",
+                Outcome::Measured(vec![
+                    series(Workload::Lifecycle, Way::RawCli, &raw),
+                    series(Workload::Lifecycle, Way::Engine, &engine),
+                    series(Workload::Lifecycle, Way::EngineRun, &engine_run),
+                    Series {
+                        unexpected: vec!["iteration 4: ended, but how was not seen".into()],
+                        ..series(Workload::ExitLatency, Way::Engine, &exit)
+                    },
+                ]),
+            ),
             ("crun", Outcome::Skipped("crun is not in PATH".into())),
         ];
         let report = report(&results, 10);
         let close = |value: &serde_json::Value, expected: f64| (value.as_f64().unwrap() - expected).abs() < 1e-9;
 
         assert_eq!(report["iterations"], 10);
-        let runc = &report["figures"][0];
         assert_eq!(
-            (&runc["runtime"], &runc["monitor"], &runc["outcome"]),
-            (&json!("runc"), &json!("none"), &json!("measured"))
+            report["runtimes"],
+            json!([
+                { "runtime": "runc", "outcome": "measured" },
+                { "runtime": "crun", "outcome": "skipped", "reason": "crun is not in PATH" },
+            ])
         );
-        // numpy.percentile([1..10], [50, 95]) = 5.5, 9.55; the lib samples are exactly twice those.
-        assert!(close(&runc["raw"]["median_ms"], 5.5), "{runc}");
-        assert!(close(&runc["raw"]["p95_ms"], 9.55), "{runc}");
-        assert!(close(&runc["lib"]["median_ms"], 11.0), "{runc}");
-        assert!(close(&runc["lib"]["p95_ms"], 19.1), "{runc}");
-        assert!(close(&runc["ratio"]["median"], 2.0), "{runc}");
-        assert!(close(&runc["ratio"]["p95"], 2.0), "{runc}");
-        assert_eq!(runc["raw"]["samples_ms"], json!(raw));
-        assert_eq!(runc["lib"]["samples_ms"], json!(lib));
 
-        let crun = &report["figures"][1];
+        let figures = report["figures"].as_array().unwrap();
+        assert_eq!(figures.len(), 4, "one figure per series of a measured runtime");
+        fn names(figure: &serde_json::Value) -> [&str; 4] {
+            ["runtime", "monitor", "workload", "way"].map(|key| figure[key].as_str().unwrap())
+        }
+        assert_eq!(names(&figures[0]), ["runc", "none", "lifecycle", "raw-cli"]);
+        assert_eq!(names(&figures[1]), ["runc", "direct", "lifecycle", "engine"]);
+        assert_eq!(names(&figures[2]), ["runc", "direct", "lifecycle", "engine-run"]);
+        assert_eq!(names(&figures[3]), ["runc", "direct", "exit-latency", "engine"]);
+        // numpy.percentile([1..10], [50, 95]) = 5.5, 9.55; the engine's samples are twice those.
+        assert!(close(&figures[0]["median_ms"], 5.5), "{}", figures[0]);
+        assert!(close(&figures[0]["p95_ms"], 9.55), "{}", figures[0]);
+        assert!(close(&figures[1]["median_ms"], 11.0), "{}", figures[1]);
+        assert!(close(&figures[3]["median_ms"], 2.0), "{}", figures[3]);
+        assert_eq!(figures[0]["samples_ms"], json!(raw));
+        assert_eq!(figures[3]["samples_ms"], json!([3.0, 1.0, 2.0]), "samples stay in the order they ran");
+        assert_eq!(figures[0]["unexpected_ends"], json!([]));
+        assert_eq!(figures[3]["unexpected_ends"], json!(["iteration 4: ended, but how was not seen"]));
+
+        // Only the ratios whose two ways were measured: the exit latency has no raw baseline here.
+        let ratios = report["ratios"].as_array().unwrap();
+        assert_eq!(ratios.len(), 2, "{ratios:?}");
+        let engine = &ratios[0];
         assert_eq!(
-            crun,
-            &json!({ "runtime": "crun", "monitor": "none", "outcome": "skipped", "reason": "crun is not in PATH" })
+            [&engine["runtime"], &engine["workload"], &engine["way"], &engine["monitor"], &engine["baseline"]],
+            [
+                &json!("runc"),
+                &json!("lifecycle"),
+                &json!("engine"),
+                &json!("direct"),
+                &json!({ "way": "raw-cli", "monitor": "none" })
+            ]
         );
+        assert!(close(&engine["median"], 2.0) && close(&engine["p95"], 2.0), "{engine}");
+        assert!(close(&engine["target_median"], 0.95), "{engine}");
+        assert_eq!(engine["target_met"], json!(false), "twice the raw time misses 0.95");
+        let run = &ratios[1];
+        assert_eq!(run["way"], "engine-run");
+        assert!(close(&run["median"], 0.5) && close(&run["p95"], 0.5), "{run}");
+        assert!(close(&run["target_median"], 0.80), "{run}");
+        assert_eq!(run["target_met"], json!(true), "half the raw time meets 0.80");
+    }
+
+    #[test]
+    fn every_way_of_a_workload_goes_first_in_turn() {
+        let ways = [Way::RawCli, Way::CliBackend, Way::Engine];
+        assert_eq!(rotated(&ways, 0), [Way::RawCli, Way::CliBackend, Way::Engine]);
+        assert_eq!(rotated(&ways, 1), [Way::CliBackend, Way::Engine, Way::RawCli]);
+        assert_eq!(rotated(&ways, 2), [Way::Engine, Way::RawCli, Way::CliBackend]);
+        assert_eq!(rotated(&ways, 3), [Way::RawCli, Way::CliBackend, Way::Engine]);
+    }
+
+    #[test]
+    fn the_runc_crate_and_its_like_for_like_backend_are_lifecycle_ways_only_where_asked_for() {
+        let beside_the_crate = [Way::RuncCrate, Way::CliBackendProcWait];
+        let with: Vec<(Workload, Way)> = plan(true)
+            .into_iter()
+            .flat_map(|(workload, ways)| ways.into_iter().map(move |way| (workload, way)))
+            .filter(|(_, way)| beside_the_crate.contains(way))
+            .collect();
+        assert_eq!(with, [(Workload::Lifecycle, Way::RuncCrate), (Workload::Lifecycle, Way::CliBackendProcWait)]);
+        assert!(plan(false).iter().all(|(_, ways)| !ways.iter().any(|way| beside_the_crate.contains(way))));
+        let workloads: Vec<Workload> = plan(false).into_iter().map(|(workload, _)| workload).collect();
+        assert_eq!(workloads, Workload::ALL);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - `setup`: installs the real runtimes and prepares the host (root only).
 //! - `test`: formatting, lints, then the whole test suite.
 //! - `matrix`: the conformance suite over every backend found, as a table.
-//! - `bench`: the library, built with optimisations, against the raw runtime CLIs, as ratios.
+//! - `bench`: the library and its engine, built with optimisations, against the raw runtime CLIs
+//!   and containerd's `runc` crate, as ratios.
 //! - `ci`: what `.ci/run` does: the matrix on the host as found (a fresh clone must pass it before
 //!   anything is installed), setup, then the test suite with the real runtimes required.
 
@@ -36,13 +37,14 @@ enum Task {
     },
     /// The conformance matrix over every backend found (fakes always, real runtimes if present).
     Matrix,
-    /// The library against the raw runtime CLIs: medians and lib/raw ratios of a container lifecycle.
+    /// The library and its engine against the raw runtime CLIs and containerd's runc crate: medians
+    /// and ratios of a container lifecycle, of exit detection and of stop.
     Bench {
         /// Measured iterations per runtime for each way (after 2 warm-ups).
         #[arg(long, default_value_t = 20)]
         iterations: usize,
-        /// Also write every figure (by runtime and monitor: medians, percentiles, ratios, samples)
-        /// as JSON to this file.
+        /// Also write every figure (by runtime, monitor, workload and way: medians, percentiles,
+        /// samples) and every ratio as JSON to this file.
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
     },

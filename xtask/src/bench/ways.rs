@@ -1,0 +1,453 @@
+//! The ways the bench drives a container: the runtime CLI as a script would, the library's
+//! `CliBackend`, the `Engine` with its `DirectMonitor`, and containerd's `runc` crate.
+//!
+//! Each way returns the milliseconds it is judged by (the whole sequence, or only the part a
+//! latency is about) and leaves nothing behind, failed or not: a container whose sequence did
+//! not finish is force-deleted through the raw CLI.
+//!
+//! The latencies start from moments the bench makes itself, never from what the code under test
+//! reports. For exit detection the container runs `read line; exit 3` with its stdin a pipe from
+//! the bench: closing the write end is the moment the shell can exit, and the exit code 3 says
+//! it ended that way. For stop, the container installs a TERM trap that ends it at once and then
+//! says `ready` on a stdout pipe; the signal is sent only after that line arrived, so the trap is
+//! in place and the stop never falls back to SIGKILL (the engine's result says which happened).
+
+use std::io::PipeReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use runtime_core::{
+    CliBackend, ContainerId, ContainerStdio, CreateOptions, DeleteMode, Engine, Exit, OciBackend, Status, StopOptions,
+};
+use tokio::io::AsyncBufReadExt;
+
+/// The container process of the exit-latency workload: ends with status 3 when its stdin closes.
+pub(super) const EXIT_ON_EOF: &[&str] = &["sh", "-c", "read line; exit 3"];
+
+/// The exit status [`EXIT_ON_EOF`] ends with.
+const EXIT_ON_EOF_STATUS: i32 = 3;
+
+/// The container process of the stop-latency workload: exits 0 at once on TERM (ending its
+/// `sleep` first, for runtimes without a pid namespace), after saying `ready` on stdout.
+pub(super) const EXIT_ON_TERM: &[&str] = &["sh", "-c", "trap 'kill $!; exit 0' TERM; echo ready; sleep 1000 & wait"];
+
+/// How often `state` (or `/proc`) is looked at while waiting for a container to stop.
+const POLL: Duration = Duration::from_millis(2);
+
+/// How long a container may take to stop, or to say it is ready, before the iteration fails.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// One run of a way: the milliseconds it is judged by and, when the engine said the container
+/// ended otherwise than the workload makes it end, what it said. Such a run is kept and listed
+/// rather than failing the bench: its time is still how long the engine took to answer.
+#[derive(Debug)]
+pub(super) struct Sample {
+    pub(super) ms: f64,
+    pub(super) unexpected: Option<String>,
+}
+
+impl Sample {
+    fn expected(ms: f64) -> Self {
+        Sample { ms, unexpected: None }
+    }
+
+    /// A run of the engine, whose `exit` should have been `expected` (for the reason `why`).
+    fn judged(ms: f64, exit: Exit, expected: Exit, why: &str) -> Self {
+        let unexpected = (exit != expected).then(|| format!("{exit}, where {why}"));
+        Sample { ms, unexpected }
+    }
+}
+
+/// Times `sequence`, whose every run ends as expected.
+fn timed(sequence: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Sample> {
+    let started = Instant::now();
+    sequence()?;
+    Ok(Sample::expected(millis(started.elapsed())))
+}
+
+/// The runtime CLI driven directly, as a script would.
+#[derive(Debug)]
+pub(super) struct Raw {
+    pub(super) binary: PathBuf,
+    pub(super) root: PathBuf,
+}
+
+impl Raw {
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.arg("--root").arg(&self.root).stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `<rt> --root R args...`, returning its stdout; a failure carries its stderr.
+    fn call(&self, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+        let mut command = self.command();
+        command.args(args);
+        let output = command.output().with_context(|| format!("cannot run {command:?}"))?;
+        if !output.status.success() {
+            bail!("{command:?}: {}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+        }
+        Ok(output.stdout)
+    }
+
+    /// `create` with the container's stdin and stdout as given and its stderr to `capture` when
+    /// given (to report why it failed), else to `/dev/null`. The streams are closed here when it
+    /// returns, so the container holds the only copies the bench gave away.
+    fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdin: Stdio,
+        stdout: Stdio,
+        capture: Option<&Path>,
+    ) -> anyhow::Result<()> {
+        let mut create = self.command();
+        create.arg("create").arg("--bundle").arg(bundle).arg(id).stdin(stdin).stdout(stdout);
+        match capture {
+            Some(path) => create.stderr(std::fs::File::create(path).context("creating the stderr file")?),
+            None => create.stderr(Stdio::null()),
+        };
+        let status = create.status().with_context(|| format!("cannot run {create:?}"))?;
+        if !status.success() {
+            let stderr = capture.and_then(|path| std::fs::read_to_string(path).ok()).unwrap_or_default();
+            bail!("{create:?}: {status}: {}", stderr.trim());
+        }
+        Ok(())
+    }
+
+    /// Asks `state` every [`POLL`] until the container is stopped.
+    fn wait_stopped(&self, id: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let stdout = self.call(&["state", id])?;
+            let state: serde_json::Value = serde_json::from_slice(&stdout).context("parsing state")?;
+            if state["status"] == "stopped" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{id} not stopped after {DEADLINE:?} (status {})", state["status"]);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// create, start, poll `state` until stopped, delete; `create`'s stderr goes to `capture`
+    /// when given.
+    pub(super) fn lifecycle(&self, id: &str, bundle: &Path, capture: Option<&Path>) -> anyhow::Result<()> {
+        let leftover = Leftover::new(self, id);
+        self.create(id, bundle, Stdio::null(), Stdio::null(), capture)?;
+        self.call(&["start", id])?;
+        self.wait_stopped(id)?;
+        self.call(&["delete", id])?;
+        leftover.disarm();
+        Ok(())
+    }
+
+    /// The time from closing the container's stdin to `state` saying it stopped.
+    fn exit_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<f64> {
+        let leftover = Leftover::new(self, id);
+        let (stdin, hang_up) = std::io::pipe().context("creating the stdin pipe")?;
+        self.create(id, bundle, stdin.into(), Stdio::null(), None)?;
+        self.call(&["start", id])?;
+        let hung_up = Instant::now();
+        drop(hang_up);
+        self.wait_stopped(id)?;
+        let latency = millis(hung_up.elapsed());
+        self.call(&["delete", id])?;
+        leftover.disarm();
+        Ok(latency)
+    }
+
+    /// The time from `kill ID TERM` to `state` saying it stopped.
+    fn stop_latency(&self, tokio: &tokio::runtime::Runtime, id: &str, bundle: &Path) -> anyhow::Result<f64> {
+        let leftover = Leftover::new(self, id);
+        let (ready, says_ready) = std::io::pipe().context("creating the stdout pipe")?;
+        self.create(id, bundle, Stdio::null(), says_ready.into(), None)?;
+        self.call(&["start", id])?;
+        tokio.block_on(until_ready(ready))?;
+        let signalled = Instant::now();
+        self.call(&["kill", id, "TERM"])?;
+        self.wait_stopped(id)?;
+        let latency = millis(signalled.elapsed());
+        self.call(&["delete", id])?;
+        leftover.disarm();
+        Ok(latency)
+    }
+}
+
+/// Waits until the container says `ready` on the pipe whose read end is `ready`.
+async fn until_ready(ready: PipeReader) -> anyhow::Result<()> {
+    let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(ready.into()).context("registering the pipe")?;
+    let (mut reader, mut line) = (tokio::io::BufReader::new(receiver), String::new());
+    tokio::time::timeout(DEADLINE, reader.read_line(&mut line))
+        .await
+        .with_context(|| format!("the container did not say ready within {DEADLINE:?}"))?
+        .context("reading the container's stdout")?;
+    if line != "ready\n" {
+        bail!("the container said {line:?} instead of ready");
+    }
+    Ok(())
+}
+
+/// Force-deletes a container whose sequence did not finish, so none outlives the bench.
+struct Leftover<'a> {
+    raw: &'a Raw,
+    id: &'a str,
+    armed: bool,
+}
+
+impl<'a> Leftover<'a> {
+    fn new(raw: &'a Raw, id: &'a str) -> Self {
+        Leftover { raw, id, armed: true }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Leftover<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut delete = self.raw.command();
+            delete.args(["delete", "--force", self.id]).stdout(Stdio::null()).stderr(Stdio::null());
+            // Nothing to do if it fails: the container may never have been created.
+            let _ = delete.status();
+        }
+    }
+}
+
+/// Whether a `/proc/<pid>/stat` line (or its absence) says the process has exited: gone, or a
+/// zombie (`Z`) or dead (`X`) nobody reaped yet. The state follows the last `)`, since the
+/// command name in parentheses may hold anything.
+pub(super) fn exited_per_stat(stat: Option<&str>) -> bool {
+    let Some(stat) = stat else { return true };
+    let state = stat.rfind(')').and_then(|end| stat[end + 1..].split_whitespace().next());
+    matches!(state, Some("Z" | "X"))
+}
+
+/// Waits until the process whose pid is in `pid_file` has exited, looking at `/proc/<pid>/stat`
+/// every [`POLL`].
+async fn until_exited(pid_file: &Path, id: &str) -> anyhow::Result<()> {
+    let pid = std::fs::read_to_string(pid_file).context("reading the pid file")?;
+    let stat = PathBuf::from(format!("/proc/{}/stat", pid.trim()));
+    let deadline = Instant::now() + DEADLINE;
+    while !exited_per_stat(std::fs::read_to_string(&stat).ok().as_deref()) {
+        if Instant::now() > deadline {
+            bail!("{id} not stopped after {DEADLINE:?}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
+
+/// Everything the non-raw ways drive, over one runtime.
+pub(super) struct Drivers<'a> {
+    pub(super) tokio: &'a tokio::runtime::Runtime,
+    pub(super) raw: &'a Raw,
+    pub(super) backend: Arc<CliBackend>,
+    pub(super) engine: Engine,
+    /// containerd's client, when the runtime is runc (or the fake in its place).
+    pub(super) runc_crate: Option<runc::Runc>,
+    /// Where the `runc` crate's pid files go.
+    pub(super) scratch: &'a Path,
+}
+
+impl Drivers<'_> {
+    pub(super) fn raw_lifecycle(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        timed(|| self.raw.lifecycle(id, bundle, None))
+    }
+
+    pub(super) fn raw_exit_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        self.raw.exit_latency(id, bundle).map(Sample::expected)
+    }
+
+    pub(super) fn raw_stop_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        self.raw.stop_latency(self.tokio, id, bundle).map(Sample::expected)
+    }
+
+    /// The raw lifecycle through the library's `CliBackend`: create, start, `state` every
+    /// [`POLL`] until stopped, delete.
+    pub(super) fn backend_lifecycle(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        timed(|| self.backend_sequence(id, bundle))
+    }
+
+    fn backend_sequence(&self, id: &str, bundle: &Path) -> anyhow::Result<()> {
+        let leftover = Leftover::new(self.raw, id);
+        let id = ContainerId::new(id)?;
+        let backend = self.backend.as_ref();
+        self.tokio.block_on(async {
+            backend.create(&id, bundle, CreateOptions::default()).await?;
+            backend.start(&id).await?;
+            let deadline = Instant::now() + DEADLINE;
+            loop {
+                let state = backend.state(&id).await?;
+                if state.status == Status::Stopped {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{id} not stopped after {DEADLINE:?} (status {})", state.status);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            backend.delete(&id, DeleteMode::IfStopped).await?;
+            anyhow::Ok(())
+        })?;
+        leftover.disarm();
+        Ok(())
+    }
+
+    /// The backend's lifecycle waiting as the runc crate's users do ([`Drivers::runc_crate_lifecycle`]):
+    /// create with a pid file, start, `/proc` every [`POLL`], delete.
+    pub(super) fn backend_proc_wait_lifecycle(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        timed(|| {
+            let leftover = Leftover::new(self.raw, id);
+            let id = ContainerId::new(id)?;
+            let backend = self.backend.as_ref();
+            let pid_file = self.scratch.join(format!("{id}.pid"));
+            let opts = CreateOptions { pid_file: Some(pid_file.clone()), ..CreateOptions::default() };
+            self.tokio.block_on(async {
+                backend.create(&id, bundle, opts).await?;
+                backend.start(&id).await?;
+                until_exited(&pid_file, id.as_str()).await?;
+                backend.delete(&id, DeleteMode::IfStopped).await?;
+                anyhow::Ok(())
+            })?;
+            leftover.disarm();
+            std::fs::remove_file(&pid_file).context("removing the pid file")
+        })
+    }
+
+    /// The engine's lifecycle: create and start (or `run`, one runtime call where the runtime
+    /// has it), `wait` (a pidfd wakes it), delete.
+    pub(super) fn engine_lifecycle(&self, id: &str, bundle: &Path, run: bool) -> anyhow::Result<Sample> {
+        let leftover = Leftover::new(self.raw, id);
+        let id = ContainerId::new(id)?;
+        let engine = &self.engine;
+        let started = Instant::now();
+        let exit = self.tokio.block_on(async {
+            if run {
+                engine.run(&id, bundle, CreateOptions::default()).await?;
+            } else {
+                engine.create(&id, bundle, CreateOptions::default()).await?;
+                engine.start(&id).await?;
+            }
+            let exit = engine.wait(&id).await?;
+            engine.delete(&id, DeleteMode::IfStopped).await?;
+            anyhow::Ok(exit)
+        })?;
+        let ms = millis(started.elapsed());
+        leftover.disarm();
+        Ok(Sample::judged(ms, exit, Exit::Exited(0), "/bin/true exits with status 0"))
+    }
+
+    /// The time from closing the container's stdin to `engine.wait` returning.
+    pub(super) fn engine_exit_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        let leftover = Leftover::new(self.raw, id);
+        let id = ContainerId::new(id)?;
+        let engine = &self.engine;
+        let (stdin, hang_up) = std::io::pipe().context("creating the stdin pipe")?;
+        let stdio = ContainerStdio::Fds { stdin: Some(stdin.into()), stdout: None, stderr: None };
+        let sample = self.tokio.block_on(async {
+            engine.create(&id, bundle, CreateOptions { stdio, ..CreateOptions::default() }).await?;
+            engine.start(&id).await?;
+            let hung_up = Instant::now();
+            drop(hang_up);
+            let exit = engine.wait(&id).await?;
+            let latency = millis(hung_up.elapsed());
+            engine.delete(&id, DeleteMode::IfStopped).await?;
+            let why = format!("end of file on its stdin makes it exit with status {EXIT_ON_EOF_STATUS}");
+            anyhow::Ok(Sample::judged(latency, exit, Exit::Exited(EXIT_ON_EOF_STATUS), &why))
+        })?;
+        leftover.disarm();
+        Ok(sample)
+    }
+
+    /// The time `engine.stop` takes (TERM, the container's stop signal) to return.
+    pub(super) fn engine_stop_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        let leftover = Leftover::new(self.raw, id);
+        let id = ContainerId::new(id)?;
+        let engine = &self.engine;
+        let (ready, says_ready) = std::io::pipe().context("creating the stdout pipe")?;
+        let stdio = ContainerStdio::Fds { stdin: None, stdout: Some(says_ready.into()), stderr: None };
+        let sample = self.tokio.block_on(async {
+            engine.create(&id, bundle, CreateOptions { stdio, ..CreateOptions::default() }).await?;
+            engine.start(&id).await?;
+            until_ready(ready).await?;
+            let signalled = Instant::now();
+            let exit = engine.stop(&id, StopOptions::default()).await?;
+            let latency = millis(signalled.elapsed());
+            engine.delete(&id, DeleteMode::IfStopped).await?;
+            anyhow::Ok(Sample::judged(latency, exit, Exit::Exited(0), "its TERM trap exits with status 0"))
+        })?;
+        leftover.disarm();
+        Ok(sample)
+    }
+
+    /// The lifecycle through containerd's `runc` crate as its users drive it: create with a pid
+    /// file (and `/dev/null` stdio: with its default pipes, `create` waits for the container to
+    /// exit), start, wait for the init to exit by looking at `/proc/<pid>/stat` every [`POLL`]
+    /// (the crate has no wait, and its `state` cannot parse runc's RFC 3339 `created`), delete.
+    pub(super) fn runc_crate_lifecycle(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        timed(|| self.runc_crate_sequence(id, bundle))
+    }
+
+    fn runc_crate_sequence(&self, id: &str, bundle: &Path) -> anyhow::Result<()> {
+        let client = self.runc_crate.as_ref().context("the runc crate drives runc only")?;
+        let leftover = Leftover::new(self.raw, id);
+        let pid_file = self.scratch.join(format!("{id}.pid"));
+        let io = runc::io::NullIo::new().context("making the crate's null io")?;
+        let opts = runc::options::CreateOpts::new().pid_file(&pid_file).io(Arc::new(io));
+        self.tokio.block_on(async {
+            client.create(id, bundle, Some(&opts)).await.map_err(crate_error)?;
+            client.start(id).await.map_err(crate_error)?;
+            until_exited(&pid_file, id).await?;
+            client.delete(id, None).await.map_err(crate_error)?;
+            anyhow::Ok(())
+        })?;
+        leftover.disarm();
+        std::fs::remove_file(&pid_file).context("removing the pid file")
+    }
+}
+
+/// containerd's client for the runtime `raw` drives, with its defaults otherwise but JSON logs
+/// (to stderr, as with text ones): the fake runtime writes no other kind.
+pub(super) fn runc_crate_client(raw: &Raw) -> anyhow::Result<runc::Runc> {
+    runc::options::GlobalOpts::new().command(&raw.binary).root(&raw.root).log_json().build().map_err(crate_error)
+}
+
+/// The crate's errors are not `Sync`, so they travel as their message.
+fn crate_error(err: runc::error::Error) -> anyhow::Error {
+    anyhow::anyhow!("runc crate: {err}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_says_exited_for_zombies_and_dead_processes_only() {
+        // proc(5): "pid (comm) state ppid ...".
+        assert!(exited_per_stat(Some("4242 (true) Z 1 4242 4242 0 -1")));
+        assert!(exited_per_stat(Some("4242 (true) X 1 4242 4242 0 -1")));
+        assert!(!exited_per_stat(Some("4242 (sh) S 1 4242 4242 0 -1")));
+        assert!(!exited_per_stat(Some("4242 (sh) R 1 4242 4242 0 -1")));
+        // A name may hold spaces and parentheses; the state follows the last one.
+        assert!(!exited_per_stat(Some("4242 (a) Z (b) S 1 4242")));
+        assert!(exited_per_stat(Some("4242 (x) S) Z 1 4242")));
+        assert!(exited_per_stat(None), "no stat file: the process is gone");
+    }
+
+    #[test]
+    fn a_stat_line_of_a_live_process_is_not_exited() {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(!exited_per_stat(Some(&stat)), "{stat}");
+    }
+}
