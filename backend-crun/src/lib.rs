@@ -46,7 +46,11 @@ pub fn dialect(version: Version) -> Dialect {
     Dialect {
         // Registered only when crun is built with CRIU: the probes ask the binary.
         checkpoint_command: Some("checkpoint".into()),
-        run_command: Some("run".into()),
+        // Not `run --detach`: crun 1.8.1 leaves the container's init the child of an intermediate
+        // crun process that outlives the call, so a supervising subreaper neither gets the init
+        // as its child (its exit code is then lost) nor the intermediate's status (a zombie).
+        // Create and start give the same container, supervised properly.
+        run_command: None,
         restore_command: Some("restore".into()),
         // Present from 1.8.6; older builds answer `unknown command features`, which the probe
         // reports as evidence.

@@ -121,3 +121,9 @@ fn events_are_spelled_as_runc_spells_them_for_the_probe_to_ask() {
     let interval = std::time::Duration::from_secs(1);
     assert_eq!(d.events_args(&id(), interval).unwrap(), argv(&["events", "--interval", "1s", "c1"]));
 }
+
+#[test]
+fn run_is_left_to_create_and_start_since_crun_run_leaves_an_intermediate_process() {
+    let missing = dialect(DEBIAN).run_args(&id(), Path::new("/b"), Path::new("/p"), &CreateOptions::default());
+    assert_eq!(missing.unwrap_err().feature, "run");
+}

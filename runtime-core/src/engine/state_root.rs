@@ -155,14 +155,15 @@ fn private_dir(path: &Path) -> Result<()> {
 }
 
 /// Writes `contents` to `path` through a temporary file and a rename, so that a reader sees
-/// either nothing or all of it.
+/// either nothing or all of it. Not fsynced: the state root lives in `/run` (tmpfs), and what it
+/// records — running containers and how they ended — does not outlive the machine anyway, while
+/// an fsync would delay every waiter behind the disk.
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let context = || format!("writing {}", path.display());
     let mut temp =
         tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|err| Error::io(context(), err))?;
     temp.write_all(contents).map_err(|err| Error::io(context(), err))?;
-    temp.as_file().sync_all().map_err(|err| Error::io(context(), err))?;
     temp.persist(path).map_err(|err| Error::io(context(), err.error))?;
     Ok(())
 }
