@@ -1,4 +1,4 @@
-//! Where the example plugins are built.
+//! The example plugins: where they are built, and the conformance subject made of one.
 
 use std::path::PathBuf;
 
@@ -8,4 +8,16 @@ pub fn example_library(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its own path");
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("test binaries live in <profile>/deps");
     profile_dir.join("examples").join(format!("lib{name}.so"))
+}
+
+/// The subject `plugin-fake`: the example plugin, which describes the fake runc as data.
+pub fn fake_plugin_subject() -> crate::conformance::Subject {
+    use crate::conformance::{Connector, Setup, Subject};
+    let connect: Connector = std::sync::Arc::new(|config| {
+        Box::pin(async move {
+            let plugin = runtime_core::plugin::BackendPlugin::open(&example_library("fake_plugin"))?;
+            plugin.connect(config).await
+        })
+    });
+    Subject::custom("plugin-fake", Setup::Fake(crate::fake::Flavour::Runc), connect)
 }

@@ -2,22 +2,10 @@
 //! as data, and the whole suite runs through it.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use runtime_core::OciBackend;
-use runtime_core::plugin::BackendPlugin;
-use testkit::conformance::{Connector, Setup, Subject, register};
-use testkit::fake::Flavour;
+use testkit::conformance::register;
+use testkit::plugins::fake_plugin_subject;
 
 fn main() -> ExitCode {
-    let connect: Connector = Arc::new(|config| {
-        Box::pin(async move {
-            let plugin = BackendPlugin::open(&testkit::plugins::example_library("fake_plugin"))?;
-            let backend: Box<dyn OciBackend> = plugin.connect(config).await?;
-            Ok(backend)
-        })
-    });
-    testkit::harness::main(|suite| {
-        register(suite, &Subject::custom("plugin-fake", Setup::Fake(Flavour::Runc), connect));
-    })
+    testkit::harness::main(|suite| register(suite, &fake_plugin_subject()))
 }
