@@ -421,6 +421,11 @@ async fn checkpoint_and_restore(env: &mut Env) -> CaseResult {
     let opts = CheckpointOptions { image_path: image_path.clone(), ..CheckpointOptions::default() };
     env.backend.checkpoint(&id, &opts).await.context("checkpoint")?;
     ensure!(image_path.join("inventory.img").is_file(), "the image has CRIU's inventory.img");
+    if env.is_real() {
+        // What CRIU measured of the dump (the fakes write no CRIU images to measure).
+        let stats = runtime_core::checkpoint::DumpStatistics::read(&image_path).context("CRIU's dump statistics")?;
+        ensure!(stats.pages_written > 0 && stats.pages_written <= stats.pages_scanned, "dump statistics: {stats:?}");
+    }
     let dumped = count_when(&count_file, |_| true).await?;
     ensure!(dumped >= counted, "the count went from {counted} back to {dumped}");
     // runc removes a container it dumped; youki keeps it, stopped.
@@ -435,8 +440,13 @@ async fn checkpoint_and_restore(env: &mut Env) -> CaseResult {
     if !flavour.restores() {
         return Ok(Ran::Passed);
     }
-    let restore = RestoreOptions { image_path, ..RestoreOptions::default() };
+    let restore = RestoreOptions { image_path: image_path.clone(), ..RestoreOptions::default() };
     let restored = env.backend.restore(&id, bundle.path(), restore).await.context("restore")?;
+    if env.is_real() {
+        let stats =
+            runtime_core::checkpoint::RestoreStatistics::read(&image_path).context("CRIU's restore statistics")?;
+        ensure!(stats.restore_time > Duration::ZERO, "restore statistics: {stats:?}");
+    }
     env.track(restored.pid);
     env.wait_for(&id, Status::Running).await?;
     // A process started afresh would write 1 next; the restored one writes what follows `dumped`.
