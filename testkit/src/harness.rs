@@ -58,7 +58,7 @@ where
     match runtime.block_on(case) {
         Ok(Ran::Passed) => Ok(Completion::Completed),
         Ok(Ran::Skipped(reason)) => Ok(Completion::ignored_with(reason)),
-        Err(err) => Err(Failed::from(format!("{err:?}"))),
+        Err(err) => Err(Failed::from(format!("{err:#}"))),
     }
 }
 

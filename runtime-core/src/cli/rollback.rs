@@ -27,6 +27,10 @@ use rustix::process::{PidfdFlags, pidfd_open};
 /// hung runtime may have left, and must not be skipped.
 pub(crate) const ROLLBACK_FLOOR: Duration = Duration::from_secs(2);
 
+/// How often a rollback's `delete --force` is tried, and the pause between attempts.
+const DELETE_ATTEMPTS: u32 = 3;
+const DELETE_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// What to undo if the call does not finish.
 #[derive(Debug)]
 pub(crate) struct Rollback {
@@ -60,8 +64,21 @@ impl Drop for Rollback {
         kill_pid_from_file(&self.pid_file);
         if let Some(delete) = self.delete.as_mut() {
             let deadline = self.deadline.max(Instant::now() + ROLLBACK_FLOOR);
-            if let Err(problem) = run_bounded(delete, deadline) {
-                tracing::warn!(%problem, "rolling back an unfinished call left something behind");
+            // The init killed above may still be leaving its cgroup, which makes a runtime's
+            // delete fail for a moment: try again, a few times (a runtime killed before it made
+            // its state fails every attempt, and a dropped call should not wait long for that).
+            for attempt in 1..=DELETE_ATTEMPTS {
+                match run_bounded(delete, deadline) {
+                    Ok(()) => break,
+                    Err(problem) if attempt == DELETE_ATTEMPTS || Instant::now() + DELETE_RETRY_PAUSE >= deadline => {
+                        tracing::warn!(%problem, "rolling back an unfinished call left something behind");
+                        break;
+                    }
+                    Err(problem) => {
+                        tracing::debug!(%problem, "rollback delete failed; trying again");
+                        std::thread::sleep(DELETE_RETRY_PAUSE);
+                    }
+                }
             }
         }
     }
@@ -170,6 +187,28 @@ mod tests {
         drop(Rollback::arm(pid_file, None, Instant::now()));
         let status = sleeper.wait().unwrap();
         assert_eq!(crate::contract::exit::Exit::from(status), crate::Exit::Signaled(crate::Signal::KILL));
+    }
+
+    #[test]
+    fn a_failing_delete_is_tried_again_until_it_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let attempts = dir.path().join("attempts");
+        // Fails on its first run, as a delete does while the killed init is still in its cgroup.
+        let script = format!("echo x >> {0}; [ $(wc -l < {0}) -ge 2 ]", attempts.display());
+        let mut delete = std::process::Command::new("sh");
+        delete.args(["-c", &script]);
+        drop(Rollback::arm(dir.path().join("no-pid-file"), Some(delete), Instant::now()));
+        assert_eq!(std::fs::read_to_string(&attempts).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn a_delete_that_always_fails_is_given_up_after_a_few_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let attempts = dir.path().join("attempts");
+        let mut delete = std::process::Command::new("sh");
+        delete.args(["-c", &format!("echo x >> {}; exit 1", attempts.display())]);
+        drop(Rollback::arm(dir.path().join("no-pid-file"), Some(delete), Instant::now()));
+        assert_eq!(std::fs::read_to_string(&attempts).unwrap().lines().count(), 3);
     }
 
     #[test]
