@@ -59,7 +59,8 @@ impl Flavour {
     }
 
     /// Whether this runtime pre-dumps (`checkpoint --pre-dump`, then `--parent-path`) on a host
-    /// whose kernel tracks dirty memory: runc does; youki 0.7's `checkpointt` takes neither flag.
+    /// whose kernel tracks dirty memory, and takes `--lazy-pages`: runc does; youki 0.7's
+    /// `checkpointt` takes none of these flags.
     pub fn pre_dumps(self) -> bool {
         self == Flavour::Runc
     }

@@ -296,11 +296,12 @@ fn witness(program: &std::path::Path, args: &[&str]) -> anyhow::Result<Witness> 
 }
 
 /// A verdict is Supported exactly when the runtime's command answers `--help` and `criu check`
-/// passes, both run here by the case; an Unsupported one quotes a line the failing tool printed
-/// (of CRIU's `Error (file:line): what` lines, the part after the location). The CRIU version
-/// rule is held by backend-runc's fault tests, with a fake CRIU that reports an old one.
-fn check_verdict(name: &str, support: &Support, tools: [&Witness; 2]) -> anyhow::Result<()> {
-    let failing = tools.into_iter().find(|(_, succeeded, _)| !succeeded);
+/// passes (for a checkpoint option, `criu check --feature` too), all run here by the case; an
+/// Unsupported one quotes a line the failing tool printed (of CRIU's `Error (file:line): what`
+/// and `Warn  (file:line): what` lines, the part after the location). The CRIU version rule is
+/// held by backend-runc's fault tests, with a fake CRIU that reports an old one.
+fn check_verdict(name: &str, support: &Support, tools: &[&Witness]) -> anyhow::Result<()> {
+    let failing = tools.iter().find(|(_, succeeded, _)| !succeeded);
     match (support, failing) {
         (Support::Supported { evidence }, None) => ensure!(!evidence.is_empty(), "{name}: supported without evidence"),
         (Support::Supported { .. }, Some((command, _, output))) => {
@@ -327,8 +328,15 @@ async fn feature_verdicts_match_evidence(env: &mut Env) -> CaseResult {
     let command = if env.imitates()? == Flavour::Youki { "checkpointt" } else { "checkpoint" };
     let checkpoint = witness(&binary, &[command, "--help"])?;
     let restore = witness(&binary, &["restore", "--help"])?;
-    check_verdict("checkpoint", &features.checkpoint, [&checkpoint, &criu])?;
-    check_verdict("restore", &features.restore, [&restore, &criu])?;
+    check_verdict("checkpoint", &features.checkpoint, &[&checkpoint, &criu])?;
+    check_verdict("restore", &features.restore, &[&restore, &criu])?;
+    // Where the runtime takes the options, the kernel decides, through CRIU.
+    if env.imitates()?.pre_dumps() {
+        let dirty_tracking = witness(&env.criu(), &["check", "--feature", "mem_dirty_track"])?;
+        let userfaultfd = witness(&env.criu(), &["check", "--feature", "uffd-noncoop"])?;
+        check_verdict("pre-dump", &features.pre_dump, &[&checkpoint, &criu, &dirty_tracking])?;
+        check_verdict("lazy pages", &features.lazy_pages, &[&checkpoint, &criu, &userfaultfd])?;
+    }
     ensure!(features.update.is_supported(), "every runtime here has update: {:?}", features.update);
     ensure!(
         features.json_error_log.is_supported(),
