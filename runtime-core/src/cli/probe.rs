@@ -211,15 +211,19 @@ async fn checkpoint_option(
         return Support::Unsupported { reason, evidence: checkpoint.evidence().to_vec() };
     }
     let probe = program_probe(cli.runner(), criu, &["check", "--feature", feature]).await;
-    let succeeded = probe.succeeded();
-    let reason = match (&probe.unusable, found.version) {
-        (Some(unusable), _) => format!("`criu check --feature {feature}` failed: {unusable}"),
-        (None, Some(version)) => format!("CRIU {version} cannot {inability}: {}", criu_reason(&probe.output)),
-        (None, None) => format!("CRIU cannot {inability}: {}", criu_reason(&probe.output)),
-    };
     let mut evidence = checkpoint.evidence().to_vec();
+    if probe.succeeded() {
+        evidence.push(probe.evidence);
+        return Support::Supported { evidence };
+    }
+    // A supported checkpoint means CRIU's version was read.
+    let criu_name = found.version.map_or_else(|| "CRIU".to_owned(), |version| format!("CRIU {version}"));
+    let reason = match &probe.unusable {
+        Some(unusable) => format!("`criu check --feature {feature}` failed: {unusable}"),
+        None => format!("{criu_name} cannot {inability}: {}", criu_reason(&probe.output)),
+    };
     evidence.push(probe.evidence);
-    if succeeded { Support::Supported { evidence } } else { Support::Unsupported { reason, evidence } }
+    Support::Unsupported { reason, evidence }
 }
 
 /// The verdict for a checkpoint-like command: it must answer `--help`, and CRIU must work.
