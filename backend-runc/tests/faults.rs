@@ -269,6 +269,63 @@ async fn old_criu_makes_checkpoint_unsupported() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What CRIU 4.1.1 prints for `criu check --feature mem_dirty_track` on a kernel without
+/// `CONFIG_MEM_SOFT_DIRTY` (captured on such a host; it exits 1).
+const NO_DIRTY_TRACKING: &str = include_str!("../../runtime-core/tests/fixtures/criu-check-mem-dirty-track.txt");
+
+/// `criu check --feature <feature>` of the fake: exit status, stdout, stderr.
+fn feature_check(fake: &FakeRuntime, feature: &str) -> anyhow::Result<(Option<i32>, String, String)> {
+    let output = std::process::Command::new(fake.criu()).args(["check", "--feature", feature]).output()?;
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    Ok((output.status.code(), text(&output.stdout), text(&output.stderr)))
+}
+
+async fn the_fake_criu_answers_feature_checks_as_criu_does() -> anyhow::Result<()> {
+    let fake = FakeRuntime::new(Flavour::Runc)?;
+    // CRIU 4.1.1's words for a feature the kernel has and for one it does not know.
+    let supported = |feature: &str| (Some(0), format!("{feature} is supported\n"), String::new());
+    ensure!(feature_check(&fake, "mem_dirty_track")? == supported("mem_dirty_track"), "tracks dirty memory by default");
+    ensure!(feature_check(&fake, "uffd-noncoop")? == supported("uffd-noncoop"), "has userfaultfd");
+    let unknown = (Some(1), String::new(), "Error (criu/cr-check.c:1866): Unknown feature nonexistent\n".to_owned());
+    ensure!(feature_check(&fake, "nonexistent")? == unknown, "an unknown feature");
+    fake.disable_dirty_tracking()?;
+    let off = (Some(1), String::new(), NO_DIRTY_TRACKING.to_owned());
+    ensure!(feature_check(&fake, "mem_dirty_track")? == off, "without dirty tracking");
+    ensure!(feature_check(&fake, "uffd-noncoop")? == supported("uffd-noncoop"), "userfaultfd is another feature");
+    Ok(())
+}
+
+async fn a_kernel_without_dirty_tracking_refuses_pre_dump_with_criu_s_words() -> anyhow::Result<()> {
+    let rig = Rig::new(Duration::from_secs(30)).await?;
+    rig.fake.disable_dirty_tracking()?;
+    let features = rig.runc.features().await?;
+    let wanted = "CRIU 4.1.1 cannot track dirty memory: Dirty tracking is OFF. Memory snapshot will not work.";
+    ensure!(features.pre_dump.reason() == Some(wanted), "pre-dump: {:?}", features.pre_dump);
+    ensure!(
+        features.checkpoint.is_supported(),
+        "a plain checkpoint needs no dirty tracking: {:?}",
+        features.checkpoint
+    );
+    ensure!(features.lazy_pages.is_supported(), "lazy pages need no dirty tracking: {:?}", features.lazy_pages);
+    let bundle = Rig::bundle(&["sleep", "1000"])?;
+    let c = id("no-pre-dump");
+    rig.runc.create(&c, bundle.path(), CreateOptions::default()).await?;
+    rig.runc.start(&c).await?;
+    let images = tempfile::tempdir()?;
+    let opts =
+        CheckpointOptions { image_path: images.path().join("pre"), pre_dump: true, ..CheckpointOptions::default() };
+    match rig.runc.checkpoint(&c, &opts).await {
+        Err(Error::Unsupported { feature, reason, .. }) => {
+            ensure!(feature == "checkpoint --pre-dump" && reason == wanted, "{feature}: {reason}")
+        }
+        other => bail!("a pre-dump without dirty tracking: {other:?}"),
+    }
+    ensure!(!opts.image_path.exists(), "runc was not asked: no image directory");
+    ensure!(rig.runc.state(&c).await?.status == Status::Running, "the container was not touched");
+    rig.runc.delete(&c, DeleteMode::Force).await?;
+    rig.assert_nothing_left().await
+}
+
 fn main() -> ExitCode {
     testkit::harness::main(|suite| {
         suite.case(
@@ -301,5 +358,13 @@ fn main() -> ExitCode {
             broken_criu_makes_checkpoint_unsupported_with_its_reason,
         );
         suite.case("old_criu_makes_checkpoint_unsupported", old_criu_makes_checkpoint_unsupported);
+        suite.case(
+            "the_fake_criu_answers_feature_checks_as_criu_does",
+            the_fake_criu_answers_feature_checks_as_criu_does,
+        );
+        suite.case(
+            "a_kernel_without_dirty_tracking_refuses_pre_dump_with_criu_s_words",
+            a_kernel_without_dirty_tracking_refuses_pre_dump_with_criu_s_words,
+        );
     })
 }

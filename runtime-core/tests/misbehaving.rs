@@ -456,6 +456,27 @@ async fn a_criu_that_hangs_or_leaves_a_child_makes_checkpoint_unsupported_in_tim
 }
 
 #[tokio::test]
+async fn a_criu_feature_check_that_hangs_makes_the_option_unsupported_in_time() {
+    let runtime = Runtime::new(
+        r#"checkpoint|restore) echo usage ;;
+         --version) echo 'Version: 4.1.1' ;;
+         check) [ "$1" = --feature ] || exit 0; sleep 1000 & record $!; wait ;;"#,
+    );
+    let timeout = Duration::from_millis(800);
+    let backend = probed_backend(&runtime, timeout);
+    let started = Instant::now();
+    let features = backend.features().await.unwrap();
+    within(started, timeout);
+    assert!(features.checkpoint.is_supported(), "{:?}", features.checkpoint);
+    for (feature, support) in [("mem_dirty_track", &features.pre_dump), ("uffd-noncoop", &features.lazy_pages)] {
+        let reason = support.reason().expect("an option whose feature check never ends");
+        assert!(reason.starts_with(&format!("`criu check --feature {feature}` failed: ")), "{reason}");
+        assert!(reason.contains("did not finish within 800ms"), "{reason}");
+    }
+    runtime.assert_nothing_left();
+}
+
+#[tokio::test]
 async fn a_runtime_that_never_reads_its_stdin_does_not_hold_the_call() {
     let runtime = Runtime::new("update) exit 0 ;;");
     let timeout = Duration::from_secs(10);

@@ -4,8 +4,8 @@
 //! The links are the one way to start the fake: it takes the flavour from the name it runs
 //! under. Everything a test wants to arrange for the fake goes through files in that directory,
 //! never through the test process's environment (tests run in parallel threads): faults in
-//! `<root>/faults`, CRIU's answers in `criu-check-error` and `criu-version` next to the `criu`
-//! link.
+//! `<root>/faults`, CRIU's answers in `criu-check-error`, `criu-version` and
+//! `criu-no-dirty-tracking` next to the `criu` link.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,6 +56,13 @@ impl Flavour {
     /// (`checkpointt`) do; crun 1.8.1 as Debian builds it has no `checkpoint` command.
     pub fn checkpoints(self) -> bool {
         matches!(self, Flavour::Runc | Flavour::Youki)
+    }
+
+    /// Whether this runtime pre-dumps (`checkpoint --pre-dump`, then `--parent-path`) on a host
+    /// whose kernel tracks dirty memory, and takes `--lazy-pages`: runc does; youki 0.7's
+    /// `checkpointt` takes none of these flags.
+    pub fn pre_dumps(self) -> bool {
+        self == Flavour::Runc
     }
 
     /// Whether this runtime restores on a host with a working CRIU: only runc; youki 0.7 has no
@@ -132,6 +139,14 @@ impl FakeRuntime {
     /// Makes `criu --version` report `version`.
     pub fn set_criu_version(&self, version: &str) -> anyhow::Result<()> {
         std::fs::write(self.dir.path().join("criu-version"), version).context("setting the fake CRIU's version")
+    }
+
+    /// Makes the fake CRIU model a kernel without dirty-memory tracking, as on a kernel built
+    /// without `CONFIG_MEM_SOFT_DIRTY`: `criu check --feature mem_dirty_track` fails, so pre-dumps
+    /// cannot work.
+    pub fn disable_dirty_tracking(&self) -> anyhow::Result<()> {
+        std::fs::write(self.dir.path().join("criu-no-dirty-tracking"), "")
+            .context("turning off the fake CRIU's dirty tracking")
     }
 
     /// The resources document the last `update` of `id` handed the fake, exactly as received.

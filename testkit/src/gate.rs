@@ -4,6 +4,12 @@
 //! need namespaces and cgroups), and a static busybox is there to build root filesystems from.
 //! Without it a test is reported as skipped with the reason. `REQUIRE_REAL_RUNTIMES=runc,crun`
 //! (set by `.ci/run`) turns a missing runtime into a failure, so CI cannot pass by skipping.
+//!
+//! CRIU is gated apart from the runtimes, under the name `criu`: a runtime can be there while
+//! CRIU is missing or fails `criu check`, and then its checkpoint and restore are unsupported for
+//! a reason that is the host's, not the runtime's. A case that meets such a verdict asks
+//! [`criu_problem`] and hands the answer to [`lacking`]; with `criu` in `REQUIRE_REAL_RUNTIMES`
+//! it fails instead of skipping.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,45 @@ pub struct RealRuntime {
     pub name: String,
     /// Its binary.
     pub binary: PathBuf,
+}
+
+/// The name `REQUIRE_REAL_RUNTIMES` gives CRIU.
+pub const CRIU: &str = "criu";
+
+/// What a test does about something it needs and the host lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lacking {
+    /// Report the test as skipped, with this reason.
+    Skip(String),
+    /// Fail the test: `REQUIRE_REAL_RUNTIMES` names what is missing.
+    Fail(String),
+}
+
+/// Decides what a test does without `name` (a runtime, or [`CRIU`]), missing for `reason`:
+/// a failure when `required` names it, else a skip.
+pub fn lacking(name: &str, reason: String, required: &BTreeSet<String>) -> Lacking {
+    if required.contains(name) {
+        Lacking::Fail(format!("{REQUIRE_ENV} requires {name}, but {reason}"))
+    } else {
+        Lacking::Skip(reason)
+    }
+}
+
+/// Why the `criu` in `PATH` cannot checkpoint on this host: not there, or `criu check` fails
+/// (with what it said); `None` when it passes.
+pub fn criu_problem() -> Option<String> {
+    let Ok(criu) = which::which(CRIU) else {
+        return Some("criu is not in PATH (`cargo xtask setup` installs it)".to_owned());
+    };
+    match std::process::Command::new(&criu).arg("check").output() {
+        Ok(output) if output.status.success() => None,
+        Ok(output) => {
+            let mut said = String::from_utf8_lossy(&output.stdout).into_owned();
+            said.push_str(&String::from_utf8_lossy(&output.stderr));
+            Some(format!("`{} check` fails ({}): {}", criu.display(), output.status, said.trim()))
+        }
+        Err(err) => Some(format!("`{} check` cannot run: {err}", criu.display())),
+    }
 }
 
 /// What the gate decided.
@@ -50,7 +95,6 @@ pub fn required() -> BTreeSet<String> {
 /// Decides whether a test that needs `name` runs on this host; `host_checks` are the runtime's
 /// own requirements of the host (crun refuses hybrid cgroup hosts with v2 controllers).
 pub fn real_runtime(name: &str, host_checks: &[Arc<dyn HostCheck>]) -> Gate {
-    let required = required().contains(name);
     let usable = availability(name).and_then(|binary| {
         for check in host_checks {
             if let HostVerdict::Incompatible { problem, fix, .. } = check.check() {
@@ -59,10 +103,10 @@ pub fn real_runtime(name: &str, host_checks: &[Arc<dyn HostCheck>]) -> Gate {
         }
         Ok(binary)
     });
-    match usable {
+    match usable.map_err(|reason| lacking(name, reason, &required())) {
         Ok(binary) => Gate::Open(RealRuntime { name: name.to_owned(), binary }),
-        Err(reason) if required => Gate::Fail(format!("{REQUIRE_ENV} requires {name}, but {reason}")),
-        Err(reason) => Gate::Skip(reason),
+        Err(Lacking::Fail(reason)) => Gate::Fail(reason),
+        Err(Lacking::Skip(reason)) => Gate::Skip(reason),
     }
 }
 
@@ -115,6 +159,23 @@ mod tests {
         let readelf = Command::new("readelf").arg("-lW").arg(&binary).output().expect("binutils' readelf");
         assert!(readelf.status.success(), "readelf -l {}", binary.display());
         (binary, !String::from_utf8_lossy(&readelf.stdout).contains("INTERP"))
+    }
+
+    #[test]
+    fn a_missing_criu_fails_only_when_criu_is_required() {
+        let required = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect::<BTreeSet<_>>();
+        let reason = || "`/usr/sbin/criu check` fails (exit status: 1): vdso".to_owned();
+        assert_eq!(
+            lacking(CRIU, reason(), &required(&["runc", "crun", "youki", "criu"])),
+            Lacking::Fail(format!("REQUIRE_REAL_RUNTIMES requires criu, but {}", reason()))
+        );
+        assert_eq!(lacking(CRIU, reason(), &required(&["runc", "crun", "youki"])), Lacking::Skip(reason()));
+        assert_eq!(lacking(CRIU, reason(), &required(&[])), Lacking::Skip(reason()));
+        assert_eq!(
+            lacking("runc", "runc is not in PATH".to_owned(), &required(&["criu"])),
+            Lacking::Skip("runc is not in PATH".to_owned()),
+            "requiring CRIU requires no runtime"
+        );
     }
 
     #[test]

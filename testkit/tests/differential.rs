@@ -2,7 +2,8 @@
 //! fake and the real runtime must end alike — the exit status, the typed error the backend
 //! makes of the runtime's words, and the state document's keys and status. Runs when the gate
 //! opens for the real runtime. A difference is a bug in the fake, which the rest of the tests
-//! trust to behave as the real runtime does.
+//! trust to behave as the real runtime does. The fake `criu` is held to the real one the same way,
+//! in the probes the library makes of it.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -164,6 +165,39 @@ async fn compare(flavour: Flavour, real: RealRuntime) -> CaseResult {
     Ok(Ran::Passed)
 }
 
+/// What `criu <args>` ended with: exit status, stdout, stderr.
+fn criu_said(criu: &std::path::Path, args: &[&str]) -> anyhow::Result<(Option<i32>, String, String)> {
+    let output = std::process::Command::new(criu).args(args).output().with_context(|| format!("running {args:?}"))?;
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    Ok((output.status.code(), text(&output.stdout), text(&output.stderr)))
+}
+
+/// The fake CRIU, set to this host's kernel (with or without dirty-memory tracking, as the real
+/// CRIU finds it), answers each probe as the real one does.
+async fn compare_criu(real: RealRuntime) -> CaseResult {
+    let fake = FakeRuntime::new(Flavour::Runc)?;
+    let tracks = criu_said(&real.binary, &["check", "--feature", "mem_dirty_track"])?.0 == Some(0);
+    if !tracks {
+        fake.disable_dirty_tracking()?;
+    }
+    let probes: [&[&str]; 5] = [
+        &["check"],
+        &["--version"],
+        &["check", "--feature", "mem_dirty_track"],
+        &["check", "--feature", "uffd-noncoop"],
+        &["check", "--feature", "nonexistent"],
+    ];
+    let mut differences = Vec::new();
+    for args in probes {
+        let (faked, said) = (criu_said(&fake.criu(), args)?, criu_said(&real.binary, args)?);
+        if faked != said {
+            differences.push(format!("criu {}: the fake gave {faked:?}, CRIU gave {said:?}", args.join(" ")));
+        }
+    }
+    ensure!(differences.is_empty(), "the fake CRIU differs from the real one:\n  {}", differences.join("\n  "));
+    Ok(Ran::Passed)
+}
+
 fn main() -> ExitCode {
     testkit::harness::main(|suite| {
         for flavour in Flavour::ALL {
@@ -171,5 +205,6 @@ fn main() -> ExitCode {
             let name = format!("differential::{}", flavour.name());
             suite.gated(name, flavour.name(), host_checks, move |real| compare(flavour, real));
         }
+        suite.gated("differential::criu", testkit::gate::CRIU, Vec::new(), compare_criu);
     })
 }

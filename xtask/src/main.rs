@@ -53,8 +53,9 @@ enum Task {
     Ci,
 }
 
-/// The real runtimes the landed code drives; `ci` requires them all.
-pub const DRIVEN_RUNTIMES: &str = "runc,crun,youki";
+/// The real runtimes the landed code drives, and CRIU, which their checkpoint and restore need;
+/// `ci` requires them all.
+pub const DRIVEN_RUNTIMES: &str = "runc,crun,youki,criu";
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {

@@ -5,7 +5,7 @@
 //! [`Dialect`] for the version found, and lists the host conditions it needs. Everything else —
 //! the create that never hands the container a pipe the library reads, rollback of a failed or
 //! timed-out create within the call's own timeout, exec through a 0600 process file, gating of
-//! checkpoint on probed features — is written once here, over a [`Spawner`] that its tests
+//! checkpoint, restore and their CRIU-dependent options on probed features — is written once here, over a [`Spawner`] that its tests
 //! replace with a recording double.
 
 use std::ffi::OsString;
@@ -482,6 +482,12 @@ impl OciBackend for CliBackend {
     async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()> {
         let features = self.features().await?;
         self.require("checkpoint", &features.checkpoint)?;
+        if opts.pre_dump {
+            self.require("checkpoint --pre-dump", &features.pre_dump)?;
+        }
+        if opts.lazy_pages {
+            self.require("checkpoint --lazy-pages", &features.lazy_pages)?;
+        }
         let args = self.argv(self.dialect().checkpoint_args(id, opts))?;
         // With lazy pages, CRIU's page server outlives the runtime on purpose.
         let call = Call { timeout: opts.timeout, leftovers: Leftovers::Keep, ..Call::new(args).for_container(id) };
@@ -491,6 +497,9 @@ impl OciBackend for CliBackend {
     async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created> {
         let features = self.features().await?;
         self.require("restore", &features.restore)?;
+        if opts.lazy_pages {
+            self.require("restore --lazy-pages", &features.lazy_pages)?;
+        }
         self.check_host()?;
         let scratch = scratch("restore-")?;
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));

@@ -140,9 +140,9 @@ impl<'d> ArgvBuilder<'d> {
     }
 
     fn check(&mut self, flag: &str) {
-        let key = format!("{} {flag}", self.subcommand);
-        if self.missing.is_none() && self.dialect.missing_flags.contains(&key) {
-            self.missing = Some(Missing { feature: key, reason: "the runtime does not take this flag".into() });
+        if self.missing.is_none() && self.dialect.lacks_flag(&self.subcommand, flag) {
+            let feature = format!("{} {flag}", self.subcommand);
+            self.missing = Some(Missing { feature, reason: "the runtime does not take this flag".into() });
         }
     }
 
@@ -206,6 +206,11 @@ fn nonzero(count: usize) -> Option<String> {
 }
 
 impl Dialect {
+    /// True when [`Dialect::missing_flags`] lists `flag` (`--lazy-pages`) of `subcommand`.
+    pub fn lacks_flag(&self, subcommand: &str, flag: &str) -> bool {
+        self.missing_flags.iter().any(|missing| missing.split_once(' ') == Some((subcommand, flag)))
+    }
+
     /// What `--log` is given as, and the format flag, when the runtime writes JSON errors.
     pub fn log_args(&self, log_file: &Path) -> Vec<OsString> {
         if self.global_flags.json_log {

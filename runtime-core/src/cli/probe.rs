@@ -2,8 +2,11 @@
 //!
 //! Checkpoint needs three things to be true at once: the runtime's checkpoint command answers
 //! `--help`, `criu check` succeeds, and CRIU is at least the version the runtime needs. Restore
-//! needs the same of the restore command. Each verdict keeps the probes that decided it, and an
-//! unsupported verdict quotes the tool that refused (for CRIU, its first `Error` line).
+//! needs the same of the restore command. Checkpoint options that need more of the kernel than a
+//! plain dump (pre-dump's dirty-memory tracking, lazy pages' userfaultfd) are asked of CRIU one
+//! by one with `criu check --feature`, once checkpoint itself works. Each verdict keeps the probes
+//! that decided it, and an unsupported verdict quotes the tool that refused (for CRIU, the line
+//! [`criu_reason`] picks).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -113,23 +116,31 @@ fn first_line(text: &str) -> &str {
 /// from the failing subsystem out to the generic layers (`kerndat.c`, `crtools.c`: "Could not
 /// initialize kernel features detection"), with helper-process noise from `util.c` ("exited,
 /// status=1") before it when stderr is not a terminal. The reason is the last line of the
-/// subsystem that failed; failing that, the first error line; failing that, the first line.
+/// subsystem that failed; failing that, the first error line. A feature check that fails says
+/// why in a warning only (`Warn  (criu/cr-check.c:824): Dirty tracking is OFF. ...`), so without
+/// an error line the reason is the first warning; failing that, the first line.
 pub(crate) fn criu_reason(output: &str) -> String {
     const GENERIC: [&str; 3] = ["criu/crtools.c", "criu/kerndat.c", "criu/util.c"];
-    let errors: Vec<(&str, &str)> = output
+    let errors = criu_messages(output, "Error");
+    let specific =
+        errors.iter().rev().find(|(location, _)| !GENERIC.iter().any(|generic| location.starts_with(generic)));
+    let warning = || criu_messages(output, "Warn").into_iter().next();
+    match specific.or(errors.first()).copied().or_else(warning) {
+        Some((_, message)) => message.to_owned(),
+        None => first_line(output).to_owned(),
+    }
+}
+
+/// CRIU's `<level> (file:line): message` lines of one level, as (location, message).
+fn criu_messages<'a>(output: &'a str, level: &str) -> Vec<(&'a str, &'a str)> {
+    output
         .lines()
         .filter_map(|line| {
-            let rest = line.trim().strip_prefix("Error (")?;
+            let rest = line.trim().strip_prefix(level)?.trim_start().strip_prefix('(')?;
             let (location, message) = rest.split_once("): ")?;
             Some((location, message.trim()))
         })
-        .collect();
-    let specific =
-        errors.iter().rev().find(|(location, _)| !GENERIC.iter().any(|generic| location.starts_with(generic)));
-    match specific.or(errors.first()) {
-        Some((_, message)) => (*message).to_owned(),
-        None => first_line(output).to_owned(),
-    }
+        .collect()
 }
 
 /// `Version: 3.17.1` in `criu --version`.
@@ -140,6 +151,8 @@ fn criu_version(output: &str) -> Option<Version> {
 /// What CRIU can do here: `criu check`, then its version against the runtime's minimum.
 struct CriuVerdict {
     problem: Option<String>,
+    /// The version `criu --version` reported, once `criu check` passed.
+    version: Option<Version>,
     evidence: Vec<Probe>,
 }
 
@@ -148,7 +161,7 @@ async fn probe_criu(runner: &Runner, criu: &Path, minimum: Option<Version>) -> C
     if !check.succeeded() {
         let reason = check.unusable.clone().unwrap_or_else(|| criu_reason(&check.output));
         let problem = format!("`criu check` failed: {reason}");
-        return CriuVerdict { problem: Some(problem), evidence: vec![check.evidence] };
+        return CriuVerdict { problem: Some(problem), version: None, evidence: vec![check.evidence] };
     }
     let version = program_probe(runner, criu, &["--version"]).await;
     let found = criu_version(&version.output);
@@ -159,7 +172,58 @@ async fn probe_criu(runner: &Runner, criu: &Path, minimum: Option<Version>) -> C
         }
         _ => None,
     };
-    CriuVerdict { problem, evidence: vec![check.evidence, version.evidence] }
+    CriuVerdict { problem, version: found, evidence: vec![check.evidence, version.evidence] }
+}
+
+/// A checkpoint option that needs a kernel feature beyond what a plain dump needs.
+struct CriuOption {
+    /// The runtime's checkpoint flag.
+    flag: &'static str,
+    /// The name `criu check --feature` takes.
+    feature: &'static str,
+    /// What CRIU cannot do without it, after "CRIU 4.1.1 cannot".
+    inability: &'static str,
+}
+
+const PRE_DUMP: CriuOption =
+    CriuOption { flag: "--pre-dump", feature: "mem_dirty_track", inability: "track dirty memory" };
+
+const LAZY_PAGES: CriuOption =
+    CriuOption { flag: "--lazy-pages", feature: "uffd-noncoop", inability: "serve memory pages lazily" };
+
+/// The verdict for a checkpoint option: checkpoint works, the runtime takes the flag, and
+/// `criu check --feature` passes.
+async fn checkpoint_option(
+    cli: &CliRuntime,
+    checkpoint: &Support,
+    criu: &Path,
+    found: &CriuVerdict,
+    option: &CriuOption,
+) -> Support {
+    let CriuOption { flag, feature, inability } = option;
+    if let Some(reason) = checkpoint.reason() {
+        let reason = format!("{flag} needs checkpoint, which is unsupported: {reason}");
+        return Support::Unsupported { reason, evidence: checkpoint.evidence().to_vec() };
+    }
+    let dialect = cli.dialect();
+    if let Some(command) = dialect.checkpoint_command.as_deref().filter(|command| dialect.lacks_flag(command, flag)) {
+        let reason = format!("the runtime's `{command}` does not take {flag}");
+        return Support::Unsupported { reason, evidence: checkpoint.evidence().to_vec() };
+    }
+    let probe = program_probe(cli.runner(), criu, &["check", "--feature", feature]).await;
+    let mut evidence = checkpoint.evidence().to_vec();
+    if probe.succeeded() {
+        evidence.push(probe.evidence);
+        return Support::Supported { evidence };
+    }
+    // A supported checkpoint means CRIU's version was read.
+    let criu_name = found.version.map_or_else(|| "CRIU".to_owned(), |version| format!("CRIU {version}"));
+    let reason = match &probe.unusable {
+        Some(unusable) => format!("`criu check --feature {feature}` failed: {unusable}"),
+        None => format!("{criu_name} cannot {inability}: {}", criu_reason(&probe.output)),
+    };
+    evidence.push(probe.evidence);
+    Support::Unsupported { reason, evidence }
 }
 
 /// The verdict for a checkpoint-like command: it must answer `--help`, and CRIU must work.
@@ -286,11 +350,11 @@ fn host_probe(check: &dyn HostCheck, seen: String) -> Probe {
 pub(crate) async fn probe_features(
     cli: &CliRuntime,
     version: RuntimeVersion,
-    criu: &Path,
+    criu_binary: &Path,
     host_checks: &[std::sync::Arc<dyn HostCheck>],
 ) -> Features {
     let dialect = cli.dialect();
-    let criu = probe_criu(cli.runner(), criu, dialect.min_criu_version).await;
+    let criu = probe_criu(cli.runner(), criu_binary, dialect.min_criu_version).await;
     let (checkpoint, restore, (features_command, document), json_error_log, update, cgroup_managers, events) = tokio::join!(
         command_with_criu(cli, dialect.checkpoint_command.as_deref(), "checkpoint", &criu),
         command_with_criu(cli, dialect.restore_command.as_deref(), "restore", &criu),
@@ -300,10 +364,16 @@ pub(crate) async fn probe_features(
         cgroup_managers(cli),
         events::events_command(cli),
     );
+    let (pre_dump, lazy_pages) = tokio::join!(
+        checkpoint_option(cli, &checkpoint, criu_binary, &criu, &PRE_DUMP),
+        checkpoint_option(cli, &checkpoint, criu_binary, &criu, &LAZY_PAGES),
+    );
     Features {
         version,
         checkpoint,
         restore,
+        pre_dump,
+        lazy_pages,
         features_command,
         document,
         json_error_log,
@@ -330,6 +400,15 @@ mod tests {
     fn criu_reason_skips_helper_noise_when_stderr_is_a_pipe() {
         let output = include_str!("../../tests/fixtures/criu-check-vdso.txt");
         assert_eq!(criu_reason(output), "vdso: Failed to fill self vdso symtable");
+    }
+
+    #[test]
+    fn criu_reason_is_the_warning_of_a_failed_feature_check() {
+        // `criu check --feature mem_dirty_track` of CRIU 4.1.1 on a kernel without soft-dirty bits.
+        let output = include_str!("../../tests/fixtures/criu-check-mem-dirty-track.txt");
+        assert_eq!(criu_reason(output), "Dirty tracking is OFF. Memory snapshot will not work.");
+        let both = format!("{output}Error (criu/cr-check.c:1866): Unknown feature nonexistent\n");
+        assert_eq!(criu_reason(&both), "Unknown feature nonexistent", "an error line wins over a warning");
     }
 
     #[test]

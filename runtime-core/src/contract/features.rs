@@ -102,6 +102,13 @@ pub struct Features {
     pub checkpoint: Support,
     /// `restore`: the same, plus the runtime's restore command.
     pub restore: Support,
+    /// `checkpoint --pre-dump` (and so `--parent-path` chains): checkpoint, the flag in the
+    /// runtime's dialect, and a kernel on which CRIU tracks dirty memory
+    /// (`criu check --feature mem_dirty_track`).
+    pub pre_dump: Support,
+    /// `--lazy-pages` on checkpoint and restore: checkpoint, the flag in the runtime's dialect,
+    /// and userfaultfd as CRIU needs it (`criu check --feature uffd-noncoop`).
+    pub lazy_pages: Support,
     /// The runtime's `features` command.
     pub features_command: Support,
     /// The parsed `features` document, when the command answered.

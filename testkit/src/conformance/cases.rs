@@ -44,6 +44,8 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("feature_verdicts_match_their_evidence", |env| Box::pin(feature_verdicts_match_evidence(env))),
         ("unsupported_checkpoint_is_refused_with_the_probed_reason", |env| Box::pin(unsupported_checkpoint(env))),
         ("checkpoint_and_restore_roundtrip", |env| Box::pin(checkpoint_and_restore(env))),
+        ("pre_dump_chain_leaves_the_container_running_and_links_the_parent", |env| Box::pin(pre_dump_chain(env))),
+        ("a_checkpoint_onto_a_missing_parent_is_refused", |env| Box::pin(missing_parent(env))),
         ("create_returns_the_pid_the_runtime_reports", |env| {
             Box::pin(embedding::create_returns_the_pid_the_runtime_reports(env))
         }),
@@ -294,11 +296,12 @@ fn witness(program: &std::path::Path, args: &[&str]) -> anyhow::Result<Witness> 
 }
 
 /// A verdict is Supported exactly when the runtime's command answers `--help` and `criu check`
-/// passes, both run here by the case; an Unsupported one quotes a line the failing tool printed
-/// (of CRIU's `Error (file:line): what` lines, the part after the location). The CRIU version
-/// rule is held by backend-runc's fault tests, with a fake CRIU that reports an old one.
-fn check_verdict(name: &str, support: &Support, tools: [&Witness; 2]) -> anyhow::Result<()> {
-    let failing = tools.into_iter().find(|(_, succeeded, _)| !succeeded);
+/// passes (for a checkpoint option, `criu check --feature` too), all run here by the case; an
+/// Unsupported one quotes a line the failing tool printed (of CRIU's `Error (file:line): what`
+/// and `Warn  (file:line): what` lines, the part after the location). The CRIU version rule is
+/// held by backend-runc's fault tests, with a fake CRIU that reports an old one.
+fn check_verdict(name: &str, support: &Support, tools: &[&Witness]) -> anyhow::Result<()> {
+    let failing = tools.iter().find(|(_, succeeded, _)| !succeeded);
     match (support, failing) {
         (Support::Supported { evidence }, None) => ensure!(!evidence.is_empty(), "{name}: supported without evidence"),
         (Support::Supported { .. }, Some((command, _, output))) => {
@@ -325,8 +328,15 @@ async fn feature_verdicts_match_evidence(env: &mut Env) -> CaseResult {
     let command = if env.imitates()? == Flavour::Youki { "checkpointt" } else { "checkpoint" };
     let checkpoint = witness(&binary, &[command, "--help"])?;
     let restore = witness(&binary, &["restore", "--help"])?;
-    check_verdict("checkpoint", &features.checkpoint, [&checkpoint, &criu])?;
-    check_verdict("restore", &features.restore, [&restore, &criu])?;
+    check_verdict("checkpoint", &features.checkpoint, &[&checkpoint, &criu])?;
+    check_verdict("restore", &features.restore, &[&restore, &criu])?;
+    // Where the runtime takes the options, the kernel decides, through CRIU.
+    if env.imitates()?.pre_dumps() {
+        let dirty_tracking = witness(&env.criu(), &["check", "--feature", "mem_dirty_track"])?;
+        let userfaultfd = witness(&env.criu(), &["check", "--feature", "uffd-noncoop"])?;
+        check_verdict("pre-dump", &features.pre_dump, &[&checkpoint, &criu, &dirty_tracking])?;
+        check_verdict("lazy pages", &features.lazy_pages, &[&checkpoint, &criu, &userfaultfd])?;
+    }
     ensure!(features.update.is_supported(), "every runtime here has update: {:?}", features.update);
     ensure!(
         features.json_error_log.is_supported(),
@@ -410,7 +420,7 @@ async fn checkpoint_and_restore(env: &mut Env) -> CaseResult {
     let pinned = [("checkpoint", true, &features.checkpoint), ("restore", flavour.restores(), &features.restore)];
     for (what, _, support) in pinned.iter().filter(|(_, pinned, _)| *pinned) {
         if let Some(reason) = support.reason() {
-            return env.contradiction(format!("{} can {what}, but the probe says: {reason}", flavour.name()));
+            return env.cannot_checkpoint(what, reason);
         }
     }
     let (id, bundle, _) = env.running("ckpt", COUNTER).await?;
@@ -452,6 +462,99 @@ async fn checkpoint_and_restore(env: &mut Env) -> CaseResult {
     // A process started afresh would write 1 next; the restored one writes what follows `dumped`.
     let next = count_when(&count_file, |count| count != dumped).await?;
     ensure!(next > dumped, "after the restore the count went from {dumped} to {next}: it started over");
+    env.remove(&id).await?;
+    Ok(Ran::Passed)
+}
+
+/// A pre-dump leaves the container running; a checkpoint on top of it names it relative to its
+/// own image path, as runc takes it, and the image links to it as CRIU links it (`parent`).
+async fn pre_dump_chain(env: &mut Env) -> CaseResult {
+    let flavour = env.imitates()?;
+    if !flavour.checkpoints() {
+        return skipped(format!("{} has no checkpoint; the refusal case covers it", flavour.name()));
+    }
+    let features = env.backend.features().await?;
+    if let Some(reason) = features.checkpoint.reason() {
+        return env.cannot_checkpoint("checkpoint", reason);
+    }
+    match features.pre_dump.reason() {
+        // The fake CRIU models a kernel that tracks dirty memory; a real host may not.
+        Some(reason) if flavour.pre_dumps() && !env.is_real() => {
+            bail!("{} pre-dumps with the fake CRIU, yet the probe says: {reason}", flavour.name())
+        }
+        Some(reason) => return skipped(format!("no pre-dump here: {reason}")),
+        None => ensure!(flavour.pre_dumps(), "{} has no pre-dump, yet the probe says it has", flavour.name()),
+    }
+    let (id, bundle, _) = env.running("pre-dump", COUNTER).await?;
+    let count_file = bundle.rootfs().join("count");
+    let counted = count_when(&count_file, |count| count >= 3).await?;
+    let images = tempfile::tempdir()?;
+    let pre =
+        CheckpointOptions { image_path: images.path().join("pre"), pre_dump: true, ..CheckpointOptions::default() };
+    env.backend.checkpoint(&id, &pre).await.context("pre-dump")?;
+    ensure!(pre.image_path.is_dir(), "the pre-dump wrote its image");
+    ensure!(env.backend.state(&id).await?.status == Status::Running, "a pre-dump leaves the container running");
+    count_when(&count_file, |count| count > counted + 2).await.context("the count goes on after the pre-dump")?;
+
+    let image_path = images.path().join("final");
+    let last = CheckpointOptions {
+        image_path: image_path.clone(),
+        parent_path: Some("../pre".into()),
+        ..CheckpointOptions::default()
+    };
+    env.backend.checkpoint(&id, &last).await.context("checkpoint onto the pre-dump")?;
+    let parent = std::fs::read_link(image_path.join("parent")).context("the image's parent link")?;
+    ensure!(parent == std::path::Path::new("../pre"), "the image's parent link points at {}", parent.display());
+    let dumped = count_when(&count_file, |_| true).await?;
+    match env.backend.state(&id).await {
+        Err(Error::NotFound { .. }) => {}
+        other => bail!("runc removes the container it dumped: {other:?}"),
+    }
+    if !flavour.restores() {
+        return Ok(Ran::Passed);
+    }
+    let restore = RestoreOptions { image_path, ..RestoreOptions::default() };
+    let restored = env.backend.restore(&id, bundle.path(), restore).await.context("restore from the chain")?;
+    env.track(restored.pid);
+    env.wait_for(&id, Status::Running).await?;
+    let next = count_when(&count_file, |count| count != dumped).await?;
+    ensure!(next > dumped, "after the restore the count went from {dumped} to {next}: it started over");
+    env.remove(&id).await?;
+    Ok(Ran::Passed)
+}
+
+/// A checkpoint whose `--parent-path` does not exist is refused as runc 1.1.5 refuses it, before
+/// CRIU runs (so this holds on a kernel that cannot pre-dump), and the container keeps running.
+/// A runtime without `--parent-path` refuses it as unsupported.
+async fn missing_parent(env: &mut Env) -> CaseResult {
+    let flavour = env.imitates()?;
+    if !flavour.checkpoints() {
+        return skipped(format!("{} has no checkpoint; the refusal case covers it", flavour.name()));
+    }
+    let features = env.backend.features().await?;
+    if let Some(reason) = features.checkpoint.reason() {
+        return env.cannot_checkpoint("checkpoint", reason);
+    }
+    let (id, _bundle, _) = env.running("orphan", SLEEPER).await?;
+    let images = tempfile::tempdir()?;
+    let orphan = CheckpointOptions {
+        image_path: images.path().join("orphan"),
+        parent_path: Some("../nope".into()),
+        ..CheckpointOptions::default()
+    };
+    match env.backend.checkpoint(&id, &orphan).await {
+        Err(Error::Unsupported { feature, .. }) if !flavour.pre_dumps() => {
+            ensure!(feature.ends_with(" --parent-path"), "refused as unsupported: {feature}")
+        }
+        // runc 1.1.5's words, with the parent path joined to the image path and cleaned.
+        Err(Error::RuntimeFailed(failure)) => {
+            let missing = images.path().join("nope");
+            let wanted = format!("invalid --parent-path: stat {}: no such file or directory", missing.display());
+            ensure!(failure.message == wanted, "refused with {:?}, not {wanted:?}", failure.message);
+        }
+        other => bail!("a checkpoint onto a parent that does not exist: {other:?}"),
+    }
+    ensure!(env.backend.state(&id).await?.status == Status::Running, "the refused checkpoint left it running");
     env.remove(&id).await?;
     Ok(Ran::Passed)
 }

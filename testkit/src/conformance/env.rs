@@ -13,7 +13,7 @@ use runtime_core::{
 use super::{Case, Setup, Subject};
 use crate::bundle::{Bundle, BundleBuilder, Rootfs};
 use crate::fake::{FakeRuntime, Flavour};
-use crate::gate::{self, RealRuntime};
+use crate::gate::{self, Lacking, RealRuntime};
 use crate::harness::{CaseResult, Ran};
 use crate::procs::Tracked;
 
@@ -127,6 +127,22 @@ impl Env {
             }
             _ => bail!("{problem}"),
         }
+    }
+
+    /// A subject that can `what` (checkpoint, restore) whose probe says it cannot, for `reason`.
+    /// On a real runtime where CRIU is missing or fails `criu check`, the host lacks CRIU:
+    /// skipped, or failed when `REQUIRE_REAL_RUNTIMES` names `criu`. Otherwise the probe
+    /// contradicts a working CRIU ([`Env::contradiction`]).
+    pub fn cannot_checkpoint(&self, what: &str, reason: &str) -> CaseResult {
+        let name = self.real.as_deref().unwrap_or(&self.label);
+        if let Some(problem) = self.real.as_ref().and_then(|_| gate::criu_problem()) {
+            let reason = format!("{name} cannot {what} here ({reason}): {problem}");
+            return match gate::lacking(gate::CRIU, reason, &gate::required()) {
+                Lacking::Skip(reason) => skipped(reason),
+                Lacking::Fail(reason) => bail!("{reason}"),
+            };
+        }
+        self.contradiction(format!("{name} can {what}, but the probe says: {reason}"))
     }
 
     /// A fresh container id, unique in this env.

@@ -12,10 +12,21 @@
 //! After a checkpoint that does not leave the container running, runc destroys the container
 //! (its id is free for `restore`, and the stopped processes belong to the image alone); youki
 //! kills the processes and keeps the container as stopped.
+//!
+//! runc's `--pre-dump` dumps memory only and never stops the container; a later checkpoint names
+//! it with `--parent-path`, relative to its own image path (`../pre`), and dumps only what changed
+//! since. The fake writes a pre-dump image that holds no processes (restoring it fails, as
+//! restoring CRIU's memory-only image does), checks the parent path as runc 1.1.5 does before
+//! anything is dumped, and leaves the link CRIU leaves in the image: a symlink named `parent`
+//! whose target is `--parent-path` as given.
+//!
+//! The images are the fake's own: `inventory.img` is there because drivers look for it, but the
+//! fake writes no CRIU image files (no `stats-dump`, which a real dump leaves for its statistics),
+//! so nothing that reads CRIU's images can be exercised against it.
 
 use std::fs::{self, DirBuilder};
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use nix::sys::signal::Signal;
 use runtime_core::Status;
@@ -30,6 +41,8 @@ use crate::procs::Tracked;
 const INVENTORY: &str = "inventory.img";
 /// The stopped processes, the container's init first.
 const PROCESSES: &str = "fake-oci-processes.json";
+/// The link CRIU leaves in an image dumped on top of a parent image.
+const PARENT: &str = "parent";
 
 /// `--image-path`, by default `./checkpoint` as in runc and youki.
 fn image_dir(args: &Args) -> Result<PathBuf, Failure> {
@@ -50,21 +63,52 @@ pub(crate) fn checkpoint(ctx: &Ctx, args: &Args) -> CmdResult {
     for dir in std::iter::once(image.clone()).chain(args.value("work-path").map(PathBuf::from)) {
         DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|err| Failure::io("mkdir image", err))?;
     }
-    let leave_running = args.flag("leave-running") || args.flag("pre-dump");
+    let parent = args.value("parent-path").map(|parent| parent_image(&image, parent)).transpose()?;
+    let pre_dump = args.flag("pre-dump");
+    let leave_running = args.flag("leave-running") || pre_dump;
     if !leave_running {
         record.signal_all(Signal::SIGSTOP);
     }
-    let processes: Vec<Tracked> = record.groups().copied().collect();
-    let processes = serde_json::to_vec(&processes).map_err(|err| Failure::runtime(err.to_string()))?;
-    fs::write(image.join(INVENTORY), b"fake-oci image\n")
-        .and_then(|()| fs::write(image.join(PROCESSES), processes))
-        .map_err(|err| Failure::io("write image", err))?;
+    if let Some(parent) = parent {
+        std::os::unix::fs::symlink(parent, image.join(PARENT)).map_err(|err| Failure::io("link parent", err))?;
+    }
+    let written = if pre_dump {
+        fs::write(image.join(INVENTORY), b"fake-oci pre-dump image\n")
+    } else {
+        let processes: Vec<Tracked> = record.groups().copied().collect();
+        let processes = serde_json::to_vec(&processes).map_err(|err| Failure::runtime(err.to_string()))?;
+        fs::write(image.join(INVENTORY), b"fake-oci image\n").and_then(|()| fs::write(image.join(PROCESSES), processes))
+    };
+    written.map_err(|err| Failure::io("write image", err))?;
     match (leave_running, ctx.flavour) {
         (true, _) => {}
         (false, Flavour::Youki) => record.kill_everything(),
         (false, _) => fs::remove_dir_all(state::dir(&ctx.root, id)).map_err(|err| Failure::io("remove", err))?,
     }
     Ok(0)
+}
+
+/// `--parent-path`, checked as runc 1.1.5 checks it: relative to the image path, and a directory.
+fn parent_image<'a>(image: &Path, parent: &'a str) -> Result<&'a str, Failure> {
+    if Path::new(parent).is_absolute() {
+        return Err(Failure::runtime("--parent-path must be relative"));
+    }
+    // Go's filepath.Join cleans the path lexically: `img/../pre` is `pre`.
+    let mut joined = PathBuf::new();
+    for component in image.join(parent).components() {
+        match component {
+            Component::ParentDir => drop(joined.pop()),
+            Component::CurDir => {}
+            other => joined.push(other),
+        }
+    }
+    let problem = match fs::metadata(&joined) {
+        Ok(metadata) if metadata.is_dir() => return Ok(parent),
+        Ok(_) => "not a directory".to_owned(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        Err(err) => err.to_string(),
+    };
+    Err(Failure::runtime(format!("invalid --parent-path: stat {}: {problem}", joined.display())))
 }
 
 /// `restore --detach`: adopts the image's stopped processes as a new, running container.

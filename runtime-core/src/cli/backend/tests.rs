@@ -363,3 +363,99 @@ async fn connect_to_a_version_cut_at_the_limit_is_an_error_that_says_so() {
     let result = CliBackend::connect_with(family, config(), spawner).await;
     assert!(matches!(result, Err(Error::OutputTruncated { stream: "stdout", .. })), "{result:?}");
 }
+
+/// A host where `criu check` passes (CRIU 4.1.1) and `criu check --feature <name>` fails for the
+/// features in `missing` with `output` on stderr, as CRIU does; every other call succeeds.
+fn host_without(missing: &'static [&'static str], output: &'static str) -> Arc<RecordingSpawner> {
+    RecordingSpawner::new(move |command| match command.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["--version"] => Reply::prints("Version: 4.1.1\n"),
+        ["check", "--feature", feature] if missing.contains(&feature) => {
+            Reply::Exits { status: Exit::Exited(1), stdout: Vec::new(), stderr: output.as_bytes().to_vec(), log: None }
+        }
+        _ => Reply::exits(0),
+    })
+}
+
+/// The calls made for container `name`.
+fn calls_for(spawner: &RecordingSpawner, name: &str) -> Vec<Vec<String>> {
+    spawner.commands().into_iter().filter(|command| command.last().is_some_and(|last| last == name)).collect()
+}
+
+#[tokio::test]
+async fn a_pre_dump_on_a_kernel_without_dirty_tracking_is_refused_before_anything_runs() {
+    // What CRIU 4.1.1 prints on a kernel without CONFIG_MEM_SOFT_DIRTY, exit status 1.
+    let spawner = host_without(
+        &["mem_dirty_track"],
+        "Warn  (criu/cr-check.c:824): Dirty tracking is OFF. Memory snapshot will not work.\n",
+    );
+    let backend = backend(&spawner);
+    let opts = CheckpointOptions { image_path: "/img".into(), pre_dump: true, ..CheckpointOptions::default() };
+    match backend.checkpoint(&id("c1"), &opts).await {
+        Err(Error::Unsupported { feature, reason, .. }) => {
+            assert_eq!(feature, "checkpoint --pre-dump");
+            assert_eq!(
+                reason,
+                "CRIU 4.1.1 cannot track dirty memory: Dirty tracking is OFF. Memory snapshot will not work."
+            );
+        }
+        other => panic!("a pre-dump without dirty tracking: {other:?}"),
+    }
+    assert_eq!(calls_for(&spawner, "c1"), Vec::<Vec<String>>::new(), "the runtime was not asked");
+    let features = backend.features().await.unwrap();
+    let asked: Vec<&[String]> = features.pre_dump.evidence().iter().map(|probe| &probe.argv[1..]).collect();
+    assert!(asked.contains(&&words("check --feature mem_dirty_track")[..]), "the feature probe is evidence: {asked:?}");
+    // The rest of checkpoint is untouched: lazy pages and a plain dump still run.
+    let lazy = CheckpointOptions { lazy_pages: true, ..opts.clone() };
+    backend.checkpoint(&id("c1"), &CheckpointOptions { pre_dump: false, ..lazy }).await.unwrap();
+    backend.checkpoint(&id("c1"), &CheckpointOptions { pre_dump: false, ..opts }).await.unwrap();
+    assert_eq!(
+        calls_for(&spawner, "c1"),
+        [words("checkpoint --image-path /img --lazy-pages c1"), words("checkpoint --image-path /img c1")]
+    );
+}
+
+#[tokio::test]
+async fn lazy_pages_without_userfaultfd_are_refused_on_checkpoint_and_restore() {
+    let spawner = host_without(&["uffd-noncoop"], "Error (criu/cr-check.c:1311): uffd-noncoop is not supported\n");
+    let backend = backend(&spawner);
+    let checkpoint = CheckpointOptions { image_path: "/img".into(), lazy_pages: true, ..CheckpointOptions::default() };
+    let restore = RestoreOptions { image_path: "/img".into(), lazy_pages: true, ..RestoreOptions::default() };
+    let refusals = [
+        backend.checkpoint(&id("c1"), &checkpoint).await.map(drop),
+        backend.restore(&id("c1"), Path::new("/b"), restore).await.map(drop),
+    ];
+    for (refusal, wanted) in refusals.into_iter().zip(["checkpoint --lazy-pages", "restore --lazy-pages"]) {
+        match refusal {
+            Err(Error::Unsupported { feature, reason, .. }) => {
+                assert_eq!(feature, wanted);
+                assert_eq!(reason, "CRIU 4.1.1 cannot serve memory pages lazily: uffd-noncoop is not supported");
+            }
+            other => panic!("{wanted} without userfaultfd: {other:?}"),
+        }
+    }
+    assert_eq!(calls_for(&spawner, "c1"), Vec::<Vec<String>>::new(), "the runtime was not asked");
+    let features = backend.features().await.unwrap();
+    assert!(features.pre_dump.is_supported(), "dirty tracking works here: {:?}", features.pre_dump);
+}
+
+#[tokio::test]
+async fn checkpoint_options_are_unsupported_with_checkpoint_itself() {
+    let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
+        "check" => Reply::Exits {
+            status: Exit::Exited(1),
+            stdout: Vec::new(),
+            stderr: b"Error (criu/vdso.c:613): vdso: Failed to fill self vdso symtable\n".to_vec(),
+            log: None,
+        },
+        _ => Reply::exits(0),
+    });
+    let features = backend(&spawner).features().await.unwrap();
+    let checkpoint = "`criu check` failed: vdso: Failed to fill self vdso symtable";
+    assert_eq!(features.checkpoint.reason(), Some(checkpoint));
+    for (option, support) in [("--pre-dump", &features.pre_dump), ("--lazy-pages", &features.lazy_pages)] {
+        let wanted = format!("{option} needs checkpoint, which is unsupported: {checkpoint}");
+        assert_eq!(support.reason(), Some(wanted.as_str()));
+    }
+    let feature_checks = spawner.commands().into_iter().filter(|command| command.len() > 1 && command[0] == "check");
+    assert_eq!(feature_checks.count(), 0, "no feature is asked of a CRIU that fails `criu check`");
+}
