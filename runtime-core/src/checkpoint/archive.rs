@@ -206,13 +206,14 @@ impl ArchiveWriter {
         self.builder.into_inner().map_err(finishing)?.finish().map_err(finishing)
     }
 
-    /// Adds a tree; with `whiteouts`, overlayfs whiteouts (character devices 0:0) are left out
-    /// and their paths, relative to `dir`, collected there.
+    /// Adds a tree; with `overlay`, `dir` is an overlay's upper directory: its whiteouts
+    /// (character devices 0:0) are left out, and they and its opaque directories are collected
+    /// there, as paths relative to `dir`.
     pub(crate) fn append_tree(
         &mut self,
         name: &Path,
         dir: &Path,
-        mut whiteouts: Option<&mut Vec<PathBuf>>,
+        mut overlay: Option<&mut OverlayMarks>,
     ) -> Result<()> {
         let metadata = fs::symlink_metadata(dir).map_err(|error| self.reading(dir, error))?;
         if !metadata.is_dir() {
@@ -240,13 +241,18 @@ impl ArchiveWriter {
                 let file_type = metadata.file_type();
                 if file_type.is_dir() {
                     self.append_header_only(&entry_name, &source, &metadata, tar::EntryType::Directory)?;
+                    if let Some(overlay) = overlay.as_deref_mut()
+                        && is_opaque(&source).map_err(|error| self.reading(&source, error))?
+                    {
+                        overlay.opaque_dirs.push(relative.clone());
+                    }
                     subdirs.push(relative);
                 } else if file_type.is_file() {
                     self.append_file(&entry_name, &source, &metadata)?;
                 } else if file_type.is_symlink() {
                     self.append_symlink(&entry_name, &source, &metadata)?;
-                } else if let Some(whiteouts) = whiteouts.as_deref_mut().filter(|_| is_whiteout(&metadata)) {
-                    whiteouts.push(relative);
+                } else if let Some(overlay) = overlay.as_deref_mut().filter(|_| is_whiteout(&metadata)) {
+                    overlay.whiteouts.push(relative);
                 } else {
                     let what = if file_type.is_char_device() || file_type.is_block_device() {
                         "a device"
@@ -323,9 +329,34 @@ fn header_from(metadata: &fs::Metadata, entry_type: tar::EntryType) -> tar::Head
     header
 }
 
+/// What overlayfs marks in an upper directory besides the files themselves.
+#[derive(Debug, Default)]
+pub(crate) struct OverlayMarks {
+    /// Deleted lower files and directories.
+    pub(crate) whiteouts: Vec<PathBuf>,
+    /// Directories that hide everything the lower layers have under them (a directory removed
+    /// and made again).
+    pub(crate) opaque_dirs: Vec<PathBuf>,
+}
+
 /// overlayfs marks a deleted lower file with a character device 0:0 in the upper directory.
 fn is_whiteout(metadata: &fs::Metadata) -> bool {
     metadata.file_type().is_char_device() && metadata.rdev() == 0
+}
+
+/// Whether overlayfs marked the upper directory `dir` opaque: `y` in `trusted.overlay.opaque`,
+/// or `user.overlay.opaque` on mounts with `userxattr` (rootless).
+fn is_opaque(dir: &Path) -> io::Result<bool> {
+    for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
+        let mut value = [0u8; 1];
+        match rustix::fs::lgetxattr(dir, name, &mut value[..]) {
+            Ok(1) if value == *b"y" => return Ok(true),
+            Ok(_) => {}
+            Err(rustix::io::Errno::NODATA | rustix::io::Errno::RANGE | rustix::io::Errno::OPNOTSUPP) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(false)
 }
 
 /// Unpacks the checkpoint archive `archive` into `into`, a directory the caller created empty

@@ -14,5 +14,5 @@ pub use archive::{
     ArchiveWriter, CHECKPOINT_DIR, CONFIG_DUMP, Compression, DELETED_FILES, DEVSHM_CHECKPOINT_TAR, NETWORK_STATUS,
     PRE_CHECKPOINT_DIR, ROOTFS_DIFF_TAR, SPEC_DUMP, STATS_DUMP, import, tar_directory, untar_directory,
 };
-pub use rootfs::{RootfsChanges, apply_rootfs_diff, overlay_upper_dir};
+pub use rootfs::{OverlayDirs, RootfsChanges, apply_rootfs_diff, overlay_dirs};
 pub use stats::{DumpStatistics, RestoreStatistics};

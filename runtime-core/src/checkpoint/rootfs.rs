@@ -3,10 +3,15 @@
 //!
 //! CRIU restores processes, not files: a restored process that reopens a file it wrote must find
 //! it. On an overlay root filesystem the changes are exactly the upper directory, whose whiteouts
-//! (character devices 0:0) mark deletions. A root filesystem that is not an overlay has no record
+//! (character devices 0:0) mark deletions, as do opaque directories: what the lower layers have
+//! under one and the upper layer does not is listed as deleted, since `deleted.files` is applied
+//! after the tar (podman's order) and must not remove what the tar just wrote. Renamed
+//! directories (`redirect_dir`) and metadata-only copies (`metacopy`) are not understood; both
+//! are off unless the overlay is mounted asking for them. A root filesystem that is not an overlay has no record
 //! of what changed, so all of it is carried and `deleted.files` is empty: the archive must restore
 //! on a host that has only the image, and a partial tree would silently lose files.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -14,7 +19,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::archive::{ArchiveWriter, Compression};
+use super::archive::{ArchiveWriter, Compression, OverlayMarks};
 use super::unpack::{Destination, Plan, plain_relative, remove_existing, resolve_without_links};
 use crate::contract::error::{Error, Result};
 
@@ -22,10 +27,7 @@ use crate::contract::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootfsChanges {
     /// An overlay mount: the changes are its upper directory.
-    Overlay {
-        /// The overlay's `upperdir`.
-        upper_dir: PathBuf,
-    },
+    Overlay(OverlayDirs),
     /// Anything else: the whole tree is the change.
     WholeTree {
         /// The root filesystem.
@@ -40,8 +42,8 @@ impl RootfsChanges {
             .map_err(|error| Error::io(format!("resolving root filesystem {}", rootfs.display()), error))?;
         let mountinfo = fs::read_to_string("/proc/self/mountinfo")
             .map_err(|error| Error::io("reading /proc/self/mountinfo", error))?;
-        Ok(match overlay_upper_dir(&mountinfo, &rootfs)? {
-            Some(upper_dir) => RootfsChanges::Overlay { upper_dir },
+        Ok(match overlay_dirs(&mountinfo, &rootfs)? {
+            Some(dirs) => RootfsChanges::Overlay(dirs),
             None => RootfsChanges::WholeTree { rootfs },
         })
     }
@@ -51,9 +53,16 @@ impl RootfsChanges {
     /// may exist yet.
     pub fn write(&self, rootfs_diff_tar: &Path, deleted_files: &Path) -> Result<()> {
         let mut writer = ArchiveWriter::create(rootfs_diff_tar, Compression::None)?;
-        let mut deleted = Vec::new();
+        let mut deleted = BTreeSet::new();
         match self {
-            RootfsChanges::Overlay { upper_dir } => writer.append_tree(Path::new(""), upper_dir, Some(&mut deleted))?,
+            RootfsChanges::Overlay(dirs) => {
+                let mut marks = OverlayMarks::default();
+                writer.append_tree(Path::new(""), &dirs.upper_dir, Some(&mut marks))?;
+                deleted.extend(marks.whiteouts);
+                for opaque in &marks.opaque_dirs {
+                    deleted.extend(dirs.hidden_under(opaque)?);
+                }
+            }
             RootfsChanges::WholeTree { rootfs } => writer.add_tree("", rootfs)?,
         }
         writer.finish()?;
@@ -76,11 +85,42 @@ impl RootfsChanges {
     }
 }
 
-/// The `upperdir` of the overlay mounted at `mount_point`, from the text of a
+/// The directories of an overlay mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayDirs {
+    /// `upperdir`: where the container's changes are.
+    pub upper_dir: PathBuf,
+    /// `lowerdir`, topmost first: the image.
+    pub lower_dirs: Vec<PathBuf>,
+}
+
+impl OverlayDirs {
+    /// What the lower layers have directly under the opaque directory `opaque` (relative to the
+    /// root) and the upper layer does not: hidden, so deleted from the container's view.
+    fn hidden_under(&self, opaque: &Path) -> Result<Vec<PathBuf>> {
+        let mut hidden = Vec::new();
+        for lower in &self.lower_dirs {
+            let dir = lower.join(opaque);
+            if !fs::symlink_metadata(&dir).is_ok_and(|found| found.is_dir()) {
+                continue;
+            }
+            let reading = |error| Error::io(format!("reading {}", dir.display()), error);
+            for entry in fs::read_dir(&dir).map_err(reading)? {
+                let relative = opaque.join(entry.map_err(reading)?.file_name());
+                if fs::symlink_metadata(self.upper_dir.join(&relative)).is_err() {
+                    hidden.push(relative);
+                }
+            }
+        }
+        Ok(hidden)
+    }
+}
+
+/// The directories of the overlay mounted at `mount_point`, from the text of a
 /// `/proc/<pid>/mountinfo`; `None` when the mount there (the last one, which hides those below)
 /// is not an overlay, or is a read-only overlay without an upper directory, or nothing is
 /// mounted there. `mount_point` must be canonical, as the kernel prints it.
-pub fn overlay_upper_dir(mountinfo: &str, mount_point: &Path) -> Result<Option<PathBuf>> {
+pub fn overlay_dirs(mountinfo: &str, mount_point: &Path) -> Result<Option<OverlayDirs>> {
     let mut found = None;
     for line in mountinfo.lines().filter(|line| !line.trim().is_empty()) {
         let malformed = |why: &str| Error::parse("/proc/self/mountinfo", format!("{why} in line {line:?}"));
@@ -95,11 +135,16 @@ pub fn overlay_upper_dir(mountinfo: &str, mount_point: &Path) -> Result<Option<P
         let (Some(fstype), Some(super_options)) = (fields.get(separator + 1), fields.get(separator + 3)) else {
             return Err(malformed("no filesystem type or superblock options"));
         };
-        found = match *fstype {
-            "overlay" => super_options
-                .split(',')
-                .find_map(|option| option.strip_prefix("upperdir="))
-                .map(|upper| PathBuf::from(unescape(upper))),
+        let option = |name: &str| super_options.split(',').find_map(|option| option.strip_prefix(name));
+        found = match (*fstype, option("upperdir=")) {
+            ("overlay", Some(upper)) => Some(OverlayDirs {
+                upper_dir: PathBuf::from(unescape(upper)),
+                lower_dirs: option("lowerdir=")
+                    .into_iter()
+                    .flat_map(|lower| lower.split(':'))
+                    .map(|lower| PathBuf::from(unescape(lower)))
+                    .collect(),
+            }),
             _ => None,
         };
     }

@@ -407,8 +407,11 @@ const MOUNTINFO: &str = "\
 
 #[test]
 fn mountinfo_gives_the_upper_dir_of_the_last_overlay_at_a_mount_point() {
-    let upper = |at: &str| overlay_upper_dir(MOUNTINFO, Path::new(at)).unwrap();
-    assert_eq!(upper("/var/lib/x/my root"), Some(PathBuf::from("/var/lib/up dir")));
+    let upper = |at: &str| overlay_dirs(MOUNTINFO, Path::new(at)).unwrap().map(|dirs| dirs.upper_dir);
+    assert_eq!(
+        overlay_dirs(MOUNTINFO, Path::new("/var/lib/x/my root")).unwrap(),
+        Some(OverlayDirs { upper_dir: "/var/lib/up dir".into(), lower_dirs: vec!["/l1".into(), "/l2".into()] })
+    );
     assert_eq!(upper("/var/lib/x/my\\040root"), None, "mount points are compared unescaped");
     assert_eq!(upper("/mnt/plain"), None);
     assert_eq!(upper("/stacked"), None, "the tmpfs mounted later hides the overlay");
@@ -417,7 +420,7 @@ fn mountinfo_gives_the_upper_dir_of_the_last_overlay_at_a_mount_point() {
     assert_eq!(upper("/"), None);
     assert_eq!(upper("/elsewhere"), None);
 
-    let broken = overlay_upper_dir("22 1 254:0 / / rw,relatime ext4 /dev/vda rw\n", Path::new("/")).unwrap_err();
+    let broken = overlay_dirs("22 1 254:0 / / rw,relatime ext4 /dev/vda rw\n", Path::new("/")).unwrap_err();
     assert!(matches!(broken, Error::Parse { .. }), "{broken}");
 }
 
@@ -434,6 +437,11 @@ fn upper_and_lower(root: &Path) -> (PathBuf, PathBuf) {
     fs::create_dir_all(upper.join("var")).unwrap();
     fs::create_dir_all(upper.join("bin")).unwrap();
     symlink("/bin/busybox", upper.join("bin/sh")).unwrap();
+    // `opt` removed and made again: opaque, hiding old1; old2 written anew.
+    write_file(&lower.join("opt/old1"), b"hidden", 0o644);
+    write_file(&lower.join("opt/old2"), b"replaced", 0o644);
+    write_file(&upper.join("opt/old2"), b"anew", 0o644);
+    rustix::fs::lsetxattr(upper.join("opt"), "trusted.overlay.opaque", b"y", rustix::fs::XattrFlags::empty()).unwrap();
     for whiteout in [upper.join("gone"), upper.join("var/gone-dir")] {
         nix::sys::stat::mknod(
             &whiteout,
@@ -456,14 +464,15 @@ fn an_overlay_upper_dir_becomes_a_diff_and_its_whiteouts_deletions() {
     let (upper, lower) = upper_and_lower(tmp.path());
     let diff = tmp.path().join(ROOTFS_DIFF_TAR);
     let deleted = tmp.path().join(DELETED_FILES);
-    RootfsChanges::Overlay { upper_dir: upper.clone() }.write(&diff, &deleted).unwrap();
+    let dirs = OverlayDirs { upper_dir: upper.clone(), lower_dirs: vec![lower.clone()] };
+    RootfsChanges::Overlay(dirs).write(&diff, &deleted).unwrap();
 
     let mut listed = tar_listing(&diff);
     listed.sort();
-    assert_eq!(listed, ["bin", "bin/sh", "etc", "etc/added.conf", "etc/hostname", "var"]);
+    assert_eq!(listed, ["bin", "bin/sh", "etc", "etc/added.conf", "etc/hostname", "opt", "opt/old2", "var"]);
     let mut deletions = read_deleted(&deleted);
     deletions.sort();
-    assert_eq!(deletions, ["/gone", "/var/gone-dir"]);
+    assert_eq!(deletions, ["/gone", "/opt/old1", "/var/gone-dir"]);
     assert_eq!(mode_of(&diff), 0o600);
     assert_eq!(mode_of(&deleted), 0o600);
 
@@ -473,6 +482,8 @@ fn an_overlay_upper_dir_becomes_a_diff_and_its_whiteouts_deletions() {
     assert_eq!(mode_of(&lower.join("etc/added.conf")), 0o600);
     assert_eq!(fs::read(lower.join("keep")).unwrap(), b"kept");
     assert_eq!(fs::read_link(lower.join("bin/sh")).unwrap(), Path::new("/bin/busybox"));
+    assert_eq!(fs::read(lower.join("opt/old2")).unwrap(), b"anew");
+    assert!(!lower.join("opt/old1").exists());
     assert!(!lower.join("gone").exists());
     assert!(!lower.join("var/gone-dir").exists());
     assert!(fs::symlink_metadata(lower.join("gone")).is_err(), "no whiteout was unpacked");
@@ -569,6 +580,8 @@ fn changes_made_through_a_real_overlay_are_found_and_carried() {
     write_file(&lower.join("etc/hostname"), b"old", 0o644);
     write_file(&lower.join("gone"), b"to be deleted", 0o644);
     write_file(&lower.join("keep"), b"kept", 0o644);
+    write_file(&lower.join("cache/a"), b"a", 0o644);
+    write_file(&lower.join("cache/b/c"), b"c", 0o644);
     let (upper, work, merged) = (root.join("up per"), root.join("work"), root.join("merged"));
     for dir in [&upper, &work, &merged] {
         fs::create_dir(dir).unwrap();
@@ -581,16 +594,23 @@ fn changes_made_through_a_real_overlay_are_found_and_carried() {
     fs::write(merged.join("etc/hostname"), b"new").unwrap();
     fs::write(merged.join("added"), b"added").unwrap();
     fs::remove_file(merged.join("gone")).unwrap();
+    fs::remove_dir_all(merged.join("cache")).unwrap();
+    write_file(&merged.join("cache/fresh"), b"fresh", 0o644);
 
     let changes = RootfsChanges::of(&merged).unwrap();
-    assert_eq!(changes, RootfsChanges::Overlay { upper_dir: upper.clone() });
+    assert_eq!(
+        changes,
+        RootfsChanges::Overlay(OverlayDirs { upper_dir: upper.clone(), lower_dirs: vec![lower.clone()] })
+    );
     let diff = root.join(ROOTFS_DIFF_TAR);
     let deleted = root.join(DELETED_FILES);
     changes.write(&diff, &deleted).unwrap();
     let mut listed = tar_listing(&diff);
     listed.sort();
-    assert_eq!(listed, ["added", "etc", "etc/hostname"]);
-    assert_eq!(read_deleted(&deleted), ["/gone"]);
+    assert_eq!(listed, ["added", "cache", "cache/fresh", "etc", "etc/hostname"]);
+    let mut deletions = read_deleted(&deleted);
+    deletions.sort();
+    assert_eq!(deletions, ["/cache/a", "/cache/b", "/gone"]);
 
     let expected = snapshot(&merged);
     drop(mounted);

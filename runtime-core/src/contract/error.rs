@@ -446,6 +446,17 @@ mod tests {
     }
 
     #[test]
+    fn archive_errors_name_the_archive_and_what_is_wrong() {
+        reads(
+            Error::InvalidArchive {
+                path: "/tmp/c1.tar.zst".into(),
+                reason: "entry \"../evil\" has a `..` component".into(),
+            },
+            "checkpoint archive /tmp/c1.tar.zst: entry \"../evil\" has a `..` component",
+        );
+    }
+
+    #[test]
     fn plugin_errors_name_the_library_and_the_problem() {
         let path = || PathBuf::from("/opt/libx.so");
         reads(
