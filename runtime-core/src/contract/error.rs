@@ -178,6 +178,16 @@ pub enum Error {
         /// The process, as the caller named it.
         what: String,
     },
+    /// A checkpoint archive (or a tar inside one) that is damaged, incomplete, or holds an entry
+    /// that could write outside the directory it is unpacked into. It is refused before anything
+    /// is unpacked from it.
+    #[error("checkpoint archive {}: {reason}", path.display())]
+    InvalidArchive {
+        /// The archive file.
+        path: PathBuf,
+        /// What is wrong with it, naming the offending entry.
+        reason: String,
+    },
     /// A backend plugin could not be loaded; nothing from it was called beyond its descriptor.
     #[error("plugin {}: {problem}", path.display())]
     Plugin {
@@ -432,6 +442,17 @@ mod tests {
         reads(
             Error::parse("runtime version", "unexpected first line \"Usage\""),
             "cannot parse runtime version: unexpected first line \"Usage\"",
+        );
+    }
+
+    #[test]
+    fn archive_errors_name_the_archive_and_what_is_wrong() {
+        reads(
+            Error::InvalidArchive {
+                path: "/tmp/c1.tar.zst".into(),
+                reason: "entry \"../evil\" has a `..` component".into(),
+            },
+            "checkpoint archive /tmp/c1.tar.zst: entry \"../evil\" has a `..` component",
         );
     }
 
