@@ -172,7 +172,10 @@ impl ArchiveWriter {
     /// Adds the directory tree at `dir` under `name` (`checkpoint`, say): directories, regular
     /// files and symbolic links as they are, with their modes and owners. An empty `name` puts
     /// the directory's contents at the top of the archive. Anything else in the tree (a device,
-    /// a fifo, a socket) is an error: an archive holds only what [`import`] accepts.
+    /// a fifo, a socket) is an error: an archive holds only what [`import`] accepts. So are
+    /// symbolic links that point outside the archive, to [`import`]: CRIU writes the `parent`
+    /// link of a dump after a pre-dump as an absolute path, which must be made relative
+    /// (`../pre-checkpoint`) before the image directory is added, as podman does.
     pub fn add_tree(&mut self, name: impl AsRef<Path>, dir: &Path) -> Result<()> {
         self.append_tree(name.as_ref(), dir, None)
     }
@@ -250,7 +253,7 @@ impl ArchiveWriter {
                 } else if file_type.is_file() {
                     self.append_file(&entry_name, &source, &metadata)?;
                 } else if file_type.is_symlink() {
-                    self.append_symlink(&entry_name, &source, &metadata)?;
+                    self.append_header_only(&entry_name, &source, &metadata, tar::EntryType::Symlink)?;
                 } else if let Some(overlay) = overlay.as_deref_mut().filter(|_| is_whiteout(&metadata)) {
                     overlay.whiteouts.push(relative);
                 } else {
@@ -286,10 +289,6 @@ impl ArchiveWriter {
             _ => self.builder.append_data(&mut header, name, io::empty()),
         }
         .map_err(|error| self.writing(name, error))
-    }
-
-    fn append_symlink(&mut self, name: &Path, source: &Path, metadata: &fs::Metadata) -> Result<()> {
-        self.append_header_only(name, source, metadata, tar::EntryType::Symlink)
     }
 
     fn append_file(&mut self, name: &Path, source: &Path, metadata: &fs::Metadata) -> Result<()> {

@@ -19,7 +19,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::archive::{ArchiveWriter, Compression, OverlayMarks};
+use super::archive::{ArchiveWriter, Compression, OverlayMarks, ROOTFS_DIFF_TAR};
 use super::unpack::{Destination, Plan, plain_relative, remove_existing, resolve_without_links};
 use crate::contract::error::{Error, Result};
 
@@ -142,6 +142,7 @@ pub fn overlay_dirs(mountinfo: &str, mount_point: &Path) -> Result<Option<Overla
                 lower_dirs: option("lowerdir=")
                     .into_iter()
                     .flat_map(|lower| lower.split(':'))
+                    .filter(|lower| !lower.is_empty())
                     .map(|lower| PathBuf::from(unescape(lower)))
                     .collect(),
             }),
@@ -188,31 +189,46 @@ pub fn apply_rootfs_diff(rootfs_diff_tar: Option<&Path>, deleted_files: Option<&
         Some(list) => read_deleted_files(list)?.into_iter().map(|path| (list, path)).collect(),
         None => Vec::new(),
     };
-    let mut deletions = Vec::with_capacity(deleted.len());
+    // Checked against the root filesystem as it is and against what the tar will make of it,
+    // then again when deleting, since the tar may have put a symbolic link on the way.
     for (list, path) in &deleted {
-        let looking = |error| Error::io(format!("looking at {} in {}", path.display(), rootfs.display()), error);
-        match resolve_without_links(rootfs, path).map_err(looking)? {
-            Ok(Some(full)) => deletions.push(full),
-            Ok(None) => {}
-            Err(blocker) if fs::symlink_metadata(&blocker).is_ok_and(|found| found.is_symlink()) => {
-                let reason = format!(
-                    "deleting {} would go through {}, a symbolic link; nothing is deleted through one",
-                    path.display(),
-                    blocker.display()
-                );
-                return Err(Error::InvalidArchive { path: list.to_path_buf(), reason });
-            }
-            // Under a file: there is nothing to delete.
-            Err(_) => {}
+        if let Some(link) = plan.as_ref().and_then(|plan| plan.symlink_above(path)) {
+            let reason = format!(
+                "deleting {} would go through {}, which {ROOTFS_DIFF_TAR} makes a symbolic link",
+                path.display(),
+                link.display()
+            );
+            return Err(Error::InvalidArchive { path: list.to_path_buf(), reason });
         }
+        deletion_target(rootfs, list, path)?;
     }
     if let Some(plan) = &plan {
         plan.unpack(rootfs)?;
     }
-    for full in deletions {
-        remove_existing(&full).map_err(|error| Error::io(format!("deleting {}", full.display()), error))?;
+    for (list, path) in &deleted {
+        if let Some(full) = deletion_target(rootfs, list, path)? {
+            remove_existing(&full).map_err(|error| Error::io(format!("deleting {}", full.display()), error))?;
+        }
     }
     Ok(())
+}
+
+/// Where the deleted `path` is under `rootfs`, if it is there, reached without following a link.
+fn deletion_target(rootfs: &Path, list: &Path, path: &Path) -> Result<Option<PathBuf>> {
+    let looking = |error| Error::io(format!("looking at {} in {}", path.display(), rootfs.display()), error);
+    match resolve_without_links(rootfs, path).map_err(looking)? {
+        Ok(found) => Ok(found),
+        Err(blocker) if fs::symlink_metadata(&blocker).is_ok_and(|found| found.is_symlink()) => {
+            let reason = format!(
+                "deleting {} would go through {}, a symbolic link; nothing is deleted through one",
+                path.display(),
+                blocker.display()
+            );
+            Err(Error::InvalidArchive { path: list.to_path_buf(), reason })
+        }
+        // Under a file: there is nothing to delete.
+        Err(_) => Ok(None),
+    }
 }
 
 /// The paths of a `deleted.files`, relative to the root filesystem.

@@ -547,6 +547,27 @@ fn applying_a_diff_never_goes_through_a_symlink_of_the_target() {
 }
 
 #[test]
+fn a_deletion_under_a_symlink_the_diff_makes_is_refused() {
+    let tmp = TempDir::new().unwrap();
+    let host = tmp.path().join("host");
+    write_file(&host.join("x"), b"host's own", 0o644);
+    let rootfs = tmp.path().join("rootfs");
+    write_file(&rootfs.join("var/x"), b"container's", 0o644);
+    let diff = tmp.path().join("diff.tar");
+    fs::write(&diff, RawTar::default().symlink("var", host.to_str().unwrap()).end()).unwrap();
+    let deleted = tmp.path().join("deleted.files");
+    fs::write(&deleted, br#"["/var/x"]"#).unwrap();
+    let before = snapshot(tmp.path());
+
+    let error = apply_rootfs_diff(Some(&diff), Some(&deleted), &rootfs).unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidArchive { path, reason } if *path == deleted && reason.contains("makes a symbolic link")),
+        "{error}"
+    );
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
+#[test]
 fn a_diff_replaces_a_symlink_of_the_target_at_the_entry_itself_without_following_it() {
     let tmp = TempDir::new().unwrap();
     let host = tmp.path().join("host");

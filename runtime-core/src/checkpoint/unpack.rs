@@ -133,6 +133,13 @@ impl Plan {
         })
     }
 
+    /// The symbolic link of the archive that `path` lies under, if any.
+    pub(crate) fn symlink_above<'a>(&self, path: &'a Path) -> Option<&'a Path> {
+        path.ancestors().skip(1).find(|ancestor| {
+            self.entries.iter().any(|entry| entry.path == *ancestor && matches!(entry.kind, Kind::Symlink(_)))
+        })
+    }
+
     /// The error for this archive.
     pub(crate) fn invalid(&self, reason: String) -> Error {
         Error::InvalidArchive { path: self.archive.clone(), reason }
