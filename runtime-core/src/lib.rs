@@ -13,7 +13,7 @@ pub use cli::config::{DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, RuntimeConfig};
 pub use cli::dialect::{self, Dialect};
 pub use console::{Console, ConsoleSocket};
 pub use contract::backend::OciBackend;
-pub use contract::error::{Error, Failure, PluginProblem, Result};
+pub use contract::error::{Error, Failure, PluginProblem, Result, WrongState};
 pub use contract::exit::Exit;
 pub use contract::features::{CgroupManager, Features, Probe, Support};
 pub use contract::host::{HostCheck, HostVerdict};
@@ -31,8 +31,8 @@ pub use contract::stats::{
 };
 pub use contract::version::{RuntimeVersion, Version};
 pub use engine::{
-    ContainerStatus, DEFAULT_STOP_TIMEOUT, DirectMonitor, Engine, KILL_GRACE, STOP_SIGNAL_ANNOTATION, StateRoot,
-    StopOptions,
+    CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, ContainerStatus, DEFAULT_STOP_TIMEOUT,
+    DirectMonitor, Engine, Export, KILL_GRACE, RestoreReport, STOP_SIGNAL_ANNOTATION, StateRoot, StopOptions,
 };
 
 /// The OCI types callers need (`Spec`, `Process`, `LinuxResources`...), re-exported so they

@@ -6,5 +6,6 @@ pub mod fake;
 pub mod fake_oci;
 pub mod gate;
 pub mod harness;
+pub mod overlay;
 pub mod plugins;
 pub mod procs;

@@ -33,7 +33,9 @@ fn outcome<T>(result: runtime_core::Result<T>) -> String {
         Ok(_) => "ok".to_owned(),
         Err(Error::NotFound { failure, .. }) => format!("NotFound, {:?}", failure.status),
         Err(Error::AlreadyExists { failure, .. }) => format!("AlreadyExists, {:?}", failure.status),
-        Err(Error::InvalidState { failure, .. }) => format!("InvalidState, {:?}", failure.status),
+        Err(err @ Error::InvalidState { .. }) => {
+            format!("InvalidState, {:?}", err.failure().map(|failure| &failure.status))
+        }
         Err(Error::RuntimeFailed(failure)) => format!("RuntimeFailed, {:?}", failure.status),
         Err(other) => format!("{other}"),
     }

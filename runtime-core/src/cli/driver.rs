@@ -20,7 +20,7 @@ use tracing::Instrument;
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ErrorKind};
 use crate::cli::spawn::{EnvChanges, Input, Invocation, Leftovers, Outcome, Sink, Spawner};
-use crate::contract::error::{Error, Failure, Result};
+use crate::contract::error::{Error, Failure, Result, WrongState};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 
@@ -299,7 +299,7 @@ impl CliRuntime {
         match kind {
             ErrorKind::NotFound => Error::NotFound { id, failure },
             ErrorKind::AlreadyExists => Error::AlreadyExists { id, failure },
-            ErrorKind::InvalidState => Error::InvalidState { id, failure },
+            ErrorKind::InvalidState => Error::InvalidState { id, evidence: WrongState::Refused(failure) },
             ErrorKind::Other => Error::RuntimeFailed(failure),
         }
     }

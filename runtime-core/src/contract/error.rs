@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
-use crate::contract::state::excerpt;
+use crate::contract::state::{Status, excerpt};
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -34,6 +34,33 @@ impl fmt::Display for Failure {
         match self.message.trim() {
             "" => f.write_str(" and printed no error message"),
             message => write!(f, ": {message}"),
+        }
+    }
+}
+
+/// What showed that a container was in the wrong state for an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WrongState {
+    /// The runtime refused the call.
+    Refused(Box<Failure>),
+    /// The state was read first and the operation was not tried: it needs another state.
+    Seen {
+        /// The operation asked for (`checkpoint`).
+        operation: &'static str,
+        /// The state it needs.
+        needs: Status,
+        /// The state the container is in.
+        found: Status,
+    },
+}
+
+impl fmt::Display for WrongState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WrongState::Refused(failure) => failure.fmt(f),
+            WrongState::Seen { operation, needs, found } => {
+                write!(f, "{operation} needs a {needs} container and this one is {found}; nothing was run")
+            }
         }
     }
 }
@@ -61,14 +88,14 @@ pub enum Error {
     /// The container is not in a state that allows the operation (delete a running container,
     /// start a stopped one, pause a stopped one...).
     #[error(
-        "{}: {failure}",
+        "{}: {evidence}",
         about(id.as_ref(), "is in the wrong state for this operation", "the container is in the wrong state for this operation")
     )]
     InvalidState {
         /// The container asked for; `None` when the call named none.
         id: Option<ContainerId>,
-        /// The runtime call that said so.
-        failure: Box<Failure>,
+        /// The runtime's refusal, or the state seen before anything ran.
+        evidence: WrongState,
     },
     /// The backend cannot do this, as decided by its probes; nothing was run.
     #[error("{backend} does not support {feature}: {reason}")]
@@ -263,7 +290,7 @@ impl Error {
         match self {
             Error::NotFound { failure, .. }
             | Error::AlreadyExists { failure, .. }
-            | Error::InvalidState { failure, .. }
+            | Error::InvalidState { evidence: WrongState::Refused(failure), .. }
             | Error::RuntimeFailed(failure) => Some(failure),
             _ => None,
         }
@@ -326,12 +353,21 @@ mod tests {
     #[test]
     fn invalid_state_names_the_container_or_says_none_was_named() {
         reads(
-            Error::InvalidState { id: c1(), failure: said("runc start c1") },
+            Error::InvalidState { id: c1(), evidence: WrongState::Refused(said("runc start c1")) },
             "container c1 is in the wrong state for this operation: `runc start c1` exited with status 1: the runtime's words",
         );
         reads(
-            Error::InvalidState { id: None, failure: said("runc start") },
+            Error::InvalidState { id: None, evidence: WrongState::Refused(said("runc start")) },
             "the container is in the wrong state for this operation: `runc start` exited with status 1: the runtime's words",
+        );
+    }
+
+    #[test]
+    fn invalid_state_seen_before_running_says_what_was_needed() {
+        let seen = WrongState::Seen { operation: "checkpoint", needs: Status::Running, found: Status::Created };
+        reads(
+            Error::InvalidState { id: c1(), evidence: seen },
+            "container c1 is in the wrong state for this operation: checkpoint needs a running container and this one is created; nothing was run",
         );
     }
 

@@ -11,6 +11,7 @@
 //! container; no engine-wide lock is ever held across a runtime call, so different containers
 //! proceed in parallel.
 
+mod checkpoint;
 mod direct;
 mod pidfd;
 mod state_root;
@@ -18,7 +19,7 @@ mod state_root;
 mod tests;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,13 +29,12 @@ use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
-use crate::contract::monitor::{CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest};
-use crate::contract::options::{
-    CheckpointOptions, CreateOptions, Created, DeleteMode, ExecOptions, ExecOutcome, KillScope, RestoreOptions,
-};
+use crate::contract::monitor::{CreateRequest, ExecRequest, ExecSession, Launch, Monitor};
+use crate::contract::options::{CreateOptions, Created, DeleteMode, ExecOptions, ExecOutcome, KillScope};
 use crate::contract::signal::Signal;
 use crate::contract::state::Status;
 
+pub use checkpoint::{CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, Export, RestoreReport};
 pub use direct::DirectMonitor;
 use state_root::ContainerRecord;
 pub use state_root::StateRoot;
@@ -414,23 +414,6 @@ impl Engine {
         Ok(statuses)
     }
 
-    /// Dumps the container with CRIU, through the backend. A dump that stops the container
-    /// (neither `leave_running` nor `pre_dump`) ends its init, which is not the container exiting:
-    /// once the monitor has seen it go, that ending is forgotten, so a restore starts clean.
-    pub async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()> {
-        let _lock = self.root.lock(id).await?;
-        self.backend.checkpoint(id, opts).await?;
-        if !opts.leave_running && !opts.pre_dump {
-            let files = self.root.files(id);
-            if self.is_watched(id) {
-                // Bounded: the dump killed the init, so the monitor's event is a moment away.
-                let _ = tokio::time::timeout(KILL_GRACE, self.monitor.wait(id, &files)).await;
-            }
-            self.forget_exit(id).await?;
-        }
-        Ok(())
-    }
-
     /// Stops watching `id` and removes its recorded exit.
     async fn forget_exit(&self, id: &ContainerId) -> Result<()> {
         let files = self.root.files(id);
@@ -442,18 +425,5 @@ impl Engine {
             }
             _ => Ok(()),
         }
-    }
-
-    /// Restores `id` from a checkpoint, supervised by the monitor like a created container.
-    pub async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created> {
-        let _lock = self.root.lock(id).await?;
-        // Whatever was recorded of an earlier container of this id is not the restored one's.
-        self.forget_exit(id).await?;
-        let files = self.root.files(id);
-        let request = RestoreRequest { id: id.clone(), bundle: PathBuf::from(bundle), options: opts, files };
-        let created = self.monitor.restore(self.backend.as_ref(), request).await?;
-        self.mark_watched(id);
-        self.root.save(&self.record(id, bundle, created))?;
-        Ok(created)
     }
 }

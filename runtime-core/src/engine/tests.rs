@@ -10,11 +10,14 @@ use mockall::predicate::{always, eq};
 
 use super::*;
 use crate::contract::error::Failure;
+use crate::contract::error::WrongState;
 use crate::contract::features::Features;
 use crate::contract::monitor::ContainerFiles;
+use crate::contract::monitor::RestoreRequest;
+use crate::contract::options::{CheckpointOptions, RestoreOptions};
 use crate::contract::state::ContainerState;
 use crate::contract::stats::{EventStream, Stats};
-use crate::contract::version::RuntimeVersion;
+use crate::contract::version::{RuntimeVersion, Version};
 
 mockall::mock! {
     Backend {}
@@ -274,4 +277,139 @@ async fn deleting_a_container_the_runtime_no_longer_knows_cleans_up_and_says_not
     assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}");
     assert!(engine.state_root().records().unwrap().is_empty(), "the engine's record is gone");
     assert!(!dir.path().join("locks/c1").exists(), "and so is the lock file");
+}
+
+fn state_of(status: Status) -> ContainerState {
+    ContainerState {
+        oci_version: "1.0.2".into(),
+        id: id(),
+        status,
+        pid: (status != Status::Stopped).then_some(4242),
+        bundle: "/nonexistent-bundle".into(),
+        rootfs: None,
+        created: None,
+        owner: None,
+        annotations: Default::default(),
+    }
+}
+
+/// Features where everything works but restore, which the probes refused for `reason`.
+fn features_without_restore(reason: &str) -> Arc<Features> {
+    use crate::contract::features::Support;
+    let works = || Support::Supported { evidence: Vec::new() };
+    let version = Version { major: 0, minor: 7, patch: 0 };
+    Arc::new(Features {
+        version: RuntimeVersion {
+            program: "mock".into(),
+            version,
+            version_text: "0.7.0".into(),
+            commit: None,
+            spec: None,
+            raw: String::new(),
+        },
+        checkpoint: works(),
+        restore: Support::Unsupported { reason: reason.into(), evidence: Vec::new() },
+        pre_dump: works(),
+        lazy_pages: works(),
+        features_command: works(),
+        document: None,
+        json_error_log: works(),
+        update: works(),
+        cgroup_managers: Default::default(),
+        host: works(),
+        events: works(),
+    })
+}
+
+#[tokio::test]
+async fn a_checkpoint_of_a_created_container_is_refused_before_the_runtime_dumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    backend.expect_state().times(1).returning(|_| Ok(state_of(Status::Created)));
+    backend.expect_checkpoint().never();
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    let result = engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await;
+    let expected = WrongState::Seen { operation: "checkpoint", needs: Status::Running, found: Status::Created };
+    assert!(
+        matches!(&result, Err(Error::InvalidState { id: Some(refused), evidence }) if *refused == id() && *evidence == expected),
+        "{result:?}"
+    );
+    assert!(!engine.state_root().files(&id()).dir.join("checkpoint").exists(), "no image directory was made");
+}
+
+#[tokio::test]
+async fn a_checkpoint_of_an_exited_container_is_refused_without_asking_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(Some(Exit::Exited(0)))));
+    backend.expect_state().never();
+    backend.expect_checkpoint().never();
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    let result = engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await;
+    assert!(
+        matches!(&result, Err(Error::InvalidState { evidence: WrongState::Seen { found: Status::Stopped, .. }, .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_with_its_previous_names_and_links_the_parent_relatively() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    backend.expect_state().returning(|_| Ok(state_of(Status::Running)));
+    let container_dir = dir.path().join("containers/c1");
+    let images = container_dir.join("checkpoint");
+    backend
+        .expect_checkpoint()
+        .withf(move |_, opts| {
+            opts.image_path == images && opts.parent_path.as_deref() == Some(Path::new("../pre-checkpoint"))
+        })
+        .times(1)
+        // As a CRIU that resolved the path would leave it.
+        .returning(|_, opts| {
+            let absolute = opts.image_path.parent().unwrap().join("pre-checkpoint");
+            std::os::unix::fs::symlink(absolute, opts.image_path.join("parent")).unwrap();
+            Ok(())
+        });
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    std::fs::create_dir_all(container_dir.join("pre-checkpoint")).unwrap();
+    let opts = ContainerCheckpointOptions { with_previous: true, leave_running: true, ..Default::default() };
+    let report = engine.checkpoint(&id(), opts).await.unwrap();
+    assert_eq!(report.images, Some(container_dir.join("checkpoint")));
+    let parent = std::fs::read_link(container_dir.join("checkpoint/parent")).unwrap();
+    assert_eq!(parent, Path::new("../pre-checkpoint"), "the link moves with the pair");
+}
+
+#[tokio::test]
+async fn a_checkpoint_with_its_previous_but_no_pre_checkpoint_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    backend.expect_state().returning(|_| Ok(state_of(Status::Running)));
+    backend.expect_checkpoint().never();
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    let opts = ContainerCheckpointOptions { with_previous: true, ..Default::default() };
+    let result = engine.checkpoint(&id(), opts).await;
+    assert!(matches!(&result, Err(Error::Io { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_restore_on_a_backend_that_cannot_is_refused_before_the_archive_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_features().returning(|| Ok(features_without_restore("error: unrecognized subcommand 'restore'")));
+    monitor.expect_restore().never();
+    let root = StateRoot::open(dir.path()).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root);
+    // The archive does not exist: opening it would fail with another error.
+    let opts = ContainerRestoreOptions { import: Some(dir.path().join("no-such.tar")), ..Default::default() };
+    let result = engine.restore(&id(), Path::new("/b"), opts).await;
+    assert!(
+        matches!(&result, Err(Error::Unsupported { feature, reason, .. })
+            if feature == "restore" && reason == "error: unrecognized subcommand 'restore'"),
+        "{result:?}"
+    );
+    assert!(!engine.state_root().files(&id()).dir.exists(), "nothing was made for the container");
 }

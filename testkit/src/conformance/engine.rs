@@ -34,7 +34,6 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("two_processes_stop_and_delete_one_container", |env| {
             Box::pin(two_processes_stop_and_delete_one_container(env))
         }),
-        ("a_restored_container_is_supervised", |env| Box::pin(restored_container_is_supervised(env))),
         ("output_goes_to_a_log_file", |env| Box::pin(output_goes_to_a_log_file(env))),
     ]
 }
@@ -358,44 +357,6 @@ async fn two_processes_stop_and_delete_one_container(env: &mut Env) -> CaseResul
         "the other was told, with a typed error: {deletes:?}"
     );
     ensure!(engine.list().await?.is_empty(), "the state root has no container left");
-    Ok(Ran::Passed)
-}
-
-/// A container checkpointed and restored through the engine stays supervised: the restored
-/// process's own exit code is the one `wait` reports and the exit file records.
-async fn restored_container_is_supervised(env: &mut Env) -> CaseResult {
-    let flavour = env.imitates()?;
-    if !flavour.restores() {
-        return Ok(Ran::Skipped(format!("{} cannot restore; the backend cases cover its refusal", flavour.name())));
-    }
-    let engine = env.engine()?;
-    let id = env.id("restored");
-    // Counts until a `stop` file appears in its root, then exits 3.
-    let bundle =
-        env.bundle(["sh", "-c", "i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count; sleep 0.1; done; exit 3"])?;
-    let created = engine.create(&id, bundle.path(), CreateOptions::default()).await?;
-    env.track(created.pid);
-    engine.start(&id).await?;
-    let count = bundle.rootfs().join("count");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::fs::read_to_string(&count).map_or(true, |text| text.trim().parse::<u32>().unwrap_or(0) < 2) {
-        ensure!(Instant::now() < deadline, "the counter never counted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let images = tempfile::tempdir()?;
-    let image_path = images.path().join("img");
-    let checkpoint = runtime_core::CheckpointOptions { image_path: image_path.clone(), ..Default::default() };
-    engine.checkpoint(&id, &checkpoint).await.context("checkpoint")?;
-    // runc removes the container it dumped; its old init is gone.
-    let restore = runtime_core::RestoreOptions { image_path, ..Default::default() };
-    let restored = engine.restore(&id, bundle.path(), restore).await.context("restore")?;
-    env.track(restored.pid);
-    ensure!(engine.status(&id).await?.status == Status::Running, "restored and running");
-    std::fs::write(bundle.rootfs().join("stop"), "")?;
-    let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait(&id)).await.context("no exit")??;
-    ensure!(exit == Exit::Exited(3), "the restored process's own exit: {exit:?}");
-    ensure!(exit_file_text(env, &id)? == "3", "recorded like any other exit");
-    engine.delete(&id, DeleteMode::IfStopped).await?;
     Ok(Ran::Passed)
 }
 

@@ -8,6 +8,7 @@
 //! then checks that no container, process or state directory was left behind.
 
 mod cases;
+mod checkpoint;
 mod embedding;
 mod engine;
 mod env;
@@ -105,7 +106,8 @@ pub fn register(suite: &mut Suite, subject: &Subject) {
 /// would adopt the detached execs the backend cases make.
 pub fn register_engine(suite: &mut Suite, subject: &Subject) {
     SUBJECTS.lock().unwrap_or_else(|p| p.into_inner()).push(subject.clone());
-    add(suite, subject, format!("{}+direct", subject.label), engine::all());
+    let cases = engine::all().into_iter().chain(checkpoint::all()).collect();
+    add(suite, subject, format!("{}+direct", subject.label), cases);
 }
 
 /// The subjects this test binary registered for the engine, for [`run_as_second_process`].
