@@ -293,10 +293,19 @@ async fn export_and_import(env: &mut Env) -> CaseResult {
         std::fs::write(bundle.rootfs().join("doomed"), "to be deleted")?;
         let image = archives.path().join(format!("image-{compression:?}"));
         let overlay = overlay_rootfs(&bundle.rootfs(), &image)?;
+        let shm = archives.path().join(format!("shm-{compression:?}"));
+        std::fs::create_dir(&shm)?;
+        std::fs::write(shm.join("segment"), "shared")?;
+        bind_dev_shm(bundle.path(), &shm)?;
         started_counter(env, &engine, &id, bundle.path()).await?;
         let archive = archives.path().join(format!("checkpoint-{compression:?}.tar"));
         let export = Export { path: archive.clone(), compression };
-        let opts = ContainerCheckpointOptions { export: Some(export), ..Default::default() };
+        let network_status = br#"{"podman":{"interfaces":{}}}"#.to_vec();
+        let opts = ContainerCheckpointOptions {
+            export: Some(export),
+            network_status: Some(network_status.clone()),
+            ..Default::default()
+        };
         let report = engine.checkpoint(&id, opts).await.with_context(|| format!("checkpoint ({compression:?})"))?;
         let before = count_in(&bundle.rootfs())?;
         ensure!(report.archive.as_deref() == Some(archive.as_path()), "the report names the archive");
@@ -307,6 +316,7 @@ async fn export_and_import(env: &mut Env) -> CaseResult {
         // The container and everything kept of it go: the archive is all that is left.
         let _ = engine.delete(&id, DeleteMode::Force).await;
         ensure!(!engine.state_root().files(&id).dir.exists(), "nothing of {id} is left");
+        std::fs::remove_file(shm.join("segment"))?;
 
         // Another bundle of the same image, without a spec: the archive brings it.
         let renamed = env.id("imported");
@@ -315,7 +325,9 @@ async fn export_and_import(env: &mut Env) -> CaseResult {
         std::fs::remove_dir_all(target.rootfs())?;
         std::fs::create_dir(target.rootfs())?;
         let target_overlay = Overlay::mount(&image, &target.rootfs())?;
-        let opts = ContainerRestoreOptions { import: Some(archive.clone()), ..Default::default() };
+        // The last archive is restored with new addresses: its saved network state is dropped.
+        let ignore_static_ip = compression == Compression::Zstd;
+        let opts = ContainerRestoreOptions { import: Some(archive.clone()), ignore_static_ip, ..Default::default() };
         let restored = engine
             .restore(&renamed, target.path(), opts)
             .await
@@ -326,6 +338,10 @@ async fn export_and_import(env: &mut Env) -> CaseResult {
         ensure!(added == "made-after-start\n", "the written file's content: {added:?}");
         ensure!(!rootfs.join("doomed").exists(), "the file deleted after start stays deleted");
         ensure!(image.join("doomed").exists(), "the image itself is untouched");
+        let segment = std::fs::read_to_string(shm.join("segment")).context("/dev/shm's file after the import")?;
+        ensure!(segment == "shared", "/dev/shm came back: {segment:?}");
+        let expected = (!ignore_static_ip).then(|| network_status.clone());
+        ensure!(restored.network_status == expected, "the saved network state: {:?}", restored.network_status);
         let after = next_count(restored.pid, before).await?;
         ensure!(after == before + 1, "the count went on from {before} to {after}");
         stop_counter(&engine, &renamed, restored.pid).await?;
@@ -333,6 +349,21 @@ async fn export_and_import(env: &mut Env) -> CaseResult {
         drop(overlay);
     }
     Ok(Ran::Passed)
+}
+
+/// Gives the bundle's container a `/dev/shm` that is a bind mount of the host directory `shm`,
+/// as engines that share it with the host do.
+fn bind_dev_shm(bundle: &Path, shm: &Path) -> anyhow::Result<()> {
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let mut mounts: Vec<serde_json::Value> = config["mounts"].as_array().cloned().unwrap_or_default();
+    mounts.retain(|mount| mount["destination"] != "/dev/shm");
+    mounts.push(serde_json::json!({
+        "destination": "/dev/shm", "type": "bind", "source": shm, "options": ["rbind", "rw"]
+    }));
+    config["mounts"] = serde_json::Value::Array(mounts);
+    std::fs::write(&path, serde_json::to_vec(&config)?)?;
+    Ok(())
 }
 
 /// One raw archive entry: its name, its type, and its content (a link's target for links).
