@@ -33,6 +33,7 @@ use crate::contract::monitor::RestoreRequest;
 use crate::contract::options::{CheckpointOptions, ContainerStdio, ManageCgroupsMode, RestoreOptions};
 use crate::contract::state::Status;
 use crate::engine::Engine;
+use crate::engine::state_root::ContainerRecord;
 
 /// How a dump names its parent: relative, so the pair can move together.
 const PARENT_LINK: &str = "../pre-checkpoint";
@@ -217,6 +218,9 @@ impl Engine {
                 let _ = tokio::time::timeout(super::KILL_GRACE, self.monitor.wait(id, &files)).await;
             }
             self.forget_exit(id).await?;
+            if let Some(record) = self.root.load(id)? {
+                self.root.save(&ContainerRecord { checkpointed: true, ..record })?;
+            }
         }
         let statistics = if opts.statistics { Some(DumpStatistics::read(&images)?) } else { None };
         let archive = match &opts.export {

@@ -57,6 +57,9 @@ pub struct ContainerStatus {
     pub status: Status,
     /// How it ended, once it has.
     pub exit: Option<Exit>,
+    /// Stopped by a checkpoint: it lives on as its images, under the state root or in the
+    /// archive it was exported to, for [`Engine::restore`].
+    pub checkpointed: bool,
 }
 
 /// Options of [`Engine::stop`].
@@ -220,6 +223,7 @@ impl Engine {
             monitor: self.monitor.name().to_owned(),
             pid: created.pid,
             stop_signal: stop_signal_of(bundle).number(),
+            checkpointed: false,
         }
     }
 
@@ -273,11 +277,16 @@ impl Engine {
         self.backend.ps(id).await
     }
 
-    /// The container's status. When the monitor has recorded its exit, no runtime call is made.
+    /// The container's status. When the monitor has recorded its exit, or a checkpoint stopped
+    /// it, no runtime call is made.
     pub async fn status(&self, id: &ContainerId) -> Result<ContainerStatus> {
+        if self.root.load(id)?.is_some_and(|record| record.checkpointed) {
+            return Ok(ContainerStatus { id: id.clone(), status: Status::Stopped, exit: None, checkpointed: true });
+        }
         let files = self.root.files(id);
         if let Some(exit) = self.monitor.exit_status(id, &files).await? {
-            return Ok(ContainerStatus { id: id.clone(), status: Status::Stopped, exit: Some(exit) });
+            let status = Status::Stopped;
+            return Ok(ContainerStatus { id: id.clone(), status, exit: Some(exit), checkpointed: false });
         }
         let state = self.backend.state(id).await?;
         let exit = match state.status {
@@ -285,7 +294,7 @@ impl Engine {
             Status::Stopped => Some(self.exit_after_stop(id).await?),
             _ => None,
         };
-        Ok(ContainerStatus { id: id.clone(), status: state.status, exit })
+        Ok(ContainerStatus { id: id.clone(), status: state.status, exit, checkpointed: false })
     }
 
     async fn exit_after_stop(&self, id: &ContainerId) -> Result<Exit> {
@@ -386,10 +395,16 @@ impl Engine {
 
     /// Deletes the container (a running one only with [`DeleteMode::Force`]) and everything
     /// the engine and the monitor kept for it. A container the runtime no longer knows is
-    /// `Error::NotFound`, and its leftovers here are removed all the same.
+    /// `Error::NotFound`, and its leftovers here are removed all the same; one a checkpoint
+    /// stopped is deleted with its images.
     pub async fn delete(&self, id: &ContainerId, mode: DeleteMode) -> Result<()> {
         let mut lock = self.root.lock(id).await?;
-        let deleted = self.backend.delete(id, mode).await;
+        let checkpointed = self.root.load(id)?.is_some_and(|record| record.checkpointed);
+        let deleted = match self.backend.delete(id, mode).await {
+            // Only its images were left, and they are deleted below.
+            Err(Error::NotFound { .. }) if checkpointed => Ok(()),
+            deleted => deleted,
+        };
         if let Ok(()) | Err(Error::NotFound { .. }) = deleted {
             let files = self.root.files(id);
             self.monitor.release(id, &files).await?;

@@ -46,6 +46,9 @@ pub(crate) struct ContainerRecord {
     pub pid: u32,
     /// The signal `stop` sends first, from the spec's stop-signal annotation, else TERM.
     pub stop_signal: i32,
+    /// Dumped by a checkpoint that stopped it: the container lives on as its images only.
+    #[serde(default)]
+    pub checkpointed: bool,
 }
 
 impl StateRoot {
@@ -303,6 +306,7 @@ mod tests {
             monitor: "direct".into(),
             pid: 42,
             stop_signal: 15,
+            checkpointed: false,
         };
         root.save(&record).unwrap();
         write_exit(&root.files(&record.id).exit_file, Exit::Exited(1)).unwrap();

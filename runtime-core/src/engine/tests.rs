@@ -413,3 +413,25 @@ async fn a_restore_on_a_backend_that_cannot_is_refused_before_the_archive_is_ope
     );
     assert!(!engine.state_root().files(&id()).dir.exists(), "nothing was made for the container");
 }
+
+#[tokio::test]
+async fn a_container_a_checkpoint_stopped_is_reported_checkpointed_and_deleted_with_its_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    monitor.expect_wait().returning(|_, _| ready(Ok(Exit::Signaled(Signal::KILL))));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    // One state call, before the dump: afterwards the runtime is not asked.
+    backend.expect_state().times(1).returning(|_| Ok(state_of(Status::Running)));
+    backend.expect_checkpoint().times(1).returning(|_, _| Ok(()));
+    backend.expect_delete().times(1).returning(|id, _| {
+        Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") })
+    });
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await.unwrap();
+    let status = engine.status(&id()).await.unwrap();
+    assert_eq!(status, ContainerStatus { id: id(), status: Status::Stopped, exit: None, checkpointed: true });
+    assert_eq!(engine.list().await.unwrap(), vec![status]);
+    engine.delete(&id(), DeleteMode::IfStopped).await.unwrap();
+    assert!(!dir.path().join("containers/c1").exists(), "the images went with it");
+}

@@ -163,6 +163,9 @@ async fn counter_continues(env: &mut Env) -> CaseResult {
         ensure!(stats.pages_written > 0, "a dump writes pages: {stats:?}");
     }
     ensure!(report.images.as_ref().is_some_and(|dir| dir.is_dir()), "the images stay under the state root");
+    let status = engine.status(&id).await?;
+    ensure!(status.status == Status::Stopped && status.checkpointed, "stopped by the checkpoint: {status:?}");
+    ensure!(engine.list().await?.contains(&status), "and listed so");
     match verdict(env, "restore").await? {
         Verdict::Works => {}
         Verdict::Refuses(reason) => {
@@ -181,7 +184,8 @@ async fn counter_continues(env: &mut Env) -> CaseResult {
         .await
         .context("restore")?;
     env.track(restored.pid);
-    ensure!(engine.status(&id).await?.status == Status::Running, "restored and running");
+    let status = engine.status(&id).await?;
+    ensure!(status.status == Status::Running && !status.checkpointed, "restored and running: {status:?}");
     let after = next_count(restored.pid, before).await?;
     ensure!(after == before + 1, "the count went on from {before} to {after}, not from zero");
     if let Some(stats) = &restored.statistics {
@@ -314,7 +318,7 @@ async fn export_and_import(env: &mut Env) -> CaseResult {
         let mode = std::fs::metadata(&archive)?.permissions().mode() & 0o777;
         ensure!(mode == 0o600, "the archive is private: {mode:o}");
         // The container and everything kept of it go: the archive is all that is left.
-        let _ = engine.delete(&id, DeleteMode::Force).await;
+        engine.delete(&id, DeleteMode::Force).await.context("delete of a checkpointed container")?;
         ensure!(!engine.state_root().files(&id).dir.exists(), "nothing of {id} is left");
         std::fs::remove_file(shm.join("segment"))?;
 
