@@ -18,7 +18,7 @@
 //! - **CliBackend /proc**: the library's backend waiting the same way as the runc crate (where
 //!   the crate is measured), so that the two differ only in the CLI layer.
 //!
-//! over three workloads:
+//! over four workloads:
 //!
 //! - **lifecycle**: a `/bin/true` container created, started, waited for (raw and CliBackend ask
 //!   `state` every 2 ms until it is stopped) and deleted; every way;
@@ -26,7 +26,12 @@
 //!   `sh -c 'read line; exit 3'` until its exit is seen: `engine.wait` returning, or `state`
 //!   saying stopped; the moment is the bench's own, not something the code under test reports;
 //! - **stop latency**: from asking a container whose TERM trap exits at once to stop (after it
-//!   said it is ready) until it is seen stopped: `engine.stop`, or `kill TERM` and `state`.
+//!   said it is ready) until it is seen stopped: `engine.stop`, or `kill TERM` and `state`;
+//! - **checkpoint-restore**: a running container dumped with CRIU and restored detached from its
+//!   images, where a real runtime restores (runc with a working CRIU; the fake's checkpoint only
+//!   stops the processes, which would measure nothing): the two
+//!   runtime calls, or `engine.checkpoint` and `engine.restore` with what the engine adds (the
+//!   state check, the images under its state root, supervising the restored init).
 //!
 //! The ways of a workload are interleaved (each iteration rotates which goes first) so a burst of
 //! load on the host, or whatever one way leaves behind for the next, hits every way alike. The
@@ -69,7 +74,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use runtime_core::{CliBackend, DirectMonitor, Engine, RuntimeConfig, StateRoot};
+use runtime_core::{CliBackend, DirectMonitor, Engine, OciBackend, RuntimeConfig, StateRoot};
 use serde_json::json;
 
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
@@ -95,16 +100,19 @@ enum Workload {
     Lifecycle,
     ExitLatency,
     StopLatency,
+    CheckpointRestore,
 }
 
 impl Workload {
-    const ALL: [Workload; 3] = [Workload::Lifecycle, Workload::ExitLatency, Workload::StopLatency];
+    const ALL: [Workload; 4] =
+        [Workload::Lifecycle, Workload::ExitLatency, Workload::StopLatency, Workload::CheckpointRestore];
 
     fn key(self) -> &'static str {
         match self {
             Workload::Lifecycle => "lifecycle",
             Workload::ExitLatency => "exit-latency",
             Workload::StopLatency => "stop-latency",
+            Workload::CheckpointRestore => "checkpoint-restore",
         }
     }
 
@@ -122,6 +130,11 @@ impl Workload {
             Workload::StopLatency => {
                 "a container whose TERM trap exits at once, once it said ready: from asking it to stop until \
                  it is seen stopped (raw CLI: kill TERM, then state every 2 ms; Engine: stop returns)"
+            }
+            Workload::CheckpointRestore => {
+                "a running container checkpointed with CRIU and restored detached from its images, one call \
+                 after the other (raw CLI: checkpoint, restore --detach; Engine: checkpoint, restore, the \
+                 images under its state root); where the runtime restores"
             }
         }
     }
@@ -188,6 +201,7 @@ const RATIOS: &[RatioSpec] = &[
     RatioSpec { workload: Workload::Lifecycle, way: Way::CliBackendProcWait, baseline: Way::RuncCrate, target: None },
     RatioSpec { workload: Workload::ExitLatency, way: Way::Engine, baseline: Way::RawCli, target: None },
     RatioSpec { workload: Workload::StopLatency, way: Way::Engine, baseline: Way::RawCli, target: None },
+    RatioSpec { workload: Workload::CheckpointRestore, way: Way::Engine, baseline: Way::RawCli, target: None },
 ];
 
 /// The samples of one way of one workload, in milliseconds, in the order they ran, and the
@@ -344,7 +358,7 @@ fn target_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(dir))
 }
 
-/// The bundles of the three workloads.
+/// The bundles of the workloads.
 struct Bundles {
     lifecycle: Bundle,
     exit: Bundle,
@@ -361,22 +375,27 @@ impl Bundles {
         match workload {
             Workload::Lifecycle => self.lifecycle.path(),
             Workload::ExitLatency => self.exit.path(),
-            Workload::StopLatency => self.stop.path(),
+            // The container that stops at once on TERM is also the one checkpointed.
+            Workload::StopLatency | Workload::CheckpointRestore => self.stop.path(),
         }
     }
 }
 
-/// The ways each workload is driven, in the order of the report.
-fn plan(with_runc_crate: bool) -> Vec<(Workload, Vec<Way>)> {
+/// The ways each workload is driven, in the order of the report; checkpoint and restore only
+/// where the runtime restores.
+fn plan(with_runc_crate: bool, with_restore: bool) -> Vec<(Workload, Vec<Way>)> {
     let mut lifecycle = vec![Way::RawCli, Way::CliBackend, Way::Engine, Way::EngineRun];
     if with_runc_crate {
         lifecycle.extend([Way::RuncCrate, Way::CliBackendProcWait]);
     }
     Workload::ALL
         .into_iter()
+        .filter(|workload| with_restore || *workload != Workload::CheckpointRestore)
         .map(|workload| match workload {
             Workload::Lifecycle => (workload, lifecycle.clone()),
-            Workload::ExitLatency | Workload::StopLatency => (workload, vec![Way::RawCli, Way::Engine]),
+            Workload::ExitLatency | Workload::StopLatency | Workload::CheckpointRestore => {
+                (workload, vec![Way::RawCli, Way::Engine])
+            }
         })
         .collect()
 }
@@ -401,6 +420,8 @@ fn drive(drivers: &Drivers, bundles: &Bundles, workload: Workload, way: Way, id:
         (Workload::ExitLatency, Way::Engine) => drivers.engine_exit_latency(id, bundle),
         (Workload::StopLatency, Way::RawCli) => drivers.raw_stop_latency(id, bundle),
         (Workload::StopLatency, Way::Engine) => drivers.engine_stop_latency(id, bundle),
+        (Workload::CheckpointRestore, Way::RawCli) => drivers.raw_checkpoint_restore(id, bundle),
+        (Workload::CheckpointRestore, Way::Engine) => drivers.engine_checkpoint_restore(id, bundle),
         (workload, way) => bail!("the bench has no {} way for {}", way.label(), workload.key()),
     }
 }
@@ -444,7 +465,11 @@ fn measure(
         Family::Runc => Some(ways::runc_crate_client(&raw)?),
         Family::Crun | Family::Youki => None,
     };
-    let plan = plan(runc_crate.is_some());
+    // The fake's checkpoint stops the processes rather than dumping them: its figure would say
+    // nothing of the library or of CRIU, so only a real runtime with a working CRIU is measured.
+    let restores = subject.binary.is_some()
+        && tokio.block_on(backend.features()).context("probing the backend")?.restore.is_supported();
+    let plan = plan(runc_crate.is_some(), restores);
     let drivers = Drivers { tokio, raw: &raw, backend, engine, runc_crate, scratch: work.path() };
 
     let mut measured: Vec<Series> = plan
@@ -548,7 +573,7 @@ fn ratios(measured: &[Series]) -> Vec<Ratio> {
 fn print_table(results: &[(&str, Outcome)], iterations: usize) {
     println!();
     for workload in Workload::ALL {
-        println!("{:<13} {}.", workload.key(), workload.description());
+        println!("{:<18} {}.", workload.key(), workload.description());
     }
     println!(
         "{iterations} iterations per runtime for each way, the ways of a workload interleaved, after {WARM_UP} \
@@ -556,7 +581,7 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
     );
     println!();
     println!(
-        "{:<10} {:<13} {:<16} {:<7}  {:>8} {:>8} {:>8} {:>8}",
+        "{:<10} {:<18} {:<16} {:<7}  {:>8} {:>8} {:>8} {:>8}",
         "runtime", "workload", "way", "monitor", "median", "p10", "p90", "p95"
     );
     for (name, outcome) in results {
@@ -565,7 +590,7 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
                 for series in measured {
                     let summary = Summary::of(&series.samples);
                     println!(
-                        "{name:<10} {:<13} {:<16} {:<7}  {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+                        "{name:<10} {:<18} {:<16} {:<7}  {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
                         series.workload.key(),
                         series.way.label(),
                         series.way.monitor(),
@@ -595,7 +620,7 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
     }
     println!();
     println!(
-        "{:<10} {:<13} {:<44}  {:>6} {:>6}  target (median)",
+        "{:<10} {:<18} {:<44}  {:>6} {:>6}  target (median)",
         "runtime", "workload", "ratio (monitor)", "median", "p95"
     );
     for (name, outcome) in results {
@@ -609,7 +634,7 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
                 (None, _) => String::new(),
             };
             println!(
-                "{name:<10} {:<13} {label:<44}  {:>6.2} {:>6.2}  {target}",
+                "{name:<10} {:<18} {label:<44}  {:>6.2} {:>6.2}  {target}",
                 workload.key(),
                 ratio.median,
                 ratio.p95
@@ -781,15 +806,24 @@ mod tests {
     #[test]
     fn the_runc_crate_and_its_like_for_like_backend_are_lifecycle_ways_only_where_asked_for() {
         let beside_the_crate = [Way::RuncCrate, Way::CliBackendProcWait];
-        let with: Vec<(Workload, Way)> = plan(true)
+        let with: Vec<(Workload, Way)> = plan(true, true)
             .into_iter()
             .flat_map(|(workload, ways)| ways.into_iter().map(move |way| (workload, way)))
             .filter(|(_, way)| beside_the_crate.contains(way))
             .collect();
         assert_eq!(with, [(Workload::Lifecycle, Way::RuncCrate), (Workload::Lifecycle, Way::CliBackendProcWait)]);
-        assert!(plan(false).iter().all(|(_, ways)| !ways.iter().any(|way| beside_the_crate.contains(way))));
-        let workloads: Vec<Workload> = plan(false).into_iter().map(|(workload, _)| workload).collect();
+        assert!(plan(false, true).iter().all(|(_, ways)| !ways.iter().any(|way| beside_the_crate.contains(way))));
+        let workloads: Vec<Workload> = plan(false, true).into_iter().map(|(workload, _)| workload).collect();
         assert_eq!(workloads, Workload::ALL);
+    }
+
+    #[test]
+    fn checkpoint_and_restore_are_measured_only_where_the_runtime_restores() {
+        let workloads = |with_restore| -> Vec<Workload> {
+            plan(false, with_restore).into_iter().map(|(workload, _)| workload).collect()
+        };
+        assert!(workloads(true).contains(&Workload::CheckpointRestore));
+        assert_eq!(workloads(false), [Workload::Lifecycle, Workload::ExitLatency, Workload::StopLatency]);
     }
 
     #[test]

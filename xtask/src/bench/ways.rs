@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use runtime_core::{
-    CliBackend, ContainerId, ContainerStdio, CreateOptions, DeleteMode, Engine, Exit, OciBackend, Status, StopOptions,
+    CliBackend, ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, ContainerStdio, CreateOptions,
+    DeleteMode, Engine, Exit, KillScope, OciBackend, Signal, Status, StopOptions,
 };
 use tokio::io::AsyncBufReadExt;
 
@@ -148,6 +149,40 @@ impl Raw {
         self.call(&["delete", id])?;
         leftover.disarm();
         Ok(())
+    }
+
+    /// Runs `<rt> --root R args...` with no stdio at all: a detached restore hands the
+    /// runtime's own stdio to the restored process, so a pipe there would never close.
+    fn call_detached(&self, args: &[&std::ffi::OsStr]) -> anyhow::Result<()> {
+        let mut command = self.command();
+        command.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+        let status = command.status().with_context(|| format!("cannot run {command:?}"))?;
+        if !status.success() {
+            bail!("{command:?}: {status}");
+        }
+        Ok(())
+    }
+
+    /// The time `checkpoint` and `restore --detach` of a running container take, one after the
+    /// other, with the images in `images`.
+    fn checkpoint_restore(&self, id: &str, bundle: &Path, images: &Path) -> anyhow::Result<f64> {
+        let leftover = Leftover::new(self, id);
+        self.create(id, bundle, Stdio::null(), Stdio::null(), None)?;
+        self.call(&["start", id])?;
+        let started = Instant::now();
+        let image_path = images.as_os_str();
+        self.call_detached(&["checkpoint".as_ref(), "--image-path".as_ref(), image_path, id.as_ref()])?;
+        let restore = ["restore", "--detach", "--bundle"].map(std::ffi::OsStr::new);
+        self.call_detached(
+            &[&restore[..], &[bundle.as_os_str(), "--image-path".as_ref(), image_path, id.as_ref()]].concat(),
+        )?;
+        let elapsed = started.elapsed();
+        self.call(&["kill", id, "KILL"])?;
+        self.wait_stopped(id)?;
+        self.call(&["delete", id])?;
+        leftover.disarm();
+        std::fs::remove_dir_all(images).context("removing the images")?;
+        Ok(millis(elapsed))
     }
 
     /// The time from closing the container's stdin to `state` saying it stopped.
@@ -302,6 +337,34 @@ impl Drivers<'_> {
         })?;
         leftover.disarm();
         Ok(())
+    }
+
+    pub(super) fn raw_checkpoint_restore(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        let images = self.scratch.join(format!("{id}.images"));
+        self.raw.checkpoint_restore(id, bundle, &images).map(Sample::expected)
+    }
+
+    /// The time `engine.checkpoint` and `engine.restore` of a running container take, one after
+    /// the other (the images under the engine's state root).
+    pub(super) fn engine_checkpoint_restore(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        let leftover = Leftover::new(self.raw, id);
+        let id = ContainerId::new(id)?;
+        let engine = &self.engine;
+        let sample = self.tokio.block_on(async {
+            engine.create(&id, bundle, CreateOptions::default()).await?;
+            engine.start(&id).await?;
+            let started = Instant::now();
+            engine.checkpoint(&id, ContainerCheckpointOptions::default()).await?;
+            engine.restore(&id, bundle, ContainerRestoreOptions::default()).await?;
+            let ms = millis(started.elapsed());
+            engine.kill(&id, Signal::KILL, KillScope::Init).await?;
+            let exit = engine.wait(&id).await?;
+            engine.delete(&id, DeleteMode::IfStopped).await?;
+            let why = "SIGKILL ends the restored container";
+            anyhow::Ok(Sample::judged(ms, exit, Exit::Signaled(Signal::KILL), why))
+        })?;
+        leftover.disarm();
+        Ok(sample)
     }
 
     /// The backend's lifecycle waiting as the runc crate's users do ([`Drivers::runc_crate_lifecycle`]):
