@@ -185,6 +185,13 @@ impl Engine {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "there is no pre-checkpoint to build on"),
             ));
         }
+        if let Some(export) = opts.export.as_ref().filter(|export| export.path.exists()) {
+            // Found now rather than after the dump stopped the container.
+            return Err(Error::io(
+                format!("exporting the checkpoint of {id} to {}", export.path.display()),
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the archive exists already"),
+            ));
+        }
         fresh_private_dir(&images)?;
         let dump = CheckpointOptions {
             image_path: images.clone(),

@@ -435,3 +435,20 @@ async fn a_container_a_checkpoint_stopped_is_reported_checkpointed_and_deleted_w
     engine.delete(&id(), DeleteMode::IfStopped).await.unwrap();
     assert!(!dir.path().join("containers/c1").exists(), "the images went with it");
 }
+
+#[tokio::test]
+async fn an_export_onto_an_existing_file_is_refused_before_the_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    backend.expect_state().returning(|_| Ok(state_of(Status::Running)));
+    backend.expect_checkpoint().never();
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    let existing = dir.path().join("earlier.tar");
+    std::fs::write(&existing, "an earlier archive").unwrap();
+    let export = Export { path: existing.clone(), compression: crate::checkpoint::Compression::None };
+    let result =
+        engine.checkpoint(&id(), ContainerCheckpointOptions { export: Some(export), ..Default::default() }).await;
+    assert!(matches!(&result, Err(Error::Io { .. })), "{result:?}");
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "an earlier archive", "left as it was");
+}
