@@ -75,7 +75,17 @@ impl RuntimeFamily for Youki {
     fn dialect(&self, version: &RuntimeVersion) -> Dialect {
         dialect(version.version)
     }
+
+    fn transient_failures(&self) -> Vec<String> {
+        // youki re-executes itself from a sealed memfd copy before anything else; sealing it
+        // sometimes fails with EBUSY while the kernel still holds the copy's pages (seen for
+        // `--version` and `state` under load), and the next attempt goes through.
+        vec![TRANSIENT_SEAL_FAILURE.to_owned()]
+    }
 }
+
+/// How youki 0.7 says it could not seal its own copy (then "Device or resource busy").
+pub const TRANSIENT_SEAL_FAILURE: &str = "failed to seal /proc/self/exe";
 
 #[cfg(test)]
 mod tests;

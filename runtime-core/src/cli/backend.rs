@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
-use crate::cli::driver::{Call, CliRuntime, Runner};
+use crate::cli::driver::{Call, CliRuntime, Runner, failed_with};
 use crate::cli::events::{self, StatsShape};
 use crate::cli::probe::{probe_features, run_probe};
 use crate::cli::rollback::Rollback;
@@ -55,6 +55,11 @@ pub trait RuntimeFamily: Send + Sync + std::fmt::Debug {
     fn host_checks(&self) -> Vec<Arc<dyn HostCheck>> {
         Vec::new()
     }
+    /// Messages of failures this runtime can meet before it does anything at all, which the
+    /// same call may not meet again: such a call is run once more.
+    fn transient_failures(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A runtime driven through its command line.
@@ -83,7 +88,10 @@ impl CliBackend {
     ) -> Result<Self> {
         let binary = resolve_binary(config.binary.clone().unwrap_or_else(|| family.default_binary()))?;
         let runner = Runner::new(spawner, &config);
-        let finished = run_probe(&runner, &binary, &["--version"]).await?;
+        let mut finished = run_probe(&runner, &binary, &["--version"]).await?;
+        if failed_with(&finished, &family.transient_failures()) {
+            finished = run_probe(&runner, &binary, &["--version"]).await?;
+        }
         let output = finished.complete_output()?;
         if !finished.status.success() {
             return Err(Error::RuntimeFailed(finished.failure()));
@@ -113,7 +121,7 @@ impl CliBackend {
     ) -> Result<Self> {
         let dialect = family.dialect(&version);
         let global_args = dialect.global_args(&config).map_err(|missing| unsupported(family.name(), missing))?;
-        let cli = CliRuntime::new(binary, global_args, Arc::new(dialect), runner);
+        let cli = CliRuntime::new(binary, global_args, Arc::new(dialect), runner, family.transient_failures());
         let criu = config.criu.clone().unwrap_or_else(|| PathBuf::from("criu"));
         let host_checks = family.host_checks();
         Ok(CliBackend { family, cli, version, criu, host_checks, features: OnceCell::new() })

@@ -56,6 +56,35 @@ impl Call {
         Call { args, ..Call::default() }
     }
 
+    /// The same call again, its descriptors duplicated, for a second attempt; `None` when a
+    /// descriptor cannot be duplicated.
+    fn duplicate(&self) -> Option<Call> {
+        let fd = |fd: &OwnedFd| fd.try_clone().ok();
+        let sink = |sink: &Sink| match sink {
+            Sink::Capture => Some(Sink::Capture),
+            Sink::Null => Some(Sink::Null),
+            Sink::Inherit => Some(Sink::Inherit),
+            Sink::Fd(owned) => fd(owned).map(Sink::Fd),
+        };
+        let stdin = match &self.stdin {
+            Input::Null => Input::Null,
+            Input::Bytes(bytes) => Input::Bytes(bytes.clone()),
+            Input::Inherit => Input::Inherit,
+            Input::Fd(owned) => Input::Fd(fd(owned)?),
+        };
+        Some(Call {
+            args: self.args.clone(),
+            id: self.id.clone(),
+            stdin,
+            stdout: sink(&self.stdout)?,
+            stderr: sink(&self.stderr)?,
+            timeout: self.timeout,
+            output_limit: self.output_limit,
+            extra_fds: self.extra_fds.iter().map(fd).collect::<Option<_>>()?,
+            leftovers: self.leftovers,
+        })
+    }
+
     /// About container `id`.
     pub(crate) fn for_container(mut self, id: &ContainerId) -> Self {
         self.id = Some(id.clone());
@@ -201,6 +230,17 @@ pub(crate) struct CliRuntime {
     global_args: Vec<OsString>,
     dialect: Arc<Dialect>,
     runner: Runner,
+    /// Messages of failures the runtime meets before it does anything, and may not meet again
+    /// ([`RuntimeFamily::transient_failures`](crate::RuntimeFamily::transient_failures)).
+    transient: Vec<String>,
+}
+
+/// Whether `finished` failed with a message containing one of `messages`.
+pub(crate) fn failed_with(finished: &Finished, messages: &[String]) -> bool {
+    !finished.status.success() && {
+        let said = finished.failure().message;
+        messages.iter().any(|message| said.contains(message.as_str()))
+    }
 }
 
 /// How the runtime's environment differs from the caller's. Rust backtrace variables make youki
@@ -221,8 +261,14 @@ fn runtime_env(euid: u32, has_runtime_dir: bool, pass_notify_socket: bool) -> En
 
 impl CliRuntime {
     /// A driver for `binary`, prefixing every call with `global_args`.
-    pub(crate) fn new(binary: PathBuf, global_args: Vec<OsString>, dialect: Arc<Dialect>, runner: Runner) -> Self {
-        CliRuntime { binary, global_args, dialect, runner }
+    pub(crate) fn new(
+        binary: PathBuf,
+        global_args: Vec<OsString>,
+        dialect: Arc<Dialect>,
+        runner: Runner,
+        transient: Vec<String>,
+    ) -> Self {
+        CliRuntime { binary, global_args, dialect, runner, transient }
     }
 
     /// The binary.
@@ -272,7 +318,29 @@ impl CliRuntime {
             subcommand = %subcommand,
             id = call.id.as_ref().map(ContainerId::as_str),
         );
-        self.run_inner(call).instrument(span).await
+        self.run_retrying_transient(call).instrument(span).await
+    }
+
+    /// Runs `call`, and once more (within what is left of its timeout) if it failed in one of
+    /// the runtime's transient ways, before doing anything.
+    async fn run_retrying_transient(&self, call: Call) -> Result<Finished> {
+        let started = Instant::now();
+        let timeout = call.timeout.unwrap_or(self.runner.timeout());
+        let spare = if self.transient.is_empty() { None } else { call.duplicate() };
+        let finished = self.run_inner(call).await?;
+        match spare {
+            Some(mut spare) if self.failed_transiently(&finished) => {
+                tracing::info!(message = %finished.failure().message, "transient runtime failure; trying once more");
+                spare.timeout = Some(timeout.saturating_sub(started.elapsed()));
+                self.run_inner(spare).await
+            }
+            _ => Ok(finished),
+        }
+    }
+
+    /// Whether `finished` failed with one of the runtime's transient messages.
+    pub(crate) fn failed_transiently(&self, finished: &Finished) -> bool {
+        failed_with(finished, &self.transient)
     }
 
     /// Runs `call`; a non-zero exit becomes the matching typed error.

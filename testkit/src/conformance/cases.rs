@@ -458,11 +458,20 @@ async fn checkpoint_and_restore(env: &mut Env) -> CaseResult {
         ensure!(stats.restore_time > Duration::ZERO, "restore statistics: {stats:?}");
     }
     env.track(restored.pid);
-    env.wait_for(&id, Status::Running).await?;
-    // A process started afresh would write 1 next; the restored one writes what follows `dumped`.
-    let next = count_when(&count_file, |count| count != dumped).await?;
+    restored_counter_goes_on(env, &id, &count_file, dumped).await
+}
+
+/// A restored counter writes what follows `dumped`; a process started afresh would write 1.
+async fn restored_counter_goes_on(
+    env: &mut Env,
+    id: &runtime_core::ContainerId,
+    count_file: &std::path::Path,
+    dumped: u64,
+) -> CaseResult {
+    env.wait_for(id, Status::Running).await?;
+    let next = count_when(count_file, |count| count != dumped).await?;
     ensure!(next > dumped, "after the restore the count went from {dumped} to {next}: it started over");
-    env.remove(&id).await?;
+    env.remove(id).await?;
     Ok(Ran::Passed)
 }
 
@@ -516,11 +525,7 @@ async fn pre_dump_chain(env: &mut Env) -> CaseResult {
     let restore = RestoreOptions { image_path, ..RestoreOptions::default() };
     let restored = env.backend.restore(&id, bundle.path(), restore).await.context("restore from the chain")?;
     env.track(restored.pid);
-    env.wait_for(&id, Status::Running).await?;
-    let next = count_when(&count_file, |count| count != dumped).await?;
-    ensure!(next > dumped, "after the restore the count went from {dumped} to {next}: it started over");
-    env.remove(&id).await?;
-    Ok(Ran::Passed)
+    restored_counter_goes_on(env, &id, &count_file, dumped).await
 }
 
 /// A checkpoint whose `--parent-path` does not exist is refused as runc 1.1.5 refuses it, before

@@ -433,14 +433,7 @@ async fn hostile_archive_case(env: &mut Env) -> CaseResult {
         let id = env.id("hostile");
         let bundle = env.bundle(["true"])?;
         let before = tree_of(bundle.path())?;
-        let result = engine
-            .restore(&id, bundle.path(), ContainerRestoreOptions { import: Some(archive), ..Default::default() })
-            .await;
-        match (&unsupported, result) {
-            (Some(reason), result) => refused_with(result, "restore", reason)?,
-            (None, Err(Error::InvalidArchive { .. })) => {}
-            (None, other) => bail!("an archive with {what} was not refused as invalid: {other:?}"),
-        }
+        refused_import(&engine, &id, bundle.path(), archive, unsupported.as_deref(), what).await?;
         ensure!(tree_of(bundle.path())? == before, "the bundle is untouched after {what}");
         ensure!(std::fs::read_dir(&outside)?.count() == 1, "nothing was written outside after {what}");
         ensure!(!Path::new("/tmp/evil").exists(), "nothing was written to /tmp after {what}");
@@ -457,16 +450,27 @@ async fn hostile_archive_case(env: &mut Env) -> CaseResult {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2])?;
     let id = env.id("truncated");
     let bundle = env.bundle(["true"])?;
-    let result = engine
-        .restore(&id, bundle.path(), ContainerRestoreOptions { import: Some(truncated), ..Default::default() })
-        .await;
-    match (&unsupported, result) {
-        (Some(reason), result) => refused_with(result, "restore", reason)?,
-        (None, Err(Error::InvalidArchive { .. })) => {}
-        (None, other) => bail!("a truncated archive was not refused as invalid: {other:?}"),
-    }
+    refused_import(&engine, &id, bundle.path(), truncated, unsupported.as_deref(), "its second half cut off").await?;
     let _ = std::fs::remove_dir(engine.state_root().files(&id).dir);
     Ok(Ran::Passed)
+}
+
+/// Checks that importing `archive` is refused: as invalid, or with the probed reason where the
+/// backend cannot restore (`unsupported`), before the archive is looked at.
+async fn refused_import(
+    engine: &Engine,
+    id: &ContainerId,
+    bundle: &Path,
+    archive: PathBuf,
+    unsupported: Option<&str>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let opts = ContainerRestoreOptions { import: Some(archive), ..Default::default() };
+    match (unsupported, engine.restore(id, bundle, opts).await) {
+        (Some(reason), result) => refused_with(result, "restore", reason),
+        (None, Err(Error::InvalidArchive { .. })) => Ok(()),
+        (None, other) => bail!("an archive with {what} was not refused as invalid: {other:?}"),
+    }
 }
 
 /// Every path under `dir` with its size, to see that nothing changed.

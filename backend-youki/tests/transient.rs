@@ -1,0 +1,60 @@
+//! youki 0.7 sometimes fails before doing anything, when sealing its own memfd copy meets EBUSY
+//! ("failed to seal /proc/self/exe"): such a call is run once more, and only such a call.
+//! A script stands in for youki, failing each command's first run in youki's own words.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use backend_youki::{TRANSIENT_SEAL_FAILURE, Youki};
+use runtime_core::{ContainerId, Error, OciBackend, RuntimeConfig};
+
+/// A youki whose every command fails its first run with `first_failure`, then answers as youki
+/// 0.7 does; each run is counted in `runs`.
+fn flaky_youki(dir: &Path, first_failure: &str) -> std::path::PathBuf {
+    let binary = dir.join("youki");
+    let script = format!(
+        r#"#!/bin/sh
+while [ $# -gt 0 ]; do case "$1" in --root|--log|--log-format) shift 2 ;; *) break ;; esac; done
+cmd="$1"
+echo "$cmd" >> {dir}/runs
+if [ ! -e "{dir}/failed-$cmd" ]; then
+  touch "{dir}/failed-$cmd"
+  printf 'Error: {first_failure}\n\nCaused by:\n    Device or resource busy (os error 16)\n' >&2
+  exit 1
+fi
+case "$cmd" in
+  --version) printf 'youki version: 0.7.0\ncommit: 0.7.0\nspec: 1.1.0\n' ;;
+  state) echo "container $2 does not exist" >&2; exit 1 ;;
+esac
+"#,
+        dir = dir.display()
+    );
+    std::fs::write(&binary, script).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    binary
+}
+
+fn runs(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("runs")).unwrap().lines().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_call_that_fails_to_seal_youkis_copy_is_run_once_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = flaky_youki(dir.path(), TRANSIENT_SEAL_FAILURE);
+    let config = RuntimeConfig::default().binary(&binary).root(dir.path().join("root"));
+    let youki = Youki::connect(config).await.expect("the second --version answers");
+    let state = youki.state(&ContainerId::new("c1").unwrap()).await;
+    assert!(matches!(state, Err(Error::NotFound { .. })), "the second state answers: {state:?}");
+    assert_eq!(runs(dir.path()), ["--version", "--version", "state", "state"]);
+}
+
+#[tokio::test]
+async fn another_failure_is_not_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = flaky_youki(dir.path(), "permission denied");
+    let config = RuntimeConfig::default().binary(&binary).root(dir.path().join("root"));
+    let connected = Youki::connect(config).await;
+    assert!(matches!(connected, Err(Error::RuntimeFailed(_))), "{connected:?}");
+    assert_eq!(runs(dir.path()), ["--version"]);
+}
