@@ -475,17 +475,25 @@ async fn restored_counter_goes_on(
     Ok(Ran::Passed)
 }
 
+/// How a case that needs a working checkpoint ends where there is none: skipped for a runtime
+/// without one (the refusal case covers it), or as [`Env::cannot_checkpoint`] says when its
+/// probe refuses; `None` where it can go on.
+async fn without_checkpoint(env: &Env) -> anyhow::Result<Option<CaseResult>> {
+    let flavour = env.imitates()?;
+    if !flavour.checkpoints() {
+        return Ok(Some(skipped(format!("{} has no checkpoint; the refusal case covers it", flavour.name()))));
+    }
+    let features = env.backend.features().await?;
+    Ok(features.checkpoint.reason().map(|reason| env.cannot_checkpoint("checkpoint", reason)))
+}
+
 /// A pre-dump leaves the container running; a checkpoint on top of it names it relative to its
 /// own image path, as runc takes it, and the image links to it as CRIU links it (`parent`).
 async fn pre_dump_chain(env: &mut Env) -> CaseResult {
-    let flavour = env.imitates()?;
-    if !flavour.checkpoints() {
-        return skipped(format!("{} has no checkpoint; the refusal case covers it", flavour.name()));
+    if let Some(ended) = without_checkpoint(env).await? {
+        return ended;
     }
-    let features = env.backend.features().await?;
-    if let Some(reason) = features.checkpoint.reason() {
-        return env.cannot_checkpoint("checkpoint", reason);
-    }
+    let (flavour, features) = (env.imitates()?, env.backend.features().await?);
     match features.pre_dump.reason() {
         // The fake CRIU models a kernel that tracks dirty memory; a real host may not.
         Some(reason) if flavour.pre_dumps() && !env.is_real() => {
@@ -532,14 +540,10 @@ async fn pre_dump_chain(env: &mut Env) -> CaseResult {
 /// CRIU runs (so this holds on a kernel that cannot pre-dump), and the container keeps running.
 /// A runtime without `--parent-path` refuses it as unsupported.
 async fn missing_parent(env: &mut Env) -> CaseResult {
+    if let Some(ended) = without_checkpoint(env).await? {
+        return ended;
+    }
     let flavour = env.imitates()?;
-    if !flavour.checkpoints() {
-        return skipped(format!("{} has no checkpoint; the refusal case covers it", flavour.name()));
-    }
-    let features = env.backend.features().await?;
-    if let Some(reason) = features.checkpoint.reason() {
-        return env.cannot_checkpoint("checkpoint", reason);
-    }
     let (id, _bundle, _) = env.running("orphan", SLEEPER).await?;
     let images = tempfile::tempdir()?;
     let orphan = CheckpointOptions {
