@@ -199,6 +199,24 @@ pub enum Error {
         /// How long it was given after SIGKILL.
         waited: Duration,
     },
+    /// An option (or combination of options) the call cannot serve: refused before anything
+    /// runs, never silently dropped.
+    #[error("{option}: {reason}; nothing was run")]
+    InvalidArgument {
+        /// The option, as the caller spells it (`ExecOptions::detach`, `tty`).
+        option: String,
+        /// Why the call cannot serve it.
+        reason: String,
+    },
+    /// Something the library waited for (a container lock, a terminal on a console socket)
+    /// did not come in time. Runtime processes that overrun their timeout are [`Error::Timeout`].
+    #[error("waited {after:?} for {what}, which did not come")]
+    WaitTimeout {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        after: Duration,
+    },
     /// A process the caller named is not one this monitor supervises.
     #[error("{what} is not supervised by this monitor")]
     NotSupervised {
@@ -421,6 +439,18 @@ mod tests {
         reads(
             Error::OutputTruncated { argv: argv(), stream: "stdout", limit: 4096 },
             "`runc state c1` printed more than 4096 bytes on stdout, the most this call keeps; its output was cut, so it was not read",
+        );
+    }
+
+    #[test]
+    fn refused_options_and_waits_that_ran_out_say_what_and_why() {
+        reads(
+            Error::InvalidArgument { option: "ExecOptions::tty".into(), reason: "a terminal needs a console socket".into() },
+            "ExecOptions::tty: a terminal needs a console socket; nothing was run",
+        );
+        reads(
+            Error::WaitTimeout { what: "the lock of c1".into(), after: Duration::from_secs(2) },
+            "waited 2s for the lock of c1, which did not come",
         );
     }
 
