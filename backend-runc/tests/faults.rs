@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use backend_runc::Runc;
 use runtime_core::{
-    CheckpointOptions, CliBackend, ContainerId, CreateOptions, DeleteMode, Error, ExecOptions, Exit, OciBackend,
-    RuntimeConfig, Signal, Status, process,
+    CheckpointOptions, CliBackend, ContainerId, ContainerStdio, CreateOptions, DeleteMode, Error, ExecOptions,
+    ExecStdio, Exit, OciBackend, RuntimeConfig, Signal, Status, process,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::{FakeRuntime, Flavour};
@@ -151,7 +151,7 @@ async fn missing_pid_file_of_a_detached_exec_is_an_error_and_cleanup_still_works
     rig.runc.create(&c, bundle.path(), CreateOptions::default()).await?;
     rig.runc.start(&c).await?;
     rig.fake.inject("exec", "no-pid-file")?;
-    let opts = ExecOptions { detach: true, ..ExecOptions::default() };
+    let opts = ExecOptions { detach: true, stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
     match rig.runc.exec(&c, &process(["sleep", "1000"]), opts).await {
         Err(Error::Io { context, .. }) => ensure!(context.contains("pid file"), "{context}"),
         other => bail!("detached exec without pid file: {other:?}"),

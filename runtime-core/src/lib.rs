@@ -6,6 +6,7 @@ mod cli;
 mod console;
 mod contract;
 mod engine;
+mod exec_tree;
 pub mod plugin;
 
 pub use cli::backend::{CliBackend, RuntimeFamily};

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
-use crate::cli::driver::{Call, CliRuntime, Runner, failed_with};
+use crate::cli::driver::{Call, CliRuntime, NO_DEADLINE, Runner, failed_with};
 use crate::cli::events::{self, StatsShape};
 use crate::cli::probe::{probe_features, run_probe};
 use crate::cli::rollback::Rollback;
@@ -42,6 +42,7 @@ use crate::contract::signal::Signal;
 use crate::contract::state::ContainerState;
 use crate::contract::stats::{EventStream, Stats};
 use crate::contract::version::RuntimeVersion;
+use crate::exec_tree::UnfinishedExec;
 
 /// What a backend crate (or a plugin) contributes to a [`CliBackend`].
 pub trait RuntimeFamily: Send + Sync + std::fmt::Debug {
@@ -306,6 +307,22 @@ fn container_stdio(stdio: ContainerStdio) -> (Input, Sink, Sink) {
     }
 }
 
+/// Refuses, before anything runs, exec options the runtime would otherwise drop or misread.
+fn refuse_unservable_exec_options(opts: &ExecOptions) -> Result<()> {
+    let refuse =
+        |option: &str, reason: &str| Err(Error::InvalidArgument { option: option.into(), reason: reason.into() });
+    if opts.tty && opts.console_socket.is_none() {
+        return refuse("ExecOptions::tty", "a terminal is handed over on a console socket, and none was given");
+    }
+    if opts.detach && matches!(opts.stdio, ExecStdio::Capture) {
+        return refuse(
+            "ExecStdio::Capture",
+            "a detached exec outlives the call, so nothing would read its output; wire its stdio instead",
+        );
+    }
+    Ok(())
+}
+
 /// Writes `contents` to a new file only its owner can read.
 fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -415,6 +432,7 @@ impl OciBackend for CliBackend {
     }
 
     async fn exec(&self, id: &ContainerId, process: &Process, opts: ExecOptions) -> Result<ExecOutcome> {
+        refuse_unservable_exec_options(&opts)?;
         let mut process = process.clone();
         process.set_terminal(Some(opts.tty));
         let json = serde_json::to_vec(&process).map_err(|err| Error::parse("exec process", err.to_string()))?;
@@ -423,14 +441,12 @@ impl OciBackend for CliBackend {
         let scratch = scratch("exec-")?;
         let process_file = scratch.path().join("process.json");
         write_private(&process_file, &json)?;
-        // The pid file lets a detached exec report its pid and an unfinished one be killed.
+        // The pid file lets a detached exec report its pid and an unfinished one be ended.
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
         let args = self.argv(self.dialect().exec_args(id, &process_file, &pid_file, &opts))?;
-        let (stdin, stdout, stderr) = match (opts.stdio, opts.detach) {
-            (ExecStdio::Wired(stdio), _) => container_stdio(stdio),
-            // A detached process would inherit the capture pipes and hold them open.
-            (ExecStdio::Capture, true) => (Input::Null, Sink::Null, Sink::Null),
-            (ExecStdio::Capture, false) => (Input::Null, Sink::Capture, Sink::Capture),
+        let (stdin, stdout, stderr) = match opts.stdio {
+            ExecStdio::Wired(stdio) => container_stdio(stdio),
+            ExecStdio::Capture => (Input::Null, Sink::Capture, Sink::Capture),
         };
         let call = Call {
             args,
@@ -438,14 +454,16 @@ impl OciBackend for CliBackend {
             stdin,
             stdout,
             stderr,
-            timeout: opts.timeout,
+            // A detached exec's call returns once the process started; one waited for lasts as
+            // long as its process, bounded only by the caller.
+            timeout: if opts.detach { opts.timeout } else { Some(opts.timeout.unwrap_or(NO_DEADLINE)) },
             output_limit: opts.output_limit,
             extra_fds: opts.preserve_fds,
             leftovers: Leftovers::Keep,
         };
         // A detached process is the caller's once the runtime reported it; until then, and for
-        // the whole life of an attached one, an unfinished call kills it.
-        let guard = Rollback::arm(pid_file.clone(), None, std::time::Instant::now());
+        // the whole life of an attached one, an unfinished call ends it and all it started.
+        let guard = UnfinishedExec::arm(&pid_file).map_err(|err| Error::io("removing an old pid file", err))?;
         let finished = self.cli.run(call).await?;
         guard.disarm();
         if opts.detach {

@@ -50,6 +50,10 @@ pub(crate) struct Call {
     pub(crate) leftovers: Leftovers,
 }
 
+/// The timeout of a call that stands in for none: an event stream, which ends when its consumer
+/// drops it, or an exec the caller waits for without a limit.
+pub(crate) const NO_DEADLINE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 impl Call {
     /// A call with captured output and no stdin.
     pub(crate) fn new(args: Vec<OsString>) -> Self {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
-use crate::cli::driver::{Call, CliRuntime, Finished};
+use crate::cli::driver::{Call, CliRuntime, Finished, NO_DEADLINE};
 use crate::cli::spawn::Sink;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
@@ -38,9 +38,6 @@ use crate::contract::stats::{
 
 /// The longest single event or statistics document read from a runtime.
 pub const RECORD_LIMIT: usize = 1 << 20;
-
-/// The event stream's deadline, which stands in for none: it ends when its consumer drops it.
-const NO_DEADLINE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// How long the rest of the output is still read after the runtime exited.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);

@@ -60,7 +60,14 @@ pub trait OciBackend: Send + Sync {
     async fn pause(&self, id: &ContainerId) -> Result<()>;
     /// Thaws a paused container.
     async fn resume(&self, id: &ContainerId) -> Result<()>;
-    /// Runs `process` in the container. Dropping the call kills the process it started.
+    /// Runs `process` in the container. Waited for (not [`ExecOptions::detach`]), it runs until
+    /// its process ends unless [`ExecOptions::timeout`] bounds it: there is no implicit limit.
+    /// A timeout, or dropping the call before it returned, kills the process and every process
+    /// it started (they share the session the runtime makes for it); one that left that
+    /// session on purpose (`setsid`) is out of reach. Refused with [`Error::InvalidArgument`]
+    /// before anything runs: `tty` without a console socket, captured output of a detached exec.
+    ///
+    /// [`Error::InvalidArgument`]: crate::Error::InvalidArgument
     async fn exec(&self, id: &ContainerId, process: &Process, opts: ExecOptions) -> Result<ExecOutcome>;
     /// The host pids of the container's processes.
     async fn ps(&self, id: &ContainerId) -> Result<Vec<u32>>;

@@ -7,6 +7,7 @@
 //! number, 128 + the signal for a killed process, as conmon writes it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oci_spec::runtime::Process;
@@ -16,7 +17,6 @@ use crate::contract::error::Result;
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 use crate::contract::options::{CreateOptions, Created, ExecOptions, RestoreOptions};
-use crate::contract::signal::Signal;
 
 /// Where a monitor keeps what it knows of one container, inside the engine's state root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub struct ExecRequest {
     pub id: ContainerId,
     /// The process.
     pub process: Process,
-    /// Its options (the monitor makes it detached).
+    /// Its options (the monitor makes it detached; its stdio must be wired, not captured).
     pub options: ExecOptions,
 }
 
@@ -102,10 +102,14 @@ pub trait Monitor: Send + Sync {
     async fn exit_status(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Option<Exit>>;
     /// Waits for the container to exit, driven by events, never by a sleep loop.
     async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit>;
-    /// Waits for a background exec to end.
+    /// Waits for a background exec to end, then forgets it. What its process left running (a
+    /// `&` job) is left alone, as after an exec waited for in the foreground.
     async fn wait_exec(&self, session: &ExecSession) -> Result<Exit>;
-    /// Signals a background exec; one that has ended already is left alone.
-    async fn signal_exec(&self, session: &ExecSession, signal: Signal) -> Result<()>;
+    /// Ends a background exec and every process it started, then forgets it: SIGTERM to its
+    /// process, up to `timeout`, then SIGKILL to all of them and [`crate::KILL_GRACE`] more.
+    /// The monitor does this rather than the engine because only the holder of the process
+    /// can end the rest before the process is reaped, while their session is still theirs.
+    async fn stop_exec(&self, session: &ExecSession, timeout: Duration) -> Result<Exit>;
     /// Forgets a deleted container and removes the monitor's files for it.
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()>;
 }

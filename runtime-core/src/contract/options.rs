@@ -141,7 +141,8 @@ pub struct Created {
 #[derive(Debug, Default)]
 pub enum ExecStdio {
     /// stdin is `/dev/null`; stdout and stderr are read by the library, up to the output limit,
-    /// and returned in [`ExecOutcome::Exited`]. Only for an exec that is waited for.
+    /// and returned in [`ExecOutcome::Exited`]. Only for an exec that is waited for: a detached
+    /// one refuses it with [`crate::Error::InvalidArgument`].
     #[default]
     Capture,
     /// Wired like a container's stdio: `/dev/null`, the caller's own streams, or descriptors the
@@ -155,9 +156,12 @@ pub enum ExecStdio {
 pub struct ExecOptions {
     /// Where the process's stdio goes.
     pub stdio: ExecStdio,
-    /// Allocate a terminal (sets `process.terminal`); needs `console_socket`.
+    /// Allocate a terminal (sets `process.terminal`); needs `console_socket`, and is refused
+    /// with [`crate::Error::InvalidArgument`] without one.
     pub tty: bool,
-    /// Return once the process started instead of waiting for it.
+    /// Return once the process started instead of waiting for it. A switch of
+    /// [`crate::OciBackend::exec`]: `Engine::exec` refuses it, `Engine::exec_detached` always
+    /// detaches.
     pub detach: bool,
     /// `--pid-file`.
     pub pid_file: Option<PathBuf>,
@@ -165,8 +169,11 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     /// Descriptors the process gets as fds 3, 4, ... (`--preserve-fds N`).
     pub preserve_fds: Vec<OwnedFd>,
-    /// Overrides the backend's timeout; an exec that is not detached runs until its process
-    /// exits, so long jobs need a longer one. On expiry the process is killed too.
+    /// The limit of an exec that is waited for: `None` (the default) is none, it runs until its
+    /// process ends, however long. On expiry (and when the call's future is dropped) the
+    /// process and every process it started are killed, and the call fails with
+    /// [`crate::Error::Timeout`]. For a detached exec, the limit of the runtime call that starts
+    /// it (the backend's timeout when `None`).
     pub timeout: Option<Duration>,
     /// Overrides the backend's bound on captured output, per stream.
     pub output_limit: Option<usize>,

@@ -14,7 +14,9 @@
 //! starts also become its children (the library reaps only the processes it supervises).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -26,23 +28,37 @@ use crate::contract::id::ContainerId;
 use crate::contract::monitor::{
     ContainerFiles, CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest,
 };
-use crate::contract::options::{Created, ExecOptions, ExecOutcome, ExecStdio};
+use crate::contract::options::{Created, ExecOptions, ExecOutcome};
 use crate::contract::signal::Signal;
+use crate::engine::KILL_GRACE;
 use crate::engine::pidfd::ProcessHandle;
 use crate::engine::state_root::{read_exit, write_exit};
+use crate::exec_tree::ExecTree;
 
 /// Supervises containers from inside the embedding process.
 #[derive(Debug, Default)]
 pub struct DirectMonitor {
     containers: Mutex<HashMap<ContainerId, Watched>>,
-    execs: Mutex<HashMap<u32, Watched>>,
+    execs: Mutex<HashMap<u32, WatchedExec>>,
 }
 
-/// One supervised process: its pidfd, its exit once seen, and the task that watches it.
+/// One supervised process: its exit once seen, and the task that watches it.
 #[derive(Debug)]
 struct Watched {
+    exit: watch::Receiver<Option<Exit>>,
+    task: tokio::task::AbortHandle,
+}
+
+/// A background exec: its process (ours to reap: the runtime left it to this subreaper), its exit
+/// once seen, and whether a stop asked for everything it started to end with it.
+#[derive(Debug)]
+struct WatchedExec {
+    container: ContainerId,
     handle: Option<Arc<ProcessHandle>>,
     exit: watch::Receiver<Option<Exit>>,
+    /// Set by a stop: when the process ends, every other process of its session is killed
+    /// before it is reaped, while the session's id is still theirs.
+    stopping: Arc<AtomicBool>,
     task: tokio::task::AbortHandle,
 }
 
@@ -120,7 +136,86 @@ impl DirectMonitor {
             // No receiver left is fine: the exit file holds it.
             let _ = sender.send(Some(exit));
         });
-        Watched { handle, exit, task: task.abort_handle() }
+        Watched { exit, task: task.abort_handle() }
+    }
+
+    /// Watches the background exec `pid` in `id` and reaps it when it ends. Reaping at once
+    /// matters beyond this process: a container's init cannot finish dying while a process of
+    /// its pid namespace is an unreaped zombie.
+    fn watch_exec(id: &ContainerId, pid: u32) -> WatchedExec {
+        let (sender, exit) = watch::channel(None);
+        let name = format!("{id} exec {pid}");
+        let handle = match ProcessHandle::open(pid) {
+            Ok(handle) => Some(Arc::new(handle)),
+            Err(err) => {
+                tracing::warn!(exec = %name, %err, "the process was gone before it could be watched");
+                None
+            }
+        };
+        // Read before the task below can reap the process.
+        let tree = handle.as_ref().and_then(|_| ExecTree::of(pid));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (watched, stop) = (handle.clone(), Arc::clone(&stopping));
+        let task = tokio::spawn(async move {
+            let exit = match watched {
+                Some(handle) => match handle.exited().await {
+                    Ok(()) => {
+                        if let Some(tree) = tree.filter(|_| stop.load(Ordering::SeqCst)) {
+                            let killed = tokio::task::spawn_blocking(move || tree.kill()).await.unwrap_or_default();
+                            tracing::debug!(exec = %name, killed, "ended what the stopped exec started");
+                        }
+                        handle.reap().await
+                    }
+                    Err(err) => {
+                        tracing::warn!(exec = %name, %err, "waiting on a pidfd failed");
+                        Exit::Unknown
+                    }
+                },
+                None => Exit::Unknown,
+            };
+            tracing::debug!(exec = %name, %exit, "process ended");
+            let _ = sender.send(Some(exit));
+        });
+        WatchedExec { container: id.clone(), handle, exit, stopping, task: task.abort_handle() }
+    }
+
+    /// Supervises the background exec `pid` the runtime left to this process, until forgotten.
+    fn supervise_exec(&self, id: ContainerId, pid: u32) -> Result<ExecSession> {
+        let watched = Self::watch_exec(&id, pid);
+        let mut execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+        match execs.entry(pid) {
+            // Cannot happen to a process this monitor reaps: its pid stays taken until its
+            // entry goes. A process someone else reaped can lose it; never let the new one
+            // answer for the old.
+            std::collections::hash_map::Entry::Occupied(_) => {
+                drop(execs);
+                watched.stopping.store(true, Ordering::SeqCst);
+                if let Some(handle) = &watched.handle {
+                    let _ = handle.signal(Signal::KILL);
+                }
+                Err(Error::NotSupervised {
+                    what: format!("exec {pid} in {id}, whose pid still names an earlier exec nobody waited for"),
+                })
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(watched);
+                Ok(ExecSession { id, pid })
+            }
+        }
+    }
+
+    /// The exec `session` names, if this monitor supervises it.
+    fn watched_exec<T>(&self, session: &ExecSession, what: impl FnOnce(&WatchedExec) -> T) -> Result<T> {
+        let execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+        let watched = execs.get(&session.pid).filter(|watched| watched.container == session.id);
+        watched
+            .map(what)
+            .ok_or_else(|| Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })
+    }
+
+    /// Drops the entry of `session` once its exit is known.
+    fn drop_exec(&self, session: &ExecSession) {
+        self.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(&session.pid);
     }
 
     fn supervise(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) {
@@ -183,21 +278,12 @@ impl Monitor for DirectMonitor {
 
     async fn exec(&self, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
         let ExecRequest { id, process, options } = req;
-        let options = ExecOptions {
-            detach: true,
-            stdio: match options.stdio {
-                ExecStdio::Capture => ExecStdio::Wired(crate::ContainerStdio::Null),
-                wired => wired,
-            },
-            ..options
-        };
         let _subreaper = Subreaper::hold()?;
+        let options = ExecOptions { detach: true, ..options };
         let ExecOutcome::Detached { pid } = backend.exec(&id, &process, options).await? else {
             return Err(Error::parse("the answer to a detached exec", "an exit status instead of a pid"));
         };
-        let watched = Self::watch(pid, None, format!("{id} exec {pid}"));
-        self.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(pid, watched);
-        Ok(ExecSession { id, pid })
+        self.supervise_exec(id, pid)
     }
 
     async fn adopt(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) -> Result<()> {
@@ -221,30 +307,46 @@ impl Monitor for DirectMonitor {
     }
 
     async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
-        let receiver = self.execs.lock().unwrap_or_else(|p| p.into_inner()).get(&session.pid).map(|w| w.exit.clone());
-        let receiver =
-            receiver.ok_or_else(|| Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })?;
-        let exit = until_exit(receiver).await;
-        self.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(&session.pid);
+        let exit = until_exit(self.watched_exec(session, |watched| watched.exit.clone())?).await;
+        self.drop_exec(session);
         Ok(exit)
     }
 
-    async fn signal_exec(&self, session: &ExecSession, signal: Signal) -> Result<()> {
-        let handle =
-            self.execs.lock().unwrap_or_else(|p| p.into_inner()).get(&session.pid).and_then(|w| w.handle.clone());
-        let handle =
-            handle.ok_or_else(|| Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })?;
-        match handle.signal(signal) {
-            // Already ended (and reaped): nothing left to signal.
-            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-            other => other.map_err(|err| Error::io(format!("signalling exec {} in {}", session.pid, session.id), err)),
-        }
+    async fn stop_exec(&self, session: &ExecSession, timeout: Duration) -> Result<Exit> {
+        let (handle, exit) = self.watched_exec(session, |watched| {
+            watched.stopping.store(true, Ordering::SeqCst);
+            (watched.handle.clone(), watched.exit.clone())
+        })?;
+        let what = format!("exec {} in {}", session.pid, session.id);
+        let signal = |signal| match handle.as_ref().map(|handle| handle.signal(signal)) {
+            // Reaped already: nothing is left to signal.
+            Some(Err(err)) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            Some(Err(err)) => Err(Error::io(format!("signalling {what}"), err)),
+            Some(Ok(())) | None => Ok(()),
+        };
+        signal(Signal::TERM)?;
+        let ended = match tokio::time::timeout(timeout, until_exit(exit.clone())).await {
+            Ok(ended) => Ok(ended),
+            Err(_) => {
+                tracing::info!(exec = %what, ?timeout, "SIGTERM did not end it; sending SIGKILL");
+                signal(Signal::KILL)?;
+                tokio::time::timeout(KILL_GRACE, until_exit(exit)).await.map_err(|_| Error::DidNotStop {
+                    id: format!("{} (exec)", session.id),
+                    pid: Some(session.pid),
+                    waited: KILL_GRACE,
+                })
+            }
+        };
+        self.drop_exec(session);
+        ended
     }
 
     async fn release(&self, id: &ContainerId, _files: &ContainerFiles) -> Result<()> {
         if let Some(watched) = self.containers.lock().unwrap_or_else(|p| p.into_inner()).remove(id) {
             watched.task.abort();
         }
+        // Ended with the container; their tasks still reap them, then end.
+        self.execs.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, watched| watched.container != *id);
         Ok(())
     }
 }
@@ -285,5 +387,61 @@ mod tests {
         let watched = DirectMonitor::watch(child.id(), Some(files), "c1".into());
         assert_eq!(until_exit(watched.exit).await, Exit::Exited(7));
         assert_eq!(std::fs::read_to_string(&exit_file).unwrap(), "7");
+    }
+
+    fn state_of(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit(')').next()?.trim_start().chars().next()
+    }
+
+    fn c1() -> ContainerId {
+        ContainerId::new("c1").unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_exec_that_ended_is_reaped_at_once_and_its_exit_kept_until_waited_for() {
+        let monitor = DirectMonitor::new();
+        let child = std::process::Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+        let session = monitor.supervise_exec(c1(), child.id()).unwrap();
+        // No zombie: one would keep the container's init from finishing its own exit.
+        let reaped = async {
+            while state_of(child.id()).is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), reaped).await.expect("reaped without a wait");
+        assert_eq!(monitor.wait_exec(&session).await.unwrap(), Exit::Exited(3));
+        assert!(monitor.execs.lock().unwrap().is_empty(), "forgotten once waited for");
+    }
+
+    #[tokio::test]
+    async fn a_pid_that_names_a_known_exec_is_refused_and_the_known_one_still_answers() {
+        let monitor = DirectMonitor::new();
+        let child = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let session = monitor.supervise_exec(c1(), child.id()).unwrap();
+        let other = ContainerId::new("c2").unwrap();
+        assert!(matches!(monitor.supervise_exec(other, child.id()), Err(Error::NotSupervised { .. })));
+        // The refused one was killed; the known session reports that end as its own.
+        assert_eq!(monitor.wait_exec(&session).await.unwrap(), Exit::Signaled(Signal::KILL));
+    }
+
+    #[tokio::test]
+    async fn an_exec_never_waited_for_is_forgotten_and_reaped_when_its_container_is_released() {
+        let monitor = DirectMonitor::new();
+        let mut child = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let session = monitor.supervise_exec(c1(), child.id()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let files = ContainerFiles { exit_file: dir.path().join("exit"), dir: dir.path().to_path_buf() };
+        monitor.release(&c1(), &files).await.unwrap();
+        assert!(monitor.execs.lock().unwrap().is_empty(), "forgotten with its container");
+        assert!(matches!(monitor.wait_exec(&session).await, Err(Error::NotSupervised { .. })));
+        // Deleting the container kills it; the task that held it still reaps it.
+        child.kill().unwrap();
+        let reaped = async {
+            while state_of(child.id()).is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), reaped).await.expect("no zombie is left");
     }
 }

@@ -360,12 +360,26 @@ impl Engine {
     }
 
     /// Runs `process` in the container and waits for it: its exit code and, unless wired
-    /// elsewhere, its output.
+    /// elsewhere, its output. It runs until it ends, however long, unless
+    /// [`ExecOptions::timeout`] bounds it; on expiry (or when this future is dropped) the
+    /// process and every process it started are killed (see [`OciBackend::exec`]).
+    /// [`ExecOptions::detach`] is refused with [`Error::InvalidArgument`]: a process in the
+    /// background is [`Engine::exec_detached`]'s.
     pub async fn exec(&self, id: &ContainerId, process: &Process, opts: ExecOptions) -> Result<ExecOutcome> {
-        self.backend.exec(id, process, ExecOptions { detach: false, ..opts }).await
+        if opts.detach {
+            return Err(Error::InvalidArgument {
+                option: "ExecOptions::detach".into(),
+                reason: "Engine::exec waits for its process; Engine::exec_detached starts one in the background".into(),
+            });
+        }
+        self.backend.exec(id, process, opts).await
     }
 
-    /// Starts `process` in the container in the background, supervised by the monitor.
+    /// Starts `process` in the container in the background, supervised by the monitor, whatever
+    /// [`ExecOptions::detach`] says. Its stdio must be wired ([`crate::ExecStdio::Wired`]): a
+    /// captured one is refused with [`Error::InvalidArgument`], since nothing would read it.
+    /// The session is forgotten by the monitor once waited for ([`Engine::wait_exec`]),
+    /// stopped ([`Engine::exec_stop`]) or when its container is deleted.
     pub async fn exec_detached(&self, id: &ContainerId, process: &Process, opts: ExecOptions) -> Result<ExecSession> {
         let request = ExecRequest { id: id.clone(), process: process.clone(), options: opts };
         self.monitor.exec(self.backend.as_ref(), request).await
@@ -376,21 +390,12 @@ impl Engine {
         self.monitor.wait_exec(session).await
     }
 
-    /// Ends a background exec: SIGTERM, up to `timeout`, then SIGKILL and [`KILL_GRACE`] more.
+    /// Ends a background exec and everything it started: SIGTERM to its process, up to
+    /// `timeout`, then SIGKILL to all of its processes and [`KILL_GRACE`] more. Once its process
+    /// has ended, the processes it left (children, `&` jobs, orphans the container's init
+    /// adopted) are killed too; only one that left its session on purpose (`setsid`) escapes.
     pub async fn exec_stop(&self, session: &ExecSession, timeout: Duration) -> Result<Exit> {
-        self.monitor.signal_exec(session, Signal::TERM).await?;
-        if let Ok(exit) = tokio::time::timeout(timeout, self.monitor.wait_exec(session)).await {
-            return exit;
-        }
-        self.monitor.signal_exec(session, Signal::KILL).await?;
-        match tokio::time::timeout(KILL_GRACE, self.monitor.wait_exec(session)).await {
-            Ok(exit) => exit,
-            Err(_) => Err(Error::DidNotStop {
-                id: format!("{} (exec)", session.id),
-                pid: Some(session.pid),
-                waited: KILL_GRACE,
-            }),
-        }
+        self.monitor.stop_exec(session, timeout).await
     }
 
     /// Deletes the container (a running one only with [`DeleteMode::Force`]) and everything

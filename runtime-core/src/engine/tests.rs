@@ -71,7 +71,7 @@ mockall::mock! {
         where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
         fn wait_exec<'a, 'b, 'c>(&'a self, session: &'b ExecSession) -> Answer<'c, Exit>
         where 'a: 'c, 'b: 'c, Self: 'c;
-        fn signal_exec<'a, 'b, 'c>(&'a self, session: &'b ExecSession, signal: Signal) -> Answer<'c, ()>
+        fn stop_exec<'a, 'b, 'c>(&'a self, session: &'b ExecSession, timeout: Duration) -> Answer<'c, Exit>
         where 'a: 'c, 'b: 'c, Self: 'c;
         fn release<'a, 'b, 'c, 'd>(&'a self, id: &'b ContainerId, files: &'c ContainerFiles) -> Answer<'d, ()>
         where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use runtime_core::oci_spec::runtime::{LinuxMemoryBuilder, LinuxResourcesBuilder};
 use runtime_core::{
-    CheckpointOptions, ContainerStdio, CreateOptions, DeleteMode, Error, ExecOptions, ExecOutcome, Features, KillScope,
-    RestoreOptions, Signal, Status, Support, process,
+    CheckpointOptions, ContainerStdio, CreateOptions, DeleteMode, Error, ExecOptions, ExecOutcome, ExecStdio, Features,
+    KillScope, RestoreOptions, Signal, Status, Support, process,
 };
 
 use super::env::{Env, STATUS_PATIENCE, skipped};
@@ -171,7 +171,7 @@ async fn exec_returns_stdout_and_exit_code(env: &mut Env) -> CaseResult {
 
 async fn exec_detached(env: &mut Env) -> CaseResult {
     let (id, _bundle, _) = env.running("detach", SLEEPER).await?;
-    let opts = ExecOptions { detach: true, ..ExecOptions::default() };
+    let opts = ExecOptions { detach: true, stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
     let sleeper = process(SLEEPER.iter().copied());
     let ExecOutcome::Detached { pid } = env.backend.exec(&id, &sleeper, opts).await.context("exec --detach")? else {
         bail!("a detached exec reports a pid");

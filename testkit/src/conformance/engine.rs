@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use runtime_core::{
-    ContainerId, CreateOptions, DeleteMode, DirectMonitor, Engine, ExecOptions, ExecOutcome, Exit, KillScope,
-    STOP_SIGNAL_ANNOTATION, Signal, Status, StopOptions, process,
+    ContainerId, ContainerStdio, CreateOptions, DeleteMode, DirectMonitor, Engine, ExecOptions, ExecOutcome, ExecStdio,
+    Exit, KillScope, STOP_SIGNAL_ANNOTATION, Signal, Status, StopOptions, process,
 };
 
 use super::Case;
@@ -180,7 +180,8 @@ async fn exec_and_exec_stop(env: &mut Env) -> CaseResult {
         }
         other => bail!("exec: {other:?}"),
     }
-    let session = engine.exec_detached(&id, &process(["sleep", "1000"]), ExecOptions::default()).await?;
+    let background = ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    let session = engine.exec_detached(&id, &process(["sleep", "1000"]), background).await?;
     env.track(session.pid);
     let exit = engine.exec_stop(&session, Duration::from_secs(5)).await.context("exec_stop")?;
     // A plain process (not a namespace init) dies of SIGTERM.

@@ -10,7 +10,7 @@ use runtime_core::{
     StateRoot, Status,
 };
 
-use super::{Case, Setup, Subject};
+use super::{Case, Connector, Setup, Subject};
 use crate::bundle::{Bundle, BundleBuilder, Rootfs};
 use crate::fake::{FakeRuntime, Flavour};
 use crate::gate::{self, Lacking, RealRuntime};
@@ -26,6 +26,7 @@ pub struct Env {
     pub backend: Arc<dyn OciBackend>,
     /// How the backend was connected, for another process to connect the same way.
     pub config: RuntimeConfig,
+    connect: Connector,
     label: String,
     fake: Option<FakeRuntime>,
     real: Option<String>,
@@ -77,6 +78,7 @@ impl Env {
         Ok(Env {
             backend,
             config,
+            connect: Arc::clone(&subject.connect),
             label: subject.label.clone(),
             fake,
             real: real_name,
@@ -177,6 +179,11 @@ impl Env {
         let root = self.engine_state_root()?;
         let monitor = Arc::new(DirectMonitor::new());
         Ok(Arc::new(Engine::new(Arc::clone(&self.backend), monitor, root)))
+    }
+
+    /// Another backend for the subject, connected with `config` (the env's own, changed).
+    pub async fn backend_with(&self, config: RuntimeConfig) -> anyhow::Result<Arc<dyn OciBackend>> {
+        Ok(Arc::from((self.connect)(config).await.context("connecting a second backend")?))
     }
 
     /// The engine state root of this env.

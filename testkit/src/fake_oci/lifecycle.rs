@@ -72,8 +72,21 @@ pub(crate) fn container_command(
     };
     let cwd = rootfs.join(process.cwd().strip_prefix("/").unwrap_or(process.cwd()));
     command.env_clear().envs(process.env().iter().flatten().filter_map(|entry| entry.split_once('=')));
-    command.current_dir(if cwd.is_dir() { &cwd } else { rootfs }).process_group(0);
+    command.current_dir(if cwd.is_dir() { &cwd } else { rootfs });
+    in_own_session(&mut command);
     Ok(command)
+}
+
+/// Starts the process in a session of its own, as runc, crun and youki start a container's init
+/// and each exec'd process (seen from the host in `/proc/<pid>/stat`): whatever it forks stays
+/// in that session, and in its process group, unless it leaves on purpose.
+#[allow(unsafe_code)]
+fn in_own_session(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before `exec`; it calls only setsid(2), which
+    // is async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
+    }
 }
 
 /// Writes a pid file as runc does: decimal, no newline, replaced atomically.
