@@ -184,9 +184,9 @@ impl DirectMonitor {
         let watched = Self::watch_exec(&id, pid);
         let mut execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
         match execs.entry(pid) {
-            // Cannot happen to a process this monitor reaps: its pid stays taken until its
-            // entry goes. A process someone else reaped can lose it; never let the new one
-            // answer for the old.
+            // An exec that ended and was never waited for keeps its entry, and the kernel may
+            // since have given its pid to this one: the new process must not answer for the
+            // old (nor lose the old one's exit), so it is refused, and ended with its tree.
             std::collections::hash_map::Entry::Occupied(_) => {
                 drop(execs);
                 watched.stopping.store(true, Ordering::SeqCst);
@@ -215,7 +215,10 @@ impl DirectMonitor {
 
     /// Drops the entry of `session` once its exit is known.
     fn drop_exec(&self, session: &ExecSession) {
-        self.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(&session.pid);
+        let mut execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+        if execs.get(&session.pid).is_some_and(|watched| watched.container == session.id) {
+            execs.remove(&session.pid);
+        }
     }
 
     fn supervise(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) {
