@@ -445,7 +445,10 @@ mod tests {
     #[test]
     fn refused_options_and_waits_that_ran_out_say_what_and_why() {
         reads(
-            Error::InvalidArgument { option: "ExecOptions::tty".into(), reason: "a terminal needs a console socket".into() },
+            Error::InvalidArgument {
+                option: "ExecOptions::tty".into(),
+                reason: "a terminal needs a console socket".into(),
+            },
             "ExecOptions::tty: a terminal needs a console socket; nothing was run",
         );
         reads(

@@ -350,6 +350,7 @@ impl Engine {
         bundle: &Path,
         mut opts: ContainerRestoreOptions,
     ) -> Result<RestoreReport> {
+        let previous = self.root.load(id)?;
         // Whatever was recorded of an earlier container of this id is not the restored one's.
         self.forget_exit(id).await?;
         let files = self.root.files(id);
@@ -381,12 +382,26 @@ impl Engine {
         let created = self.monitor.restore(self.backend.as_ref(), request).await?;
         let runtime_duration = started.elapsed();
         self.mark_watched(id);
-        self.root.save(&self.record(id, bundle, created))?;
-        let statistics = if opts.statistics { Some(RestoreStatistics::read(&images)?) } else { None };
-        if !opts.keep {
-            remove_criu_logs(&images)?;
+        let finished = (|| {
+            self.root.save(&self.record(id, bundle, Some(created.pid)))?;
+            let statistics = if opts.statistics { Some(RestoreStatistics::read(&images)?) } else { None };
+            if !opts.keep {
+                remove_criu_logs(&images)?;
+            }
+            Ok(statistics)
+        })();
+        match finished {
+            Ok(statistics) => Ok(RestoreReport { pid: created.pid, runtime_duration, statistics, network_status }),
+            Err(err) => {
+                // The runtime restored it, but the restore as asked for failed: the container
+                // goes, and the checkpoint it came from stays restorable.
+                self.rollback_of(id).delete_and_release().await;
+                if let Some(previous) = previous {
+                    self.root.save(&previous)?;
+                }
+                Err(err)
+            }
         }
-        Ok(RestoreReport { pid: created.pid, runtime_duration, statistics, network_status })
     }
 
     /// Unpacks an exported archive for a restore: validated into a scratch directory first,

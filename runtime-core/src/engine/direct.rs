@@ -38,20 +38,23 @@ pub struct DirectMonitor {
     execs: Mutex<HashMap<u32, Watched>>,
 }
 
-/// One supervised process: its pidfd, its exit once seen, and the task that watches it.
+/// One supervised process: its pidfd, its exit once seen, and where its exit is recorded.
 #[derive(Debug)]
 struct Watched {
     handle: Option<Arc<ProcessHandle>>,
     exit: watch::Receiver<Option<Exit>>,
-    task: tokio::task::AbortHandle,
+    /// Where its exit is to be recorded; emptied when the container is released, so that a
+    /// process still ending after its container was deleted (or replaced by one of the same id)
+    /// is reaped without recording anything.
+    record_to: RecordTo,
 }
 
-impl Drop for DirectMonitor {
-    fn drop(&mut self) {
-        let containers = self.containers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        containers.values().for_each(|watched| watched.task.abort());
-        let execs = self.execs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        execs.values().for_each(|watched| watched.task.abort());
+type RecordTo = Arc<Mutex<Option<ContainerFiles>>>;
+
+impl Watched {
+    /// Stops recording for this process; its watch still reaps it when it ends.
+    fn let_go(&self) {
+        self.record_to.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -90,8 +93,13 @@ impl DirectMonitor {
         DirectMonitor::default()
     }
 
-    /// Watches `pid` and, when it ends, records its exit in the container's files (if given) and
-    /// for waiters. A process that is already gone and reaped is recorded as unknown.
+    /// Watches `pid` and, when it ends, reaps it and records its exit in the container's files
+    /// (if given, and not let go of meanwhile) and for waiters. A process that is already gone
+    /// and reaped is recorded as unknown.
+    ///
+    /// The watch is a task of its own on the tokio runtime, not tied to the monitor value: a
+    /// monitor that is dropped hands its watches on, and they still reap their processes and
+    /// record their exits for as long as the runtime runs.
     fn watch(pid: u32, files: Option<ContainerFiles>, id: String) -> Watched {
         let (sender, exit) = watch::channel(None);
         let handle = match ProcessHandle::open(pid) {
@@ -101,8 +109,10 @@ impl DirectMonitor {
                 None
             }
         };
+        let record_to: RecordTo = Arc::new(Mutex::new(files));
         let watched = handle.clone();
-        let task = tokio::spawn(async move {
+        let recording = record_to.clone();
+        tokio::spawn(async move {
             let exit = match watched {
                 Some(handle) => match handle.exited().await {
                     Ok(()) => handle.reap().await,
@@ -113,21 +123,24 @@ impl DirectMonitor {
                 },
                 None => Exit::Unknown,
             };
-            if let Some(files) = files {
-                record_exit(&files, exit, &id);
+            // Held while recording, so that a release waits for a record under way to finish.
+            let files = recording.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(files) = files.as_ref() {
+                record_exit(files, exit, &id);
             }
+            drop(files);
             tracing::debug!(%id, pid, %exit, "process ended");
             // No receiver left is fine: the exit file holds it.
             let _ = sender.send(Some(exit));
         });
-        Watched { handle, exit, task: task.abort_handle() }
+        Watched { handle, exit, record_to }
     }
 
     fn supervise(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) {
         let watched = Self::watch(pid, Some(files.clone()), id.as_str().to_owned());
         let previous = self.containers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), watched);
         if let Some(previous) = previous {
-            previous.task.abort();
+            previous.let_go();
         }
     }
 
@@ -140,7 +153,7 @@ impl DirectMonitor {
 /// a container this one watches): the directory goes first when a container is forgotten, so an
 /// exit file written after that is taken back here and none is left behind.
 fn record_exit(files: &ContainerFiles, exit: Exit, id: &str) {
-    if let Err(err) = write_exit(&files.exit_file, exit) {
+    if let Err(err) = write_exit(files, exit) {
         tracing::warn!(%id, %err, "cannot record the exit");
     }
     if !files.dir.exists() {
@@ -151,7 +164,7 @@ fn record_exit(files: &ContainerFiles, exit: Exit, id: &str) {
 async fn until_exit(mut exit: watch::Receiver<Option<Exit>>) -> Exit {
     match exit.wait_for(Option::is_some).await {
         Ok(seen) => seen.unwrap_or(Exit::Unknown),
-        // The watching task was aborted (the monitor is being dropped): nobody saw the end.
+        // The watching task ended without a word (its runtime shut down): nobody saw the end.
         Err(_) => Exit::Unknown,
     }
 }
@@ -209,14 +222,14 @@ impl Monitor for DirectMonitor {
         if let Some(exit) = self.receiver(id).and_then(|receiver| *receiver.borrow()) {
             return Ok(Some(exit));
         }
-        read_exit(&files.exit_file)
+        read_exit(files)
     }
 
     async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit> {
         match self.receiver(id) {
             Some(receiver) => Ok(until_exit(receiver).await),
             // Not watched by this process: what the exit file says, or nothing seen.
-            None => Ok(read_exit(&files.exit_file)?.unwrap_or(Exit::Unknown)),
+            None => Ok(read_exit(files)?.unwrap_or(Exit::Unknown)),
         }
     }
 
@@ -242,8 +255,9 @@ impl Monitor for DirectMonitor {
     }
 
     async fn release(&self, id: &ContainerId, _files: &ContainerFiles) -> Result<()> {
+        // The watch goes on until its process is reaped (no zombie), recording nothing.
         if let Some(watched) = self.containers.lock().unwrap_or_else(|p| p.into_inner()).remove(id) {
-            watched.task.abort();
+            watched.let_go();
         }
         Ok(())
     }
@@ -277,11 +291,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_released_containers_init_is_still_reaped_and_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ContainerFiles { exit_file: dir.path().join("exit"), dir: dir.path().join("c1") };
+        std::fs::create_dir(&files.dir).unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read line; exit 5"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let monitor = DirectMonitor::new();
+        let id = ContainerId::new("c1").unwrap();
+        monitor.supervise(&id, child.id(), &files);
+        let receiver = monitor.receiver(&id).unwrap();
+        monitor.release(&id, &files).await.unwrap();
+        drop(child.stdin.take()); // the init ends after its container was released
+        assert_eq!(until_exit(receiver).await, Exit::Exited(5));
+        assert!(!std::path::Path::new(&format!("/proc/{}", child.id())).exists(), "reaped, not a zombie");
+        assert!(!files.exit_file.exists(), "a released container's exit is not recorded");
+        assert_eq!(std::fs::read_dir(&files.dir).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_monitor_hands_its_watches_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ContainerFiles { exit_file: dir.path().join("exit"), dir: dir.path().join("c1") };
+        std::fs::create_dir(&files.dir).unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read line; exit 9"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let monitor = DirectMonitor::new();
+        monitor.supervise(&ContainerId::new("c1").unwrap(), child.id(), &files);
+        drop(monitor);
+        drop(child.stdin.take());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !files.exit_file.exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(std::fs::read_to_string(&files.exit_file).unwrap(), "9");
+        assert!(!std::path::Path::new(&format!("/proc/{}", child.id())).exists(), "reaped, not a zombie");
+    }
+
+    #[tokio::test]
     async fn a_watched_child_records_its_exit_in_the_file_and_for_waiters() {
         let dir = tempfile::tempdir().unwrap();
         let exit_file = dir.path().join("c1");
         let child = std::process::Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
-        let files = ContainerFiles { exit_file: exit_file.clone(), dir: dir.path().to_path_buf() };
+        let files = ContainerFiles { exit_file: exit_file.clone(), dir: dir.path().join("c1-dir") };
+        std::fs::create_dir(&files.dir).unwrap();
         let watched = DirectMonitor::watch(child.id(), Some(files), "c1".into());
         assert_eq!(until_exit(watched.exit).await, Exit::Exited(7));
         assert_eq!(std::fs::read_to_string(&exit_file).unwrap(), "7");

@@ -179,8 +179,12 @@ impl Engine {
             return self.bring_up(id, bundle, opts, Launch::Run).await;
         }
         let created = self.bring_up(id, bundle, opts, Launch::Create).await?;
-        if let Err(err) = self.start(id).await {
-            self.roll_back(id).await;
+        // Dropped while starting, the half-made container is rolled back in the background.
+        let unfinished = UnfinishedRun { rollback: Some(self.rollback_of(id)) };
+        let started = self.start(id).await;
+        let rollback = unfinished.finish();
+        if let Err(err) = started {
+            rollback.run().await;
             return Err(err);
         }
         Ok(created)
@@ -188,11 +192,22 @@ impl Engine {
 
     async fn bring_up(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions, launch: Launch) -> Result<Created> {
         let _lock = self.root.lock(id).await?;
-        let known = self.root.load(id)?.is_some();
         let files = self.root.files(id);
+        let recorded = self.root.load(id)?;
+        let known = match &recorded {
+            Some(record) => self.is_known_to_the_runtime(record).await?,
+            None => false,
+        };
         if !known {
-            // Left by a container of the same id that was deleted outside the engine.
+            // Whatever is left of an earlier container of this id (deleted outside the engine)
+            // goes, so the new one inherits no exit. Then the record is made before anything
+            // runs: an init that exits at once has a place for its exit.
+            if recorded.is_some() {
+                self.monitor.release(id, &files).await?;
+                self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            }
             self.root.forget(id)?;
+            self.root.save(&self.record(id, bundle, None))?;
         }
         let request = CreateRequest { id: id.clone(), bundle: bundle.to_path_buf(), options: opts, launch, files };
         let created = match self.monitor.create(self.backend.as_ref(), request).await {
@@ -207,21 +222,34 @@ impl Engine {
             }
         };
         self.mark_watched(id);
-        if let Err(err) = self.root.save(&self.record(id, bundle, created)) {
+        if let Err(err) = self.root.save(&self.record(id, bundle, Some(created.pid))) {
             self.roll_back(id).await;
             return Err(err);
         }
         Ok(created)
     }
 
-    /// What the engine remembers of a container it just made.
-    fn record(&self, id: &ContainerId, bundle: &Path, created: Created) -> ContainerRecord {
+    /// Whether a recorded container is still there: the runtime knows it, or it lives on as a
+    /// checkpoint. A create over it is the runtime's to refuse, and its files stay.
+    async fn is_known_to_the_runtime(&self, record: &ContainerRecord) -> Result<bool> {
+        if record.checkpointed {
+            return Ok(true);
+        }
+        match self.backend.state(&record.id).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// What the engine remembers of a container it makes; `pid` once the runtime said it.
+    fn record(&self, id: &ContainerId, bundle: &Path, pid: Option<u32>) -> ContainerRecord {
         ContainerRecord {
             id: id.clone(),
             bundle: bundle.to_path_buf(),
             backend: self.backend.name().to_owned(),
             monitor: self.monitor.name().to_owned(),
-            pid: created.pid,
+            pid,
             stop_signal: stop_signal_of(bundle).number(),
             checkpointed: false,
         }
@@ -230,16 +258,15 @@ impl Engine {
     /// Removes a container the engine could not finish making: `delete --force`, then the
     /// monitor's files and the engine's record.
     async fn roll_back(&self, id: &ContainerId) {
-        match self.backend.delete(id, DeleteMode::Force).await {
-            Ok(()) | Err(Error::NotFound { .. }) => {}
-            Err(err) => tracing::warn!(%id, %err, "rolling back a create left the container behind"),
-        }
-        let files = self.root.files(id);
-        if let Err(err) = self.monitor.release(id, &files).await {
-            tracing::warn!(%id, %err, "releasing the monitor's files failed");
-        }
-        if let Err(err) = self.root.forget(id) {
-            tracing::warn!(%id, %err, "removing the container's state failed");
+        self.rollback_of(id).run().await;
+    }
+
+    fn rollback_of(&self, id: &ContainerId) -> RollBack {
+        RollBack {
+            backend: self.backend.clone(),
+            monitor: self.monitor.clone(),
+            root: self.root.clone(),
+            id: id.clone(),
         }
     }
 
@@ -353,7 +380,7 @@ impl Engine {
             Ok(exit) => exit,
             Err(_) => Err(Error::DidNotStop {
                 id: id.as_str().to_owned(),
-                pid: record.map(|record| record.pid),
+                pid: record.and_then(|record| record.pid),
                 waited: KILL_GRACE,
             }),
         }
@@ -439,6 +466,63 @@ impl Engine {
                 Err(Error::io(format!("removing {}", files.exit_file.display()), err))
             }
             _ => Ok(()),
+        }
+    }
+}
+
+/// What undoing a half-made container needs, owned, so that it can run after the call that
+/// made the container was dropped.
+struct RollBack {
+    backend: Arc<dyn OciBackend>,
+    monitor: Arc<dyn Monitor>,
+    root: StateRoot,
+    id: ContainerId,
+}
+
+impl RollBack {
+    /// `delete --force`, then the monitor's files and the engine's record.
+    async fn run(self) {
+        self.delete_and_release().await;
+        if let Err(err) = self.root.forget(&self.id) {
+            tracing::warn!(id = %self.id, %err, "removing the container's state failed");
+        }
+    }
+
+    /// `delete --force` and the monitor's files; the engine's record stays.
+    async fn delete_and_release(&self) {
+        let id = &self.id;
+        match self.backend.delete(id, DeleteMode::Force).await {
+            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Err(err) => tracing::warn!(%id, %err, "rolling back left the container behind"),
+        }
+        if let Err(err) = self.monitor.release(id, &self.root.files(id)).await {
+            tracing::warn!(%id, %err, "releasing the monitor's files failed");
+        }
+    }
+}
+
+/// A `run` between its create and its start: dropped there, it hands its rollback to a task of
+/// its own, so the container it made is deleted without stalling the caller's executor.
+struct UnfinishedRun {
+    rollback: Option<RollBack>,
+}
+
+impl UnfinishedRun {
+    /// The start came back: the caller decides what to do with the rollback.
+    fn finish(mut self) -> RollBack {
+        self.rollback.take().expect("taken only here")
+    }
+}
+
+impl Drop for UnfinishedRun {
+    fn drop(&mut self) {
+        if let Some(rollback) = self.rollback.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(rollback.run());
+                }
+                Err(_) => tracing::warn!(id = %rollback.id, "a dropped run could not be rolled back: no runtime"),
+            }
         }
     }
 }

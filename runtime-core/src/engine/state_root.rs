@@ -42,8 +42,9 @@ pub(crate) struct ContainerRecord {
     pub backend: String,
     /// The monitor that supervises it.
     pub monitor: String,
-    /// Its init pid when it was created.
-    pub pid: u32,
+    /// Its init pid once the runtime said it; the record is made before the runtime runs.
+    #[serde(default)]
+    pub pid: Option<u32>,
     /// The signal `stop` sends first, from the spec's stop-signal annotation, else TERM.
     pub stop_signal: i32,
     /// Dumped by a checkpoint that stopped it: the container lives on as its images only.
@@ -171,25 +172,63 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Writes an exit file: the status as conmon writes it, a decimal number without a newline,
-/// 128 + the signal for a killed process. An unknown ending writes nothing: no file is the
-/// record of "not seen".
-pub(crate) fn write_exit(path: &Path, exit: Exit) -> Result<()> {
-    match exit.shell_code() {
-        Some(code) => write_atomically(path, code.to_string().as_bytes()),
-        None => Ok(()),
-    }
+/// The name, in a container's directory, of the exit as it was seen: conmon's exit file holds
+/// `128 + n` for a killed process, which an `exit 137` also writes, so the engine keeps which of
+/// the two it was beside it.
+const EXIT_DETAIL: &str = "exit.json";
+
+/// How a process ended, as [`EXIT_DETAIL`] holds it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ExitDetail {
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by the signal with this number.
+    Signaled(i32),
 }
 
-/// Reads an exit file. A number above 128 that is a signal reads as killed by it: the format
-/// (conmon's) cannot tell `exit 137` from SIGKILL, and a killed process is what it almost
-/// always means.
-pub(crate) fn read_exit(path: &Path) -> Result<Option<Exit>> {
+/// Records how a container's init ended: first the exact ending in the container's directory
+/// (when it exists), then the exit file as conmon writes it, a decimal number without a newline,
+/// 128 + the signal for a killed process. The exit file appearing is what others look for, so
+/// the detail is there by then. An unknown ending writes nothing: no file is the record of "not
+/// seen".
+pub(crate) fn write_exit(files: &ContainerFiles, exit: Exit) -> Result<()> {
+    let (code, detail) = match exit {
+        Exit::Exited(code) => (code, ExitDetail::Exited(code)),
+        Exit::Signaled(signal) => (128 + signal.number(), ExitDetail::Signaled(signal.number())),
+        Exit::Unknown => return Ok(()),
+    };
+    if files.dir.is_dir() {
+        let json = serde_json::to_vec(&detail).map_err(|err| Error::parse("exit record", err.to_string()))?;
+        write_atomically(&files.dir.join(EXIT_DETAIL), &json)?;
+    }
+    write_atomically(&files.exit_file, code.to_string().as_bytes())
+}
+
+/// Reads how a container's init ended: the exact ending when the engine recorded it, else the
+/// exit file alone (written by conmon, or for a container whose directory was gone). From the
+/// exit file alone a number above 128 that is a signal reads as killed by it: the format cannot
+/// tell `exit 137` from SIGKILL, and a killed process is what it almost always means.
+pub(crate) fn read_exit(files: &ContainerFiles) -> Result<Option<Exit>> {
+    let path = &files.exit_file;
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
     };
+    let detail_path = files.dir.join(EXIT_DETAIL);
+    match std::fs::read(&detail_path) {
+        Ok(bytes) => {
+            let detail: ExitDetail = serde_json::from_slice(&bytes)
+                .map_err(|err| Error::parse(format!("exit record {}", detail_path.display()), err.to_string()))?;
+            return Ok(Some(match detail {
+                ExitDetail::Exited(code) => Exit::Exited(code),
+                ExitDetail::Signaled(number) => Signal::from_number(number).map_or(Exit::Unknown, Exit::Signaled),
+            }));
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => {}
+        Err(err) => return Err(Error::io(format!("reading {}", detail_path.display()), err)),
+    }
     let code: i32 = text.trim().parse().map_err(|_| {
         Error::parse(format!("exit file {}", path.display()), format!("{:?} is not a status", text.trim()))
     })?;
@@ -268,31 +307,58 @@ mod tests {
         }
     }
 
+    /// Files of a container whose directory exists, as the engine makes it before the runtime runs.
+    fn container_files(dir: &Path) -> ContainerFiles {
+        let files = ContainerFiles { exit_file: dir.join("exits-c1"), dir: dir.join("c1") };
+        std::fs::create_dir(&files.dir).unwrap();
+        files
+    }
+
     #[test]
     fn exit_files_hold_conmons_format() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c1");
-        write_exit(&path, Exit::Exited(7)).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "7", "decimal, no newline");
-        write_exit(&path, Exit::Signaled(Signal::TERM)).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "143");
-        assert_eq!(read_exit(&path).unwrap(), Some(Exit::Signaled(Signal::TERM)));
-        // As conmon 2.1.6 writes it for `exit 0`, and with a trailing newline from elsewhere.
-        std::fs::write(&path, "0").unwrap();
-        assert_eq!(read_exit(&path).unwrap(), Some(Exit::Exited(0)));
-        std::fs::write(&path, "3\n").unwrap();
-        assert_eq!(read_exit(&path).unwrap(), Some(Exit::Exited(3)));
-        std::fs::write(&path, "garbage").unwrap();
-        assert!(matches!(read_exit(&path), Err(Error::Parse { .. })));
-        assert_eq!(read_exit(&dir.path().join("none")).unwrap(), None);
+        let files = container_files(dir.path());
+        let path = &files.exit_file;
+        write_exit(&files, Exit::Exited(7)).unwrap();
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "7", "decimal, no newline");
+        write_exit(&files, Exit::Signaled(Signal::TERM)).unwrap();
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "143");
+        assert_eq!(read_exit(&files).unwrap(), Some(Exit::Signaled(Signal::TERM)));
+        // Exit files alone, as conmon 2.1.6 writes them for `exit 0`, for a kill, and with a
+        // trailing newline from elsewhere.
+        std::fs::remove_dir_all(&files.dir).unwrap();
+        std::fs::write(path, "0").unwrap();
+        assert_eq!(read_exit(&files).unwrap(), Some(Exit::Exited(0)));
+        std::fs::write(path, "137").unwrap();
+        assert_eq!(read_exit(&files).unwrap(), Some(Exit::Signaled(Signal::KILL)));
+        std::fs::write(path, "3\n").unwrap();
+        assert_eq!(read_exit(&files).unwrap(), Some(Exit::Exited(3)));
+        std::fs::write(path, "garbage").unwrap();
+        assert!(matches!(read_exit(&files), Err(Error::Parse { .. })));
+        std::fs::remove_file(path).unwrap();
+        assert_eq!(read_exit(&files).unwrap(), None);
+    }
+
+    #[test]
+    fn an_exit_code_above_128_and_a_signal_read_back_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = container_files(dir.path());
+        for (exit, text) in
+            [(Exit::Exited(137), "137"), (Exit::Signaled(Signal::KILL), "137"), (Exit::Exited(143), "143")]
+        {
+            write_exit(&files, exit).unwrap();
+            assert_eq!(std::fs::read_to_string(&files.exit_file).unwrap(), text, "conmon's format for {exit:?}");
+            assert_eq!(read_exit(&files).unwrap(), Some(exit));
+        }
     }
 
     #[test]
     fn an_unknown_ending_writes_no_exit_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c1");
-        write_exit(&path, Exit::Unknown).unwrap();
-        assert!(!path.exists());
+        let files = container_files(dir.path());
+        write_exit(&files, Exit::Unknown).unwrap();
+        assert!(!files.exit_file.exists());
+        assert_eq!(std::fs::read_dir(&files.dir).unwrap().count(), 0);
     }
 
     #[test]
@@ -304,12 +370,12 @@ mod tests {
             bundle: "/b".into(),
             backend: "runc".into(),
             monitor: "direct".into(),
-            pid: 42,
+            pid: Some(42),
             stop_signal: 15,
             checkpointed: false,
         };
         root.save(&record).unwrap();
-        write_exit(&root.files(&record.id).exit_file, Exit::Exited(1)).unwrap();
+        write_exit(&root.files(&record.id), Exit::Exited(1)).unwrap();
         assert_eq!(root.load(&record.id).unwrap(), Some(record.clone()));
         assert_eq!(root.records().unwrap(), vec![record.clone()]);
         root.forget(&record.id).unwrap();

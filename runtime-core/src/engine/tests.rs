@@ -452,3 +452,152 @@ async fn an_export_onto_an_existing_file_is_refused_before_the_dump() {
     assert!(matches!(&result, Err(Error::Io { .. })), "{result:?}");
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "an earlier archive", "left as it was");
 }
+
+/// The direct monitor, but `create` returns only once the init has exited and its exit was
+/// recorded: the ordering of an init that exits before the engine has saved anything.
+#[derive(Debug, Default)]
+struct ExitsBeforeCreateReturns(DirectMonitor);
+
+#[async_trait::async_trait]
+impl Monitor for ExitsBeforeCreateReturns {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
+        let (id, files) = (req.id.clone(), req.files.clone());
+        let created = self.0.create(backend, req).await?;
+        self.0.wait(&id, &files).await?;
+        Ok(created)
+    }
+    async fn restore(&self, backend: &dyn OciBackend, req: RestoreRequest) -> Result<Created> {
+        self.0.restore(backend, req).await
+    }
+    async fn exec(&self, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
+        self.0.exec(backend, req).await
+    }
+    async fn adopt(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) -> Result<()> {
+        self.0.adopt(id, pid, files).await
+    }
+    async fn exit_status(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Option<Exit>> {
+        self.0.exit_status(id, files).await
+    }
+    async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit> {
+        self.0.wait(id, files).await
+    }
+    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
+        self.0.wait_exec(session).await
+    }
+    async fn signal_exec(&self, session: &ExecSession, signal: Signal) -> Result<()> {
+        self.0.signal_exec(session, signal).await
+    }
+    async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
+        self.0.release(id, files).await
+    }
+}
+
+/// A backend whose `run` starts `script` as the container's init, a child of this process.
+fn backend_running(script: &'static str) -> MockBackend {
+    let mut backend = backend();
+    backend.expect_can_run().return_const(true);
+    backend.expect_run().returning(move |_, _, _| {
+        let child = std::process::Command::new("sh").args(["-c", script]).spawn().unwrap();
+        Ok(Created { pid: child.id() })
+    });
+    backend
+}
+
+#[tokio::test]
+async fn an_init_that_exits_before_its_record_is_saved_keeps_its_code_across_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::open(dir.path()).unwrap();
+    let engine =
+        Engine::new(Arc::new(backend_running("exit 42")), Arc::new(ExitsBeforeCreateReturns::default()), root.clone());
+    engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
+    assert_eq!(engine.wait(&id()).await.unwrap(), Exit::Exited(42), "in the same engine");
+    drop(engine);
+
+    // No runtime call is expected: the record and the exit file say it all.
+    let reconnected = Engine::reconnect(Arc::new(backend()), Arc::new(DirectMonitor::new()), root).await.unwrap();
+    let status = reconnected.status(&id()).await.unwrap();
+    assert_eq!((status.status, status.exit), (Status::Stopped, Some(Exit::Exited(42))), "{status:?}");
+    assert_eq!(reconnected.wait(&id()).await.unwrap(), Exit::Exited(42));
+}
+
+#[tokio::test]
+async fn a_code_above_128_and_a_kill_read_the_same_live_and_after_a_reconnect() {
+    for (script, expected) in [("exit 137", Exit::Exited(137)), ("kill -KILL $$", Exit::Signaled(Signal::KILL))] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        let engine = Engine::new(Arc::new(backend_running(script)), Arc::new(DirectMonitor::new()), root.clone());
+        engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
+        assert_eq!(engine.wait(&id()).await.unwrap(), expected, "live: {script}");
+        drop(engine);
+        let reconnected = Engine::reconnect(Arc::new(backend()), Arc::new(DirectMonitor::new()), root).await.unwrap();
+        assert_eq!(reconnected.status(&id()).await.unwrap().exit, Some(expected), "after a reconnect: {script}");
+    }
+}
+
+#[tokio::test]
+async fn a_container_deleted_outside_the_engine_leaves_no_exit_to_the_next_of_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::open(dir.path()).unwrap();
+    let mut first = backend_running("exit 3");
+    // Between the two runs the runtime's container was deleted by someone else.
+    first
+        .expect_state()
+        .returning(|id| Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") }));
+    let engine = Engine::new(Arc::new(first), Arc::new(DirectMonitor::new()), root.clone());
+    engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
+    assert_eq!(engine.wait(&id()).await.unwrap(), Exit::Exited(3));
+    assert!(root.files(&id()).exit_file.exists());
+
+    let mut second = backend();
+    second
+        .expect_state()
+        .returning(|id| Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") }));
+    second.expect_can_run().return_const(true);
+    second.expect_run().returning(|_, _, _| {
+        let child = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        Ok(Created { pid: child.id() })
+    });
+    let engine = Engine::new(Arc::new(second), Arc::new(DirectMonitor::new()), root.clone());
+    let created = engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
+    assert!(!root.files(&id()).exit_file.exists(), "the earlier container's exit is gone");
+    assert_eq!(engine.monitor.exit_status(&id(), &root.files(&id())).await.unwrap(), None);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(created.pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(engine.wait(&id()).await.unwrap(), Exit::Signaled(Signal::KILL));
+}
+
+#[tokio::test]
+async fn a_restore_that_fails_after_the_runtime_restored_deletes_the_container_and_keeps_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    let mut features = (*features_without_restore("")).clone();
+    features.restore = crate::contract::features::Support::Supported { evidence: Vec::new() };
+    let features = Arc::new(features);
+    backend.expect_features().returning(move || Ok(features.clone()));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    monitor.expect_restore().times(1).returning(|_, _| ready(Ok(Created { pid: 4343 })));
+    // The restored container is deleted again.
+    backend.expect_delete().with(eq(id()), eq(DeleteMode::Force)).times(1).returning(|_, _| Ok(()));
+    let root = StateRoot::open(dir.path()).unwrap();
+    let checkpointed = ContainerRecord {
+        id: id(),
+        bundle: "/b".into(),
+        backend: "mock".into(),
+        monitor: "mock-monitor".into(),
+        pid: Some(4242),
+        stop_signal: 15,
+        checkpointed: true,
+    };
+    root.save(&checkpointed).unwrap();
+    let images = root.files(&id()).dir.join(crate::checkpoint::CHECKPOINT_DIR);
+    std::fs::create_dir(&images).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
+    // The images hold no CRIU statistics, so reading them fails once the runtime restored.
+    let opts = ContainerRestoreOptions { statistics: true, ..Default::default() };
+    let result = engine.restore(&id(), Path::new("/b"), opts).await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(root.load(&id()).unwrap(), Some(checkpointed), "the checkpoint is still recorded as such");
+    assert!(images.is_dir(), "and its images are kept");
+}
