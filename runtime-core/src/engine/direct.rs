@@ -14,7 +14,7 @@
 //! starts also become its children (the library reaps only the processes it supervises).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -38,8 +38,12 @@ pub struct DirectMonitor {
     execs: Mutex<HashMap<u32, Watched>>,
 }
 
+/// The processes watched in this process, by pid, until reaped: a process is watched (and
+/// reaped) once, however many monitors supervise it.
+static LIVE_WATCHES: LazyLock<Mutex<HashMap<u32, Watched>>> = LazyLock::new(Default::default);
+
 /// One supervised process: its pidfd, its exit once seen, and where its exit is recorded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Watched {
     handle: Option<Arc<ProcessHandle>>,
     exit: watch::Receiver<Option<Exit>>,
@@ -101,6 +105,15 @@ impl DirectMonitor {
     /// monitor that is dropped hands its watches on, and they still reap their processes and
     /// record their exits for as long as the runtime runs.
     fn watch(pid: u32, files: Option<ContainerFiles>, id: String) -> Watched {
+        let mut live = LIVE_WATCHES.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(watched) = live.get(&pid) {
+            // Already watched in this process (by a monitor dropped since, or another one): one
+            // watch reaps it, and the newest supervisor says where its exit is recorded.
+            if files.is_some() {
+                *watched.record_to.lock().unwrap_or_else(|p| p.into_inner()) = files;
+            }
+            return watched.clone();
+        }
         let (sender, exit) = watch::channel(None);
         let handle = match ProcessHandle::open(pid) {
             Ok(handle) => Some(Arc::new(handle)),
@@ -110,10 +123,12 @@ impl DirectMonitor {
             }
         };
         let record_to: RecordTo = Arc::new(Mutex::new(files));
-        let watched = handle.clone();
-        let recording = record_to.clone();
+        let watched = Watched { handle: handle.clone(), exit, record_to: record_to.clone() };
+        if handle.is_some() {
+            live.insert(pid, watched.clone());
+        }
         tokio::spawn(async move {
-            let exit = match watched {
+            let exit = match handle {
                 Some(handle) => match handle.exited().await {
                     Ok(()) => handle.reap().await,
                     Err(err) => {
@@ -124,22 +139,31 @@ impl DirectMonitor {
                 None => Exit::Unknown,
             };
             // Held while recording, so that a release waits for a record under way to finish.
-            let files = recording.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(files) = files.as_ref() {
-                record_exit(files, exit, &id);
-            }
+            let files = record_to.lock().unwrap_or_else(|p| p.into_inner());
+            let exit = match (exit, files.as_ref()) {
+                // Reaped by another watch before this one began (a watch of a dropped monitor
+                // that has finished): what it recorded is the answer.
+                (Exit::Unknown, Some(files)) => read_exit(files).ok().flatten().unwrap_or(Exit::Unknown),
+                (exit, Some(files)) => {
+                    record_exit(files, exit, &id);
+                    exit
+                }
+                (exit, None) => exit,
+            };
             drop(files);
             tracing::debug!(%id, pid, %exit, "process ended");
             // No receiver left is fine: the exit file holds it.
             let _ = sender.send(Some(exit));
+            // Only now may the pid name another process.
+            LIVE_WATCHES.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
         });
-        Watched { handle, exit, record_to }
+        watched
     }
 
     fn supervise(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) {
         let watched = Self::watch(pid, Some(files.clone()), id.as_str().to_owned());
-        let previous = self.containers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), watched);
-        if let Some(previous) = previous {
+        let previous = self.containers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), watched.clone());
+        if let Some(previous) = previous.filter(|previous| !Arc::ptr_eq(&previous.record_to, &watched.record_to)) {
             previous.let_go();
         }
     }

@@ -184,14 +184,14 @@ impl Engine {
         let started = self.start(id).await;
         let rollback = unfinished.finish();
         if let Err(err) = started {
-            rollback.run().await;
+            rollback.run_locked().await;
             return Err(err);
         }
         Ok(created)
     }
 
     async fn bring_up(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions, launch: Launch) -> Result<Created> {
-        let _lock = self.root.lock(id).await?;
+        let mut lock = self.root.lock(id).await?;
         let files = self.root.files(id);
         let recorded = self.root.load(id)?;
         let known = match &recorded {
@@ -217,6 +217,7 @@ impl Engine {
                 // an unfinished call was undone by the backend.
                 if !known {
                     self.root.forget(id)?;
+                    lock.remove_on_drop();
                 }
                 return Err(err);
             }
@@ -224,6 +225,7 @@ impl Engine {
         self.mark_watched(id);
         if let Err(err) = self.root.save(&self.record(id, bundle, Some(created.pid))) {
             self.roll_back(id).await;
+            lock.remove_on_drop();
             return Err(err);
         }
         Ok(created)
@@ -255,8 +257,8 @@ impl Engine {
         }
     }
 
-    /// Removes a container the engine could not finish making: `delete --force`, then the
-    /// monitor's files and the engine's record.
+    /// Removes a container the engine could not finish making, its lock held by the caller:
+    /// `delete --force`, then the monitor's files and the engine's record.
     async fn roll_back(&self, id: &ContainerId) {
         self.rollback_of(id).run().await;
     }
@@ -480,11 +482,23 @@ struct RollBack {
 }
 
 impl RollBack {
-    /// `delete --force`, then the monitor's files and the engine's record.
-    async fn run(self) {
+    /// `delete --force`, then the monitor's files and the engine's record; the caller holds the
+    /// container's lock.
+    async fn run(&self) {
         self.delete_and_release().await;
         if let Err(err) = self.root.forget(&self.id) {
             tracing::warn!(id = %self.id, %err, "removing the container's state failed");
+        }
+    }
+
+    /// [`RollBack::run`] under the container's lock, which goes with the container.
+    async fn run_locked(self) {
+        match self.root.lock(&self.id).await {
+            Ok(mut lock) => {
+                self.run().await;
+                lock.remove_on_drop();
+            }
+            Err(err) => tracing::warn!(id = %self.id, %err, "cannot lock a container to roll it back"),
         }
     }
 
@@ -519,7 +533,7 @@ impl Drop for UnfinishedRun {
         if let Some(rollback) = self.rollback.take() {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(rollback.run());
+                    runtime.spawn(rollback.run_locked());
                 }
                 Err(_) => tracing::warn!(id = %rollback.id, "a dropped run could not be rolled back: no runtime"),
             }

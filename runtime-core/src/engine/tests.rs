@@ -495,7 +495,9 @@ impl Monitor for ExitsBeforeCreateReturns {
     }
 }
 
-/// A backend whose `run` starts `script` as the container's init, a child of this process.
+/// A backend whose `run` starts `script` as the container's init, a child of this process
+/// that the monitor under test reaps.
+#[allow(clippy::zombie_processes)]
 fn backend_running(script: &'static str) -> MockBackend {
     let mut backend = backend();
     backend.expect_can_run().return_const(true);
@@ -538,6 +540,7 @@ async fn a_code_above_128_and_a_kill_read_the_same_live_and_after_a_reconnect() 
 }
 
 #[tokio::test]
+#[allow(clippy::zombie_processes)] // the monitor under test reaps the inits
 async fn a_container_deleted_outside_the_engine_leaves_no_exit_to_the_next_of_its_id() {
     let dir = tempfile::tempdir().unwrap();
     let root = StateRoot::open(dir.path()).unwrap();
