@@ -162,6 +162,23 @@ async fn a_rootless_stop_kills_only_the_init() {
 }
 
 #[tokio::test]
+async fn a_checkpoint_that_stops_the_container_forgets_its_oom_kill_with_its_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    monitor.expect_wait().returning(|_, _| ready(Ok(Exit::Signaled(Signal::KILL))));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    backend.expect_state().returning(|_| Ok(state_of(Status::Running)));
+    backend.expect_checkpoint().times(1).returning(|_, _| Ok(()));
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    // An OOM kill of a process of the container before the dump: not the restored one's.
+    let oom = dir.path().join("containers/c1/oom");
+    std::fs::write(&oom, "").unwrap();
+    engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await.unwrap();
+    assert!(!oom.exists(), "the oom file went with the exit");
+}
+
+#[tokio::test]
 async fn status_reports_an_oom_kill_from_the_oom_file_beside_the_exit_only_once_it_exited() {
     let dir = tempfile::tempdir().unwrap();
     let (mut backend, mut monitor) = (backend(), monitor());
