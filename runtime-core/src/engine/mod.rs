@@ -287,14 +287,8 @@ impl Engine {
     /// it, no runtime call is made.
     pub async fn status(&self, id: &ContainerId) -> Result<ContainerStatus> {
         if self.root.load(id)?.is_some_and(|record| record.checkpointed) {
-            let (exit, oom_killed) = (None, false);
-            return Ok(ContainerStatus {
-                id: id.clone(),
-                status: Status::Stopped,
-                exit,
-                oom_killed,
-                checkpointed: true,
-            });
+            let status = Status::Stopped;
+            return Ok(ContainerStatus { id: id.clone(), status, exit: None, oom_killed: false, checkpointed: true });
         }
         let files = self.root.files(id);
         if let Some(exit) = self.monitor.exit_status(id, &files).await? {
