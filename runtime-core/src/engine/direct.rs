@@ -28,6 +28,7 @@ use crate::contract::monitor::{
 };
 use crate::contract::options::{Created, ExecOptions, ExecOutcome, ExecStdio};
 use crate::contract::signal::Signal;
+use crate::engine::oom::OomCounter;
 use crate::engine::pidfd::ProcessHandle;
 use crate::engine::state_root::{read_exit, write_exit};
 
@@ -122,6 +123,8 @@ impl DirectMonitor {
                 None
             }
         };
+        // A container's (its files are given): its memory cgroup is found while the init lives.
+        let oom = files.as_ref().and_then(|_| oom_counter(pid, &id));
         let record_to: RecordTo = Arc::new(Mutex::new(files));
         let watched = Watched { handle: handle.clone(), exit, record_to: record_to.clone() };
         if handle.is_some() {
@@ -145,6 +148,9 @@ impl DirectMonitor {
                 // that has finished): what it recorded is the answer.
                 (Exit::Unknown, Some(files)) => read_exit(files).ok().flatten().unwrap_or(Exit::Unknown),
                 (exit, Some(files)) => {
+                    if let Some(oom) = &oom {
+                        record_oom(files, oom, &id);
+                    }
                     record_exit(files, exit, &id);
                     exit
                 }
@@ -182,6 +188,31 @@ fn record_exit(files: &ContainerFiles, exit: Exit, id: &str) {
     }
     if !files.dir.exists() {
         let _ = std::fs::remove_file(&files.exit_file);
+    }
+}
+
+/// The OOM counter of the memory cgroup `pid` is in; none (with the reason logged) when it
+/// cannot be found, and then no OOM kill is ever reported for it.
+fn oom_counter(pid: u32, id: &str) -> Option<OomCounter> {
+    match OomCounter::of(pid) {
+        Ok(Some(counter)) => Some(counter),
+        Ok(None) => {
+            tracing::debug!(%id, pid, "no memory cgroup to count OOM kills in");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(%id, pid, %err, "cannot find the memory cgroup; OOM kills will not be reported");
+            None
+        }
+    }
+}
+
+/// Records an OOM kill the cgroup counted, before the exit is recorded: whoever sees the exit
+/// sees the OOM file too.
+fn record_oom(files: &ContainerFiles, oom: &OomCounter, id: &str) {
+    match oom.record(files) {
+        Ok(killed) => tracing::debug!(%id, killed, "OOM kills read"),
+        Err(err) => tracing::warn!(%id, %err, "cannot read or record the OOM kills"),
     }
 }
 

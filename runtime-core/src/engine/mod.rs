@@ -13,6 +13,7 @@
 
 mod checkpoint;
 mod direct;
+mod oom;
 mod pidfd;
 mod state_root;
 #[cfg(test)]
@@ -57,6 +58,11 @@ pub struct ContainerStatus {
     pub status: Status,
     /// How it ended, once it has.
     pub exit: Option<Exit>,
+    /// The kernel's OOM killer killed a process of the container (read from its memory cgroup
+    /// when its init ended, on every runtime, and kept with its exit across a reconnect). As in
+    /// conmon and podman, a process other than the init counts too. False while it runs, and
+    /// when the monitor could not see its memory cgroup.
+    pub oom_killed: bool,
     /// Stopped by a checkpoint: it lives on as its images, under the state root or in the
     /// archive it was exported to, for [`Engine::restore`].
     pub checkpointed: bool,
@@ -310,12 +316,13 @@ impl Engine {
     /// it, no runtime call is made.
     pub async fn status(&self, id: &ContainerId) -> Result<ContainerStatus> {
         if self.root.load(id)?.is_some_and(|record| record.checkpointed) {
-            return Ok(ContainerStatus { id: id.clone(), status: Status::Stopped, exit: None, checkpointed: true });
+            let status = Status::Stopped;
+            return Ok(ContainerStatus { id: id.clone(), status, exit: None, oom_killed: false, checkpointed: true });
         }
         let files = self.root.files(id);
         if let Some(exit) = self.monitor.exit_status(id, &files).await? {
-            let status = Status::Stopped;
-            return Ok(ContainerStatus { id: id.clone(), status, exit: Some(exit), checkpointed: false });
+            let (status, oom_killed) = (Status::Stopped, self.monitor.oom_killed(id, &files).await?);
+            return Ok(ContainerStatus { id: id.clone(), status, exit: Some(exit), oom_killed, checkpointed: false });
         }
         let state = self.backend.state(id).await?;
         let exit = match state.status {
@@ -323,7 +330,9 @@ impl Engine {
             Status::Stopped => Some(self.exit_after_stop(id).await?),
             _ => None,
         };
-        Ok(ContainerStatus { id: id.clone(), status: state.status, exit, checkpointed: false })
+        // Recorded before the exit: once the exit is known, so is this.
+        let oom_killed = exit.is_some() && self.monitor.oom_killed(id, &files).await?;
+        Ok(ContainerStatus { id: id.clone(), status: state.status, exit, oom_killed, checkpointed: false })
     }
 
     async fn exit_after_stop(&self, id: &ContainerId) -> Result<Exit> {
@@ -337,6 +346,8 @@ impl Engine {
     }
 
     /// Waits until the container has exited and says how. Driven by the monitor's events.
+    /// Whether the OOM killer ended it is in [`Engine::status`] ([`ContainerStatus::oom_killed`]),
+    /// recorded by the time this returns.
     pub async fn wait(&self, id: &ContainerId) -> Result<Exit> {
         let files = self.root.files(id);
         if !self.is_watched(id) {
@@ -458,17 +469,20 @@ impl Engine {
         Ok(statuses)
     }
 
-    /// Stops watching `id` and removes its recorded exit.
+    /// Stops watching `id` and removes its recorded exit (and OOM kill).
     async fn forget_exit(&self, id: &ContainerId) -> Result<()> {
         let files = self.root.files(id);
         self.monitor.release(id, &files).await?;
         self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        match std::fs::remove_file(&files.exit_file) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::io(format!("removing {}", files.exit_file.display()), err))
+        for file in [files.exit_file.clone(), files.oom_file()] {
+            match std::fs::remove_file(&file) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(format!("removing {}", file.display()), err));
+                }
+                _ => {}
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 //! <root>/                 0700
 //!   exits/<id>            exit files: the status as decimal text, written once, atomically
 //!   containers/<id>/      0700, one per container: record.json, and the monitor's own files
+//!     oom                 empty, present once the OOM killer struck the container (as conmon's)
 //!   locks/<id>            flock(2) files: one process at a time works on a container
 //! ```
 //!

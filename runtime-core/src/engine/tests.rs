@@ -161,6 +161,47 @@ async fn a_rootless_stop_kills_only_the_init() {
     assert_eq!(exit, Exit::Signaled(Signal::KILL));
 }
 
+#[tokio::test]
+async fn a_checkpoint_that_stops_the_container_forgets_its_oom_kill_with_its_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    monitor.expect_wait().returning(|_, _| ready(Ok(Exit::Signaled(Signal::KILL))));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    backend.expect_state().returning(|_| Ok(state_of(Status::Running)));
+    backend.expect_checkpoint().times(1).returning(|_, _| Ok(()));
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    // An OOM kill of a process of the container before the dump: not the restored one's.
+    let oom = dir.path().join("containers/c1/oom");
+    std::fs::write(&oom, "").unwrap();
+    engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await.unwrap();
+    assert!(!oom.exists(), "the oom file went with the exit");
+}
+
+#[tokio::test]
+async fn status_reports_an_oom_kill_from_the_oom_file_beside_the_exit_only_once_it_exited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    let mut exited = false;
+    monitor.expect_exit_status().returning(move |_, _| {
+        // Running at the first question, killed afterwards.
+        let answer = exited.then_some(Exit::Signaled(Signal::KILL));
+        exited = true;
+        ready(Ok(answer))
+    });
+    backend.expect_state().times(1).returning(|_| Ok(state_of(Status::Running)));
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    // conmon's shape: an empty file named `oom` in the container's directory.
+    let oom = dir.path().join("containers/c1/oom");
+    std::fs::write(&oom, "").unwrap();
+    let running = engine.status(&id()).await.unwrap();
+    assert!(running.exit.is_none() && !running.oom_killed, "not while it runs: {running:?}");
+    let status = engine.status(&id()).await.unwrap();
+    assert_eq!((status.exit, status.oom_killed), (Some(Exit::Signaled(Signal::KILL)), true));
+    std::fs::remove_file(&oom).unwrap();
+    assert!(!engine.status(&id()).await.unwrap().oom_killed, "no file, no OOM kill");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_container_that_ignores_even_sigkill_is_reported_with_its_pid() {
     let dir = tempfile::tempdir().unwrap();
@@ -430,7 +471,10 @@ async fn a_container_a_checkpoint_stopped_is_reported_checkpointed_and_deleted_w
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await.unwrap();
     let status = engine.status(&id()).await.unwrap();
-    assert_eq!(status, ContainerStatus { id: id(), status: Status::Stopped, exit: None, checkpointed: true });
+    assert_eq!(
+        status,
+        ContainerStatus { id: id(), status: Status::Stopped, exit: None, oom_killed: false, checkpointed: true }
+    );
     assert_eq!(engine.list().await.unwrap(), vec![status]);
     engine.delete(&id(), DeleteMode::IfStopped).await.unwrap();
     assert!(!dir.path().join("containers/c1").exists(), "the images went with it");
