@@ -2,16 +2,25 @@
 //!
 //! No process per container: while `create` (or `run`, `restore`, a background exec) runs, the
 //! embedding process is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so when the runtime exits
-//! the process it leaves behind — orphaned — becomes the embedding process's child. A pidfd on the tokio reactor says when it
-//! ends; `waitid(P_PIDFD)` reaps exactly that process and gives its status, which is written
-//! to the exit file (as conmon writes it) and handed to every waiter.
+//! the process it leaves behind — orphaned — becomes the embedding process's child. A pidfd on
+//! the tokio reactor says when it ends; `waitid(P_PIDFD)` reaps exactly that process and gives
+//! its status (any signal, real-time ones included), which is written to the exit file (as
+//! conmon writes it, with the exact ending beside it) and handed to every waiter.
+//!
+//! A process is watched once per embedding process, however many monitors supervise it (an
+//! engine reconnected in the same process, a monitor dropped and made again): the watch is a
+//! task of its own, not owned by the monitor value, so dropping a monitor hands its watches on
+//! and releasing a container never leaves its init unreaped; it only stops recording.
 //!
 //! What this monitor cannot do, honestly stated: its supervision ends with the embedding
-//! process. Containers keep running when it exits, but their inits are then reparented away
-//! and nobody records how they end: after a restart, [`crate::Engine::reconnect`] reports such
-//! an exit as [`Exit::Unknown`]. Use conmon for containers that must outlive their caller with
-//! their exit codes. Being a subreaper is process-wide: orphans of other programs this process
-//! starts also become its children (the library reaps only the processes it supervises).
+//! process (or its tokio runtime). Containers keep running when it exits, but their inits are
+//! then reparented away and nobody records how they end: after a restart,
+//! [`crate::Engine::reconnect`] reports such an exit as [`Exit::Unknown`]. Use conmon for
+//! containers that must outlive their caller with their exit codes. Being a subreaper is
+//! process-wide, for the length of a call: an orphan of another program this process started
+//! that is adopted in that window becomes its child, and is not reaped by the library (nothing
+//! tells such an orphan apart from the program's own children, whose statuses are the
+//! program's to wait for).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
