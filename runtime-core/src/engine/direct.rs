@@ -354,16 +354,27 @@ mod tests {
         assert!(!files.exit_file.exists());
     }
 
+    /// The files of a container `c1` whose directory exists, in `dir`.
+    fn container_files(dir: &std::path::Path) -> ContainerFiles {
+        let files = ContainerFiles { exit_file: dir.join("exit"), dir: dir.join("c1") };
+        std::fs::create_dir(&files.dir).unwrap();
+        files
+    }
+
+    /// A child that exits with `code` once its stdin is closed.
+    fn child_exiting_on_eof(code: i32) -> std::process::Child {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("read line; exit {code}")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_released_containers_init_is_still_reaped_and_records_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let files = ContainerFiles { exit_file: dir.path().join("exit"), dir: dir.path().join("c1") };
-        std::fs::create_dir(&files.dir).unwrap();
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "read line; exit 5"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let files = container_files(dir.path());
+        let mut child = child_exiting_on_eof(5);
         let monitor = DirectMonitor::new();
         let id = ContainerId::new("c1").unwrap();
         monitor.supervise(&id, child.id(), &files);
@@ -379,13 +390,8 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_monitor_hands_its_watches_on() {
         let dir = tempfile::tempdir().unwrap();
-        let files = ContainerFiles { exit_file: dir.path().join("exit"), dir: dir.path().join("c1") };
-        std::fs::create_dir(&files.dir).unwrap();
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "read line; exit 9"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let files = container_files(dir.path());
+        let mut child = child_exiting_on_eof(9);
         let monitor = DirectMonitor::new();
         monitor.supervise(&ContainerId::new("c1").unwrap(), child.id(), &files);
         drop(monitor);

@@ -14,6 +14,7 @@ use runtime_core::{
 
 use super::Case;
 use super::env::Env;
+use crate::bundle::Bundle;
 use crate::harness::{CaseResult, Ran};
 
 /// Every engine case with its name.
@@ -53,8 +54,24 @@ fn exit_file_text(env: &mut Env, id: &ContainerId) -> anyhow::Result<String> {
 }
 
 async fn created(env: &mut Env, engine: &Engine, name: &str, args: &[&str]) -> anyhow::Result<ContainerId> {
-    let id = env.id(name);
     let bundle = env.bundle(args.iter().copied())?;
+    created_from(env, engine, name, bundle).await
+}
+
+/// A container created in the host's pid namespace: its init is no namespace init there, so a
+/// signal's default action (to terminate) applies to it.
+async fn created_in_host_pid_namespace(
+    env: &mut Env,
+    engine: &Engine,
+    name: &str,
+    args: &[&str],
+) -> anyhow::Result<ContainerId> {
+    let bundle = env.bundle_builder(args.iter().copied()).host_pid_namespace().build()?;
+    created_from(env, engine, name, bundle).await
+}
+
+async fn created_from(env: &mut Env, engine: &Engine, name: &str, bundle: Bundle) -> anyhow::Result<ContainerId> {
+    let id = env.id(name);
     let created = engine.create(&id, bundle.path(), CreateOptions::default()).await.context("engine create")?;
     env.track(created.pid);
     // The runtime has what it needs from the bundle once the container exists.
@@ -77,13 +94,8 @@ async fn exit_code_is_reported(env: &mut Env) -> CaseResult {
 
 async fn signals_are_reported(env: &mut Env) -> CaseResult {
     let engine = env.engine()?;
-    // Outside a pid namespace of its own the process is no namespace init, so SIGTERM's
-    // default action applies to it.
     for (signal, code) in [(Signal::TERM, "143"), (Signal::KILL, "137")] {
-        let id = env.id("signaled");
-        let bundle = env.bundle_builder(["sleep", "1000"]).host_pid_namespace().build()?;
-        let created = engine.create(&id, bundle.path(), CreateOptions::default()).await?;
-        env.track(created.pid);
+        let id = created_in_host_pid_namespace(env, &engine, "signaled", &["sleep", "1000"]).await?;
         engine.start(&id).await?;
         engine.kill(&id, signal, KillScope::Init).await.context("kill")?;
         let exit = engine.wait(&id).await?;
@@ -416,11 +428,7 @@ async fn codes_above_128_survive_reconnect(env: &mut Env) -> CaseResult {
     let code = created(env, &engine, "code137", &["sh", "-c", "exit 137"]).await?;
     engine.start(&code).await?;
     ensure!(engine.wait(&code).await? == Exit::Exited(137), "live, exit 137 is a code");
-    let id = env.id("killed");
-    let bundle = env.bundle_builder(["sleep", "1000"]).host_pid_namespace().build()?;
-    let created = engine.create(&id, bundle.path(), CreateOptions::default()).await?;
-    env.track(created.pid);
-    env.keep(bundle);
+    let id = created_in_host_pid_namespace(env, &engine, "killed", &["sleep", "1000"]).await?;
     engine.start(&id).await?;
     engine.kill(&id, Signal::KILL, KillScope::Init).await?;
     ensure!(engine.wait(&id).await? == Exit::Signaled(Signal::KILL), "live, SIGKILL is a signal");
@@ -437,14 +445,10 @@ async fn codes_above_128_survive_reconnect(env: &mut Env) -> CaseResult {
 
 async fn real_time_signal_death(env: &mut Env) -> CaseResult {
     let engine = env.engine()?;
-    let id = env.id("rt-signal");
     // glibc's SIGRTMIN is 34 on Linux, so SIGRTMIN+3 (as systemd uses) is 37. The init sends
-    // it to itself (youki 0.7's `kill` refuses real-time signals), in the host's pid namespace
-    // so that the signal's default action, to terminate, applies.
-    let bundle = env.bundle_builder(["sh", "-c", "kill -37 $$; sleep 1000"]).host_pid_namespace().build()?;
-    let created = engine.create(&id, bundle.path(), CreateOptions::default()).await?;
-    env.track(created.pid);
-    env.keep(bundle);
+    // it to itself (youki 0.7's `kill` refuses real-time signals).
+    let script = ["sh", "-c", "kill -37 $$; sleep 1000"];
+    let id = created_in_host_pid_namespace(env, &engine, "rt-signal", &script).await?;
     engine.start(&id).await?;
     let exit = engine.wait(&id).await?;
     ensure!(exit == Exit::Signaled("SIGRTMIN+3".parse()?), "{exit:?}");
