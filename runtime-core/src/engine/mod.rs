@@ -159,6 +159,14 @@ impl Engine {
         &self.root
     }
 
+    /// Waits until the rollbacks of calls dropped before it (a create, run, restore or exec the
+    /// caller gave up on) have finished: they run in the background, never on the caller's
+    /// executor. Returns what they could not undo, empty when everything was. A program awaits
+    /// it before it exits, so that nothing a dropped call started outlives it unseen.
+    pub async fn settle(&self) -> Vec<Error> {
+        self.backend.settle().await
+    }
+
     fn mark_watched(&self, id: &ContainerId) {
         self.watched.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone());
     }

@@ -119,6 +119,9 @@ pub(super) async fn a_dropped_create_leaves_nothing_and_frees_the_id(env: &mut E
         tokio::time::timeout(Duration::from_secs(2), env.backend.create(&id, bundle.path(), CreateOptions::default()))
             .await;
     ensure!(stuck.is_err(), "a create stuck in its hook returned: {stuck:?}");
+    // The rollback runs in the background; once it has finished, nothing is left.
+    let unfinished = env.backend.settle().await;
+    ensure!(unfinished.is_empty(), "the rollback of the dropped create left: {unfinished:?}");
     match env.backend.state(&id).await {
         Err(Error::NotFound { .. }) => {}
         other => bail!("after the dropped create the runtime still knows the container: {other:?}"),
