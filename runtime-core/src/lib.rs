@@ -31,8 +31,9 @@ pub use contract::stats::{
 };
 pub use contract::version::{RuntimeVersion, Version};
 pub use engine::{
-    CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, ContainerStatus, DEFAULT_STOP_TIMEOUT,
-    DirectMonitor, Engine, Export, KILL_GRACE, RestoreReport, STOP_SIGNAL_ANNOTATION, StateRoot, StopOptions,
+    CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, ContainerStatus, DEFAULT_LOCK_WAIT,
+    DEFAULT_STOP_TIMEOUT, DirectMonitor, Engine, Export, KILL_GRACE, RestoreReport, STOP_SIGNAL_ANNOTATION, StateRoot,
+    StopOptions,
 };
 
 /// The OCI types callers need (`Spec`, `Process`, `LinuxResources`...), re-exported so they

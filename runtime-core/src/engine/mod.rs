@@ -37,7 +37,7 @@ use crate::contract::state::Status;
 pub use checkpoint::{CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, Export, RestoreReport};
 pub use direct::DirectMonitor;
 use state_root::ContainerRecord;
-pub use state_root::StateRoot;
+pub use state_root::{DEFAULT_LOCK_WAIT, StateRoot};
 
 /// The OCI annotation that names the signal `stop` sends first (what `STOPSIGNAL` becomes).
 pub const STOP_SIGNAL_ANNOTATION: &str = "org.opencontainers.image.stopSignal";

@@ -12,12 +12,20 @@
 //! per container so that different containers proceed in parallel; a lock file is removed with
 //! its container, and a locker that finds it removed under it starts over, so two processes can
 //! never hold "the" lock of one id at once.
+//!
+//! A lock is taken with `flock(LOCK_EX | LOCK_NB)` attempts and a short async pause between
+//! them, never with a blocking `flock`: a thread blocked in `flock(2)` cannot be called back, so
+//! a caller that gave up (dropped its call, or hit the bound) would leave it waiting, and taking
+//! the lock later for nobody. The wait is bounded ([`DEFAULT_LOCK_WAIT`], or
+//! [`StateRoot::with_lock_wait`]): past it, [`Error::WaitTimeout`].
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
@@ -27,10 +35,24 @@ use crate::contract::id::ContainerId;
 use crate::contract::monitor::ContainerFiles;
 use crate::contract::signal::Signal;
 
+/// How long a call waits for the lock of a container that another call holds, unless
+/// [`StateRoot::with_lock_wait`] says otherwise: long enough for any call to end by its own
+/// bounds with the default timeouts (a create through a monitor may take 240 s, as in libpod; a
+/// stop its timeout, [`crate::KILL_GRACE`] and its runtime calls). A lock held longer belongs to
+/// a call that hangs past every bound, or to a process that was stopped.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(300);
+
+/// The first pause between two attempts to take a lock, doubled after each up to
+/// [`LOCK_PAUSE_MAX`]: a lock held for a moment is taken at once, and a long wait costs a few
+/// system calls a second.
+const LOCK_PAUSE_MIN: Duration = Duration::from_millis(1);
+const LOCK_PAUSE_MAX: Duration = Duration::from_millis(50);
+
 /// The directory the engine keeps its state in.
 #[derive(Debug, Clone)]
 pub struct StateRoot {
     path: PathBuf,
+    lock_wait: Duration,
 }
 
 /// What the engine remembers of a container it made.
@@ -54,7 +76,7 @@ pub(crate) struct ContainerRecord {
 impl StateRoot {
     /// The state root at `path`, made (0700) if missing.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
-        let root = StateRoot { path: path.into() };
+        let root = StateRoot { path: path.into(), lock_wait: DEFAULT_LOCK_WAIT };
         for dir in [root.path.clone(), root.path.join("exits"), root.path.join("containers"), root.path.join("locks")] {
             private_dir(&dir)?;
         }
@@ -67,6 +89,13 @@ impl StateRoot {
             Some(dir) if !nix::unistd::geteuid().is_root() => PathBuf::from(dir).join("ocikit"),
             _ => PathBuf::from("/run/ocikit"),
         }
+    }
+
+    /// The same root, whose calls wait at most `wait` for the lock of a container another call
+    /// holds ([`DEFAULT_LOCK_WAIT`] unless set).
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
     }
 
     /// The root directory.
@@ -87,12 +116,24 @@ impl StateRoot {
     }
 
     /// Takes the lock of container `id`, waiting for another holder (in this process or
-    /// another) to let go. Blocks a thread of tokio's blocking pool, never the reactor.
+    /// another) to let go, at most the root's lock wait; then [`Error::WaitTimeout`]. Dropping
+    /// the future stops the wait: nothing keeps waiting for the lock.
     pub(crate) async fn lock(&self, id: &ContainerId) -> Result<ContainerLock> {
         let path = self.path.join("locks").join(id.as_str());
-        tokio::task::spawn_blocking(move || ContainerLock::acquire(path))
-            .await
-            .map_err(|err| Error::io("taking a container lock", std::io::Error::other(err)))?
+        let deadline = tokio::time::Instant::now() + self.lock_wait;
+        let mut pause = LOCK_PAUSE_MIN;
+        loop {
+            if let Some(lock) = ContainerLock::try_acquire(&path)? {
+                return Ok(lock);
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                let what = format!("the lock of container {id} ({}), held by another call", path.display());
+                return Err(Error::WaitTimeout { what, after: self.lock_wait });
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(LOCK_PAUSE_MAX);
+        }
     }
 
     /// Makes the container's directory and writes its record.
@@ -209,23 +250,27 @@ pub(crate) struct ContainerLock {
 }
 
 impl ContainerLock {
-    fn acquire(path: PathBuf) -> Result<Self> {
+    /// The lock at `path` if nobody holds it, without waiting; `None` while another holds it.
+    fn try_acquire(path: &Path) -> Result<Option<Self>> {
         loop {
             let file = OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .mode(0o600)
-                .open(&path)
+                .open(path)
                 .map_err(|err| Error::io(format!("opening lock {}", path.display()), err))?;
-            let lock = Flock::lock(file, FlockArg::LockExclusive)
-                .map_err(|(_, errno)| Error::io(format!("locking {}", path.display()), errno.into()))?;
+            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
+                Err((_, errno)) => return Err(Error::io(format!("locking {}", path.display()), errno.into())),
+            };
             // The previous holder may have removed the file while we waited: our lock is then on
             // a file nobody else can find, and the next locker would make a new one. Start over.
             let locked = lock.metadata().map_err(|err| Error::io("inspecting a lock", err))?;
-            match std::fs::metadata(&path) {
+            match std::fs::metadata(path) {
                 Ok(current) if current.ino() == locked.ino() && current.dev() == locked.dev() => {
-                    return Ok(ContainerLock { path, _lock: lock, remove_on_drop: false });
+                    return Ok(Some(ContainerLock { path: path.to_path_buf(), _lock: lock, remove_on_drop: false }));
                 }
                 Ok(_) => continue,
                 Err(err) if err.kind() == ErrorKind::NotFound => continue,
@@ -333,6 +378,55 @@ mod tests {
         drop(other);
         drop(first);
         tokio::time::timeout(std::time::Duration::from_secs(5), second).await.unwrap().unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lock_held_past_the_lock_wait_gives_wait_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let wait = std::time::Duration::from_millis(300);
+        let root = StateRoot::open(dir.path()).unwrap().with_lock_wait(wait);
+        let _held = root.lock(&id("c1")).await.unwrap();
+        let started = std::time::Instant::now();
+        let second = tokio::time::timeout(std::time::Duration::from_secs(10), root.lock(&id("c1"))).await;
+        match second.expect("the wait is bounded") {
+            Err(Error::WaitTimeout { after, .. }) => assert_eq!(after, wait),
+            other => panic!("a lock held past the wait: {other:?}"),
+        }
+        let took = started.elapsed();
+        assert!(took >= wait && took < wait * 5, "gave up after {took:?}");
+    }
+
+    /// The threads of this process that are inside `flock(2)` now.
+    fn threads_in_flock() -> Vec<String> {
+        let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+        tasks
+            .flatten()
+            .filter(|task| {
+                let syscall = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+                syscall.split_whitespace().next() == Some(&libc::SYS_flock.to_string())
+            })
+            .map(|task| task.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_waiter_leaves_no_thread_waiting_for_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        let held = root.lock(&id("waited-for")).await.unwrap();
+        let waiter = tokio::spawn({
+            let root = root.clone();
+            async move { root.lock(&id("waited-for")).await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiter.is_finished(), "the waiter waits");
+        assert_eq!(threads_in_flock(), Vec::<String>::new(), "no thread blocks in flock while waiting");
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        drop(held);
+        // Nobody took the lock for the waiter that left: another locker gets it at once.
+        let again = StateRoot::open(dir.path()).unwrap().with_lock_wait(std::time::Duration::ZERO);
+        again.lock(&id("waited-for")).await.expect("free once its holder let go");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
