@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod blocking;
 pub mod checkpoint;
 mod cli;
 mod console;
