@@ -233,8 +233,8 @@ impl Engine {
                 let _ = tokio::time::timeout(super::KILL_GRACE, self.monitor.wait(id, &files)).await;
             }
             self.forget_exit(id).await?;
-            if let Some(record) = self.root.load(id)? {
-                self.root.save(&ContainerRecord { checkpointed: true, ..record })?;
+            if let Some(record) = self.root.load(id).await? {
+                self.root.save(&ContainerRecord { checkpointed: true, ..record }).await?;
             }
         }
         let statistics = match opts.statistics {
@@ -276,7 +276,7 @@ impl Engine {
             id: id.clone(),
             backend: self.backend.name().to_owned(),
             monitor: self.monitor.name().to_owned(),
-            stop_signal: self.root.load(id)?.map(|record| record.stop_signal),
+            stop_signal: self.root.load(id).await?.map(|record| record.stop_signal),
             bundle,
             dir: dir.to_path_buf(),
             images: images.to_path_buf(),
@@ -291,7 +291,7 @@ impl Engine {
 
     /// The bundle a container was made from: the engine's record, else the runtime's state.
     async fn bundle_of(&self, id: &ContainerId) -> Result<PathBuf> {
-        match self.root.load(id)? {
+        match self.root.load(id).await? {
             Some(record) => Ok(record.bundle),
             None => Ok(self.backend.state(id).await?.bundle),
         }
@@ -316,11 +316,11 @@ impl Engine {
             });
         }
         let mut lock = self.root.lock(id).await?;
-        let known = self.root.load(id)?.is_some();
+        let known = self.root.load(id).await?.is_some();
         let restored = self.restore_locked(id, bundle, opts).await;
         if restored.is_err() && !known {
             // An import under a new id leaves nothing behind when it fails; the archive is intact.
-            self.root.forget(id)?;
+            self.root.forget(id).await?;
             lock.remove_on_drop();
         }
         restored
@@ -372,7 +372,7 @@ impl Engine {
         let created = self.monitor.restore(self.backend.as_ref(), request).await?;
         let runtime_duration = started.elapsed();
         self.mark_watched(id);
-        self.root.save(&self.record(id, bundle, created))?;
+        self.root.save(&self.record(id, bundle, created).await?).await?;
         let statistics = match opts.statistics {
             true => Some(off_executor("reading CRIU's statistics", in_dir(&images, RestoreStatistics::read)).await?),
             false => None,

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use oci_spec::runtime::{LinuxResources, Process};
 
+use crate::blocking::off_executor;
 use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
@@ -130,7 +131,7 @@ impl Engine {
     /// watched reports [`Exit::Unknown`], never a guessed code.
     pub async fn reconnect(backend: Arc<dyn OciBackend>, monitor: Arc<dyn Monitor>, root: StateRoot) -> Result<Self> {
         let engine = Engine::new(backend, monitor, root);
-        for record in engine.root.records()? {
+        for record in engine.root.records().await? {
             let files = engine.root.files(&record.id);
             if engine.monitor.exit_status(&record.id, &files).await?.is_some() {
                 continue;
@@ -196,11 +197,11 @@ impl Engine {
 
     async fn bring_up(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions, launch: Launch) -> Result<Created> {
         let _lock = self.root.lock(id).await?;
-        let known = self.root.load(id)?.is_some();
+        let known = self.root.load(id).await?.is_some();
         let files = self.root.files(id);
         if !known {
             // Left by a container of the same id that was deleted outside the engine.
-            self.root.forget(id)?;
+            self.root.forget(id).await?;
         }
         let request = CreateRequest { id: id.clone(), bundle: bundle.to_path_buf(), options: opts, launch, files };
         let created = match self.monitor.create(self.backend.as_ref(), request).await {
@@ -209,30 +210,34 @@ impl Engine {
                 // A refusal made nothing (and an existing container of this id keeps its files);
                 // an unfinished call was undone by the backend.
                 if !known {
-                    self.root.forget(id)?;
+                    self.root.forget(id).await?;
                 }
                 return Err(err);
             }
         };
         self.mark_watched(id);
-        if let Err(err) = self.root.save(&self.record(id, bundle, created)) {
+        let saved = async { self.root.save(&self.record(id, bundle, created).await?).await };
+        if let Err(err) = saved.await {
             self.roll_back(id).await;
             return Err(err);
         }
         Ok(created)
     }
 
-    /// What the engine remembers of a container it just made.
-    fn record(&self, id: &ContainerId, bundle: &Path, created: Created) -> ContainerRecord {
-        ContainerRecord {
+    /// What the engine remembers of a container it just made; the stop signal comes from its
+    /// spec, read off the executor.
+    async fn record(&self, id: &ContainerId, bundle: &Path, created: Created) -> Result<ContainerRecord> {
+        let spec_of = bundle.to_path_buf();
+        let stop_signal = off_executor("reading the spec's stop signal", move || Ok(stop_signal_of(&spec_of))).await?;
+        Ok(ContainerRecord {
             id: id.clone(),
             bundle: bundle.to_path_buf(),
             backend: self.backend.name().to_owned(),
             monitor: self.monitor.name().to_owned(),
             pid: created.pid,
-            stop_signal: stop_signal_of(bundle).number(),
+            stop_signal: stop_signal.number(),
             checkpointed: false,
-        }
+        })
     }
 
     /// Removes a container the engine could not finish making: `delete --force`, then the
@@ -246,7 +251,7 @@ impl Engine {
         if let Err(err) = self.monitor.release(id, &files).await {
             tracing::warn!(%id, %err, "releasing the monitor's files failed");
         }
-        if let Err(err) = self.root.forget(id) {
+        if let Err(err) = self.root.forget(id).await {
             tracing::warn!(%id, %err, "removing the container's state failed");
         }
     }
@@ -288,7 +293,7 @@ impl Engine {
     /// The container's status. When the monitor has recorded its exit, or a checkpoint stopped
     /// it, no runtime call is made.
     pub async fn status(&self, id: &ContainerId) -> Result<ContainerStatus> {
-        if self.root.load(id)?.is_some_and(|record| record.checkpointed) {
+        if self.root.load(id).await?.is_some_and(|record| record.checkpointed) {
             return Ok(ContainerStatus { id: id.clone(), status: Status::Stopped, exit: None, checkpointed: true });
         }
         let files = self.root.files(id);
@@ -341,7 +346,7 @@ impl Engine {
     /// that is already gone is success. Returns how it ended.
     pub async fn stop(&self, id: &ContainerId, opts: StopOptions) -> Result<Exit> {
         let _lock = self.root.lock(id).await?;
-        let record = self.root.load(id)?;
+        let record = self.root.load(id).await?;
         let signal = opts.signal.unwrap_or_else(|| {
             record.as_ref().and_then(|r| Signal::from_number(r.stop_signal).ok()).unwrap_or(Signal::TERM)
         });
@@ -407,7 +412,7 @@ impl Engine {
     /// stopped is deleted with its images.
     pub async fn delete(&self, id: &ContainerId, mode: DeleteMode) -> Result<()> {
         let mut lock = self.root.lock(id).await?;
-        let checkpointed = self.root.load(id)?.is_some_and(|record| record.checkpointed);
+        let checkpointed = self.root.load(id).await?.is_some_and(|record| record.checkpointed);
         let deleted = match self.backend.delete(id, mode).await {
             // Only its images were left, and they are deleted below.
             Err(Error::NotFound { .. }) if checkpointed => Ok(()),
@@ -416,7 +421,7 @@ impl Engine {
         if let Ok(()) | Err(Error::NotFound { .. }) = deleted {
             let files = self.root.files(id);
             self.monitor.release(id, &files).await?;
-            self.root.forget(id)?;
+            self.root.forget(id).await?;
             self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
             lock.remove_on_drop();
         }
@@ -426,7 +431,7 @@ impl Engine {
     /// Every container the engine has a record of, with its status.
     pub async fn list(&self) -> Result<Vec<ContainerStatus>> {
         let mut statuses = Vec::new();
-        for record in self.root.records()? {
+        for record in self.root.records().await? {
             match self.status(&record.id).await {
                 Ok(status) => statuses.push(status),
                 // Deleted by another process meanwhile.

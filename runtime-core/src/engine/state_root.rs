@@ -29,6 +29,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::blocking::off_executor;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
@@ -137,15 +138,45 @@ impl StateRoot {
     }
 
     /// Makes the container's directory and writes its record.
-    pub(crate) fn save(&self, record: &ContainerRecord) -> Result<()> {
+    pub(crate) async fn save(&self, record: &ContainerRecord) -> Result<()> {
+        let (root, record) = (self.clone(), record.clone());
+        off_executor("saving a container record", move || root.save_now(&record)).await
+    }
+
+    /// The record of container `id`, if the engine made it.
+    pub(crate) async fn load(&self, id: &ContainerId) -> Result<Option<ContainerRecord>> {
+        let (root, id) = (self.clone(), id.clone());
+        off_executor("reading a container record", move || root.load_now(&id)).await
+    }
+
+    /// Every container the engine has a record of.
+    pub(crate) async fn records(&self) -> Result<Vec<ContainerRecord>> {
+        let root = self.clone();
+        off_executor("reading the container records", move || root.records_now()).await
+    }
+
+    /// Removes everything of container `id`: its directory, then its exit file (in that order, so
+    /// that a monitor recording an exit at the same moment sees the container gone and takes its
+    /// file back). The lock goes when its guard is dropped.
+    pub(crate) async fn forget(&self, id: &ContainerId) -> Result<()> {
+        let files = self.files(id);
+        off_executor("removing a container's state", move || {
+            remove_if_there(&files.dir, std::fs::remove_dir_all(&files.dir))?;
+            remove_if_there(&files.exit_file, std::fs::remove_file(&files.exit_file))
+        })
+        .await
+    }
+
+    // The file work itself, run off the executor by the calls above.
+
+    fn save_now(&self, record: &ContainerRecord) -> Result<()> {
         private_dir(&self.files(&record.id).dir)?;
         let json =
             serde_json::to_vec_pretty(record).map_err(|err| Error::parse("container record", err.to_string()))?;
         write_atomically(&self.record_path(&record.id), &json)
     }
 
-    /// The record of container `id`, if the engine made it.
-    pub(crate) fn load(&self, id: &ContainerId) -> Result<Option<ContainerRecord>> {
+    fn load_now(&self, id: &ContainerId) -> Result<Option<ContainerRecord>> {
         let path = self.record_path(id);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -156,28 +187,18 @@ impl StateRoot {
         }
     }
 
-    /// Every container the engine has a record of.
-    pub(crate) fn records(&self) -> Result<Vec<ContainerRecord>> {
+    fn records_now(&self) -> Result<Vec<ContainerRecord>> {
         let dir = self.path.join("containers");
         let entries = std::fs::read_dir(&dir).map_err(|err| Error::io(format!("listing {}", dir.display()), err))?;
         let mut records = Vec::new();
         for entry in entries.flatten() {
             let Ok(id) = ContainerId::new(entry.file_name().to_string_lossy()) else { continue };
-            if let Some(record) = self.load(&id)? {
+            if let Some(record) = self.load_now(&id)? {
                 records.push(record);
             }
         }
         records.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         Ok(records)
-    }
-
-    /// Removes everything of container `id`: its directory, then its exit file (in that order, so
-    /// that a monitor recording an exit at the same moment sees the container gone and takes its
-    /// file back). The lock goes when its guard is dropped.
-    pub(crate) fn forget(&self, id: &ContainerId) -> Result<()> {
-        let files = self.files(id);
-        remove_if_there(&files.dir, std::fs::remove_dir_all(&files.dir))?;
-        remove_if_there(&files.exit_file, std::fs::remove_file(&files.exit_file))
     }
 }
 
@@ -340,8 +361,8 @@ mod tests {
         assert!(!path.exists());
     }
 
-    #[test]
-    fn records_round_trip_and_forget_removes_everything() {
+    #[tokio::test]
+    async fn records_round_trip_and_forget_removes_everything() {
         let dir = tempfile::tempdir().unwrap();
         let root = StateRoot::open(dir.path()).unwrap();
         let record = ContainerRecord {
@@ -353,14 +374,14 @@ mod tests {
             stop_signal: 15,
             checkpointed: false,
         };
-        root.save(&record).unwrap();
+        root.save(&record).await.unwrap();
         write_exit(&root.files(&record.id).exit_file, Exit::Exited(1)).unwrap();
-        assert_eq!(root.load(&record.id).unwrap(), Some(record.clone()));
-        assert_eq!(root.records().unwrap(), vec![record.clone()]);
-        root.forget(&record.id).unwrap();
-        assert_eq!(root.load(&record.id).unwrap(), None);
+        assert_eq!(root.load(&record.id).await.unwrap(), Some(record.clone()));
+        assert_eq!(root.records().await.unwrap(), vec![record.clone()]);
+        root.forget(&record.id).await.unwrap();
+        assert_eq!(root.load(&record.id).await.unwrap(), None);
         assert!(!root.files(&record.id).exit_file.exists());
-        assert!(root.records().unwrap().is_empty());
+        assert!(root.records().await.unwrap().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

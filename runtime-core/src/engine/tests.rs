@@ -230,7 +230,7 @@ async fn a_run_whose_start_fails_is_deleted_and_released() {
     let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
     let result = engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await;
     assert!(matches!(result, Err(Error::RuntimeFailed(_))), "{result:?}");
-    assert!(root.records().unwrap().is_empty(), "no record of the container is left");
+    assert!(root.records().await.unwrap().is_empty(), "no record of the container is left");
 }
 
 #[tokio::test]
@@ -261,7 +261,7 @@ async fn a_create_the_runtime_refused_is_not_deleted_and_leaves_no_record() {
     let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
     let result = engine.create(&id(), Path::new("/b"), CreateOptions::default()).await;
     assert!(matches!(result, Err(Error::AlreadyExists { .. })), "{result:?}");
-    assert!(root.records().unwrap().is_empty());
+    assert!(root.records().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -275,7 +275,7 @@ async fn deleting_a_container_the_runtime_no_longer_knows_cleans_up_and_says_not
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     let result = engine.delete(&id(), DeleteMode::IfStopped).await;
     assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}");
-    assert!(engine.state_root().records().unwrap().is_empty(), "the engine's record is gone");
+    assert!(engine.state_root().records().await.unwrap().is_empty(), "the engine's record is gone");
     assert!(!dir.path().join("locks/c1").exists(), "and so is the lock file");
 }
 
