@@ -25,7 +25,7 @@ use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from
 use crate::cli::driver::{Call, CliRuntime, Runner, failed_with};
 use crate::cli::events::{self, StatsShape};
 use crate::cli::probe::{probe_features, run_probe};
-use crate::cli::rollback::{Cleanups, Rollback, fresh_pid_file};
+use crate::cli::rollback::{Cleanups, Delete, Rollback, fresh_pid_file};
 use crate::cli::spawn::{Input, Leftovers, ProcessSpawner, Sink, Spawner};
 use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
@@ -210,7 +210,7 @@ impl CliBackend {
         let delete = self.argv(self.dialect().delete_args(id, DeleteMode::Force))?;
         fresh_pid_file(pid_file)?;
         let guard =
-            Rollback::arm(&self.cleanups, &self.cli, pid_file.to_path_buf(), Some((id.clone(), delete)), deadline);
+            Rollback::arm(&self.cleanups, pid_file.to_path_buf(), Some(Delete::new(&self.cli, id, delete, deadline)));
         let (stdin, stdout, stderr) = container_stdio(stdio);
         let call = Call {
             stdin,
@@ -459,7 +459,7 @@ impl OciBackend for CliBackend {
         };
         // A detached process is the caller's once the runtime reported it; until then, and for
         // the whole life of an attached one, an unfinished call kills it.
-        let guard = Rollback::arm(&self.cleanups, &self.cli, pid_file.clone(), None, Instant::now());
+        let guard = Rollback::arm(&self.cleanups, pid_file.clone(), None);
         let finished = self.cli.run(call).await?;
         guard.disarm();
         if opts.detach {

@@ -173,7 +173,7 @@ pub(crate) fn fresh_pid_file(path: &Path) -> Result<()> {
 /// The `delete --force` of a container, run until it succeeds, the container is gone, or the
 /// deadline passes.
 #[derive(Debug)]
-struct Delete {
+pub(crate) struct Delete {
     cli: CliRuntime,
     id: ContainerId,
     args: Vec<OsString>,
@@ -181,6 +181,11 @@ struct Delete {
 }
 
 impl Delete {
+    /// `args` (a whole `delete --force` of `id`) run by `cli`, by `deadline`.
+    pub(crate) fn new(cli: &CliRuntime, id: &ContainerId, args: Vec<OsString>, deadline: Instant) -> Self {
+        Delete { cli: cli.clone(), id: id.clone(), args, deadline }
+    }
+
     async fn run(self) -> Result<()> {
         let mut attempt = 1;
         loop {
@@ -213,17 +218,10 @@ pub(crate) struct Rollback {
 }
 
 impl Rollback {
-    /// Kills the process named by `pid_file` and, for a `container` (its id and its
-    /// `delete --force` argv), deletes it, unless disarmed first. The pid file must have been
-    /// made fresh ([`fresh_pid_file`]) before the runtime ran.
-    pub(crate) fn arm(
-        cleanups: &Cleanups,
-        cli: &CliRuntime,
-        pid_file: PathBuf,
-        container: Option<(ContainerId, Vec<OsString>)>,
-        deadline: Instant,
-    ) -> Self {
-        let delete = container.map(|(id, args)| Delete { cli: cli.clone(), id, args, deadline });
+    /// Kills the process named by `pid_file` and, for a container, runs its `delete`, unless
+    /// disarmed first. The pid file must have been made fresh ([`fresh_pid_file`]) before the
+    /// runtime ran.
+    pub(crate) fn arm(cleanups: &Cleanups, pid_file: PathBuf, delete: Option<Delete>) -> Self {
         Rollback { pid_file, delete, cleanups: cleanups.clone(), armed: true }
     }
 
@@ -271,5 +269,86 @@ fn kill_pid_from_file(pid_file: &Path) {
             }
         }
         Err(err) => tracing::debug!(%pid, %err, "the process of an unfinished call is gone"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::exit::Exit;
+    use crate::contract::signal::Signal;
+
+    fn sleeper_named_in(pid_file: &Path) -> std::process::Child {
+        let sleeper = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        std::fs::write(pid_file, sleeper.id().to_string()).unwrap();
+        sleeper
+    }
+
+    #[test]
+    fn a_dropped_armed_guard_kills_the_process_in_its_pid_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut sleeper = sleeper_named_in(&pid_file);
+        drop(Rollback::arm(&Cleanups::default(), pid_file, None));
+        assert_eq!(Exit::from(sleeper.wait().unwrap()), Exit::Signaled(Signal::KILL));
+    }
+
+    #[test]
+    fn a_disarmed_guard_leaves_the_process_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut sleeper = sleeper_named_in(&pid_file);
+        Rollback::arm(&Cleanups::default(), pid_file, None).disarm();
+        assert!(sleeper.try_wait().unwrap().is_none(), "still running");
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+    }
+
+    #[test]
+    fn a_fresh_pid_file_names_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut sleeper = sleeper_named_in(&pid_file);
+        fresh_pid_file(&pid_file).unwrap();
+        fresh_pid_file(&pid_file).unwrap();
+        drop(Rollback::arm(&Cleanups::default(), pid_file, None));
+        assert!(sleeper.try_wait().unwrap().is_none(), "the process an old pid file named runs on");
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+    }
+
+    /// A rollback of `id` under way, as [`Cleanups::start`] registers one.
+    fn under_way(cleanups: &Cleanups, id: &ContainerId) -> Finisher {
+        cleanups.lock().running.push(id.clone());
+        Finisher { cleanups: cleanups.clone(), id: id.clone(), reply: None, done: false }
+    }
+
+    #[tokio::test]
+    async fn a_create_waits_for_the_rollbacks_of_its_own_id_only() {
+        let cleanups = Cleanups::default();
+        let (c1, c2) = (ContainerId::new("c1").unwrap(), ContainerId::new("c2").unwrap());
+        let rollback = under_way(&cleanups, &c1);
+        let waiting = tokio::spawn({
+            let (cleanups, c1) = (cleanups.clone(), c1.clone());
+            async move { cleanups.settled_for(&c1).await }
+        });
+        tokio::time::timeout(Duration::from_secs(5), cleanups.settled_for(&c2)).await.expect("c2 has none");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "c1 waits for its rollback");
+        rollback.finish(Ok(()));
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("c1's rollback finished").unwrap();
+    }
+
+    #[tokio::test]
+    async fn settled_hands_over_what_unheard_rollbacks_left_once() {
+        let cleanups = Cleanups::default();
+        let c1 = ContainerId::new("c1").unwrap();
+        under_way(&cleanups, &c1).finish(Err(Error::io("deleting c1", std::io::Error::other("busy"))));
+        // A rollback whose thread stopped before it finished reports that much.
+        drop(under_way(&cleanups, &c1));
+        let left = cleanups.settled().await;
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(matches!(&left[0], Error::Io { context, .. } if context == "deleting c1"), "{left:?}");
+        assert!(cleanups.settled().await.is_empty(), "handed over once");
     }
 }
