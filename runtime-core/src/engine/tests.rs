@@ -452,3 +452,22 @@ async fn an_export_onto_an_existing_file_is_refused_before_the_dump() {
     assert!(matches!(&result, Err(Error::Io { .. })), "{result:?}");
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "an earlier archive", "left as it was");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_on_a_container_whose_lock_another_call_holds_gives_up_after_the_lock_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let wait = Duration::from_secs(3);
+    // No expectation on the backend: nothing may run.
+    let engine = Engine::new(
+        Arc::new(backend()),
+        Arc::new(monitor()),
+        StateRoot::open(dir.path()).unwrap().with_lock_wait(wait),
+    );
+    let _held = StateRoot::open(dir.path()).unwrap().lock(&id()).await.unwrap();
+    let started = tokio::time::Instant::now();
+    match engine.start(&id()).await {
+        Err(Error::WaitTimeout { after, .. }) => assert_eq!(after, wait),
+        other => panic!("start while another call holds the lock: {other:?}"),
+    }
+    assert!(started.elapsed() >= wait, "it waited the whole bound: {:?}", started.elapsed());
+}
