@@ -151,6 +151,23 @@ async fn a_stale_pid_file_never_gets_its_process_killed() -> anyhow::Result<()> 
     let result = rig.runc.create(&id("stale2"), bundle.path(), opts()).await;
     ensure!(matches!(result, Err(Error::Timeout { .. })), "create: {result:?}");
     ensure!(bystander.alive()?, "the rollback of a timed-out create killed {}", bystander.pid());
+    // An exec that times out.
+    std::fs::remove_file(rig.fake.root().join("faults"))?;
+    let c = id("stale3");
+    rig.runc.create(&c, bundle.path(), CreateOptions::default()).await?;
+    rig.runc.start(&c).await?;
+    rig.fake.inject("exec", "hang")?;
+    std::fs::write(&pid_file, bystander.pid().to_string())?;
+    let exec = ExecOptions {
+        pid_file: Some(pid_file.clone()),
+        timeout: Some(Duration::from_millis(300)),
+        ..ExecOptions::default()
+    };
+    let result = rig.runc.exec(&c, &process(["sleep", "1000"]), exec).await;
+    ensure!(matches!(result, Err(Error::Timeout { .. })), "exec: {result:?}");
+    ensure!(bystander.alive()?, "the rollback of a timed-out exec killed {}", bystander.pid());
+    std::fs::remove_file(rig.fake.root().join("faults"))?;
+    rig.runc.delete(&c, DeleteMode::Force).await?;
     rig.assert_nothing_left().await
 }
 
