@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod blocking;
 pub mod checkpoint;
 mod cli;
 mod console;
@@ -31,8 +32,9 @@ pub use contract::stats::{
 };
 pub use contract::version::{RuntimeVersion, Version};
 pub use engine::{
-    CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, ContainerStatus, DEFAULT_STOP_TIMEOUT,
-    DirectMonitor, Engine, Export, KILL_GRACE, RestoreReport, STOP_SIGNAL_ANNOTATION, StateRoot, StopOptions,
+    CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, ContainerStatus, DEFAULT_LOCK_WAIT,
+    DEFAULT_STOP_TIMEOUT, DirectMonitor, Engine, Export, KILL_GRACE, RestoreReport, STOP_SIGNAL_ANNOTATION, StateRoot,
+    StopOptions,
 };
 
 /// The OCI types callers need (`Spec`, `Process`, `LinuxResources`...), re-exported so they

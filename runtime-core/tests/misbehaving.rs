@@ -199,7 +199,7 @@ async fn a_runtime_that_hangs_is_killed_at_its_timeout() {
     let timeout = Duration::from_millis(800);
     let started = Instant::now();
     match runtime.backend(timeout).state(&c1()).await {
-        Err(Error::Timeout { argv, after }) => {
+        Err(Error::Timeout { argv, after, .. }) => {
             assert_eq!(after, timeout);
             assert!(argv.iter().any(|arg| arg == "state"), "{argv:?}");
         }
@@ -407,7 +407,7 @@ async fn a_version_that_hangs_during_connect_is_a_timeout() {
     let timeout = Duration::from_millis(800);
     let started = Instant::now();
     match CliBackend::connect(runtime.family(), runtime.config(timeout)).await {
-        Err(Error::Timeout { argv, after }) => {
+        Err(Error::Timeout { argv, after, .. }) => {
             assert_eq!(after, timeout);
             assert_eq!(argv.last().map(|arg| arg.to_string_lossy().into_owned()).as_deref(), Some("--version"));
         }

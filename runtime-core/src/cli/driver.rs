@@ -207,7 +207,7 @@ impl Runner {
         match self.spawner.run(invocation).await? {
             Outcome::TimedOut => {
                 tracing::warn!(?timeout, "call timed out; its process group was killed");
-                Err(Error::Timeout { argv, after: timeout })
+                Err(Error::Timeout { argv, after: timeout, left_behind: None })
             }
             Outcome::Ended { status, stdout, stderr } => Ok(Finished {
                 argv,
@@ -294,18 +294,6 @@ impl CliRuntime {
     /// The default timeout.
     pub(crate) fn timeout(&self) -> Duration {
         self.runner.timeout()
-    }
-
-    /// A blocking command for `args` with the global flags and the environment every call gets,
-    /// for work that must run where nothing can be awaited (rollback in `Drop`).
-    pub(crate) fn blocking_command(&self, args: Vec<OsString>) -> std::process::Command {
-        let mut command = std::process::Command::new(&self.binary);
-        command.args(&self.global_args).args(args);
-        for name in &self.runner.env.remove {
-            command.env_remove(name);
-        }
-        command.envs(self.runner.env.set.iter().map(|(key, value)| (key, value)));
-        command
     }
 
     /// Runs `call` and returns how it ended, whatever its exit status. Fails only when the

@@ -121,12 +121,21 @@ pub enum Error {
     #[error("the runtime failed: {0}")]
     RuntimeFailed(Box<Failure>),
     /// The call did not finish in time; the runtime's process group was killed.
-    #[error("`{}` did not finish within {after:?}; its process group was killed", display_argv(argv))]
+    #[error(
+        "`{}` did not finish within {after:?}; its process group was killed{}",
+        display_argv(argv),
+        left_behind.as_ref().map(|problem| format!("; rolling the call back left something behind: {problem}")).unwrap_or_default()
+    )]
     Timeout {
         /// The whole argv, binary first.
         argv: Vec<OsString>,
         /// The limit that expired.
         after: Duration,
+        /// For a call that makes a container, what its rollback could not undo (youki's shape:
+        /// the call's error and the cleanup's in one); `None` when nothing was left behind or
+        /// there was nothing to roll back.
+        #[source]
+        left_behind: Option<Box<Error>>,
     },
     /// A process printed more than the call keeps, and the call reads its output: a cut
     /// document is not parsed.
@@ -433,8 +442,17 @@ mod tests {
     fn timeout_and_truncation_name_the_call_and_the_limit() {
         let argv = || vec![OsString::from("runc"), OsString::from("state"), OsString::from("c1")];
         reads(
-            Error::Timeout { argv: argv(), after: Duration::from_millis(500) },
+            Error::Timeout { argv: argv(), after: Duration::from_millis(500), left_behind: None },
             "`runc state c1` did not finish within 500ms; its process group was killed",
+        );
+        let delete = failure("runc delete --force c1", Exit::Exited(1), "device busy");
+        reads(
+            Error::Timeout {
+                argv: argv(),
+                after: Duration::from_secs(3),
+                left_behind: Some(Box::new(Error::RuntimeFailed(delete))),
+            },
+            "`runc state c1` did not finish within 3s; its process group was killed; rolling the call back left something behind: the runtime failed: `runc delete --force c1` exited with status 1: device busy",
         );
         reads(
             Error::OutputTruncated { argv: argv(), stream: "stdout", limit: 4096 },

@@ -113,7 +113,8 @@ pub struct AsyncStdioPipes {
 #[derive(Debug, Default)]
 pub struct CreateOptions {
     /// `--pid-file`: where the runtime writes the init pid. The pid is returned either way; the
-    /// library uses a private file when this is `None`.
+    /// library uses a private file when this is `None`. A file already there is removed before
+    /// the runtime runs: only a pid written during the call is trusted.
     pub pid_file: Option<PathBuf>,
     /// `--console-socket`: the AF_UNIX socket that receives the pty master (terminal containers).
     pub console_socket: Option<PathBuf>,
@@ -159,7 +160,8 @@ pub struct ExecOptions {
     pub tty: bool,
     /// Return once the process started instead of waiting for it.
     pub detach: bool,
-    /// `--pid-file`.
+    /// `--pid-file`. A file already there is removed before the runtime runs: only a pid
+    /// written during the call is trusted.
     pub pid_file: Option<PathBuf>,
     /// `--console-socket`.
     pub console_socket: Option<PathBuf>,
@@ -299,7 +301,8 @@ pub struct RestoreOptions {
     /// `--work-path`: where CRIU writes its logs.
     pub work_path: Option<PathBuf>,
     /// `--pid-file`. The pid is returned either way; the library uses a private file when this
-    /// is `None`.
+    /// is `None`. A file already there is removed before the runtime runs: only a pid written
+    /// during the call is trusted.
     pub pid_file: Option<PathBuf>,
     /// Stay attached: without `--detach` the runtime (and the call) lasts as long as the
     /// restored container, so give such a call a `timeout` that fits. By default the call

@@ -19,13 +19,14 @@ mod state_root;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oci_spec::runtime::{LinuxResources, Process};
 
+use crate::blocking::off_executor;
 use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
@@ -38,7 +39,7 @@ use crate::contract::state::Status;
 pub use checkpoint::{CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, Export, RestoreReport};
 pub use direct::DirectMonitor;
 use state_root::ContainerRecord;
-pub use state_root::StateRoot;
+pub use state_root::{DEFAULT_LOCK_WAIT, StateRoot};
 
 /// The OCI annotation that names the signal `stop` sends first (what `STOPSIGNAL` becomes).
 pub const STOP_SIGNAL_ANNOTATION: &str = "org.opencontainers.image.stopSignal";
@@ -94,7 +95,13 @@ pub struct Engine {
     /// Not root: `stop`'s SIGKILL goes to the init alone, since a rootless container's cgroup
     /// may not be ours to signal (as podman does).
     rootless: bool,
+    /// Rollbacks of dropped runs, under way in the background.
+    pending: PendingRollbacks,
 }
+
+/// Rollbacks running in the background, by container: a new container of the same id waits
+/// for its predecessor's, and [`Engine::settle`] for all of them.
+type PendingRollbacks = Arc<Mutex<HashMap<ContainerId, tokio::task::JoinHandle<()>>>>;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,7 +135,8 @@ impl Engine {
     /// An engine driving `backend`, supervising through `monitor`, keeping state in `root`.
     pub fn new(backend: Arc<dyn OciBackend>, monitor: Arc<dyn Monitor>, root: StateRoot) -> Self {
         let rootless = !nix::unistd::geteuid().is_root();
-        Engine { backend, monitor, root, watched: Mutex::new(HashSet::new()), rootless }
+        let pending = PendingRollbacks::default();
+        Engine { backend, monitor, root, watched: Mutex::new(HashSet::new()), rootless, pending }
     }
 
     /// An engine that finds again the containers recorded under `root` (after the embedding
@@ -136,7 +144,7 @@ impl Engine {
     /// watched reports [`Exit::Unknown`], never a guessed code.
     pub async fn reconnect(backend: Arc<dyn OciBackend>, monitor: Arc<dyn Monitor>, root: StateRoot) -> Result<Self> {
         let engine = Engine::new(backend, monitor, root);
-        for record in engine.root.records()? {
+        for record in engine.root.records().await? {
             let files = engine.root.files(&record.id);
             if engine.monitor.exit_status(&record.id, &files).await?.is_some() {
                 continue;
@@ -165,6 +173,29 @@ impl Engine {
         &self.root
     }
 
+    /// Waits until the rollbacks of calls dropped before it (a create, run, restore or exec the
+    /// caller gave up on) have finished: they run in the background, never on the caller's
+    /// executor. Returns what they could not undo, empty when everything was. A program awaits
+    /// it before it exits, so that nothing a dropped call started outlives it unseen.
+    pub async fn settle(&self) -> Vec<Error> {
+        let pending: Vec<_> = self.pending.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        for (id, rollback) in pending {
+            if let Err(err) = rollback.await {
+                tracing::warn!(%id, %err, "a background rollback did not finish");
+            }
+        }
+        self.backend.settle().await
+    }
+
+    /// Waits for the background rollback of an earlier container of `id`, if one runs: it must
+    /// not delete the container about to be made.
+    async fn after_rollback_of(&self, id: &ContainerId) {
+        let Some(rollback) = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id) else { return };
+        if let Err(err) = rollback.await {
+            tracing::warn!(%id, %err, "a background rollback did not finish");
+        }
+    }
+
     fn mark_watched(&self, id: &ContainerId) {
         self.watched.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone());
     }
@@ -186,7 +217,7 @@ impl Engine {
         }
         let created = self.bring_up(id, bundle, opts, Launch::Create).await?;
         // Dropped while starting, the half-made container is rolled back in the background.
-        let unfinished = UnfinishedRun { rollback: Some(self.rollback_of(id)) };
+        let unfinished = UnfinishedRun { rollback: Some(self.rollback_of(id)), pending: self.pending.clone() };
         let started = self.start(id).await;
         let rollback = unfinished.finish();
         if let Err(err) = started {
@@ -197,9 +228,10 @@ impl Engine {
     }
 
     async fn bring_up(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions, launch: Launch) -> Result<Created> {
+        self.after_rollback_of(id).await;
         let mut lock = self.root.lock(id).await?;
         let files = self.root.files(id);
-        let recorded = self.root.load(id)?;
+        let recorded = self.root.load(id).await?;
         let known = match &recorded {
             Some(record) => self.is_known_to_the_runtime(record).await?,
             None => false,
@@ -212,8 +244,8 @@ impl Engine {
                 self.monitor.release(id, &files).await?;
                 self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
             }
-            self.root.forget(id)?;
-            self.root.save(&self.record(id, bundle, None))?;
+            self.root.forget(id).await?;
+            self.root.save(&self.record(id, bundle, None).await?).await?;
         }
         let request = CreateRequest { id: id.clone(), bundle: bundle.to_path_buf(), options: opts, launch, files };
         let created = match self.monitor.create(self.backend.as_ref(), request).await {
@@ -222,14 +254,15 @@ impl Engine {
                 // A refusal made nothing (and an existing container of this id keeps its files);
                 // an unfinished call was undone by the backend.
                 if !known {
-                    self.root.forget(id)?;
+                    self.root.forget(id).await?;
                     lock.remove_on_drop();
                 }
                 return Err(err);
             }
         };
         self.mark_watched(id);
-        if let Err(err) = self.root.save(&self.record(id, bundle, Some(created.pid))) {
+        let saved = async { self.root.save(&self.record(id, bundle, Some(created.pid)).await?).await };
+        if let Err(err) = saved.await {
             self.roll_back(id).await;
             lock.remove_on_drop();
             return Err(err);
@@ -250,17 +283,20 @@ impl Engine {
         }
     }
 
-    /// What the engine remembers of a container it makes; `pid` once the runtime said it.
-    fn record(&self, id: &ContainerId, bundle: &Path, pid: Option<u32>) -> ContainerRecord {
-        ContainerRecord {
+    /// What the engine remembers of a container it makes, `pid` once the runtime said it; the
+    /// stop signal comes from its spec, read off the executor.
+    async fn record(&self, id: &ContainerId, bundle: &Path, pid: Option<u32>) -> Result<ContainerRecord> {
+        let spec_of = bundle.to_path_buf();
+        let stop_signal = off_executor("reading the spec's stop signal", move || Ok(stop_signal_of(&spec_of))).await?;
+        Ok(ContainerRecord {
             id: id.clone(),
             bundle: bundle.to_path_buf(),
             backend: self.backend.name().to_owned(),
             monitor: self.monitor.name().to_owned(),
             pid,
-            stop_signal: stop_signal_of(bundle).number(),
+            stop_signal: stop_signal.number(),
             checkpointed: false,
-        }
+        })
     }
 
     /// Removes a container the engine could not finish making, its lock held by the caller:
@@ -315,7 +351,7 @@ impl Engine {
     /// The container's status. When the monitor has recorded its exit, or a checkpoint stopped
     /// it, no runtime call is made.
     pub async fn status(&self, id: &ContainerId) -> Result<ContainerStatus> {
-        if self.root.load(id)?.is_some_and(|record| record.checkpointed) {
+        if self.root.load(id).await?.is_some_and(|record| record.checkpointed) {
             let status = Status::Stopped;
             return Ok(ContainerStatus { id: id.clone(), status, exit: None, oom_killed: false, checkpointed: true });
         }
@@ -373,7 +409,7 @@ impl Engine {
     /// that is already gone is success. Returns how it ended.
     pub async fn stop(&self, id: &ContainerId, opts: StopOptions) -> Result<Exit> {
         let _lock = self.root.lock(id).await?;
-        let record = self.root.load(id)?;
+        let record = self.root.load(id).await?;
         let signal = opts.signal.unwrap_or_else(|| {
             record.as_ref().and_then(|r| Signal::from_number(r.stop_signal).ok()).unwrap_or(Signal::TERM)
         });
@@ -439,7 +475,7 @@ impl Engine {
     /// stopped is deleted with its images.
     pub async fn delete(&self, id: &ContainerId, mode: DeleteMode) -> Result<()> {
         let mut lock = self.root.lock(id).await?;
-        let checkpointed = self.root.load(id)?.is_some_and(|record| record.checkpointed);
+        let checkpointed = self.root.load(id).await?.is_some_and(|record| record.checkpointed);
         let deleted = match self.backend.delete(id, mode).await {
             // Only its images were left, and they are deleted below.
             Err(Error::NotFound { .. }) if checkpointed => Ok(()),
@@ -448,7 +484,7 @@ impl Engine {
         if let Ok(()) | Err(Error::NotFound { .. }) = deleted {
             let files = self.root.files(id);
             self.monitor.release(id, &files).await?;
-            self.root.forget(id)?;
+            self.root.forget(id).await?;
             self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
             lock.remove_on_drop();
         }
@@ -458,7 +494,7 @@ impl Engine {
     /// Every container the engine has a record of, with its status.
     pub async fn list(&self) -> Result<Vec<ContainerStatus>> {
         let mut statuses = Vec::new();
-        for record in self.root.records()? {
+        for record in self.root.records().await? {
             match self.status(&record.id).await {
                 Ok(status) => statuses.push(status),
                 // Deleted by another process meanwhile.
@@ -500,7 +536,7 @@ impl RollBack {
     /// container's lock.
     async fn run(&self) {
         self.delete_and_release().await;
-        if let Err(err) = self.root.forget(&self.id) {
+        if let Err(err) = self.root.forget(&self.id).await {
             tracing::warn!(id = %self.id, %err, "removing the container's state failed");
         }
     }
@@ -533,6 +569,7 @@ impl RollBack {
 /// its own, so the container it made is deleted without stalling the caller's executor.
 struct UnfinishedRun {
     rollback: Option<RollBack>,
+    pending: PendingRollbacks,
 }
 
 impl UnfinishedRun {
@@ -547,7 +584,9 @@ impl Drop for UnfinishedRun {
         if let Some(rollback) = self.rollback.take() {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(rollback.run_locked());
+                    let id = rollback.id.clone();
+                    let task = runtime.spawn(rollback.run_locked());
+                    self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, task);
                 }
                 Err(_) => tracing::warn!(id = %rollback.id, "a dropped run could not be rolled back: no runtime"),
             }

@@ -271,7 +271,7 @@ async fn a_run_whose_start_fails_is_deleted_and_released() {
     let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
     let result = engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await;
     assert!(matches!(result, Err(Error::RuntimeFailed(_))), "{result:?}");
-    assert!(root.records().unwrap().is_empty(), "no record of the container is left");
+    assert!(root.records().await.unwrap().is_empty(), "no record of the container is left");
 }
 
 #[tokio::test]
@@ -302,7 +302,7 @@ async fn a_create_the_runtime_refused_is_not_deleted_and_leaves_no_record() {
     let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
     let result = engine.create(&id(), Path::new("/b"), CreateOptions::default()).await;
     assert!(matches!(result, Err(Error::AlreadyExists { .. })), "{result:?}");
-    assert!(root.records().unwrap().is_empty());
+    assert!(root.records().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -316,7 +316,7 @@ async fn deleting_a_container_the_runtime_no_longer_knows_cleans_up_and_says_not
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     let result = engine.delete(&id(), DeleteMode::IfStopped).await;
     assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}");
-    assert!(engine.state_root().records().unwrap().is_empty(), "the engine's record is gone");
+    assert!(engine.state_root().records().await.unwrap().is_empty(), "the engine's record is gone");
     assert!(!dir.path().join("locks/c1").exists(), "and so is the lock file");
 }
 
@@ -637,7 +637,7 @@ async fn a_restore_that_fails_after_the_runtime_restored_deletes_the_container_a
         stop_signal: 15,
         checkpointed: true,
     };
-    root.save(&checkpointed).unwrap();
+    root.save(&checkpointed).await.unwrap();
     let images = root.files(&id()).dir.join(crate::checkpoint::CHECKPOINT_DIR);
     std::fs::create_dir(&images).unwrap();
     let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
@@ -645,6 +645,25 @@ async fn a_restore_that_fails_after_the_runtime_restored_deletes_the_container_a
     let opts = ContainerRestoreOptions { statistics: true, ..Default::default() };
     let result = engine.restore(&id(), Path::new("/b"), opts).await;
     assert!(result.is_err(), "{result:?}");
-    assert_eq!(root.load(&id()).unwrap(), Some(checkpointed), "the checkpoint is still recorded as such");
+    assert_eq!(root.load(&id()).await.unwrap(), Some(checkpointed), "the checkpoint is still recorded as such");
     assert!(images.is_dir(), "and its images are kept");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_on_a_container_whose_lock_another_call_holds_gives_up_after_the_lock_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let wait = Duration::from_secs(3);
+    // No expectation on the backend: nothing may run.
+    let engine = Engine::new(
+        Arc::new(backend()),
+        Arc::new(monitor()),
+        StateRoot::open(dir.path()).unwrap().with_lock_wait(wait),
+    );
+    let _held = StateRoot::open(dir.path()).unwrap().lock(&id()).await.unwrap();
+    let started = tokio::time::Instant::now();
+    match engine.start(&id()).await {
+        Err(Error::WaitTimeout { after, .. }) => assert_eq!(after, wait),
+        other => panic!("start while another call holds the lock: {other:?}"),
+    }
+    assert!(started.elapsed() >= wait, "it waited the whole bound: {:?}", started.elapsed());
 }

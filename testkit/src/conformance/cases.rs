@@ -59,6 +59,9 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("a_dropped_create_leaves_nothing_and_frees_the_id", |env| {
             Box::pin(embedding::a_dropped_create_leaves_nothing_and_frees_the_id(env))
         }),
+        ("a_dropped_create_never_kills_what_a_stale_pid_file_names", |env| {
+            Box::pin(embedding::a_dropped_create_never_kills_what_a_stale_pid_file_names(env))
+        }),
         ("terminal_reaches_the_container_through_the_console_socket", |env| {
             Box::pin(terminal::terminal_reaches_the_container_through_the_console_socket(env))
         }),

@@ -491,16 +491,12 @@ async fn run_dropped_while_starting(env: &mut Env) -> CaseResult {
     let bundle = env.bundle(["sleep", "1000"])?;
     let run = engine.run(&id, bundle.path(), CreateOptions::default());
     ensure!(tokio::time::timeout(Duration::from_secs(2), run).await.is_err(), "the start hangs, so the run does");
-    // The rollback runs in the background; it deletes the container and the engine's record.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let containers = env.backend.list().await?;
-        let records = engine.list().await?;
-        if containers.is_empty() && records.is_empty() {
-            break;
-        }
-        ensure!(Instant::now() < deadline, "left behind: {containers:?}, {records:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The rollback runs in the background; settling waits for it.
+    let left = engine.settle().await;
+    ensure!(left.is_empty(), "the rollback could not undo everything: {left:?}");
+    let containers = env.backend.list().await?;
+    ensure!(containers.is_empty(), "containers left: {containers:?}");
+    let records = engine.list().await?;
+    ensure!(records.is_empty(), "records left: {records:?}");
     Ok(Ran::Passed)
 }

@@ -258,6 +258,9 @@ impl Env {
     /// Deletes whatever a case left and fails if there was anything.
     async fn finish(self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
+        for err in self.backend.settle().await {
+            problems.push(format!("the rollback of a dropped call left something behind: {err}"));
+        }
         match self.backend.list().await {
             Ok(states) => {
                 for state in states {
