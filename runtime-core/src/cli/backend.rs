@@ -488,6 +488,7 @@ impl OciBackend for CliBackend {
     }
 
     async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()> {
+        require_image_path("CheckpointOptions::image_path", &opts.image_path)?;
         let features = self.features().await?;
         self.require("checkpoint", &features.checkpoint)?;
         if opts.pre_dump {
@@ -503,6 +504,7 @@ impl OciBackend for CliBackend {
     }
 
     async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created> {
+        require_image_path("RestoreOptions::image_path", &opts.image_path)?;
         let features = self.features().await?;
         self.require("restore", &features.restore)?;
         if opts.lazy_pages {
@@ -526,6 +528,18 @@ impl OciBackend for CliBackend {
         let shape = self.events_shape().await?;
         let args = self.argv(self.dialect().events_args(id, interval))?;
         events::stream(&self.cli, id, shape, args).await
+    }
+}
+
+/// Refuses an empty image path: it would reach the runtime as `--image-path ''`, which runc
+/// takes as "use `./checkpoint` of whatever directory the caller runs in".
+fn require_image_path(option: &str, image_path: &Path) -> Result<()> {
+    match image_path.as_os_str().is_empty() {
+        true => Err(Error::InvalidArgument {
+            option: option.to_owned(),
+            reason: "is empty; the images need a directory the caller chose".to_owned(),
+        }),
+        false => Ok(()),
     }
 }
 

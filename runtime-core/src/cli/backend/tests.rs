@@ -459,3 +459,20 @@ async fn checkpoint_options_are_unsupported_with_checkpoint_itself() {
     let feature_checks = spawner.commands().into_iter().filter(|command| command.len() > 1 && command[0] == "check");
     assert_eq!(feature_checks.count(), 0, "no feature is asked of a CRIU that fails `criu check`");
 }
+
+#[tokio::test]
+async fn checkpoint_and_restore_without_an_image_path_are_refused_before_anything_runs() {
+    let spawner = RecordingSpawner::new(|_| Reply::exits(0));
+    let backend = backend(&spawner);
+    let checkpoint = backend.checkpoint(&id("c1"), &CheckpointOptions::default()).await;
+    let restore = backend.restore(&id("c1"), Path::new("/b"), RestoreOptions::default()).await.map(drop);
+    for (refusal, wanted) in
+        [checkpoint, restore].into_iter().zip(["CheckpointOptions::image_path", "RestoreOptions::image_path"])
+    {
+        match refusal {
+            Err(Error::InvalidArgument { option, .. }) => assert_eq!(option, wanted),
+            other => panic!("{wanted} empty: {other:?}"),
+        }
+    }
+    assert_eq!(spawner.commands(), Vec::<Vec<String>>::new(), "nothing ran, not even a probe");
+}
