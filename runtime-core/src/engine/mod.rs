@@ -330,7 +330,8 @@ impl Engine {
     /// Stops the container: its stop signal, up to `timeout` for it to exit, then SIGKILL to
     /// every process (to the init alone when rootless, where the cgroup may not be ours to
     /// signal), then up to [`KILL_GRACE`] more; past that, [`Error::DidNotStop`]. A container
-    /// that is already gone is success. Returns how it ended.
+    /// that is already gone is success; any other failure of the stop signal is returned as is,
+    /// before any waiting or SIGKILL. Returns how it ended.
     pub async fn stop(&self, id: &ContainerId, opts: StopOptions) -> Result<Exit> {
         let _lock = self.root.lock(id).await?;
         let record = self.root.load(id)?;
@@ -340,8 +341,13 @@ impl Engine {
         if let Some(exit) = self.monitor.exit_status(id, &self.root.files(id)).await? {
             return Ok(exit);
         }
-        if let Err(Error::NotFound { .. }) = self.backend.kill(id, signal, KillScope::Init).await {
-            return Ok(self.monitor.exit_status(id, &self.root.files(id)).await?.unwrap_or(Exit::Unknown));
+        match self.backend.kill(id, signal, KillScope::Init).await {
+            Err(Error::NotFound { .. }) => {
+                return Ok(self.monitor.exit_status(id, &self.root.files(id)).await?.unwrap_or(Exit::Unknown));
+            }
+            // It stopped since its exit was looked for: the monitor's event is on its way.
+            Ok(()) | Err(Error::InvalidState { .. }) => {}
+            Err(err) => return Err(err),
         }
         if let Ok(exit) = tokio::time::timeout(opts.timeout, self.wait(id)).await {
             return exit;

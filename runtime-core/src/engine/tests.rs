@@ -193,6 +193,22 @@ async fn stopping_a_container_the_runtime_no_longer_knows_succeeds_without_a_kil
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_stop_signal_the_runtime_fails_to_send_is_returned_without_waiting_or_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().times(1).returning(|_, _| ready(Ok(None)));
+    backend.expect_kill().with(eq(id()), eq(Signal::TERM), eq(KillScope::Init)).times(1).returning(|_, _, _| {
+        Err(Error::RuntimeFailed(refusal(1, "permission denied")))
+    });
+    // Neither a wait nor a second kill is expected: the mocks fail the test if one comes.
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    let started = tokio::time::Instant::now();
+    let result = engine.stop(&id(), StopOptions::default()).await;
+    assert!(matches!(&result, Err(Error::RuntimeFailed(_))), "{result:?}");
+    assert_eq!(started.elapsed(), Duration::ZERO, "returned at once");
+}
+
+#[tokio::test(start_paused = true)]
 async fn stopping_a_container_whose_exit_was_recorded_sends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (backend, mut monitor) = (backend(), monitor());
