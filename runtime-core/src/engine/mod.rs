@@ -127,10 +127,23 @@ impl Engine {
 
     /// An engine that finds again the containers recorded under `root` (after the embedding
     /// program restarted): live ones are watched from now on; one that ended while nobody
-    /// watched reports [`Exit::Unknown`], never a guessed code.
+    /// watched reports [`Exit::Unknown`], never a guessed code. A root holding a container of
+    /// another backend or monitor is [`Error::ForeignStateRoot`], before anything is touched.
     pub async fn reconnect(backend: Arc<dyn OciBackend>, monitor: Arc<dyn Monitor>, root: StateRoot) -> Result<Self> {
         let engine = Engine::new(backend, monitor, root);
-        for record in engine.root.records()? {
+        let records = engine.root.records()?;
+        let (backend, monitor) = (engine.backend.name(), engine.monitor.name());
+        if let Some(foreign) = records.iter().find(|record| record.backend != backend || record.monitor != monitor) {
+            return Err(Error::ForeignStateRoot {
+                root: engine.root.path().to_path_buf(),
+                id: foreign.id.clone(),
+                found_backend: foreign.backend.clone(),
+                found_monitor: foreign.monitor.clone(),
+                backend: backend.to_owned(),
+                monitor: monitor.to_owned(),
+            });
+        }
+        for record in records {
             let files = engine.root.files(&record.id);
             if engine.monitor.exit_status(&record.id, &files).await?.is_some() {
                 continue;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use runtime_core::oci_spec::runtime::{LinuxMemoryBuilder, LinuxResourcesBuilder};
 use runtime_core::{
-    CheckpointOptions, ContainerStdio, CreateOptions, DeleteMode, Error, ExecOptions, ExecOutcome, Features, KillScope,
-    RestoreOptions, Signal, Status, Support, process,
+    CheckpointOptions, ContainerStdio, CreateOptions, DeleteMode, Error, ExecOptions, ExecOutcome, Existence, Features,
+    KillScope, RestoreOptions, Signal, Status, Support, process,
 };
 
 use super::env::{Env, STATUS_PATIENCE, skipped};
@@ -215,7 +215,7 @@ async fn unknown_id_is_not_found(env: &mut Env) -> CaseResult {
     let id = env.id("never-created");
     let expect = |what: &str, result: runtime_core::Result<()>| -> anyhow::Result<()> {
         match result {
-            Err(Error::NotFound { id: reported, failure }) => {
+            Err(Error::NotFound { id: reported, evidence: Existence::Refused(failure) }) => {
                 ensure!(reported.as_ref() == Some(&id), "{what}: NotFound names {reported:?}");
                 ensure!(!failure.message.is_empty(), "{what}: NotFound carries the runtime's message");
                 Ok(())

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::cli::dialect::{ErrorWording, GlobalFlags};
 use crate::cli::spawn::recording::{RecordingSpawner, Reply};
+use crate::contract::error::Existence;
 use crate::contract::options::process;
 
 #[derive(Debug)]
@@ -227,7 +228,7 @@ async fn an_exec_whose_runtime_logged_an_error_is_the_runtime_s_failure() {
     let spawner = RecordingSpawner::new(|_| Reply::logs_error("container c1 does not exist"));
     let result = backend(&spawner).exec(&id("c1"), &process(["true"]), ExecOptions::default()).await;
     match result {
-        Err(Error::NotFound { id: Some(missing), failure }) => {
+        Err(Error::NotFound { id: Some(missing), evidence: Existence::Refused(failure) }) => {
             assert_eq!(missing, id("c1"));
             assert_eq!(failure.message, "container c1 does not exist");
         }
