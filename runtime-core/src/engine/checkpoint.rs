@@ -319,13 +319,15 @@ impl Engine {
     /// Restores `id` from a checkpoint: the images under the state root, or an archive
     /// (`import`), which may come from another id and another host. The restored container is
     /// supervised by the monitor like a created one. A backend that cannot restore is refused
-    /// before anything is unpacked or run.
+    /// before anything is unpacked or run. A relative `bundle` is taken from the current
+    /// directory now, as for [`Engine::create`].
     pub async fn restore(
         &self,
         id: &ContainerId,
         bundle: &Path,
         opts: ContainerRestoreOptions,
     ) -> Result<RestoreReport> {
+        let bundle = &super::absolute_bundle(bundle)?;
         let features = self.backend.features().await?;
         if let Some(reason) = features.restore.reason() {
             return Err(Error::Unsupported {

@@ -19,7 +19,7 @@ mod state_root;
 mod tests;
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -108,6 +108,19 @@ fn gone_is_fine(result: Result<()>) -> Result<()> {
     }
 }
 
+/// A bundle as the engine gives it to the runtime and records it: absolute, a relative one
+/// taken from the current directory at the call. Recorded relative, it would name another
+/// directory (or none) for a reconnected engine, an export or a restore that runs elsewhere.
+/// The path is not resolved further: symlinks stay as the caller named them.
+fn absolute_bundle(bundle: &Path) -> Result<PathBuf> {
+    if bundle.as_os_str().is_empty() {
+        let reason = "is empty; a bundle is the directory holding config.json".to_owned();
+        return Err(Error::InvalidArgument { option: "bundle".to_owned(), reason });
+    }
+    std::path::absolute(bundle)
+        .map_err(|err| Error::io(format!("making the bundle path {} absolute", bundle.display()), err))
+}
+
 /// The stop signal a bundle asks for, from its spec's annotation.
 fn stop_signal_of(bundle: &Path) -> Signal {
     let config = std::fs::read(bundle.join("config.json")).ok();
@@ -180,14 +193,17 @@ impl Engine {
         self.watched.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
-    /// Creates `id` from `bundle` under the monitor; its init waits for [`Engine::start`].
+    /// Creates `id` from `bundle` under the monitor; its init waits for [`Engine::start`]. A
+    /// relative `bundle` is taken from the current directory at the call: the runtime is given,
+    /// and the record keeps, the absolute path.
     pub async fn create(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created> {
-        self.bring_up(id, bundle, opts, Launch::Create).await
+        self.bring_up(id, &absolute_bundle(bundle)?, opts, Launch::Create).await
     }
 
     /// Creates and starts `id` in one runtime call (`run --detach`) when the runtime has one,
     /// else `create` then `start`; supervised exactly like [`Engine::create`].
     pub async fn run(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created> {
+        let bundle = &absolute_bundle(bundle)?;
         if self.backend.can_run() {
             return self.bring_up(id, bundle, opts, Launch::Run).await;
         }

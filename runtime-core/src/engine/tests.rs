@@ -582,3 +582,52 @@ async fn reconnecting_to_a_root_of_the_same_backend_and_monitor_finds_its_contai
     let engine = Engine::reconnect(Arc::new(backend), Arc::new(monitor), root).await.unwrap();
     assert!(engine.is_watched(&id()));
 }
+
+#[tokio::test]
+async fn a_relative_bundle_is_given_and_recorded_absolute_from_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let absolute = std::env::current_dir().unwrap().join("relative-bundle");
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_can_run().return_const(true);
+    let given = absolute.clone();
+    monitor
+        .expect_create()
+        .withf(move |_, req| req.bundle == given)
+        .times(1)
+        .returning(|_, _| ready(Ok(Created { pid: 7 })));
+    let root = StateRoot::open(dir.path()).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
+    engine.run(&id(), Path::new("relative-bundle"), CreateOptions::default()).await.unwrap();
+    assert_eq!(root.load(&id()).unwrap().unwrap().bundle, absolute);
+}
+
+#[tokio::test]
+async fn a_relative_bundle_is_restored_and_recorded_absolute_from_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let absolute = std::env::current_dir().unwrap().join("relative-bundle");
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_features().returning(|| Ok(features_with_restore(Support::Supported { evidence: Vec::new() })));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    let given = absolute.clone();
+    monitor
+        .expect_restore()
+        .withf(move |_, req| req.bundle == given)
+        .times(1)
+        .returning(|_, _| ready(Ok(Created { pid: 7 })));
+    let root = StateRoot::open(dir.path()).unwrap();
+    std::fs::create_dir_all(root.files(&id()).dir.join("checkpoint")).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
+    engine.restore(&id(), Path::new("relative-bundle"), ContainerRestoreOptions::default()).await.unwrap();
+    assert_eq!(root.load(&id()).unwrap().unwrap().bundle, absolute);
+}
+
+#[tokio::test]
+async fn an_empty_bundle_path_is_refused_before_the_monitor_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_can_run().return_const(true);
+    monitor.expect_create().never();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
+    let result = engine.create(&id(), Path::new(""), CreateOptions::default()).await;
+    assert!(matches!(&result, Err(Error::InvalidArgument { option, .. }) if option == "bundle"), "{result:?}");
+}
