@@ -95,7 +95,7 @@ async fn started_counter(env: &mut Env, engine: &Engine, id: &ContainerId, bundl
 }
 
 /// What a case does about `what` (checkpoint or restore) on this subject.
-enum Verdict {
+pub(super) enum Verdict {
     /// It works: go on.
     Works,
     /// The runtime has no such command: check that the engine refuses with this probed reason.
@@ -104,7 +104,7 @@ enum Verdict {
     Ends(CaseResult),
 }
 
-async fn verdict(env: &Env, what: &str) -> anyhow::Result<Verdict> {
+pub(super) async fn verdict(env: &Env, what: &str) -> anyhow::Result<Verdict> {
     let flavour = env.imitates()?;
     let features = env.backend.features().await?;
     let (able, support) = match what {
