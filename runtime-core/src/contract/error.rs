@@ -163,12 +163,9 @@ pub enum Error {
     /// engine's, its containers would be misread (another runtime's ids, another monitor's
     /// files). Refused before anything in it is touched.
     #[error(
-        "state root {} holds container {id} of {found_backend} under monitor {found_monitor}; this engine is {backend} under monitor {monitor}",
-        root.display()
+        "the state root holds container {id} of {found_backend} under monitor {found_monitor}; this engine is {backend} under monitor {monitor}"
     )]
     ForeignStateRoot {
-        /// The state root.
-        root: PathBuf,
         /// The first container recorded by the other engine.
         id: ContainerId,
         /// The backend that wrote its record.
@@ -451,14 +448,13 @@ mod tests {
     fn a_foreign_state_root_names_both_engines() {
         reads(
             Error::ForeignStateRoot {
-                root: "/run/x".into(),
                 id: c1().unwrap(),
                 found_backend: "youki".into(),
                 found_monitor: "conmon".into(),
                 backend: "runc".into(),
                 monitor: "direct".into(),
             },
-            "state root /run/x holds container c1 of youki under monitor conmon; this engine is runc under monitor direct",
+            "the state root holds container c1 of youki under monitor conmon; this engine is runc under monitor direct",
         );
     }
 

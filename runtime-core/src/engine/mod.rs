@@ -148,7 +148,6 @@ impl Engine {
         let (backend, monitor) = (engine.backend.name(), engine.monitor.name());
         if let Some(foreign) = records.iter().find(|record| record.backend != backend || record.monitor != monitor) {
             return Err(Error::ForeignStateRoot {
-                root: engine.root.path().to_path_buf(),
                 id: foreign.id.clone(),
                 found_backend: foreign.backend.clone(),
                 found_monitor: foreign.monitor.clone(),
