@@ -263,14 +263,15 @@ async fn broken_criu_makes_checkpoint_unsupported_with_its_reason() -> anyhow::R
     let rig = Rig::new(Duration::from_secs(30)).await?;
     rig.fake.break_criu("vdso: Failed to fill self vdso symtable")?;
     let features = rig.runc.features().await?;
+    let wanted = "`criu check` failed: vdso: Failed to fill self vdso symtable";
     let reason = features.checkpoint.reason().context("checkpoint must be unsupported")?;
-    ensure!(reason == "`criu check` failed: vdso: Failed to fill self vdso symtable", "{reason}");
-    ensure!(features.restore.reason() == Some(reason), "restore needs CRIU too: {:?}", features.restore);
+    ensure!(reason == wanted, "{reason}");
+    ensure!(features.restore.reason() == Some(wanted), "restore needs CRIU too: {:?}", features.restore);
     let images = tempfile::tempdir()?;
     let opts = CheckpointOptions { image_path: images.path().join("img"), ..CheckpointOptions::default() };
     match rig.runc.checkpoint(&id("never-created"), &opts).await {
         Err(Error::Unsupported { feature, reason: refused, .. }) => {
-            ensure!(feature == "checkpoint" && refused == reason, "{feature}: {refused}")
+            ensure!(feature == "checkpoint" && refused == wanted, "{feature}: {refused}")
         }
         other => bail!("checkpoint with broken CRIU: {other:?}"),
     }
