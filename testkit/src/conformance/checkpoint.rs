@@ -23,7 +23,7 @@ use runtime_core::{
 use super::Case;
 use super::env::{Env, refusal_quotes, skipped};
 use crate::harness::{CaseResult, Ran};
-use crate::overlay::{Overlay, overlay_rootfs};
+use crate::overlay::{self, Overlay, overlay_rootfs};
 
 /// Every checkpoint case of the engine with its name.
 pub(super) fn all() -> Vec<(&'static str, Case)> {
@@ -302,6 +302,9 @@ async fn export_and_import(env: &mut Env) -> CaseResult {
             return skipped(format!("no restore; the counter case covers its refusal: {reason}"));
         }
         Verdict::Ends(result) => return result,
+    }
+    if let Some(reason) = overlay::unavailable() {
+        return skipped(format!("the root filesystem's changes are an overlay's upper layer: {reason}"));
     }
     let engine = env.engine()?;
     let archives = tempfile::tempdir()?;
