@@ -485,7 +485,8 @@ async fn pre_dump_chain(env: &mut Env) -> CaseResult {
         Some(reason) if flavour.pre_dumps() && !env.is_real() => {
             bail!("{} pre-dumps with the fake CRIU, yet the probe says: {reason}", flavour.name())
         }
-        Some(reason) => return skipped(format!("no pre-dump here: {reason}")),
+        Some(reason) if flavour.pre_dumps() => return skipped(format!("no pre-dump on this host: {reason}")),
+        Some(_) => return pre_dump_refused(env).await,
         None => ensure!(flavour.pre_dumps(), "{} has no pre-dump, yet the probe says it has", flavour.name()),
     }
     let (id, bundle, _) = env.running("pre-dump", COUNTER).await?;
@@ -520,6 +521,31 @@ async fn pre_dump_chain(env: &mut Env) -> CaseResult {
     let restored = env.backend.restore(&id, bundle.path(), restore).await.context("restore from the chain")?;
     env.track(restored.pid);
     restored_counter_goes_on(env, &id, &count_file, dumped).await
+}
+
+/// A runtime whose checkpoint command takes no `--pre-dump` (as its own `--help`, run here,
+/// shows) refuses a pre-dump as unsupported before anything runs, and the container runs on.
+async fn pre_dump_refused(env: &mut Env) -> CaseResult {
+    let command = env.checkpoint_command()?;
+    let (asked, answered, help) = witness(env.backend.binary(), &[command, "--help"])?;
+    ensure!(answered, "`{asked}` fails: {help}");
+    ensure!(!help.contains("--pre-dump"), "`{asked}` lists --pre-dump, yet the runtime is pinned without it: {help}");
+    let (id, _bundle, _) = env.running("no-pre-dump", SLEEPER).await?;
+    let images = tempfile::tempdir()?;
+    let pre =
+        CheckpointOptions { image_path: images.path().join("pre"), pre_dump: true, ..CheckpointOptions::default() };
+    let refused = env.backend.checkpoint(&id, &pre).await;
+    let running = env.backend.state(&id).await?.status == Status::Running;
+    env.remove(&id).await?;
+    match refused {
+        Err(Error::Unsupported { feature, reason, .. }) if feature == "checkpoint --pre-dump" => {
+            ensure!(reason.contains("--pre-dump"), "the reason names the flag the runtime lacks: {reason}");
+        }
+        other => bail!("a pre-dump on a runtime whose `{command}` takes no --pre-dump: {other:?}"),
+    }
+    ensure!(!pre.image_path.exists(), "nothing ran: no image directory");
+    ensure!(running, "the refused pre-dump left the container running");
+    Ok(Ran::Passed)
 }
 
 /// A checkpoint whose `--parent-path` does not exist is refused as runc 1.1.5 refuses it, before
