@@ -188,8 +188,9 @@ impl Engine {
             let evidence = Existence::Seen { what: "the pre-checkpoint to build on".to_owned(), path: previous };
             return Err(Error::NotFound { id: Some(id.clone()), evidence });
         }
-        if let Some(export) = opts.export.as_ref().filter(|export| export.path.exists()) {
-            // Found now rather than after the dump stopped the container.
+        if let Some(export) = opts.export.as_ref().filter(|export| export.path.symlink_metadata().is_ok()) {
+            // Found now rather than after the dump stopped the container; a dangling link too,
+            // which the archive's exclusive create would refuse.
             let evidence = Existence::Seen { what: "the export archive".to_owned(), path: export.path.clone() };
             return Err(Error::AlreadyExists { id: Some(id.clone()), evidence });
         }

@@ -535,6 +535,15 @@ async fn an_export_onto_an_existing_file_is_refused_before_the_dump() {
         "{result:?}"
     );
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "an earlier archive", "left as it was");
+    let dangling = dir.path().join("dangling.tar");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let export = Export { path: dangling.clone(), compression: crate::checkpoint::Compression::None };
+    let result =
+        engine.checkpoint(&id(), ContainerCheckpointOptions { export: Some(export), ..Default::default() }).await;
+    assert!(
+        matches!(&result, Err(Error::AlreadyExists { evidence: Existence::Seen { path, .. }, .. }) if *path == dangling),
+        "a dangling link where the archive would go: {result:?}"
+    );
 }
 
 /// A record of `c1` as an engine of `backend` under `monitor` writes it.
