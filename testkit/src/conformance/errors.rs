@@ -2,7 +2,8 @@
 //! container a checkpoint already stopped (runc forgets such a container, youki keeps it
 //! stopped; the engine's record answers for both), an export onto an existing archive, a dump
 //! against a pre-checkpoint that was never taken, and a restore with nothing kept to restore.
-//! Each is matched by its variant and its evidence, never by its message.
+//! Each is matched by its variant and its evidence, never by its message. And an id as long as
+//! a file name may be works everywhere, while a longer one never reaches a runtime.
 
 use std::path::Path;
 
@@ -25,6 +26,7 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("a_second_checkpoint_of_a_checkpointed_container_is_invalid_state", |env| Box::pin(checkpointed_twice(env))),
         ("checkpoint_preconditions_are_typed_before_anything_runs", |env| Box::pin(checkpoint_preconditions(env))),
         ("a_restore_with_nothing_kept_is_not_found", |env| Box::pin(restore_with_nothing_kept(env))),
+        ("an_id_as_long_as_a_file_name_runs_and_a_longer_one_is_refused", |env| Box::pin(longest_id(env))),
     ]
 }
 
@@ -122,4 +124,25 @@ async fn restore_with_nothing_kept(env: &mut Env) -> CaseResult {
         (Verdict::Ends(result), _) => result,
         (_, other) => bail!("a restore with no checkpoint kept: {other:?}"),
     }
+}
+
+/// Ids are file names (in the engine's state root and in every runtime's): the longest one
+/// Linux takes, 255 bytes (`NAME_MAX`), goes through a whole life; 256 is refused up front.
+async fn longest_id(env: &mut Env) -> CaseResult {
+    let unique = format!("-{}", env.id("n"));
+    let longest = format!("{}{unique}", "l".repeat(255 - unique.len()));
+    ensure!(longest.len() == 255, "an id of {} bytes", longest.len());
+    match ContainerId::new(format!("{longest}x")) {
+        Err(Error::InvalidId { .. }) => {}
+        other => bail!("an id of 256 bytes: {other:?}"),
+    }
+    let id = ContainerId::new(longest)?;
+    let engine = env.engine()?;
+    let bundle = env.bundle(["sh", "-c", "exit 5"])?;
+    let created = engine.run(&id, bundle.path(), CreateOptions::default()).await.context("run")?;
+    env.track(created.pid);
+    let exit = engine.wait(&id).await.context("wait")?;
+    engine.delete(&id, DeleteMode::IfStopped).await.context("delete")?;
+    ensure!(exit == runtime_core::Exit::Exited(5), "its own exit: {exit:?}");
+    Ok(Ran::Passed)
 }
