@@ -65,12 +65,29 @@ async fn fail_gives_runtime_failed_with_the_message_and_argv() -> anyhow::Result
     rig.assert_nothing_left().await
 }
 
+/// The message of an error record runc 1.1.5 wrote to its `--log-format json` log, recorded on
+/// this host: `state` of an unknown id, `start` of a stopped container, and a second `create`
+/// of an id.
+fn runc_said(log: &str) -> anyhow::Result<String> {
+    let record: serde_json::Value = serde_json::from_str(log)?;
+    record["msg"].as_str().map(str::to_owned).context("an error record has a msg")
+}
+
 async fn failures_are_classified_by_wording() -> anyhow::Result<()> {
     let rig = Rig::new(Duration::from_secs(30)).await?;
-    rig.fake.inject("state", "fail:container does not exist")?;
-    rig.fake.inject("start", "fail:cannot start a container that has stopped")?;
-    ensure!(matches!(rig.runc.state(&id("gone")).await, Err(Error::NotFound { .. })), "not found");
-    ensure!(matches!(rig.runc.start(&id("gone")).await, Err(Error::InvalidState { .. })), "invalid state");
+    let unknown = runc_said(include_str!("../../runtime-core/tests/fixtures/runc-log-state-unknown.json"))?;
+    let stopped = runc_said(include_str!("../../runtime-core/tests/fixtures/runc-log-start-stopped.json"))?;
+    let exists = runc_said(include_str!("../../runtime-core/tests/fixtures/runc-log-create-exists.json"))?;
+    rig.fake.inject("state", &format!("fail:{unknown}"))?;
+    rig.fake.inject("start", &format!("fail:{stopped}"))?;
+    rig.fake.inject("create", &format!("fail:{exists}"))?;
+    let state = rig.runc.state(&id("gone")).await;
+    ensure!(matches!(state, Err(Error::NotFound { .. })), "runc's words for an unknown id: {state:?}");
+    let start = rig.runc.start(&id("gone")).await;
+    ensure!(matches!(start, Err(Error::InvalidState { .. })), "runc's words for a stopped one: {start:?}");
+    let bundle = Rig::bundle(&["sleep", "1000"])?;
+    let create = rig.runc.create(&id("taken"), bundle.path(), CreateOptions::default()).await;
+    ensure!(matches!(create, Err(Error::AlreadyExists { .. })), "runc's words for a taken id: {create:?}");
     rig.assert_nothing_left().await
 }
 
@@ -380,14 +397,15 @@ async fn broken_criu_makes_checkpoint_unsupported_with_its_reason() -> anyhow::R
     let rig = Rig::new(Duration::from_secs(30)).await?;
     rig.fake.break_criu("vdso: Failed to fill self vdso symtable")?;
     let features = rig.runc.features().await?;
+    let wanted = "`criu check` failed: vdso: Failed to fill self vdso symtable";
     let reason = features.checkpoint.reason().context("checkpoint must be unsupported")?;
-    ensure!(reason == "`criu check` failed: vdso: Failed to fill self vdso symtable", "{reason}");
-    ensure!(features.restore.reason() == Some(reason), "restore needs CRIU too: {:?}", features.restore);
+    ensure!(reason == wanted, "{reason}");
+    ensure!(features.restore.reason() == Some(wanted), "restore needs CRIU too: {:?}", features.restore);
     let images = tempfile::tempdir()?;
     let opts = CheckpointOptions { image_path: images.path().join("img"), ..CheckpointOptions::default() };
     match rig.runc.checkpoint(&id("never-created"), &opts).await {
         Err(Error::Unsupported { feature, reason: refused, .. }) => {
-            ensure!(feature == "checkpoint" && refused == reason, "{feature}: {refused}")
+            ensure!(feature == "checkpoint" && refused == wanted, "{feature}: {refused}")
         }
         other => bail!("checkpoint with broken CRIU: {other:?}"),
     }

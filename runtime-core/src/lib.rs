@@ -14,7 +14,7 @@ pub use cli::config::{DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, RuntimeConfig};
 pub use cli::dialect::{self, Dialect};
 pub use console::{Console, ConsoleSocket};
 pub use contract::backend::OciBackend;
-pub use contract::error::{Error, Failure, PluginProblem, Result, WrongState};
+pub use contract::error::{Error, Existence, Failure, PluginProblem, Result, WrongState};
 pub use contract::exit::Exit;
 pub use contract::features::{CgroupManager, Features, Probe, Support};
 pub use contract::host::{HostCheck, HostVerdict};

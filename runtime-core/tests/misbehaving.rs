@@ -14,7 +14,7 @@ use runtime_core::dialect::{
 };
 use runtime_core::oci_spec::runtime::LinuxResources;
 use runtime_core::{
-    CliBackend, ContainerId, CreateOptions, DeleteMode, Dialect, Error, Event, Exit, KillScope, OciBackend,
+    CliBackend, ContainerId, CreateOptions, DeleteMode, Dialect, Error, Event, Existence, Exit, KillScope, OciBackend,
     RuntimeConfig, RuntimeFamily, RuntimeVersion, Signal,
 };
 
@@ -277,7 +277,7 @@ async fn a_huge_single_line_is_cut_and_a_huge_log_read_from_its_end() {
     let result = backend.state(&c1()).await;
     assert!(matches!(result, Err(Error::OutputTruncated { stream: "stdout", .. })), "{result:?}");
     match backend.delete(&c1(), DeleteMode::IfStopped).await {
-        Err(Error::NotFound { id, failure }) => {
+        Err(Error::NotFound { id, evidence: Existence::Refused(failure) }) => {
             assert_eq!(id, Some(c1()));
             assert_eq!(failure.message, "container c1 does not exist");
         }
@@ -534,7 +534,7 @@ async fn an_event_stream_whose_runtime_fails_ends_with_its_typed_error() {
     let mut stream = backend.events(&c1(), Duration::from_secs(1)).await.unwrap();
     assert!(matches!(stream.next().await, Some(Ok(Event::Oom))));
     match stream.next().await {
-        Some(Err(Error::NotFound { id, failure })) => {
+        Some(Err(Error::NotFound { id, evidence: Existence::Refused(failure) })) => {
             assert_eq!(id, Some(c1()));
             assert_eq!(failure.message, "container c1 does not exist");
         }

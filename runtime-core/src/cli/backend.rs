@@ -502,6 +502,7 @@ impl OciBackend for CliBackend {
     }
 
     async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()> {
+        require_image_path("CheckpointOptions::image_path", &opts.image_path)?;
         let features = self.features().await?;
         self.require("checkpoint", &features.checkpoint)?;
         if opts.pre_dump {
@@ -517,6 +518,7 @@ impl OciBackend for CliBackend {
     }
 
     async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created> {
+        require_image_path("RestoreOptions::image_path", &opts.image_path)?;
         let features = self.features().await?;
         self.require("restore", &features.restore)?;
         if opts.lazy_pages {
@@ -544,6 +546,18 @@ impl OciBackend for CliBackend {
 
     async fn settle(&self) -> Vec<Error> {
         self.cleanups.settled().await
+    }
+}
+
+/// Refuses an empty image path: it would reach the runtime as `--image-path ''`, which runc
+/// takes as "use `./checkpoint` of whatever directory the caller runs in".
+fn require_image_path(option: &str, image_path: &Path) -> Result<()> {
+    match image_path.as_os_str().is_empty() {
+        true => Err(Error::InvalidArgument {
+            option: option.to_owned(),
+            reason: "is empty; the images need a directory the caller chose".to_owned(),
+        }),
+        false => Ok(()),
     }
 }
 

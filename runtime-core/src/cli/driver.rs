@@ -20,7 +20,7 @@ use tracing::Instrument;
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ErrorKind};
 use crate::cli::spawn::{EnvChanges, Input, Invocation, Leftovers, Outcome, Sink, Spawner};
-use crate::contract::error::{Error, Failure, Result, WrongState};
+use crate::contract::error::{Error, Existence, Failure, Result, WrongState};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 
@@ -353,8 +353,8 @@ impl CliRuntime {
         tracing::debug!(?kind, message = %failure.message, "runtime call failed");
         let id = id.cloned();
         match kind {
-            ErrorKind::NotFound => Error::NotFound { id, failure },
-            ErrorKind::AlreadyExists => Error::AlreadyExists { id, failure },
+            ErrorKind::NotFound => Error::NotFound { id, evidence: Existence::Refused(failure) },
+            ErrorKind::AlreadyExists => Error::AlreadyExists { id, evidence: Existence::Refused(failure) },
             ErrorKind::InvalidState => Error::InvalidState { id, evidence: WrongState::Refused(failure) },
             ErrorKind::Other => Error::RuntimeFailed(failure),
         }

@@ -31,7 +31,7 @@ use crate::checkpoint::{
     DumpStatistics, NETWORK_STATUS, PRE_CHECKPOINT_DIR, ROOTFS_DIFF_TAR, RestoreStatistics, RootfsChanges, SPEC_DUMP,
     STATS_DUMP,
 };
-use crate::contract::error::{Error, Result, WrongState};
+use crate::contract::error::{Error, Existence, Result, WrongState};
 use crate::contract::id::ContainerId;
 use crate::contract::monitor::RestoreRequest;
 use crate::contract::options::{CheckpointOptions, ContainerStdio, ManageCgroupsMode, RestoreOptions};
@@ -173,9 +173,14 @@ impl Engine {
     pub async fn checkpoint(&self, id: &ContainerId, opts: ContainerCheckpointOptions) -> Result<CheckpointReport> {
         let _lock = self.root.lock(id).await?;
         let files = self.root.files(id);
-        let found = match self.monitor.exit_status(id, &files).await? {
-            Some(_) => Status::Stopped,
-            None => self.backend.state(id).await?.status,
+        // Checkpointed already: the runtimes would each answer their own way (runc no longer
+        // knows the container), so the record answers for all of them.
+        let found = match self.root.load(id).await?.is_some_and(|record| record.checkpointed) {
+            true => Status::Stopped,
+            false => match self.monitor.exit_status(id, &files).await? {
+                Some(_) => Status::Stopped,
+                None => self.backend.state(id).await?.status,
+            },
         };
         if found != Status::Running {
             let evidence = WrongState::Seen { operation: "checkpoint", needs: Status::Running, found };
@@ -184,17 +189,14 @@ impl Engine {
         let images = files.dir.join(if opts.pre_checkpoint { PRE_CHECKPOINT_DIR } else { CHECKPOINT_DIR });
         let previous = files.dir.join(PRE_CHECKPOINT_DIR);
         if opts.with_previous && !previous.is_dir() {
-            return Err(Error::io(
-                format!("checkpoint of {id} against its pre-checkpoint {}", previous.display()),
-                std::io::Error::new(std::io::ErrorKind::NotFound, "there is no pre-checkpoint to build on"),
-            ));
+            let evidence = Existence::Seen { what: "the pre-checkpoint to build on".to_owned(), path: previous };
+            return Err(Error::NotFound { id: Some(id.clone()), evidence });
         }
-        if let Some(export) = opts.export.as_ref().filter(|export| export.path.exists()) {
-            // Found now rather than after the dump stopped the container.
-            return Err(Error::io(
-                format!("exporting the checkpoint of {id} to {}", export.path.display()),
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the archive exists already"),
-            ));
+        if let Some(export) = opts.export.as_ref().filter(|export| export.path.symlink_metadata().is_ok()) {
+            // Found now rather than after the dump stopped the container; a dangling link too,
+            // which the archive's exclusive create would refuse.
+            let evidence = Existence::Seen { what: "the export archive".to_owned(), path: export.path.clone() };
+            return Err(Error::AlreadyExists { id: Some(id.clone()), evidence });
         }
         off_executor("making the image directory", {
             let images = images.clone();
@@ -300,13 +302,15 @@ impl Engine {
     /// Restores `id` from a checkpoint: the images under the state root, or an archive
     /// (`import`), which may come from another id and another host. The restored container is
     /// supervised by the monitor like a created one. A backend that cannot restore is refused
-    /// before anything is unpacked or run.
+    /// before anything is unpacked or run. A relative `bundle` is taken from the current
+    /// directory now, as for [`Engine::create`].
     pub async fn restore(
         &self,
         id: &ContainerId,
         bundle: &Path,
         opts: ContainerRestoreOptions,
     ) -> Result<RestoreReport> {
+        let bundle = &super::absolute_bundle(bundle)?;
         let features = self.backend.features().await?;
         if let Some(reason) = features.restore.reason() {
             return Err(Error::Unsupported {
@@ -351,10 +355,8 @@ impl Engine {
             }
             None if images.is_dir() => None,
             None => {
-                return Err(Error::io(
-                    format!("restoring {id} from {}", images.display()),
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "no checkpoint of this container was kept"),
-                ));
+                let evidence = Existence::Seen { what: "the kept checkpoint".to_owned(), path: images };
+                return Err(Error::NotFound { id: Some(id.clone()), evidence });
             }
         };
         let restore = RestoreOptions {

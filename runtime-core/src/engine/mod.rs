@@ -20,7 +20,7 @@ mod state_root;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,6 +121,19 @@ fn gone_is_fine(result: Result<()>) -> Result<()> {
     }
 }
 
+/// A bundle as the engine gives it to the runtime and records it: absolute, a relative one
+/// taken from the current directory at the call. Recorded relative, it would name another
+/// directory (or none) for a reconnected engine, an export or a restore that runs elsewhere.
+/// The path is not resolved further: symlinks stay as the caller named them.
+fn absolute_bundle(bundle: &Path) -> Result<PathBuf> {
+    if bundle.as_os_str().is_empty() {
+        let reason = "is empty; a bundle is the directory holding config.json".to_owned();
+        return Err(Error::InvalidArgument { option: "bundle".to_owned(), reason });
+    }
+    std::path::absolute(bundle)
+        .map_err(|err| Error::io(format!("making the bundle path {} absolute", bundle.display()), err))
+}
+
 /// The stop signal a bundle asks for, from its spec's annotation.
 fn stop_signal_of(bundle: &Path) -> Signal {
     let config = std::fs::read(bundle.join("config.json")).ok();
@@ -141,10 +154,22 @@ impl Engine {
 
     /// An engine that finds again the containers recorded under `root` (after the embedding
     /// program restarted): live ones are watched from now on; one that ended while nobody
-    /// watched reports [`Exit::Unknown`], never a guessed code.
+    /// watched reports [`Exit::Unknown`], never a guessed code. A root holding a container of
+    /// another backend or monitor is [`Error::ForeignStateRoot`], before anything is touched.
     pub async fn reconnect(backend: Arc<dyn OciBackend>, monitor: Arc<dyn Monitor>, root: StateRoot) -> Result<Self> {
         let engine = Engine::new(backend, monitor, root);
-        for record in engine.root.records().await? {
+        let records = engine.root.records().await?;
+        let (backend, monitor) = (engine.backend.name(), engine.monitor.name());
+        if let Some(foreign) = records.iter().find(|record| record.backend != backend || record.monitor != monitor) {
+            return Err(Error::ForeignStateRoot {
+                id: foreign.id.clone(),
+                found_backend: foreign.backend.clone(),
+                found_monitor: foreign.monitor.clone(),
+                backend: backend.to_owned(),
+                monitor: monitor.to_owned(),
+            });
+        }
+        for record in records {
             let files = engine.root.files(&record.id);
             if engine.monitor.exit_status(&record.id, &files).await?.is_some() {
                 continue;
@@ -204,14 +229,17 @@ impl Engine {
         self.watched.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
-    /// Creates `id` from `bundle` under the monitor; its init waits for [`Engine::start`].
+    /// Creates `id` from `bundle` under the monitor; its init waits for [`Engine::start`]. A
+    /// relative `bundle` is taken from the current directory at the call: the runtime is given,
+    /// and the record keeps, the absolute path.
     pub async fn create(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created> {
-        self.bring_up(id, bundle, opts, Launch::Create).await
+        self.bring_up(id, &absolute_bundle(bundle)?, opts, Launch::Create).await
     }
 
     /// Creates and starts `id` in one runtime call (`run --detach`) when the runtime has one,
     /// else `create` then `start`; supervised exactly like [`Engine::create`].
     pub async fn run(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created> {
+        let bundle = &absolute_bundle(bundle)?;
         if self.backend.can_run() {
             return self.bring_up(id, bundle, opts, Launch::Run).await;
         }
@@ -406,7 +434,8 @@ impl Engine {
     /// Stops the container: its stop signal, up to `timeout` for it to exit, then SIGKILL to
     /// every process (to the init alone when rootless, where the cgroup may not be ours to
     /// signal), then up to [`KILL_GRACE`] more; past that, [`Error::DidNotStop`]. A container
-    /// that is already gone is success. Returns how it ended.
+    /// that is already gone is success; any other failure of the stop signal is returned as is,
+    /// before any waiting or SIGKILL. Returns how it ended.
     pub async fn stop(&self, id: &ContainerId, opts: StopOptions) -> Result<Exit> {
         let _lock = self.root.lock(id).await?;
         let record = self.root.load(id).await?;
@@ -416,8 +445,13 @@ impl Engine {
         if let Some(exit) = self.monitor.exit_status(id, &self.root.files(id)).await? {
             return Ok(exit);
         }
-        if let Err(Error::NotFound { .. }) = self.backend.kill(id, signal, KillScope::Init).await {
-            return Ok(self.monitor.exit_status(id, &self.root.files(id)).await?.unwrap_or(Exit::Unknown));
+        match self.backend.kill(id, signal, KillScope::Init).await {
+            Err(Error::NotFound { .. }) => {
+                return Ok(self.monitor.exit_status(id, &self.root.files(id)).await?.unwrap_or(Exit::Unknown));
+            }
+            // It stopped since its exit was looked for: the monitor's event is on its way.
+            Ok(()) | Err(Error::InvalidState { .. }) => {}
+            Err(err) => return Err(err),
         }
         if let Ok(exit) = tokio::time::timeout(opts.timeout, self.wait(id)).await {
             return exit;

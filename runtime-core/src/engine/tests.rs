@@ -9,9 +9,9 @@ use mockall::Sequence;
 use mockall::predicate::{always, eq};
 
 use super::*;
-use crate::contract::error::Failure;
 use crate::contract::error::WrongState;
-use crate::contract::features::Features;
+use crate::contract::error::{Existence, Failure};
+use crate::contract::features::{Features, Support};
 use crate::contract::monitor::ContainerFiles;
 use crate::contract::monitor::RestoreRequest;
 use crate::contract::options::{CheckpointOptions, RestoreOptions};
@@ -211,13 +211,15 @@ async fn a_container_that_ignores_even_sigkill_is_reported_with_its_pid() {
     monitor.expect_wait().times(2).returning(|_, _| never());
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     let started = tokio::time::Instant::now();
+    // The grace after SIGKILL, as `stop` documents it: 5 s.
+    let grace = Duration::from_secs(5);
     match engine.stop(&id(), StopOptions { signal: None, timeout: Duration::from_secs(1) }).await {
         Err(Error::DidNotStop { id: stuck, pid, waited }) => {
-            assert_eq!((stuck.as_str(), pid, waited), ("c1", Some(4242), KILL_GRACE));
+            assert_eq!((stuck.as_str(), pid, waited), ("c1", Some(4242), grace));
         }
         other => panic!("a container that never exits: {other:?}"),
     }
-    assert_eq!(started.elapsed(), Duration::from_secs(1) + KILL_GRACE, "bounded by timeout + grace");
+    assert_eq!(started.elapsed(), Duration::from_secs(1) + grace, "bounded by timeout + grace");
 }
 
 #[tokio::test(start_paused = true)]
@@ -226,11 +228,32 @@ async fn stopping_a_container_the_runtime_no_longer_knows_succeeds_without_a_kil
     let (mut backend, mut monitor) = (backend(), monitor());
     monitor.expect_exit_status().times(2).returning(|_, _| ready(Ok(None)));
     backend.expect_kill().with(eq(id()), eq(Signal::TERM), always()).times(1).returning(|id, _, _| {
-        Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") })
+        Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Refused(refusal(1, "container does not exist")),
+        })
     });
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     let exit = engine.stop(&id(), StopOptions::default()).await.unwrap();
     assert_eq!(exit, Exit::Unknown, "gone, and nobody saw how");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_signal_the_runtime_fails_to_send_is_returned_without_waiting_or_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().times(1).returning(|_, _| ready(Ok(None)));
+    backend
+        .expect_kill()
+        .with(eq(id()), eq(Signal::TERM), eq(KillScope::Init))
+        .times(1)
+        .returning(|_, _, _| Err(Error::RuntimeFailed(refusal(1, "permission denied"))));
+    // Neither a wait nor a second kill is expected: the mocks fail the test if one comes.
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    let started = tokio::time::Instant::now();
+    let result = engine.stop(&id(), StopOptions::default()).await;
+    assert!(matches!(&result, Err(Error::RuntimeFailed(_))), "{result:?}");
+    assert_eq!(started.elapsed(), Duration::ZERO, "returned at once");
 }
 
 #[tokio::test(start_paused = true)]
@@ -295,7 +318,10 @@ async fn a_create_the_runtime_refused_is_not_deleted_and_leaves_no_record() {
     let (backend, mut monitor) = (backend(), monitor());
     monitor.expect_create().times(1).returning(|_, req| {
         let id = req.id.clone();
-        ready(Err(Error::AlreadyExists { id: Some(id), failure: refusal(1, "container with given ID already exists") }))
+        ready(Err(Error::AlreadyExists {
+            id: Some(id),
+            evidence: Existence::Refused(refusal(1, "container with given ID already exists")),
+        }))
     });
     // Neither a delete (it would remove the other container) nor a release is expected.
     let root = StateRoot::open(dir.path()).unwrap();
@@ -310,7 +336,10 @@ async fn deleting_a_container_the_runtime_no_longer_knows_cleans_up_and_says_not
     let dir = tempfile::tempdir().unwrap();
     let (mut backend, mut monitor) = (backend(), monitor());
     backend.expect_delete().with(eq(id()), eq(DeleteMode::IfStopped)).times(1).returning(|id, _| {
-        Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") })
+        Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Refused(refusal(1, "container does not exist")),
+        })
     });
     monitor.expect_release().times(1).returning(|_, _| ready(Ok(())));
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
@@ -336,7 +365,11 @@ fn state_of(status: Status) -> ContainerState {
 
 /// Features where everything works but restore, which the probes refused for `reason`.
 fn features_without_restore(reason: &str) -> Arc<Features> {
-    use crate::contract::features::Support;
+    features_with_restore(Support::Unsupported { reason: reason.into(), evidence: Vec::new() })
+}
+
+/// Features where everything works, and restore as `restore` says.
+fn features_with_restore(restore: Support) -> Arc<Features> {
     let works = || Support::Supported { evidence: Vec::new() };
     let version = Version { major: 0, minor: 7, patch: 0 };
     Arc::new(Features {
@@ -349,7 +382,7 @@ fn features_without_restore(reason: &str) -> Arc<Features> {
             raw: String::new(),
         },
         checkpoint: works(),
-        restore: Support::Unsupported { reason: reason.into(), evidence: Vec::new() },
+        restore,
         pre_dump: works(),
         lazy_pages: works(),
         features_command: works(),
@@ -433,7 +466,51 @@ async fn a_checkpoint_with_its_previous_but_no_pre_checkpoint_runs_nothing() {
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     let opts = ContainerCheckpointOptions { with_previous: true, ..Default::default() };
     let result = engine.checkpoint(&id(), opts).await;
-    assert!(matches!(&result, Err(Error::Io { .. })), "{result:?}");
+    let missing = dir.path().join("containers/c1/pre-checkpoint");
+    assert!(
+        matches!(&result, Err(Error::NotFound { id: Some(c1), evidence: Existence::Seen { path, .. } })
+            if *c1 == id() && *path == missing),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_restore_with_no_kept_checkpoint_is_not_found_before_the_monitor_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_features().returning(|| Ok(features_with_restore(Support::Supported { evidence: Vec::new() })));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    monitor.expect_restore().never();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
+    let result = engine.restore(&id(), Path::new("/b"), ContainerRestoreOptions::default()).await;
+    let missing = dir.path().join("containers/c1/checkpoint");
+    assert!(
+        matches!(&result, Err(Error::NotFound { id: Some(c1), evidence: Existence::Seen { path, .. } })
+            if *c1 == id() && *path == missing),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_of_a_checkpointed_container_is_refused_without_asking_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    monitor.expect_wait().returning(|_, _| ready(Ok(Exit::Signaled(Signal::KILL))));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    // One state call, before the first dump; the second checkpoint asks the runtime nothing
+    // (runc would say it no longer knows the container).
+    backend.expect_state().times(1).returning(|_| Ok(state_of(Status::Running)));
+    backend.expect_checkpoint().times(1).returning(|_, _| Ok(()));
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await.unwrap();
+    let result = engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await;
+    let expected = WrongState::Seen { operation: "checkpoint", needs: Status::Running, found: Status::Stopped };
+    assert!(
+        matches!(&result, Err(Error::InvalidState { id: Some(c1), evidence }) if *c1 == id() && *evidence == expected),
+        "{result:?}"
+    );
+    assert!(dir.path().join("containers/c1/checkpoint").is_dir(), "the first checkpoint's images are kept");
 }
 
 #[tokio::test]
@@ -466,7 +543,10 @@ async fn a_container_a_checkpoint_stopped_is_reported_checkpointed_and_deleted_w
     backend.expect_state().times(1).returning(|_| Ok(state_of(Status::Running)));
     backend.expect_checkpoint().times(1).returning(|_, _| Ok(()));
     backend.expect_delete().times(1).returning(|id, _| {
-        Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") })
+        Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Refused(refusal(1, "container does not exist")),
+        })
     });
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await.unwrap();
@@ -493,8 +573,117 @@ async fn an_export_onto_an_existing_file_is_refused_before_the_dump() {
     let export = Export { path: existing.clone(), compression: crate::checkpoint::Compression::None };
     let result =
         engine.checkpoint(&id(), ContainerCheckpointOptions { export: Some(export), ..Default::default() }).await;
-    assert!(matches!(&result, Err(Error::Io { .. })), "{result:?}");
+    assert!(
+        matches!(&result, Err(Error::AlreadyExists { id: Some(c1), evidence: Existence::Seen { path, .. } })
+            if *c1 == id() && *path == existing),
+        "{result:?}"
+    );
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "an earlier archive", "left as it was");
+    let dangling = dir.path().join("dangling.tar");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let export = Export { path: dangling.clone(), compression: crate::checkpoint::Compression::None };
+    let result =
+        engine.checkpoint(&id(), ContainerCheckpointOptions { export: Some(export), ..Default::default() }).await;
+    assert!(
+        matches!(&result, Err(Error::AlreadyExists { evidence: Existence::Seen { path, .. }, .. }) if *path == dangling),
+        "a dangling link where the archive would go: {result:?}"
+    );
+}
+
+/// A record of `c1` as an engine of `backend` under `monitor` writes it.
+fn record_by(backend: &str, monitor: &str) -> ContainerRecord {
+    ContainerRecord {
+        id: id(),
+        bundle: "/b".into(),
+        backend: backend.into(),
+        monitor: monitor.into(),
+        pid: Some(4242),
+        stop_signal: 15,
+        checkpointed: false,
+    }
+}
+
+#[tokio::test]
+async fn reconnecting_to_a_root_of_another_backend_or_monitor_is_refused_naming_both() {
+    for (found_backend, found_monitor) in [("youki", "mock-monitor"), ("mock", "conmon")] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        root.save(&record_by(found_backend, found_monitor)).await.unwrap();
+        let (backend, monitor) = (backend(), monitor());
+        // Neither the runtime nor the monitor is asked anything: the mocks fail the test if so.
+        let result = Engine::reconnect(Arc::new(backend), Arc::new(monitor), root).await;
+        match result {
+            Err(Error::ForeignStateRoot { id: found, found_backend: b, found_monitor: m, backend, monitor }) => {
+                assert_eq!(found, id());
+                assert_eq!((b.as_str(), m.as_str()), (found_backend, found_monitor));
+                assert_eq!((backend.as_str(), monitor.as_str()), ("mock", "mock-monitor"));
+            }
+            other => panic!("a root written by {found_backend} under {found_monitor}: {other:?}"),
+        }
+        assert!(dir.path().join("containers/c1/record.json").is_file(), "its record is left as it was");
+    }
+}
+
+#[tokio::test]
+async fn reconnecting_to_a_root_of_the_same_backend_and_monitor_finds_its_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::open(dir.path()).unwrap();
+    root.save(&record_by("mock", "mock-monitor")).await.unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().times(1).returning(|_, _| ready(Ok(None)));
+    backend.expect_state().times(1).returning(|_| Ok(state_of(Status::Running)));
+    monitor.expect_adopt().with(eq(id()), eq(4242), always()).times(1).returning(|_, _, _| ready(Ok(())));
+    let engine = Engine::reconnect(Arc::new(backend), Arc::new(monitor), root).await.unwrap();
+    assert!(engine.is_watched(&id()));
+}
+
+#[tokio::test]
+async fn a_relative_bundle_is_given_and_recorded_absolute_from_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let absolute = std::env::current_dir().unwrap().join("relative-bundle");
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_can_run().return_const(true);
+    let given = absolute.clone();
+    monitor
+        .expect_create()
+        .withf(move |_, req| req.bundle == given)
+        .times(1)
+        .returning(|_, _| ready(Ok(Created { pid: 7 })));
+    let root = StateRoot::open(dir.path()).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
+    engine.run(&id(), Path::new("relative-bundle"), CreateOptions::default()).await.unwrap();
+    assert_eq!(root.load(&id()).await.unwrap().unwrap().bundle, absolute);
+}
+
+#[tokio::test]
+async fn a_relative_bundle_is_restored_and_recorded_absolute_from_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let absolute = std::env::current_dir().unwrap().join("relative-bundle");
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_features().returning(|| Ok(features_with_restore(Support::Supported { evidence: Vec::new() })));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    let given = absolute.clone();
+    monitor
+        .expect_restore()
+        .withf(move |_, req| req.bundle == given)
+        .times(1)
+        .returning(|_, _| ready(Ok(Created { pid: 7 })));
+    let root = StateRoot::open(dir.path()).unwrap();
+    std::fs::create_dir_all(root.files(&id()).dir.join("checkpoint")).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
+    engine.restore(&id(), Path::new("relative-bundle"), ContainerRestoreOptions::default()).await.unwrap();
+    assert_eq!(root.load(&id()).await.unwrap().unwrap().bundle, absolute);
+}
+
+#[tokio::test]
+async fn an_empty_bundle_path_is_refused_before_the_monitor_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_can_run().return_const(true);
+    monitor.expect_create().never();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
+    let result = engine.create(&id(), Path::new(""), CreateOptions::default()).await;
+    assert!(matches!(&result, Err(Error::InvalidArgument { option, .. }) if option == "bundle"), "{result:?}");
 }
 
 /// The direct monitor, but `create` returns only once the init has exited and its exit was
@@ -590,18 +779,24 @@ async fn a_container_deleted_outside_the_engine_leaves_no_exit_to_the_next_of_it
     let root = StateRoot::open(dir.path()).unwrap();
     let mut first = backend_running("exit 3");
     // Between the two runs the runtime's container was deleted by someone else.
-    first
-        .expect_state()
-        .returning(|id| Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") }));
+    first.expect_state().returning(|id| {
+        Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Refused(refusal(1, "container does not exist")),
+        })
+    });
     let engine = Engine::new(Arc::new(first), Arc::new(DirectMonitor::new()), root.clone());
     engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
     assert_eq!(engine.wait(&id()).await.unwrap(), Exit::Exited(3));
     assert!(root.files(&id()).exit_file.exists());
 
     let mut second = backend();
-    second
-        .expect_state()
-        .returning(|id| Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") }));
+    second.expect_state().returning(|id| {
+        Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Refused(refusal(1, "container does not exist")),
+        })
+    });
     second.expect_can_run().return_const(true);
     second.expect_run().returning(|_, _, _| {
         let child = std::process::Command::new("sleep").arg("1000").spawn().unwrap();

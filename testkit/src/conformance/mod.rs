@@ -12,6 +12,7 @@ mod checkpoint;
 mod embedding;
 mod engine;
 mod env;
+mod errors;
 mod oom;
 mod stats;
 mod terminal;
@@ -107,7 +108,7 @@ pub fn register(suite: &mut Suite, subject: &Subject) {
 /// would adopt the detached execs the backend cases make.
 pub fn register_engine(suite: &mut Suite, subject: &Subject) {
     SUBJECTS.lock().unwrap_or_else(|p| p.into_inner()).push(subject.clone());
-    let cases = engine::all().into_iter().chain(checkpoint::all()).chain(oom::all()).collect();
+    let cases = engine::all().into_iter().chain(checkpoint::all()).chain(oom::all()).chain(errors::all()).collect();
     add(suite, subject, format!("{}+direct", subject.label), cases);
 }
 

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::cli::dialect::{ErrorWording, GlobalFlags};
 use crate::cli::spawn::recording::{RecordingSpawner, Reply};
+use crate::contract::error::Existence;
 use crate::contract::options::process;
 
 #[derive(Debug)]
@@ -282,7 +283,7 @@ async fn an_exec_whose_runtime_logged_an_error_is_the_runtime_s_failure() {
     let spawner = RecordingSpawner::new(|_| Reply::logs_error("container c1 does not exist"));
     let result = backend(&spawner).exec(&id("c1"), &process(["true"]), ExecOptions::default()).await;
     match result {
-        Err(Error::NotFound { id: Some(missing), failure }) => {
+        Err(Error::NotFound { id: Some(missing), evidence: Existence::Refused(failure) }) => {
             assert_eq!(missing, id("c1"));
             assert_eq!(failure.message, "container c1 does not exist");
         }
@@ -513,4 +514,21 @@ async fn checkpoint_options_are_unsupported_with_checkpoint_itself() {
     }
     let feature_checks = spawner.commands().into_iter().filter(|command| command.len() > 1 && command[0] == "check");
     assert_eq!(feature_checks.count(), 0, "no feature is asked of a CRIU that fails `criu check`");
+}
+
+#[tokio::test]
+async fn checkpoint_and_restore_without_an_image_path_are_refused_before_anything_runs() {
+    let spawner = RecordingSpawner::new(|_| Reply::exits(0));
+    let backend = backend(&spawner);
+    let checkpoint = backend.checkpoint(&id("c1"), &CheckpointOptions::default()).await;
+    let restore = backend.restore(&id("c1"), Path::new("/b"), RestoreOptions::default()).await.map(drop);
+    for (refusal, wanted) in
+        [checkpoint, restore].into_iter().zip(["CheckpointOptions::image_path", "RestoreOptions::image_path"])
+    {
+        match refusal {
+            Err(Error::InvalidArgument { option, .. }) => assert_eq!(option, wanted),
+            other => panic!("{wanted} empty: {other:?}"),
+        }
+    }
+    assert_eq!(spawner.commands(), Vec::<Vec<String>>::new(), "nothing ran, not even a probe");
 }
