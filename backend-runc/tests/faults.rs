@@ -30,8 +30,11 @@ impl Rig {
         BundleBuilder::new(args.iter().copied()).rootfs(Rootfs::Empty).build()
     }
 
-    /// Fails if a container, its state, or a runtime process of this fake is still there.
+    /// Fails if a container, its state, or a runtime process of this fake is still there, once
+    /// the rollbacks of dropped calls have finished.
     async fn assert_nothing_left(&self) -> anyhow::Result<()> {
+        let unfinished = self.runc.settle().await;
+        ensure!(unfinished.is_empty(), "rollbacks left something behind: {unfinished:?}");
         std::fs::remove_file(self.fake.root().join("faults")).ok();
         let left = self.runc.list().await.context("list")?;
         ensure!(left.is_empty(), "containers left: {left:?}");
@@ -62,12 +65,29 @@ async fn fail_gives_runtime_failed_with_the_message_and_argv() -> anyhow::Result
     rig.assert_nothing_left().await
 }
 
+/// The message of an error record runc 1.1.5 wrote to its `--log-format json` log, recorded on
+/// this host: `state` of an unknown id, `start` of a stopped container, and a second `create`
+/// of an id.
+fn runc_said(log: &str) -> anyhow::Result<String> {
+    let record: serde_json::Value = serde_json::from_str(log)?;
+    record["msg"].as_str().map(str::to_owned).context("an error record has a msg")
+}
+
 async fn failures_are_classified_by_wording() -> anyhow::Result<()> {
     let rig = Rig::new(Duration::from_secs(30)).await?;
-    rig.fake.inject("state", "fail:container does not exist")?;
-    rig.fake.inject("start", "fail:cannot start a container that has stopped")?;
-    ensure!(matches!(rig.runc.state(&id("gone")).await, Err(Error::NotFound { .. })), "not found");
-    ensure!(matches!(rig.runc.start(&id("gone")).await, Err(Error::InvalidState { .. })), "invalid state");
+    let unknown = runc_said(include_str!("../../runtime-core/tests/fixtures/runc-log-state-unknown.json"))?;
+    let stopped = runc_said(include_str!("../../runtime-core/tests/fixtures/runc-log-start-stopped.json"))?;
+    let exists = runc_said(include_str!("../../runtime-core/tests/fixtures/runc-log-create-exists.json"))?;
+    rig.fake.inject("state", &format!("fail:{unknown}"))?;
+    rig.fake.inject("start", &format!("fail:{stopped}"))?;
+    rig.fake.inject("create", &format!("fail:{exists}"))?;
+    let state = rig.runc.state(&id("gone")).await;
+    ensure!(matches!(state, Err(Error::NotFound { .. })), "runc's words for an unknown id: {state:?}");
+    let start = rig.runc.start(&id("gone")).await;
+    ensure!(matches!(start, Err(Error::InvalidState { .. })), "runc's words for a stopped one: {start:?}");
+    let bundle = Rig::bundle(&["sleep", "1000"])?;
+    let create = rig.runc.create(&id("taken"), bundle.path(), CreateOptions::default()).await;
+    ensure!(matches!(create, Err(Error::AlreadyExists { .. })), "runc's words for a taken id: {create:?}");
     rig.assert_nothing_left().await
 }
 
@@ -76,7 +96,7 @@ async fn hang_times_out_and_kills_the_runtime() -> anyhow::Result<()> {
     rig.fake.inject("create", "hang")?;
     let bundle = Rig::bundle(&["sleep", "1000"])?;
     match rig.runc.create(&id("h1"), bundle.path(), CreateOptions::default()).await {
-        Err(Error::Timeout { argv, after }) => {
+        Err(Error::Timeout { argv, after, left_behind: None }) => {
             ensure!(after == Duration::from_millis(500), "after {after:?}");
             ensure!(argv.iter().any(|arg| arg == "create"), "argv {argv:?}");
         }
@@ -97,6 +117,137 @@ async fn a_create_whose_rollback_hangs_too_ends_within_one_timeout() -> anyhow::
     let took = started.elapsed();
     ensure!(matches!(result, Err(Error::Timeout { after, .. }) if after == timeout), "create: {result:?}");
     ensure!(took < timeout + Duration::from_secs(2), "took {took:?} with a timeout of {timeout:?}");
+    rig.assert_nothing_left().await
+}
+
+/// A `sleep` of the test's own, not of any container: what a stale pid file may name.
+struct Bystander(std::process::Child);
+
+impl Bystander {
+    fn spawn() -> anyhow::Result<Self> {
+        Ok(Bystander(std::process::Command::new("sleep").arg("1000").spawn()?))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn alive(&mut self) -> anyhow::Result<bool> {
+        Ok(self.0.try_wait()?.is_none())
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn a_stale_pid_file_never_gets_its_process_killed() -> anyhow::Result<()> {
+    let rig = Rig::new(Duration::from_millis(600)).await?;
+    rig.fake.inject("create", "hang")?;
+    let bundle = Rig::bundle(&["sleep", "1000"])?;
+    let mut bystander = Bystander::spawn()?;
+    let scratch = tempfile::tempdir()?;
+    let pid_file = scratch.path().join("left-by-an-earlier-program.pid");
+    let opts = || CreateOptions { pid_file: Some(pid_file.clone()), ..CreateOptions::default() };
+    // Dropped by the caller while the runtime hangs.
+    std::fs::write(&pid_file, bystander.pid().to_string())?;
+    let first = id("stale1");
+    let dropped = tokio::time::timeout(Duration::from_millis(200), rig.runc.create(&first, bundle.path(), opts()));
+    ensure!(dropped.await.is_err(), "the hanging create was given up");
+    ensure!(rig.runc.settle().await.is_empty(), "the rollback of the dropped create");
+    ensure!(
+        bystander.alive()?,
+        "the rollback of a dropped create killed {}, named by a stale pid file",
+        bystander.pid()
+    );
+    // Timed out.
+    std::fs::write(&pid_file, bystander.pid().to_string())?;
+    let result = rig.runc.create(&id("stale2"), bundle.path(), opts()).await;
+    ensure!(matches!(result, Err(Error::Timeout { .. })), "create: {result:?}");
+    ensure!(bystander.alive()?, "the rollback of a timed-out create killed {}", bystander.pid());
+    // An exec that times out.
+    std::fs::remove_file(rig.fake.root().join("faults"))?;
+    let c = id("stale3");
+    rig.runc.create(&c, bundle.path(), CreateOptions::default()).await?;
+    rig.runc.start(&c).await?;
+    rig.fake.inject("exec", "hang")?;
+    std::fs::write(&pid_file, bystander.pid().to_string())?;
+    let exec = ExecOptions {
+        pid_file: Some(pid_file.clone()),
+        timeout: Some(Duration::from_millis(300)),
+        ..ExecOptions::default()
+    };
+    let result = rig.runc.exec(&c, &process(["sleep", "1000"]), exec).await;
+    ensure!(matches!(result, Err(Error::Timeout { .. })), "exec: {result:?}");
+    ensure!(bystander.alive()?, "the rollback of a timed-out exec killed {}", bystander.pid());
+    std::fs::remove_file(rig.fake.root().join("faults"))?;
+    rig.runc.delete(&c, DeleteMode::Force).await?;
+    rig.assert_nothing_left().await
+}
+
+async fn a_rollback_that_fails_is_reported_on_the_timeout() -> anyhow::Result<()> {
+    let rig = Rig::new(Duration::from_millis(800)).await?;
+    rig.fake.inject("create", "hang")?;
+    rig.fake.inject("delete", "fail:device or resource busy")?;
+    let bundle = Rig::bundle(&["sleep", "1000"])?;
+    match rig.runc.create(&id("rb1"), bundle.path(), CreateOptions::default()).await {
+        Err(Error::Timeout { argv, left_behind: Some(problem), .. }) => {
+            ensure!(argv.iter().any(|arg| arg == "create"), "the create timed out: {argv:?}");
+            match *problem {
+                Error::RuntimeFailed(failure) => {
+                    ensure!(failure.message == "device or resource busy", "{:?}", failure.message);
+                    ensure!(failure.argv.iter().any(|arg| arg == "delete"), "{:?}", failure.argv);
+                }
+                other => bail!("the rollback's failure: {other:?}"),
+            }
+        }
+        other => bail!("a create whose rollback fails: {other:?}"),
+    }
+    ensure!(rig.runc.settle().await.is_empty(), "a failure reported on the call is not reported twice");
+    rig.assert_nothing_left().await
+}
+
+async fn settle_reports_what_the_rollback_of_a_dropped_create_left_behind() -> anyhow::Result<()> {
+    let rig = Rig::new(Duration::from_secs(30)).await?;
+    rig.fake.inject("create", "hang")?;
+    rig.fake.inject("delete", "fail:device or resource busy")?;
+    let bundle = Rig::bundle(&["sleep", "1000"])?;
+    let c = id("rb2");
+    let dropped =
+        tokio::time::timeout(Duration::from_millis(200), rig.runc.create(&c, bundle.path(), CreateOptions::default()));
+    ensure!(dropped.await.is_err(), "the hanging create was given up");
+    let left = rig.runc.settle().await;
+    match left.as_slice() {
+        [Error::RuntimeFailed(failure)] => {
+            ensure!(failure.message == "device or resource busy", "{:?}", failure.message);
+            ensure!(failure.argv.iter().any(|arg| arg == "rb2"), "names the container: {:?}", failure.argv);
+        }
+        other => bail!("what settle reports: {other:?}"),
+    }
+    ensure!(rig.runc.settle().await.is_empty(), "reported once");
+    rig.assert_nothing_left().await
+}
+
+async fn a_create_waits_for_the_rollback_of_its_id() -> anyhow::Result<()> {
+    let rig = Rig::new(Duration::from_secs(30)).await?;
+    let faults = rig.fake.root().join("faults");
+    // The rollback's delete starts at once and removes whatever has the id 800 ms later.
+    std::fs::write(&faults, "create=hang\ndelete=slow:800\n")?;
+    let bundle = Rig::bundle(&["sleep", "1000"])?;
+    let c = id("again");
+    let dropped =
+        tokio::time::timeout(Duration::from_millis(200), rig.runc.create(&c, bundle.path(), CreateOptions::default()));
+    ensure!(dropped.await.is_err(), "the hanging create was given up");
+    std::fs::write(&faults, "delete=slow:800\n")?;
+    let created = rig.runc.create(&c, bundle.path(), CreateOptions::default()).await.context("create again")?;
+    // Had the create not waited, the late delete would have removed it by now.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let state = rig.runc.state(&c).await.context("the new container")?;
+    ensure!(state.status == Status::Created && state.pid == Some(created.pid), "{state:?}");
+    rig.runc.delete(&c, DeleteMode::Force).await?;
     rig.assert_nothing_left().await
 }
 
@@ -246,14 +397,15 @@ async fn broken_criu_makes_checkpoint_unsupported_with_its_reason() -> anyhow::R
     let rig = Rig::new(Duration::from_secs(30)).await?;
     rig.fake.break_criu("vdso: Failed to fill self vdso symtable")?;
     let features = rig.runc.features().await?;
+    let wanted = "`criu check` failed: vdso: Failed to fill self vdso symtable";
     let reason = features.checkpoint.reason().context("checkpoint must be unsupported")?;
-    ensure!(reason == "`criu check` failed: vdso: Failed to fill self vdso symtable", "{reason}");
-    ensure!(features.restore.reason() == Some(reason), "restore needs CRIU too: {:?}", features.restore);
+    ensure!(reason == wanted, "{reason}");
+    ensure!(features.restore.reason() == Some(wanted), "restore needs CRIU too: {:?}", features.restore);
     let images = tempfile::tempdir()?;
     let opts = CheckpointOptions { image_path: images.path().join("img"), ..CheckpointOptions::default() };
     match rig.runc.checkpoint(&id("never-created"), &opts).await {
         Err(Error::Unsupported { feature, reason: refused, .. }) => {
-            ensure!(feature == "checkpoint" && refused == reason, "{feature}: {refused}")
+            ensure!(feature == "checkpoint" && refused == wanted, "{feature}: {refused}")
         }
         other => bail!("checkpoint with broken CRIU: {other:?}"),
     }
@@ -338,6 +490,19 @@ fn main() -> ExitCode {
             "fault::a_create_whose_rollback_hangs_too_ends_within_one_timeout",
             a_create_whose_rollback_hangs_too_ends_within_one_timeout,
         );
+        suite.case(
+            "fault::a_stale_pid_file_never_gets_its_process_killed",
+            a_stale_pid_file_never_gets_its_process_killed,
+        );
+        suite.case(
+            "fault::a_rollback_that_fails_is_reported_on_the_timeout",
+            a_rollback_that_fails_is_reported_on_the_timeout,
+        );
+        suite.case(
+            "fault::settle_reports_what_the_rollback_of_a_dropped_create_left_behind",
+            settle_reports_what_the_rollback_of_a_dropped_create_left_behind,
+        );
+        suite.case("fault::a_create_waits_for_the_rollback_of_its_id", a_create_waits_for_the_rollback_of_its_id);
         suite.case("fault::per_call_timeout_overrides_the_default", per_call_timeout_overrides_the_default);
         suite.case("fault::slow_but_within_the_timeout_succeeds", slow_but_within_the_timeout_succeeds);
         suite.case("fault::death_by_signal_is_reported_as_such", death_by_signal_is_reported_as_such);

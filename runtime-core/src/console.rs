@@ -58,14 +58,14 @@ impl ConsoleSocket {
         &self.path
     }
 
-    /// Waits up to `timeout` for a runtime to connect and send the terminal's master side.
+    /// Waits up to `timeout` for a runtime to connect and send the terminal's master side; none
+    /// in time is [`Error::WaitTimeout`].
     pub async fn receive(&self, timeout: Duration) -> Result<Console> {
         match tokio::time::timeout(timeout, self.accept()).await {
             Ok(received) => received,
-            Err(_) => Err(Error::io(
-                format!("waiting for a terminal on {}", self.path.display()),
-                io::Error::new(io::ErrorKind::TimedOut, format!("no runtime sent one within {timeout:?}")),
-            )),
+            Err(_) => {
+                Err(Error::WaitTimeout { what: format!("a terminal on {}", self.path.display()), after: timeout })
+            }
         }
     }
 
@@ -239,7 +239,7 @@ mod tests {
     async fn nothing_sent_is_a_timeout_and_a_message_without_a_descriptor_an_error() {
         let socket = ConsoleSocket::bind().unwrap();
         match socket.receive(Duration::from_millis(50)).await {
-            Err(Error::Io { source, .. }) => assert_eq!(source.kind(), io::ErrorKind::TimedOut),
+            Err(Error::WaitTimeout { after, .. }) => assert_eq!(after, Duration::from_millis(50)),
             other => panic!("no runtime, yet {other:?}"),
         }
         send(socket.path(), &[]);

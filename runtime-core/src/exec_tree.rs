@@ -21,9 +21,8 @@
 //! through a pidfd opened between two reads of its `stat` that agree (same start time, same
 //! session), so a pid reused meanwhile is never hit.
 
-use std::io;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -113,6 +112,13 @@ impl ExecTree {
             .collect()
     }
 
+    /// SIGKILLs every live process of the exec once, without waiting; returns pidfds on those
+    /// it signalled.
+    fn kill_round(&self) -> Vec<OwnedFd> {
+        // ESRCH: it ended meanwhile.
+        self.members().into_iter().filter(|fd| pidfd_send_signal(fd, Signal::KILL).is_ok()).collect()
+    }
+
     /// SIGKILLs every process of the exec, round after round (one may fork while a round runs),
     /// until a round finds none alive or [`KILL_PATIENCE`] has passed. Says how many processes
     /// were signalled.
@@ -120,17 +126,12 @@ impl ExecTree {
         let deadline = Instant::now() + KILL_PATIENCE;
         let mut signalled = 0;
         loop {
-            let members = self.members();
-            if members.is_empty() {
+            let killed = self.kill_round();
+            if killed.is_empty() {
                 return signalled;
             }
-            for fd in &members {
-                // ESRCH: it ended meanwhile.
-                if pidfd_send_signal(fd, Signal::KILL).is_ok() {
-                    signalled += 1;
-                }
-            }
-            if !wait_ended(&members, deadline) {
+            signalled += killed.len();
+            if !wait_ended(&killed, deadline) {
                 tracing::warn!(pid = self.pid, session = ?self.session, "processes of an exec outlived SIGKILL");
                 return signalled;
             }
@@ -157,9 +158,14 @@ fn wait_ended(pidfds: &[OwnedFd], deadline: Instant) -> bool {
 }
 
 /// Ends the exec a call started unless disarmed: armed before the runtime runs, it kills the
-/// process the runtime named in `pid_file` and its session when the call times out, fails or is
-/// dropped. The pid file must not exist before the call, so that only a pid the runtime wrote
-/// during it is read.
+/// process the runtime named in `pid_file` and its session when the call fails, times out or
+/// is dropped. The pid file must have been made fresh before the call (see
+/// `cli::rollback::fresh_pid_file`), so that only a pid the runtime wrote during it is read.
+///
+/// A failed call awaits [`UnfinishedExec::end`], which returns once the processes are gone.
+/// A dropped one cannot wait: its `Drop` sends SIGKILL to every process it finds (a scan of
+/// `/proc` and a few signals, no waiting), and a thread of its own finishes the work (more
+/// rounds, for processes forked meanwhile), off the caller's executor.
 #[derive(Debug)]
 pub(crate) struct UnfinishedExec {
     pid_file: PathBuf,
@@ -167,18 +173,29 @@ pub(crate) struct UnfinishedExec {
 }
 
 impl UnfinishedExec {
-    /// Removes a pid file left by an earlier process, then arms the guard.
-    pub(crate) fn arm(pid_file: &Path) -> io::Result<Self> {
-        match std::fs::remove_file(pid_file) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
-            _ => {}
-        }
-        Ok(UnfinishedExec { pid_file: pid_file.to_path_buf(), armed: true })
+    /// A guard for the exec whose pid the runtime writes to `pid_file`.
+    pub(crate) fn arm(pid_file: PathBuf) -> Self {
+        UnfinishedExec { pid_file, armed: true }
     }
 
     /// The call finished: its process is the caller's, or has ended.
     pub(crate) fn disarm(mut self) {
         self.armed = false;
+    }
+
+    /// Ends the exec now, on tokio's blocking pool, and returns once its processes are gone.
+    pub(crate) async fn end(mut self) {
+        self.armed = false;
+        if let Some(tree) = self.tree() {
+            let killed = tokio::task::spawn_blocking(move || tree.kill()).await.unwrap_or_default();
+            tracing::debug!(killed, "ended the processes of an unfinished exec");
+        }
+    }
+
+    /// The exec the runtime named, if it named one that has not been reaped.
+    fn tree(&self) -> Option<ExecTree> {
+        let pid = std::fs::read_to_string(&self.pid_file).ok()?.trim().parse::<u32>().ok()?;
+        ExecTree::of(pid)
     }
 }
 
@@ -187,10 +204,13 @@ impl Drop for UnfinishedExec {
         if !self.armed {
             return;
         }
-        let pid = std::fs::read_to_string(&self.pid_file).ok().and_then(|text| text.trim().parse::<u32>().ok());
-        if let Some(tree) = pid.and_then(ExecTree::of) {
-            let killed = tree.kill();
-            tracing::debug!(pid = tree.pid, killed, "ended the processes of an unfinished exec");
+        let Some(tree) = self.tree() else { return };
+        if tree.kill_round().is_empty() {
+            return;
+        }
+        let finishing = std::thread::Builder::new().name("ocikit-exec-end".into()).spawn(move || tree.kill());
+        if let Err(err) = finishing {
+            tracing::warn!(%err, "cannot start a thread to finish ending a dropped exec");
         }
     }
 }
@@ -217,7 +237,7 @@ mod tests {
         Stat::read(pid).is_some_and(|stat| !stat.ended())
     }
 
-    fn wait_for_lines(path: &Path, lines: usize) -> Vec<i32> {
+    fn wait_for_lines(path: &std::path::Path, lines: usize) -> Vec<i32> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -266,21 +286,46 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_armed_guard_ends_the_exec_in_its_pid_file_and_a_stale_file_is_never_read() {
+    fn a_dropped_armed_guard_ends_the_exec_in_its_pid_file_with_all_it_started() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
-        let mut bystander = Command::new("sleep").arg("100").process_group(0).spawn().unwrap();
-        std::fs::write(&pid_file, bystander.id().to_string()).unwrap();
-        // The file names a process of an earlier call: arming removes it.
-        drop(UnfinishedExec::arm(&pid_file).unwrap());
-        assert!(bystander.try_wait().unwrap().is_none(), "a stale pid file was read");
-        let guard = UnfinishedExec::arm(&pid_file).unwrap();
-        let mut exec = in_new_session("sleep 100 & sleep 100");
+        let pids = dir.path().join("pids");
+        let guard = UnfinishedExec::arm(pid_file.clone());
+        let mut exec = in_new_session(&format!("sleep 100 & echo $! >> {}; sleep 100", pids.display()));
         std::fs::write(&pid_file, exec.id().to_string()).unwrap();
+        let job = wait_for_lines(&pids, 1);
         drop(guard);
         assert!(exec.wait().unwrap().code().is_none(), "killed by a signal");
-        assert!(bystander.try_wait().unwrap().is_none());
-        bystander.kill().unwrap();
-        bystander.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while job.iter().any(|pid| alive(*pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!job.iter().any(|pid| alive(*pid)), "the exec's job {job:?} still runs");
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_ends_the_exec_before_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let pids = dir.path().join("pids");
+        let guard = UnfinishedExec::arm(pid_file.clone());
+        let mut exec = in_new_session(&format!("(sleep 100 & echo $! >> {}) ; sleep 100", pids.display()));
+        std::fs::write(&pid_file, exec.id().to_string()).unwrap();
+        let orphan = wait_for_lines(&pids, 1);
+        guard.end().await;
+        assert!(!orphan.iter().any(|pid| alive(*pid)), "the orphan {orphan:?} still runs");
+        assert!(exec.wait().unwrap().code().is_none(), "killed by a signal");
+    }
+
+    #[test]
+    fn a_disarmed_guard_leaves_the_exec_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut exec = in_new_session("sleep 100");
+        std::fs::write(&pid_file, exec.id().to_string()).unwrap();
+        UnfinishedExec::arm(pid_file).disarm();
+        assert!(exec.try_wait().unwrap().is_none(), "still running");
+        exec.kill().unwrap();
+        exec.wait().unwrap();
     }
 }

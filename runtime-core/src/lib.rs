@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod blocking;
 pub mod checkpoint;
 mod cli;
 mod console;
@@ -14,7 +15,7 @@ pub use cli::config::{DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, RuntimeConfig};
 pub use cli::dialect::{self, Dialect};
 pub use console::{Console, ConsoleSocket};
 pub use contract::backend::OciBackend;
-pub use contract::error::{Error, Failure, PluginProblem, Result, WrongState};
+pub use contract::error::{Error, Existence, Failure, PluginProblem, Result, WrongState};
 pub use contract::exit::Exit;
 pub use contract::features::{CgroupManager, Features, Probe, Support};
 pub use contract::host::{HostCheck, HostVerdict};
@@ -32,8 +33,9 @@ pub use contract::stats::{
 };
 pub use contract::version::{RuntimeVersion, Version};
 pub use engine::{
-    CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, ContainerStatus, DEFAULT_STOP_TIMEOUT,
-    DirectMonitor, Engine, Export, KILL_GRACE, RestoreReport, STOP_SIGNAL_ANNOTATION, StateRoot, StopOptions,
+    CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, ContainerStatus, DEFAULT_LOCK_WAIT,
+    DEFAULT_STOP_TIMEOUT, DirectMonitor, Engine, Export, KILL_GRACE, RestoreReport, STOP_SIGNAL_ANNOTATION, StateRoot,
+    StopOptions,
 };
 
 /// The OCI types callers need (`Spec`, `Process`, `LinuxResources`...), re-exported so they

@@ -20,6 +20,7 @@ use std::ffi::{CStr, c_char};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::blocking::off_executor;
 use crate::cli::backend::{CliBackend, RuntimeFamily};
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::Dialect;
@@ -156,7 +157,11 @@ impl RuntimeFamily for BackendPlugin {
     }
 }
 
-/// Loads the plugin at `path` and connects to its runtime: a backend like any other.
+/// Loads the plugin at `path` and connects to its runtime: a backend like any other. The
+/// library is loaded off the caller's executor: `dlopen` reads it from disk and runs its
+/// initialisers.
 pub async fn load_backend(path: &Path, config: RuntimeConfig) -> Result<Box<dyn OciBackend>> {
-    BackendPlugin::open(path)?.connect(config).await
+    let path = path.to_path_buf();
+    let plugin = off_executor("loading a backend plugin", move || BackendPlugin::open(&path)).await?;
+    plugin.connect(config).await
 }

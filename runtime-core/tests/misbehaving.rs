@@ -14,7 +14,7 @@ use runtime_core::dialect::{
 };
 use runtime_core::oci_spec::runtime::LinuxResources;
 use runtime_core::{
-    CliBackend, ContainerId, CreateOptions, DeleteMode, Dialect, Error, Event, Exit, KillScope, OciBackend,
+    CliBackend, ContainerId, CreateOptions, DeleteMode, Dialect, Error, Event, Existence, Exit, KillScope, OciBackend,
     RuntimeConfig, RuntimeFamily, RuntimeVersion, Signal,
 };
 
@@ -199,7 +199,7 @@ async fn a_runtime_that_hangs_is_killed_at_its_timeout() {
     let timeout = Duration::from_millis(800);
     let started = Instant::now();
     match runtime.backend(timeout).state(&c1()).await {
-        Err(Error::Timeout { argv, after }) => {
+        Err(Error::Timeout { argv, after, .. }) => {
             assert_eq!(after, timeout);
             assert!(argv.iter().any(|arg| arg == "state"), "{argv:?}");
         }
@@ -277,7 +277,7 @@ async fn a_huge_single_line_is_cut_and_a_huge_log_read_from_its_end() {
     let result = backend.state(&c1()).await;
     assert!(matches!(result, Err(Error::OutputTruncated { stream: "stdout", .. })), "{result:?}");
     match backend.delete(&c1(), DeleteMode::IfStopped).await {
-        Err(Error::NotFound { id, failure }) => {
+        Err(Error::NotFound { id, evidence: Existence::Refused(failure) }) => {
             assert_eq!(id, Some(c1()));
             assert_eq!(failure.message, "container c1 does not exist");
         }
@@ -407,7 +407,7 @@ async fn a_version_that_hangs_during_connect_is_a_timeout() {
     let timeout = Duration::from_millis(800);
     let started = Instant::now();
     match CliBackend::connect(runtime.family(), runtime.config(timeout)).await {
-        Err(Error::Timeout { argv, after }) => {
+        Err(Error::Timeout { argv, after, .. }) => {
             assert_eq!(after, timeout);
             assert_eq!(argv.last().map(|arg| arg.to_string_lossy().into_owned()).as_deref(), Some("--version"));
         }
@@ -534,7 +534,7 @@ async fn an_event_stream_whose_runtime_fails_ends_with_its_typed_error() {
     let mut stream = backend.events(&c1(), Duration::from_secs(1)).await.unwrap();
     assert!(matches!(stream.next().await, Some(Ok(Event::Oom))));
     match stream.next().await {
-        Some(Err(Error::NotFound { id, failure })) => {
+        Some(Err(Error::NotFound { id, evidence: Existence::Refused(failure) })) => {
             assert_eq!(id, Some(c1()));
             assert_eq!(failure.message, "container c1 does not exist");
         }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use runtime_core::oci_spec::runtime::{LinuxNamespaceType, RootBuilder, Spec};
+use runtime_core::oci_spec::runtime::{LinuxMemoryBuilder, LinuxNamespaceType, RootBuilder, Spec};
 
 use crate::gate::static_busybox;
 
@@ -48,6 +48,7 @@ pub struct BundleBuilder {
     host_pid_namespace: bool,
     annotations: Vec<(String, String)>,
     terminal: bool,
+    memory_limit: Option<i64>,
 }
 
 impl BundleBuilder {
@@ -65,6 +66,7 @@ impl BundleBuilder {
             host_pid_namespace: false,
             annotations: Vec::new(),
             terminal: false,
+            memory_limit: None,
         }
     }
 
@@ -99,6 +101,13 @@ impl BundleBuilder {
         self
     }
 
+    /// Limits the container's memory to `bytes`, swap included (`swap` is memory plus swap in
+    /// the spec, so equal to the limit means no swap): past it the kernel's OOM killer acts.
+    pub fn memory_limit(mut self, bytes: i64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// Chooses the root filesystem.
     pub fn rootfs(mut self, rootfs: Rootfs) -> Self {
         self.rootfs = rootfs;
@@ -128,6 +137,14 @@ impl BundleBuilder {
             && let Some(namespaces) = linux.namespaces_mut()
         {
             namespaces.retain(|namespace| namespace.typ() != LinuxNamespaceType::Pid);
+        }
+        if let Some(bytes) = self.memory_limit
+            && let Some(linux) = spec.linux_mut()
+        {
+            let memory = LinuxMemoryBuilder::default().limit(bytes).swap(bytes).build()?;
+            let mut resources = linux.resources().clone().unwrap_or_default();
+            resources.set_memory(Some(memory));
+            linux.set_resources(Some(resources));
         }
         if !self.annotations.is_empty() {
             spec.set_annotations(Some(self.annotations.iter().cloned().collect()));
@@ -178,6 +195,14 @@ mod tests {
         assert!(process.env().as_ref().unwrap().contains(&"A=b".to_owned()));
         assert_eq!(spec.root().as_ref().unwrap().path(), Path::new("rootfs"));
         assert!(bundle.rootfs().is_dir());
+    }
+
+    #[test]
+    fn a_memory_limit_leaves_no_swap_above_it() {
+        let spec = BundleBuilder::new(["sh"]).memory_limit(32 << 20).spec().unwrap();
+        let config = serde_json::to_value(&spec).unwrap();
+        let memory = &config["linux"]["resources"]["memory"];
+        assert_eq!((memory["limit"].as_i64(), memory["swap"].as_i64()), (Some(33_554_432), Some(33_554_432)));
     }
 
     #[test]

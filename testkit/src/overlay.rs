@@ -41,6 +41,24 @@ impl Drop for Overlay {
     }
 }
 
+/// Why overlays cannot be mounted here, if they cannot: mounting one takes root
+/// (`CAP_SYS_ADMIN` in the initial user namespace) and a kernel with overlayfs, which a trial
+/// mount shows. A case that needs one is skipped with this reason rather than failed.
+pub fn unavailable() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("mounting an overlay root filesystem needs root".to_owned());
+    }
+    let trial = || -> anyhow::Result<()> {
+        let dir = tempfile::Builder::new().prefix("overlay-trial-").tempdir()?;
+        let (lower, merged) = (dir.path().join("lower"), dir.path().join("merged"));
+        std::fs::create_dir(&lower)?;
+        std::fs::create_dir(&merged)?;
+        drop(Overlay::mount(&lower, &merged)?);
+        Ok(())
+    };
+    trial().err().map(|err| format!("a trial overlay does not mount here: {err:#}"))
+}
+
 /// A bundle's root filesystem turned into an overlay: its tree moves to `image` (the lower
 /// layer) and an overlay of it is mounted where it was.
 pub fn overlay_rootfs(rootfs: &Path, image: &Path) -> anyhow::Result<Overlay> {

@@ -31,8 +31,10 @@ fn family(flavour: Flavour) -> Arc<dyn RuntimeFamily> {
 fn outcome<T>(result: runtime_core::Result<T>) -> String {
     match result {
         Ok(_) => "ok".to_owned(),
-        Err(Error::NotFound { failure, .. }) => format!("NotFound, {:?}", failure.status),
-        Err(Error::AlreadyExists { failure, .. }) => format!("AlreadyExists, {:?}", failure.status),
+        Err(err @ (Error::NotFound { .. } | Error::AlreadyExists { .. })) => {
+            let kind = if matches!(err, Error::NotFound { .. }) { "NotFound" } else { "AlreadyExists" };
+            format!("{kind}, {:?}", err.failure().map(|failure| &failure.status))
+        }
         Err(err @ Error::InvalidState { .. }) => {
             format!("InvalidState, {:?}", err.failure().map(|failure| &failure.status))
         }

@@ -1,5 +1,6 @@
 //! Archives written and read back, archives made by the `tar` command, hostile archives built
-//! header by header, and root filesystem changes on a real overlay mount.
+//! header by header, and root filesystem changes that need no root (those that do, with
+//! whiteouts and a real overlay mount, are testkit's `rootfs_changes` test, gated on root).
 
 use std::collections::BTreeMap;
 use std::fs::{self, Permissions};
@@ -424,69 +425,8 @@ fn mountinfo_gives_the_upper_dir_of_the_last_overlay_at_a_mount_point() {
     assert!(matches!(broken, Error::Parse { .. }), "{broken}");
 }
 
-/// An overlay upper dir as a container leaves it, and the lower tree it changed.
-fn upper_and_lower(root: &Path) -> (PathBuf, PathBuf) {
-    let lower = root.join("lower");
-    write_file(&lower.join("etc/hostname"), b"old", 0o644);
-    write_file(&lower.join("gone"), b"to be deleted", 0o644);
-    write_file(&lower.join("var/gone-dir/inside"), b"x", 0o644);
-    write_file(&lower.join("keep"), b"kept", 0o644);
-    let upper = root.join("upper");
-    write_file(&upper.join("etc/hostname"), b"new", 0o644);
-    write_file(&upper.join("etc/added.conf"), b"added", 0o600);
-    fs::create_dir_all(upper.join("var")).unwrap();
-    fs::create_dir_all(upper.join("bin")).unwrap();
-    symlink("/bin/busybox", upper.join("bin/sh")).unwrap();
-    // `opt` removed and made again: opaque, hiding old1; old2 written anew.
-    write_file(&lower.join("opt/old1"), b"hidden", 0o644);
-    write_file(&lower.join("opt/old2"), b"replaced", 0o644);
-    write_file(&upper.join("opt/old2"), b"anew", 0o644);
-    rustix::fs::lsetxattr(upper.join("opt"), "trusted.overlay.opaque", b"y", rustix::fs::XattrFlags::empty()).unwrap();
-    for whiteout in [upper.join("gone"), upper.join("var/gone-dir")] {
-        nix::sys::stat::mknod(
-            &whiteout,
-            nix::sys::stat::SFlag::S_IFCHR,
-            nix::sys::stat::Mode::from_bits_truncate(0o000),
-            0,
-        )
-        .unwrap();
-    }
-    (upper, lower)
-}
-
 fn read_deleted(path: &Path) -> Vec<String> {
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
-}
-
-#[test]
-fn an_overlay_upper_dir_becomes_a_diff_and_its_whiteouts_deletions() {
-    let tmp = TempDir::new().unwrap();
-    let (upper, lower) = upper_and_lower(tmp.path());
-    let diff = tmp.path().join(ROOTFS_DIFF_TAR);
-    let deleted = tmp.path().join(DELETED_FILES);
-    let dirs = OverlayDirs { upper_dir: upper.clone(), lower_dirs: vec![lower.clone()] };
-    RootfsChanges::Overlay(dirs).write(&diff, &deleted).unwrap();
-
-    let mut listed = tar_listing(&diff);
-    listed.sort();
-    assert_eq!(listed, ["bin", "bin/sh", "etc", "etc/added.conf", "etc/hostname", "opt", "opt/old2", "var"]);
-    let mut deletions = read_deleted(&deleted);
-    deletions.sort();
-    assert_eq!(deletions, ["/gone", "/opt/old1", "/var/gone-dir"]);
-    assert_eq!(mode_of(&diff), 0o600);
-    assert_eq!(mode_of(&deleted), 0o600);
-
-    apply_rootfs_diff(Some(&diff), Some(&deleted), &lower).unwrap();
-    assert_eq!(fs::read(lower.join("etc/hostname")).unwrap(), b"new");
-    assert_eq!(fs::read(lower.join("etc/added.conf")).unwrap(), b"added");
-    assert_eq!(mode_of(&lower.join("etc/added.conf")), 0o600);
-    assert_eq!(fs::read(lower.join("keep")).unwrap(), b"kept");
-    assert_eq!(fs::read_link(lower.join("bin/sh")).unwrap(), Path::new("/bin/busybox"));
-    assert_eq!(fs::read(lower.join("opt/old2")).unwrap(), b"anew");
-    assert!(!lower.join("opt/old1").exists());
-    assert!(!lower.join("gone").exists());
-    assert!(!lower.join("var/gone-dir").exists());
-    assert!(fs::symlink_metadata(lower.join("gone")).is_err(), "no whiteout was unpacked");
 }
 
 #[test]
@@ -565,80 +505,4 @@ fn a_deletion_under_a_symlink_the_diff_makes_is_refused() {
         "{error}"
     );
     assert_eq!(snapshot(tmp.path()), before);
-}
-
-#[test]
-fn a_diff_replaces_a_symlink_of_the_target_at_the_entry_itself_without_following_it() {
-    let tmp = TempDir::new().unwrap();
-    let host = tmp.path().join("host");
-    write_file(&host.join("passwd"), b"host's own", 0o644);
-    let rootfs = tmp.path().join("rootfs");
-    fs::create_dir(&rootfs).unwrap();
-    symlink(host.join("passwd"), rootfs.join("passwd")).unwrap();
-    let diff = tmp.path().join("diff.tar");
-    fs::write(&diff, RawTar::default().file("passwd", b"container's").end()).unwrap();
-
-    apply_rootfs_diff(Some(&diff), None, &rootfs).unwrap();
-    assert_eq!(fs::read(rootfs.join("passwd")).unwrap(), b"container's");
-    assert!(!fs::symlink_metadata(rootfs.join("passwd")).unwrap().is_symlink());
-    assert_eq!(fs::read(host.join("passwd")).unwrap(), b"host's own");
-}
-
-/// Unmounts an overlay when the test ends, passing or not.
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
-#[test]
-fn changes_made_through_a_real_overlay_are_found_and_carried() {
-    let tmp = TempDir::new().unwrap();
-    let root = fs::canonicalize(tmp.path()).unwrap();
-    let lower = root.join("lower");
-    write_file(&lower.join("etc/hostname"), b"old", 0o644);
-    write_file(&lower.join("gone"), b"to be deleted", 0o644);
-    write_file(&lower.join("keep"), b"kept", 0o644);
-    write_file(&lower.join("cache/a"), b"a", 0o644);
-    write_file(&lower.join("cache/b/c"), b"c", 0o644);
-    let (upper, work, merged) = (root.join("up per"), root.join("work"), root.join("merged"));
-    for dir in [&upper, &work, &merged] {
-        fs::create_dir(dir).unwrap();
-    }
-    let options = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
-    nix::mount::mount(Some("overlay"), &merged, Some("overlay"), nix::mount::MsFlags::empty(), Some(options.as_str()))
-        .expect("mounting an overlay (this test runs as root)");
-    let mounted = Mounted(merged.clone());
-
-    fs::write(merged.join("etc/hostname"), b"new").unwrap();
-    fs::write(merged.join("added"), b"added").unwrap();
-    fs::remove_file(merged.join("gone")).unwrap();
-    fs::remove_dir_all(merged.join("cache")).unwrap();
-    write_file(&merged.join("cache/fresh"), b"fresh", 0o644);
-
-    let changes = RootfsChanges::of(&merged).unwrap();
-    assert_eq!(
-        changes,
-        RootfsChanges::Overlay(OverlayDirs { upper_dir: upper.clone(), lower_dirs: vec![lower.clone()] })
-    );
-    let diff = root.join(ROOTFS_DIFF_TAR);
-    let deleted = root.join(DELETED_FILES);
-    changes.write(&diff, &deleted).unwrap();
-    let mut listed = tar_listing(&diff);
-    listed.sort();
-    assert_eq!(listed, ["added", "cache", "cache/fresh", "etc", "etc/hostname"]);
-    let mut deletions = read_deleted(&deleted);
-    deletions.sort();
-    assert_eq!(deletions, ["/cache/a", "/cache/b", "/gone"]);
-
-    let expected = snapshot(&merged);
-    drop(mounted);
-    let copy = root.join("copy");
-    run_tar(&["-cf", root.join("lower.tar").to_str().unwrap(), "-C", lower.to_str().unwrap(), "."]);
-    fs::create_dir(&copy).unwrap();
-    run_tar(&["-xf", root.join("lower.tar").to_str().unwrap(), "-C", copy.to_str().unwrap()]);
-    apply_rootfs_diff(Some(&diff), Some(&deleted), &copy).unwrap();
-    assert_eq!(snapshot(&copy), expected);
 }

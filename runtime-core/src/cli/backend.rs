@@ -25,7 +25,7 @@ use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from
 use crate::cli::driver::{Call, CliRuntime, NO_DEADLINE, Runner, failed_with};
 use crate::cli::events::{self, StatsShape};
 use crate::cli::probe::{probe_features, run_probe};
-use crate::cli::rollback::Rollback;
+use crate::cli::rollback::{Cleanups, Delete, Rollback, fresh_pid_file};
 use crate::cli::spawn::{Input, Leftovers, ProcessSpawner, Sink, Spawner};
 use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
@@ -72,6 +72,8 @@ pub struct CliBackend {
     criu: PathBuf,
     host_checks: Vec<Arc<dyn HostCheck>>,
     features: OnceCell<Arc<Features>>,
+    /// Rollbacks of dropped calls, under way in the background.
+    cleanups: Cleanups,
 }
 
 impl CliBackend {
@@ -125,7 +127,15 @@ impl CliBackend {
         let cli = CliRuntime::new(binary, global_args, Arc::new(dialect), runner, family.transient_failures());
         let criu = config.criu.clone().unwrap_or_else(|| PathBuf::from("criu"));
         let host_checks = family.host_checks();
-        Ok(CliBackend { family, cli, version, criu, host_checks, features: OnceCell::new() })
+        Ok(CliBackend {
+            family,
+            cli,
+            version,
+            criu,
+            host_checks,
+            features: OnceCell::new(),
+            cleanups: Cleanups::default(),
+        })
     }
 
     /// The dialect in use.
@@ -176,26 +186,16 @@ impl CliBackend {
         self.run_creating(id, args, &pid_file, opts.stdio, opts.preserve_fds, opts.timeout).await
     }
 
-    /// Removes what a create that did not finish may have left, by `deadline`.
-    async fn roll_back_create(&self, id: &ContainerId, deadline: Instant) {
-        let args = match self.argv(self.dialect().delete_args(id, DeleteMode::Force)) {
-            Ok(args) => args,
-            Err(err) => return tracing::warn!(%id, %err, "cannot roll back a failed create"),
-        };
-        let call = Call { timeout: Some(deadline.saturating_duration_since(Instant::now())), ..Call::new(args) };
-        match self.cli.run_ok(call.for_container(id)).await {
-            Ok(_) | Err(Error::NotFound { .. }) => {}
-            Err(err) => tracing::warn!(%id, %err, "rolling back a failed create left something behind"),
-        }
-    }
-
     /// Runs a call that makes a container (create, run, restore) with the container's stdio and
     /// returns the init pid from `pid_file`. If it fails or times out, whatever the runtime left
-    /// is removed, so nothing keeps running unseen; if the caller drops the call instead, the
-    /// [`Rollback`] guard does the same from `Drop`.
+    /// is removed, so nothing keeps running unseen; a rollback that could not remove it all is
+    /// reported on a timeout's `left_behind`. If the caller drops the call instead, the
+    /// [`Rollback`] guard does the same in the background.
     ///
     /// The call's timeout bounds the whole of it, rollback included: the runtime gets the budget
-    /// less a reserve ([`rollback_reserve`]), and the rollback what remains by the deadline.
+    /// less a reserve ([`rollback_reserve`]), and the rollback what remains by the deadline. A
+    /// rollback of this id still under way from a dropped call is waited for first: its
+    /// `delete --force` would remove what this call makes.
     async fn run_creating(
         &self,
         id: &ContainerId,
@@ -205,11 +205,13 @@ impl CliBackend {
         extra_fds: Vec<OwnedFd>,
         timeout: Option<Duration>,
     ) -> Result<Created> {
+        self.cleanups.settled_for(id).await;
         let budget = timeout.unwrap_or(self.cli.timeout());
         let deadline = Instant::now() + budget;
         let delete = self.argv(self.dialect().delete_args(id, DeleteMode::Force))?;
-        // Only for a dropped call: every awaited ending disarms it below.
-        let guard = Rollback::arm(pid_file.to_path_buf(), Some(self.cli.blocking_command(delete)), deadline.into_std());
+        fresh_pid_file(pid_file)?;
+        let guard =
+            Rollback::arm(&self.cleanups, pid_file.to_path_buf(), Some(Delete::new(&self.cli, id, delete, deadline)));
         let (stdin, stdout, stderr) = container_stdio(stdio);
         let call = Call {
             stdin,
@@ -220,23 +222,34 @@ impl CliBackend {
             leftovers: Leftovers::Keep,
             ..Call::new(args).for_container(id)
         };
-        let outcome = self.cli.run_ok(call).await;
-        guard.disarm();
-        let err = match outcome.and_then(|_| read_pid_file(pid_file)) {
-            Ok(pid) => return Ok(Created { pid }),
+        let err = match self.cli.run_ok(call).await.and_then(|_| read_pid_file(pid_file)) {
+            Ok(pid) => {
+                guard.disarm();
+                return Ok(Created { pid });
+            }
             // Another container holds the id, or nothing ran: there is nothing of ours to remove.
             Err(
                 err @ (Error::AlreadyExists { .. }
                 | Error::BinaryNotFound { .. }
                 | Error::BinaryNotExecutable { .. }
                 | Error::Unsupported { .. }),
-            ) => return Err(err),
+            ) => {
+                guard.disarm();
+                return Err(err);
+            }
             Err(err) => err,
         };
-        self.roll_back_create(id, deadline).await;
+        let left_behind = guard.roll_back().await.err();
         match err {
-            Error::Timeout { argv, .. } => Err(Error::Timeout { argv, after: budget }),
-            err => Err(err),
+            Error::Timeout { argv, .. } => {
+                Err(Error::Timeout { argv, after: budget, left_behind: left_behind.map(Box::new) })
+            }
+            err => {
+                if let Some(problem) = left_behind {
+                    tracing::warn!(%id, %err, %problem, "rolling back a failed create left something behind");
+                }
+                Err(err)
+            }
         }
     }
 }
@@ -443,6 +456,7 @@ impl OciBackend for CliBackend {
         write_private(&process_file, &json)?;
         // The pid file lets a detached exec report its pid and an unfinished one be ended.
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
+        fresh_pid_file(&pid_file)?;
         let args = self.argv(self.dialect().exec_args(id, &process_file, &pid_file, &opts))?;
         let (stdin, stdout, stderr) = match opts.stdio {
             ExecStdio::Wired(stdio) => container_stdio(stdio),
@@ -463,8 +477,14 @@ impl OciBackend for CliBackend {
         };
         // A detached process is the caller's once the runtime reported it; until then, and for
         // the whole life of an attached one, an unfinished call ends it and all it started.
-        let guard = UnfinishedExec::arm(&pid_file).map_err(|err| Error::io("removing an old pid file", err))?;
-        let finished = self.cli.run(call).await?;
+        let guard = UnfinishedExec::arm(pid_file.clone());
+        let finished = match self.cli.run(call).await {
+            Ok(finished) => finished,
+            Err(err) => {
+                guard.end().await;
+                return Err(err);
+            }
+        };
         guard.disarm();
         if opts.detach {
             self.cli.check(finished, Some(id))?;
@@ -506,6 +526,7 @@ impl OciBackend for CliBackend {
     }
 
     async fn checkpoint(&self, id: &ContainerId, opts: &CheckpointOptions) -> Result<()> {
+        require_image_path("CheckpointOptions::image_path", &opts.image_path)?;
         let features = self.features().await?;
         self.require("checkpoint", &features.checkpoint)?;
         if opts.pre_dump {
@@ -521,6 +542,7 @@ impl OciBackend for CliBackend {
     }
 
     async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created> {
+        require_image_path("RestoreOptions::image_path", &opts.image_path)?;
         let features = self.features().await?;
         self.require("restore", &features.restore)?;
         if opts.lazy_pages {
@@ -544,6 +566,22 @@ impl OciBackend for CliBackend {
         let shape = self.events_shape().await?;
         let args = self.argv(self.dialect().events_args(id, interval))?;
         events::stream(&self.cli, id, shape, args).await
+    }
+
+    async fn settle(&self) -> Vec<Error> {
+        self.cleanups.settled().await
+    }
+}
+
+/// Refuses an empty image path: it would reach the runtime as `--image-path ''`, which runc
+/// takes as "use `./checkpoint` of whatever directory the caller runs in".
+fn require_image_path(option: &str, image_path: &Path) -> Result<()> {
+    match image_path.as_os_str().is_empty() {
+        true => Err(Error::InvalidArgument {
+            option: option.to_owned(),
+            reason: "is empty; the images need a directory the caller chose".to_owned(),
+        }),
+        false => Ok(()),
     }
 }
 

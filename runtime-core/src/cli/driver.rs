@@ -20,7 +20,7 @@ use tracing::Instrument;
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ErrorKind};
 use crate::cli::spawn::{EnvChanges, Input, Invocation, Leftovers, Outcome, Sink, Spawner};
-use crate::contract::error::{Error, Failure, Result, WrongState};
+use crate::contract::error::{Error, Existence, Failure, Result, WrongState};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 
@@ -211,7 +211,7 @@ impl Runner {
         match self.spawner.run(invocation).await? {
             Outcome::TimedOut => {
                 tracing::warn!(?timeout, "call timed out; its process group was killed");
-                Err(Error::Timeout { argv, after: timeout })
+                Err(Error::Timeout { argv, after: timeout, left_behind: None })
             }
             Outcome::Ended { status, stdout, stderr } => Ok(Finished {
                 argv,
@@ -300,18 +300,6 @@ impl CliRuntime {
         self.runner.timeout()
     }
 
-    /// A blocking command for `args` with the global flags and the environment every call gets,
-    /// for work that must run where nothing can be awaited (rollback in `Drop`).
-    pub(crate) fn blocking_command(&self, args: Vec<OsString>) -> std::process::Command {
-        let mut command = std::process::Command::new(&self.binary);
-        command.args(&self.global_args).args(args);
-        for name in &self.runner.env.remove {
-            command.env_remove(name);
-        }
-        command.envs(self.runner.env.set.iter().map(|(key, value)| (key, value)));
-        command
-    }
-
     /// Runs `call` and returns how it ended, whatever its exit status. Fails only when the
     /// binary cannot be run, on timeout, or on local I/O errors.
     pub(crate) async fn run(&self, call: Call) -> Result<Finished> {
@@ -369,8 +357,8 @@ impl CliRuntime {
         tracing::debug!(?kind, message = %failure.message, "runtime call failed");
         let id = id.cloned();
         match kind {
-            ErrorKind::NotFound => Error::NotFound { id, failure },
-            ErrorKind::AlreadyExists => Error::AlreadyExists { id, failure },
+            ErrorKind::NotFound => Error::NotFound { id, evidence: Existence::Refused(failure) },
+            ErrorKind::AlreadyExists => Error::AlreadyExists { id, evidence: Existence::Refused(failure) },
             ErrorKind::InvalidState => Error::InvalidState { id, evidence: WrongState::Refused(failure) },
             ErrorKind::Other => Error::RuntimeFailed(failure),
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oci_spec::runtime::{LinuxResources, Process};
 
-use crate::contract::error::Result;
+use crate::contract::error::{Error, Result};
 use crate::contract::features::Features;
 use crate::contract::id::ContainerId;
 use crate::contract::options::{
@@ -83,4 +83,12 @@ pub trait OciBackend: Send + Sync {
     /// Statistics every `interval` (and out-of-memory events where the runtime reports them),
     /// until the container stops or the stream is dropped.
     async fn events(&self, id: &ContainerId, interval: Duration) -> Result<EventStream>;
+
+    /// Waits until the rollbacks of dropped calls (which run in the background, never on the
+    /// caller's executor) have finished, and returns what they could not undo: empty when
+    /// everything was. Call it before a program that dropped calls exits, and in tests before
+    /// looking for leftovers. A backend without background work has nothing to wait for.
+    async fn settle(&self) -> Vec<Error> {
+        Vec::new()
+    }
 }

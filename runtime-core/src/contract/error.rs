@@ -7,7 +7,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::contract::exit::Exit;
@@ -65,25 +65,67 @@ impl fmt::Display for WrongState {
     }
 }
 
+/// What showed that something exists, or does not: [`Error::NotFound`] and
+/// [`Error::AlreadyExists`] come from a runtime's answer or from the engine's own look before
+/// anything ran, and say which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Existence {
+    /// The runtime said so.
+    Refused(Box<Failure>),
+    /// The file system was looked at first and the operation was not tried.
+    Seen {
+        /// What was looked for (`the export archive`, `the pre-checkpoint to build on`).
+        what: String,
+        /// Where.
+        path: PathBuf,
+    },
+}
+
+/// The message of [`Error::NotFound`].
+fn missing(id: Option<&ContainerId>, evidence: &Existence) -> String {
+    match evidence {
+        Existence::Refused(failure) => format!("{}: {failure}", about(id, "does not exist", "no such container")),
+        Existence::Seen { what, path } => seen(id, what, path, "does not exist"),
+    }
+}
+
+/// The message of [`Error::AlreadyExists`].
+fn present(id: Option<&ContainerId>, evidence: &Existence) -> String {
+    match evidence {
+        Existence::Refused(failure) => {
+            format!("{}: {failure}", about(id, "already exists", "a container with that id already exists"))
+        }
+        Existence::Seen { what, path } => seen(id, what, path, "already exists"),
+    }
+}
+
+/// "container ID: WHAT PATH PREDICATE; nothing was run".
+fn seen(id: Option<&ContainerId>, what: &str, path: &Path, predicate: &str) -> String {
+    let container = id.map(|id| format!("container {id}: ")).unwrap_or_default();
+    format!("{container}{what} {} {predicate}; nothing was run", path.display())
+}
+
 /// Everything that can go wrong when driving a runtime.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The runtime does not know this container.
-    #[error("{}: {failure}", about(id.as_ref(), "does not exist", "no such container"))]
+    /// The runtime does not know this container, or something the call needs (a kept
+    /// checkpoint, a pre-checkpoint to build on) is not there.
+    #[error("{}", missing(id.as_ref(), evidence))]
     NotFound {
         /// The container asked for; `None` when the call named none (a `list`).
         id: Option<ContainerId>,
-        /// The runtime call that said so.
-        failure: Box<Failure>,
+        /// The runtime's answer, or what was looked for before anything ran.
+        evidence: Existence,
     },
-    /// A container with this id already exists.
-    #[error("{}: {failure}", about(id.as_ref(), "already exists", "a container with that id already exists"))]
+    /// A container with this id already exists, or something the call would make (an export's
+    /// archive) is there already.
+    #[error("{}", present(id.as_ref(), evidence))]
     AlreadyExists {
         /// The container asked for; `None` when the call named none.
         id: Option<ContainerId>,
-        /// The runtime call that said so.
-        failure: Box<Failure>,
+        /// The runtime's answer, or what was found before anything ran.
+        evidence: Existence,
     },
     /// The container is not in a state that allows the operation (delete a running container,
     /// start a stopped one, pause a stopped one...).
@@ -117,16 +159,43 @@ pub enum Error {
         /// What makes it work.
         fix: String,
     },
+    /// A state root written by an engine of another backend or monitor: read as this
+    /// engine's, its containers would be misread (another runtime's ids, another monitor's
+    /// files). Refused before anything in it is touched.
+    #[error(
+        "the state root holds container {id} of {found_backend} under monitor {found_monitor}; this engine is {backend} under monitor {monitor}"
+    )]
+    ForeignStateRoot {
+        /// The first container recorded by the other engine.
+        id: ContainerId,
+        /// The backend that wrote its record.
+        found_backend: String,
+        /// The monitor that wrote its record.
+        found_monitor: String,
+        /// This engine's backend.
+        backend: String,
+        /// This engine's monitor.
+        monitor: String,
+    },
     /// The runtime failed in a way none of the typed variants describe.
     #[error("the runtime failed: {0}")]
     RuntimeFailed(Box<Failure>),
     /// The call did not finish in time; the runtime's process group was killed.
-    #[error("`{}` did not finish within {after:?}; its process group was killed", display_argv(argv))]
+    #[error(
+        "`{}` did not finish within {after:?}; its process group was killed{}",
+        display_argv(argv),
+        left_behind.as_ref().map(|problem| format!("; rolling the call back left something behind: {problem}")).unwrap_or_default()
+    )]
     Timeout {
         /// The whole argv, binary first.
         argv: Vec<OsString>,
         /// The limit that expired.
         after: Duration,
+        /// For a call that makes a container, what its rollback could not undo (youki's shape:
+        /// the call's error and the cleanup's in one); `None` when nothing was left behind or
+        /// there was nothing to roll back.
+        #[source]
+        left_behind: Option<Box<Error>>,
     },
     /// A process printed more than the call keeps, and the call reads its output: a cut
     /// document is not parsed.
@@ -306,8 +375,8 @@ impl Error {
     /// The runtime call behind this error, when it came from one.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            Error::NotFound { failure, .. }
-            | Error::AlreadyExists { failure, .. }
+            Error::NotFound { evidence: Existence::Refused(failure), .. }
+            | Error::AlreadyExists { evidence: Existence::Refused(failure), .. }
             | Error::InvalidState { evidence: WrongState::Refused(failure), .. }
             | Error::RuntimeFailed(failure) => Some(failure),
             _ => None,
@@ -347,11 +416,11 @@ mod tests {
     #[test]
     fn not_found_names_the_container_or_says_none_was_named() {
         reads(
-            Error::NotFound { id: c1(), failure: said("runc state c1") },
+            Error::NotFound { id: c1(), evidence: Existence::Refused(said("runc state c1")) },
             "container c1 does not exist: `runc state c1` exited with status 1: the runtime's words",
         );
         reads(
-            Error::NotFound { id: None, failure: said("runc list") },
+            Error::NotFound { id: None, evidence: Existence::Refused(said("runc list")) },
             "no such container: `runc list` exited with status 1: the runtime's words",
         );
     }
@@ -359,12 +428,42 @@ mod tests {
     #[test]
     fn already_exists_names_the_container_or_says_none_was_named() {
         reads(
-            Error::AlreadyExists { id: c1(), failure: said("runc create c1") },
+            Error::AlreadyExists { id: c1(), evidence: Existence::Refused(said("runc create c1")) },
             "container c1 already exists: `runc create c1` exited with status 1: the runtime's words",
         );
         reads(
-            Error::AlreadyExists { id: None, failure: said("runc create") },
+            Error::AlreadyExists { id: None, evidence: Existence::Refused(said("runc create")) },
             "a container with that id already exists: `runc create` exited with status 1: the runtime's words",
+        );
+    }
+
+    #[test]
+    fn what_was_looked_for_before_running_is_named_with_its_path_and_no_runtime_call() {
+        let error = Error::AlreadyExists {
+            id: c1(),
+            evidence: Existence::Seen { what: "the export archive".into(), path: "/tmp/c1.tar".into() },
+        };
+        assert_eq!(error.failure(), None, "no runtime was run");
+        reads(error, "container c1: the export archive /tmp/c1.tar already exists; nothing was run");
+        let error = Error::NotFound {
+            id: c1(),
+            evidence: Existence::Seen { what: "the kept checkpoint".into(), path: "/run/x/checkpoint".into() },
+        };
+        assert_eq!(error.failure(), None, "no runtime was run");
+        reads(error, "container c1: the kept checkpoint /run/x/checkpoint does not exist; nothing was run");
+    }
+
+    #[test]
+    fn a_foreign_state_root_names_both_engines() {
+        reads(
+            Error::ForeignStateRoot {
+                id: c1().unwrap(),
+                found_backend: "youki".into(),
+                found_monitor: "conmon".into(),
+                backend: "runc".into(),
+                monitor: "direct".into(),
+            },
+            "the state root holds container c1 of youki under monitor conmon; this engine is runc under monitor direct",
         );
     }
 
@@ -433,8 +532,17 @@ mod tests {
     fn timeout_and_truncation_name_the_call_and_the_limit() {
         let argv = || vec![OsString::from("runc"), OsString::from("state"), OsString::from("c1")];
         reads(
-            Error::Timeout { argv: argv(), after: Duration::from_millis(500) },
+            Error::Timeout { argv: argv(), after: Duration::from_millis(500), left_behind: None },
             "`runc state c1` did not finish within 500ms; its process group was killed",
+        );
+        let delete = failure("runc delete --force c1", Exit::Exited(1), "device busy");
+        reads(
+            Error::Timeout {
+                argv: argv(),
+                after: Duration::from_secs(3),
+                left_behind: Some(Box::new(Error::RuntimeFailed(delete))),
+            },
+            "`runc state c1` did not finish within 3s; its process group was killed; rolling the call back left something behind: the runtime failed: `runc delete --force c1` exited with status 1: device busy",
         );
         reads(
             Error::OutputTruncated { argv: argv(), stream: "stdout", limit: 4096 },

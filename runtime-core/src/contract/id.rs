@@ -1,16 +1,18 @@
 //! Container ids, validated before anything is spawned.
 //!
-//! Ids end up as argv elements and as path components under the runtime's state root, so the
-//! grammar is strict: 1–1024 characters of `[A-Za-z0-9_+.-]`, not starting with `-` (it would be
-//! read as a flag) or `.` (`.` and `..` are paths). Anything else never reaches a process.
+//! Ids end up as argv elements and as file names (in the engine's state root and in every
+//! runtime's own), so the grammar is strict: 1–255 characters of `[A-Za-z0-9_+.-]` (255 bytes
+//! is the longest file name Linux file systems take, `NAME_MAX`), not starting with `-` (it
+//! would be read as a flag) or `.` (`.` and `..` are paths). Anything else never reaches a
+//! process.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::contract::error::{Error, Result};
 
-/// The longest id accepted.
-pub const MAX_ID_LEN: usize = 1024;
+/// The longest id accepted: a file name's limit (`NAME_MAX`), since ids are file names.
+pub const MAX_ID_LEN: usize = 255;
 
 /// A validated container id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,7 +39,7 @@ fn violation(id: &str) -> Option<&'static str> {
         return Some("it is empty");
     }
     if id.len() > MAX_ID_LEN {
-        return Some("it is longer than 1024 characters");
+        return Some("it is longer than 255 characters, the longest file name");
     }
     if id.starts_with('-') {
         return Some("it starts with '-'");
@@ -117,15 +119,15 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The grammar as the design states it, written independently of the validator: 1–1024 of
+    /// The grammar as the design states it, written independently of the validator: 1–255 of
     /// `[A-Za-z0-9_+.-]`, not starting with `-` or `.`.
     fn grammar() -> regex::Regex {
-        regex::Regex::new(r"\A[A-Za-z0-9_+][A-Za-z0-9_+.-]{0,1023}\z").unwrap()
+        regex::Regex::new(r"\A[A-Za-z0-9_+][A-Za-z0-9_+.-]{0,254}\z").unwrap()
     }
 
     proptest! {
         #[test]
-        fn accepts_every_id_of_the_grammar(id in "[A-Za-z0-9_+][A-Za-z0-9_+.-]{0,1023}") {
+        fn accepts_every_id_of_the_grammar(id in "[A-Za-z0-9_+][A-Za-z0-9_+.-]{0,254}") {
             let parsed = ContainerId::new(id.clone()).unwrap();
             prop_assert_eq!(parsed.as_str(), id.as_str());
         }
@@ -176,9 +178,17 @@ mod tests {
     }
 
     #[test]
-    fn accepts_the_longest_id_and_rejects_one_more() {
-        assert!(ContainerId::new("a".repeat(MAX_ID_LEN)).is_ok());
-        assert!(ContainerId::new("a".repeat(MAX_ID_LEN + 1)).is_err());
+    fn accepts_exactly_the_ids_the_file_system_takes_as_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [1, 254, 255, 256, 1024] {
+            let name = "a".repeat(len);
+            let as_file = std::fs::write(dir.path().join(&name), b"");
+            if let Err(err) = &as_file {
+                assert_eq!(err.raw_os_error(), Some(libc::ENAMETOOLONG), "{len} bytes: {err}");
+            }
+            assert_eq!(ContainerId::new(name).is_ok(), as_file.is_ok(), "an id of {len} bytes");
+        }
+        assert!(ContainerId::new("a".repeat(255)).is_ok(), "255 bytes, the spec's NAME_MAX");
     }
 
     #[test]

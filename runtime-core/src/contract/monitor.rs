@@ -4,7 +4,8 @@
 //! stays their parent or subreaper, so it can report exit statuses that would otherwise be lost.
 //! It asks the backend for the pieces it needs and never hard-codes runtime flags. Both monitors
 //! record an exit the same way on disk: the container's exit file holds the status as a decimal
-//! number, 128 + the signal for a killed process, as conmon writes it.
+//! number, 128 + the signal for a killed process, as conmon writes it; and an OOM kill as an
+//! empty `oom` file in the container's directory, as conmon writes it in its persist dir.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use async_trait::async_trait;
 use oci_spec::runtime::Process;
 
 use crate::contract::backend::OciBackend;
-use crate::contract::error::Result;
+use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 use crate::contract::options::{CreateOptions, Created, ExecOptions, RestoreOptions};
@@ -25,6 +26,14 @@ pub struct ContainerFiles {
     pub exit_file: PathBuf,
     /// A private (0700) directory for the monitor's own files (sockets, logs, pid files).
     pub dir: PathBuf,
+}
+
+impl ContainerFiles {
+    /// The OOM file: present (and empty) once the kernel's OOM killer was seen to kill a process
+    /// of the container, written before its exit is recorded.
+    pub fn oom_file(&self) -> PathBuf {
+        self.dir.join("oom")
+    }
 }
 
 /// How a container is brought up.
@@ -102,6 +111,12 @@ pub trait Monitor: Send + Sync {
     async fn exit_status(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Option<Exit>>;
     /// Waits for the container to exit, driven by events, never by a sleep loop.
     async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit>;
+    /// Whether the kernel's OOM killer killed a process of the container, as recorded with its
+    /// exit ([`ContainerFiles::oom_file`]); false while none is recorded. Never blocks.
+    async fn oom_killed(&self, _id: &ContainerId, files: &ContainerFiles) -> Result<bool> {
+        let path = files.oom_file();
+        path.try_exists().map_err(|err| Error::io(format!("looking for {}", path.display()), err))
+    }
     /// Waits for a background exec to end, then forgets it. What its process left running (a
     /// `&` job) is left alone, as after an exec waited for in the foreground.
     async fn wait_exec(&self, session: &ExecSession) -> Result<Exit>;

@@ -113,7 +113,8 @@ pub struct AsyncStdioPipes {
 #[derive(Debug, Default)]
 pub struct CreateOptions {
     /// `--pid-file`: where the runtime writes the init pid. The pid is returned either way; the
-    /// library uses a private file when this is `None`.
+    /// library uses a private file when this is `None`. A file already there is removed before
+    /// the runtime runs: only a pid written during the call is trusted.
     pub pid_file: Option<PathBuf>,
     /// `--console-socket`: the AF_UNIX socket that receives the pty master (terminal containers).
     pub console_socket: Option<PathBuf>,
@@ -163,7 +164,8 @@ pub struct ExecOptions {
     /// [`crate::OciBackend::exec`]: `Engine::exec` refuses it, `Engine::exec_detached` always
     /// detaches.
     pub detach: bool,
-    /// `--pid-file`.
+    /// `--pid-file`. A file already there is removed before the runtime runs: only a pid
+    /// written during the call is trusted.
     pub pid_file: Option<PathBuf>,
     /// `--console-socket`.
     pub console_socket: Option<PathBuf>,
@@ -306,7 +308,8 @@ pub struct RestoreOptions {
     /// `--work-path`: where CRIU writes its logs.
     pub work_path: Option<PathBuf>,
     /// `--pid-file`. The pid is returned either way; the library uses a private file when this
-    /// is `None`.
+    /// is `None`. A file already there is removed before the runtime runs: only a pid written
+    /// during the call is trusted.
     pub pid_file: Option<PathBuf>,
     /// Stay attached: without `--detach` the runtime (and the call) lasts as long as the
     /// restored container, so give such a call a `timeout` that fits. By default the call

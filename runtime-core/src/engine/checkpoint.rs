@@ -16,18 +16,22 @@
 //! images, the spec, the engine's record of the container, CRIU's statistics, and the root
 //! filesystem's changes, so that a host with only the image and the archive can restore it,
 //! under the same id or a new one.
+//!
+//! Everything that touches the images, the archive, the spec or the bundle runs off the
+//! caller's executor ([`off_executor`]): an archive of a few hundred megabytes takes seconds.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::blocking::off_executor;
 use crate::checkpoint::{
     self as archive, ArchiveWriter, CHECKPOINT_DIR, CONFIG_DUMP, Compression, DELETED_FILES, DEVSHM_CHECKPOINT_TAR,
     DumpStatistics, NETWORK_STATUS, PRE_CHECKPOINT_DIR, ROOTFS_DIFF_TAR, RestoreStatistics, RootfsChanges, SPEC_DUMP,
     STATS_DUMP,
 };
-use crate::contract::error::{Error, Result, WrongState};
+use crate::contract::error::{Error, Existence, Result, WrongState};
 use crate::contract::id::ContainerId;
 use crate::contract::monitor::RestoreRequest;
 use crate::contract::options::{CheckpointOptions, ContainerStdio, ManageCgroupsMode, RestoreOptions};
@@ -169,9 +173,14 @@ impl Engine {
     pub async fn checkpoint(&self, id: &ContainerId, opts: ContainerCheckpointOptions) -> Result<CheckpointReport> {
         let _lock = self.root.lock(id).await?;
         let files = self.root.files(id);
-        let found = match self.monitor.exit_status(id, &files).await? {
-            Some(_) => Status::Stopped,
-            None => self.backend.state(id).await?.status,
+        // Checkpointed already: the runtimes would each answer their own way (runc no longer
+        // knows the container), so the record answers for all of them.
+        let found = match self.root.load(id).await?.is_some_and(|record| record.checkpointed) {
+            true => Status::Stopped,
+            false => match self.monitor.exit_status(id, &files).await? {
+                Some(_) => Status::Stopped,
+                None => self.backend.state(id).await?.status,
+            },
         };
         if found != Status::Running {
             let evidence = WrongState::Seen { operation: "checkpoint", needs: Status::Running, found };
@@ -180,19 +189,20 @@ impl Engine {
         let images = files.dir.join(if opts.pre_checkpoint { PRE_CHECKPOINT_DIR } else { CHECKPOINT_DIR });
         let previous = files.dir.join(PRE_CHECKPOINT_DIR);
         if opts.with_previous && !previous.is_dir() {
-            return Err(Error::io(
-                format!("checkpoint of {id} against its pre-checkpoint {}", previous.display()),
-                std::io::Error::new(std::io::ErrorKind::NotFound, "there is no pre-checkpoint to build on"),
-            ));
+            let evidence = Existence::Seen { what: "the pre-checkpoint to build on".to_owned(), path: previous };
+            return Err(Error::NotFound { id: Some(id.clone()), evidence });
         }
-        if let Some(export) = opts.export.as_ref().filter(|export| export.path.exists()) {
-            // Found now rather than after the dump stopped the container.
-            return Err(Error::io(
-                format!("exporting the checkpoint of {id} to {}", export.path.display()),
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the archive exists already"),
-            ));
+        if let Some(export) = opts.export.as_ref().filter(|export| export.path.symlink_metadata().is_ok()) {
+            // Found now rather than after the dump stopped the container; a dangling link too,
+            // which the archive's exclusive create would refuse.
+            let evidence = Existence::Seen { what: "the export archive".to_owned(), path: export.path.clone() };
+            return Err(Error::AlreadyExists { id: Some(id.clone()), evidence });
         }
-        fresh_private_dir(&images)?;
+        off_executor("making the image directory", {
+            let images = images.clone();
+            move || fresh_private_dir(&images)
+        })
+        .await?;
         let dump = CheckpointOptions {
             image_path: images.clone(),
             work_path: Some(opts.work_path.clone().unwrap_or_else(|| images.clone())),
@@ -225,11 +235,14 @@ impl Engine {
                 let _ = tokio::time::timeout(super::KILL_GRACE, self.monitor.wait(id, &files)).await;
             }
             self.forget_exit(id).await?;
-            if let Some(record) = self.root.load(id)? {
-                self.root.save(&ContainerRecord { checkpointed: true, ..record })?;
+            if let Some(record) = self.root.load(id).await? {
+                self.root.save(&ContainerRecord { checkpointed: true, ..record }).await?;
             }
         }
-        let statistics = if opts.statistics { Some(DumpStatistics::read(&images)?) } else { None };
+        let statistics = match opts.statistics {
+            true => Some(off_executor("reading CRIU's statistics", in_dir(&images, DumpStatistics::read)).await?),
+            false => None,
+        };
         let archive = match &opts.export {
             Some(export) => {
                 self.export(id, &files.dir, &images, &opts, export).await?;
@@ -240,11 +253,11 @@ impl Engine {
         let images = match (&opts.export, opts.keep) {
             (_, true) => Some(images),
             (Some(_), false) if !opts.pre_checkpoint => {
-                remove_dir(&images)?;
+                off_executor("removing the exported images", in_dir(&images, remove_dir)).await?;
                 None
             }
             _ => {
-                remove_criu_logs(&images)?;
+                off_executor("removing CRIU's logs", in_dir(&images, remove_criu_logs)).await?;
                 Some(images)
             }
         };
@@ -261,55 +274,26 @@ impl Engine {
         export: &Export,
     ) -> Result<()> {
         let bundle = self.bundle_of(id).await?;
-        let spec_path = bundle.join("config.json");
-        let spec = read_spec(&spec_path)?;
-        let config = ArchivedConfig {
+        let contents = ArchiveContents {
             id: id.clone(),
             backend: self.backend.name().to_owned(),
             monitor: self.monitor.name().to_owned(),
-            stop_signal: self.root.load(id)?.map_or(super::stop_signal_of(&bundle).number(), |r| r.stop_signal),
-            annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+            stop_signal: self.root.load(id).await?.map(|record| record.stop_signal),
+            bundle,
+            dir: dir.to_path_buf(),
+            images: images.to_path_buf(),
+            pre_checkpoint: opts.pre_checkpoint,
+            with_previous: opts.with_previous,
+            ignore_rootfs: opts.ignore_rootfs,
+            network_status: opts.network_status.clone(),
+            export: export.clone(),
         };
-        let config = serde_json::to_vec_pretty(&config)
-            .map_err(|err| Error::parse("the container's record", err.to_string()))?;
-        let rootfs = rootfs_of(&bundle, &spec);
-        let devshm = devshm_source(&spec);
-        let staging = tempfile::Builder::new()
-            .prefix("export-")
-            .tempdir_in(dir)
-            .map_err(|err| Error::io(format!("making a staging directory in {}", dir.display()), err))?;
-        let mut writer = ArchiveWriter::create(&export.path, export.compression)?;
-        let image_name = if opts.pre_checkpoint { PRE_CHECKPOINT_DIR } else { CHECKPOINT_DIR };
-        writer.add_tree(image_name, images)?;
-        if opts.with_previous && !opts.pre_checkpoint {
-            writer.add_tree(PRE_CHECKPOINT_DIR, &dir.join(PRE_CHECKPOINT_DIR))?;
-        }
-        writer.add_file(SPEC_DUMP, &spec_path)?;
-        writer.add_bytes(CONFIG_DUMP, &config)?;
-        if images.join(STATS_DUMP).is_file() {
-            writer.add_file(STATS_DUMP, &images.join(STATS_DUMP))?;
-        }
-        if let Some(status) = &opts.network_status {
-            writer.add_bytes(NETWORK_STATUS, status)?;
-        }
-        if let Some(shm) = devshm.filter(|shm| shm.is_dir()) {
-            let tar = staging.path().join(DEVSHM_CHECKPOINT_TAR);
-            archive::tar_directory(&shm, &tar)?;
-            writer.add_file(DEVSHM_CHECKPOINT_TAR, &tar)?;
-        }
-        if !opts.ignore_rootfs {
-            let diff = staging.path().join(ROOTFS_DIFF_TAR);
-            let deleted = staging.path().join(DELETED_FILES);
-            RootfsChanges::of(&rootfs)?.write(&diff, &deleted)?;
-            writer.add_file(ROOTFS_DIFF_TAR, &diff)?;
-            writer.add_file(DELETED_FILES, &deleted)?;
-        }
-        writer.finish()
+        off_executor("writing the checkpoint archive", move || contents.write()).await
     }
 
     /// The bundle a container was made from: the engine's record, else the runtime's state.
     async fn bundle_of(&self, id: &ContainerId) -> Result<PathBuf> {
-        match self.root.load(id)? {
+        match self.root.load(id).await? {
             Some(record) => Ok(record.bundle),
             None => Ok(self.backend.state(id).await?.bundle),
         }
@@ -318,13 +302,15 @@ impl Engine {
     /// Restores `id` from a checkpoint: the images under the state root, or an archive
     /// (`import`), which may come from another id and another host. The restored container is
     /// supervised by the monitor like a created one. A backend that cannot restore is refused
-    /// before anything is unpacked or run.
+    /// before anything is unpacked or run. A relative `bundle` is taken from the current
+    /// directory now, as for [`Engine::create`].
     pub async fn restore(
         &self,
         id: &ContainerId,
         bundle: &Path,
         opts: ContainerRestoreOptions,
     ) -> Result<RestoreReport> {
+        let bundle = &super::absolute_bundle(bundle)?;
         let features = self.backend.features().await?;
         if let Some(reason) = features.restore.reason() {
             return Err(Error::Unsupported {
@@ -333,12 +319,13 @@ impl Engine {
                 reason: reason.to_owned(),
             });
         }
+        self.after_rollback_of(id).await;
         let mut lock = self.root.lock(id).await?;
-        let known = self.root.load(id)?.is_some();
+        let known = self.root.load(id).await?.is_some();
         let restored = self.restore_locked(id, bundle, opts).await;
         if restored.is_err() && !known {
             // An import under a new id leaves nothing behind when it fails; the archive is intact.
-            self.root.forget(id)?;
+            self.root.forget(id).await?;
             lock.remove_on_drop();
         }
         restored
@@ -350,18 +337,26 @@ impl Engine {
         bundle: &Path,
         mut opts: ContainerRestoreOptions,
     ) -> Result<RestoreReport> {
+        let previous = self.root.load(id).await?;
         // Whatever was recorded of an earlier container of this id is not the restored one's.
         self.forget_exit(id).await?;
         let files = self.root.files(id);
         let images = files.dir.join(CHECKPOINT_DIR);
         let network_status = match opts.import.take() {
-            Some(archive) => self.import(&archive, &files.dir, bundle, &opts)?,
+            Some(archive) => {
+                let import = Import {
+                    archive,
+                    dir: files.dir.clone(),
+                    bundle: bundle.to_path_buf(),
+                    ignore_rootfs: opts.ignore_rootfs,
+                    keep_network_status: !(opts.ignore_static_ip || opts.ignore_static_mac),
+                };
+                off_executor("importing the checkpoint archive", move || import.unpack()).await?
+            }
             None if images.is_dir() => None,
             None => {
-                return Err(Error::io(
-                    format!("restoring {id} from {}", images.display()),
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "no checkpoint of this container was kept"),
-                ));
+                let evidence = Existence::Seen { what: "the kept checkpoint".to_owned(), path: images };
+                return Err(Error::NotFound { id: Some(id.clone()), evidence });
             }
         };
         let restore = RestoreOptions {
@@ -381,24 +376,122 @@ impl Engine {
         let created = self.monitor.restore(self.backend.as_ref(), request).await?;
         let runtime_duration = started.elapsed();
         self.mark_watched(id);
-        self.root.save(&self.record(id, bundle, created))?;
-        let statistics = if opts.statistics { Some(RestoreStatistics::read(&images)?) } else { None };
-        if !opts.keep {
-            remove_criu_logs(&images)?;
+        let finished = async {
+            self.root.save(&self.record(id, bundle, Some(created.pid)).await?).await?;
+            let statistics = match opts.statistics {
+                true => {
+                    Some(off_executor("reading CRIU's statistics", in_dir(&images, RestoreStatistics::read)).await?)
+                }
+                false => None,
+            };
+            if !opts.keep {
+                off_executor("removing CRIU's logs", in_dir(&images, remove_criu_logs)).await?;
+            }
+            Ok(statistics)
+        };
+        match finished.await {
+            Ok(statistics) => Ok(RestoreReport { pid: created.pid, runtime_duration, statistics, network_status }),
+            Err(err) => {
+                // The runtime restored it, but the restore as asked for failed: the container
+                // goes, and the checkpoint it came from stays restorable.
+                self.rollback_of(id).delete_and_release().await;
+                if let Some(previous) = previous {
+                    self.root.save(&previous).await?;
+                }
+                Err(err)
+            }
         }
-        Ok(RestoreReport { pid: created.pid, runtime_duration, statistics, network_status })
     }
+}
 
-    /// Unpacks an exported archive for a restore: validated into a scratch directory first,
-    /// then the bundle gets the spec (when it has none), the root filesystem's changes and
-    /// `/dev/shm`, and the images move under the state root. Returns the saved network state.
-    fn import(
-        &self,
-        archive_path: &Path,
-        dir: &Path,
-        bundle: &Path,
-        opts: &ContainerRestoreOptions,
-    ) -> Result<Option<Vec<u8>>> {
+/// What an exported archive is made of: everything [`ArchiveContents::write`] needs, owned, so
+/// that it can be written off the executor.
+#[derive(Debug)]
+struct ArchiveContents {
+    id: ContainerId,
+    backend: String,
+    monitor: String,
+    /// From the engine's record; `None` for a container the engine did not make.
+    stop_signal: Option<i32>,
+    bundle: PathBuf,
+    /// The container's directory under the state root.
+    dir: PathBuf,
+    images: PathBuf,
+    pre_checkpoint: bool,
+    with_previous: bool,
+    ignore_rootfs: bool,
+    network_status: Option<Vec<u8>>,
+    export: Export,
+}
+
+impl ArchiveContents {
+    fn write(self) -> Result<()> {
+        let ArchiveContents { id, backend, monitor, stop_signal, bundle, dir, images, .. } = &self;
+        let spec_path = bundle.join("config.json");
+        let spec = read_spec(&spec_path)?;
+        let config = ArchivedConfig {
+            id: id.clone(),
+            backend: backend.clone(),
+            monitor: monitor.clone(),
+            stop_signal: stop_signal.unwrap_or_else(|| super::stop_signal_of(bundle).number()),
+            annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        };
+        let config = serde_json::to_vec_pretty(&config)
+            .map_err(|err| Error::parse("the container's record", err.to_string()))?;
+        let rootfs = rootfs_of(bundle, &spec);
+        let devshm = devshm_source(&spec);
+        let staging = tempfile::Builder::new()
+            .prefix("export-")
+            .tempdir_in(dir)
+            .map_err(|err| Error::io(format!("making a staging directory in {}", dir.display()), err))?;
+        let mut writer = ArchiveWriter::create(&self.export.path, self.export.compression)?;
+        let image_name = if self.pre_checkpoint { PRE_CHECKPOINT_DIR } else { CHECKPOINT_DIR };
+        writer.add_tree(image_name, images)?;
+        if self.with_previous && !self.pre_checkpoint {
+            writer.add_tree(PRE_CHECKPOINT_DIR, &dir.join(PRE_CHECKPOINT_DIR))?;
+        }
+        writer.add_file(SPEC_DUMP, &spec_path)?;
+        writer.add_bytes(CONFIG_DUMP, &config)?;
+        if images.join(STATS_DUMP).is_file() {
+            writer.add_file(STATS_DUMP, &images.join(STATS_DUMP))?;
+        }
+        if let Some(status) = &self.network_status {
+            writer.add_bytes(NETWORK_STATUS, status)?;
+        }
+        if let Some(shm) = devshm.filter(|shm| shm.is_dir()) {
+            let tar = staging.path().join(DEVSHM_CHECKPOINT_TAR);
+            archive::tar_directory(&shm, &tar)?;
+            writer.add_file(DEVSHM_CHECKPOINT_TAR, &tar)?;
+        }
+        if !self.ignore_rootfs {
+            let diff = staging.path().join(ROOTFS_DIFF_TAR);
+            let deleted = staging.path().join(DELETED_FILES);
+            RootfsChanges::of(&rootfs)?.write(&diff, &deleted)?;
+            writer.add_file(ROOTFS_DIFF_TAR, &diff)?;
+            writer.add_file(DELETED_FILES, &deleted)?;
+        }
+        writer.finish()
+    }
+}
+
+/// An exported archive to unpack for a restore, with what [`Import::unpack`] needs, owned.
+#[derive(Debug)]
+struct Import {
+    archive: PathBuf,
+    /// The container's directory under the state root.
+    dir: PathBuf,
+    bundle: PathBuf,
+    ignore_rootfs: bool,
+    /// Hand the saved network state back (neither its addresses nor its MACs are dropped).
+    keep_network_status: bool,
+}
+
+impl Import {
+    /// Validated into a scratch directory first, then the bundle gets the spec (when it has
+    /// none), the root filesystem's changes and `/dev/shm`, and the images move under the state
+    /// root. Returns the saved network state.
+    fn unpack(self) -> Result<Option<Vec<u8>>> {
+        let Import { archive: archive_path, dir, bundle, .. } = &self;
         std::fs::create_dir_all(dir).map_err(|err| Error::io(format!("making {}", dir.display()), err))?;
         let scratch = tempfile::Builder::new()
             .prefix("import-")
@@ -411,7 +504,7 @@ impl Engine {
             copy(&unpacked.join(SPEC_DUMP), &spec_path)?;
         }
         let spec = read_spec(&spec_path)?;
-        if !opts.ignore_rootfs {
+        if !self.ignore_rootfs {
             let diff = Some(unpacked.join(ROOTFS_DIFF_TAR)).filter(|path| path.is_file());
             let deleted = Some(unpacked.join(DELETED_FILES)).filter(|path| path.is_file());
             archive::apply_rootfs_diff(diff.as_deref(), deleted.as_deref(), &rootfs_of(bundle, &spec))?;
@@ -427,12 +520,18 @@ impl Engine {
                     .map_err(|err| Error::io(format!("moving the imported {name} to {}", target.display()), err))?;
             }
         }
-        let network_status = match opts.ignore_static_ip || opts.ignore_static_mac {
-            true => None,
-            false => std::fs::read(unpacked.join(NETWORK_STATUS)).ok(),
+        let network_status = match self.keep_network_status {
+            true => std::fs::read(unpacked.join(NETWORK_STATUS)).ok(),
+            false => None,
         };
         Ok(network_status)
     }
+}
+
+/// `work` on its own copy of `dir`, for [`off_executor`].
+fn in_dir<T, W: FnOnce(&Path) -> Result<T>>(dir: &Path, work: W) -> impl FnOnce() -> Result<T> + use<T, W> {
+    let dir = dir.to_path_buf();
+    move || work(&dir)
 }
 
 /// The spec at `path`.

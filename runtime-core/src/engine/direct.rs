@@ -2,20 +2,29 @@
 //!
 //! No process per container: while `create` (or `run`, `restore`, a background exec) runs, the
 //! embedding process is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so when the runtime exits
-//! the process it leaves behind — orphaned — becomes the embedding process's child. A pidfd on the tokio reactor says when it
-//! ends; `waitid(P_PIDFD)` reaps exactly that process and gives its status, which is written
-//! to the exit file (as conmon writes it) and handed to every waiter.
+//! the process it leaves behind — orphaned — becomes the embedding process's child. A pidfd on
+//! the tokio reactor says when it ends; `waitid(P_PIDFD)` reaps exactly that process and gives
+//! its status (any signal, real-time ones included), which is written to the exit file (as
+//! conmon writes it, with the exact ending beside it) and handed to every waiter.
+//!
+//! A process is watched once per embedding process, however many monitors supervise it (an
+//! engine reconnected in the same process, a monitor dropped and made again): the watch is a
+//! task of its own, not owned by the monitor value, so dropping a monitor hands its watches on
+//! and releasing a container never leaves its init unreaped; it only stops recording.
 //!
 //! What this monitor cannot do, honestly stated: its supervision ends with the embedding
-//! process. Containers keep running when it exits, but their inits are then reparented away
-//! and nobody records how they end: after a restart, [`crate::Engine::reconnect`] reports such
-//! an exit as [`Exit::Unknown`]. Use conmon for containers that must outlive their caller with
-//! their exit codes. Being a subreaper is process-wide: orphans of other programs this process
-//! starts also become its children (the library reaps only the processes it supervises).
+//! process (or its tokio runtime). Containers keep running when it exits, but their inits are
+//! then reparented away and nobody records how they end: after a restart,
+//! [`crate::Engine::reconnect`] reports such an exit as [`Exit::Unknown`]. Use conmon for
+//! containers that must outlive their caller with their exit codes. Being a subreaper is
+//! process-wide, for the length of a call: an orphan of another program this process started
+//! that is adopted in that window becomes its child, and is not reaped by the library (nothing
+//! tells such an orphan apart from the program's own children, whose statuses are the
+//! program's to wait for).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,6 +40,7 @@ use crate::contract::monitor::{
 use crate::contract::options::{Created, ExecOptions, ExecOutcome};
 use crate::contract::signal::Signal;
 use crate::engine::KILL_GRACE;
+use crate::engine::oom::OomCounter;
 use crate::engine::pidfd::ProcessHandle;
 use crate::engine::state_root::{read_exit, write_exit};
 use crate::exec_tree::ExecTree;
@@ -42,11 +52,27 @@ pub struct DirectMonitor {
     execs: Mutex<HashMap<u32, WatchedExec>>,
 }
 
-/// One supervised process: its exit once seen, and the task that watches it.
-#[derive(Debug)]
+/// The processes watched in this process, by pid, until reaped: a process is watched (and
+/// reaped) once, however many monitors supervise it.
+static LIVE_WATCHES: LazyLock<Mutex<HashMap<u32, Watched>>> = LazyLock::new(Default::default);
+
+/// One supervised process: its exit once seen, and where its exit is recorded.
+#[derive(Debug, Clone)]
 struct Watched {
     exit: watch::Receiver<Option<Exit>>,
-    task: tokio::task::AbortHandle,
+    /// Where its exit is to be recorded; emptied when the container is released, so that a
+    /// process still ending after its container was deleted (or replaced by one of the same id)
+    /// is reaped without recording anything.
+    record_to: RecordTo,
+}
+
+type RecordTo = Arc<Mutex<Option<ContainerFiles>>>;
+
+impl Watched {
+    /// Stops recording for this process; its watch still reaps it when it ends.
+    fn let_go(&self) {
+        self.record_to.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
 }
 
 /// A background exec: its process (ours to reap: the runtime left it to this subreaper), its exit
@@ -59,16 +85,6 @@ struct WatchedExec {
     /// Set by a stop: when the process ends, every other process of its session is killed
     /// before it is reaped, while the session's id is still theirs.
     stopping: Arc<AtomicBool>,
-    task: tokio::task::AbortHandle,
-}
-
-impl Drop for DirectMonitor {
-    fn drop(&mut self) {
-        let containers = self.containers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        containers.values().for_each(|watched| watched.task.abort());
-        let execs = self.execs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        execs.values().for_each(|watched| watched.task.abort());
-    }
 }
 
 /// This process is a child subreaper while at least one of these lives.
@@ -106,9 +122,23 @@ impl DirectMonitor {
         DirectMonitor::default()
     }
 
-    /// Watches `pid` and, when it ends, records its exit in the container's files (if given) and
-    /// for waiters. A process that is already gone and reaped is recorded as unknown.
+    /// Watches `pid` and, when it ends, reaps it and records its exit in the container's files
+    /// (if given, and not let go of meanwhile) and for waiters. A process that is already gone
+    /// and reaped is recorded as unknown.
+    ///
+    /// The watch is a task of its own on the tokio runtime, not tied to the monitor value: a
+    /// monitor that is dropped hands its watches on, and they still reap their processes and
+    /// record their exits for as long as the runtime runs.
     fn watch(pid: u32, files: Option<ContainerFiles>, id: String) -> Watched {
+        let mut live = LIVE_WATCHES.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(watched) = live.get(&pid) {
+            // Already watched in this process (by a monitor dropped since, or another one): one
+            // watch reaps it, and the newest supervisor says where its exit is recorded.
+            if files.is_some() {
+                *watched.record_to.lock().unwrap_or_else(|p| p.into_inner()) = files;
+            }
+            return watched.clone();
+        }
         let (sender, exit) = watch::channel(None);
         let handle = match ProcessHandle::open(pid) {
             Ok(handle) => Some(Arc::new(handle)),
@@ -117,9 +147,15 @@ impl DirectMonitor {
                 None
             }
         };
-        let watched = handle.clone();
-        let task = tokio::spawn(async move {
-            let exit = match watched {
+        // A container's (its files are given): its memory cgroup is found while the init lives.
+        let oom = files.as_ref().and_then(|_| oom_counter(pid, &id));
+        let record_to: RecordTo = Arc::new(Mutex::new(files));
+        let watched = Watched { exit, record_to: record_to.clone() };
+        if handle.is_some() {
+            live.insert(pid, watched.clone());
+        }
+        tokio::spawn(async move {
+            let exit = match handle {
                 Some(handle) => match handle.exited().await {
                     Ok(()) => handle.reap().await,
                     Err(err) => {
@@ -129,14 +165,29 @@ impl DirectMonitor {
                 },
                 None => Exit::Unknown,
             };
-            if let Some(files) = files {
-                record_exit(&files, exit, &id);
-            }
+            // Held while recording, so that a release waits for a record under way to finish.
+            let files = record_to.lock().unwrap_or_else(|p| p.into_inner());
+            let exit = match (exit, files.as_ref()) {
+                // Reaped by another watch before this one began (a watch of a dropped monitor
+                // that has finished): what it recorded is the answer.
+                (Exit::Unknown, Some(files)) => read_exit(files).ok().flatten().unwrap_or(Exit::Unknown),
+                (exit, Some(files)) => {
+                    if let Some(oom) = &oom {
+                        record_oom(files, oom, &id);
+                    }
+                    record_exit(files, exit, &id);
+                    exit
+                }
+                (exit, None) => exit,
+            };
+            drop(files);
             tracing::debug!(%id, pid, %exit, "process ended");
             // No receiver left is fine: the exit file holds it.
             let _ = sender.send(Some(exit));
+            // Only now may the pid name another process.
+            LIVE_WATCHES.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
         });
-        Watched { exit, task: task.abort_handle() }
+        watched
     }
 
     /// Watches the background exec `pid` in `id` and reaps it when it ends. Reaping at once
@@ -156,7 +207,7 @@ impl DirectMonitor {
         let tree = handle.as_ref().and_then(|_| ExecTree::of(pid));
         let stopping = Arc::new(AtomicBool::new(false));
         let (watched, stop) = (handle.clone(), Arc::clone(&stopping));
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             let exit = match watched {
                 Some(handle) => match handle.exited().await {
                     Ok(()) => {
@@ -176,7 +227,7 @@ impl DirectMonitor {
             tracing::debug!(exec = %name, %exit, "process ended");
             let _ = sender.send(Some(exit));
         });
-        WatchedExec { container: id.clone(), handle, exit, stopping, task: task.abort_handle() }
+        WatchedExec { container: id.clone(), handle, exit, stopping }
     }
 
     /// Supervises the background exec `pid` the runtime left to this process, until forgotten.
@@ -223,9 +274,9 @@ impl DirectMonitor {
 
     fn supervise(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) {
         let watched = Self::watch(pid, Some(files.clone()), id.as_str().to_owned());
-        let previous = self.containers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), watched);
-        if let Some(previous) = previous {
-            previous.task.abort();
+        let previous = self.containers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), watched.clone());
+        if let Some(previous) = previous.filter(|previous| !Arc::ptr_eq(&previous.record_to, &watched.record_to)) {
+            previous.let_go();
         }
     }
 
@@ -238,7 +289,7 @@ impl DirectMonitor {
 /// a container this one watches): the directory goes first when a container is forgotten, so an
 /// exit file written after that is taken back here and none is left behind.
 fn record_exit(files: &ContainerFiles, exit: Exit, id: &str) {
-    if let Err(err) = write_exit(&files.exit_file, exit) {
+    if let Err(err) = write_exit(files, exit) {
         tracing::warn!(%id, %err, "cannot record the exit");
     }
     if !files.dir.exists() {
@@ -246,10 +297,35 @@ fn record_exit(files: &ContainerFiles, exit: Exit, id: &str) {
     }
 }
 
+/// The OOM counter of the memory cgroup `pid` is in; none (with the reason logged) when it
+/// cannot be found, and then no OOM kill is ever reported for it.
+fn oom_counter(pid: u32, id: &str) -> Option<OomCounter> {
+    match OomCounter::of(pid) {
+        Ok(Some(counter)) => Some(counter),
+        Ok(None) => {
+            tracing::debug!(%id, pid, "no memory cgroup to count OOM kills in");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(%id, pid, %err, "cannot find the memory cgroup; OOM kills will not be reported");
+            None
+        }
+    }
+}
+
+/// Records an OOM kill the cgroup counted, before the exit is recorded: whoever sees the exit
+/// sees the OOM file too.
+fn record_oom(files: &ContainerFiles, oom: &OomCounter, id: &str) {
+    match oom.record(files) {
+        Ok(killed) => tracing::debug!(%id, killed, "OOM kills read"),
+        Err(err) => tracing::warn!(%id, %err, "cannot read or record the OOM kills"),
+    }
+}
+
 async fn until_exit(mut exit: watch::Receiver<Option<Exit>>) -> Exit {
     match exit.wait_for(Option::is_some).await {
         Ok(seen) => seen.unwrap_or(Exit::Unknown),
-        // The watching task was aborted (the monitor is being dropped): nobody saw the end.
+        // The watching task ended without a word (its runtime shut down): nobody saw the end.
         Err(_) => Exit::Unknown,
     }
 }
@@ -298,14 +374,14 @@ impl Monitor for DirectMonitor {
         if let Some(exit) = self.receiver(id).and_then(|receiver| *receiver.borrow()) {
             return Ok(Some(exit));
         }
-        read_exit(&files.exit_file)
+        read_exit(files)
     }
 
     async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit> {
         match self.receiver(id) {
             Some(receiver) => Ok(until_exit(receiver).await),
             // Not watched by this process: what the exit file says, or nothing seen.
-            None => Ok(read_exit(&files.exit_file)?.unwrap_or(Exit::Unknown)),
+            None => Ok(read_exit(files)?.unwrap_or(Exit::Unknown)),
         }
     }
 
@@ -345,10 +421,11 @@ impl Monitor for DirectMonitor {
     }
 
     async fn release(&self, id: &ContainerId, _files: &ContainerFiles) -> Result<()> {
+        // The watch goes on until its process is reaped (no zombie), recording nothing.
         if let Some(watched) = self.containers.lock().unwrap_or_else(|p| p.into_inner()).remove(id) {
-            watched.task.abort();
+            watched.let_go();
         }
-        // Ended with the container; their tasks still reap them, then end.
+        // Ended with the container; their watches still reap them.
         self.execs.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, watched| watched.container != *id);
         Ok(())
     }
@@ -381,12 +458,63 @@ mod tests {
         assert!(!files.exit_file.exists());
     }
 
+    /// The files of a container `c1` whose directory exists, in `dir`.
+    fn container_files(dir: &std::path::Path) -> ContainerFiles {
+        let files = ContainerFiles { exit_file: dir.join("exit"), dir: dir.join("c1") };
+        std::fs::create_dir(&files.dir).unwrap();
+        files
+    }
+
+    /// A child that exits with `code` once its stdin is closed.
+    fn child_exiting_on_eof(code: i32) -> std::process::Child {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("read line; exit {code}")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_released_containers_init_is_still_reaped_and_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = container_files(dir.path());
+        let mut child = child_exiting_on_eof(5);
+        let monitor = DirectMonitor::new();
+        let id = ContainerId::new("c1").unwrap();
+        monitor.supervise(&id, child.id(), &files);
+        let receiver = monitor.receiver(&id).unwrap();
+        monitor.release(&id, &files).await.unwrap();
+        drop(child.stdin.take()); // the init ends after its container was released
+        assert_eq!(until_exit(receiver).await, Exit::Exited(5));
+        assert!(!std::path::Path::new(&format!("/proc/{}", child.id())).exists(), "reaped, not a zombie");
+        assert!(!files.exit_file.exists(), "a released container's exit is not recorded");
+        assert_eq!(std::fs::read_dir(&files.dir).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_monitor_hands_its_watches_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = container_files(dir.path());
+        let mut child = child_exiting_on_eof(9);
+        let monitor = DirectMonitor::new();
+        monitor.supervise(&ContainerId::new("c1").unwrap(), child.id(), &files);
+        drop(monitor);
+        drop(child.stdin.take());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !files.exit_file.exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(std::fs::read_to_string(&files.exit_file).unwrap(), "9");
+        assert!(!std::path::Path::new(&format!("/proc/{}", child.id())).exists(), "reaped, not a zombie");
+    }
+
     #[tokio::test]
     async fn a_watched_child_records_its_exit_in_the_file_and_for_waiters() {
         let dir = tempfile::tempdir().unwrap();
         let exit_file = dir.path().join("c1");
         let child = std::process::Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
-        let files = ContainerFiles { exit_file: exit_file.clone(), dir: dir.path().to_path_buf() };
+        let files = ContainerFiles { exit_file: exit_file.clone(), dir: dir.path().join("c1-dir") };
+        std::fs::create_dir(&files.dir).unwrap();
         let watched = DirectMonitor::watch(child.id(), Some(files), "c1".into());
         assert_eq!(until_exit(watched.exit).await, Exit::Exited(7));
         assert_eq!(std::fs::read_to_string(&exit_file).unwrap(), "7");

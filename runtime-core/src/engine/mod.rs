@@ -13,18 +13,20 @@
 
 mod checkpoint;
 mod direct;
+mod oom;
 mod pidfd;
 mod state_root;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oci_spec::runtime::{LinuxResources, Process};
 
+use crate::blocking::off_executor;
 use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
@@ -37,7 +39,7 @@ use crate::contract::state::Status;
 pub use checkpoint::{CheckpointReport, ContainerCheckpointOptions, ContainerRestoreOptions, Export, RestoreReport};
 pub use direct::DirectMonitor;
 use state_root::ContainerRecord;
-pub use state_root::StateRoot;
+pub use state_root::{DEFAULT_LOCK_WAIT, StateRoot};
 
 /// The OCI annotation that names the signal `stop` sends first (what `STOPSIGNAL` becomes).
 pub const STOP_SIGNAL_ANNOTATION: &str = "org.opencontainers.image.stopSignal";
@@ -57,6 +59,11 @@ pub struct ContainerStatus {
     pub status: Status,
     /// How it ended, once it has.
     pub exit: Option<Exit>,
+    /// The kernel's OOM killer killed a process of the container (read from its memory cgroup
+    /// when its init ended, on every runtime, and kept with its exit across a reconnect). As in
+    /// conmon and podman, a process other than the init counts too. False while it runs, and
+    /// when the monitor could not see its memory cgroup.
+    pub oom_killed: bool,
     /// Stopped by a checkpoint: it lives on as its images, under the state root or in the
     /// archive it was exported to, for [`Engine::restore`].
     pub checkpointed: bool,
@@ -88,7 +95,13 @@ pub struct Engine {
     /// Not root: `stop`'s SIGKILL goes to the init alone, since a rootless container's cgroup
     /// may not be ours to signal (as podman does).
     rootless: bool,
+    /// Rollbacks of dropped runs, under way in the background.
+    pending: PendingRollbacks,
 }
+
+/// Rollbacks running in the background, by container: a new container of the same id waits
+/// for its predecessor's, and [`Engine::settle`] for all of them.
+type PendingRollbacks = Arc<Mutex<HashMap<ContainerId, tokio::task::JoinHandle<()>>>>;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,6 +121,19 @@ fn gone_is_fine(result: Result<()>) -> Result<()> {
     }
 }
 
+/// A bundle as the engine gives it to the runtime and records it: absolute, a relative one
+/// taken from the current directory at the call. Recorded relative, it would name another
+/// directory (or none) for a reconnected engine, an export or a restore that runs elsewhere.
+/// The path is not resolved further: symlinks stay as the caller named them.
+fn absolute_bundle(bundle: &Path) -> Result<PathBuf> {
+    if bundle.as_os_str().is_empty() {
+        let reason = "is empty; a bundle is the directory holding config.json".to_owned();
+        return Err(Error::InvalidArgument { option: "bundle".to_owned(), reason });
+    }
+    std::path::absolute(bundle)
+        .map_err(|err| Error::io(format!("making the bundle path {} absolute", bundle.display()), err))
+}
+
 /// The stop signal a bundle asks for, from its spec's annotation.
 fn stop_signal_of(bundle: &Path) -> Signal {
     let config = std::fs::read(bundle.join("config.json")).ok();
@@ -122,15 +148,28 @@ impl Engine {
     /// An engine driving `backend`, supervising through `monitor`, keeping state in `root`.
     pub fn new(backend: Arc<dyn OciBackend>, monitor: Arc<dyn Monitor>, root: StateRoot) -> Self {
         let rootless = !nix::unistd::geteuid().is_root();
-        Engine { backend, monitor, root, watched: Mutex::new(HashSet::new()), rootless }
+        let pending = PendingRollbacks::default();
+        Engine { backend, monitor, root, watched: Mutex::new(HashSet::new()), rootless, pending }
     }
 
     /// An engine that finds again the containers recorded under `root` (after the embedding
     /// program restarted): live ones are watched from now on; one that ended while nobody
-    /// watched reports [`Exit::Unknown`], never a guessed code.
+    /// watched reports [`Exit::Unknown`], never a guessed code. A root holding a container of
+    /// another backend or monitor is [`Error::ForeignStateRoot`], before anything is touched.
     pub async fn reconnect(backend: Arc<dyn OciBackend>, monitor: Arc<dyn Monitor>, root: StateRoot) -> Result<Self> {
         let engine = Engine::new(backend, monitor, root);
-        for record in engine.root.records()? {
+        let records = engine.root.records().await?;
+        let (backend, monitor) = (engine.backend.name(), engine.monitor.name());
+        if let Some(foreign) = records.iter().find(|record| record.backend != backend || record.monitor != monitor) {
+            return Err(Error::ForeignStateRoot {
+                id: foreign.id.clone(),
+                found_backend: foreign.backend.clone(),
+                found_monitor: foreign.monitor.clone(),
+                backend: backend.to_owned(),
+                monitor: monitor.to_owned(),
+            });
+        }
+        for record in records {
             let files = engine.root.files(&record.id);
             if engine.monitor.exit_status(&record.id, &files).await?.is_some() {
                 continue;
@@ -159,6 +198,29 @@ impl Engine {
         &self.root
     }
 
+    /// Waits until the rollbacks of calls dropped before it (a create, run, restore or exec the
+    /// caller gave up on) have finished: they run in the background, never on the caller's
+    /// executor. Returns what they could not undo, empty when everything was. A program awaits
+    /// it before it exits, so that nothing a dropped call started outlives it unseen.
+    pub async fn settle(&self) -> Vec<Error> {
+        let pending: Vec<_> = self.pending.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        for (id, rollback) in pending {
+            if let Err(err) = rollback.await {
+                tracing::warn!(%id, %err, "a background rollback did not finish");
+            }
+        }
+        self.backend.settle().await
+    }
+
+    /// Waits for the background rollback of an earlier container of `id`, if one runs: it must
+    /// not delete the container about to be made.
+    async fn after_rollback_of(&self, id: &ContainerId) {
+        let Some(rollback) = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id) else { return };
+        if let Err(err) = rollback.await {
+            tracing::warn!(%id, %err, "a background rollback did not finish");
+        }
+    }
+
     fn mark_watched(&self, id: &ContainerId) {
         self.watched.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone());
     }
@@ -167,32 +229,51 @@ impl Engine {
         self.watched.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
-    /// Creates `id` from `bundle` under the monitor; its init waits for [`Engine::start`].
+    /// Creates `id` from `bundle` under the monitor; its init waits for [`Engine::start`]. A
+    /// relative `bundle` is taken from the current directory at the call: the runtime is given,
+    /// and the record keeps, the absolute path.
     pub async fn create(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created> {
-        self.bring_up(id, bundle, opts, Launch::Create).await
+        self.bring_up(id, &absolute_bundle(bundle)?, opts, Launch::Create).await
     }
 
     /// Creates and starts `id` in one runtime call (`run --detach`) when the runtime has one,
     /// else `create` then `start`; supervised exactly like [`Engine::create`].
     pub async fn run(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created> {
+        let bundle = &absolute_bundle(bundle)?;
         if self.backend.can_run() {
             return self.bring_up(id, bundle, opts, Launch::Run).await;
         }
         let created = self.bring_up(id, bundle, opts, Launch::Create).await?;
-        if let Err(err) = self.start(id).await {
-            self.roll_back(id).await;
+        // Dropped while starting, the half-made container is rolled back in the background.
+        let unfinished = UnfinishedRun { rollback: Some(self.rollback_of(id)), pending: self.pending.clone() };
+        let started = self.start(id).await;
+        let rollback = unfinished.finish();
+        if let Err(err) = started {
+            rollback.run_locked().await;
             return Err(err);
         }
         Ok(created)
     }
 
     async fn bring_up(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions, launch: Launch) -> Result<Created> {
-        let _lock = self.root.lock(id).await?;
-        let known = self.root.load(id)?.is_some();
+        self.after_rollback_of(id).await;
+        let mut lock = self.root.lock(id).await?;
         let files = self.root.files(id);
+        let recorded = self.root.load(id).await?;
+        let known = match &recorded {
+            Some(record) => self.is_known_to_the_runtime(record).await?,
+            None => false,
+        };
         if !known {
-            // Left by a container of the same id that was deleted outside the engine.
-            self.root.forget(id)?;
+            // Whatever is left of an earlier container of this id (deleted outside the engine)
+            // goes, so the new one inherits no exit. Then the record is made before anything
+            // runs: an init that exits at once has a place for its exit.
+            if recorded.is_some() {
+                self.monitor.release(id, &files).await?;
+                self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            }
+            self.root.forget(id).await?;
+            self.root.save(&self.record(id, bundle, None).await?).await?;
         }
         let request = CreateRequest { id: id.clone(), bundle: bundle.to_path_buf(), options: opts, launch, files };
         let created = match self.monitor.create(self.backend.as_ref(), request).await {
@@ -201,45 +282,63 @@ impl Engine {
                 // A refusal made nothing (and an existing container of this id keeps its files);
                 // an unfinished call was undone by the backend.
                 if !known {
-                    self.root.forget(id)?;
+                    self.root.forget(id).await?;
+                    lock.remove_on_drop();
                 }
                 return Err(err);
             }
         };
         self.mark_watched(id);
-        if let Err(err) = self.root.save(&self.record(id, bundle, created)) {
+        let saved = async { self.root.save(&self.record(id, bundle, Some(created.pid)).await?).await };
+        if let Err(err) = saved.await {
             self.roll_back(id).await;
+            lock.remove_on_drop();
             return Err(err);
         }
         Ok(created)
     }
 
-    /// What the engine remembers of a container it just made.
-    fn record(&self, id: &ContainerId, bundle: &Path, created: Created) -> ContainerRecord {
-        ContainerRecord {
+    /// Whether a recorded container is still there: the runtime knows it, or it lives on as a
+    /// checkpoint. A create over it is the runtime's to refuse, and its files stay.
+    async fn is_known_to_the_runtime(&self, record: &ContainerRecord) -> Result<bool> {
+        if record.checkpointed {
+            return Ok(true);
+        }
+        match self.backend.state(&record.id).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// What the engine remembers of a container it makes, `pid` once the runtime said it; the
+    /// stop signal comes from its spec, read off the executor.
+    async fn record(&self, id: &ContainerId, bundle: &Path, pid: Option<u32>) -> Result<ContainerRecord> {
+        let spec_of = bundle.to_path_buf();
+        let stop_signal = off_executor("reading the spec's stop signal", move || Ok(stop_signal_of(&spec_of))).await?;
+        Ok(ContainerRecord {
             id: id.clone(),
             bundle: bundle.to_path_buf(),
             backend: self.backend.name().to_owned(),
             monitor: self.monitor.name().to_owned(),
-            pid: created.pid,
-            stop_signal: stop_signal_of(bundle).number(),
+            pid,
+            stop_signal: stop_signal.number(),
             checkpointed: false,
-        }
+        })
     }
 
-    /// Removes a container the engine could not finish making: `delete --force`, then the
-    /// monitor's files and the engine's record.
+    /// Removes a container the engine could not finish making, its lock held by the caller:
+    /// `delete --force`, then the monitor's files and the engine's record.
     async fn roll_back(&self, id: &ContainerId) {
-        match self.backend.delete(id, DeleteMode::Force).await {
-            Ok(()) | Err(Error::NotFound { .. }) => {}
-            Err(err) => tracing::warn!(%id, %err, "rolling back a create left the container behind"),
-        }
-        let files = self.root.files(id);
-        if let Err(err) = self.monitor.release(id, &files).await {
-            tracing::warn!(%id, %err, "releasing the monitor's files failed");
-        }
-        if let Err(err) = self.root.forget(id) {
-            tracing::warn!(%id, %err, "removing the container's state failed");
+        self.rollback_of(id).run().await;
+    }
+
+    fn rollback_of(&self, id: &ContainerId) -> RollBack {
+        RollBack {
+            backend: self.backend.clone(),
+            monitor: self.monitor.clone(),
+            root: self.root.clone(),
+            id: id.clone(),
         }
     }
 
@@ -280,13 +379,14 @@ impl Engine {
     /// The container's status. When the monitor has recorded its exit, or a checkpoint stopped
     /// it, no runtime call is made.
     pub async fn status(&self, id: &ContainerId) -> Result<ContainerStatus> {
-        if self.root.load(id)?.is_some_and(|record| record.checkpointed) {
-            return Ok(ContainerStatus { id: id.clone(), status: Status::Stopped, exit: None, checkpointed: true });
+        if self.root.load(id).await?.is_some_and(|record| record.checkpointed) {
+            let status = Status::Stopped;
+            return Ok(ContainerStatus { id: id.clone(), status, exit: None, oom_killed: false, checkpointed: true });
         }
         let files = self.root.files(id);
         if let Some(exit) = self.monitor.exit_status(id, &files).await? {
-            let status = Status::Stopped;
-            return Ok(ContainerStatus { id: id.clone(), status, exit: Some(exit), checkpointed: false });
+            let (status, oom_killed) = (Status::Stopped, self.monitor.oom_killed(id, &files).await?);
+            return Ok(ContainerStatus { id: id.clone(), status, exit: Some(exit), oom_killed, checkpointed: false });
         }
         let state = self.backend.state(id).await?;
         let exit = match state.status {
@@ -294,7 +394,9 @@ impl Engine {
             Status::Stopped => Some(self.exit_after_stop(id).await?),
             _ => None,
         };
-        Ok(ContainerStatus { id: id.clone(), status: state.status, exit, checkpointed: false })
+        // Recorded before the exit: once the exit is known, so is this.
+        let oom_killed = exit.is_some() && self.monitor.oom_killed(id, &files).await?;
+        Ok(ContainerStatus { id: id.clone(), status: state.status, exit, oom_killed, checkpointed: false })
     }
 
     async fn exit_after_stop(&self, id: &ContainerId) -> Result<Exit> {
@@ -308,6 +410,8 @@ impl Engine {
     }
 
     /// Waits until the container has exited and says how. Driven by the monitor's events.
+    /// Whether the OOM killer ended it is in [`Engine::status`] ([`ContainerStatus::oom_killed`]),
+    /// recorded by the time this returns.
     pub async fn wait(&self, id: &ContainerId) -> Result<Exit> {
         let files = self.root.files(id);
         if !self.is_watched(id) {
@@ -330,18 +434,24 @@ impl Engine {
     /// Stops the container: its stop signal, up to `timeout` for it to exit, then SIGKILL to
     /// every process (to the init alone when rootless, where the cgroup may not be ours to
     /// signal), then up to [`KILL_GRACE`] more; past that, [`Error::DidNotStop`]. A container
-    /// that is already gone is success. Returns how it ended.
+    /// that is already gone is success; any other failure of the stop signal is returned as is,
+    /// before any waiting or SIGKILL. Returns how it ended.
     pub async fn stop(&self, id: &ContainerId, opts: StopOptions) -> Result<Exit> {
         let _lock = self.root.lock(id).await?;
-        let record = self.root.load(id)?;
+        let record = self.root.load(id).await?;
         let signal = opts.signal.unwrap_or_else(|| {
             record.as_ref().and_then(|r| Signal::from_number(r.stop_signal).ok()).unwrap_or(Signal::TERM)
         });
         if let Some(exit) = self.monitor.exit_status(id, &self.root.files(id)).await? {
             return Ok(exit);
         }
-        if let Err(Error::NotFound { .. }) = self.backend.kill(id, signal, KillScope::Init).await {
-            return Ok(self.monitor.exit_status(id, &self.root.files(id)).await?.unwrap_or(Exit::Unknown));
+        match self.backend.kill(id, signal, KillScope::Init).await {
+            Err(Error::NotFound { .. }) => {
+                return Ok(self.monitor.exit_status(id, &self.root.files(id)).await?.unwrap_or(Exit::Unknown));
+            }
+            // It stopped since its exit was looked for: the monitor's event is on its way.
+            Ok(()) | Err(Error::InvalidState { .. }) => {}
+            Err(err) => return Err(err),
         }
         if let Ok(exit) = tokio::time::timeout(opts.timeout, self.wait(id)).await {
             return exit;
@@ -353,7 +463,7 @@ impl Engine {
             Ok(exit) => exit,
             Err(_) => Err(Error::DidNotStop {
                 id: id.as_str().to_owned(),
-                pid: record.map(|record| record.pid),
+                pid: record.and_then(|record| record.pid),
                 waited: KILL_GRACE,
             }),
         }
@@ -404,7 +514,7 @@ impl Engine {
     /// stopped is deleted with its images.
     pub async fn delete(&self, id: &ContainerId, mode: DeleteMode) -> Result<()> {
         let mut lock = self.root.lock(id).await?;
-        let checkpointed = self.root.load(id)?.is_some_and(|record| record.checkpointed);
+        let checkpointed = self.root.load(id).await?.is_some_and(|record| record.checkpointed);
         let deleted = match self.backend.delete(id, mode).await {
             // Only its images were left, and they are deleted below.
             Err(Error::NotFound { .. }) if checkpointed => Ok(()),
@@ -413,7 +523,7 @@ impl Engine {
         if let Ok(()) | Err(Error::NotFound { .. }) = deleted {
             let files = self.root.files(id);
             self.monitor.release(id, &files).await?;
-            self.root.forget(id)?;
+            self.root.forget(id).await?;
             self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
             lock.remove_on_drop();
         }
@@ -423,7 +533,7 @@ impl Engine {
     /// Every container the engine has a record of, with its status.
     pub async fn list(&self) -> Result<Vec<ContainerStatus>> {
         let mut statuses = Vec::new();
-        for record in self.root.records()? {
+        for record in self.root.records().await? {
             match self.status(&record.id).await {
                 Ok(status) => statuses.push(status),
                 // Deleted by another process meanwhile.
@@ -434,16 +544,91 @@ impl Engine {
         Ok(statuses)
     }
 
-    /// Stops watching `id` and removes its recorded exit.
+    /// Stops watching `id` and removes its recorded exit (and OOM kill).
     async fn forget_exit(&self, id: &ContainerId) -> Result<()> {
         let files = self.root.files(id);
         self.monitor.release(id, &files).await?;
         self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        match std::fs::remove_file(&files.exit_file) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::io(format!("removing {}", files.exit_file.display()), err))
+        for file in [files.exit_file.clone(), files.oom_file()] {
+            match std::fs::remove_file(&file) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(format!("removing {}", file.display()), err));
+                }
+                _ => {}
             }
-            _ => Ok(()),
+        }
+        Ok(())
+    }
+}
+
+/// What undoing a half-made container needs, owned, so that it can run after the call that
+/// made the container was dropped.
+struct RollBack {
+    backend: Arc<dyn OciBackend>,
+    monitor: Arc<dyn Monitor>,
+    root: StateRoot,
+    id: ContainerId,
+}
+
+impl RollBack {
+    /// `delete --force`, then the monitor's files and the engine's record; the caller holds the
+    /// container's lock.
+    async fn run(&self) {
+        self.delete_and_release().await;
+        if let Err(err) = self.root.forget(&self.id).await {
+            tracing::warn!(id = %self.id, %err, "removing the container's state failed");
+        }
+    }
+
+    /// [`RollBack::run`] under the container's lock, which goes with the container.
+    async fn run_locked(self) {
+        match self.root.lock(&self.id).await {
+            Ok(mut lock) => {
+                self.run().await;
+                lock.remove_on_drop();
+            }
+            Err(err) => tracing::warn!(id = %self.id, %err, "cannot lock a container to roll it back"),
+        }
+    }
+
+    /// `delete --force` and the monitor's files; the engine's record stays.
+    async fn delete_and_release(&self) {
+        let id = &self.id;
+        match self.backend.delete(id, DeleteMode::Force).await {
+            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Err(err) => tracing::warn!(%id, %err, "rolling back left the container behind"),
+        }
+        if let Err(err) = self.monitor.release(id, &self.root.files(id)).await {
+            tracing::warn!(%id, %err, "releasing the monitor's files failed");
+        }
+    }
+}
+
+/// A `run` between its create and its start: dropped there, it hands its rollback to a task of
+/// its own, so the container it made is deleted without stalling the caller's executor.
+struct UnfinishedRun {
+    rollback: Option<RollBack>,
+    pending: PendingRollbacks,
+}
+
+impl UnfinishedRun {
+    /// The start came back: the caller decides what to do with the rollback.
+    fn finish(mut self) -> RollBack {
+        self.rollback.take().expect("taken only here")
+    }
+}
+
+impl Drop for UnfinishedRun {
+    fn drop(&mut self) {
+        if let Some(rollback) = self.rollback.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let id = rollback.id.clone();
+                    let task = runtime.spawn(rollback.run_locked());
+                    self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, task);
+                }
+                Err(_) => tracing::warn!(id = %rollback.id, "a dropped run could not be rolled back: no runtime"),
+            }
         }
     }
 }

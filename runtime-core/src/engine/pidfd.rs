@@ -14,9 +14,8 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
-use nix::errno::Errno;
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
-use rustix::process::{Pid, PidfdFlags, pidfd_open};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, WaitIdStatus, pidfd_open, waitid};
 use tokio::io::unix::AsyncFd;
 
 use crate::contract::exit::Exit;
@@ -66,24 +65,33 @@ impl ProcessHandle {
         // Listening before asking, so that the SIGCHLD of the tracer letting go is not missed.
         let mut child_signals = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
         loop {
-            match waitid(Id::PIDFd(self.fd.get_ref().as_fd()), WaitPidFlag::WEXITED) {
-                Ok(WaitStatus::Exited(_, code)) => return Exit::Exited(code),
-                Ok(WaitStatus::Signaled(_, signal, _)) => {
-                    return Signal::from_number(signal as i32).map_or(Exit::Unknown, Exit::Signaled);
-                }
+            match waitid(WaitId::PidFd(self.fd.get_ref().as_fd()), WaitIdOptions::EXITED) {
+                Ok(Some(status)) => return exit_of(&status),
                 // Ended, but not ours to reap yet.
-                Ok(WaitStatus::StillAlive) | Err(Errno::EAGAIN) => match child_signals.as_mut() {
+                Ok(None) | Err(Errno::AGAIN) => match child_signals.as_mut() {
                     Some(signals) => {
                         signals.recv().await;
                     }
                     None => return Exit::Unknown,
                 },
-                Err(Errno::EINTR) => {}
+                Err(Errno::INTR) => {}
                 // ECHILD: not our child (or already reaped by someone else): seen to end, not how.
-                Ok(_) | Err(_) => return Exit::Unknown,
+                Err(_) => return Exit::Unknown,
             }
         }
     }
+}
+
+/// How a reaped child ended, from the kernel's `siginfo`: the raw signal number, so that a
+/// real-time signal (`SIGRTMIN+3`, as systemd uses) is reported like any other.
+fn exit_of(status: &WaitIdStatus) -> Exit {
+    if let Some(code) = status.exit_status() {
+        return Exit::Exited(code);
+    }
+    status
+        .terminating_signal()
+        .and_then(|number| Signal::from_number(number).ok())
+        .map_or(Exit::Unknown, Exit::Signaled)
 }
 
 #[cfg(test)]
@@ -113,6 +121,18 @@ mod tests {
         let handle = ProcessHandle::open(child.id()).unwrap();
         handle.exited().await.unwrap();
         assert_eq!(handle.reap().await, Exit::Signaled(Signal::TERM));
+    }
+
+    #[tokio::test]
+    async fn a_child_killed_by_a_real_time_signal_reports_it() {
+        // SIGRTMIN+3 as the C library numbers it: the kernel's 32 + 2 reserved by glibc + 3.
+        let rtmin_plus_3 = libc::SIGRTMIN() + 3;
+        let child = spawn(&format!("kill -{rtmin_plus_3} $$"));
+        let handle = ProcessHandle::open(child.id()).unwrap();
+        handle.exited().await.unwrap();
+        let exit = handle.reap().await;
+        assert_eq!(exit.shell_code(), Some(128 + rtmin_plus_3), "{exit:?}");
+        assert!(matches!(exit, Exit::Signaled(_)), "{exit:?}");
     }
 
     #[tokio::test]

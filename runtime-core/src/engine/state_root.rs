@@ -4,6 +4,7 @@
 //! <root>/                 0700
 //!   exits/<id>            exit files: the status as decimal text, written once, atomically
 //!   containers/<id>/      0700, one per container: record.json, and the monitor's own files
+//!     oom                 empty, present once the OOM killer struck the container (as conmon's)
 //!   locks/<id>            flock(2) files: one process at a time works on a container
 //! ```
 //!
@@ -12,25 +13,48 @@
 //! per container so that different containers proceed in parallel; a lock file is removed with
 //! its container, and a locker that finds it removed under it starts over, so two processes can
 //! never hold "the" lock of one id at once.
+//!
+//! A lock is taken with `flock(LOCK_EX | LOCK_NB)` attempts and a short async pause between
+//! them, never with a blocking `flock`: a thread blocked in `flock(2)` cannot be called back, so
+//! a caller that gave up (dropped its call, or hit the bound) would leave it waiting, and taking
+//! the lock later for nobody. The wait is bounded ([`DEFAULT_LOCK_WAIT`], or
+//! [`StateRoot::with_lock_wait`]): past it, [`Error::WaitTimeout`].
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::blocking::off_executor;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 use crate::contract::monitor::ContainerFiles;
 use crate::contract::signal::Signal;
 
+/// How long a call waits for the lock of a container that another call holds, unless
+/// [`StateRoot::with_lock_wait`] says otherwise: long enough for any call to end by its own
+/// bounds with the default timeouts (a create through a monitor may take 240 s, as in libpod; a
+/// stop its timeout, [`crate::KILL_GRACE`] and its runtime calls). A lock held longer belongs to
+/// a call that hangs past every bound, or to a process that was stopped.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(300);
+
+/// The first pause between two attempts to take a lock, doubled after each up to
+/// [`LOCK_PAUSE_MAX`]: a lock held for a moment is taken at once, and a long wait costs a few
+/// system calls a second.
+const LOCK_PAUSE_MIN: Duration = Duration::from_millis(1);
+const LOCK_PAUSE_MAX: Duration = Duration::from_millis(50);
+
 /// The directory the engine keeps its state in.
 #[derive(Debug, Clone)]
 pub struct StateRoot {
     path: PathBuf,
+    lock_wait: Duration,
 }
 
 /// What the engine remembers of a container it made.
@@ -42,8 +66,9 @@ pub(crate) struct ContainerRecord {
     pub backend: String,
     /// The monitor that supervises it.
     pub monitor: String,
-    /// Its init pid when it was created.
-    pub pid: u32,
+    /// Its init pid once the runtime said it; the record is made before the runtime runs.
+    #[serde(default)]
+    pub pid: Option<u32>,
     /// The signal `stop` sends first, from the spec's stop-signal annotation, else TERM.
     pub stop_signal: i32,
     /// Dumped by a checkpoint that stopped it: the container lives on as its images only.
@@ -54,7 +79,7 @@ pub(crate) struct ContainerRecord {
 impl StateRoot {
     /// The state root at `path`, made (0700) if missing.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
-        let root = StateRoot { path: path.into() };
+        let root = StateRoot { path: path.into(), lock_wait: DEFAULT_LOCK_WAIT };
         for dir in [root.path.clone(), root.path.join("exits"), root.path.join("containers"), root.path.join("locks")] {
             private_dir(&dir)?;
         }
@@ -67,6 +92,13 @@ impl StateRoot {
             Some(dir) if !nix::unistd::geteuid().is_root() => PathBuf::from(dir).join("ocikit"),
             _ => PathBuf::from("/run/ocikit"),
         }
+    }
+
+    /// The same root, whose calls wait at most `wait` for the lock of a container another call
+    /// holds ([`DEFAULT_LOCK_WAIT`] unless set).
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
     }
 
     /// The root directory.
@@ -87,24 +119,66 @@ impl StateRoot {
     }
 
     /// Takes the lock of container `id`, waiting for another holder (in this process or
-    /// another) to let go. Blocks a thread of tokio's blocking pool, never the reactor.
+    /// another) to let go, at most the root's lock wait; then [`Error::WaitTimeout`]. Dropping
+    /// the future stops the wait: nothing keeps waiting for the lock.
     pub(crate) async fn lock(&self, id: &ContainerId) -> Result<ContainerLock> {
         let path = self.path.join("locks").join(id.as_str());
-        tokio::task::spawn_blocking(move || ContainerLock::acquire(path))
-            .await
-            .map_err(|err| Error::io("taking a container lock", std::io::Error::other(err)))?
+        let deadline = tokio::time::Instant::now() + self.lock_wait;
+        let mut pause = LOCK_PAUSE_MIN;
+        loop {
+            if let Some(lock) = ContainerLock::try_acquire(&path)? {
+                return Ok(lock);
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                let what = format!("the lock of container {id} ({}), held by another call", path.display());
+                return Err(Error::WaitTimeout { what, after: self.lock_wait });
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(LOCK_PAUSE_MAX);
+        }
     }
 
     /// Makes the container's directory and writes its record.
-    pub(crate) fn save(&self, record: &ContainerRecord) -> Result<()> {
+    pub(crate) async fn save(&self, record: &ContainerRecord) -> Result<()> {
+        let (root, record) = (self.clone(), record.clone());
+        off_executor("saving a container record", move || root.save_now(&record)).await
+    }
+
+    /// The record of container `id`, if the engine made it.
+    pub(crate) async fn load(&self, id: &ContainerId) -> Result<Option<ContainerRecord>> {
+        let (root, id) = (self.clone(), id.clone());
+        off_executor("reading a container record", move || root.load_now(&id)).await
+    }
+
+    /// Every container the engine has a record of.
+    pub(crate) async fn records(&self) -> Result<Vec<ContainerRecord>> {
+        let root = self.clone();
+        off_executor("reading the container records", move || root.records_now()).await
+    }
+
+    /// Removes everything of container `id`: its directory, then its exit file (in that order, so
+    /// that a monitor recording an exit at the same moment sees the container gone and takes its
+    /// file back). The lock goes when its guard is dropped.
+    pub(crate) async fn forget(&self, id: &ContainerId) -> Result<()> {
+        let files = self.files(id);
+        off_executor("removing a container's state", move || {
+            remove_if_there(&files.dir, std::fs::remove_dir_all(&files.dir))?;
+            remove_if_there(&files.exit_file, std::fs::remove_file(&files.exit_file))
+        })
+        .await
+    }
+
+    // The file work itself, run off the executor by the calls above.
+
+    fn save_now(&self, record: &ContainerRecord) -> Result<()> {
         private_dir(&self.files(&record.id).dir)?;
         let json =
             serde_json::to_vec_pretty(record).map_err(|err| Error::parse("container record", err.to_string()))?;
         write_atomically(&self.record_path(&record.id), &json)
     }
 
-    /// The record of container `id`, if the engine made it.
-    pub(crate) fn load(&self, id: &ContainerId) -> Result<Option<ContainerRecord>> {
+    fn load_now(&self, id: &ContainerId) -> Result<Option<ContainerRecord>> {
         let path = self.record_path(id);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -115,28 +189,18 @@ impl StateRoot {
         }
     }
 
-    /// Every container the engine has a record of.
-    pub(crate) fn records(&self) -> Result<Vec<ContainerRecord>> {
+    fn records_now(&self) -> Result<Vec<ContainerRecord>> {
         let dir = self.path.join("containers");
         let entries = std::fs::read_dir(&dir).map_err(|err| Error::io(format!("listing {}", dir.display()), err))?;
         let mut records = Vec::new();
         for entry in entries.flatten() {
             let Ok(id) = ContainerId::new(entry.file_name().to_string_lossy()) else { continue };
-            if let Some(record) = self.load(&id)? {
+            if let Some(record) = self.load_now(&id)? {
                 records.push(record);
             }
         }
         records.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         Ok(records)
-    }
-
-    /// Removes everything of container `id`: its directory, then its exit file (in that order, so
-    /// that a monitor recording an exit at the same moment sees the container gone and takes its
-    /// file back). The lock goes when its guard is dropped.
-    pub(crate) fn forget(&self, id: &ContainerId) -> Result<()> {
-        let files = self.files(id);
-        remove_if_there(&files.dir, std::fs::remove_dir_all(&files.dir))?;
-        remove_if_there(&files.exit_file, std::fs::remove_file(&files.exit_file))
     }
 }
 
@@ -171,25 +235,63 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Writes an exit file: the status as conmon writes it, a decimal number without a newline,
-/// 128 + the signal for a killed process. An unknown ending writes nothing: no file is the
-/// record of "not seen".
-pub(crate) fn write_exit(path: &Path, exit: Exit) -> Result<()> {
-    match exit.shell_code() {
-        Some(code) => write_atomically(path, code.to_string().as_bytes()),
-        None => Ok(()),
-    }
+/// The name, in a container's directory, of the exit as it was seen: conmon's exit file holds
+/// `128 + n` for a killed process, which an `exit 137` also writes, so the engine keeps which of
+/// the two it was beside it.
+const EXIT_DETAIL: &str = "exit.json";
+
+/// How a process ended, as [`EXIT_DETAIL`] holds it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ExitDetail {
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by the signal with this number.
+    Signaled(i32),
 }
 
-/// Reads an exit file. A number above 128 that is a signal reads as killed by it: the format
-/// (conmon's) cannot tell `exit 137` from SIGKILL, and a killed process is what it almost
-/// always means.
-pub(crate) fn read_exit(path: &Path) -> Result<Option<Exit>> {
+/// Records how a container's init ended: first the exact ending in the container's directory
+/// (when it exists), then the exit file as conmon writes it, a decimal number without a newline,
+/// 128 + the signal for a killed process. The exit file appearing is what others look for, so
+/// the detail is there by then. An unknown ending writes nothing: no file is the record of "not
+/// seen".
+pub(crate) fn write_exit(files: &ContainerFiles, exit: Exit) -> Result<()> {
+    let (code, detail) = match exit {
+        Exit::Exited(code) => (code, ExitDetail::Exited(code)),
+        Exit::Signaled(signal) => (128 + signal.number(), ExitDetail::Signaled(signal.number())),
+        Exit::Unknown => return Ok(()),
+    };
+    if files.dir.is_dir() {
+        let json = serde_json::to_vec(&detail).map_err(|err| Error::parse("exit record", err.to_string()))?;
+        write_atomically(&files.dir.join(EXIT_DETAIL), &json)?;
+    }
+    write_atomically(&files.exit_file, code.to_string().as_bytes())
+}
+
+/// Reads how a container's init ended: the exact ending when the engine recorded it, else the
+/// exit file alone (written by conmon, or for a container whose directory was gone). From the
+/// exit file alone a number above 128 that is a signal reads as killed by it: the format cannot
+/// tell `exit 137` from SIGKILL, and a killed process is what it almost always means.
+pub(crate) fn read_exit(files: &ContainerFiles) -> Result<Option<Exit>> {
+    let path = &files.exit_file;
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
     };
+    let detail_path = files.dir.join(EXIT_DETAIL);
+    match std::fs::read(&detail_path) {
+        Ok(bytes) => {
+            let detail: ExitDetail = serde_json::from_slice(&bytes)
+                .map_err(|err| Error::parse(format!("exit record {}", detail_path.display()), err.to_string()))?;
+            return Ok(Some(match detail {
+                ExitDetail::Exited(code) => Exit::Exited(code),
+                ExitDetail::Signaled(number) => Signal::from_number(number).map_or(Exit::Unknown, Exit::Signaled),
+            }));
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => {}
+        Err(err) => return Err(Error::io(format!("reading {}", detail_path.display()), err)),
+    }
     let code: i32 = text.trim().parse().map_err(|_| {
         Error::parse(format!("exit file {}", path.display()), format!("{:?} is not a status", text.trim()))
     })?;
@@ -209,23 +311,27 @@ pub(crate) struct ContainerLock {
 }
 
 impl ContainerLock {
-    fn acquire(path: PathBuf) -> Result<Self> {
+    /// The lock at `path` if nobody holds it, without waiting; `None` while another holds it.
+    fn try_acquire(path: &Path) -> Result<Option<Self>> {
         loop {
             let file = OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .mode(0o600)
-                .open(&path)
+                .open(path)
                 .map_err(|err| Error::io(format!("opening lock {}", path.display()), err))?;
-            let lock = Flock::lock(file, FlockArg::LockExclusive)
-                .map_err(|(_, errno)| Error::io(format!("locking {}", path.display()), errno.into()))?;
+            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
+                Err((_, errno)) => return Err(Error::io(format!("locking {}", path.display()), errno.into())),
+            };
             // The previous holder may have removed the file while we waited: our lock is then on
             // a file nobody else can find, and the next locker would make a new one. Start over.
             let locked = lock.metadata().map_err(|err| Error::io("inspecting a lock", err))?;
-            match std::fs::metadata(&path) {
+            match std::fs::metadata(path) {
                 Ok(current) if current.ino() == locked.ino() && current.dev() == locked.dev() => {
-                    return Ok(ContainerLock { path, _lock: lock, remove_on_drop: false });
+                    return Ok(Some(ContainerLock { path: path.to_path_buf(), _lock: lock, remove_on_drop: false }));
                 }
                 Ok(_) => continue,
                 Err(err) if err.kind() == ErrorKind::NotFound => continue,
@@ -268,35 +374,62 @@ mod tests {
         }
     }
 
+    /// Files of a container whose directory exists, as the engine makes it before the runtime runs.
+    fn container_files(dir: &Path) -> ContainerFiles {
+        let files = ContainerFiles { exit_file: dir.join("exits-c1"), dir: dir.join("c1") };
+        std::fs::create_dir(&files.dir).unwrap();
+        files
+    }
+
     #[test]
     fn exit_files_hold_conmons_format() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c1");
-        write_exit(&path, Exit::Exited(7)).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "7", "decimal, no newline");
-        write_exit(&path, Exit::Signaled(Signal::TERM)).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "143");
-        assert_eq!(read_exit(&path).unwrap(), Some(Exit::Signaled(Signal::TERM)));
-        // As conmon 2.1.6 writes it for `exit 0`, and with a trailing newline from elsewhere.
-        std::fs::write(&path, "0").unwrap();
-        assert_eq!(read_exit(&path).unwrap(), Some(Exit::Exited(0)));
-        std::fs::write(&path, "3\n").unwrap();
-        assert_eq!(read_exit(&path).unwrap(), Some(Exit::Exited(3)));
-        std::fs::write(&path, "garbage").unwrap();
-        assert!(matches!(read_exit(&path), Err(Error::Parse { .. })));
-        assert_eq!(read_exit(&dir.path().join("none")).unwrap(), None);
+        let files = container_files(dir.path());
+        let path = &files.exit_file;
+        write_exit(&files, Exit::Exited(7)).unwrap();
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "7", "decimal, no newline");
+        write_exit(&files, Exit::Signaled(Signal::TERM)).unwrap();
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "143");
+        assert_eq!(read_exit(&files).unwrap(), Some(Exit::Signaled(Signal::TERM)));
+        // Exit files alone, as conmon 2.1.6 writes them for `exit 0`, for a kill, and with a
+        // trailing newline from elsewhere.
+        std::fs::remove_dir_all(&files.dir).unwrap();
+        std::fs::write(path, "0").unwrap();
+        assert_eq!(read_exit(&files).unwrap(), Some(Exit::Exited(0)));
+        std::fs::write(path, "137").unwrap();
+        assert_eq!(read_exit(&files).unwrap(), Some(Exit::Signaled(Signal::KILL)));
+        std::fs::write(path, "3\n").unwrap();
+        assert_eq!(read_exit(&files).unwrap(), Some(Exit::Exited(3)));
+        std::fs::write(path, "garbage").unwrap();
+        assert!(matches!(read_exit(&files), Err(Error::Parse { .. })));
+        std::fs::remove_file(path).unwrap();
+        assert_eq!(read_exit(&files).unwrap(), None);
+    }
+
+    #[test]
+    fn an_exit_code_above_128_and_a_signal_read_back_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = container_files(dir.path());
+        for (exit, text) in
+            [(Exit::Exited(137), "137"), (Exit::Signaled(Signal::KILL), "137"), (Exit::Exited(143), "143")]
+        {
+            write_exit(&files, exit).unwrap();
+            assert_eq!(std::fs::read_to_string(&files.exit_file).unwrap(), text, "conmon's format for {exit:?}");
+            assert_eq!(read_exit(&files).unwrap(), Some(exit));
+        }
     }
 
     #[test]
     fn an_unknown_ending_writes_no_exit_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c1");
-        write_exit(&path, Exit::Unknown).unwrap();
-        assert!(!path.exists());
+        let files = container_files(dir.path());
+        write_exit(&files, Exit::Unknown).unwrap();
+        assert!(!files.exit_file.exists());
+        assert_eq!(std::fs::read_dir(&files.dir).unwrap().count(), 0);
     }
 
-    #[test]
-    fn records_round_trip_and_forget_removes_everything() {
+    #[tokio::test]
+    async fn records_round_trip_and_forget_removes_everything() {
         let dir = tempfile::tempdir().unwrap();
         let root = StateRoot::open(dir.path()).unwrap();
         let record = ContainerRecord {
@@ -304,18 +437,18 @@ mod tests {
             bundle: "/b".into(),
             backend: "runc".into(),
             monitor: "direct".into(),
-            pid: 42,
+            pid: Some(42),
             stop_signal: 15,
             checkpointed: false,
         };
-        root.save(&record).unwrap();
-        write_exit(&root.files(&record.id).exit_file, Exit::Exited(1)).unwrap();
-        assert_eq!(root.load(&record.id).unwrap(), Some(record.clone()));
-        assert_eq!(root.records().unwrap(), vec![record.clone()]);
-        root.forget(&record.id).unwrap();
-        assert_eq!(root.load(&record.id).unwrap(), None);
+        root.save(&record).await.unwrap();
+        write_exit(&root.files(&record.id), Exit::Exited(1)).unwrap();
+        assert_eq!(root.load(&record.id).await.unwrap(), Some(record.clone()));
+        assert_eq!(root.records().await.unwrap(), vec![record.clone()]);
+        root.forget(&record.id).await.unwrap();
+        assert_eq!(root.load(&record.id).await.unwrap(), None);
         assert!(!root.files(&record.id).exit_file.exists());
-        assert!(root.records().unwrap().is_empty());
+        assert!(root.records().await.unwrap().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,6 +466,55 @@ mod tests {
         drop(other);
         drop(first);
         tokio::time::timeout(std::time::Duration::from_secs(5), second).await.unwrap().unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lock_held_past_the_lock_wait_gives_wait_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let wait = std::time::Duration::from_millis(300);
+        let root = StateRoot::open(dir.path()).unwrap().with_lock_wait(wait);
+        let _held = root.lock(&id("c1")).await.unwrap();
+        let started = std::time::Instant::now();
+        let second = tokio::time::timeout(std::time::Duration::from_secs(10), root.lock(&id("c1"))).await;
+        match second.expect("the wait is bounded") {
+            Err(Error::WaitTimeout { after, .. }) => assert_eq!(after, wait),
+            other => panic!("a lock held past the wait: {other:?}"),
+        }
+        let took = started.elapsed();
+        assert!(took >= wait && took < wait * 5, "gave up after {took:?}");
+    }
+
+    /// The threads of this process that are inside `flock(2)` now.
+    fn threads_in_flock() -> Vec<String> {
+        let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+        tasks
+            .flatten()
+            .filter(|task| {
+                let syscall = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+                syscall.split_whitespace().next() == Some(&libc::SYS_flock.to_string())
+            })
+            .map(|task| task.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_waiter_leaves_no_thread_waiting_for_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        let held = root.lock(&id("waited-for")).await.unwrap();
+        let waiter = tokio::spawn({
+            let root = root.clone();
+            async move { root.lock(&id("waited-for")).await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiter.is_finished(), "the waiter waits");
+        assert_eq!(threads_in_flock(), Vec::<String>::new(), "no thread blocks in flock while waiting");
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        drop(held);
+        // Nobody took the lock for the waiter that left: another locker gets it at once.
+        let again = StateRoot::open(dir.path()).unwrap().with_lock_wait(std::time::Duration::ZERO);
+        again.lock(&id("waited-for")).await.expect("free once its holder let go");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,9 +9,9 @@ use mockall::Sequence;
 use mockall::predicate::{always, eq};
 
 use super::*;
-use crate::contract::error::Failure;
 use crate::contract::error::WrongState;
-use crate::contract::features::Features;
+use crate::contract::error::{Existence, Failure};
+use crate::contract::features::{Features, Support};
 use crate::contract::monitor::ContainerFiles;
 use crate::contract::monitor::RestoreRequest;
 use crate::contract::options::{CheckpointOptions, RestoreOptions};
@@ -161,6 +161,47 @@ async fn a_rootless_stop_kills_only_the_init() {
     assert_eq!(exit, Exit::Signaled(Signal::KILL));
 }
 
+#[tokio::test]
+async fn a_checkpoint_that_stops_the_container_forgets_its_oom_kill_with_its_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    monitor.expect_wait().returning(|_, _| ready(Ok(Exit::Signaled(Signal::KILL))));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    backend.expect_state().returning(|_| Ok(state_of(Status::Running)));
+    backend.expect_checkpoint().times(1).returning(|_, _| Ok(()));
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    // An OOM kill of a process of the container before the dump: not the restored one's.
+    let oom = dir.path().join("containers/c1/oom");
+    std::fs::write(&oom, "").unwrap();
+    engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await.unwrap();
+    assert!(!oom.exists(), "the oom file went with the exit");
+}
+
+#[tokio::test]
+async fn status_reports_an_oom_kill_from_the_oom_file_beside_the_exit_only_once_it_exited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    let mut exited = false;
+    monitor.expect_exit_status().returning(move |_, _| {
+        // Running at the first question, killed afterwards.
+        let answer = exited.then_some(Exit::Signaled(Signal::KILL));
+        exited = true;
+        ready(Ok(answer))
+    });
+    backend.expect_state().times(1).returning(|_| Ok(state_of(Status::Running)));
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    // conmon's shape: an empty file named `oom` in the container's directory.
+    let oom = dir.path().join("containers/c1/oom");
+    std::fs::write(&oom, "").unwrap();
+    let running = engine.status(&id()).await.unwrap();
+    assert!(running.exit.is_none() && !running.oom_killed, "not while it runs: {running:?}");
+    let status = engine.status(&id()).await.unwrap();
+    assert_eq!((status.exit, status.oom_killed), (Some(Exit::Signaled(Signal::KILL)), true));
+    std::fs::remove_file(&oom).unwrap();
+    assert!(!engine.status(&id()).await.unwrap().oom_killed, "no file, no OOM kill");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_container_that_ignores_even_sigkill_is_reported_with_its_pid() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,13 +211,15 @@ async fn a_container_that_ignores_even_sigkill_is_reported_with_its_pid() {
     monitor.expect_wait().times(2).returning(|_, _| never());
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     let started = tokio::time::Instant::now();
+    // The grace after SIGKILL, as `stop` documents it: 5 s.
+    let grace = Duration::from_secs(5);
     match engine.stop(&id(), StopOptions { signal: None, timeout: Duration::from_secs(1) }).await {
         Err(Error::DidNotStop { id: stuck, pid, waited }) => {
-            assert_eq!((stuck.as_str(), pid, waited), ("c1", Some(4242), KILL_GRACE));
+            assert_eq!((stuck.as_str(), pid, waited), ("c1", Some(4242), grace));
         }
         other => panic!("a container that never exits: {other:?}"),
     }
-    assert_eq!(started.elapsed(), Duration::from_secs(1) + KILL_GRACE, "bounded by timeout + grace");
+    assert_eq!(started.elapsed(), Duration::from_secs(1) + grace, "bounded by timeout + grace");
 }
 
 #[tokio::test(start_paused = true)]
@@ -185,11 +228,32 @@ async fn stopping_a_container_the_runtime_no_longer_knows_succeeds_without_a_kil
     let (mut backend, mut monitor) = (backend(), monitor());
     monitor.expect_exit_status().times(2).returning(|_, _| ready(Ok(None)));
     backend.expect_kill().with(eq(id()), eq(Signal::TERM), always()).times(1).returning(|id, _, _| {
-        Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") })
+        Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Refused(refusal(1, "container does not exist")),
+        })
     });
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     let exit = engine.stop(&id(), StopOptions::default()).await.unwrap();
     assert_eq!(exit, Exit::Unknown, "gone, and nobody saw how");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_signal_the_runtime_fails_to_send_is_returned_without_waiting_or_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().times(1).returning(|_, _| ready(Ok(None)));
+    backend
+        .expect_kill()
+        .with(eq(id()), eq(Signal::TERM), eq(KillScope::Init))
+        .times(1)
+        .returning(|_, _, _| Err(Error::RuntimeFailed(refusal(1, "permission denied"))));
+    // Neither a wait nor a second kill is expected: the mocks fail the test if one comes.
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    let started = tokio::time::Instant::now();
+    let result = engine.stop(&id(), StopOptions::default()).await;
+    assert!(matches!(&result, Err(Error::RuntimeFailed(_))), "{result:?}");
+    assert_eq!(started.elapsed(), Duration::ZERO, "returned at once");
 }
 
 #[tokio::test(start_paused = true)]
@@ -230,7 +294,7 @@ async fn a_run_whose_start_fails_is_deleted_and_released() {
     let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
     let result = engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await;
     assert!(matches!(result, Err(Error::RuntimeFailed(_))), "{result:?}");
-    assert!(root.records().unwrap().is_empty(), "no record of the container is left");
+    assert!(root.records().await.unwrap().is_empty(), "no record of the container is left");
 }
 
 #[tokio::test]
@@ -254,14 +318,17 @@ async fn a_create_the_runtime_refused_is_not_deleted_and_leaves_no_record() {
     let (backend, mut monitor) = (backend(), monitor());
     monitor.expect_create().times(1).returning(|_, req| {
         let id = req.id.clone();
-        ready(Err(Error::AlreadyExists { id: Some(id), failure: refusal(1, "container with given ID already exists") }))
+        ready(Err(Error::AlreadyExists {
+            id: Some(id),
+            evidence: Existence::Refused(refusal(1, "container with given ID already exists")),
+        }))
     });
     // Neither a delete (it would remove the other container) nor a release is expected.
     let root = StateRoot::open(dir.path()).unwrap();
     let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
     let result = engine.create(&id(), Path::new("/b"), CreateOptions::default()).await;
     assert!(matches!(result, Err(Error::AlreadyExists { .. })), "{result:?}");
-    assert!(root.records().unwrap().is_empty());
+    assert!(root.records().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -269,13 +336,16 @@ async fn deleting_a_container_the_runtime_no_longer_knows_cleans_up_and_says_not
     let dir = tempfile::tempdir().unwrap();
     let (mut backend, mut monitor) = (backend(), monitor());
     backend.expect_delete().with(eq(id()), eq(DeleteMode::IfStopped)).times(1).returning(|id, _| {
-        Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") })
+        Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Refused(refusal(1, "container does not exist")),
+        })
     });
     monitor.expect_release().times(1).returning(|_, _| ready(Ok(())));
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     let result = engine.delete(&id(), DeleteMode::IfStopped).await;
     assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}");
-    assert!(engine.state_root().records().unwrap().is_empty(), "the engine's record is gone");
+    assert!(engine.state_root().records().await.unwrap().is_empty(), "the engine's record is gone");
     assert!(!dir.path().join("locks/c1").exists(), "and so is the lock file");
 }
 
@@ -295,7 +365,11 @@ fn state_of(status: Status) -> ContainerState {
 
 /// Features where everything works but restore, which the probes refused for `reason`.
 fn features_without_restore(reason: &str) -> Arc<Features> {
-    use crate::contract::features::Support;
+    features_with_restore(Support::Unsupported { reason: reason.into(), evidence: Vec::new() })
+}
+
+/// Features where everything works, and restore as `restore` says.
+fn features_with_restore(restore: Support) -> Arc<Features> {
     let works = || Support::Supported { evidence: Vec::new() };
     let version = Version { major: 0, minor: 7, patch: 0 };
     Arc::new(Features {
@@ -308,7 +382,7 @@ fn features_without_restore(reason: &str) -> Arc<Features> {
             raw: String::new(),
         },
         checkpoint: works(),
-        restore: Support::Unsupported { reason: reason.into(), evidence: Vec::new() },
+        restore,
         pre_dump: works(),
         lazy_pages: works(),
         features_command: works(),
@@ -392,7 +466,51 @@ async fn a_checkpoint_with_its_previous_but_no_pre_checkpoint_runs_nothing() {
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     let opts = ContainerCheckpointOptions { with_previous: true, ..Default::default() };
     let result = engine.checkpoint(&id(), opts).await;
-    assert!(matches!(&result, Err(Error::Io { .. })), "{result:?}");
+    let missing = dir.path().join("containers/c1/pre-checkpoint");
+    assert!(
+        matches!(&result, Err(Error::NotFound { id: Some(c1), evidence: Existence::Seen { path, .. } })
+            if *c1 == id() && *path == missing),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_restore_with_no_kept_checkpoint_is_not_found_before_the_monitor_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_features().returning(|| Ok(features_with_restore(Support::Supported { evidence: Vec::new() })));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    monitor.expect_restore().never();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
+    let result = engine.restore(&id(), Path::new("/b"), ContainerRestoreOptions::default()).await;
+    let missing = dir.path().join("containers/c1/checkpoint");
+    assert!(
+        matches!(&result, Err(Error::NotFound { id: Some(c1), evidence: Existence::Seen { path, .. } })
+            if *c1 == id() && *path == missing),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_of_a_checkpointed_container_is_refused_without_asking_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    monitor.expect_wait().returning(|_, _| ready(Ok(Exit::Signaled(Signal::KILL))));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    // One state call, before the first dump; the second checkpoint asks the runtime nothing
+    // (runc would say it no longer knows the container).
+    backend.expect_state().times(1).returning(|_| Ok(state_of(Status::Running)));
+    backend.expect_checkpoint().times(1).returning(|_, _| Ok(()));
+    let engine = engine_with_c1(backend, monitor, dir.path()).await;
+    engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await.unwrap();
+    let result = engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await;
+    let expected = WrongState::Seen { operation: "checkpoint", needs: Status::Running, found: Status::Stopped };
+    assert!(
+        matches!(&result, Err(Error::InvalidState { id: Some(c1), evidence }) if *c1 == id() && *evidence == expected),
+        "{result:?}"
+    );
+    assert!(dir.path().join("containers/c1/checkpoint").is_dir(), "the first checkpoint's images are kept");
 }
 
 #[tokio::test]
@@ -425,12 +543,18 @@ async fn a_container_a_checkpoint_stopped_is_reported_checkpointed_and_deleted_w
     backend.expect_state().times(1).returning(|_| Ok(state_of(Status::Running)));
     backend.expect_checkpoint().times(1).returning(|_, _| Ok(()));
     backend.expect_delete().times(1).returning(|id, _| {
-        Err(Error::NotFound { id: Some(id.clone()), failure: refusal(1, "container does not exist") })
+        Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Refused(refusal(1, "container does not exist")),
+        })
     });
     let engine = engine_with_c1(backend, monitor, dir.path()).await;
     engine.checkpoint(&id(), ContainerCheckpointOptions::default()).await.unwrap();
     let status = engine.status(&id()).await.unwrap();
-    assert_eq!(status, ContainerStatus { id: id(), status: Status::Stopped, exit: None, checkpointed: true });
+    assert_eq!(
+        status,
+        ContainerStatus { id: id(), status: Status::Stopped, exit: None, oom_killed: false, checkpointed: true }
+    );
     assert_eq!(engine.list().await.unwrap(), vec![status]);
     engine.delete(&id(), DeleteMode::IfStopped).await.unwrap();
     assert!(!dir.path().join("containers/c1").exists(), "the images went with it");
@@ -449,6 +573,292 @@ async fn an_export_onto_an_existing_file_is_refused_before_the_dump() {
     let export = Export { path: existing.clone(), compression: crate::checkpoint::Compression::None };
     let result =
         engine.checkpoint(&id(), ContainerCheckpointOptions { export: Some(export), ..Default::default() }).await;
-    assert!(matches!(&result, Err(Error::Io { .. })), "{result:?}");
+    assert!(
+        matches!(&result, Err(Error::AlreadyExists { id: Some(c1), evidence: Existence::Seen { path, .. } })
+            if *c1 == id() && *path == existing),
+        "{result:?}"
+    );
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "an earlier archive", "left as it was");
+    let dangling = dir.path().join("dangling.tar");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let export = Export { path: dangling.clone(), compression: crate::checkpoint::Compression::None };
+    let result =
+        engine.checkpoint(&id(), ContainerCheckpointOptions { export: Some(export), ..Default::default() }).await;
+    assert!(
+        matches!(&result, Err(Error::AlreadyExists { evidence: Existence::Seen { path, .. }, .. }) if *path == dangling),
+        "a dangling link where the archive would go: {result:?}"
+    );
+}
+
+/// A record of `c1` as an engine of `backend` under `monitor` writes it.
+fn record_by(backend: &str, monitor: &str) -> ContainerRecord {
+    ContainerRecord {
+        id: id(),
+        bundle: "/b".into(),
+        backend: backend.into(),
+        monitor: monitor.into(),
+        pid: Some(4242),
+        stop_signal: 15,
+        checkpointed: false,
+    }
+}
+
+#[tokio::test]
+async fn reconnecting_to_a_root_of_another_backend_or_monitor_is_refused_naming_both() {
+    for (found_backend, found_monitor) in [("youki", "mock-monitor"), ("mock", "conmon")] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        root.save(&record_by(found_backend, found_monitor)).await.unwrap();
+        let (backend, monitor) = (backend(), monitor());
+        // Neither the runtime nor the monitor is asked anything: the mocks fail the test if so.
+        let result = Engine::reconnect(Arc::new(backend), Arc::new(monitor), root).await;
+        match result {
+            Err(Error::ForeignStateRoot { id: found, found_backend: b, found_monitor: m, backend, monitor }) => {
+                assert_eq!(found, id());
+                assert_eq!((b.as_str(), m.as_str()), (found_backend, found_monitor));
+                assert_eq!((backend.as_str(), monitor.as_str()), ("mock", "mock-monitor"));
+            }
+            other => panic!("a root written by {found_backend} under {found_monitor}: {other:?}"),
+        }
+        assert!(dir.path().join("containers/c1/record.json").is_file(), "its record is left as it was");
+    }
+}
+
+#[tokio::test]
+async fn reconnecting_to_a_root_of_the_same_backend_and_monitor_finds_its_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::open(dir.path()).unwrap();
+    root.save(&record_by("mock", "mock-monitor")).await.unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    monitor.expect_exit_status().times(1).returning(|_, _| ready(Ok(None)));
+    backend.expect_state().times(1).returning(|_| Ok(state_of(Status::Running)));
+    monitor.expect_adopt().with(eq(id()), eq(4242), always()).times(1).returning(|_, _, _| ready(Ok(())));
+    let engine = Engine::reconnect(Arc::new(backend), Arc::new(monitor), root).await.unwrap();
+    assert!(engine.is_watched(&id()));
+}
+
+#[tokio::test]
+async fn a_relative_bundle_is_given_and_recorded_absolute_from_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let absolute = std::env::current_dir().unwrap().join("relative-bundle");
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_can_run().return_const(true);
+    let given = absolute.clone();
+    monitor
+        .expect_create()
+        .withf(move |_, req| req.bundle == given)
+        .times(1)
+        .returning(|_, _| ready(Ok(Created { pid: 7 })));
+    let root = StateRoot::open(dir.path()).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
+    engine.run(&id(), Path::new("relative-bundle"), CreateOptions::default()).await.unwrap();
+    assert_eq!(root.load(&id()).await.unwrap().unwrap().bundle, absolute);
+}
+
+#[tokio::test]
+async fn a_relative_bundle_is_restored_and_recorded_absolute_from_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let absolute = std::env::current_dir().unwrap().join("relative-bundle");
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_features().returning(|| Ok(features_with_restore(Support::Supported { evidence: Vec::new() })));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    let given = absolute.clone();
+    monitor
+        .expect_restore()
+        .withf(move |_, req| req.bundle == given)
+        .times(1)
+        .returning(|_, _| ready(Ok(Created { pid: 7 })));
+    let root = StateRoot::open(dir.path()).unwrap();
+    std::fs::create_dir_all(root.files(&id()).dir.join("checkpoint")).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
+    engine.restore(&id(), Path::new("relative-bundle"), ContainerRestoreOptions::default()).await.unwrap();
+    assert_eq!(root.load(&id()).await.unwrap().unwrap().bundle, absolute);
+}
+
+#[tokio::test]
+async fn an_empty_bundle_path_is_refused_before_the_monitor_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    backend.expect_can_run().return_const(true);
+    monitor.expect_create().never();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
+    let result = engine.create(&id(), Path::new(""), CreateOptions::default()).await;
+    assert!(matches!(&result, Err(Error::InvalidArgument { option, .. }) if option == "bundle"), "{result:?}");
+}
+
+/// The direct monitor, but `create` returns only once the init has exited and its exit was
+/// recorded: the ordering of an init that exits before the engine has saved anything.
+#[derive(Debug, Default)]
+struct ExitsBeforeCreateReturns(DirectMonitor);
+
+#[async_trait::async_trait]
+impl Monitor for ExitsBeforeCreateReturns {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
+        let (id, files) = (req.id.clone(), req.files.clone());
+        let created = self.0.create(backend, req).await?;
+        self.0.wait(&id, &files).await?;
+        Ok(created)
+    }
+    async fn restore(&self, backend: &dyn OciBackend, req: RestoreRequest) -> Result<Created> {
+        self.0.restore(backend, req).await
+    }
+    async fn exec(&self, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
+        self.0.exec(backend, req).await
+    }
+    async fn adopt(&self, id: &ContainerId, pid: u32, files: &ContainerFiles) -> Result<()> {
+        self.0.adopt(id, pid, files).await
+    }
+    async fn exit_status(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Option<Exit>> {
+        self.0.exit_status(id, files).await
+    }
+    async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit> {
+        self.0.wait(id, files).await
+    }
+    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
+        self.0.wait_exec(session).await
+    }
+    async fn stop_exec(&self, session: &ExecSession, timeout: Duration) -> Result<Exit> {
+        self.0.stop_exec(session, timeout).await
+    }
+    async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
+        self.0.release(id, files).await
+    }
+}
+
+/// A backend whose `run` starts `script` as the container's init, a child of this process
+/// that the monitor under test reaps.
+#[allow(clippy::zombie_processes)]
+fn backend_running(script: &'static str) -> MockBackend {
+    let mut backend = backend();
+    backend.expect_can_run().return_const(true);
+    backend.expect_run().returning(move |_, _, _| {
+        let child = std::process::Command::new("sh").args(["-c", script]).spawn().unwrap();
+        Ok(Created { pid: child.id() })
+    });
+    backend
+}
+
+#[tokio::test]
+async fn an_init_that_exits_before_its_record_is_saved_keeps_its_code_across_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::open(dir.path()).unwrap();
+    let engine =
+        Engine::new(Arc::new(backend_running("exit 42")), Arc::new(ExitsBeforeCreateReturns::default()), root.clone());
+    engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
+    assert_eq!(engine.wait(&id()).await.unwrap(), Exit::Exited(42), "in the same engine");
+    drop(engine);
+
+    // No runtime call is expected: the record and the exit file say it all.
+    let reconnected = Engine::reconnect(Arc::new(backend()), Arc::new(DirectMonitor::new()), root).await.unwrap();
+    let status = reconnected.status(&id()).await.unwrap();
+    assert_eq!((status.status, status.exit), (Status::Stopped, Some(Exit::Exited(42))), "{status:?}");
+    assert_eq!(reconnected.wait(&id()).await.unwrap(), Exit::Exited(42));
+}
+
+#[tokio::test]
+async fn a_code_above_128_and_a_kill_read_the_same_live_and_after_a_reconnect() {
+    for (script, expected) in [("exit 137", Exit::Exited(137)), ("kill -KILL $$", Exit::Signaled(Signal::KILL))] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        let engine = Engine::new(Arc::new(backend_running(script)), Arc::new(DirectMonitor::new()), root.clone());
+        engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
+        assert_eq!(engine.wait(&id()).await.unwrap(), expected, "live: {script}");
+        drop(engine);
+        let reconnected = Engine::reconnect(Arc::new(backend()), Arc::new(DirectMonitor::new()), root).await.unwrap();
+        assert_eq!(reconnected.status(&id()).await.unwrap().exit, Some(expected), "after a reconnect: {script}");
+    }
+}
+
+#[tokio::test]
+#[allow(clippy::zombie_processes)] // the monitor under test reaps the inits
+async fn a_container_deleted_outside_the_engine_leaves_no_exit_to_the_next_of_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::open(dir.path()).unwrap();
+    let mut first = backend_running("exit 3");
+    // Between the two runs the runtime's container was deleted by someone else.
+    first.expect_state().returning(|id| {
+        Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Refused(refusal(1, "container does not exist")),
+        })
+    });
+    let engine = Engine::new(Arc::new(first), Arc::new(DirectMonitor::new()), root.clone());
+    engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
+    assert_eq!(engine.wait(&id()).await.unwrap(), Exit::Exited(3));
+    assert!(root.files(&id()).exit_file.exists());
+
+    let mut second = backend();
+    second.expect_state().returning(|id| {
+        Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Refused(refusal(1, "container does not exist")),
+        })
+    });
+    second.expect_can_run().return_const(true);
+    second.expect_run().returning(|_, _, _| {
+        let child = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        Ok(Created { pid: child.id() })
+    });
+    let engine = Engine::new(Arc::new(second), Arc::new(DirectMonitor::new()), root.clone());
+    let created = engine.run(&id(), Path::new("/nonexistent-bundle"), CreateOptions::default()).await.unwrap();
+    assert!(!root.files(&id()).exit_file.exists(), "the earlier container's exit is gone");
+    assert_eq!(engine.monitor.exit_status(&id(), &root.files(&id())).await.unwrap(), None);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(created.pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(engine.wait(&id()).await.unwrap(), Exit::Signaled(Signal::KILL));
+}
+
+#[tokio::test]
+async fn a_restore_that_fails_after_the_runtime_restored_deletes_the_container_and_keeps_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor());
+    let mut features = (*features_without_restore("")).clone();
+    features.restore = crate::contract::features::Support::Supported { evidence: Vec::new() };
+    let features = Arc::new(features);
+    backend.expect_features().returning(move || Ok(features.clone()));
+    monitor.expect_release().returning(|_, _| ready(Ok(())));
+    monitor.expect_restore().times(1).returning(|_, _| ready(Ok(Created { pid: 4343 })));
+    // The restored container is deleted again.
+    backend.expect_delete().with(eq(id()), eq(DeleteMode::Force)).times(1).returning(|_, _| Ok(()));
+    let root = StateRoot::open(dir.path()).unwrap();
+    let checkpointed = ContainerRecord {
+        id: id(),
+        bundle: "/b".into(),
+        backend: "mock".into(),
+        monitor: "mock-monitor".into(),
+        pid: Some(4242),
+        stop_signal: 15,
+        checkpointed: true,
+    };
+    root.save(&checkpointed).await.unwrap();
+    let images = root.files(&id()).dir.join(crate::checkpoint::CHECKPOINT_DIR);
+    std::fs::create_dir(&images).unwrap();
+    let engine = Engine::new(Arc::new(backend), Arc::new(monitor), root.clone());
+    // The images hold no CRIU statistics, so reading them fails once the runtime restored.
+    let opts = ContainerRestoreOptions { statistics: true, ..Default::default() };
+    let result = engine.restore(&id(), Path::new("/b"), opts).await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(root.load(&id()).await.unwrap(), Some(checkpointed), "the checkpoint is still recorded as such");
+    assert!(images.is_dir(), "and its images are kept");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_on_a_container_whose_lock_another_call_holds_gives_up_after_the_lock_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let wait = Duration::from_secs(3);
+    // No expectation on the backend: nothing may run.
+    let engine = Engine::new(
+        Arc::new(backend()),
+        Arc::new(monitor()),
+        StateRoot::open(dir.path()).unwrap().with_lock_wait(wait),
+    );
+    let _held = StateRoot::open(dir.path()).unwrap().lock(&id()).await.unwrap();
+    let started = tokio::time::Instant::now();
+    match engine.start(&id()).await {
+        Err(Error::WaitTimeout { after, .. }) => assert_eq!(after, wait),
+        other => panic!("start while another call holds the lock: {other:?}"),
+    }
+    assert!(started.elapsed() >= wait, "it waited the whole bound: {:?}", started.elapsed());
 }

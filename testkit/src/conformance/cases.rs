@@ -7,13 +7,12 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use runtime_core::oci_spec::runtime::{LinuxMemoryBuilder, LinuxResourcesBuilder};
 use runtime_core::{
-    CheckpointOptions, ContainerStdio, CreateOptions, DeleteMode, Error, ExecOptions, ExecOutcome, ExecStdio, Features,
-    KillScope, RestoreOptions, Signal, Status, Support, process,
+    CheckpointOptions, ContainerStdio, CreateOptions, DeleteMode, Error, ExecOptions, ExecOutcome, ExecStdio,
+    Existence, Features, KillScope, RestoreOptions, Signal, Status, Support, process,
 };
 
-use super::env::{Env, STATUS_PATIENCE, skipped};
+use super::env::{Env, STATUS_PATIENCE, Witness, quotes, refusal_quotes, skipped, witness};
 use super::{Case, embedding, stats, terminal};
-use crate::fake::Flavour;
 use crate::harness::{CaseResult, Ran};
 
 /// A process that runs until killed.
@@ -42,7 +41,7 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("list_reports_each_container_with_its_status", |env| Box::pin(list_reports_containers(env))),
         ("features_are_probed_once_and_shared", |env| Box::pin(features_are_probed_once(env))),
         ("feature_verdicts_match_their_evidence", |env| Box::pin(feature_verdicts_match_evidence(env))),
-        ("unsupported_checkpoint_is_refused_with_the_probed_reason", |env| Box::pin(unsupported_checkpoint(env))),
+        ("unsupported_checkpoint_is_refused_in_the_runtimes_own_words", |env| Box::pin(unsupported_checkpoint(env))),
         ("checkpoint_and_restore_roundtrip", |env| Box::pin(checkpoint_and_restore(env))),
         ("pre_dump_chain_leaves_the_container_running_and_links_the_parent", |env| Box::pin(pre_dump_chain(env))),
         ("a_checkpoint_onto_a_missing_parent_is_refused", |env| Box::pin(missing_parent(env))),
@@ -58,6 +57,9 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("a_dropped_exec_kills_its_process", |env| Box::pin(embedding::a_dropped_exec_kills_its_process(env))),
         ("a_dropped_create_leaves_nothing_and_frees_the_id", |env| {
             Box::pin(embedding::a_dropped_create_leaves_nothing_and_frees_the_id(env))
+        }),
+        ("a_dropped_create_never_kills_what_a_stale_pid_file_names", |env| {
+            Box::pin(embedding::a_dropped_create_never_kills_what_a_stale_pid_file_names(env))
         }),
         ("terminal_reaches_the_container_through_the_console_socket", |env| {
             Box::pin(terminal::terminal_reaches_the_container_through_the_console_socket(env))
@@ -215,7 +217,7 @@ async fn unknown_id_is_not_found(env: &mut Env) -> CaseResult {
     let id = env.id("never-created");
     let expect = |what: &str, result: runtime_core::Result<()>| -> anyhow::Result<()> {
         match result {
-            Err(Error::NotFound { id: reported, failure }) => {
+            Err(Error::NotFound { id: reported, evidence: Existence::Refused(failure) }) => {
                 ensure!(reported.as_ref() == Some(&id), "{what}: NotFound names {reported:?}");
                 ensure!(!failure.message.is_empty(), "{what}: NotFound carries the runtime's message");
                 Ok(())
@@ -285,16 +287,6 @@ async fn features_are_probed_once(env: &mut Env) -> CaseResult {
     Ok(Ran::Passed)
 }
 
-/// What a tool said when this case ran it: its command line, whether it succeeded, its output.
-type Witness = (String, bool, String);
-
-fn witness(program: &std::path::Path, args: &[&str]) -> anyhow::Result<Witness> {
-    let output = std::process::Command::new(program).args(args).env_remove("RUST_BACKTRACE").output()?;
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    Ok((format!("{} {}", program.display(), args.join(" ")), output.status.success(), text))
-}
-
 /// A verdict is Supported exactly when the runtime's command answers `--help` and `criu check`
 /// passes (for a checkpoint option, `criu check --feature` too), all run here by the case; an
 /// Unsupported one quotes a line the failing tool printed (of CRIU's `Error (file:line): what`
@@ -309,12 +301,10 @@ fn check_verdict(name: &str, support: &Support, tools: &[&Witness]) -> anyhow::R
         }
         (Support::Unsupported { reason, .. }, None) => bail!("{name}: unsupported ({reason}), yet {tools:?} succeed"),
         (Support::Unsupported { reason, .. }, Some((command, _, output))) => {
-            let quoted = output
-                .lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .any(|line| reason.contains(line.rsplit_once("): ").map_or(line, |(_, said)| said)));
-            ensure!(quoted, "{name}: the reason {reason:?} quotes nothing `{command}` printed: {output}");
+            ensure!(
+                quotes(reason, output),
+                "{name}: the reason {reason:?} quotes nothing `{command}` printed: {output}"
+            );
         }
     }
     Ok(())
@@ -324,8 +314,7 @@ async fn feature_verdicts_match_evidence(env: &mut Env) -> CaseResult {
     let features: std::sync::Arc<Features> = env.backend.features().await?;
     let binary = env.backend.binary().to_path_buf();
     let criu = witness(&env.criu(), &["check"])?;
-    // The runtimes' own names for their checkpoint command.
-    let command = if env.imitates()? == Flavour::Youki { "checkpointt" } else { "checkpoint" };
+    let command = env.checkpoint_command()?;
     let checkpoint = witness(&binary, &[command, "--help"])?;
     let restore = witness(&binary, &["restore", "--help"])?;
     check_verdict("checkpoint", &features.checkpoint, &[&checkpoint, &criu])?;
@@ -352,8 +341,8 @@ async fn feature_verdicts_match_evidence(env: &mut Env) -> CaseResult {
     Ok(Ran::Passed)
 }
 
-/// What the runtime cannot do (crun: checkpoint and restore; youki: restore) is refused with
-/// the probed reason, and nothing runs.
+/// What the runtime cannot do (crun: checkpoint and restore; youki: restore) is refused, with a
+/// reason quoting what the runtime itself says when this case asks it, and nothing runs.
 async fn unsupported_checkpoint(env: &mut Env) -> CaseResult {
     let flavour = env.imitates()?;
     if flavour.checkpoints() && flavour.restores() {
@@ -368,10 +357,10 @@ async fn unsupported_checkpoint(env: &mut Env) -> CaseResult {
         let (id, _bundle, _) = env.running("no-ckpt", SLEEPER).await?;
         let opts = CheckpointOptions { image_path: images.path().join("img"), ..CheckpointOptions::default() };
         match env.backend.checkpoint(&id, &opts).await {
-            Err(Error::Unsupported { reason: refused, feature, .. }) => {
-                ensure!(refused == reason && feature == "checkpoint", "refused with {feature}: {refused}");
+            Err(Error::Unsupported { reason: refused, feature, .. }) if feature == "checkpoint" => {
+                refusal_quotes(env.backend.binary(), &["checkpoint", "--help"], &refused)?;
             }
-            other => bail!("checkpoint although unsupported: {other:?}"),
+            other => bail!("checkpoint although unsupported ({reason}): {other:?}"),
         }
         ensure!(!opts.image_path.exists(), "nothing ran: no image directory");
         ensure!(env.backend.state(&id).await?.status == Status::Running, "the container was not touched");
@@ -385,10 +374,10 @@ async fn unsupported_checkpoint(env: &mut Env) -> CaseResult {
         let bundle = env.bundle(SLEEPER.iter().copied())?;
         let opts = RestoreOptions { image_path: images.path().join("img"), ..RestoreOptions::default() };
         match env.backend.restore(&id, bundle.path(), opts).await {
-            Err(Error::Unsupported { reason: refused, feature, .. }) => {
-                ensure!(refused == reason && feature == "restore", "refused with {feature}: {refused}");
+            Err(Error::Unsupported { reason: refused, feature, .. }) if feature == "restore" => {
+                refusal_quotes(env.backend.binary(), &["restore", "--help"], &refused)?;
             }
-            other => bail!("restore although unsupported: {other:?}"),
+            other => bail!("restore although unsupported ({reason}): {other:?}"),
         }
         ensure!(matches!(env.backend.state(&id).await, Err(Error::NotFound { .. })), "nothing was created");
     }
@@ -499,7 +488,8 @@ async fn pre_dump_chain(env: &mut Env) -> CaseResult {
         Some(reason) if flavour.pre_dumps() && !env.is_real() => {
             bail!("{} pre-dumps with the fake CRIU, yet the probe says: {reason}", flavour.name())
         }
-        Some(reason) => return skipped(format!("no pre-dump here: {reason}")),
+        Some(reason) if flavour.pre_dumps() => return skipped(format!("no pre-dump on this host: {reason}")),
+        Some(_) => return pre_dump_refused(env).await,
         None => ensure!(flavour.pre_dumps(), "{} has no pre-dump, yet the probe says it has", flavour.name()),
     }
     let (id, bundle, _) = env.running("pre-dump", COUNTER).await?;
@@ -534,6 +524,31 @@ async fn pre_dump_chain(env: &mut Env) -> CaseResult {
     let restored = env.backend.restore(&id, bundle.path(), restore).await.context("restore from the chain")?;
     env.track(restored.pid);
     restored_counter_goes_on(env, &id, &count_file, dumped).await
+}
+
+/// A runtime whose checkpoint command takes no `--pre-dump` (as its own `--help`, run here,
+/// shows) refuses a pre-dump as unsupported before anything runs, and the container runs on.
+async fn pre_dump_refused(env: &mut Env) -> CaseResult {
+    let command = env.checkpoint_command()?;
+    let (asked, answered, help) = witness(env.backend.binary(), &[command, "--help"])?;
+    ensure!(answered, "`{asked}` fails: {help}");
+    ensure!(!help.contains("--pre-dump"), "`{asked}` lists --pre-dump, yet the runtime is pinned without it: {help}");
+    let (id, _bundle, _) = env.running("no-pre-dump", SLEEPER).await?;
+    let images = tempfile::tempdir()?;
+    let pre =
+        CheckpointOptions { image_path: images.path().join("pre"), pre_dump: true, ..CheckpointOptions::default() };
+    let refused = env.backend.checkpoint(&id, &pre).await;
+    let running = env.backend.state(&id).await?.status == Status::Running;
+    env.remove(&id).await?;
+    match refused {
+        Err(Error::Unsupported { feature, reason, .. }) if feature == "checkpoint --pre-dump" => {
+            ensure!(reason.contains("--pre-dump"), "the reason names the flag the runtime lacks: {reason}");
+        }
+        other => bail!("a pre-dump on a runtime whose `{command}` takes no --pre-dump: {other:?}"),
+    }
+    ensure!(!pre.image_path.exists(), "nothing ran: no image directory");
+    ensure!(running, "the refused pre-dump left the container running");
+    Ok(Ran::Passed)
 }
 
 /// A checkpoint whose `--parent-path` does not exist is refused as runc 1.1.5 refuses it, before

@@ -7,8 +7,8 @@
 //! `/proc/<pid>/cwd` (a fact of the process itself, whatever root it runs in). A restarted
 //! process would count from 1 again.
 //!
-//! A runtime that cannot checkpoint or restore must refuse with the reason its probes found,
-//! before anything runs: those cases check the refusal instead.
+//! A runtime that cannot checkpoint or restore must refuse before anything runs: those cases
+//! check the refusal instead, against what the runtime (or CRIU) prints when the case runs it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,9 +21,9 @@ use runtime_core::{
 };
 
 use super::Case;
-use super::env::{Env, skipped};
+use super::env::{Env, refusal_quotes, skipped};
 use crate::harness::{CaseResult, Ran};
-use crate::overlay::{Overlay, overlay_rootfs};
+use crate::overlay::{self, Overlay, overlay_rootfs};
 
 /// Every checkpoint case of the engine with its name.
 pub(super) fn all() -> Vec<(&'static str, Case)> {
@@ -95,7 +95,7 @@ async fn started_counter(env: &mut Env, engine: &Engine, id: &ContainerId, bundl
 }
 
 /// What a case does about `what` (checkpoint or restore) on this subject.
-enum Verdict {
+pub(super) enum Verdict {
     /// It works: go on.
     Works,
     /// The runtime has no such command: check that the engine refuses with this probed reason.
@@ -104,7 +104,7 @@ enum Verdict {
     Ends(CaseResult),
 }
 
-async fn verdict(env: &Env, what: &str) -> anyhow::Result<Verdict> {
+pub(super) async fn verdict(env: &Env, what: &str) -> anyhow::Result<Verdict> {
     let flavour = env.imitates()?;
     let features = env.backend.features().await?;
     let (able, support) = match what {
@@ -118,20 +118,31 @@ async fn verdict(env: &Env, what: &str) -> anyhow::Result<Verdict> {
     })
 }
 
-/// Checks that `result` is the backend's refusal of `feature` with the probed reason.
+/// Checks that `result` is the backend's refusal of `feature`, with a reason that quotes what
+/// `program args` printed when this case ran it: the tool's own words, not the probe's.
 fn refused_with<T: std::fmt::Debug>(
     result: runtime_core::Result<T>,
     feature: &str,
-    reason: &str,
+    program: &Path,
+    args: &[&str],
 ) -> anyhow::Result<()> {
     match result {
-        Err(Error::Unsupported { feature: refused, reason: said, .. }) => {
+        Err(Error::Unsupported { feature: refused, reason, .. }) => {
             ensure!(refused == feature, "refused {refused}, expected {feature}");
-            ensure!(said == reason, "refused with {said:?}, the probes said {reason:?}");
-            Ok(())
+            refusal_quotes(program, args, &reason)
         }
-        other => bail!("{feature} should be refused with the probed reason {reason:?}: {other:?}"),
+        other => bail!("{feature} should be refused as unsupported: {other:?}"),
     }
+}
+
+/// `refused_with` for a runtime command the runtime lacks: it fails `--help`.
+fn runtime_refused<T: std::fmt::Debug>(
+    env: &Env,
+    result: runtime_core::Result<T>,
+    feature: &str,
+    command: &str,
+) -> anyhow::Result<()> {
+    refused_with(result, feature, env.backend.binary(), &[command, "--help"])
 }
 
 async fn counter_continues(env: &mut Env) -> CaseResult {
@@ -141,8 +152,9 @@ async fn counter_continues(env: &mut Env) -> CaseResult {
     started_counter(env, &engine, &id, bundle.path()).await?;
     match verdict(env, "checkpoint").await? {
         Verdict::Works => {}
-        Verdict::Refuses(reason) => {
-            refused_with(engine.checkpoint(&id, ContainerCheckpointOptions::default()).await, "checkpoint", &reason)?;
+        Verdict::Refuses(_) => {
+            let refused = engine.checkpoint(&id, ContainerCheckpointOptions::default()).await;
+            runtime_refused(env, refused, "checkpoint", env.checkpoint_command()?)?;
             ensure!(engine.status(&id).await?.status == Status::Running, "a refused checkpoint leaves it running");
             engine.delete(&id, DeleteMode::Force).await?;
             return Ok(Ran::Passed);
@@ -168,9 +180,9 @@ async fn counter_continues(env: &mut Env) -> CaseResult {
     ensure!(engine.list().await?.contains(&status), "and listed so");
     match verdict(env, "restore").await? {
         Verdict::Works => {}
-        Verdict::Refuses(reason) => {
+        Verdict::Refuses(_) => {
             let refused = engine.restore(&id, bundle.path(), ContainerRestoreOptions::default()).await;
-            refused_with(refused, "restore", &reason)?;
+            runtime_refused(env, refused, "restore", "restore")?;
             let _ = engine.delete(&id, DeleteMode::Force).await;
             return Ok(Ran::Passed);
         }
@@ -213,7 +225,9 @@ async fn pre_checkpoint_chain(env: &mut Env) -> CaseResult {
         let pre = ContainerCheckpointOptions { pre_checkpoint: true, ..Default::default() };
         let refused = engine.checkpoint(&id, pre).await;
         engine.delete(&id, DeleteMode::Force).await?;
-        refused_with(refused, "checkpoint --pre-dump", reason)?;
+        // The runtime takes --pre-dump (restore works); the kernel, through CRIU, decides.
+        let dirty_tracking = ["check", "--feature", "mem_dirty_track"];
+        refused_with(refused, "checkpoint --pre-dump", &env.criu(), &dirty_tracking)?;
         return skipped(format!("the engine refuses pre-checkpoints here, as it must: {reason}"));
     }
     let statistics = env.is_real();
@@ -252,8 +266,8 @@ async fn leave_running(env: &mut Env) -> CaseResult {
     let opts = ContainerCheckpointOptions { leave_running: true, ..Default::default() };
     match verdict(env, "checkpoint").await? {
         Verdict::Works => {}
-        Verdict::Refuses(reason) => {
-            refused_with(engine.checkpoint(&id, opts).await, "checkpoint", &reason)?;
+        Verdict::Refuses(_) => {
+            runtime_refused(env, engine.checkpoint(&id, opts).await, "checkpoint", env.checkpoint_command()?)?;
             engine.delete(&id, DeleteMode::Force).await?;
             return Ok(Ran::Passed);
         }
@@ -288,6 +302,9 @@ async fn export_and_import(env: &mut Env) -> CaseResult {
             return skipped(format!("no restore; the counter case covers its refusal: {reason}"));
         }
         Verdict::Ends(result) => return result,
+    }
+    if let Some(reason) = overlay::unavailable() {
+        return skipped(format!("the root filesystem's changes are an overlay's upper layer: {reason}"));
     }
     let engine = env.engine()?;
     let archives = tempfile::tempdir()?;
@@ -426,6 +443,7 @@ async fn hostile_archive_case(env: &mut Env) -> CaseResult {
         ("a hard link", vec![("checkpoint/hard", Link, "/etc/passwd")]),
     ];
     let unsupported = env.backend.features().await?.restore.reason().map(str::to_owned);
+    let binary = env.backend.binary().to_path_buf();
     for (what, mut entries) in cases {
         entries.extend(complete.iter().cloned());
         let archive = dir.path().join("hostile.tar");
@@ -433,7 +451,7 @@ async fn hostile_archive_case(env: &mut Env) -> CaseResult {
         let id = env.id("hostile");
         let bundle = env.bundle(["true"])?;
         let before = tree_of(bundle.path())?;
-        refused_import(&engine, &id, bundle.path(), archive, unsupported.as_deref(), what).await?;
+        refused_import(&engine, &id, bundle.path(), archive, unsupported.is_some().then_some(&binary), what).await?;
         ensure!(tree_of(bundle.path())? == before, "the bundle is untouched after {what}");
         ensure!(std::fs::read_dir(&outside)?.count() == 1, "nothing was written outside after {what}");
         ensure!(!Path::new("/tmp/evil").exists(), "nothing was written to /tmp after {what}");
@@ -450,24 +468,26 @@ async fn hostile_archive_case(env: &mut Env) -> CaseResult {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2])?;
     let id = env.id("truncated");
     let bundle = env.bundle(["true"])?;
-    refused_import(&engine, &id, bundle.path(), truncated, unsupported.as_deref(), "its second half cut off").await?;
+    let cut = "its second half cut off";
+    refused_import(&engine, &id, bundle.path(), truncated, unsupported.is_some().then_some(&binary), cut).await?;
     let _ = std::fs::remove_dir(engine.state_root().files(&id).dir);
     Ok(Ran::Passed)
 }
 
-/// Checks that importing `archive` is refused: as invalid, or with the probed reason where the
-/// backend cannot restore (`unsupported`), before the archive is looked at.
+/// Checks that importing `archive` is refused: as invalid, or, where the backend cannot
+/// restore (`without_restore` is then the runtime's binary), as unsupported in the runtime's
+/// own words, before the archive is looked at.
 async fn refused_import(
     engine: &Engine,
     id: &ContainerId,
     bundle: &Path,
     archive: PathBuf,
-    unsupported: Option<&str>,
+    without_restore: Option<&PathBuf>,
     what: &str,
 ) -> anyhow::Result<()> {
     let opts = ContainerRestoreOptions { import: Some(archive), ..Default::default() };
-    match (unsupported, engine.restore(id, bundle, opts).await) {
-        (Some(reason), result) => refused_with(result, "restore", reason),
+    match (without_restore, engine.restore(id, bundle, opts).await) {
+        (Some(binary), result) => refused_with(result, "restore", binary, &["restore", "--help"]),
         (None, Err(Error::InvalidArchive { .. })) => Ok(()),
         (None, other) => bail!("an archive with {what} was not refused as invalid: {other:?}"),
     }

@@ -119,6 +119,9 @@ pub(super) async fn a_dropped_create_leaves_nothing_and_frees_the_id(env: &mut E
         tokio::time::timeout(Duration::from_secs(2), env.backend.create(&id, bundle.path(), CreateOptions::default()))
             .await;
     ensure!(stuck.is_err(), "a create stuck in its hook returned: {stuck:?}");
+    // The rollback runs in the background; once it has finished, nothing is left.
+    let unfinished = env.backend.settle().await;
+    ensure!(unfinished.is_empty(), "the rollback of the dropped create left: {unfinished:?}");
     match env.backend.state(&id).await {
         Err(Error::NotFound { .. }) => {}
         other => bail!("after the dropped create the runtime still knows the container: {other:?}"),
@@ -129,6 +132,37 @@ pub(super) async fn a_dropped_create_leaves_nothing_and_frees_the_id(env: &mut E
     env.track(created.pid);
     env.remove(&id).await?;
     Ok(Ran::Passed)
+}
+
+/// A create dropped while stuck in a `createRuntime` hook, given a pid file that an earlier
+/// program left naming one of the test's own processes: the rollback kills the container, never
+/// the process the stale file names.
+pub(super) async fn a_dropped_create_never_kills_what_a_stale_pid_file_names(env: &mut Env) -> CaseResult {
+    let id = env.id("stale-pid");
+    let bundle = env.bundle(["sleep", "1000"])?;
+    let config_path = bundle.path().join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path)?)?;
+    config["hooks"] = serde_json::json!({
+        "createRuntime": [{ "path": "/bin/sleep", "args": ["sleep", "1000"] }]
+    });
+    std::fs::write(&config_path, serde_json::to_vec(&config)?)?;
+    let mut bystander = std::process::Command::new("sleep").arg("1000").spawn()?;
+    let scratch = tempfile::tempdir()?;
+    let pid_file = scratch.path().join("left-by-an-earlier-program.pid");
+    std::fs::write(&pid_file, bystander.id().to_string())?;
+    let opts = CreateOptions { pid_file: Some(pid_file), ..CreateOptions::default() };
+    let stuck = tokio::time::timeout(Duration::from_secs(2), env.backend.create(&id, bundle.path(), opts)).await;
+    let unfinished = env.backend.settle().await;
+    let survived = bystander.try_wait()?.is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    ensure!(stuck.is_err(), "a create stuck in its hook returned: {stuck:?}");
+    ensure!(unfinished.is_empty(), "the rollback of the dropped create left: {unfinished:?}");
+    ensure!(survived, "the rollback killed {}, which only a stale pid file named", bystander.id());
+    match env.backend.state(&id).await {
+        Err(Error::NotFound { .. }) => Ok(Ran::Passed),
+        other => bail!("after the dropped create the runtime still knows the container: {other:?}"),
+    }
 }
 
 async fn wait_for_pid_file(path: &std::path::Path) -> anyhow::Result<u32> {

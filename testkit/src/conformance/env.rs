@@ -114,6 +114,11 @@ impl Env {
         flavour.with_context(|| format!("{} is none of the runtimes whose abilities are pinned", self.label))
     }
 
+    /// The runtime's own name for its checkpoint command (youki 0.7: `checkpointt`).
+    pub fn checkpoint_command(&self) -> anyhow::Result<&'static str> {
+        Ok(if self.imitates()? == Flavour::Youki { "checkpointt" } else { "checkpoint" })
+    }
+
     /// The CRIU the backend is given: the fake's, or the one in `PATH`.
     pub fn criu(&self) -> PathBuf {
         self.fake.as_ref().map_or_else(|| PathBuf::from("criu"), FakeRuntime::criu)
@@ -265,6 +270,9 @@ impl Env {
     /// Deletes whatever a case left and fails if there was anything.
     async fn finish(self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
+        for err in self.backend.settle().await {
+            problems.push(format!("the rollback of a dropped call left something behind: {err}"));
+        }
         match self.backend.list().await {
             Ok(states) => {
                 for state in states {
@@ -346,6 +354,36 @@ fn cgroup_memory_limit(pid: u32) -> anyhow::Result<u64> {
     };
     let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     text.trim().parse().with_context(|| format!("{} holds {text:?}", file.display()))
+}
+
+/// What a tool said when a case ran it: its command line, whether it succeeded, its output.
+pub(super) type Witness = (String, bool, String);
+
+/// Runs `program` with `args`, as a case gathering its own evidence.
+pub(super) fn witness(program: &Path, args: &[&str]) -> anyhow::Result<Witness> {
+    let output = std::process::Command::new(program).args(args).env_remove("RUST_BACKTRACE").output()?;
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Ok((format!("{} {}", program.display(), args.join(" ")), output.status.success(), text))
+}
+
+/// Whether `reason` quotes a line of `output` (of CRIU's `Error (file:line): what` and
+/// `Warn  (file:line): what` lines, the part after the location).
+pub(super) fn quotes(reason: &str, output: &str) -> bool {
+    output
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .any(|line| reason.contains(line.rsplit_once("): ").map_or(line, |(_, said)| said)))
+}
+
+/// Checks a refusal against the tool's own words: `program args`, run here, fails, and
+/// `reason` quotes a line it printed. The probe's retelling is not the oracle.
+pub(super) fn refusal_quotes(program: &Path, args: &[&str], reason: &str) -> anyhow::Result<()> {
+    let (command, succeeded, output) = witness(program, args)?;
+    ensure!(!succeeded, "refused with {reason:?}, yet `{command}` succeeds here: {output}");
+    ensure!(quotes(reason, &output), "the refusal {reason:?} quotes nothing `{command}` printed: {output}");
+    Ok(())
 }
 
 /// A case that needs something the subject lacks.

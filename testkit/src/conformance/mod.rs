@@ -12,7 +12,9 @@ mod checkpoint;
 mod embedding;
 mod engine;
 mod env;
+mod errors;
 mod exec;
+mod oom;
 mod stats;
 mod terminal;
 
@@ -107,7 +109,13 @@ pub fn register(suite: &mut Suite, subject: &Subject) {
 /// would adopt the detached execs the backend cases make.
 pub fn register_engine(suite: &mut Suite, subject: &Subject) {
     SUBJECTS.lock().unwrap_or_else(|p| p.into_inner()).push(subject.clone());
-    let cases = engine::all().into_iter().chain(checkpoint::all()).chain(exec::all()).collect();
+    let cases = engine::all()
+        .into_iter()
+        .chain(checkpoint::all())
+        .chain(oom::all())
+        .chain(errors::all())
+        .chain(exec::all())
+        .collect();
     add(suite, subject, format!("{}+direct", subject.label), cases);
 }
 

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::cli::dialect::{ErrorWording, GlobalFlags};
 use crate::cli::spawn::recording::{RecordingSpawner, Reply};
+use crate::contract::error::Existence;
 use crate::contract::options::process;
 
 #[derive(Debug)]
@@ -46,6 +47,11 @@ impl RuntimeFamily for TestFamily {
 }
 
 const TIMEOUT: Duration = Duration::from_secs(8);
+
+/// A rollback's `delete --force` runs on a thread of its own, on the real clock: the call's
+/// deadline, turned into a timeout there and back into a deadline by the spawner, lands later by
+/// the moments between the two readings of that clock. Well under this.
+const CLOCK_SLACK: Duration = Duration::from_millis(50);
 
 fn config() -> RuntimeConfig {
     RuntimeConfig::default().binary("/bin/true").timeout(TIMEOUT).output_limit(1024)
@@ -89,7 +95,7 @@ async fn a_create_that_times_out_is_rolled_back_within_its_own_timeout() {
     let started = Instant::now();
     let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
     match result {
-        Err(Error::Timeout { argv, after }) => {
+        Err(Error::Timeout { argv, after, .. }) => {
             assert_eq!(after, TIMEOUT, "the call's timeout, as configured");
             assert!(argv.iter().any(|arg| arg == "create"), "{argv:?}");
         }
@@ -103,7 +109,7 @@ async fn a_create_that_times_out_is_rolled_back_within_its_own_timeout() {
     let (create, rollback) = (&asked[0], &asked[1]);
     assert!(create.deadline < started + TIMEOUT, "the create leaves time for its rollback");
     assert!(rollback.deadline > create.deadline, "the rollback gets what remains");
-    assert!(rollback.deadline <= started + TIMEOUT, "and nothing past the call's deadline");
+    assert!(rollback.deadline <= started + TIMEOUT + CLOCK_SLACK, "and nothing past the call's deadline");
 }
 
 #[tokio::test(start_paused = true)]
@@ -119,7 +125,51 @@ async fn a_create_s_own_timeout_bounds_it_and_its_rollback() {
     assert!(matches!(result, Err(Error::Timeout { after, .. }) if after == own), "{result:?}");
     let deadlines: Vec<Instant> = spawner.asked().iter().map(|asked| asked.deadline).collect();
     assert_eq!(deadlines.len(), 2);
-    assert!(deadlines.iter().all(|deadline| *deadline <= started + own), "{deadlines:?}");
+    assert!(deadlines.iter().all(|deadline| *deadline <= started + own + CLOCK_SLACK), "{deadlines:?}");
+}
+
+/// A create that times out, whose rollback's `delete` answers in turn from `deletes` (the last
+/// answer repeats).
+fn create_timing_out_with_deletes(deletes: Vec<Reply>) -> Arc<RecordingSpawner> {
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    RecordingSpawner::new(move |command| match command[0].as_str() {
+        "create" => Reply::TimesOut,
+        "delete" => {
+            let turn = answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            deletes[turn.min(deletes.len() - 1)].clone()
+        }
+        _ => Reply::exits(0),
+    })
+}
+
+#[tokio::test]
+async fn a_rollback_delete_that_fails_for_a_moment_is_tried_again() {
+    let spawner = create_timing_out_with_deletes(vec![Reply::logs_error("device or resource busy"), Reply::exits(0)]);
+    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    assert!(matches!(result, Err(Error::Timeout { left_behind: None, .. })), "{result:?}");
+    let deletes = spawner.commands().into_iter().filter(|command| command[0] == "delete").count();
+    assert_eq!(deletes, 2, "tried again once, then it worked");
+}
+
+#[tokio::test]
+async fn a_rollback_that_leaves_the_container_is_reported_on_the_timeout() {
+    let spawner = create_timing_out_with_deletes(vec![Reply::logs_error("device or resource busy")]);
+    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    match result {
+        Err(Error::Timeout { argv, left_behind: Some(problem), .. }) => {
+            assert!(argv.iter().any(|arg| arg == "create"), "the timeout is the create's: {argv:?}");
+            match *problem {
+                Error::RuntimeFailed(failure) => {
+                    assert_eq!(failure.message, "device or resource busy");
+                    assert!(failure.argv.iter().any(|arg| arg == "delete"), "{:?}", failure.argv);
+                }
+                other => panic!("the rollback's failure: {other:?}"),
+            }
+        }
+        other => panic!("a create whose rollback fails: {other:?}"),
+    }
+    let deletes = spawner.commands().into_iter().filter(|command| command[0] == "delete").count();
+    assert_eq!(deletes, 3, "a few attempts, then given up");
 }
 
 #[tokio::test]
@@ -161,15 +211,21 @@ async fn a_create_whose_binary_is_missing_ran_nothing_to_roll_back() {
 
 #[tokio::test]
 async fn a_create_leaves_its_container_running_and_other_calls_leave_nothing() {
-    let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
-        "state" => Reply::prints(state_json("c1")),
-        _ => Reply::exits(0),
-    });
-    let backend = backend(&spawner);
-    // The pid file the runtime would write.
     let scratch = tempfile::tempdir().unwrap();
     let pid_file = scratch.path().join("pid");
-    std::fs::write(&pid_file, "42").unwrap();
+    let spawner = RecordingSpawner::new({
+        let pid_file = pid_file.clone();
+        move |command| match command[0].as_str() {
+            "state" => Reply::prints(state_json("c1")),
+            // The pid file the runtime writes.
+            "create" => {
+                std::fs::write(&pid_file, "42").unwrap();
+                Reply::exits(0)
+            }
+            _ => Reply::exits(0),
+        }
+    });
+    let backend = backend(&spawner);
     let opts = CreateOptions { pid_file: Some(pid_file), ..CreateOptions::default() };
     let created = backend.create(&id("c1"), Path::new("/b"), opts).await.unwrap();
     assert_eq!(created.pid, 42, "the pid the runtime wrote");
@@ -227,7 +283,7 @@ async fn an_exec_whose_runtime_logged_an_error_is_the_runtime_s_failure() {
     let spawner = RecordingSpawner::new(|_| Reply::logs_error("container c1 does not exist"));
     let result = backend(&spawner).exec(&id("c1"), &process(["true"]), ExecOptions::default()).await;
     match result {
-        Err(Error::NotFound { id: Some(missing), failure }) => {
+        Err(Error::NotFound { id: Some(missing), evidence: Existence::Refused(failure) }) => {
             assert_eq!(missing, id("c1"));
             assert_eq!(failure.message, "container c1 does not exist");
         }
@@ -331,7 +387,7 @@ async fn connect_to_a_version_that_hangs_is_a_timeout() {
     let family = Arc::new(TestFamily { list_format: ListFormat::Json });
     let result = CliBackend::connect_with(family, config(), spawner.clone()).await;
     match result {
-        Err(Error::Timeout { argv, after }) => {
+        Err(Error::Timeout { argv, after, .. }) => {
             assert_eq!(argv, [OsString::from("/bin/true"), OsString::from("--version")]);
             assert_eq!(after, TIMEOUT);
         }
@@ -458,4 +514,21 @@ async fn checkpoint_options_are_unsupported_with_checkpoint_itself() {
     }
     let feature_checks = spawner.commands().into_iter().filter(|command| command.len() > 1 && command[0] == "check");
     assert_eq!(feature_checks.count(), 0, "no feature is asked of a CRIU that fails `criu check`");
+}
+
+#[tokio::test]
+async fn checkpoint_and_restore_without_an_image_path_are_refused_before_anything_runs() {
+    let spawner = RecordingSpawner::new(|_| Reply::exits(0));
+    let backend = backend(&spawner);
+    let checkpoint = backend.checkpoint(&id("c1"), &CheckpointOptions::default()).await;
+    let restore = backend.restore(&id("c1"), Path::new("/b"), RestoreOptions::default()).await.map(drop);
+    for (refusal, wanted) in
+        [checkpoint, restore].into_iter().zip(["CheckpointOptions::image_path", "RestoreOptions::image_path"])
+    {
+        match refusal {
+            Err(Error::InvalidArgument { option, .. }) => assert_eq!(option, wanted),
+            other => panic!("{wanted} empty: {other:?}"),
+        }
+    }
+    assert_eq!(spawner.commands(), Vec::<Vec<String>>::new(), "nothing ran, not even a probe");
 }
