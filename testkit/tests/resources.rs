@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use backend_runc::Runc;
 use runtime_core::{
-    CliBackend, ContainerId, CreateOptions, DeleteMode, DirectMonitor, Engine, ExecOptions, Exit, KillScope, Signal,
-    StateRoot, process,
+    CliBackend, ContainerId, ContainerStdio, CreateOptions, DeleteMode, DirectMonitor, Engine, ExecOptions, ExecStdio,
+    Exit, KillScope, Signal, StateRoot, process,
 };
 use testkit::bundle::{BundleBuilder, Rootfs};
 use testkit::fake::{FakeRuntime, Flavour};
@@ -70,7 +70,8 @@ async fn cycle(engine: &Engine, bundle: &Path, n: usize) {
     } else {
         engine.run(&id, bundle, CreateOptions::default()).await.unwrap();
     }
-    let session = engine.exec_detached(&id, &process(["sh", "-c", "exit 3"]), ExecOptions::default()).await.unwrap();
+    let background = ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    let session = engine.exec_detached(&id, &process(["sh", "-c", "exit 3"]), background).await.unwrap();
     assert_eq!(engine.wait_exec(&session).await.unwrap(), Exit::Exited(3));
     engine.kill(&id, Signal::KILL, KillScope::Init).await.unwrap();
     assert_eq!(engine.wait(&id).await.unwrap(), Exit::Signaled(Signal::KILL));
