@@ -121,9 +121,10 @@ pub trait Monitor: Send + Sync {
     /// `&` job) is left alone, as after an exec waited for in the foreground.
     async fn wait_exec(&self, session: &ExecSession) -> Result<Exit>;
     /// Ends a background exec and every process it started, then forgets it: SIGTERM to its
-    /// process, up to `timeout`, then SIGKILL to all of them and [`crate::KILL_GRACE`] more.
-    /// The monitor does this rather than the engine because only the holder of the process
-    /// can end the rest before the process is reaped, while their session is still theirs.
+    /// process, up to `timeout`, then SIGKILL and [`crate::KILL_GRACE`] more; as the process
+    /// ends, and before it is reaped, the rest of its session is SIGKILLed. The monitor does
+    /// this rather than the engine because only the holder of the process can end the rest
+    /// while their session id is still theirs (a reaped process's may be reused).
     async fn stop_exec(&self, session: &ExecSession, timeout: Duration) -> Result<Exit>;
     /// Forgets a deleted container and removes the monitor's files for it.
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()>;

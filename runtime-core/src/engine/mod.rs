@@ -501,9 +501,11 @@ impl Engine {
     }
 
     /// Ends a background exec and everything it started: SIGTERM to its process, up to
-    /// `timeout`, then SIGKILL to all of its processes and [`KILL_GRACE`] more. Once its process
-    /// has ended, the processes it left (children, `&` jobs, orphans the container's init
-    /// adopted) are killed too; only one that left its session on purpose (`setsid`) escapes.
+    /// `timeout`, then SIGKILL and [`KILL_GRACE`] more. As its process ends, the processes it
+    /// started (children, `&` jobs, orphans the container's init adopted) are SIGKILLed before
+    /// this returns; only one that left its session on purpose (`setsid`) escapes. An exec
+    /// that had already ended on its own is only forgotten, as by [`Engine::wait_exec`]: its
+    /// session id may name other processes by then. The session is forgotten either way.
     pub async fn exec_stop(&self, session: &ExecSession, timeout: Duration) -> Result<Exit> {
         self.monitor.stop_exec(session, timeout).await
     }
