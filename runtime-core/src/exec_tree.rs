@@ -10,10 +10,12 @@
 //! exec's session never reaches them.
 //!
 //! Out of reach: a process that left the session on purpose (`setsid`, as a daemon does when it
-//! double-forks) is no longer the exec's by this measure and is left running; the runtime's
-//! `exec --cgroup` (a sub-cgroup per exec) would hold it, but needs a sub-cgroup made in every
-//! controller of a v1 hierarchy first, and is not used. A runtime that made no session for the
-//! process (it shares the embedding program's own session) gets only that process killed.
+//! double-forks) is no longer the exec's by this measure and is left running. A sub-cgroup per
+//! exec (`exec --cgroup`) would hold it, but is not used: runc 1.1.5 on this hybrid host refuses
+//! `--cgroup sub` unless that sub-cgroup already exists (it looked in the unified hierarchy), so
+//! the library would have to make and remove one per exec in every hierarchy. A runtime that
+//! made no session for the process (it shares the embedding program's own session) gets only
+//! that process killed.
 //!
 //! A session id is a pid number the kernel keeps from reuse while any process of the session
 //! exists, a zombie included: the id is read while the exec'd process has not been reaped, and
