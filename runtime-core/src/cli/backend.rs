@@ -210,8 +210,7 @@ impl CliBackend {
         let deadline = Instant::now() + budget;
         let delete = self.argv(self.dialect().delete_args(id, DeleteMode::Force))?;
         fresh_pid_file(pid_file)?;
-        let guard =
-            Rollback::arm(&self.cleanups, pid_file.to_path_buf(), Some(Delete::new(&self.cli, id, delete, deadline)));
+        let guard = Rollback::arm(&self.cleanups, pid_file.to_path_buf(), Delete::new(&self.cli, id, delete, deadline));
         let (stdin, stdout, stderr) = container_stdio(stdio);
         let call = Call {
             stdin,

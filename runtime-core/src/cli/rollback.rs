@@ -211,18 +211,18 @@ impl Delete {
 pub(crate) struct Rollback {
     /// The process the call started, named by the runtime's pid file once written.
     pid_file: PathBuf,
-    /// `delete --force` of the container; `None` for an exec, which makes no container.
+    /// `delete --force` of the container, taken when it runs.
     delete: Option<Delete>,
     cleanups: Cleanups,
     armed: bool,
 }
 
 impl Rollback {
-    /// Kills the process named by `pid_file` and, for a container, runs its `delete`, unless
+    /// Kills the process named by `pid_file` and runs the container's `delete`, unless
     /// disarmed first. The pid file must have been made fresh ([`fresh_pid_file`]) before the
     /// runtime ran.
-    pub(crate) fn arm(cleanups: &Cleanups, pid_file: PathBuf, delete: Option<Delete>) -> Self {
-        Rollback { pid_file, delete, cleanups: cleanups.clone(), armed: true }
+    pub(crate) fn arm(cleanups: &Cleanups, pid_file: PathBuf, delete: Delete) -> Self {
+        Rollback { pid_file, delete: Some(delete), cleanups: cleanups.clone(), armed: true }
     }
 
     /// The call finished: nothing to undo.
@@ -285,23 +285,12 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_armed_guard_kills_the_process_in_its_pid_file() {
+    fn the_process_a_pid_file_names_is_killed() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
         let mut sleeper = sleeper_named_in(&pid_file);
-        drop(Rollback::arm(&Cleanups::default(), pid_file, None));
+        kill_pid_from_file(&pid_file);
         assert_eq!(Exit::from(sleeper.wait().unwrap()), Exit::Signaled(Signal::KILL));
-    }
-
-    #[test]
-    fn a_disarmed_guard_leaves_the_process_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let pid_file = dir.path().join("pid");
-        let mut sleeper = sleeper_named_in(&pid_file);
-        Rollback::arm(&Cleanups::default(), pid_file, None).disarm();
-        assert!(sleeper.try_wait().unwrap().is_none(), "still running");
-        sleeper.kill().unwrap();
-        sleeper.wait().unwrap();
     }
 
     #[test]
@@ -311,7 +300,7 @@ mod tests {
         let mut sleeper = sleeper_named_in(&pid_file);
         fresh_pid_file(&pid_file).unwrap();
         fresh_pid_file(&pid_file).unwrap();
-        drop(Rollback::arm(&Cleanups::default(), pid_file, None));
+        kill_pid_from_file(&pid_file);
         assert!(sleeper.try_wait().unwrap().is_none(), "the process an old pid file named runs on");
         sleeper.kill().unwrap();
         sleeper.wait().unwrap();
