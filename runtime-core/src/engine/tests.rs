@@ -467,9 +467,14 @@ async fn a_checkpoint_with_its_previous_but_no_pre_checkpoint_runs_nothing() {
     let opts = ContainerCheckpointOptions { with_previous: true, ..Default::default() };
     let result = engine.checkpoint(&id(), opts).await;
     let missing = dir.path().join("containers/c1/pre-checkpoint");
+    assert_seen_missing(&result, &missing);
+}
+
+/// `result` is `NotFound` for `c1`, found by the engine looking for `missing`.
+fn assert_seen_missing<T: std::fmt::Debug>(result: &Result<T>, missing: &Path) {
     assert!(
-        matches!(&result, Err(Error::NotFound { id: Some(c1), evidence: Existence::Seen { path, .. } })
-            if *c1 == id() && *path == missing),
+        matches!(result, Err(Error::NotFound { id: Some(c1), evidence: Existence::Seen { path, .. } })
+            if *c1 == id() && path == missing),
         "{result:?}"
     );
 }
@@ -484,11 +489,7 @@ async fn a_restore_with_no_kept_checkpoint_is_not_found_before_the_monitor_is_as
     let engine = Engine::new(Arc::new(backend), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
     let result = engine.restore(&id(), Path::new("/b"), ContainerRestoreOptions::default()).await;
     let missing = dir.path().join("containers/c1/checkpoint");
-    assert!(
-        matches!(&result, Err(Error::NotFound { id: Some(c1), evidence: Existence::Seen { path, .. } })
-            if *c1 == id() && *path == missing),
-        "{result:?}"
-    );
+    assert_seen_missing(&result, &missing);
 }
 
 #[tokio::test]

@@ -104,10 +104,9 @@ pub(super) async fn a_dropped_exec_kills_its_process(env: &mut Env) -> CaseResul
     Ok(Ran::Passed)
 }
 
-/// A create whose runtime is stuck in a `createRuntime` hook: the container exists in part
-/// (namespaces, init, state directory) when the caller gives up.
-pub(super) async fn a_dropped_create_leaves_nothing_and_frees_the_id(env: &mut Env) -> CaseResult {
-    let id = env.id("drop-create");
+/// A bundle whose `createRuntime` hook never returns, so its create is stuck with the container
+/// made in part.
+fn bundle_stuck_in_a_create_hook(env: &Env) -> anyhow::Result<crate::bundle::Bundle> {
     let bundle = env.bundle(["sleep", "1000"])?;
     let config_path = bundle.path().join("config.json");
     let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path)?)?;
@@ -115,6 +114,14 @@ pub(super) async fn a_dropped_create_leaves_nothing_and_frees_the_id(env: &mut E
         "createRuntime": [{ "path": "/bin/sleep", "args": ["sleep", "1000"] }]
     });
     std::fs::write(&config_path, serde_json::to_vec(&config)?)?;
+    Ok(bundle)
+}
+
+/// A create whose runtime is stuck in a `createRuntime` hook: the container exists in part
+/// (namespaces, init, state directory) when the caller gives up.
+pub(super) async fn a_dropped_create_leaves_nothing_and_frees_the_id(env: &mut Env) -> CaseResult {
+    let id = env.id("drop-create");
+    let bundle = bundle_stuck_in_a_create_hook(env)?;
     let stuck =
         tokio::time::timeout(Duration::from_secs(2), env.backend.create(&id, bundle.path(), CreateOptions::default()))
             .await;
@@ -139,13 +146,7 @@ pub(super) async fn a_dropped_create_leaves_nothing_and_frees_the_id(env: &mut E
 /// the process the stale file names.
 pub(super) async fn a_dropped_create_never_kills_what_a_stale_pid_file_names(env: &mut Env) -> CaseResult {
     let id = env.id("stale-pid");
-    let bundle = env.bundle(["sleep", "1000"])?;
-    let config_path = bundle.path().join("config.json");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path)?)?;
-    config["hooks"] = serde_json::json!({
-        "createRuntime": [{ "path": "/bin/sleep", "args": ["sleep", "1000"] }]
-    });
-    std::fs::write(&config_path, serde_json::to_vec(&config)?)?;
+    let bundle = bundle_stuck_in_a_create_hook(env)?;
     let mut bystander = std::process::Command::new("sleep").arg("1000").spawn()?;
     let scratch = tempfile::tempdir()?;
     let pid_file = scratch.path().join("left-by-an-earlier-program.pid");
