@@ -1,0 +1,279 @@
+//! The Engine with `ConmonMonitor`, on real conmon and each real runtime, through the gate
+//! (`conmon`, then the runtime's own): exit codes as conmon records them, an exit seen after
+//! the engine was dropped and reconnected, a refused create as a typed error, and nothing left
+//! behind after each case (no conmon, no container, no zombie, no file of ours).
+//!
+//! The expected exit codes are the shell's (`exit 7`) and POSIX's (128 + the signal number);
+//! the exit file is read raw, as conmon wrote it.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use backend_crun::Crun;
+use backend_runc::Runc;
+use backend_youki::Youki;
+use conmon_driver::ConmonMonitor;
+use runtime_core::{
+    CliBackend, ContainerId, CreateOptions, DeleteMode, Engine, Error, Existence, Exit, KillScope, OciBackend,
+    RuntimeConfig, RuntimeFamily, Signal, StateRoot,
+};
+use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
+use testkit::gate::{self, Gate, RealRuntime};
+use testkit::harness::{CaseResult, Ran};
+
+/// One case against conmon and a runtime.
+struct Env {
+    backend: Arc<CliBackend>,
+    conmon: PathBuf,
+    _runtime_root: tempfile::TempDir,
+    engine_root: tempfile::TempDir,
+    bundles: Vec<Bundle>,
+    ids: Vec<ContainerId>,
+}
+
+impl Env {
+    async fn new(family: Arc<dyn RuntimeFamily>, runtime: RealRuntime, conmon: PathBuf) -> anyhow::Result<Self> {
+        let runtime_root = tempfile::Builder::new().prefix("runtime-root-").tempdir()?;
+        let config = RuntimeConfig::default().binary(&runtime.binary).root(runtime_root.path());
+        let backend = Arc::new(CliBackend::connect(family, config).await.context("connecting the runtime")?);
+        let engine_root = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
+        Ok(Env { backend, conmon, _runtime_root: runtime_root, engine_root, bundles: Vec::new(), ids: Vec::new() })
+    }
+
+    fn state_root(&self) -> anyhow::Result<StateRoot> {
+        Ok(StateRoot::open(self.engine_root.path().join("state"))?)
+    }
+
+    /// A new engine (a restarted program would make one) with a new conmon monitor.
+    fn engine(&self) -> anyhow::Result<Engine> {
+        let monitor = Arc::new(ConmonMonitor::new(&self.conmon));
+        Ok(Engine::new(self.backend.clone(), monitor, self.state_root()?))
+    }
+
+    fn id(&mut self, name: &str) -> ContainerId {
+        let id = ContainerId::new(format!("{name}-{}-{}", std::process::id(), self.ids.len())).unwrap();
+        self.ids.push(id.clone());
+        id
+    }
+
+    fn bundle(&mut self, builder: BundleBuilder) -> anyhow::Result<PathBuf> {
+        let bundle = builder.rootfs(Rootfs::Busybox).build()?;
+        let path = bundle.path().to_path_buf();
+        self.bundles.push(bundle);
+        Ok(path)
+    }
+
+    fn exit_file(&self, id: &ContainerId) -> PathBuf {
+        self.engine_root.path().join("state/exits").join(id.as_str())
+    }
+
+    /// Nothing of the case is left: no process naming one of its ids (conmon, the runtime, the
+    /// container), no zombie child of this process, no container in the runtime, nothing under
+    /// the engine's state root, no node conmon made in a bundle.
+    async fn check_nothing_left(&self) -> anyhow::Result<()> {
+        for id in &self.ids {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
+                if live.is_empty() {
+                    break;
+                }
+                ensure!(Instant::now() < deadline, "processes naming {id} are still there: {live:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let zombies = zombie_children();
+        ensure!(zombies.is_empty(), "zombie children of the test process: {zombies:?}");
+        let listed = self.backend.list().await?;
+        ensure!(listed.is_empty(), "containers left in the runtime: {listed:?}");
+        for dir in ["containers", "exits", "locks"] {
+            let path = self.engine_root.path().join("state").join(dir);
+            let left: Vec<_> = std::fs::read_dir(&path)?.flatten().map(|entry| entry.file_name()).collect();
+            ensure!(left.is_empty(), "left in {}: {left:?}", path.display());
+        }
+        for bundle in &self.bundles {
+            for node in ["attach", "ctl", "winsz"] {
+                let path = bundle.path().join(node);
+                ensure!(path.symlink_metadata().is_err(), "{} is left", path.display());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what a failed case left, so the next case starts clean.
+    async fn clean_up(&self) {
+        for id in &self.ids {
+            let _ = self.backend.delete(id, DeleteMode::Force).await;
+        }
+    }
+}
+
+/// Children of this process that have exited and were not reaped.
+fn zombie_children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+            // After the command name in parentheses: state, ppid.
+            let fields: Vec<&str> =
+                stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
+        })
+        .collect()
+}
+
+/// The pid conmon wrote for container `id`, from its pid file in the engine's state root.
+fn conmon_pid(env: &Env, id: &ContainerId) -> anyhow::Result<i32> {
+    let path = env.engine_root.path().join("state/containers").join(id.as_str()).join("conmon.pid");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.trim().parse()?)
+}
+
+/// A wait that fails the case instead of hanging it when no exit comes.
+async fn waited(wait: impl std::future::Future<Output = runtime_core::Result<Exit>>) -> anyhow::Result<Exit> {
+    let bound = Duration::from_secs(30);
+    Ok(tokio::time::timeout(bound, wait).await.with_context(|| format!("no exit seen within {bound:?}"))??)
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+async fn exits_with_the_shells_code(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("exit7");
+    let bundle = env.bundle(BundleBuilder::new(["sh", "-c", "exit 7"]))?;
+    let engine = env.engine()?;
+    engine.create(&id, &bundle, CreateOptions::default()).await?;
+    engine.start(&id).await?;
+    assert_eq!(waited(engine.wait(&id)).await?, Exit::Exited(7));
+    assert_eq!(std::fs::read_to_string(env.exit_file(&id))?, "7", "conmon's exit file");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+async fn ends_by_signal(env: &mut Env, signal: Signal, code: &str) -> anyhow::Result<()> {
+    let id = env.id("signal");
+    // In the host's pid namespace the init is not pid 1, so TERM is not ignored.
+    let bundle = env.bundle(BundleBuilder::new(["sleep", "100"]).host_pid_namespace())?;
+    let engine = env.engine()?;
+    engine.create(&id, &bundle, CreateOptions::default()).await?;
+    engine.start(&id).await?;
+    engine.kill(&id, signal, KillScope::Init).await?;
+    assert_eq!(waited(engine.wait(&id)).await?, Exit::Signaled(signal));
+    assert_eq!(std::fs::read_to_string(env.exit_file(&id))?, code, "conmon's exit file");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+async fn an_exit_before_the_wait_is_still_seen(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("fast");
+    let bundle = env.bundle(BundleBuilder::new(["true"]))?;
+    let engine = env.engine()?;
+    // `run`: conmon creates, the engine starts.
+    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(env.exit_file(&id)).unwrap_or_default().is_empty() {
+        ensure!(Instant::now() < deadline, "no exit file within 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(waited(engine.wait(&id)).await?, Exit::Exited(0));
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+async fn the_exit_outlives_the_engine(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("outlive");
+    let bundle = env.bundle(BundleBuilder::new(["sh", "-c", "sleep 2; exit 9"]))?;
+    let engine = env.engine()?;
+    engine.create(&id, &bundle, CreateOptions::default()).await?;
+    engine.start(&id).await?;
+    let conmon = conmon_pid(env, &id)?;
+    drop(engine);
+    ensure!(alive(conmon), "conmon {conmon} ended with the engine");
+    let parent = std::fs::read_to_string(format!("/proc/{conmon}/stat"))?;
+    let ppid: u32 =
+        parent.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok()).context("ppid")?;
+    ensure!(ppid != std::process::id(), "conmon is a child of the embedding process");
+    let monitor = Arc::new(ConmonMonitor::new(&env.conmon));
+    let engine = Engine::reconnect(env.backend.clone(), monitor, env.state_root()?).await?;
+    assert_eq!(waited(engine.wait(&id)).await?, Exit::Exited(9));
+    assert_eq!(engine.status(&id).await?.exit, Some(Exit::Exited(9)));
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+async fn a_taken_id_is_already_exists_in_the_runtimes_words(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("taken");
+    let first = env.bundle(BundleBuilder::new(["sleep", "100"]))?;
+    let second = env.bundle(BundleBuilder::new(["sleep", "100"]))?;
+    // Made outside the engine: the runtime has it, the engine has no record of it.
+    env.backend.create(&id, &first, CreateOptions::default()).await?;
+    let engine = env.engine()?;
+    let refused = engine.create(&id, &second, CreateOptions::default()).await;
+    match &refused {
+        Err(Error::AlreadyExists { id: Some(taken), evidence: Existence::Refused(failure) }) => {
+            ensure!(taken == &id);
+            ensure!(failure.argv.first().is_some_and(|conmon| Path::new(conmon).ends_with("conmon")), "{failure:?}");
+            ensure!(!failure.message.trim().is_empty(), "the runtime's words are kept: {failure:?}");
+        }
+        other => bail!("expected AlreadyExists relayed by conmon, got {other:?}"),
+    }
+    // The other container is untouched.
+    env.backend.state(&id).await.context("the first container is still there")?;
+    env.backend.delete(&id, DeleteMode::Force).await?;
+    Ok(())
+}
+
+type Case = fn(&mut Env) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + '_>>;
+
+fn cases() -> Vec<(&'static str, Case)> {
+    vec![
+        ("exit_code_7", |env| Box::pin(exits_with_the_shells_code(env))),
+        ("term_is_143", |env| Box::pin(ends_by_signal(env, Signal::TERM, "143"))),
+        ("kill_is_137", |env| Box::pin(ends_by_signal(env, Signal::KILL, "137"))),
+        ("an_exit_before_the_wait_is_seen", |env| Box::pin(an_exit_before_the_wait_is_still_seen(env))),
+        ("the_exit_outlives_the_engine", |env| Box::pin(the_exit_outlives_the_engine(env))),
+        ("a_taken_id_is_already_exists", |env| Box::pin(a_taken_id_is_already_exists_in_the_runtimes_words(env))),
+    ]
+}
+
+async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, case: Case) -> CaseResult {
+    let runtime = match gate::real_runtime(family.name(), &family.host_checks()) {
+        Gate::Open(runtime) => runtime,
+        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
+        Gate::Fail(reason) => bail!("{reason}"),
+    };
+    let mut env = Env::new(family, runtime, conmon.binary).await?;
+    let outcome = case(&mut env).await;
+    let leftovers = env.check_nothing_left().await;
+    if outcome.is_err() || leftovers.is_err() {
+        env.clean_up().await;
+    }
+    outcome?;
+    leftovers.context("the case left something behind")?;
+    Ok(Ran::Passed)
+}
+
+fn main() -> ExitCode {
+    testkit::harness::main(|suite| {
+        let families: Vec<Arc<dyn RuntimeFamily>> = vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)];
+        for family in families {
+            for (name, case) in cases() {
+                let family = family.clone();
+                let label = format!("conmon::{}::{name}", family.name());
+                suite.gated(label, "conmon", Vec::new(), move |conmon| run_case(family, conmon, case));
+            }
+        }
+    })
+}
