@@ -317,6 +317,35 @@ fn register_faults(suite: &mut testkit::harness::Suite) {
     });
 }
 
+async fn an_oom_kill_is_reported_from_conmons_record(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("oom");
+    // Doubles a shell variable until the 32 MiB limit is hit.
+    let builder = BundleBuilder::new(["sh", "-c", "x=a; while :; do x=$x$x; done"]).memory_limit(32 * 1024 * 1024);
+    let bundle = env.bundle(builder)?;
+    let engine = env.engine()?;
+    engine.create(&id, &bundle, CreateOptions::default()).await?;
+    engine.start(&id).await?;
+    assert_eq!(waited(engine.wait(&id)).await?, Exit::Signaled(Signal::KILL));
+    let persist = env.engine_root.path().join("state/containers").join(id.as_str());
+    ensure!(persist.join("oom").exists(), "conmon wrote no oom file in its persist dir {}", persist.display());
+    ensure!(engine.status(&id).await?.oom_killed, "the engine reports no OOM kill");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+async fn a_container_that_was_never_oom_killed_says_so(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("nooom");
+    let bundle = env.bundle(BundleBuilder::new(["sleep", "100"]).host_pid_namespace())?;
+    let engine = env.engine()?;
+    engine.create(&id, &bundle, CreateOptions::default()).await?;
+    engine.start(&id).await?;
+    engine.kill(&id, Signal::KILL, KillScope::Init).await?;
+    assert_eq!(waited(engine.wait(&id)).await?, Exit::Signaled(Signal::KILL));
+    ensure!(!engine.status(&id).await?.oom_killed, "a SIGKILL is reported as an OOM kill");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
 type Case = fn(&mut Env) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + '_>>;
 
 fn cases() -> Vec<(&'static str, Case)> {
@@ -327,6 +356,8 @@ fn cases() -> Vec<(&'static str, Case)> {
         ("an_exit_before_the_wait_is_seen", |env| Box::pin(an_exit_before_the_wait_is_still_seen(env))),
         ("the_exit_outlives_the_engine", |env| Box::pin(the_exit_outlives_the_engine(env))),
         ("a_taken_id_is_already_exists", |env| Box::pin(a_taken_id_is_already_exists_in_the_runtimes_words(env))),
+        ("an_oom_kill_is_reported", |env| Box::pin(an_oom_kill_is_reported_from_conmons_record(env))),
+        ("a_kill_is_no_oom_kill", |env| Box::pin(a_container_that_was_never_oom_killed_says_so(env))),
     ]
 }
 
