@@ -429,8 +429,20 @@ impl Monitor for ConmonMonitor {
         files.recorded_exit()
     }
 
-    async fn wait(&self, _id: &ContainerId, files: &ContainerFiles) -> Result<Exit> {
-        watch::exit_file(files).await
+    async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit> {
+        let conmon = conmon_of(id, files)?;
+        let conmon_gone = async {
+            if let Some(conmon) = &conmon {
+                conmon.exited().await;
+            }
+        };
+        match watch::exit_file(files, conmon_gone).await? {
+            Some(exit) => Ok(exit),
+            // conmon writes the exit file before it ends: without it, nobody will.
+            None => Err(Error::NotSupervised {
+                what: format!("container {id}, whose conmon ended without recording its exit,"),
+            }),
+        }
     }
 
     async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {

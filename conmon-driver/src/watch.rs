@@ -31,8 +31,9 @@ impl AsRawFd for Watch {
     }
 }
 
-/// Waits until the container's exit file is there and says how it ended.
-pub(crate) async fn exit_file(files: &ContainerFiles) -> Result<Exit> {
+/// Waits until the container's exit file is there and says how it ended; `None` when `writer_gone`
+/// (the end of whoever was to write it) comes first and the file is still not there.
+pub(crate) async fn exit_file(files: &ContainerFiles, writer_gone: impl Future<Output = ()>) -> Result<Option<Exit>> {
     let path = &files.exit_file;
     let (dir, name) = match (path.parent(), path.file_name()) {
         (Some(dir), Some(name)) => (dir, name.to_owned()),
@@ -54,23 +55,30 @@ pub(crate) async fn exit_file(files: &ContainerFiles) -> Result<Exit> {
     let watch = unsafe { AsyncFd::register_with_interest(Watch(inotify), Interest::READABLE) }
         .map_err(|err| Error::Io { context: context(), source: err.into_parts().1 })?;
     if let Some(exit) = complete_exit(files)? {
-        return Ok(exit);
+        return Ok(Some(exit));
     }
-    loop {
-        let mut ready = watch.readable().await.map_err(|err| Error::Io { context: context(), source: err })?;
-        let events = match ready.get_inner().0.read_events() {
-            Ok(events) => events,
-            Err(nix::errno::Errno::EAGAIN) => {
-                ready.clear_ready();
-                continue;
+    let appeared = async {
+        loop {
+            let mut ready = watch.readable().await.map_err(|err| Error::Io { context: context(), source: err })?;
+            let events = match ready.get_inner().0.read_events() {
+                Ok(events) => events,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    ready.clear_ready();
+                    continue;
+                }
+                Err(errno) => return Err(Error::Io { context: context(), source: errno.into() }),
+            };
+            if events.iter().any(|event| event.name.as_deref() == Some(name.as_os_str()))
+                && let Some(exit) = complete_exit(files)?
+            {
+                return Ok(Some(exit));
             }
-            Err(errno) => return Err(Error::Io { context: context(), source: errno.into() }),
-        };
-        if events.iter().any(|event| event.name.as_deref() == Some(name.as_os_str()))
-            && let Some(exit) = complete_exit(files)?
-        {
-            return Ok(exit);
         }
+    };
+    tokio::select! {
+        exit = appeared => exit,
+        // The writer records the exit before it ends: what is there now is all there will be.
+        () = writer_gone => complete_exit(files),
     }
 }
 
@@ -120,6 +128,12 @@ impl Process {
     /// Waits at most `bound` for it to exit (a zombie has); returns whether it did.
     pub(crate) async fn exited_within(&self, bound: Duration) -> bool {
         tokio::time::timeout(bound, self.pidfd.readable()).await.is_ok_and(|ready| ready.is_ok())
+    }
+
+    /// Resolves once it has exited (a zombie has). A pidfd that cannot be waited on says so at
+    /// once: it is then not known to live.
+    pub(crate) async fn exited(&self) {
+        let _ = self.pidfd.readable().await;
     }
 }
 

@@ -346,6 +346,56 @@ async fn a_container_that_was_never_oom_killed_says_so(env: &mut Env) -> anyhow:
     Ok(())
 }
 
+async fn many_at_once_each_get_their_own_exit(env: &mut Env) -> anyhow::Result<()> {
+    const COUNT: i32 = 10;
+    let engine = Arc::new(env.engine()?);
+    let mut containers = Vec::new();
+    for code in 1..=COUNT {
+        let id = env.id("many");
+        let bundle = env.bundle(BundleBuilder::new(["sh", "-c", &format!("sleep 1; exit {code}")]))?;
+        containers.push((id, bundle, code));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (id, bundle, code) in containers.clone() {
+        let engine = engine.clone();
+        tasks.spawn(async move {
+            engine.run(&id, &bundle, CreateOptions::default()).await?;
+            let exit = waited(engine.wait(&id)).await?;
+            anyhow::Ok((code, exit))
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (code, exit) = joined??;
+        ensure!(exit == Exit::Exited(code), "the container that exits {code} was seen to end as {exit:?}");
+    }
+    for (id, _, _) in &containers {
+        engine.delete(id, DeleteMode::IfStopped).await?;
+    }
+    Ok(())
+}
+
+async fn a_lost_conmon_is_an_error_not_a_hang(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("lost");
+    let bundle = env.bundle(BundleBuilder::new(["sleep", "100"]))?;
+    let engine = env.engine()?;
+    engine.create(&id, &bundle, CreateOptions::default()).await?;
+    engine.start(&id).await?;
+    let conmon = conmon_pid(env, &id)?;
+    // conmon is killed while the engine waits, and once more before a new wait begins.
+    let kill_conmon = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(conmon), nix::sys::signal::Signal::SIGKILL)
+    };
+    let (lost, killed) = tokio::join!(tokio::time::timeout(Duration::from_millis(1300), engine.wait(&id)), kill_conmon);
+    killed?;
+    let lost = lost.context("wait hangs after conmon died")?;
+    ensure!(matches!(lost, Err(Error::NotSupervised { .. })), "while waiting: {lost:?}");
+    let lost = tokio::time::timeout(Duration::from_secs(1), engine.wait(&id)).await.context("a new wait hangs")?;
+    ensure!(matches!(lost, Err(Error::NotSupervised { .. })), "a new wait: {lost:?}");
+    engine.delete(&id, DeleteMode::Force).await?;
+    Ok(())
+}
+
 type Case = fn(&mut Env) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + '_>>;
 
 fn cases() -> Vec<(&'static str, Case)> {
@@ -356,6 +406,8 @@ fn cases() -> Vec<(&'static str, Case)> {
         ("an_exit_before_the_wait_is_seen", |env| Box::pin(an_exit_before_the_wait_is_still_seen(env))),
         ("the_exit_outlives_the_engine", |env| Box::pin(the_exit_outlives_the_engine(env))),
         ("a_taken_id_is_already_exists", |env| Box::pin(a_taken_id_is_already_exists_in_the_runtimes_words(env))),
+        ("ten_at_once_each_get_their_own_exit", |env| Box::pin(many_at_once_each_get_their_own_exit(env))),
+        ("a_lost_conmon_is_an_error", |env| Box::pin(a_lost_conmon_is_an_error_not_a_hang(env))),
         ("an_oom_kill_is_reported", |env| Box::pin(an_oom_kill_is_reported_from_conmons_record(env))),
         ("a_kill_is_no_oom_kill", |env| Box::pin(a_container_that_was_never_oom_killed_says_so(env))),
     ]
