@@ -396,6 +396,39 @@ async fn a_lost_conmon_is_an_error_not_a_hang(env: &mut Env) -> anyhow::Result<(
     Ok(())
 }
 
+async fn output_lands_in_the_k8s_file_log_by_stream(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("log");
+    let bundle = env.bundle(BundleBuilder::new(["sh", "-c", "echo to-out; echo to-err >&2"]))?;
+    let engine = env.engine()?;
+    engine.create(&id, &bundle, CreateOptions::default()).await?;
+    engine.start(&id).await?;
+    assert_eq!(waited(engine.wait(&id)).await?, Exit::Exited(0));
+    let files = engine.state_root().files(&id);
+    let log = std::fs::read_to_string(ConmonMonitor::log_file(&files)).context("reading the log")?;
+    // k8s-file lines: TIMESTAMP STREAM F|P TEXT, F for a full line.
+    let lines: Vec<Vec<&str>> = log.lines().map(|line| line.splitn(4, ' ').collect()).collect();
+    let streams: Vec<(&str, &str, &str)> =
+        lines.iter().map(|l| (l[1], l[2], l.get(3).copied().unwrap_or(""))).collect();
+    ensure!(streams.contains(&("stdout", "F", "to-out")), "{log:?}");
+    ensure!(streams.contains(&("stderr", "F", "to-err")), "{log:?}");
+    ensure!(lines.iter().all(|l| l[0].contains('T')), "every line begins with a timestamp: {log:?}");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+async fn a_terminal_container_runs_under_conmons_terminal(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("tty");
+    let bundle = env.bundle(BundleBuilder::new(["sh", "-c", "test -t 1 && echo is-a-tty; exit 4"]).terminal())?;
+    let engine = env.engine()?;
+    engine.create(&id, &bundle, CreateOptions::default()).await?;
+    engine.start(&id).await?;
+    assert_eq!(waited(engine.wait(&id)).await?, Exit::Exited(4));
+    let log = std::fs::read_to_string(ConmonMonitor::log_file(&engine.state_root().files(&id)))?;
+    ensure!(log.contains("is-a-tty"), "stdout was not a terminal: {log:?}");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
 type Case = fn(&mut Env) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + '_>>;
 
 fn cases() -> Vec<(&'static str, Case)> {
@@ -408,6 +441,8 @@ fn cases() -> Vec<(&'static str, Case)> {
         ("a_taken_id_is_already_exists", |env| Box::pin(a_taken_id_is_already_exists_in_the_runtimes_words(env))),
         ("ten_at_once_each_get_their_own_exit", |env| Box::pin(many_at_once_each_get_their_own_exit(env))),
         ("a_lost_conmon_is_an_error", |env| Box::pin(a_lost_conmon_is_an_error_not_a_hang(env))),
+        ("output_lands_in_the_log_by_stream", |env| Box::pin(output_lands_in_the_k8s_file_log_by_stream(env))),
+        ("a_terminal_container_runs", |env| Box::pin(a_terminal_container_runs_under_conmons_terminal(env))),
         ("an_oom_kill_is_reported", |env| Box::pin(an_oom_kill_is_reported_from_conmons_record(env))),
         ("a_kill_is_no_oom_kill", |env| Box::pin(a_container_that_was_never_oom_killed_says_so(env))),
     ]
