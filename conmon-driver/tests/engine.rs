@@ -235,13 +235,14 @@ async fn a_taken_id_is_already_exists_in_the_runtimes_words(env: &mut Env) -> an
     Ok(())
 }
 
-/// A stand-in for conmon, as a shell script that finds the `-P` path in its arguments and then
-/// runs `body` (fd 3 is its sync pipe), for the faults real conmon does not show on demand.
+/// A stand-in for conmon, as a shell script that leaves `<script>.ran` behind, finds the `-P`
+/// path in its arguments and then runs `body` (fd 3 is its sync pipe), for the faults real
+/// conmon does not show on demand.
 fn fake_conmon(dir: &Path, body: &str) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join("conmon");
     let script = format!(
-        "#!/bin/sh\nP=\nwhile [ $# -gt 0 ]; do case \"$1\" in -P) P=\"$2\"; shift;; esac; shift; done\n{body}\n"
+        "#!/bin/sh\ntouch \"$0.ran\"\nP=\nwhile [ $# -gt 0 ]; do case \"$1\" in -P) P=\"$2\"; shift;; esac; shift; done\n{body}\n"
     );
     std::fs::write(&path, script)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
@@ -252,6 +253,14 @@ fn fake_conmon(dir: &Path, body: &str) -> anyhow::Result<PathBuf> {
 /// `timeout`; returns the error and checks that nothing is left: no process naming the
 /// container, nothing under the engine's state root.
 async fn create_through_fake(body: &str, timeout: Option<Duration>) -> anyhow::Result<Error> {
+    let options = CreateOptions { timeout, ..CreateOptions::default() };
+    let (error, ran) = create_through_fake_with(body, options).await?;
+    ensure!(ran, "the stand-in for conmon never ran");
+    Ok(error)
+}
+
+/// [`create_through_fake`] with `options`; also says whether conmon was started at all.
+async fn create_through_fake_with(body: &str, options: CreateOptions) -> anyhow::Result<(Error, bool)> {
     let dir = tempfile::tempdir()?;
     let conmon = fake_conmon(dir.path(), body)?;
     let version = runtime_core::RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n")?;
@@ -262,7 +271,6 @@ async fn create_through_fake(body: &str, timeout: Option<Duration>) -> anyhow::R
     let bundle = BundleBuilder::new(["true"]).rootfs(Rootfs::Empty).build()?;
     let id = ContainerId::new(format!("fake-{}", std::process::id()))?;
     let started = Instant::now();
-    let options = CreateOptions { timeout, ..CreateOptions::default() };
     let error = match engine.create(&id, bundle.path(), options).await {
         Ok(created) => bail!("a create through a broken conmon succeeded: {created:?}"),
         Err(error) => error,
@@ -275,10 +283,33 @@ async fn create_through_fake(body: &str, timeout: Option<Duration>) -> anyhow::R
             std::fs::read_dir(dir.path().join("state").join(sub))?.flatten().map(|e| e.file_name()).collect();
         ensure!(left.is_empty(), "left in {sub}: {left:?}");
     }
-    Ok(error)
+    Ok((error, conmon.with_extension("ran").exists()))
 }
 
 fn register_faults(suite: &mut testkit::harness::Suite) {
+    suite.case("fake_conmon::options_conmon_does_not_serve_are_refused_before_it_runs", || async {
+        let (stdio, _pipes) = runtime_core::ContainerStdio::pipes()?;
+        let refused = [
+            (
+                "console_socket",
+                CreateOptions { console_socket: Some("/tmp/console.sock".into()), ..Default::default() },
+            ),
+            (
+                "preserve_fds",
+                CreateOptions { preserve_fds: vec![std::fs::File::open("/dev/null")?.into()], ..Default::default() },
+            ),
+            ("stdio", CreateOptions { stdio, ..Default::default() }),
+        ];
+        for (option, options) in refused {
+            let (error, ran) = create_through_fake_with("exit 0", options).await?;
+            ensure!(
+                matches!(&error, Error::Unsupported { feature, .. } if feature.ends_with(option)),
+                "{option}: {error:?}"
+            );
+            ensure!(!ran, "{option}: conmon was started");
+        }
+        Ok(())
+    });
     suite.case("fake_conmon::dying_at_once_is_a_runtime_failure_with_its_words", || async {
         let error = create_through_fake("echo 'conmon: cannot go on' >&2; exit 3", None).await?;
         match error {
