@@ -1,7 +1,9 @@
 //! The Engine with `ConmonMonitor`, on real conmon and each real runtime, through the gate
 //! (`conmon`, then the runtime's own): exit codes as conmon records them, an exit seen after
-//! the engine was dropped and reconnected, a refused create as a typed error, and nothing left
-//! behind after each case (no conmon, no container, no zombie, no file of ours).
+//! the engine was dropped and reconnected, and after the embedding process itself exited (a
+//! copy of this binary plays it), the log, OOM kills, a lost conmon, a refused create as a typed
+//! error, and nothing left behind after each case (no conmon, no container, no zombie, no file
+//! of ours). The faults real conmon does not show on demand are played by a shell stand-in.
 //!
 //! The expected exit codes are the shell's (`exit 7`) and POSIX's (128 + the signal number);
 //! the exit file is read raw, as conmon wrote it.
@@ -28,8 +30,10 @@ use testkit::harness::{CaseResult, Ran};
 /// One case against conmon and a runtime.
 struct Env {
     backend: Arc<CliBackend>,
+    family: String,
+    runtime: PathBuf,
     conmon: PathBuf,
-    _runtime_root: tempfile::TempDir,
+    runtime_root: tempfile::TempDir,
     engine_root: tempfile::TempDir,
     bundles: Vec<Bundle>,
     ids: Vec<ContainerId>,
@@ -38,10 +42,19 @@ struct Env {
 impl Env {
     async fn new(family: Arc<dyn RuntimeFamily>, runtime: RealRuntime, conmon: PathBuf) -> anyhow::Result<Self> {
         let runtime_root = tempfile::Builder::new().prefix("runtime-root-").tempdir()?;
-        let config = RuntimeConfig::default().binary(&runtime.binary).root(runtime_root.path());
-        let backend = Arc::new(CliBackend::connect(family, config).await.context("connecting the runtime")?);
+        let name = family.name().to_owned();
+        let backend = Arc::new(connect(family, &runtime.binary, runtime_root.path()).await?);
         let engine_root = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
-        Ok(Env { backend, conmon, _runtime_root: runtime_root, engine_root, bundles: Vec::new(), ids: Vec::new() })
+        Ok(Env {
+            backend,
+            family: name,
+            runtime: runtime.binary,
+            conmon,
+            runtime_root,
+            engine_root,
+            bundles: Vec::new(),
+            ids: Vec::new(),
+        })
     }
 
     fn state_root(&self) -> anyhow::Result<StateRoot> {
@@ -110,6 +123,39 @@ impl Env {
             let _ = self.backend.delete(id, DeleteMode::Force).await;
         }
     }
+}
+
+/// The runtime `family` at `binary`, its state under `root`.
+async fn connect(family: Arc<dyn RuntimeFamily>, binary: &Path, root: &Path) -> anyhow::Result<CliBackend> {
+    let config = RuntimeConfig::default().binary(binary).root(root);
+    CliBackend::connect(family, config).await.context("connecting the runtime")
+}
+
+fn families() -> Vec<Arc<dyn RuntimeFamily>> {
+    vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
+}
+
+/// Set (to the JSON of what to do) for a copy of this test binary that plays an embedding
+/// program: it creates and starts a container through conmon, then exits.
+const EMBEDDER: &str = "CONMON_DRIVER_TEST_EMBEDDER";
+
+/// The embedding program: an engine over the runtime and conmon, one container created and
+/// started, and the process exits without waiting.
+fn embedder(job: &str) -> anyhow::Result<()> {
+    let job: serde_json::Value = serde_json::from_str(job)?;
+    let text = |key: &str| job[key].as_str().map(str::to_owned).with_context(|| format!("no {key}"));
+    let name = text("family")?;
+    let family = families().into_iter().find(|family| family.name() == name).context("an unknown runtime family")?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let backend = connect(family, text("runtime")?.as_ref(), text("runtime_root")?.as_ref()).await?;
+        let monitor = Arc::new(ConmonMonitor::new(text("conmon")?));
+        let engine = Engine::new(Arc::new(backend), monitor, StateRoot::open(text("state_root")?)?);
+        let id = ContainerId::new(text("id")?)?;
+        engine.create(&id, text("bundle")?.as_ref(), CreateOptions::default()).await?;
+        engine.start(&id).await?;
+        anyhow::Ok(())
+    })
 }
 
 /// Children of this process that have exited and were not reaped.
@@ -209,6 +255,31 @@ async fn the_exit_outlives_the_engine(env: &mut Env) -> anyhow::Result<()> {
     let engine = Engine::reconnect(env.backend.clone(), monitor, env.state_root()?).await?;
     assert_eq!(waited(engine.wait(&id)).await?, Exit::Exited(9));
     assert_eq!(engine.status(&id).await?.exit, Some(Exit::Exited(9)));
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+async fn the_exit_and_log_outlive_the_embedding_process(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("process");
+    let bundle = env.bundle(BundleBuilder::new(["sh", "-c", "echo from-before; sleep 2; exit 11"]))?;
+    let job = serde_json::json!({
+        "family": env.family,
+        "runtime": env.runtime,
+        "runtime_root": env.runtime_root.path(),
+        "conmon": env.conmon,
+        "state_root": env.engine_root.path().join("state"),
+        "id": id.as_str(),
+        "bundle": bundle,
+    });
+    let embedder = std::process::Command::new(std::env::current_exe()?).env(EMBEDDER, job.to_string()).output()?;
+    ensure!(embedder.status.success(), "the embedding program failed: {}", String::from_utf8_lossy(&embedder.stderr));
+    let conmon = conmon_pid(env, &id)?;
+    ensure!(alive(conmon), "conmon {conmon} ended with the embedding program");
+    let monitor = Arc::new(ConmonMonitor::new(&env.conmon));
+    let engine = Engine::reconnect(env.backend.clone(), monitor, env.state_root()?).await?;
+    assert_eq!(waited(engine.wait(&id)).await?, Exit::Exited(11));
+    let log = std::fs::read_to_string(ConmonMonitor::log_file(&engine.state_root().files(&id)))?;
+    ensure!(log.contains(" stdout F from-before"), "{log:?}");
     engine.delete(&id, DeleteMode::IfStopped).await?;
     Ok(())
 }
@@ -469,6 +540,9 @@ fn cases() -> Vec<(&'static str, Case)> {
         ("kill_is_137", |env| Box::pin(ends_by_signal(env, Signal::KILL, "137"))),
         ("an_exit_before_the_wait_is_seen", |env| Box::pin(an_exit_before_the_wait_is_still_seen(env))),
         ("the_exit_outlives_the_engine", |env| Box::pin(the_exit_outlives_the_engine(env))),
+        ("the_exit_and_log_outlive_the_embedding_process", |env| {
+            Box::pin(the_exit_and_log_outlive_the_embedding_process(env))
+        }),
         ("a_taken_id_is_already_exists", |env| Box::pin(a_taken_id_is_already_exists_in_the_runtimes_words(env))),
         ("ten_at_once_each_get_their_own_exit", |env| Box::pin(many_at_once_each_get_their_own_exit(env))),
         ("a_lost_conmon_is_an_error", |env| Box::pin(a_lost_conmon_is_an_error_not_a_hang(env))),
@@ -497,10 +571,18 @@ async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, case: Cas
 }
 
 fn main() -> ExitCode {
+    if let Ok(job) = std::env::var(EMBEDDER) {
+        return match embedder(&job) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("{err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     testkit::harness::main(|suite| {
         register_faults(suite);
-        let families: Vec<Arc<dyn RuntimeFamily>> = vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)];
-        for family in families {
+        for family in families() {
             for (name, case) in cases() {
                 let family = family.clone();
                 let label = format!("conmon::{}::{name}", family.name());
