@@ -28,7 +28,7 @@ use crate::cli::probe::{probe_features, run_probe};
 use crate::cli::rollback::{Cleanups, Delete, Rollback, fresh_pid_file};
 use crate::cli::spawn::{Input, Leftovers, ProcessSpawner, Sink, Spawner};
 use crate::contract::backend::OciBackend;
-use crate::contract::error::{Error, Result};
+use crate::contract::error::{Error, Failure, Result};
 use crate::contract::exit::Exit;
 use crate::contract::features::{Features, Support};
 use crate::contract::host::{HostCheck, HostVerdict};
@@ -375,6 +375,10 @@ impl OciBackend for CliBackend {
 
     fn can_run(&self) -> bool {
         self.dialect().run_command.is_some()
+    }
+
+    fn classify_failure(&self, id: Option<&ContainerId>, failure: Failure) -> Error {
+        self.cli.typed_error(Box::new(failure), id)
     }
 
     async fn version(&self) -> Result<RuntimeVersion> {

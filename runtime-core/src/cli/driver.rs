@@ -352,7 +352,11 @@ impl CliRuntime {
 
     /// The typed error for a failed call.
     pub(crate) fn error_for(&self, finished: &Finished, id: Option<&ContainerId>) -> Error {
-        let failure = finished.failure();
+        self.typed_error(finished.failure(), id)
+    }
+
+    /// The typed error for `failure`, by the dialect's wording of its message.
+    pub(crate) fn typed_error(&self, failure: Box<Failure>, id: Option<&ContainerId>) -> Error {
         let kind = self.dialect.classify(id, &failure.message);
         tracing::debug!(?kind, message = %failure.message, "runtime call failed");
         let id = id.cloned();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oci_spec::runtime::{LinuxResources, Process};
 
-use crate::contract::error::{Error, Result};
+use crate::contract::error::{Error, Failure, Result};
 use crate::contract::features::Features;
 use crate::contract::id::ContainerId;
 use crate::contract::options::{
@@ -83,6 +83,14 @@ pub trait OciBackend: Send + Sync {
     /// Statistics every `interval` (and out-of-memory events where the runtime reports them),
     /// until the container stops or the stream is dropped.
     async fn events(&self, id: &ContainerId, interval: Duration) -> Result<EventStream>;
+
+    /// The typed error for a failure of this runtime that another process saw and relayed
+    /// (conmon hands back the runtime's own words on its sync pipe): classified exactly as a
+    /// failure of the backend's own calls (`NotFound`, `AlreadyExists`, `InvalidState`...). A
+    /// backend that cannot read its runtime's words keeps it as [`Error::RuntimeFailed`].
+    fn classify_failure(&self, _id: Option<&ContainerId>, failure: Failure) -> Error {
+        Error::RuntimeFailed(Box::new(failure))
+    }
 
     /// Waits until the rollbacks of dropped calls (which run in the background, never on the
     /// caller's executor) have finished, and returns what they could not undo: empty when

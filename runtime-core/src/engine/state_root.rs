@@ -301,6 +301,15 @@ pub(crate) fn read_exit(files: &ContainerFiles) -> Result<Option<Exit>> {
     }))
 }
 
+impl ContainerFiles {
+    /// How the container's init ended, as recorded in these files by any monitor (the engine's
+    /// exact record, else the exit file alone, as conmon writes it); `None` while nothing is
+    /// recorded. Every monitor reads exits through this, so one container has one answer.
+    pub fn recorded_exit(&self) -> Result<Option<Exit>> {
+        read_exit(self)
+    }
+}
+
 /// The lock of one container, held until dropped; dropping it also removes the lock file when
 /// the container was forgotten meanwhile.
 #[derive(Debug)]

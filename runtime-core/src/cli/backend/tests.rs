@@ -532,3 +532,19 @@ async fn checkpoint_and_restore_without_an_image_path_are_refused_before_anythin
     }
     assert_eq!(spawner.commands(), Vec::<Vec<String>>::new(), "nothing ran, not even a probe");
 }
+
+#[test]
+fn a_relayed_runtime_failure_is_classified_like_the_backends_own() {
+    let spawner = RecordingSpawner::new(|_| Reply::exits(0));
+    let backend = backend(&spawner);
+    let relayed = |message: &str| Failure {
+        argv: ["conmon", "--api-version", "1", "-c", "c1"].map(OsString::from).to_vec(),
+        status: Exit::Unknown,
+        message: message.to_owned(),
+    };
+    let taken = backend.classify_failure(Some(&id("c1")), relayed("the container already exists"));
+    assert!(matches!(&taken, Error::AlreadyExists { id: Some(c1), .. } if *c1 == id("c1")), "{taken:?}");
+    let other = backend.classify_failure(Some(&id("c1")), relayed("no space left on device"));
+    assert!(matches!(other, Error::RuntimeFailed(_)), "{other:?}");
+    assert!(spawner.commands().is_empty(), "classifying runs nothing");
+}

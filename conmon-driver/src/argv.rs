@@ -1,0 +1,189 @@
+//! conmon's command line, as a pure function of the backend and what is asked.
+//!
+//! The runtime conmon runs is the backend's: its binary (`-r`) and the flags every call of it
+//! needs (`--runtime-arg`, one per word), so a backend configured with its own `--root` or
+//! cgroup manager is driven by conmon exactly as the library would drive it. Nothing here names
+//! a runtime flag of its own.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use runtime_core::{ContainerId, OciBackend};
+
+/// Where conmon keeps a container's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogDriver {
+    /// `-l k8s-file:PATH`: every line with its time and stream, in the container's directory
+    /// (`ctr.log`), at most [`crate::ConmonMonitor::log_size_max`] bytes when set.
+    #[default]
+    K8sFile,
+    /// `-l none`: output is dropped.
+    None,
+    /// `-l passthrough`: the container writes to conmon's own stdio (here `/dev/null` and
+    /// conmon's error file), without a log.
+    Passthrough,
+}
+
+/// The files conmon is told about, all inside the container's directory but the exit directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConmonPaths {
+    /// `-p`: where the runtime writes the container's init pid.
+    pub container_pid_file: PathBuf,
+    /// `-P`: where conmon writes its own pid (the long-lived process, after its double fork).
+    pub conmon_pid_file: PathBuf,
+    /// `--exit-dir`: conmon writes `<exit dir>/<id>`.
+    pub exit_dir: PathBuf,
+    /// `--persist-dir`: conmon's own `exit` and `oom` files.
+    pub persist_dir: PathBuf,
+    /// `--socket-dir-path`: where conmon links the attach socket.
+    pub socket_dir: PathBuf,
+    /// The k8s-file log.
+    pub log_file: PathBuf,
+}
+
+/// Everything one conmon invocation is made of, besides the backend.
+#[derive(Debug)]
+pub(crate) struct Invocation<'a> {
+    pub id: &'a ContainerId,
+    pub bundle: &'a Path,
+    pub paths: &'a ConmonPaths,
+    pub log: LogDriver,
+    pub log_size_max: Option<u64>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// The spec asks for a terminal: conmon makes the console socket and holds the pty.
+    pub terminal: bool,
+}
+
+/// conmon's argv, `conmon` first, to create a container through `backend`'s runtime.
+pub(crate) fn create_argv(conmon: &Path, backend: &dyn OciBackend, call: &Invocation<'_>) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![conmon.into(), "--api-version".into(), "1".into()];
+    let id = call.id.as_str();
+    for flag in ["-c", "-u", "-n"] {
+        argv.extend([flag.into(), id.into()]);
+    }
+    argv.extend(["-r".into(), backend.binary().into()]);
+    for arg in backend.global_args() {
+        argv.extend(["--runtime-arg".into(), arg]);
+    }
+    let paths = call.paths;
+    for (flag, path) in [
+        ("-b", call.bundle),
+        ("-p", &paths.container_pid_file),
+        ("-P", &paths.conmon_pid_file),
+        ("--exit-dir", &paths.exit_dir),
+        ("--persist-dir", &paths.persist_dir),
+        ("--socket-dir-path", &paths.socket_dir),
+    ] {
+        argv.extend([flag.into(), path.into()]);
+    }
+    match call.log {
+        LogDriver::K8sFile => {
+            let mut log = OsString::from("k8s-file:");
+            log.push(&paths.log_file);
+            argv.extend(["-l".into(), log]);
+            if let Some(max) = call.log_size_max {
+                argv.extend(["--log-size-max".into(), max.to_string().into()]);
+            }
+        }
+        LogDriver::None => argv.extend(["-l".into(), "none".into()]),
+        LogDriver::Passthrough => argv.extend(["-l".into(), "passthrough".into()]),
+    }
+    for (set, flag) in [(call.no_pivot, "--no-pivot"), (call.no_new_keyring, "--no-new-keyring"), (call.terminal, "-t")]
+    {
+        if set {
+            argv.push(flag.into());
+        }
+    }
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use backend_runc::Runc;
+    use runtime_core::{CliBackend, RuntimeConfig, RuntimeVersion};
+
+    use super::*;
+
+    /// runc at `/usr/sbin/runc` with its state under `/run/test-root`; nothing runs.
+    fn runc() -> CliBackend {
+        let version = RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n").unwrap();
+        let config = RuntimeConfig::default().binary("/usr/sbin/runc").root("/run/test-root");
+        CliBackend::with_version(Arc::new(Runc), config, "/usr/sbin/runc".into(), version).unwrap()
+    }
+
+    fn paths() -> ConmonPaths {
+        ConmonPaths {
+            container_pid_file: "/s/containers/c1/pidfile".into(),
+            conmon_pid_file: "/s/containers/c1/conmon.pid".into(),
+            exit_dir: "/s/exits".into(),
+            persist_dir: "/s/containers/c1".into(),
+            socket_dir: "/s/containers/c1/sockets".into(),
+            log_file: "/s/containers/c1/ctr.log".into(),
+        }
+    }
+
+    /// Argv as the test writes it.
+    fn words(text: &str) -> Vec<OsString> {
+        text.split_whitespace().map(OsString::from).collect()
+    }
+
+    const COMMON: &str = "/usr/bin/conmon --api-version 1 -c c1 -u c1 -n c1 -r /usr/sbin/runc \
+        --runtime-arg --root --runtime-arg /run/test-root -b /bundles/c1 \
+        -p /s/containers/c1/pidfile -P /s/containers/c1/conmon.pid --exit-dir /s/exits \
+        --persist-dir /s/containers/c1 --socket-dir-path /s/containers/c1/sockets";
+
+    fn argv(change: impl FnOnce(&mut Invocation<'_>)) -> Vec<OsString> {
+        let (id, paths) = (ContainerId::new("c1").unwrap(), paths());
+        let mut call = Invocation {
+            id: &id,
+            bundle: Path::new("/bundles/c1"),
+            paths: &paths,
+            log: LogDriver::K8sFile,
+            log_size_max: None,
+            no_pivot: false,
+            no_new_keyring: false,
+            terminal: false,
+        };
+        change(&mut call);
+        create_argv(Path::new("/usr/bin/conmon"), &runc(), &call)
+    }
+
+    #[test]
+    fn a_plain_create_logs_to_a_k8s_file_and_drives_the_backends_runtime_with_its_root() {
+        assert_eq!(argv(|_| {}), words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log")));
+    }
+
+    #[test]
+    fn a_bounded_log_carries_its_size() {
+        assert_eq!(
+            argv(|call| call.log_size_max = Some(1048576)),
+            words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log --log-size-max 1048576"))
+        );
+    }
+
+    #[test]
+    fn other_log_drivers_name_no_file() {
+        assert_eq!(argv(|call| call.log = LogDriver::None), words(&format!("{COMMON} -l none")));
+        let passthrough = argv(|call| {
+            call.log = LogDriver::Passthrough;
+            call.log_size_max = Some(10);
+        });
+        assert_eq!(passthrough, words(&format!("{COMMON} -l passthrough")), "no size for a log that is not kept");
+    }
+
+    #[test]
+    fn create_options_and_a_terminal_become_conmons_flags() {
+        let all = argv(|call| {
+            call.no_pivot = true;
+            call.no_new_keyring = true;
+            call.terminal = true;
+        });
+        assert_eq!(
+            all,
+            words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log --no-pivot --no-new-keyring -t"))
+        );
+    }
+}
