@@ -22,7 +22,7 @@ use tokio::io::BufReader;
 
 use runtime_core::{
     ContainerFiles, ContainerId, ContainerStdio, CreateOptions, CreateRequest, Created, DeleteMode, Error, ExecRequest,
-    ExecSession, Exit, Failure, Launch, Monitor, OciBackend, RestoreRequest, Result, Signal,
+    ExecSession, Exit, Failure, Launch, Monitor, OciBackend, RestoreRequest, Result,
 };
 
 use crate::argv::{ConmonPaths, Invocation, LogDriver, create_argv};
@@ -449,7 +449,7 @@ impl Monitor for ConmonMonitor {
         Err(Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })
     }
 
-    async fn signal_exec(&self, session: &ExecSession, _signal: Signal) -> Result<()> {
+    async fn stop_exec(&self, session: &ExecSession, _timeout: Duration) -> Result<Exit> {
         Err(Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })
     }
 
