@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::BufReader;
 
 use runtime_core::{
-    ContainerFiles, ContainerId, ContainerStdio, CreateOptions, CreateRequest, Created, DeleteMode, Error, ExecRequest,
-    ExecSession, Exit, Failure, Launch, Monitor, OciBackend, RestoreRequest, Result,
+    Capability, ContainerFiles, ContainerId, ContainerStdio, CreateOptions, CreateRequest, Created, DeleteMode, Error,
+    ExecRequest, ExecSession, Exit, Failure, Launch, Monitor, OciBackend, RestoreRequest, Result,
 };
 
 use crate::argv::{ConmonPaths, Invocation, LogDriver, create_argv};
@@ -382,6 +382,10 @@ fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
 impl Monitor for ConmonMonitor {
     fn name(&self) -> &str {
         "conmon"
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        &[Capability::SurvivesEmbedder, Capability::Logs, Capability::Oom]
     }
 
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {

@@ -20,7 +20,9 @@ pub use contract::exit::Exit;
 pub use contract::features::{CgroupManager, Features, Probe, Support};
 pub use contract::host::{HostCheck, HostVerdict};
 pub use contract::id::{ContainerId, MAX_ID_LEN};
-pub use contract::monitor::{ContainerFiles, CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest};
+pub use contract::monitor::{
+    Capability, ContainerFiles, CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest,
+};
 pub use contract::options::{
     AsyncStdioPipes, Captured, CheckpointOptions, ContainerStdio, CreateOptions, Created, DeleteMode, ExecOptions,
     ExecOutcome, ExecStdio, KillScope, ManageCgroupsMode, RestoreOptions, StdioPipes, process,

@@ -93,11 +93,63 @@ pub struct ExecSession {
     pub pid: u32,
 }
 
+/// Something a monitor does or does not do beyond creating, waiting for and releasing
+/// containers. The engine asks before it does anything, so an operation a monitor cannot serve
+/// is [`Error::Unsupported`] (naming the monitor and the operation) with nothing run or written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Capability {
+    /// Its containers, their output and their exit codes outlive the embedding process.
+    SurvivesEmbedder,
+    /// It keeps a container's output in a log it can read back.
+    Logs,
+    /// It attaches a client to a running container's stdio.
+    Attach,
+    /// It resizes a container's terminal.
+    Resize,
+    /// It starts and supervises processes exec'd in the background.
+    Exec,
+    /// It ends a background exec whose timeout expired, with every process the exec started.
+    ExecTimeout,
+    /// It records whether the kernel's OOM killer killed a process of the container.
+    Oom,
+    /// It restores containers from checkpoints.
+    Restore,
+}
+
+impl Capability {
+    /// What a monitor with this capability does, as the end of "the monitor cannot ...".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Capability::SurvivesEmbedder => "keep containers after the embedding process exits",
+            Capability::Logs => "keep and read back a container's output log",
+            Capability::Attach => "attach to a container's stdio",
+            Capability::Resize => "resize a container's terminal",
+            Capability::Exec => "supervise a process exec'd in the background",
+            Capability::ExecTimeout => "end a background exec when its timeout expires",
+            Capability::Oom => "record OOM kills",
+            Capability::Restore => "restore a container from a checkpoint",
+        }
+    }
+}
+
 /// Holds containers' processes and reports how they end.
 #[async_trait]
 pub trait Monitor: Send + Sync {
     /// `conmon`, `direct`.
     fn name(&self) -> &str;
+    /// What it can do; the engine refuses the rest before doing anything.
+    fn capabilities(&self) -> &[Capability];
+    /// [`Error::Unsupported`] naming this monitor and `operation` unless it has `capability`.
+    fn require(&self, capability: Capability, operation: &str) -> Result<()> {
+        if self.capabilities().contains(&capability) {
+            return Ok(());
+        }
+        Err(Error::Unsupported {
+            backend: format!("the {} monitor", self.name()),
+            feature: operation.to_owned(),
+            reason: format!("the {} monitor cannot {}", self.name(), capability.describe()),
+        })
+    }
     /// Creates (or runs) a container under supervision.
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created>;
     /// Restores a container from a checkpoint under supervision.

@@ -33,7 +33,7 @@ use crate::checkpoint::{
 };
 use crate::contract::error::{Error, Existence, Result, WrongState};
 use crate::contract::id::ContainerId;
-use crate::contract::monitor::RestoreRequest;
+use crate::contract::monitor::{Capability, RestoreRequest};
 use crate::contract::options::{CheckpointOptions, ContainerStdio, ManageCgroupsMode, RestoreOptions};
 use crate::contract::state::Status;
 use crate::engine::Engine;
@@ -301,8 +301,8 @@ impl Engine {
 
     /// Restores `id` from a checkpoint: the images under the state root, or an archive
     /// (`import`), which may come from another id and another host. The restored container is
-    /// supervised by the monitor like a created one. A backend that cannot restore is refused
-    /// before anything is unpacked or run. A relative `bundle` is taken from the current
+    /// supervised by the monitor like a created one. A backend or monitor
+    /// ([`Capability::Restore`]) that cannot restore is refused before anything is unpacked or run. A relative `bundle` is taken from the current
     /// directory now, as for [`Engine::create`].
     pub async fn restore(
         &self,
@@ -311,6 +311,7 @@ impl Engine {
         opts: ContainerRestoreOptions,
     ) -> Result<RestoreReport> {
         let bundle = &super::absolute_bundle(bundle)?;
+        self.monitor.require(Capability::Restore, "restore")?;
         let features = self.backend.features().await?;
         if let Some(reason) = features.restore.reason() {
             return Err(Error::Unsupported {

@@ -35,7 +35,7 @@ use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 use crate::contract::monitor::{
-    ContainerFiles, CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest,
+    Capability, ContainerFiles, CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest,
 };
 use crate::contract::options::{Created, ExecOptions, ExecOutcome};
 use crate::contract::signal::Signal;
@@ -334,6 +334,10 @@ async fn until_exit(mut exit: watch::Receiver<Option<Exit>>) -> Exit {
 impl Monitor for DirectMonitor {
     fn name(&self) -> &str {
         "direct"
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        &[Capability::Exec, Capability::Oom, Capability::Restore]
     }
 
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {

@@ -31,7 +31,7 @@ use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
-use crate::contract::monitor::{CreateRequest, ExecRequest, ExecSession, Launch, Monitor};
+use crate::contract::monitor::{Capability, CreateRequest, ExecRequest, ExecSession, Launch, Monitor};
 use crate::contract::options::{CreateOptions, Created, DeleteMode, ExecOptions, ExecOutcome, KillScope};
 use crate::contract::signal::Signal;
 use crate::contract::state::Status;
@@ -489,14 +489,17 @@ impl Engine {
     /// [`ExecOptions::detach`] says. Its stdio must be wired ([`crate::ExecStdio::Wired`]): a
     /// captured one is refused with [`Error::InvalidArgument`], since nothing would read it.
     /// The session is forgotten by the monitor once waited for ([`Engine::wait_exec`]),
-    /// stopped ([`Engine::exec_stop`]) or when its container is deleted.
+    /// stopped ([`Engine::exec_stop`]) or when its container is deleted. A monitor without
+    /// [`Capability::Exec`] is refused with [`Error::Unsupported`] before anything runs.
     pub async fn exec_detached(&self, id: &ContainerId, process: &Process, opts: ExecOptions) -> Result<ExecSession> {
+        self.monitor.require(Capability::Exec, "exec_detached")?;
         let request = ExecRequest { id: id.clone(), process: process.clone(), options: opts };
         self.monitor.exec(self.backend.as_ref(), request).await
     }
 
     /// Waits for a background exec to end.
     pub async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
+        self.monitor.require(Capability::Exec, "wait_exec")?;
         self.monitor.wait_exec(session).await
     }
 
@@ -507,6 +510,7 @@ impl Engine {
     /// that had already ended on its own is only forgotten, as by [`Engine::wait_exec`]: its
     /// session id may name other processes by then. The session is forgotten either way.
     pub async fn exec_stop(&self, session: &ExecSession, timeout: Duration) -> Result<Exit> {
+        self.monitor.require(Capability::Exec, "exec_stop")?;
         self.monitor.stop_exec(session, timeout).await
     }
 

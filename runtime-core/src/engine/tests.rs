@@ -12,8 +12,8 @@ use super::*;
 use crate::contract::error::WrongState;
 use crate::contract::error::{Existence, Failure};
 use crate::contract::features::{Features, Support};
-use crate::contract::monitor::ContainerFiles;
 use crate::contract::monitor::RestoreRequest;
+use crate::contract::monitor::{Capability, ContainerFiles};
 use crate::contract::options::{CheckpointOptions, RestoreOptions};
 use crate::contract::state::ContainerState;
 use crate::contract::stats::{EventStream, Stats};
@@ -56,6 +56,7 @@ mockall::mock! {
     Monitor {}
     impl Monitor for Monitor {
         fn name(&self) -> &str;
+        fn capabilities(&self) -> &[Capability];
         fn create<'a, 'b, 'c>(&'a self, backend: &'b dyn OciBackend, req: CreateRequest) -> Answer<'c, Created>
         where 'a: 'c, 'b: 'c, Self: 'c;
         fn restore<'a, 'b, 'c>(&'a self, backend: &'b dyn OciBackend, req: RestoreRequest) -> Answer<'c, Created>
@@ -100,10 +101,55 @@ fn backend() -> MockBackend {
     backend
 }
 
+/// Every capability a monitor may have.
+const ALL_CAPABILITIES: &[Capability] = &[
+    Capability::SurvivesEmbedder,
+    Capability::Logs,
+    Capability::Attach,
+    Capability::Resize,
+    Capability::Exec,
+    Capability::ExecTimeout,
+    Capability::Oom,
+    Capability::Restore,
+];
+
+/// A mocked monitor that can do everything.
 fn monitor() -> MockMonitor {
-    let mut monitor = MockMonitor::new();
+    let mut monitor = monitor_that_can(ALL_CAPABILITIES);
     monitor.expect_name().return_const("mock-monitor".to_owned());
     monitor
+}
+
+fn monitor_that_can(capabilities: &'static [Capability]) -> MockMonitor {
+    let mut monitor = MockMonitor::new();
+    monitor.expect_capabilities().return_const(capabilities.to_vec());
+    monitor
+}
+
+#[tokio::test]
+async fn what_the_monitor_cannot_do_is_refused_naming_it_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    // No expectation on the backend but its name, none on the monitor but its name and
+    // capabilities: any runtime call or monitor call would fail the test.
+    let mut monitor = monitor_that_can(&[Capability::Oom]);
+    monitor.expect_name().return_const("mute".to_owned());
+    let engine = Engine::new(Arc::new(backend()), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
+    let unsupported = |result: Result<_>, operation: &str| match result {
+        Err(Error::Unsupported { backend, feature, reason }) => {
+            assert_eq!(backend, "the mute monitor");
+            assert_eq!(feature, operation);
+            assert!(reason.starts_with("the mute monitor cannot "), "{reason}");
+        }
+        other => panic!("{operation}: expected Unsupported, got {other:?}"),
+    };
+    let process = crate::process(["true"]);
+    unsupported(engine.exec_detached(&id(), &process, ExecOptions::default()).await.map(drop), "exec_detached");
+    let session = ExecSession { id: id(), pid: 1 };
+    unsupported(engine.wait_exec(&session).await.map(drop), "wait_exec");
+    unsupported(engine.exec_stop(&session, Duration::from_secs(1)).await.map(drop), "exec_stop");
+    let restored = engine.restore(&id(), Path::new("/b"), ContainerRestoreOptions::default()).await;
+    unsupported(restored.map(drop), "restore");
+    assert!(std::fs::read_dir(dir.path().join("containers")).unwrap().next().is_none(), "nothing was recorded");
 }
 
 /// An engine over the mocks, with `c1` created through it (so its monitor watches it).
@@ -696,6 +742,9 @@ struct ExitsBeforeCreateReturns(DirectMonitor);
 impl Monitor for ExitsBeforeCreateReturns {
     fn name(&self) -> &str {
         self.0.name()
+    }
+    fn capabilities(&self) -> &[Capability] {
+        self.0.capabilities()
     }
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
         let (id, files) = (req.id.clone(), req.files.clone());
