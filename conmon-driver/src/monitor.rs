@@ -156,8 +156,7 @@ fn remove_file(path: &Path) -> Result<()> {
 /// The long-lived conmon of container `id`, from its pid file, if it is still there and is
 /// that conmon (its pid not reused): its command line names the container after `-c`.
 fn conmon_of(id: &ContainerId, files: &ContainerFiles) -> Result<Option<Process>> {
-    let Ok(text) = std::fs::read_to_string(files.dir.join("conmon.pid")) else { return Ok(None) };
-    let Ok(pid) = text.trim().parse::<u32>() else { return Ok(None) };
+    let Some(pid) = recorded_conmon_pid(files) else { return Ok(None) };
     let Some(process) = Process::open(pid)? else { return Ok(None) };
     // Read after the pidfd is open: if this is our conmon, the pid stays its own.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -166,7 +165,26 @@ fn conmon_of(id: &ContainerId, files: &ContainerFiles) -> Result<Option<Process>
     Ok(ours.then_some(process))
 }
 
+/// The pid conmon wrote into its pid file, if it got that far.
+fn recorded_conmon_pid(files: &ContainerFiles) -> Option<u32> {
+    std::fs::read_to_string(files.dir.join("conmon.pid")).ok()?.trim().parse().ok()
+}
+
+/// Whether a conmon was started for the container (it writes its pid file before it answers).
+fn conmon_started(files: &ContainerFiles) -> bool {
+    recorded_conmon_pid(files).is_some()
+}
+
 impl ConmonMonitor {
+    /// The error for a container whose conmon ended without recording its exit (or, with no
+    /// conmon pid recorded, was never started for it).
+    fn lost(&self, id: &ContainerId, files: &ContainerFiles) -> Error {
+        match recorded_conmon_pid(files) {
+            Some(pid) => Error::MonitorLost { id: id.as_str().to_owned(), monitor: self.name().to_owned(), pid },
+            None => Error::NotSupervised { what: format!("container {id}, for which no conmon was started,") },
+        }
+    }
+
     /// A monitor running the conmon at `conmon` (a bare name is looked up in `PATH`), logging
     /// to a k8s-file log without a size bound.
     pub fn new(conmon: impl Into<PathBuf>) -> Self {
@@ -443,10 +461,17 @@ impl Monitor for ConmonMonitor {
         match watch::exit_file(files, conmon_gone).await? {
             Some(exit) => Ok(exit),
             // conmon writes the exit file before it ends: without it, nobody will.
-            None => Err(Error::NotSupervised {
-                what: format!("container {id}, whose conmon ended without recording its exit,"),
-            }),
+            None => Err(self.lost(id, files)),
         }
+    }
+
+    async fn ensure_supervised(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
+        // Whether conmon lives is asked first: it records the exit before it ends, so a gone
+        // conmon and no exit file read afterwards mean it never will.
+        if !conmon_started(files) || conmon_of(id, files)?.is_some() || files.recorded_exit()?.is_some() {
+            return Ok(());
+        }
+        Err(self.lost(id, files))
     }
 
     async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {

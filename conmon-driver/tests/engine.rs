@@ -476,7 +476,7 @@ async fn many_at_once_each_get_their_own_exit(env: &mut Env) -> anyhow::Result<(
     Ok(())
 }
 
-async fn a_lost_conmon_is_an_error_not_a_hang(env: &mut Env) -> anyhow::Result<()> {
+async fn a_lost_conmon(env: &mut Env) -> anyhow::Result<()> {
     let id = env.id("lost");
     let bundle = env.bundle(BundleBuilder::new(["sleep", "100"]))?;
     let engine = env.engine()?;
@@ -491,9 +491,17 @@ async fn a_lost_conmon_is_an_error_not_a_hang(env: &mut Env) -> anyhow::Result<(
     let (lost, killed) = tokio::join!(tokio::time::timeout(Duration::from_millis(1300), engine.wait(&id)), kill_conmon);
     killed?;
     let lost = lost.context("wait hangs after conmon died")?;
-    ensure!(matches!(lost, Err(Error::NotSupervised { .. })), "while waiting: {lost:?}");
+    let is_lost = |error: Option<&Error>| {
+        matches!(error, Some(Error::MonitorLost { id: lost, monitor, pid })
+            if lost == id.as_str() && monitor == "conmon" && *pid == conmon as u32)
+    };
+    ensure!(is_lost(lost.as_ref().err()), "while waiting: {lost:?}");
     let lost = tokio::time::timeout(Duration::from_secs(1), engine.wait(&id)).await.context("a new wait hangs")?;
-    ensure!(matches!(lost, Err(Error::NotSupervised { .. })), "a new wait: {lost:?}");
+    ensure!(is_lost(lost.as_ref().err()), "a new wait: {lost:?}");
+    let status = tokio::time::timeout(Duration::from_secs(1), engine.status(&id)).await.context("status hangs")?;
+    ensure!(is_lost(status.as_ref().err()), "status: {status:?}");
+    let listed = engine.list().await?;
+    ensure!(listed.iter().any(|listed| listed.id == id && listed.exit.is_none()), "list hides it: {listed:?}");
     engine.delete(&id, DeleteMode::Force).await?;
     Ok(())
 }
@@ -545,7 +553,7 @@ fn cases() -> Vec<(&'static str, Case)> {
         }),
         ("a_taken_id_is_already_exists", |env| Box::pin(a_taken_id_is_already_exists_in_the_runtimes_words(env))),
         ("ten_at_once_each_get_their_own_exit", |env| Box::pin(many_at_once_each_get_their_own_exit(env))),
-        ("a_lost_conmon_is_an_error", |env| Box::pin(a_lost_conmon_is_an_error_not_a_hang(env))),
+        ("a_lost_conmon_is_a_monitor_lost_error_from_wait_and_status", |env| Box::pin(a_lost_conmon(env))),
         ("output_lands_in_the_log_by_stream", |env| Box::pin(output_lands_in_the_k8s_file_log_by_stream(env))),
         ("a_terminal_container_runs", |env| Box::pin(a_terminal_container_runs_under_conmons_terminal(env))),
         ("an_oom_kill_is_reported", |env| Box::pin(an_oom_kill_is_reported_from_conmons_record(env))),

@@ -292,6 +292,20 @@ pub enum Error {
         /// The process, as the caller named it.
         what: String,
     },
+    /// The monitor process that held a container (its conmon) ended without recording the
+    /// container's exit: the container may still run, but nobody will see it end, so its exit
+    /// can never be known. Delete it with [`crate::DeleteMode::Force`].
+    #[error(
+        "container {id} lost its {monitor} monitor (pid {pid}) before an exit was recorded: its exit cannot be known"
+    )]
+    MonitorLost {
+        /// The container.
+        id: String,
+        /// The monitor's name.
+        monitor: String,
+        /// The monitor process that is gone.
+        pid: u32,
+    },
     /// A checkpoint archive (or a tar inside one) that is damaged, incomplete, or holds an entry
     /// that could write outside the directory it is unpacked into. It is refused before anything
     /// is unpacked from it.
@@ -485,6 +499,14 @@ mod tests {
         reads(
             Error::InvalidState { id: c1(), evidence: seen },
             "container c1 is in the wrong state for this operation: checkpoint needs a running container and this one is created; nothing was run",
+        );
+    }
+
+    #[test]
+    fn a_lost_monitor_names_the_container_the_monitor_and_its_pid() {
+        reads(
+            Error::MonitorLost { id: "web".into(), monitor: "conmon".into(), pid: 4242 },
+            "container web lost its conmon monitor (pid 4242) before an exit was recorded: its exit cannot be known",
         );
     }
 

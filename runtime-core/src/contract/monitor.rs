@@ -163,6 +163,12 @@ pub trait Monitor: Send + Sync {
     async fn exit_status(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Option<Exit>>;
     /// Waits for the container to exit, driven by events, never by a sleep loop.
     async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit>;
+    /// [`Error::MonitorLost`] when the process that holds the container has ended without
+    /// recording its exit; `Ok` while it holds it, and after the exit was recorded. Never
+    /// blocks. A monitor living in the engine's own process cannot be lost apart from it.
+    async fn ensure_supervised(&self, _id: &ContainerId, _files: &ContainerFiles) -> Result<()> {
+        Ok(())
+    }
     /// Whether the kernel's OOM killer killed a process of the container, as recorded with its
     /// exit ([`ContainerFiles::oom_file`]); false while none is recorded. Never blocks.
     async fn oom_killed(&self, _id: &ContainerId, files: &ContainerFiles) -> Result<bool> {

@@ -377,8 +377,19 @@ impl Engine {
     }
 
     /// The container's status. When the monitor has recorded its exit, or a checkpoint stopped
-    /// it, no runtime call is made.
+    /// it, no runtime call is made. A container still running whose monitor process is gone is
+    /// [`Error::MonitorLost`]: its exit can never be known.
     pub async fn status(&self, id: &ContainerId) -> Result<ContainerStatus> {
+        let status = self.observed_status(id).await?;
+        if status.exit.is_none() && !status.checkpointed {
+            self.monitor.ensure_supervised(id, &self.root.files(id)).await?;
+        }
+        Ok(status)
+    }
+
+    /// The status as the monitor's record and the runtime show it, whether or not the monitor
+    /// still holds the container.
+    async fn observed_status(&self, id: &ContainerId) -> Result<ContainerStatus> {
         if self.root.load(id).await?.is_some_and(|record| record.checkpointed) {
             let status = Status::Stopped;
             return Ok(ContainerStatus { id: id.clone(), status, exit: None, oom_killed: false, checkpointed: true });
@@ -536,12 +547,22 @@ impl Engine {
         deleted
     }
 
-    /// Every container the engine has a record of, with its status.
+    /// Every container the engine has a record of, with its status. One whose monitor was lost
+    /// is listed as the runtime sees it, with a warning ([`Engine::status`] says
+    /// [`Error::MonitorLost`]), so that one broken container does not hide the others.
     pub async fn list(&self) -> Result<Vec<ContainerStatus>> {
         let mut statuses = Vec::new();
         for record in self.root.records().await? {
-            match self.status(&record.id).await {
-                Ok(status) => statuses.push(status),
+            match self.observed_status(&record.id).await {
+                Ok(status) => {
+                    if status.exit.is_none()
+                        && let Err(lost) =
+                            self.monitor.ensure_supervised(&record.id, &self.root.files(&record.id)).await
+                    {
+                        tracing::warn!(id = %record.id, "{lost}");
+                    }
+                    statuses.push(status);
+                }
                 // Deleted by another process meanwhile.
                 Err(Error::NotFound { .. }) => {}
                 Err(err) => return Err(err),
