@@ -23,7 +23,8 @@
 //!    it said nothing, as 2.1.6) and exits 1;
 //! 6. logs the container's output until its init exits, then what is left in the pipes, and
 //!    writes the exit (decimal, 128 + the signal, no newline, by a rename) to
-//!    `<persist dir>/exit` and then `<exit dir>/<id>`, removes the socket link and exits.
+//!    `<persist dir>/exit` and then `<exit dir>/<id>`, removes the attach socket (through the
+//!    link, which stays) and exits.
 //!
 //! Not imitated: OOM records (`oom`), attach and the control fifos' protocol, exec, restore,
 //! and every option `ConmonMonitor` does not pass. Faults on demand: `faults.rs`.
@@ -295,11 +296,11 @@ impl Daemon<'_> {
                 dup(&null).map_err(|errno| format!("disconnecting stdio: {errno}"))?;
             }
         }
-        let socket_link = self.make_attach_nodes()?;
+        let attach_socket = self.make_attach_nodes()?;
         let console = if self.options.terminal { Some(ConsoleSocket::new()?) } else { None };
         let result = self.create_and_wait(console.as_ref());
-        if let Some(link) = socket_link {
-            let _ = std::fs::remove_file(link);
+        if let Some(socket) = attach_socket {
+            let _ = std::fs::remove_file(socket);
         }
         drop(console);
         reap_orphans();
@@ -308,14 +309,15 @@ impl Daemon<'_> {
 
     /// The link `<socket dir>/<cuuid>` to the bundle, and in the bundle the `attach` socket and
     /// the `ctl` and `winsz` fifos, as conmon makes them unless it logs by passthrough. Returns
-    /// the link, which conmon removes when it ends.
+    /// the socket's path through the link, which conmon removes when it ends (the link and the
+    /// fifos stay).
     fn make_attach_nodes(&self) -> Result<Option<PathBuf>, String> {
         let (Some(socket_dir), false) = (&self.options.socket_dir, self.passthrough()) else { return Ok(None) };
         let bundle = &self.options.bundle;
         let link = socket_dir.join(&self.options.cuuid);
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(bundle, &link).map_err(|err| format!("symlink {}: {err}", link.display()))?;
-        let attach = bundle.join("attach");
+        let attach = link.join("attach");
         let _ = std::fs::remove_file(&attach);
         let socket = nix::sys::socket::socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)
             .map_err(|errno| format!("attach socket: {errno}"))?;
@@ -331,7 +333,7 @@ impl Daemon<'_> {
             nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o660))
                 .map_err(|errno| format!("Failed to mkfifo at {}: {errno}", path.display()))?;
         }
-        Ok(Some(link))
+        Ok(Some(attach))
     }
 
     /// Runs the runtime's `create`, answers, and supervises the container until it exits.
