@@ -252,6 +252,12 @@ struct Daemon<'a> {
     log: Option<K8sLog>,
 }
 
+/// The attach socket, held (never served) while this conmon runs, as conmon holds it.
+struct AttachSocket {
+    path: PathBuf,
+    _socket: OwnedFd,
+}
+
 /// The runtime's output streams, as conmon holds them.
 struct Outputs {
     /// The container's stdout: a pipe, or the terminal's master once the runtime sent it.
@@ -296,11 +302,11 @@ impl Daemon<'_> {
                 dup(&null).map_err(|errno| format!("disconnecting stdio: {errno}"))?;
             }
         }
-        let attach_socket = self.make_attach_nodes()?;
+        let attach = self.make_attach_nodes()?;
         let console = if self.options.terminal { Some(ConsoleSocket::new()?) } else { None };
         let result = self.create_and_wait(console.as_ref());
-        if let Some(socket) = attach_socket {
-            let _ = std::fs::remove_file(socket);
+        if let Some(attach) = attach {
+            let _ = std::fs::remove_file(&attach.path);
         }
         drop(console);
         reap_orphans();
@@ -309,31 +315,33 @@ impl Daemon<'_> {
 
     /// The link `<socket dir>/<cuuid>` to the bundle, and in the bundle the `attach` socket and
     /// the `ctl` and `winsz` fifos, as conmon makes them unless it logs by passthrough. Returns
-    /// the socket's path through the link, which conmon removes when it ends (the link and the
-    /// fifos stay).
-    fn make_attach_nodes(&self) -> Result<Option<PathBuf>, String> {
+    /// the socket, which conmon removes when it ends (the link and the fifos stay).
+    fn make_attach_nodes(&self) -> Result<Option<AttachSocket>, String> {
         let (Some(socket_dir), false) = (&self.options.socket_dir, self.passthrough()) else { return Ok(None) };
         let bundle = &self.options.bundle;
         let link = socket_dir.join(&self.options.cuuid);
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(bundle, &link).map_err(|err| format!("symlink {}: {err}", link.display()))?;
-        let attach = link.join("attach");
-        let _ = std::fs::remove_file(&attach);
+        let path = link.join("attach");
+        let _ = std::fs::remove_file(&path);
         let socket = nix::sys::socket::socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)
             .map_err(|errno| format!("attach socket: {errno}"))?;
-        let address = UnixAddr::new(&attach).map_err(|errno| format!("attach socket address: {errno}"))?;
+        // Bound through the link's descriptor, as conmon binds it: a socket's path is limited
+        // to 108 bytes, and the link's own path may be longer.
+        let dir = nix::fcntl::open(&link, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|errno| format!("failed to open socket path parent dir {}: {errno}", link.display()))?;
+        let address = UnixAddr::new(format!("/proc/self/fd/{}/attach", dir.as_raw_fd()).as_str())
+            .map_err(|errno| format!("attach socket address: {errno}"))?;
         nix::sys::socket::bind(socket.as_raw_fd(), &address).map_err(|errno| format!("bind attach: {errno}"))?;
         nix::sys::socket::listen(&socket, Backlog::new(10).map_err(|errno| errno.to_string())?)
             .map_err(|errno| format!("listen on attach: {errno}"))?;
-        // Held (never served) until this process ends, as conmon holds it.
-        std::mem::forget(socket);
         for fifo in ["ctl", "winsz"] {
             let path = bundle.join(fifo);
             let _ = std::fs::remove_file(&path);
             nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o660))
                 .map_err(|errno| format!("Failed to mkfifo at {}: {errno}", path.display()))?;
         }
-        Ok(Some(attach))
+        Ok(Some(AttachSocket { path, _socket: socket }))
     }
 
     /// Runs the runtime's `create`, answers, and supervises the container until it exits.
