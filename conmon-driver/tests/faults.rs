@@ -2,8 +2,8 @@
 //! fake runc, so no real runtime, conmon or root is needed. Each fault ends the create (or the
 //! wait) with a typed error within the create timeout the case sets, and leaves nothing: no
 //! process naming the container, no zombie child, no container in the runtime, nothing under
-//! the engine's state root, no node conmon made in the bundle. A plain container run through
-//! the fake conmon shows the path the faults leave.
+//! the engine's state root, no node conmon made in the bundle. A plain container and a terminal
+//! one run through the fake conmon show the paths the faults leave.
 //!
 //! The expected exit code is the shell's (`exit 7`); the runtime's refusal is in runc's words.
 
@@ -163,6 +163,23 @@ async fn a_container_exits_7_through_the_fake_conmon(env: &Env) -> anyhow::Resul
     Ok(())
 }
 
+async fn a_terminal_container_writes_to_the_fake_conmons_terminal(env: &Env) -> anyhow::Result<()> {
+    let bundle =
+        BundleBuilder::new(["sh", "-c", "test -t 1 && echo is-a-tty; exit 4"]).terminal().rootfs(Rootfs::Empty);
+    let bundle = bundle.build()?;
+    let engine = env.engine()?;
+    engine.run(&env.id, bundle.path(), Env::options()).await?;
+    let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait(&env.id)).await.context("no exit")??;
+    ensure!(exit == Exit::Exited(4), "{exit:?}");
+    let log = std::fs::read_to_string(env.container_dir().join("ctr.log"))?;
+    ensure!(log.lines().any(|line| line.ends_with(" stdout F is-a-tty")), "stdout was not a terminal: {log:?}");
+    engine.delete(&env.id, DeleteMode::IfStopped).await?;
+    for node in ["attach", "ctl", "winsz"] {
+        ensure!(bundle.path().join(node).symlink_metadata().is_err(), "{node} is left in the terminal's bundle");
+    }
+    Ok(())
+}
+
 async fn options_conmon_does_not_serve_are_refused_before_it_runs(env: &Env) -> anyhow::Result<()> {
     // A conmon that is not there: starting it would be `BinaryNotFound`.
     let engine = env.engine_with(Path::new("/nonexistent/conmon"))?;
@@ -253,9 +270,12 @@ type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow:
 
 fn main() -> ExitCode {
     // Each case: its name, the container's id prefix, the container's shell script, the case.
-    let cases: [(&str, &str, &str, Case); 9] = [
+    let cases: [(&str, &str, &str, Case); 10] = [
         ("a_container_exits_7_through_the_fake_conmon", "exit7", "echo out; echo err >&2; exit 7", |env| {
             Box::pin(a_container_exits_7_through_the_fake_conmon(env))
+        }),
+        ("a_terminal_container_writes_to_the_fake_conmons_terminal", "tty", "exit 0", |env| {
+            Box::pin(a_terminal_container_writes_to_the_fake_conmons_terminal(env))
         }),
         ("options_conmon_does_not_serve_are_refused_before_it_runs", "unserved", "exit 0", |env| {
             Box::pin(options_conmon_does_not_serve_are_refused_before_it_runs(env))
