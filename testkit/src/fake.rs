@@ -187,8 +187,8 @@ impl FakeConmon {
     }
 
     /// Makes every conmon started from now on misbehave as `fault` says (see `fake_conmon`'s
-    /// faults: `signal:N`, `never-answer`, `die-before-sync`, `refuse:MESSAGE`, `garbage`,
-    /// `no-exit-file`).
+    /// faults: `signal:N`, `hang-before-fork`, `never-answer`, `die-before-sync`,
+    /// `refuse:MESSAGE`, `garbage`, `no-exit-file`).
     pub fn inject(&self, fault: &str) -> anyhow::Result<()> {
         let mut faults = std::fs::OpenOptions::new()
             .create(true)

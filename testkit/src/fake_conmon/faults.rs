@@ -10,6 +10,8 @@
 //! ```text
 //! fault := "signal:" number   the process the caller started says so on stderr and kills
 //!                             itself with that signal before doing anything (it never forks)
+//!        | "hang-before-fork" the process the caller started blocks forever after the start
+//!                             byte, before forking: it never exits
 //!        | "never-answer"     the runtime creates the container, then conmon holds its sync
 //!                             pipe open without a word, forever
 //!        | "die-before-sync"  the runtime creates the container, then conmon exits 1 without
@@ -32,6 +34,7 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fault {
     Signal(i32),
+    HangBeforeFork,
     NeverAnswer,
     DieBeforeSync,
     Refuse(String),
@@ -44,6 +47,7 @@ pub(crate) const GARBAGE: &str = "fake-conmon: this is not JSON\n";
 
 fn parse_rule(text: &str) -> Result<Fault, String> {
     let fault = match text.split_once(':') {
+        None if text == "hang-before-fork" => Fault::HangBeforeFork,
         None if text == "never-answer" => Fault::NeverAnswer,
         None if text == "die-before-sync" => Fault::DieBeforeSync,
         None if text == "garbage" => Fault::Garbage,
@@ -78,13 +82,15 @@ mod tests {
         let file = dir.path().join("faults");
         std::fs::write(
             &file,
-            "# comment\n\nsignal:9\nnever-answer\ndie-before-sync\nrefuse:no: way\ngarbage\nno-exit-file\n",
+            "# comment\n\nsignal:9\nhang-before-fork\nnever-answer\ndie-before-sync\nrefuse:no: way\ngarbage\n\
+             no-exit-file\n",
         )
         .unwrap();
         assert_eq!(
             load(&file).unwrap(),
             vec![
                 Fault::Signal(9),
+                Fault::HangBeforeFork,
                 Fault::NeverAnswer,
                 Fault::DieBeforeSync,
                 Fault::Refuse("no: way".into()),

@@ -218,6 +218,9 @@ fn start(options: Options, faults: &[Fault]) -> Result<u8, String> {
     if let Some(mut start) = pipe_from_env("_OCI_STARTPIPE")? {
         start.read(&mut [0u8; 1]).map_err(|err| format!("start-pipe read failed: {err}"))?;
     }
+    if faults.contains(&Fault::HangBeforeFork) {
+        sleep_forever();
+    }
     // SAFETY: this process has one thread (the fake takes over at the top of `main`, before any
     // runtime or thread is started), so the child may go on running ordinary Rust code.
     match unsafe { nix::unistd::fork() }.map_err(|errno| format!("fork: {errno}"))? {
@@ -232,6 +235,13 @@ fn start(options: Options, faults: &[Fault]) -> Result<u8, String> {
             let code = Daemon { options, faults, sync, log }.run();
             std::process::exit(code.into())
         }
+    }
+}
+
+/// What a hung conmon does.
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
     }
 }
 
@@ -383,9 +393,7 @@ impl Daemon<'_> {
             .and_then(|text| text.trim().parse::<i32>().ok())
             .ok_or_else(|| format!("Failed to read pidfile {}", self.options.container_pid_file.display()))?;
         if self.has(&Fault::NeverAnswer) {
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
-            }
+            sleep_forever();
         }
         if self.has(&Fault::DieBeforeSync) {
             return Err("dying before the sync answer, as asked".into());
