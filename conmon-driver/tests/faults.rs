@@ -82,7 +82,8 @@ impl Env {
     async fn check_nothing_left(&self) -> anyhow::Result<()> {
         let live = wait_for_none(|| testkit::procs::live_with_argument(OsStr::new(self.id.as_str()))).await;
         ensure!(live.is_empty(), "processes naming {} are left: {live:?}", self.id);
-        let zombies = zombie_children();
+        // A killed child is reaped by tokio in the background.
+        let zombies = wait_for_none(zombie_children).await;
         ensure!(zombies.is_empty(), "zombie children of the test process: {zombies:?}");
         let listed = self.backend.list().await?;
         ensure!(listed.is_empty(), "containers left in the runtime: {listed:?}");
@@ -100,7 +101,7 @@ impl Env {
 }
 
 /// What `find` finds once it finds nothing, or after five seconds what it still finds: a
-/// killed process takes a moment to become a zombie.
+/// killed process takes a moment to end, and an ended child to be reaped.
 async fn wait_for_none(find: impl Fn() -> Vec<i32>) -> Vec<i32> {
     for _ in 0..100 {
         let found = find();
@@ -222,6 +223,13 @@ async fn a_conmon_that_never_answers_times_out_and_its_container_goes(env: &Env)
     Ok(())
 }
 
+async fn a_conmon_that_never_forks_times_out_and_is_killed(env: &Env) -> anyhow::Result<()> {
+    env.conmon.inject("hang-before-fork")?;
+    let error = env.failed_create().await?;
+    ensure!(matches!(error, Error::Timeout { after, .. } if after == CREATE_TIMEOUT), "{error:?}");
+    Ok(())
+}
+
 async fn a_conmon_that_dies_before_answering_is_a_runtime_failure(env: &Env) -> anyhow::Result<()> {
     env.conmon.inject("die-before-sync")?;
     let error = env.failed_create().await?;
@@ -270,7 +278,7 @@ type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow:
 
 fn main() -> ExitCode {
     // Each case: its name, the container's id prefix, the container's shell script, the case.
-    let cases: [(&str, &str, &str, Case); 10] = [
+    let cases: [(&str, &str, &str, Case); 11] = [
         ("a_container_exits_7_through_the_fake_conmon", "exit7", "echo out; echo err >&2; exit 7", |env| {
             Box::pin(a_container_exits_7_through_the_fake_conmon(env))
         }),
@@ -285,6 +293,9 @@ fn main() -> ExitCode {
         }),
         ("a_conmon_that_never_answers_times_out_and_its_container_goes", "silent", "exit 0", |env| {
             Box::pin(a_conmon_that_never_answers_times_out_and_its_container_goes(env))
+        }),
+        ("a_conmon_that_never_forks_times_out_and_is_killed", "unforked", "exit 0", |env| {
+            Box::pin(a_conmon_that_never_forks_times_out_and_is_killed(env))
         }),
         ("a_conmon_that_dies_before_answering_is_a_runtime_failure", "dies", "exit 0", |env| {
             Box::pin(a_conmon_that_dies_before_answering_is_a_runtime_failure(env))
