@@ -3,8 +3,9 @@
 //! end alike: the sync answer (the pid the create returns, the pid files), who holds the
 //! container (conmon's pid, session and the init's parent), the nodes made in the bundle and the
 //! files in the persist and socket directories, the exit files for `exit 7` and a SIGKILL, the
-//! log's streams, tags, texts and timestamp shape, and a create the runtime refuses. Runs when
-//! the gate opens for `conmon` and `runc`. The expected values are whatever real conmon does; a
+//! log's streams, tags, texts and timestamp shape, a terminal's log, a bounded log, the other
+//! log drivers (`none`, `passthrough`), and a create the runtime refuses. Runs when the gate
+//! opens for `conmon` and `runc`. The expected values are whatever real conmon does; a
 //! difference is a bug in the fake, which the hermetic tests of `ConmonMonitor` trust.
 
 use std::os::unix::fs::FileTypeExt;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use backend_runc::Runc;
-use conmon_driver::ConmonMonitor;
+use conmon_driver::{ConmonMonitor, LogDriver};
 use runtime_core::{
     CliBackend, ContainerId, CreateOptions, DeleteMode, Engine, Error, KillScope, OciBackend, RuntimeConfig,
     RuntimeFamily, Signal, StateRoot,
@@ -227,6 +228,37 @@ async fn terminal_and_bounded_log(side: &mut Side, seen: &mut Seen) -> anyhow::R
     Ok(())
 }
 
+/// A container under each other log driver: what is made, and where its output goes.
+async fn other_log_drivers(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    for (name, driver) in [("none", LogDriver::None), ("passthrough", LogDriver::Passthrough)] {
+        let id = side.id(name);
+        let bundle = side.bundle(&["sh", "-c", "echo to-out; echo to-err >&2; exit 5"])?;
+        let engine = side.engine_with(ConmonMonitor::new(&side.conmon).log(driver))?;
+        engine.create(&id, &bundle, CreateOptions::default()).await?;
+        let dir = side.container_dir(&id);
+        let mut see = |what: &str, value: String| seen.push((format!("log driver {name}: {what}"), value));
+        see("the bundle while it runs", listing(&bundle, &bundle));
+        see("the persist dir while it runs", listing(&dir, &bundle));
+        engine.start(&id).await?;
+        see("the exit", format!("{:?}", waited(&engine, &id).await?));
+        let conmon = testkit::procs::Tracked::capture(u32::try_from(read_pid(&dir.join("conmon.pid"))?)?);
+        ensure!(conmon.wait_gone(Duration::from_secs(10)), "conmon outlived its container");
+        // conmon's own stderr holds its warnings too, which the fake does not imitate.
+        let stderr = std::fs::read_to_string(dir.join("conmon.stderr")).unwrap_or_default();
+        see("the container's stderr is in conmon's", stderr.contains("to-err").to_string());
+        see("the persist dir after the exit", listing(&dir, &bundle));
+        engine.delete(&id, DeleteMode::IfStopped).await?;
+    }
+    let id = side.id("passthrough-tty");
+    let bundle = side.bundle_of(BundleBuilder::new(["sh", "-c", "exit 6"]).terminal())?;
+    let engine = side.engine_with(ConmonMonitor::new(&side.conmon).log(LogDriver::Passthrough))?;
+    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    let exit = waited(&engine, &id).await?;
+    seen.push(("a terminal with passthrough logging: the exit".into(), format!("{exit:?}")));
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
 /// A create the runtime refuses: the id is taken in its root, by a container another engine
 /// made.
 async fn refused(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
@@ -260,6 +292,7 @@ async fn observe(name: &'static str, conmon: PathBuf, runc: &Path) -> anyhow::Re
         exit_7(&mut side, &mut seen).await.context("exit 7")?;
         killed(&mut side, &mut seen).await.context("SIGKILL")?;
         terminal_and_bounded_log(&mut side, &mut seen).await.context("terminal and bounded log")?;
+        other_log_drivers(&mut side, &mut seen).await.context("other log drivers")?;
         refused(&mut side, &mut seen).await.context("a taken id")
     }
     .await;
