@@ -302,6 +302,10 @@ async fn observe(name: &'static str, conmon: PathBuf, runc: &Path) -> anyhow::Re
     outcome.with_context(|| format!("through {name} conmon"))?;
     let listed = side.backend.list().await?;
     ensure!(listed.is_empty(), "containers left in the runtime: {listed:?}");
+    for id in &side.ids {
+        let live = testkit::procs::live_with_argument(std::ffi::OsStr::new(id.as_str()));
+        ensure!(live.is_empty(), "processes naming {id} are left through {name} conmon: {live:?}");
+    }
     Ok(seen)
 }
 
