@@ -293,6 +293,12 @@ impl Daemon<'_> {
         }
     }
 
+    /// Answers that the create failed, in `message`'s words, framed as conmon frames it.
+    fn refuse(&mut self, message: &str) {
+        let quoted = serde_json::Value::from(message).to_string();
+        self.answer(&format!("{{\"data\": -1, \"message\": {quoted}}}\n"));
+    }
+
     fn run(mut self) -> u8 {
         match self.supervise() {
             Ok(code) => code,
@@ -380,8 +386,7 @@ impl Daemon<'_> {
             let said = outputs.stderr.as_ref().map(read_available).unwrap_or_default();
             if !said.is_empty() {
                 let message = String::from_utf8_lossy(&said[..said.len().min(MESSAGE_MAX)]).into_owned();
-                let answer = serde_json::json!({"data": -1, "message": message});
-                self.answer(&format!("{answer}\n"));
+                self.refuse(&message);
             }
             return Err(format!("Failed to create container: {status}"));
         }
@@ -399,8 +404,7 @@ impl Daemon<'_> {
             return Err("dying before the sync answer, as asked".into());
         }
         if let Some(Fault::Refuse(message)) = self.faults.iter().find(|fault| matches!(fault, Fault::Refuse(_))) {
-            let answer = serde_json::json!({"data": -1, "message": message});
-            self.answer(&format!("{answer}\n"));
+            self.refuse(message);
             return Err("refused the create, as asked".into());
         }
         if self.has(&Fault::Garbage) {
