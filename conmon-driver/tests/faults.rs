@@ -151,6 +151,10 @@ async fn a_container_exits_7_through_the_fake_conmon(env: &Env) -> anyhow::Resul
     let conmon: i32 = std::fs::read_to_string(dir.join("conmon.pid"))?.trim().parse()?;
     let cmdline = std::fs::read(format!("/proc/{conmon}/cmdline")).context("conmon's pid is a live process")?;
     ensure!(cmdline.split(|byte| *byte == 0).any(|arg| arg == env.id.as_str().as_bytes()), "not conmon");
+    // libpod runs conmon in the container's directory; conmon writes files into its working
+    // directory (2.1.6 drops an `oom` file there).
+    let cwd = std::fs::read_link(format!("/proc/{conmon}/cwd"))?;
+    ensure!(cwd == dir, "conmon runs in {}, not in the container's directory", cwd.display());
     engine.start(&env.id).await?;
     let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait(&env.id)).await.context("no exit")??;
     ensure!(exit == Exit::Exited(7), "{exit:?}");
