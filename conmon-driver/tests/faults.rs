@@ -1,8 +1,9 @@
 //! `ConmonMonitor` against a conmon that misbehaves on demand: testkit's fake conmon over the
 //! fake runc, so no real runtime, conmon or root is needed. Each fault ends the create (or the
-//! wait) with a typed error within the create timeout the case sets, and leaves nothing: no
-//! process naming the container, no zombie child, no container in the runtime, nothing under
-//! the engine's state root, no node conmon made in the bundle. A plain container and a terminal
+//! wait) with a typed error within the create timeout the case sets (short where conmon hangs,
+//! so that the timeout is what ends it), and leaves nothing: no process naming the container, no
+//! zombie child, no container in the runtime, nothing under the engine's state root, no node
+//! conmon made in the bundle. A plain container and a terminal
 //! one run through the fake conmon show the paths the faults leave.
 //!
 //! The expected exit code is the shell's (`exit 7`); the runtime's refusal is in runc's words.
@@ -22,8 +23,12 @@ use runtime_core::{
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::{FakeConmon, FakeRuntime, Flavour};
 
-/// The create timeout every case sets.
-const CREATE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The create timeout of the cases where conmon hangs: short, so that the timeout ends them.
+const SHORT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The create timeout of the other cases: they end on their own, and a loaded machine must not
+/// turn them into timeouts.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One case: the fake runc, a fake conmon, an engine over both with its own state root.
 struct Env {
@@ -60,14 +65,19 @@ impl Env {
     }
 
     fn options() -> CreateOptions {
-        CreateOptions { timeout: Some(CREATE_TIMEOUT), ..CreateOptions::default() }
+        Self::options_with(CREATE_TIMEOUT)
     }
 
-    /// The create fails; its error. A create that hangs past twice its timeout fails the case.
-    async fn failed_create(&self) -> anyhow::Result<Error> {
-        let bound = CREATE_TIMEOUT * 2;
+    fn options_with(timeout: Duration) -> CreateOptions {
+        CreateOptions { timeout: Some(timeout), ..CreateOptions::default() }
+    }
+
+    /// The create with `timeout` fails; its error. A create that hangs past twice its timeout
+    /// fails the case.
+    async fn failed_create(&self, timeout: Duration) -> anyhow::Result<Error> {
+        let bound = timeout * 2;
         let engine = self.engine()?;
-        let create = engine.create(&self.id, self.bundle.path(), Self::options());
+        let create = engine.create(&self.id, self.bundle.path(), Self::options_with(timeout));
         match tokio::time::timeout(bound, create).await.with_context(|| format!("no end in {bound:?}"))? {
             Ok(created) => bail!("a create through a broken conmon succeeded: {created:?}"),
             Err(error) => Ok(error),
@@ -209,7 +219,7 @@ async fn options_conmon_does_not_serve_are_refused_before_it_runs(env: &Env) -> 
 
 async fn a_conmon_killed_by_a_signal_is_a_runtime_failure_with_that_signal(env: &Env) -> anyhow::Result<()> {
     env.conmon.inject("signal:9")?;
-    match env.failed_create().await? {
+    match env.failed_create(CREATE_TIMEOUT).await? {
         Error::RuntimeFailed(failure) => {
             ensure!(failure.status == Exit::Signaled(Signal::KILL), "{failure:?}");
             // What it said before it died (its stderr) is kept.
@@ -222,35 +232,35 @@ async fn a_conmon_killed_by_a_signal_is_a_runtime_failure_with_that_signal(env: 
 
 async fn a_conmon_that_never_answers_times_out_and_its_container_goes(env: &Env) -> anyhow::Result<()> {
     env.conmon.inject("never-answer")?;
-    let error = env.failed_create().await?;
-    ensure!(matches!(error, Error::Timeout { after, .. } if after == CREATE_TIMEOUT), "{error:?}");
+    let error = env.failed_create(SHORT_TIMEOUT).await?;
+    ensure!(matches!(error, Error::Timeout { after, .. } if after == SHORT_TIMEOUT), "{error:?}");
     Ok(())
 }
 
 async fn a_conmon_that_never_forks_times_out_and_is_killed(env: &Env) -> anyhow::Result<()> {
     env.conmon.inject("hang-before-fork")?;
-    let error = env.failed_create().await?;
-    ensure!(matches!(error, Error::Timeout { after, .. } if after == CREATE_TIMEOUT), "{error:?}");
+    let error = env.failed_create(SHORT_TIMEOUT).await?;
+    ensure!(matches!(error, Error::Timeout { after, .. } if after == SHORT_TIMEOUT), "{error:?}");
     Ok(())
 }
 
 async fn a_conmon_that_dies_before_answering_is_a_runtime_failure(env: &Env) -> anyhow::Result<()> {
     env.conmon.inject("die-before-sync")?;
-    let error = env.failed_create().await?;
+    let error = env.failed_create(CREATE_TIMEOUT).await?;
     ensure!(matches!(&error, Error::RuntimeFailed(failure) if failure.status == Exit::Unknown), "{error:?}");
     Ok(())
 }
 
 async fn a_refusal_from_conmon_is_classified_by_the_backend(env: &Env) -> anyhow::Result<()> {
     env.conmon.inject("refuse:runc create failed: container with given ID already exists")?;
-    let error = env.failed_create().await?;
+    let error = env.failed_create(CREATE_TIMEOUT).await?;
     ensure!(matches!(error, Error::AlreadyExists { evidence: Existence::Refused(_), .. }), "{error:?}");
     Ok(())
 }
 
 async fn the_runtimes_own_refusal_is_relayed_in_its_words(env: &Env) -> anyhow::Result<()> {
     env.runtime.inject("create", "fail:cannot mount the rootfs: no such device")?;
-    match env.failed_create().await? {
+    match env.failed_create(CREATE_TIMEOUT).await? {
         Error::RuntimeFailed(failure) => {
             ensure!(failure.message.contains("cannot mount the rootfs: no such device"), "{failure:?}");
             ensure!(failure.argv.first().is_some_and(|conmon| conmon == env.conmon.binary().as_os_str()));
@@ -262,7 +272,7 @@ async fn the_runtimes_own_refusal_is_relayed_in_its_words(env: &Env) -> anyhow::
 
 async fn garbage_on_the_sync_pipe_is_a_parse_error_and_its_container_goes(env: &Env) -> anyhow::Result<()> {
     env.conmon.inject("garbage")?;
-    let error = env.failed_create().await?;
+    let error = env.failed_create(CREATE_TIMEOUT).await?;
     ensure!(matches!(error, Error::Parse { .. }), "{error:?}");
     Ok(())
 }
