@@ -294,6 +294,12 @@ impl ConmonMonitor {
         let stderr = std::fs::File::create(&stderr_file).map_err(io(format!("creating {}", stderr_file.display())))?;
         let mut command = tokio::process::Command::new(&argv[0]);
         command
+            // A conmon that never forks is still this child when the create times out: it is
+            // killed (and reaped) with the call, not left to run with its pipes.
+            .kill_on_drop(true)
+            // conmon writes an `oom` file into its working directory too (2.1.6's cgroup.c):
+            // there, it is the one in its persist dir, not a stray file where the caller runs.
+            .current_dir(&files.dir)
             .args(&argv[1..])
             .env("_OCI_SYNCPIPE", SYNC_FD.to_string())
             .env("_OCI_STARTPIPE", START_FD.to_string())

@@ -3,7 +3,8 @@
 //! the engine was dropped and reconnected, and after the embedding process itself exited (a
 //! copy of this binary plays it), the log, OOM kills, a lost conmon, a refused create as a typed
 //! error, and nothing left behind after each case (no conmon, no container, no zombie, no file
-//! of ours). The faults real conmon does not show on demand are played by a shell stand-in.
+//! of ours). The faults real conmon does not show on demand are in `faults.rs`, played by
+//! testkit's fake conmon.
 //!
 //! The expected exit codes are the shell's (`exit 7`) and POSIX's (128 + the signal number);
 //! the exit file is read raw, as conmon wrote it.
@@ -306,119 +307,6 @@ async fn a_taken_id_is_already_exists_in_the_runtimes_words(env: &mut Env) -> an
     Ok(())
 }
 
-/// A stand-in for conmon, as a shell script that leaves `<script>.ran` behind, finds the `-P`
-/// path in its arguments and then runs `body` (fd 3 is its sync pipe), for the faults real
-/// conmon does not show on demand.
-fn fake_conmon(dir: &Path, body: &str) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("conmon");
-    let script = format!(
-        "#!/bin/sh\ntouch \"$0.ran\"\nP=\nwhile [ $# -gt 0 ]; do case \"$1\" in -P) P=\"$2\"; shift;; esac; shift; done\n{body}\n"
-    );
-    std::fs::write(&path, script)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(path)
-}
-
-/// Creates a container through a fake conmon that behaves as `body` says, with create timeout
-/// `timeout`; returns the error and checks that nothing is left: no process naming the
-/// container, nothing under the engine's state root.
-async fn create_through_fake(body: &str, timeout: Option<Duration>) -> anyhow::Result<Error> {
-    let options = CreateOptions { timeout, ..CreateOptions::default() };
-    let (error, ran) = create_through_fake_with(body, options).await?;
-    ensure!(ran, "the stand-in for conmon never ran");
-    Ok(error)
-}
-
-/// [`create_through_fake`] with `options`; also says whether conmon was started at all.
-async fn create_through_fake_with(body: &str, options: CreateOptions) -> anyhow::Result<(Error, bool)> {
-    let dir = tempfile::tempdir()?;
-    let conmon = fake_conmon(dir.path(), body)?;
-    let version = runtime_core::RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n")?;
-    let config = RuntimeConfig::default().binary("/bin/false").root(dir.path().join("runtime"));
-    let backend = Arc::new(CliBackend::with_version(Arc::new(Runc), config, "/bin/false".into(), version)?);
-    let root = StateRoot::open(dir.path().join("state"))?;
-    let engine = Engine::new(backend, Arc::new(ConmonMonitor::new(&conmon)), root);
-    let bundle = BundleBuilder::new(["true"]).rootfs(Rootfs::Empty).build()?;
-    let id = ContainerId::new(format!("fake-{}", std::process::id()))?;
-    let started = Instant::now();
-    let error = match engine.create(&id, bundle.path(), options).await {
-        Ok(created) => bail!("a create through a broken conmon succeeded: {created:?}"),
-        Err(error) => error,
-    };
-    ensure!(started.elapsed() < Duration::from_secs(20), "the failure took {:?}", started.elapsed());
-    let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
-    ensure!(live.is_empty(), "processes naming {id} are left: {live:?}");
-    for sub in ["containers", "exits", "locks"] {
-        let left: Vec<_> =
-            std::fs::read_dir(dir.path().join("state").join(sub))?.flatten().map(|e| e.file_name()).collect();
-        ensure!(left.is_empty(), "left in {sub}: {left:?}");
-    }
-    Ok((error, conmon.with_extension("ran").exists()))
-}
-
-fn register_faults(suite: &mut testkit::harness::Suite) {
-    suite.case("fake_conmon::options_conmon_does_not_serve_are_refused_before_it_runs", || async {
-        let (stdio, _pipes) = runtime_core::ContainerStdio::pipes()?;
-        let refused = [
-            (
-                "console_socket",
-                CreateOptions { console_socket: Some("/tmp/console.sock".into()), ..Default::default() },
-            ),
-            (
-                "preserve_fds",
-                CreateOptions { preserve_fds: vec![std::fs::File::open("/dev/null")?.into()], ..Default::default() },
-            ),
-            ("stdio", CreateOptions { stdio, ..Default::default() }),
-        ];
-        for (option, options) in refused {
-            let (error, ran) = create_through_fake_with("exit 0", options).await?;
-            ensure!(
-                matches!(&error, Error::Unsupported { feature, .. } if feature.ends_with(option)),
-                "{option}: {error:?}"
-            );
-            ensure!(!ran, "{option}: conmon was started");
-        }
-        Ok(())
-    });
-    suite.case("fake_conmon::dying_at_once_is_a_runtime_failure_with_its_words", || async {
-        let error = create_through_fake("echo 'conmon: cannot go on' >&2; exit 3", None).await?;
-        match error {
-            Error::RuntimeFailed(failure) => {
-                ensure!(failure.status == Exit::Exited(3), "{failure:?}");
-                ensure!(failure.message.contains("cannot go on"), "{failure:?}");
-            }
-            other => bail!("expected RuntimeFailed, got {other:?}"),
-        }
-        Ok(())
-    });
-    suite.case("fake_conmon::closing_the_sync_pipe_without_an_answer_is_a_failure", || async {
-        let error = create_through_fake("exit 0", None).await?;
-        ensure!(matches!(&error, Error::RuntimeFailed(failure) if failure.status == Exit::Unknown), "{error:?}");
-        Ok(())
-    });
-    suite.case("fake_conmon::garbage_on_the_sync_pipe_is_a_parse_error", || async {
-        let error = create_through_fake("echo 'not json' >&3; exit 0", None).await?;
-        ensure!(matches!(error, Error::Parse { .. }), "{error:?}");
-        Ok(())
-    });
-    suite.case("fake_conmon::a_refusal_is_classified_by_the_backend", || async {
-        let body =
-            r#"printf '{"data": -1, "message": "runc create failed: container with given ID already exists"}\n' >&3"#;
-        let error = create_through_fake(body, None).await?;
-        ensure!(matches!(error, Error::AlreadyExists { evidence: Existence::Refused(_), .. }), "{error:?}");
-        Ok(())
-    });
-    suite.case("fake_conmon::one_that_never_answers_times_out_and_is_killed", || async {
-        // Double-forks like conmon, and the process that stays holds the sync pipe open without
-        // a word, blocked on a fifo nobody writes.
-        let body = "mkfifo \"$P.fifo\"; ( read x < \"$P.fifo\" ) & echo $! > \"$P\"; exit 0";
-        let error = create_through_fake(body, Some(Duration::from_secs(1))).await?;
-        ensure!(matches!(error, Error::Timeout { after, .. } if after == Duration::from_secs(1)), "{error:?}");
-        Ok(())
-    });
-}
-
 async fn an_oom_kill_is_reported_from_conmons_record(env: &mut Env) -> anyhow::Result<()> {
     let id = env.id("oom");
     // Doubles a shell variable until the 32 MiB limit is hit.
@@ -589,7 +477,6 @@ fn main() -> ExitCode {
         };
     }
     testkit::harness::main(|suite| {
-        register_faults(suite);
         for family in families() {
             for (name, case) in cases() {
                 let family = family.clone();

@@ -6,6 +6,9 @@
 //! never through the test process's environment (tests run in parallel threads): faults in
 //! `<root>/faults`, CRIU's answers in `criu-check-error`, `criu-version` and
 //! `criu-no-dirty-tracking` next to the `criu` link.
+//!
+//! A fake conmon ([`FakeConmon`]) is set up the same way: a `conmon` link in a private
+//! directory, its faults in the file `faults` beside it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -154,5 +157,44 @@ impl FakeRuntime {
         let path = self.root().join(id.as_str()).join(crate::fake_oci::RECEIVED_RESOURCES);
         let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// One fake conmon with its own directory: a link named `conmon` to the fake program, and the
+/// file of its faults beside it (see `fake_conmon`).
+#[derive(Debug)]
+pub struct FakeConmon {
+    dir: tempfile::TempDir,
+}
+
+impl FakeConmon {
+    /// A fake conmon made of this test binary (see [`crate::harness::fake_program`]).
+    pub fn new() -> anyhow::Result<Self> {
+        Self::with_program(&crate::harness::fake_program())
+    }
+
+    /// A fake conmon made of `program` (the `fake-conmon` binary, or a harness test binary).
+    pub fn with_program(program: &Path) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("fake-conmon-").tempdir().context("creating the fake's directory")?;
+        let link = dir.path().join(crate::fake_conmon::PROGRAM_NAME);
+        std::os::unix::fs::symlink(program, &link).context("linking conmon")?;
+        Ok(FakeConmon { dir })
+    }
+
+    /// The program to run as conmon.
+    pub fn binary(&self) -> PathBuf {
+        self.dir.path().join(crate::fake_conmon::PROGRAM_NAME)
+    }
+
+    /// Makes every conmon started from now on misbehave as `fault` says (see `fake_conmon`'s
+    /// faults: `signal:N`, `hang-before-fork`, `never-answer`, `die-before-sync`,
+    /// `refuse:MESSAGE`, `garbage`, `no-exit-file`).
+    pub fn inject(&self, fault: &str) -> anyhow::Result<()> {
+        let mut faults = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(crate::fake_conmon::FAULTS_FILE))
+            .context("opening the faults file")?;
+        writeln!(faults, "{fault}").context("writing a fault")
     }
 }

@@ -109,6 +109,9 @@ pub fn main(build: impl FnOnce(&mut Suite)) -> ExitCode {
     if crate::fake_oci::invoked_as_fake() {
         return crate::fake_oci::main();
     }
+    if crate::fake_conmon::invoked_as_fake() {
+        return crate::fake_conmon::main();
+    }
     HARNESS_ACTIVE.store(true, Ordering::SeqCst);
     let mut args = Arguments::from_args();
     // One case at a time unless asked otherwise: the cases drive real runtimes that share the

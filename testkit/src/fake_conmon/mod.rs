@@ -1,0 +1,629 @@
+//! `fake-conmon`: a stand-in for conmon 2.1.6 holding only what `ConmonMonitor` drives, so the
+//! monitor's create, wait and clean-up paths, and its answers to a broken conmon, can be tested
+//! on any machine and on demand. `tests/conmon_differential.rs` holds it to the real conmon.
+//!
+//! What it does, in conmon's order (`src/conmon.c`), for the command line `ConmonMonitor`
+//! builds (`--api-version 1 -c -u -n -r -b -p -P --exit-dir --persist-dir --socket-dir-path
+//! -l ... [--log-size-max N] [--runtime-arg ...] [--no-pivot] [--no-new-keyring] [-t]`; any
+//! other option is refused):
+//!
+//! 1. opens the k8s-file log, then blocks until a byte (or end of file) arrives on the start
+//!    pipe (`_OCI_STARTPIPE`);
+//! 2. forks: the process the caller started writes the other's pid to the `-P` file and exits
+//!    0 at once; the one that stays starts a session, becomes a subreaper (so the container's
+//!    init becomes its child once the runtime exits), and puts `/dev/null` on its stdio;
+//! 3. makes what conmon makes for attach: the link `<socket dir>/<cuuid>` to the bundle, the
+//!    `attach` socket and the `ctl` and `winsz` fifos in the bundle (none of them is served);
+//! 4. runs `<runtime> <runtime args> create --bundle B --pid-file P [--no-pivot]
+//!    [--no-new-keyring] [--console-socket S] <id>` with stdin `/dev/null` and stdout and stderr
+//!    on pipes (with `-t`, the terminal's master the runtime sends over the console socket is
+//!    stdout);
+//! 5. answers on the sync pipe (`_OCI_SYNCPIPE`): `{"data": <pid>}` with the pid the runtime
+//!    wrote, or, when the runtime failed, `{"data": -1, "message": "<its stderr>"}` (nothing when
+//!    it said nothing, as 2.1.6) and exits 1;
+//! 6. logs the container's output until its init exits, then what is left in the pipes, and
+//!    writes the exit (decimal, 128 + the signal, no newline, by a rename) to
+//!    `<persist dir>/exit` and then `<exit dir>/<id>`, removes the attach socket (through the
+//!    link, which stays) and exits.
+//!
+//! Not imitated: OOM records (`oom`), attach and the control fifos' protocol, exec, restore,
+//! and every option `ConmonMonitor` does not pass. Faults on demand: `faults.rs`.
+//!
+//! It runs as the `fake-conmon` binary, or as a harness test binary linked under the name
+//! `conmon` ([`crate::fake::FakeConmon`]).
+#![allow(unsafe_code)]
+
+mod faults;
+mod log;
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{IoSliceMut, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::sys::signal::{Signal, raise};
+use nix::sys::socket::{AddressFamily, Backlog, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+use tokio::io::unix::AsyncFd;
+
+use faults::Fault;
+use log::{K8sLog, Stream};
+
+/// The name the fake takes over under when it is a harness test binary's argv\[0\].
+pub const PROGRAM_NAME: &str = "conmon";
+
+/// The file beside the program's link that holds its faults.
+pub const FAULTS_FILE: &str = "faults";
+
+/// How much of the runtime's error output one answer carries (conmon reads `BUF_SIZE - 1`).
+const MESSAGE_MAX: usize = 8191;
+
+/// Where output goes (`-l`).
+#[derive(Debug, PartialEq, Eq)]
+enum LogDriver {
+    K8sFile(PathBuf),
+    None,
+    Passthrough,
+}
+
+/// The command line, as `ConmonMonitor` builds it.
+#[derive(Debug)]
+struct Options {
+    cid: String,
+    cuuid: String,
+    runtime: PathBuf,
+    runtime_args: Vec<OsString>,
+    bundle: PathBuf,
+    container_pid_file: PathBuf,
+    conmon_pid_file: Option<PathBuf>,
+    exit_dir: Option<PathBuf>,
+    persist_dir: Option<PathBuf>,
+    socket_dir: Option<PathBuf>,
+    log: LogDriver,
+    log_size_max: Option<u64>,
+    no_pivot: bool,
+    no_new_keyring: bool,
+    terminal: bool,
+}
+
+impl Options {
+    fn parse(args: &[OsString]) -> Result<Options, String> {
+        let mut values: Vec<(&str, &OsStr)> = Vec::new();
+        let mut runtime_args = Vec::new();
+        let (mut no_pivot, mut no_new_keyring, mut terminal) = (false, false, false);
+        let mut tokens = args.iter();
+        while let Some(token) = tokens.next() {
+            let name = token.to_str().ok_or_else(|| format!("unknown option {token:?}"))?;
+            match name {
+                "--no-pivot" => no_pivot = true,
+                "--no-new-keyring" => no_new_keyring = true,
+                "-t" | "--terminal" => terminal = true,
+                "--api-version" | "-c" | "-u" | "-n" | "-r" | "-b" | "-p" | "-P" | "--exit-dir" | "--persist-dir"
+                | "--socket-dir-path" | "-l" | "--log-size-max" | "--runtime-arg" => {
+                    let value = tokens.next().ok_or_else(|| format!("{name} needs a value"))?;
+                    if name == "--runtime-arg" {
+                        runtime_args.push(value.clone());
+                    } else {
+                        values.push((name, value));
+                    }
+                }
+                other => return Err(format!("unknown option {other}")),
+            }
+        }
+        let value = |name: &str| values.iter().rev().find(|(given, _)| *given == name).map(|(_, value)| *value);
+        let required = |name: &str| value(name).ok_or_else(|| format!("{name} is required"));
+        let text = |name: &str| required(name).map(|value| value.to_string_lossy().into_owned());
+        if value("--api-version").is_none_or(|version| version != "1") {
+            return Err("only --api-version 1 is imitated".into());
+        }
+        let log = match required("-l")?.as_bytes() {
+            b"none" => LogDriver::None,
+            b"passthrough" => LogDriver::Passthrough,
+            driver => match driver.strip_prefix(b"k8s-file:") {
+                Some(path) if !path.is_empty() => LogDriver::K8sFile(PathBuf::from(OsStr::from_bytes(path))),
+                _ => return Err(format!("log driver {:?} is not imitated", value("-l"))),
+            },
+        };
+        let log_size_max = match value("--log-size-max") {
+            Some(max) => Some(max.to_str().and_then(|max| max.parse().ok()).ok_or("--log-size-max takes bytes")?),
+            None => None,
+        };
+        let path = |name: &str| value(name).map(PathBuf::from);
+        Ok(Options {
+            cid: text("-c")?,
+            cuuid: text("-u")?,
+            runtime: required("-r")?.into(),
+            runtime_args,
+            bundle: required("-b")?.into(),
+            container_pid_file: required("-p")?.into(),
+            conmon_pid_file: path("-P"),
+            exit_dir: path("--exit-dir"),
+            persist_dir: path("--persist-dir"),
+            socket_dir: path("--socket-dir-path"),
+            log,
+            log_size_max,
+            no_pivot,
+            no_new_keyring,
+            terminal,
+        })
+    }
+}
+
+/// True when argv\[0\] is [`PROGRAM_NAME`]: a harness test binary exec'd under that link hands
+/// over to [`main`].
+pub fn invoked_as_fake() -> bool {
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    Path::new(&arg0).file_name() == Some(OsStr::new(PROGRAM_NAME))
+}
+
+/// Runs the fake conmon on the process's own arguments.
+pub fn main() -> ExitCode {
+    let arg0 = PathBuf::from(std::env::args_os().next().unwrap_or_default());
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let faults_file = arg0.parent().unwrap_or(Path::new(".")).join(FAULTS_FILE);
+    let faults = match faults::load(&faults_file) {
+        Ok(faults) => faults,
+        Err(message) => return fail(&message, 2),
+    };
+    let options = match Options::parse(&args) {
+        Ok(options) => options,
+        Err(message) => return fail(&message, 1),
+    };
+    if let Some(number) = faults.iter().find_map(|fault| if let Fault::Signal(n) = fault { Some(*n) } else { None }) {
+        eprintln!("fake-conmon: killing itself with signal {number}, as asked");
+        Signal::try_from(number).map(raise).ok();
+        return ExitCode::from(u8::try_from(128 + number).unwrap_or(255));
+    }
+    match start(options, &faults) {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => fail(&message, 1),
+    }
+}
+
+fn fail(message: &str, code: u8) -> ExitCode {
+    eprintln!("fake-conmon: {message}");
+    ExitCode::from(code)
+}
+
+/// The pipe the caller passed as fd number `$variable`, made close-on-exec so that the runtime
+/// does not inherit it (conmon's `get_pipe_fd_from_env`).
+fn pipe_from_env(variable: &str) -> Result<Option<File>, String> {
+    let Some(number) = std::env::var_os(variable) else { return Ok(None) };
+    let fd: RawFd = number.to_str().and_then(|text| text.parse().ok()).ok_or(format!("unable to parse {variable}"))?;
+    // SAFETY: the caller opened this descriptor for this process and named it in the
+    // environment for conmon alone; nothing else here owns it.
+    let pipe = unsafe { File::from_raw_fd(fd) };
+    fcntl(&pipe, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|errno| format!("{variable} {fd}: {errno}"))?;
+    Ok(Some(pipe))
+}
+
+/// What happens in the process the caller started: the log opened, the start byte waited for,
+/// the fork; only the process that stays returns.
+fn start(options: Options, faults: &[Fault]) -> Result<u8, String> {
+    let sync = pipe_from_env("_OCI_SYNCPIPE")?;
+    let log = match &options.log {
+        LogDriver::K8sFile(path) => Some(
+            K8sLog::open(path.clone(), options.log_size_max)
+                .map_err(|err| format!("failed to open log file {}: {err}", path.display()))?,
+        ),
+        LogDriver::None | LogDriver::Passthrough => None,
+    };
+    if let Some(mut start) = pipe_from_env("_OCI_STARTPIPE")? {
+        start.read(&mut [0u8; 1]).map_err(|err| format!("start-pipe read failed: {err}"))?;
+    }
+    if faults.contains(&Fault::HangBeforeFork) {
+        sleep_forever();
+    }
+    // SAFETY: this process has one thread (the fake takes over at the top of `main`, before any
+    // runtime or thread is started), so the child may go on running ordinary Rust code.
+    match unsafe { nix::unistd::fork() }.map_err(|errno| format!("fork: {errno}"))? {
+        ForkResult::Parent { child } => {
+            if let Some(path) = &options.conmon_pid_file {
+                write_atomic(path, child.to_string().as_bytes())
+                    .map_err(|err| format!("failed to write conmon pidfile: {err}"))?;
+            }
+            Ok(0)
+        }
+        ForkResult::Child => {
+            let code = Daemon { options, faults, sync, log }.run();
+            std::process::exit(code.into())
+        }
+    }
+}
+
+/// What a hung conmon does.
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// Writes `path` whole or not at all, as glib's `g_file_set_contents`: a file beside it renamed
+/// over it.
+fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&temporary, contents)?;
+    std::fs::rename(&temporary, path)
+}
+
+/// The conmon that stays, from the fork to the container's exit.
+struct Daemon<'a> {
+    options: Options,
+    faults: &'a [Fault],
+    sync: Option<File>,
+    log: Option<K8sLog>,
+}
+
+/// The attach socket, held (never served) while this conmon runs, as conmon holds it.
+struct AttachSocket {
+    path: PathBuf,
+    _socket: OwnedFd,
+}
+
+/// The runtime's output streams, as conmon holds them.
+struct Outputs {
+    /// The container's stdout: a pipe, or the terminal's master once the runtime sent it.
+    stdout: Option<OwnedFd>,
+    /// Where the runtime and the container write errors (none in passthrough).
+    stderr: Option<OwnedFd>,
+}
+
+impl Daemon<'_> {
+    fn has(&self, fault: &Fault) -> bool {
+        self.faults.contains(fault)
+    }
+
+    fn passthrough(&self) -> bool {
+        self.options.log == LogDriver::Passthrough
+    }
+
+    /// Writes one answer on the sync pipe.
+    fn answer(&mut self, line: &str) {
+        if let Some(sync) = &mut self.sync {
+            // A caller that went away cannot be told anything.
+            let _ = sync.write_all(line.as_bytes());
+        }
+    }
+
+    /// Answers that the create failed, in `message`'s words, framed as conmon frames it.
+    fn refuse(&mut self, message: &str) {
+        let quoted = serde_json::Value::from(message).to_string();
+        self.answer(&format!("{{\"data\": -1, \"message\": {quoted}}}\n"));
+    }
+
+    fn run(mut self) -> u8 {
+        match self.supervise() {
+            Ok(code) => code,
+            Err(message) => {
+                eprintln!("fake-conmon: {message}");
+                1
+            }
+        }
+    }
+
+    fn supervise(&mut self) -> Result<u8, String> {
+        nix::unistd::setsid().map_err(|errno| format!("setsid: {errno}"))?;
+        nix::sys::prctl::set_child_subreaper(true).map_err(|errno| format!("Failed to set as subreaper: {errno}"))?;
+        if !self.passthrough() {
+            let null = File::options().read(true).write(true).open("/dev/null").map_err(|err| err.to_string())?;
+            for dup in [nix::unistd::dup2_stdin, nix::unistd::dup2_stdout, nix::unistd::dup2_stderr] {
+                dup(&null).map_err(|errno| format!("disconnecting stdio: {errno}"))?;
+            }
+        }
+        let attach = self.make_attach_nodes()?;
+        let console = if self.options.terminal { Some(ConsoleSocket::new()?) } else { None };
+        let result = self.create_and_wait(console.as_ref());
+        if let Some(attach) = attach {
+            let _ = std::fs::remove_file(&attach.path);
+        }
+        drop(console);
+        reap_orphans();
+        result
+    }
+
+    /// The link `<socket dir>/<cuuid>` to the bundle, and in the bundle the `attach` socket and
+    /// the `ctl` and `winsz` fifos, as conmon makes them unless it logs by passthrough. Returns
+    /// the socket, which conmon removes when it ends (the link and the fifos stay).
+    fn make_attach_nodes(&self) -> Result<Option<AttachSocket>, String> {
+        let (Some(socket_dir), false) = (&self.options.socket_dir, self.passthrough()) else { return Ok(None) };
+        let bundle = &self.options.bundle;
+        let link = socket_dir.join(&self.options.cuuid);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(bundle, &link).map_err(|err| format!("symlink {}: {err}", link.display()))?;
+        let path = link.join("attach");
+        let _ = std::fs::remove_file(&path);
+        let socket = nix::sys::socket::socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)
+            .map_err(|errno| format!("attach socket: {errno}"))?;
+        // Bound through the link's descriptor, as conmon binds it: a socket's path is limited
+        // to 108 bytes, and the link's own path may be longer.
+        let dir = nix::fcntl::open(&link, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|errno| format!("failed to open socket path parent dir {}: {errno}", link.display()))?;
+        let address = UnixAddr::new(format!("/proc/self/fd/{}/attach", dir.as_raw_fd()).as_str())
+            .map_err(|errno| format!("attach socket address: {errno}"))?;
+        nix::sys::socket::bind(socket.as_raw_fd(), &address).map_err(|errno| format!("bind attach: {errno}"))?;
+        nix::sys::socket::listen(&socket, Backlog::new(10).map_err(|errno| errno.to_string())?)
+            .map_err(|errno| format!("listen on attach: {errno}"))?;
+        for fifo in ["ctl", "winsz"] {
+            let path = bundle.join(fifo);
+            let _ = std::fs::remove_file(&path);
+            nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o660))
+                .map_err(|errno| format!("Failed to mkfifo at {}: {errno}", path.display()))?;
+        }
+        Ok(Some(AttachSocket { path, _socket: socket }))
+    }
+
+    /// Runs the runtime's `create`, answers, and supervises the container until it exits.
+    fn create_and_wait(&mut self, console: Option<&ConsoleSocket>) -> Result<u8, String> {
+        let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| format!("pipe: {errno}"));
+        let (mut outputs, mut command) = (Outputs { stdout: None, stderr: None }, self.runtime_command(console));
+        if !self.passthrough() {
+            command.stdin(Stdio::null());
+            if console.is_none() {
+                let (read, write) = pipe()?;
+                outputs.stdout = Some(read);
+                command.stdout(write);
+            } else {
+                command.stdout(Stdio::null());
+            }
+            let (read, write) = pipe()?;
+            outputs.stderr = Some(read);
+            command.stderr(write);
+        }
+        let mut runtime =
+            command.spawn().map_err(|err| format!("running {}: {err}", self.options.runtime.display()))?;
+        // The write ends are the runtime's (and the container's) alone now.
+        drop(command);
+        let status = runtime.wait().map_err(|err| format!("Failed to wait for `runtime create`: {err}"))?;
+        if !status.success() {
+            let said = outputs.stderr.as_ref().map(read_available).unwrap_or_default();
+            if !said.is_empty() {
+                let message = String::from_utf8_lossy(&said[..said.len().min(MESSAGE_MAX)]).into_owned();
+                self.refuse(&message);
+            }
+            return Err(format!("Failed to create container: {status}"));
+        }
+        if let Some(console) = console {
+            outputs.stdout = Some(console.receive_terminal()?);
+        }
+        let pid = std::fs::read_to_string(&self.options.container_pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+            .ok_or_else(|| format!("Failed to read pidfile {}", self.options.container_pid_file.display()))?;
+        if self.has(&Fault::NeverAnswer) {
+            sleep_forever();
+        }
+        if self.has(&Fault::DieBeforeSync) {
+            return Err("dying before the sync answer, as asked".into());
+        }
+        if let Some(Fault::Refuse(message)) = self.faults.iter().find(|fault| matches!(fault, Fault::Refuse(_))) {
+            self.refuse(message);
+            return Err("refused the create, as asked".into());
+        }
+        if self.has(&Fault::Garbage) {
+            self.answer(faults::GARBAGE);
+        } else {
+            self.answer(&format!("{{\"data\": {pid}}}\n"));
+        }
+        let exit = self.log_until_exit(Pid::from_raw(pid), outputs)?;
+        if self.has(&Fault::NoExitFile) {
+            return Ok(0);
+        }
+        self.record_exit(exit)?;
+        Ok(u8::try_from(exit & 0xff).unwrap_or(255))
+    }
+
+    /// The runtime's `create`, as conmon's `configure_runtime_args` spells it.
+    fn runtime_command(&self, console: Option<&ConsoleSocket>) -> Command {
+        let options = &self.options;
+        let mut command = Command::new(&options.runtime);
+        command.args(&options.runtime_args).arg("create").arg("--bundle").arg(&options.bundle);
+        command.arg("--pid-file").arg(&options.container_pid_file);
+        if options.no_pivot {
+            command.arg("--no-pivot");
+        }
+        if options.no_new_keyring {
+            command.arg("--no-new-keyring");
+        }
+        if let Some(console) = console {
+            command.arg("--console-socket").arg(&console.path);
+        }
+        command.arg(&options.cid);
+        command
+    }
+
+    /// Logs the container's output until its init `pid` exits and then what is left in the
+    /// streams; returns the exit as conmon records it: the code, or 128 + the signal.
+    fn log_until_exit(&mut self, pid: Pid, outputs: Outputs) -> Result<i32, String> {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(|err| format!("tokio: {err}"))?;
+        let log = &mut self.log;
+        runtime.block_on(async move {
+            let (mut stdout, mut stderr) = (watch(outputs.stdout)?, watch(outputs.stderr)?);
+            let mut exited = std::pin::pin!(tokio::task::spawn_blocking(move || wait_for(pid)));
+            let exit = loop {
+                tokio::select! {
+                    exit = &mut exited => break exit.map_err(|err| format!("waiting for the container: {err}"))??,
+                    read = next_chunk(stdout.as_ref()) => keep(log, Stream::Stdout, &mut stdout, read),
+                    read = next_chunk(stderr.as_ref()) => keep(log, Stream::Stderr, &mut stderr, read),
+                }
+            };
+            // conmon's drain_stdio: what the container wrote before it ended, without waiting for
+            // anything that still holds the streams.
+            for (stream, source) in [(Stream::Stdout, stdout), (Stream::Stderr, stderr)] {
+                let Some(source) = source else { continue };
+                loop {
+                    let chunk = read_available(source.get_ref());
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    keep(log, stream, &mut None, Ok(chunk));
+                }
+            }
+            Ok(exit)
+        })
+    }
+
+    /// Writes `exit` to `<persist dir>/exit`, then `<exit dir>/<id>`.
+    fn record_exit(&self, exit: i32) -> Result<(), String> {
+        let text = exit.to_string();
+        let persist = self.options.persist_dir.as_ref().map(|dir| dir.join("exit"));
+        let exit_dir = self.options.exit_dir.as_ref().map(|dir| dir.join(&self.options.cid));
+        for path in persist.iter().chain(&exit_dir) {
+            write_atomic(path, text.as_bytes())
+                .map_err(|err| format!("Failed to write {text} to exit file {}: {err}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// One of the container's output streams, watched on the reactor; `None` once it ended.
+type Source = Option<AsyncFd<OwnedFd>>;
+
+/// `fd`, non-blocking and registered with the reactor.
+fn watch(fd: Option<OwnedFd>) -> Result<Source, String> {
+    let Some(fd) = fd else { return Ok(None) };
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|errno| format!("fcntl: {errno}"))?;
+    // SAFETY: the descriptor is owned by the `AsyncFd`: it stays open, under the same number,
+    // until the `AsyncFd` is dropped.
+    let source = unsafe { AsyncFd::register(fd) }.map_err(|err| format!("watching output: {}", err.into_parts().1))?;
+    Ok(Some(source))
+}
+
+/// The next chunk `source` has (empty at its end); never resolves for a source that ended.
+async fn next_chunk(source: Option<&AsyncFd<OwnedFd>>) -> std::io::Result<Vec<u8>> {
+    let Some(source) = source else { return std::future::pending().await };
+    loop {
+        let mut ready = source.readable().await?;
+        let mut buffer = vec![0u8; 8192];
+        match ready.try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buffer).map_err(std::io::Error::from)) {
+            Ok(Ok(read)) => {
+                buffer.truncate(read);
+                return Ok(buffer);
+            }
+            // A terminal whose every slave is closed reads EIO: that is its end.
+            Ok(Err(err)) if err.raw_os_error() == Some(nix::libc::EIO) => return Ok(Vec::new()),
+            Ok(Err(err)) => return Err(err),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+/// Logs a chunk read from `stream`, or forgets its `source` at its end.
+fn keep(log: &mut Option<K8sLog>, stream: Stream, source: &mut Source, read: std::io::Result<Vec<u8>>) {
+    match read {
+        Ok(chunk) if !chunk.is_empty() => {
+            if let Some(log) = log.as_mut()
+                && let Err(err) = log.write(stream, &chunk)
+            {
+                eprintln!("fake-conmon: write_k8s_log failed: {err}");
+            }
+        }
+        _ => *source = None,
+    }
+}
+
+/// What a non-blocking descriptor holds now, up to one buffer (empty at its end or when it has
+/// nothing).
+fn read_available(fd: &OwnedFd) -> Vec<u8> {
+    let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    let mut buffer = vec![0u8; MESSAGE_MAX];
+    match nix::unistd::read(fd.as_fd(), &mut buffer) {
+        Ok(read) => buffer.truncate(read),
+        Err(_) => buffer.clear(),
+    }
+    buffer
+}
+
+/// Waits for the container's init (this process's child, as the subreaper it was handed to).
+fn wait_for(pid: Pid) -> Result<i32, String> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(128 + signal as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(errno) => return Err(format!("waiting for the container init {pid}: {errno}")),
+        }
+    }
+}
+
+/// Reaps whatever else was handed to this subreaper and has ended, as conmon's `reap_children`.
+fn reap_orphans() {
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// The socket the runtime sends a terminal's master over (conmon's `setup_console_socket`), in
+/// a directory of its own that goes with it.
+struct ConsoleSocket {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl ConsoleSocket {
+    fn new() -> Result<Self, String> {
+        let dir = tempfile::Builder::new().prefix("conmon-term.").tempdir().map_err(|err| err.to_string())?;
+        let path = dir.path().join("console.sock");
+        let listener = UnixListener::bind(&path).map_err(|err| format!("console socket: {err}"))?;
+        Ok(ConsoleSocket { _dir: dir, path, listener })
+    }
+
+    /// The master the runtime sent while it ran (it has exited: a connection is there or never
+    /// will be).
+    fn receive_terminal(&self) -> Result<OwnedFd, String> {
+        let missing = || "Runtime did not set up terminal".to_owned();
+        self.listener.set_nonblocking(true).map_err(|err| err.to_string())?;
+        let (stream, _): (UnixStream, _) = self.listener.accept().map_err(|_| missing())?;
+        let mut bytes = [0u8; 256];
+        let mut iov = [IoSliceMut::new(&mut bytes)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let message =
+            nix::sys::socket::recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+                .map_err(|errno| format!("receiving the terminal: {errno}"))?;
+        for control in message.cmsgs().map_err(|errno| errno.to_string())? {
+            if let ControlMessageOwned::ScmRights(fds) = control
+                && let Some(&fd) = fds.first()
+            {
+                // SAFETY: the kernel just installed this descriptor in this process for this
+                // message; nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+        Err(missing())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<OsString> {
+        text.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn conmons_own_options_parse_and_others_are_refused() {
+        let line = "--api-version 1 -c c1 -u c1 -n c1 -r /usr/sbin/runc --runtime-arg --root \
+            --runtime-arg /run/r -b /b -p /d/pidfile -P /d/conmon.pid --exit-dir /e --persist-dir /d \
+            --socket-dir-path /d/sockets -l k8s-file:/d/ctr.log --log-size-max 10 --no-pivot -t";
+        let options = Options::parse(&words(line)).unwrap();
+        assert_eq!(options.cid, "c1");
+        assert_eq!(options.runtime_args, words("--root /run/r"));
+        assert_eq!(options.log, LogDriver::K8sFile("/d/ctr.log".into()));
+        assert_eq!(options.log_size_max, Some(10));
+        assert!(options.no_pivot && options.terminal && !options.no_new_keyring);
+        assert!(Options::parse(&words(&format!("{line} --restore /img"))).is_err());
+        assert!(Options::parse(&words("-c c1 -u c1 -r /r -b /b -p /p -l none")).is_err(), "no api version");
+    }
+}

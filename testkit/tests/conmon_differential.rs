@@ -1,0 +1,339 @@
+//! The fake conmon held to the real one: the same `ConmonMonitor` requests, through an engine
+//! over the real runc, once through real conmon and once through `fake-conmon`, must be seen to
+//! end alike: the sync answer (the pid the create returns, the pid files), who holds the
+//! container (conmon's pid, session and the init's parent), the nodes made in the bundle and the
+//! files in the persist and socket directories, the exit files for `exit 7` and a SIGKILL, the
+//! log's streams, tags, texts and timestamp shape, a terminal's log, a bounded log, the other
+//! log drivers (`none`, `passthrough`), and a create the runtime refuses. Runs when the gate
+//! opens for `conmon` and `runc`. The expected values are whatever real conmon does; a
+//! difference is a bug in the fake, which the hermetic tests of `ConmonMonitor` trust.
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use backend_runc::Runc;
+use conmon_driver::{ConmonMonitor, LogDriver};
+use runtime_core::{
+    CliBackend, ContainerId, CreateOptions, DeleteMode, Engine, Error, Existence, KillScope, OciBackend, RuntimeConfig,
+    RuntimeFamily, Signal, StateRoot,
+};
+use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
+use testkit::fake::FakeConmon;
+use testkit::gate::{self, Gate, RealRuntime};
+use testkit::harness::{CaseResult, Ran};
+
+/// What was seen, by name, in the order seen.
+type Seen = Vec<(String, String)>;
+
+/// One side of the comparison: a conmon, the real runc with its own root, an engine state root.
+struct Side {
+    conmon: PathBuf,
+    backend: Arc<CliBackend>,
+    _runtime_root: tempfile::TempDir,
+    state: tempfile::TempDir,
+    bundles: Vec<Bundle>,
+    ids: Vec<ContainerId>,
+}
+
+impl Side {
+    async fn new(conmon: PathBuf, runc: &Path) -> anyhow::Result<Self> {
+        let runtime_root = tempfile::Builder::new().prefix("runc-root-").tempdir()?;
+        let config = RuntimeConfig::default().binary(runc).root(runtime_root.path());
+        let backend = Arc::new(CliBackend::connect(Arc::new(Runc), config).await?);
+        let state = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
+        Ok(Side { conmon, backend, _runtime_root: runtime_root, state, bundles: Vec::new(), ids: Vec::new() })
+    }
+
+    fn engine(&self) -> anyhow::Result<Engine> {
+        self.engine_with(ConmonMonitor::new(&self.conmon))
+    }
+
+    fn engine_with(&self, monitor: ConmonMonitor) -> anyhow::Result<Engine> {
+        let root = StateRoot::open(self.state.path().join("state"))?;
+        Ok(Engine::new(self.backend.clone(), Arc::new(monitor), root))
+    }
+
+    fn id(&mut self, what: &str) -> ContainerId {
+        // The same ids on both sides (each has its own runtime root), so that listings compare.
+        let id = ContainerId::new(format!("{what}-{}-{}", std::process::id(), self.ids.len())).unwrap();
+        self.ids.push(id.clone());
+        id
+    }
+
+    fn bundle(&mut self, args: &[&str]) -> anyhow::Result<PathBuf> {
+        self.bundle_of(BundleBuilder::new(args.iter().copied()))
+    }
+
+    fn bundle_of(&mut self, builder: BundleBuilder) -> anyhow::Result<PathBuf> {
+        let bundle = builder.rootfs(Rootfs::Busybox).build()?;
+        let path = bundle.path().to_path_buf();
+        self.bundles.push(bundle);
+        Ok(path)
+    }
+
+    fn container_dir(&self, id: &ContainerId) -> PathBuf {
+        self.state.path().join("state/containers").join(id.as_str())
+    }
+
+    fn exit_file(&self, id: &ContainerId) -> PathBuf {
+        self.state.path().join("state/exits").join(id.as_str())
+    }
+
+    /// Removes whatever a failed case left in the runtime.
+    async fn clean_up(&self) {
+        for id in &self.ids {
+            let _ = self.backend.delete(id, DeleteMode::Force).await;
+        }
+    }
+}
+
+/// A wait that fails the case instead of hanging it.
+async fn waited(engine: &Engine, id: &ContainerId) -> anyhow::Result<runtime_core::Exit> {
+    let bound = Duration::from_secs(30);
+    Ok(tokio::time::timeout(bound, engine.wait(id)).await.with_context(|| format!("no exit within {bound:?}"))??)
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name: state, ppid, pgrp, session...
+fn stat_fields(pid: i32) -> anyhow::Result<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("no process {pid}"))?;
+    let (_, rest) = stat.rsplit_once(')').context("a stat line")?;
+    Ok(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+fn read_pid(path: &Path) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.trim().parse().with_context(|| format!("{} holds {text:?}", path.display()))
+}
+
+/// The entries of `dir`, sorted, each with its kind (and a link's target, told apart as the
+/// bundle or not).
+fn listing(dir: &Path, bundle: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(dir) else { return "(no directory)".into() };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let kind = match entry.file_type() {
+                Ok(kind) if kind.is_symlink() => match std::fs::read_link(entry.path()) {
+                    Ok(target) if target == bundle => "link to the bundle",
+                    _ => "link elsewhere",
+                },
+                Ok(kind) if kind.is_dir() => "dir",
+                Ok(kind) if kind.is_fifo() => "fifo",
+                Ok(kind) if kind.is_socket() => "socket",
+                Ok(_) => "file",
+                Err(_) => "?",
+            };
+            format!("{name} ({kind})")
+        })
+        .collect();
+    names.sort();
+    names.join(", ")
+}
+
+/// The log's records as (stream, tag, text), sorted (the two streams interleave as they come),
+/// and the shapes of its timestamps with every digit a `9`.
+fn log_records(path: &Path) -> anyhow::Result<(String, String)> {
+    let log = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut records = Vec::new();
+    let mut shapes = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        let fields: Vec<&str> = line.splitn(4, ' ').collect();
+        ensure!(fields.len() == 4, "a log line of fewer than four fields: {line:?}");
+        shapes.insert(fields[0].chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect::<String>());
+        records.push(format!("{} {} {}", fields[1], fields[2], fields[3]));
+    }
+    records.sort();
+    Ok((records.join(" | "), shapes.into_iter().collect::<Vec<_>>().join(" ")))
+}
+
+/// A container that prints on both streams and exits 7, seen from creation to deletion.
+async fn exit_7(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    let id = side.id("seven");
+    let bundle = side.bundle(&["sh", "-c", "echo to-out; echo to-err >&2; printf unfinished; exit 7"])?;
+    let engine = side.engine()?;
+    let mut see = |what: &str, value: String| seen.push((what.to_owned(), value));
+    let created = engine.create(&id, &bundle, CreateOptions::default()).await?;
+    let dir = side.container_dir(&id);
+    let init = read_pid(&dir.join("pidfile"))?;
+    see("the pid file holds the answered pid", (u32::try_from(init)? == created.pid).to_string());
+    let conmon = read_pid(&dir.join("conmon.pid"))?;
+    let conmon_stat = stat_fields(conmon)?;
+    let me = std::process::id().to_string();
+    see("conmon is not the caller's child", (conmon_stat[1] != me).to_string());
+    see("conmon leads its own session", (conmon_stat[3] == conmon.to_string()).to_string());
+    let cmdline = std::fs::read(format!("/proc/{conmon}/cmdline"))?;
+    let args: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
+    let names_the_container = args.windows(2).any(|pair| pair[0] == b"-c" && pair[1] == id.as_str().as_bytes());
+    see("conmon's command line names the container after -c", names_the_container.to_string());
+    see("the init's parent is conmon", (stat_fields(init)?[1] == conmon.to_string()).to_string());
+    see("the bundle while it runs", listing(&bundle, &bundle));
+    see("the persist dir while it runs", listing(&dir, &bundle));
+    see("the socket dir while it runs", listing(&dir.join("sockets"), &bundle));
+    engine.start(&id).await?;
+    see("the exit", format!("{:?}", waited(&engine, &id).await?));
+    // conmon writes its files and then ends; the engine's wait may see the exit file first.
+    let conmon_process = testkit::procs::Tracked::capture(u32::try_from(conmon)?);
+    ensure!(conmon_process.wait_gone(Duration::from_secs(10)), "conmon {conmon} outlived its container");
+    see("the exit file", std::fs::read_to_string(side.exit_file(&id))?);
+    see("the persist dir's exit file", std::fs::read_to_string(dir.join("exit"))?);
+    see("the persist dir after the exit", listing(&dir, &bundle));
+    see("the socket dir after the exit", listing(&dir.join("sockets"), &bundle));
+    see("the bundle after the exit", listing(&bundle, &bundle));
+    let (records, shapes) = log_records(&dir.join("ctr.log"))?;
+    see("the log's records", records);
+    see("the log's timestamps", shapes);
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    see("the persist dir after delete", listing(&dir, &bundle));
+    see("the bundle after delete", listing(&bundle, &bundle));
+    Ok(())
+}
+
+/// A container killed by SIGKILL.
+async fn killed(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    let id = side.id("killed");
+    let bundle = side.bundle(&["sleep", "100"])?;
+    let engine = side.engine()?;
+    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    engine.kill(&id, Signal::KILL, KillScope::Init).await?;
+    seen.push(("a SIGKILL's exit".into(), format!("{:?}", waited(&engine, &id).await?)));
+    seen.push(("a SIGKILL's exit file".into(), std::fs::read_to_string(side.exit_file(&id))?));
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+/// A container with a terminal, and one whose log is bounded: what each log keeps.
+async fn terminal_and_bounded_log(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    let id = side.id("tty");
+    let bundle = side.bundle_of(BundleBuilder::new(["sh", "-c", "test -t 1 && echo is-a-tty; exit 4"]).terminal())?;
+    let engine = side.engine()?;
+    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    seen.push(("a terminal container's exit".into(), format!("{:?}", waited(&engine, &id).await?)));
+    let (records, _) = log_records(&side.container_dir(&id).join("ctr.log"))?;
+    seen.push(("a terminal container's log".into(), records));
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+
+    let id = side.id("bounded");
+    let bundle = side.bundle(&["sh", "-c", "for n in 1 2 3 4 5 6; do echo line-$n; done"])?;
+    let engine = side.engine_with(ConmonMonitor::new(&side.conmon).log_size_max(200))?;
+    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    waited(&engine, &id).await?;
+    let (records, _) = log_records(&side.container_dir(&id).join("ctr.log"))?;
+    seen.push(("a log bounded to 200 bytes".into(), records));
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+/// A container under each other log driver: what is made, and where its output goes.
+async fn other_log_drivers(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    for (name, driver) in [("none", LogDriver::None), ("passthrough", LogDriver::Passthrough)] {
+        let id = side.id(name);
+        let bundle = side.bundle(&["sh", "-c", "echo to-out; echo to-err >&2; exit 5"])?;
+        let engine = side.engine_with(ConmonMonitor::new(&side.conmon).log(driver))?;
+        engine.create(&id, &bundle, CreateOptions::default()).await?;
+        let dir = side.container_dir(&id);
+        let mut see = |what: &str, value: String| seen.push((format!("log driver {name}: {what}"), value));
+        see("the bundle while it runs", listing(&bundle, &bundle));
+        see("the persist dir while it runs", listing(&dir, &bundle));
+        engine.start(&id).await?;
+        see("the exit", format!("{:?}", waited(&engine, &id).await?));
+        let conmon = testkit::procs::Tracked::capture(u32::try_from(read_pid(&dir.join("conmon.pid"))?)?);
+        ensure!(conmon.wait_gone(Duration::from_secs(10)), "conmon outlived its container");
+        // conmon's own stderr holds its warnings too, which the fake does not imitate.
+        let stderr = std::fs::read_to_string(dir.join("conmon.stderr")).unwrap_or_default();
+        see("the container's stderr is in conmon's", stderr.contains("to-err").to_string());
+        see("the persist dir after the exit", listing(&dir, &bundle));
+        engine.delete(&id, DeleteMode::IfStopped).await?;
+    }
+    let id = side.id("passthrough-tty");
+    let bundle = side.bundle_of(BundleBuilder::new(["sh", "-c", "exit 6"]).terminal())?;
+    let engine = side.engine_with(ConmonMonitor::new(&side.conmon).log(LogDriver::Passthrough))?;
+    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    let exit = waited(&engine, &id).await?;
+    seen.push(("a terminal with passthrough logging: the exit".into(), format!("{exit:?}")));
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+/// A create the runtime refuses: the id is taken in its root, by a container another engine
+/// made.
+async fn refused(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    let id = side.id("taken");
+    let bundle = side.bundle(&["sleep", "100"])?;
+    side.engine()?.create(&id, &bundle, CreateOptions::default()).await?;
+    let other_state = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
+    let other = Engine::new(
+        side.backend.clone(),
+        Arc::new(ConmonMonitor::new(&side.conmon)),
+        StateRoot::open(other_state.path().join("state"))?,
+    );
+    let refusal = match other.create(&id, &bundle, CreateOptions::default()).await {
+        Ok(created) => bail!("a second create of {id} succeeded: {created:?}"),
+        Err(Error::AlreadyExists { evidence: Existence::Refused(failure), .. }) => {
+            // What conmon relayed of runc's stderr, its digits (the time) made alike.
+            let words: String = failure.message.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
+            format!("AlreadyExists, relayed {words:?}, status {:?}", failure.status)
+        }
+        Err(other) => format!("{other}"),
+    };
+    seen.push(("a taken id".into(), refusal));
+    side.engine()?.delete(&id, DeleteMode::Force).await?;
+    Ok(())
+}
+
+/// Everything seen through `conmon` over the real `runc`.
+async fn observe(name: &'static str, conmon: PathBuf, runc: &Path) -> anyhow::Result<Seen> {
+    let mut side = Side::new(conmon, runc).await?;
+    let mut seen = Seen::new();
+    let outcome = async {
+        exit_7(&mut side, &mut seen).await.context("exit 7")?;
+        killed(&mut side, &mut seen).await.context("SIGKILL")?;
+        terminal_and_bounded_log(&mut side, &mut seen).await.context("terminal and bounded log")?;
+        other_log_drivers(&mut side, &mut seen).await.context("other log drivers")?;
+        refused(&mut side, &mut seen).await.context("a taken id")
+    }
+    .await;
+    if outcome.is_err() {
+        side.clean_up().await;
+    }
+    outcome.with_context(|| format!("through {name} conmon"))?;
+    let listed = side.backend.list().await?;
+    ensure!(listed.is_empty(), "containers left in the runtime: {listed:?}");
+    for id in &side.ids {
+        let live = testkit::procs::live_with_argument(std::ffi::OsStr::new(id.as_str()));
+        ensure!(live.is_empty(), "processes naming {id} are left through {name} conmon: {live:?}");
+    }
+    Ok(seen)
+}
+
+async fn fake_conmon_ends_as_real_conmon_does(conmon: RealRuntime) -> CaseResult {
+    let runc = match gate::real_runtime("runc", &Runc.host_checks()) {
+        Gate::Open(runc) => runc,
+        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
+        Gate::Fail(reason) => bail!("{reason}"),
+    };
+    let fake = FakeConmon::with_program(Path::new(env!("CARGO_BIN_EXE_fake-conmon")))?;
+    let real_seen = observe("real", conmon.binary, &runc.binary).await?;
+    let fake_seen = observe("fake", fake.binary(), &runc.binary).await?;
+    let differences: Vec<String> = real_seen
+        .iter()
+        .zip(&fake_seen)
+        .filter(|(real, fake)| real != fake)
+        .map(|((what, real), (_, fake))| format!("{what}: conmon {real:?}, fake-conmon {fake:?}"))
+        .collect();
+    ensure!(real_seen.len() == fake_seen.len(), "seen {real_seen:?} and {fake_seen:?}");
+    ensure!(differences.is_empty(), "fake-conmon differs from conmon:\n{}", differences.join("\n"));
+    Ok(Ran::Passed)
+}
+
+fn main() -> ExitCode {
+    testkit::harness::main(|suite| {
+        suite.gated("conmon::fake_conmon_ends_as_real_conmon_does", "conmon", Vec::new(), |conmon| {
+            fake_conmon_ends_as_real_conmon_does(conmon)
+        });
+    })
+}
