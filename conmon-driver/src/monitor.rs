@@ -243,6 +243,7 @@ impl ConmonMonitor {
         refuse_unserved(&options)?;
         let terminal = wants_terminal(bundle)?;
         let paths = paths_of(files, &options)?;
+        let log_file = k8s_log_file(&options.monitor_stdio.log, &paths)?;
         if files.exit_file.file_name() != Some(id.as_str().as_ref()) {
             return Err(Error::InvalidArgument {
                 option: "ContainerFiles::exit_file".into(),
@@ -273,7 +274,7 @@ impl ConmonMonitor {
         let kept = Kept {
             bundle: bundle.to_path_buf(),
             made_in_bundle,
-            log_file: k8s_log_file(&options.monitor_stdio.log, &paths)?,
+            log_file,
             stdio_endpoints: options.monitor_stdio.log != LogDriver::Passthrough,
             accepts_input: terminal || options.monitor_stdio.stdin != AttachStdin::Closed,
         };
@@ -559,5 +560,33 @@ impl ConmonMonitor {
             });
         }
         Ok(kept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths() -> ConmonPaths {
+        let files = ContainerFiles { exit_file: "/s/exits/c1".into(), dir: "/s/containers/c1".into() };
+        paths_of(&files, &CreateOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn a_k8s_file_log_is_the_default_one_or_the_callers() {
+        let default = k8s_log_file(&LogDriver::MonitorDefault, &paths()).unwrap();
+        assert_eq!(default.as_deref(), Some(Path::new("/s/containers/c1/ctr.log")));
+        let own = LogDriver::K8sFile { path: Some("/var/log/c1.log".into()), max_size: None };
+        assert_eq!(k8s_log_file(&own, &paths()).unwrap().as_deref(), Some(Path::new("/var/log/c1.log")));
+        for kept_elsewhere in [LogDriver::None, LogDriver::Passthrough, LogDriver::Journald] {
+            assert_eq!(k8s_log_file(&kept_elsewhere, &paths()).unwrap(), None, "{kept_elsewhere:?}");
+        }
+    }
+
+    #[test]
+    fn a_log_path_conmon_would_cut_at_a_colon_is_refused() {
+        let colon = LogDriver::K8sFile { path: Some("/var/log/c1:web.log".into()), max_size: None };
+        let refused = k8s_log_file(&colon, &paths());
+        assert!(matches!(&refused, Err(Error::InvalidArgument { option, .. }) if option == "LogDriver::K8sFile"));
     }
 }
