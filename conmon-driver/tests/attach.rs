@@ -255,6 +255,41 @@ async fn an_attached_client_reads_live_and_writes_stdin_through_a_long_bundle_pa
     Ok(())
 }
 
+async fn stdin_kept_open_outlives_the_first_client_and_otherwise_ends_with_it(env: &mut Env) -> anyhow::Result<()> {
+    let script = "read first; echo \"first=$first\"; read second; echo \"second=$second\"";
+    for (stdin, expected) in [
+        (AttachStdin::KeptOpen, "first=one\nsecond=two\n"),
+        // The first client's end of input is the container's: its second read finds nothing.
+        (AttachStdin::UntilDetach, "first=one\nsecond=\n"),
+    ] {
+        let id = env.id("stdin");
+        let bundle = env.bundle(BundleBuilder::new(["sh", "-c", script]))?;
+        let engine = env.engine()?;
+        engine.create(&id, &bundle, with_stdin(stdin)).await?;
+        let first = bounded("attaching", engine.attach(&id)).await?;
+        engine.start(&id).await?;
+        let mut received = Received::default();
+        bounded("writing", first.write(b"one\n")).await?;
+        ensure!(received.until(first.as_ref(), |got| got.stdout.contains("first=one\n")).await?, "{received:?}");
+        bounded("closing the input", first.close_input()).await?;
+        // The first client still receives output; a second one writes where the stdin is kept.
+        let reader = match stdin {
+            AttachStdin::KeptOpen => {
+                let second = bounded("attaching again", engine.attach(&id)).await?;
+                bounded("writing", second.write(b"two\n")).await?;
+                second
+            }
+            _ => first,
+        };
+        ensure!(!received.until(reader.as_ref(), |_| false).await?, "the attachment never ended");
+        ensure!(received.stdout == expected, "{stdin:?}: {:?}", received.stdout);
+        assert_eq!(bounded("waiting", engine.wait(&id)).await?, Exit::Exited(0));
+        drop(reader);
+        engine.delete(&id, DeleteMode::IfStopped).await?;
+    }
+    Ok(())
+}
+
 async fn a_resize_reaches_the_containers_terminal(env: &mut Env) -> anyhow::Result<()> {
     let id = env.id("resize");
     // Says its size for every line it reads.
@@ -420,6 +455,9 @@ fn cases() -> Vec<(&'static str, Case)> {
         ("lines_land_in_the_log_by_stream", |env| Box::pin(lines_land_in_the_log_by_stream_and_long_ones_whole(env))),
         ("an_attached_client_reads_and_writes_live", |env| {
             Box::pin(an_attached_client_reads_live_and_writes_stdin_through_a_long_bundle_path(env))
+        }),
+        ("stdin_kept_open_outlives_a_client", |env| {
+            Box::pin(stdin_kept_open_outlives_the_first_client_and_otherwise_ends_with_it(env))
         }),
         ("a_resize_reaches_the_terminal", |env| Box::pin(a_resize_reaches_the_containers_terminal(env))),
         ("a_followed_log_ends_at_exit", |env| Box::pin(a_followed_log_yields_lines_as_they_come_and_ends_at_exit(env))),
