@@ -225,6 +225,33 @@ async fn lines_land_in_the_log_by_stream_and_long_ones_whole(env: &mut Env) -> a
     Ok(())
 }
 
+async fn a_bounded_log_at_the_callers_path_stays_within_its_bound(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("bounded");
+    // 200 lines of 100 bytes, 20000 bytes of output for a log of at most 4096.
+    let script = "i=0; while [ $i -lt 200 ]; do printf '%099d\\n' $i; i=$((i+1)); done";
+    let bundle = env.bundle(BundleBuilder::new(["sh", "-c", script]))?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("bounded.log");
+    let engine = env.engine()?;
+    let options = CreateOptions {
+        monitor_stdio: MonitorStdio {
+            log: LogDriver::K8sFile { path: Some(path.clone()), max_size: Some(4096) },
+            ..MonitorStdio::default()
+        },
+        ..CreateOptions::default()
+    };
+    engine.run(&id, &bundle, options).await?;
+    assert_eq!(bounded("waiting", engine.wait(&id)).await?, Exit::Exited(0));
+    let size = std::fs::metadata(&path)?.len();
+    ensure!(size > 0 && size <= 4096, "the log holds {size} bytes");
+    let read = lines(engine.logs(&id, LogOptions::default()).await?).await?;
+    let last = read.last().context("the bounded log is empty")?;
+    ensure!(last.text == format!("{:099}", 199).into_bytes(), "the last line: {last:?}");
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    ensure!(path.exists(), "the caller's log was removed with the container");
+    Ok(())
+}
+
 async fn an_attached_client_reads_live_and_writes_stdin_through_a_long_bundle_path(
     env: &mut Env,
 ) -> anyhow::Result<()> {
@@ -453,6 +480,9 @@ type Case = fn(&mut Env) -> std::pin::Pin<Box<dyn std::future::Future<Output = a
 fn cases() -> Vec<(&'static str, Case)> {
     vec![
         ("lines_land_in_the_log_by_stream", |env| Box::pin(lines_land_in_the_log_by_stream_and_long_ones_whole(env))),
+        ("a_bounded_log_stays_within_its_bound", |env| {
+            Box::pin(a_bounded_log_at_the_callers_path_stays_within_its_bound(env))
+        }),
         ("an_attached_client_reads_and_writes_live", |env| {
             Box::pin(an_attached_client_reads_live_and_writes_stdin_through_a_long_bundle_path(env))
         }),
