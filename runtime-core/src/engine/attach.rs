@@ -16,7 +16,8 @@ use crate::engine::Engine;
 
 impl Engine {
     /// Attaches a client to the running container's stdio: its output as it comes, and its
-    /// stdin when it was created with one ([`crate::MonitorStdio::stdin`]).
+    /// stdin when it was created with one ([`crate::MonitorStdio::stdin`]) or a terminal.
+    /// Output written before the client attached is not replayed: [`Engine::logs`] has it.
     pub async fn attach(&self, id: &ContainerId) -> Result<Box<dyn AttachedStdio>> {
         self.monitor.require(Capability::Attach, "attach")?;
         self.monitor.attach(id, &self.root.files(id)).await
