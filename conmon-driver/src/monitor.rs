@@ -322,6 +322,9 @@ impl ConmonMonitor {
         let mut command = tokio::process::Command::new(&argv[0]);
         command
             .args(&argv[1..])
+            // conmon also writes an `oom` file into its working directory: the container's
+            // directory, where its persist-dir copy goes anyway, not the embedder's.
+            .current_dir(&files.dir)
             .env("_OCI_SYNCPIPE", SYNC_FD.to_string())
             .env("_OCI_STARTPIPE", START_FD.to_string())
             .stdin(Stdio::null())
