@@ -8,21 +8,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use runtime_core::{ContainerId, OciBackend};
-
-/// Where conmon keeps a container's output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogDriver {
-    /// `-l k8s-file:PATH`: every line with its time and stream, in the container's directory
-    /// (`ctr.log`), at most [`crate::ConmonMonitor::log_size_max`] bytes when set.
-    #[default]
-    K8sFile,
-    /// `-l none`: output is dropped.
-    None,
-    /// `-l passthrough`: the container writes to conmon's own stdio (here `/dev/null` and
-    /// conmon's error file), without a log.
-    Passthrough,
-}
+use runtime_core::{AttachStdin, ContainerId, LogDriver, MonitorStdio, OciBackend};
 
 /// The files conmon is told about, all inside the container's directory but the exit directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +23,7 @@ pub(crate) struct ConmonPaths {
     pub persist_dir: PathBuf,
     /// `--socket-dir-path`: where conmon links the attach socket.
     pub socket_dir: PathBuf,
-    /// The k8s-file log.
+    /// The k8s-file log unless the request names another.
     pub log_file: PathBuf,
 }
 
@@ -47,8 +33,8 @@ pub(crate) struct Invocation<'a> {
     pub id: &'a ContainerId,
     pub bundle: &'a Path,
     pub paths: &'a ConmonPaths,
-    pub log: LogDriver,
-    pub log_size_max: Option<u64>,
+    /// Where output is kept and whether stdin stays open for attach.
+    pub stdio: &'a MonitorStdio,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     /// The spec asks for a terminal: conmon makes the console socket and holds the pty.
@@ -77,17 +63,24 @@ pub(crate) fn create_argv(conmon: &Path, backend: &dyn OciBackend, call: &Invoca
     ] {
         argv.extend([flag.into(), path.into()]);
     }
-    match call.log {
-        LogDriver::K8sFile => {
-            let mut log = OsString::from("k8s-file:");
-            log.push(&paths.log_file);
-            argv.extend(["-l".into(), log]);
-            if let Some(max) = call.log_size_max {
+    argv.push("-l".into());
+    match &call.stdio.log {
+        LogDriver::MonitorDefault => argv.push(k8s_file(&paths.log_file)),
+        LogDriver::K8sFile { path, max_size } => {
+            argv.push(k8s_file(path.as_deref().unwrap_or(&paths.log_file)));
+            if let Some(max) = max_size {
                 argv.extend(["--log-size-max".into(), max.to_string().into()]);
             }
         }
-        LogDriver::None => argv.extend(["-l".into(), "none".into()]),
-        LogDriver::Passthrough => argv.extend(["-l".into(), "passthrough".into()]),
+        LogDriver::None => argv.push("none".into()),
+        LogDriver::Passthrough => argv.push("passthrough".into()),
+        // conmon ignores the path of a journald log, but wants the colon.
+        LogDriver::Journald => argv.push("journald:".into()),
+    }
+    match call.stdio.stdin {
+        AttachStdin::Closed => {}
+        AttachStdin::UntilDetach => argv.push("-i".into()),
+        AttachStdin::KeptOpen => argv.extend(["-i".into(), "--leave-stdin-open".into()]),
     }
     for (set, flag) in [(call.no_pivot, "--no-pivot"), (call.no_new_keyring, "--no-new-keyring"), (call.terminal, "-t")]
     {
@@ -96,6 +89,13 @@ pub(crate) fn create_argv(conmon: &Path, backend: &dyn OciBackend, call: &Invoca
         }
     }
     argv
+}
+
+/// `k8s-file:PATH`.
+fn k8s_file(path: &Path) -> OsString {
+    let mut log = OsString::from("k8s-file:");
+    log.push(path);
+    log
 }
 
 #[cfg(test)]
@@ -136,13 +136,16 @@ mod tests {
         --persist-dir /s/containers/c1 --socket-dir-path /s/containers/c1/sockets";
 
     fn argv(change: impl FnOnce(&mut Invocation<'_>)) -> Vec<OsString> {
+        argv_with(&MonitorStdio::default(), change)
+    }
+
+    fn argv_with(stdio: &MonitorStdio, change: impl FnOnce(&mut Invocation<'_>)) -> Vec<OsString> {
         let (id, paths) = (ContainerId::new("c1").unwrap(), paths());
         let mut call = Invocation {
             id: &id,
             bundle: Path::new("/bundles/c1"),
             paths: &paths,
-            log: LogDriver::K8sFile,
-            log_size_max: None,
+            stdio,
             no_pivot: false,
             no_new_keyring: false,
             terminal: false,
@@ -151,27 +154,45 @@ mod tests {
         create_argv(Path::new("/usr/bin/conmon"), &runc(), &call)
     }
 
+    fn log(log: LogDriver) -> MonitorStdio {
+        MonitorStdio { log, ..MonitorStdio::default() }
+    }
+
     #[test]
     fn a_plain_create_logs_to_a_k8s_file_and_drives_the_backends_runtime_with_its_root() {
         assert_eq!(argv(|_| {}), words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log")));
     }
 
     #[test]
-    fn a_bounded_log_carries_its_size() {
+    fn a_k8s_file_log_goes_where_asked_with_its_bound() {
+        let default_path = log(LogDriver::K8sFile { path: None, max_size: Some(1048576) });
         assert_eq!(
-            argv(|call| call.log_size_max = Some(1048576)),
+            argv_with(&default_path, |_| {}),
             words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log --log-size-max 1048576"))
         );
+        let own_path = log(LogDriver::K8sFile { path: Some("/var/log/c1.log".into()), max_size: None });
+        assert_eq!(argv_with(&own_path, |_| {}), words(&format!("{COMMON} -l k8s-file:/var/log/c1.log")));
     }
 
     #[test]
     fn other_log_drivers_name_no_file() {
-        assert_eq!(argv(|call| call.log = LogDriver::None), words(&format!("{COMMON} -l none")));
-        let passthrough = argv(|call| {
-            call.log = LogDriver::Passthrough;
-            call.log_size_max = Some(10);
-        });
-        assert_eq!(passthrough, words(&format!("{COMMON} -l passthrough")), "no size for a log that is not kept");
+        assert_eq!(argv_with(&log(LogDriver::None), |_| {}), words(&format!("{COMMON} -l none")));
+        assert_eq!(argv_with(&log(LogDriver::Passthrough), |_| {}), words(&format!("{COMMON} -l passthrough")));
+        assert_eq!(argv_with(&log(LogDriver::Journald), |_| {}), words(&format!("{COMMON} -l journald:")));
+    }
+
+    #[test]
+    fn stdin_for_attach_is_opened_and_kept_open_as_asked() {
+        let until_detach = MonitorStdio { stdin: AttachStdin::UntilDetach, ..MonitorStdio::default() };
+        assert_eq!(
+            argv_with(&until_detach, |_| {}),
+            words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log -i"))
+        );
+        let kept_open = MonitorStdio { stdin: AttachStdin::KeptOpen, ..MonitorStdio::default() };
+        assert_eq!(
+            argv_with(&kept_open, |_| {}),
+            words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log -i --leave-stdin-open"))
+        );
     }
 
     #[test]

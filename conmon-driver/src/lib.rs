@@ -1,9 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 mod argv;
+mod attach;
+mod logs;
 mod monitor;
 mod sync;
 mod watch;
 
-pub use argv::LogDriver;
 pub use monitor::{ConmonMonitor, DEFAULT_CREATE_TIMEOUT};

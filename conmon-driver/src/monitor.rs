@@ -21,11 +21,14 @@ use serde::{Deserialize, Serialize};
 use tokio::io::BufReader;
 
 use runtime_core::{
-    Capability, ContainerFiles, ContainerId, ContainerStdio, CreateOptions, CreateRequest, Created, DeleteMode, Error,
-    ExecRequest, ExecSession, Exit, Failure, Launch, Monitor, OciBackend, RestoreRequest, Result,
+    AttachStdin, AttachedStdio, Capability, ContainerFiles, ContainerId, ContainerStdio, CreateOptions, CreateRequest,
+    Created, DeleteMode, Error, ExecRequest, ExecSession, Existence, Exit, Failure, Launch, LogDriver, LogOptions,
+    LogReader, Monitor, OciBackend, RestoreRequest, Result, Status, TerminalSize,
 };
 
-use crate::argv::{ConmonPaths, Invocation, LogDriver, create_argv};
+use crate::argv::{ConmonPaths, Invocation, create_argv};
+use crate::attach::{self, ControlMessage};
+use crate::logs::K8sFileReader;
 use crate::sync::{Answer, read_answer};
 use crate::watch::{self, Process};
 
@@ -49,8 +52,6 @@ const BUNDLE_NODES: [&str; 3] = ["attach", "ctl", "winsz"];
 #[derive(Debug, Clone)]
 pub struct ConmonMonitor {
     conmon: PathBuf,
-    log: LogDriver,
-    log_size_max: Option<u64>,
 }
 
 impl Default for ConmonMonitor {
@@ -59,13 +60,44 @@ impl Default for ConmonMonitor {
     }
 }
 
-/// What this monitor keeps of a container beside conmon's own files, to undo what conmon made
-/// outside the container's directory.
+/// What this monitor keeps of a container beside conmon's own files: what conmon made outside
+/// the container's directory, to undo it, and where its stdio can be reached.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Kept {
+    /// The bundle, where conmon binds the attach socket and makes its `ctl` fifo.
     bundle: PathBuf,
     /// The nodes of [`BUNDLE_NODES`] that were not in the bundle before conmon ran.
     made_in_bundle: Vec<String>,
+    /// The k8s-file log, when output is kept in one.
+    #[serde(default)]
+    log_file: Option<PathBuf>,
+    /// conmon made the attach socket and the `ctl` fifo (it makes neither when output passes
+    /// through).
+    #[serde(default)]
+    stdio_endpoints: bool,
+    /// The container has a stdin an attached client writes to (`-i`, or a terminal).
+    #[serde(default)]
+    accepts_input: bool,
+}
+
+impl Kept {
+    /// The record of container `id`; [`Error::NotFound`] when this monitor has none.
+    fn of(id: &ContainerId, files: &ContainerFiles) -> Result<Kept> {
+        let path = kept_path(files);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let evidence = Existence::Seen { what: "conmon's record of the container".into(), path };
+                return Err(Error::NotFound { id: Some(id.clone()), evidence });
+            }
+            Err(err) => return Err(Error::Io { context: format!("reading {}", path.display()), source: err }),
+        };
+        serde_json::from_slice(&bytes).map_err(|err| Error::Parse {
+            what: format!("conmon's record {}", path.display()),
+            message: err.to_string(),
+            source: Some(Box::new(err)),
+        })
+    }
 }
 
 /// Where conmon's files go, in the container's directory.
@@ -118,7 +150,8 @@ fn refuse_unserved(options: &CreateOptions) -> Result<()> {
     if !matches!(options.stdio, ContainerStdio::Null) {
         return Err(unsupported(
             "CreateOptions::stdio",
-            "conmon owns the container's stdio and keeps its output in the log; attach is not implemented yet",
+            "conmon owns the container's stdio: its output is kept as MonitorStdio::log says, and a client \
+             reaches it with attach",
         ));
     }
     Ok(())
@@ -134,6 +167,23 @@ fn wants_terminal(bundle: &Path) -> Result<bool> {
         source: Some(Box::new(err)),
     })?;
     Ok(spec["process"]["terminal"].as_bool().unwrap_or(false))
+}
+
+/// The k8s-file log `log` asks for, if any. conmon splits its `-l` value at every colon, so a
+/// path with one would be cut short: it is refused instead.
+fn k8s_log_file(log: &LogDriver, paths: &ConmonPaths) -> Result<Option<PathBuf>> {
+    let path = match log {
+        LogDriver::MonitorDefault | LogDriver::K8sFile { path: None, .. } => paths.log_file.clone(),
+        LogDriver::K8sFile { path: Some(path), .. } => path.clone(),
+        LogDriver::None | LogDriver::Passthrough | LogDriver::Journald => return Ok(None),
+    };
+    if path.as_os_str().as_encoded_bytes().contains(&b':') {
+        return Err(Error::InvalidArgument {
+            option: "LogDriver::K8sFile".into(),
+            reason: format!("conmon cuts a log path at its first colon, and {} has one", path.display()),
+        });
+    }
+    Ok(Some(path))
 }
 
 fn private_dir(path: &Path) -> Result<()> {
@@ -185,25 +235,14 @@ impl ConmonMonitor {
         }
     }
 
-    /// A monitor running the conmon at `conmon` (a bare name is looked up in `PATH`), logging
-    /// to a k8s-file log without a size bound.
+    /// A monitor running the conmon at `conmon` (a bare name is looked up in `PATH`). What it
+    /// keeps of each container's output is the request's ([`CreateOptions::monitor_stdio`]).
     pub fn new(conmon: impl Into<PathBuf>) -> Self {
-        ConmonMonitor { conmon: conmon.into(), log: LogDriver::default(), log_size_max: None }
+        ConmonMonitor { conmon: conmon.into() }
     }
 
-    /// The same monitor, keeping output as `log` says.
-    pub fn log(mut self, log: LogDriver) -> Self {
-        self.log = log;
-        self
-    }
-
-    /// The same monitor, bounding a k8s-file log to `bytes` (`--log-size-max`).
-    pub fn log_size_max(mut self, bytes: u64) -> Self {
-        self.log_size_max = Some(bytes);
-        self
-    }
-
-    /// The container's k8s-file log, in its directory.
+    /// The container's k8s-file log when the request names none ([`LogDriver::MonitorDefault`],
+    /// or [`LogDriver::K8sFile`] without a path): in its directory, removed with it.
     pub fn log_file(files: &ContainerFiles) -> PathBuf {
         files.dir.join("ctr.log")
     }
@@ -222,6 +261,7 @@ impl ConmonMonitor {
         refuse_unserved(&options)?;
         let terminal = wants_terminal(bundle)?;
         let paths = paths_of(files, &options)?;
+        let log_file = k8s_log_file(&options.monitor_stdio.log, &paths)?;
         if files.exit_file.file_name() != Some(id.as_str().as_ref()) {
             return Err(Error::InvalidArgument {
                 option: "ContainerFiles::exit_file".into(),
@@ -249,7 +289,13 @@ impl ConmonMonitor {
             .filter(|node| !watch::exists(&bundle.join(node)))
             .map(|node| (*node).to_owned())
             .collect();
-        let kept = Kept { bundle: bundle.to_path_buf(), made_in_bundle };
+        let kept = Kept {
+            bundle: bundle.to_path_buf(),
+            made_in_bundle,
+            log_file,
+            stdio_endpoints: options.monitor_stdio.log != LogDriver::Passthrough,
+            accepts_input: terminal || options.monitor_stdio.stdin != AttachStdin::Closed,
+        };
         let json = serde_json::to_vec(&kept).map_err(|err| Error::Parse {
             what: "conmon's record".into(),
             message: err.to_string(),
@@ -261,8 +307,7 @@ impl ConmonMonitor {
             id,
             bundle,
             paths: &paths,
-            log: self.log,
-            log_size_max: self.log_size_max,
+            stdio: &options.monitor_stdio,
             no_pivot: options.no_pivot,
             no_new_keyring: options.no_new_keyring,
             terminal,
@@ -301,6 +346,9 @@ impl ConmonMonitor {
             // there, it is the one in its persist dir, not a stray file where the caller runs.
             .current_dir(&files.dir)
             .args(&argv[1..])
+            // conmon also writes an `oom` file into its working directory: the container's
+            // directory, where its persist-dir copy goes anyway, not the embedder's.
+            .current_dir(&files.dir)
             .env("_OCI_SYNCPIPE", SYNC_FD.to_string())
             .env("_OCI_STARTPIPE", START_FD.to_string())
             .stdin(Stdio::null())
@@ -409,7 +457,7 @@ impl Monitor for ConmonMonitor {
     }
 
     fn capabilities(&self) -> &[Capability] {
-        &[Capability::SurvivesEmbedder, Capability::Logs, Capability::Oom]
+        &[Capability::SurvivesEmbedder, Capability::Logs, Capability::Attach, Capability::Resize, Capability::Oom]
     }
 
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
@@ -499,5 +547,80 @@ impl Monitor for ConmonMonitor {
             conmon.exited_within(CONMON_EXIT_GRACE).await;
         }
         remove_monitor_files(files)
+    }
+
+    async fn attach(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Box<dyn AttachedStdio>> {
+        let kept = self.with_stdio_endpoints(id, files, "attach")?;
+        Ok(Box::new(attach::connect(&kept.bundle, kept.accepts_input).await?))
+    }
+
+    async fn resize(&self, id: &ContainerId, files: &ContainerFiles, size: TerminalSize) -> Result<()> {
+        let kept = self.with_stdio_endpoints(id, files, "resize")?;
+        attach::control(&kept.bundle, ControlMessage::Resize(size))
+    }
+
+    async fn reopen_log(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
+        let kept = self.with_stdio_endpoints(id, files, "reopen_log")?;
+        attach::control(&kept.bundle, ControlMessage::ReopenLog)
+    }
+
+    async fn logs(&self, id: &ContainerId, files: &ContainerFiles, opts: LogOptions) -> Result<Box<dyn LogReader>> {
+        let Some(log_file) = Kept::of(id, files)?.log_file else {
+            return Err(unsupported("logs", "the container's output is not kept in a k8s-file log"));
+        };
+        let follow = match opts.follow {
+            true => Some((files.clone(), conmon_of(id, files)?)),
+            false => None,
+        };
+        Ok(Box::new(K8sFileReader::open(&log_file, follow)?))
+    }
+}
+
+impl ConmonMonitor {
+    /// The record of a running container whose conmon made the attach socket and `ctl` fifo.
+    fn with_stdio_endpoints(&self, id: &ContainerId, files: &ContainerFiles, operation: &'static str) -> Result<Kept> {
+        let kept = Kept::of(id, files)?;
+        if !kept.stdio_endpoints {
+            return Err(unsupported(
+                operation,
+                "the container's output passes through conmon (LogDriver::Passthrough), which then makes no \
+                 attach socket and no control fifo",
+            ));
+        }
+        if files.recorded_exit()?.is_some() {
+            return Err(Error::InvalidState {
+                id: Some(id.clone()),
+                evidence: runtime_core::WrongState::Seen { operation, needs: Status::Running, found: Status::Stopped },
+            });
+        }
+        Ok(kept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths() -> ConmonPaths {
+        let files = ContainerFiles { exit_file: "/s/exits/c1".into(), dir: "/s/containers/c1".into() };
+        paths_of(&files, &CreateOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn a_k8s_file_log_is_the_default_one_or_the_callers() {
+        let default = k8s_log_file(&LogDriver::MonitorDefault, &paths()).unwrap();
+        assert_eq!(default.as_deref(), Some(Path::new("/s/containers/c1/ctr.log")));
+        let own = LogDriver::K8sFile { path: Some("/var/log/c1.log".into()), max_size: None };
+        assert_eq!(k8s_log_file(&own, &paths()).unwrap().as_deref(), Some(Path::new("/var/log/c1.log")));
+        for kept_elsewhere in [LogDriver::None, LogDriver::Passthrough, LogDriver::Journald] {
+            assert_eq!(k8s_log_file(&kept_elsewhere, &paths()).unwrap(), None, "{kept_elsewhere:?}");
+        }
+    }
+
+    #[test]
+    fn a_log_path_conmon_would_cut_at_a_colon_is_refused() {
+        let colon = LogDriver::K8sFile { path: Some("/var/log/c1:web.log".into()), max_size: None };
+        let refused = k8s_log_file(&colon, &paths());
+        assert!(matches!(&refused, Err(Error::InvalidArgument { option, .. }) if option == "LogDriver::K8sFile"));
     }
 }

@@ -23,7 +23,7 @@ use tokio::io::unix::AsyncFd;
 use runtime_core::{ContainerFiles, Error, Exit, Result};
 
 /// An inotify instance, for the reactor.
-struct Watch(Inotify);
+pub(crate) struct Watch(pub(crate) Inotify);
 
 impl AsRawFd for Watch {
     fn as_raw_fd(&self) -> RawFd {

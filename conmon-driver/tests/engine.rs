@@ -319,6 +319,8 @@ async fn an_oom_kill_is_reported_from_conmons_record(env: &mut Env) -> anyhow::R
     let persist = env.engine_root.path().join("state/containers").join(id.as_str());
     ensure!(persist.join("oom").exists(), "conmon wrote no oom file in its persist dir {}", persist.display());
     ensure!(engine.status(&id).await?.oom_killed, "the engine reports no OOM kill");
+    // conmon writes a second `oom` into its working directory, which must not be the embedder's.
+    ensure!(!Path::new("oom").exists(), "conmon wrote an oom file in the test's working directory");
     engine.delete(&id, DeleteMode::IfStopped).await?;
     Ok(())
 }

@@ -283,7 +283,7 @@ async fn a_conmon_that_records_no_exit_leaves_the_wait_unsupervised(env: &Env) -
     engine.create(&env.id, env.bundle.path(), Env::options()).await?;
     engine.start(&env.id).await?;
     let waited = tokio::time::timeout(Duration::from_secs(30), engine.wait(&env.id)).await.context("wait hangs")?;
-    ensure!(matches!(waited, Err(Error::NotSupervised { .. })), "{waited:?}");
+    ensure!(matches!(waited, Err(Error::MonitorLost { .. })), "{waited:?}");
     engine.delete(&env.id, DeleteMode::Force).await?;
     Ok(())
 }

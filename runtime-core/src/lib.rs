@@ -27,6 +27,10 @@ pub use contract::options::{
     AsyncStdioPipes, Captured, CheckpointOptions, ContainerStdio, CreateOptions, Created, DeleteMode, ExecOptions,
     ExecOutcome, ExecStdio, KillScope, ManageCgroupsMode, RestoreOptions, StdioPipes, process,
 };
+pub use contract::output::{
+    AttachStdin, AttachedStdio, LogDriver, LogLine, LogOptions, LogReader, MonitorStdio, OutputChunk, OutputStream,
+    TerminalSize,
+};
 pub use contract::signal::Signal;
 pub use contract::state::{ContainerState, Status};
 pub use contract::stats::{

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use backend_runc::Runc;
-use conmon_driver::{ConmonMonitor, LogDriver};
+use conmon_driver::ConmonMonitor;
 use runtime_core::{
-    CliBackend, ContainerId, CreateOptions, DeleteMode, Engine, Error, Existence, KillScope, OciBackend, RuntimeConfig,
-    RuntimeFamily, Signal, StateRoot,
+    CliBackend, ContainerId, CreateOptions, DeleteMode, Engine, Error, Existence, KillScope, LogDriver, MonitorStdio,
+    OciBackend, RuntimeConfig, RuntimeFamily, Signal, StateRoot,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::FakeConmon;
@@ -49,12 +49,8 @@ impl Side {
     }
 
     fn engine(&self) -> anyhow::Result<Engine> {
-        self.engine_with(ConmonMonitor::new(&self.conmon))
-    }
-
-    fn engine_with(&self, monitor: ConmonMonitor) -> anyhow::Result<Engine> {
         let root = StateRoot::open(self.state.path().join("state"))?;
-        Ok(Engine::new(self.backend.clone(), Arc::new(monitor), root))
+        Ok(Engine::new(self.backend.clone(), Arc::new(ConmonMonitor::new(&self.conmon)), root))
     }
 
     fn id(&mut self, what: &str) -> ContainerId {
@@ -219,8 +215,9 @@ async fn terminal_and_bounded_log(side: &mut Side, seen: &mut Seen) -> anyhow::R
 
     let id = side.id("bounded");
     let bundle = side.bundle(&["sh", "-c", "for n in 1 2 3 4 5 6; do echo line-$n; done"])?;
-    let engine = side.engine_with(ConmonMonitor::new(&side.conmon).log_size_max(200))?;
-    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    let engine = side.engine()?;
+    let log = LogDriver::K8sFile { path: None, max_size: Some(200) };
+    engine.run(&id, &bundle, logging_to(log)).await?;
     waited(&engine, &id).await?;
     let (records, _) = log_records(&side.container_dir(&id).join("ctr.log"))?;
     seen.push(("a log bounded to 200 bytes".into(), records));
@@ -228,13 +225,18 @@ async fn terminal_and_bounded_log(side: &mut Side, seen: &mut Seen) -> anyhow::R
     Ok(())
 }
 
+/// Create options that keep the container's output as `log` says.
+fn logging_to(log: LogDriver) -> CreateOptions {
+    CreateOptions { monitor_stdio: MonitorStdio { log, ..MonitorStdio::default() }, ..CreateOptions::default() }
+}
+
 /// A container under each other log driver: what is made, and where its output goes.
 async fn other_log_drivers(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     for (name, driver) in [("none", LogDriver::None), ("passthrough", LogDriver::Passthrough)] {
         let id = side.id(name);
         let bundle = side.bundle(&["sh", "-c", "echo to-out; echo to-err >&2; exit 5"])?;
-        let engine = side.engine_with(ConmonMonitor::new(&side.conmon).log(driver))?;
-        engine.create(&id, &bundle, CreateOptions::default()).await?;
+        let engine = side.engine()?;
+        engine.create(&id, &bundle, logging_to(driver)).await?;
         let dir = side.container_dir(&id);
         let mut see = |what: &str, value: String| seen.push((format!("log driver {name}: {what}"), value));
         see("the bundle while it runs", listing(&bundle, &bundle));
@@ -251,8 +253,8 @@ async fn other_log_drivers(side: &mut Side, seen: &mut Seen) -> anyhow::Result<(
     }
     let id = side.id("passthrough-tty");
     let bundle = side.bundle_of(BundleBuilder::new(["sh", "-c", "exit 6"]).terminal())?;
-    let engine = side.engine_with(ConmonMonitor::new(&side.conmon).log(LogDriver::Passthrough))?;
-    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    let engine = side.engine()?;
+    engine.run(&id, &bundle, logging_to(LogDriver::Passthrough)).await?;
     let exit = waited(&engine, &id).await?;
     seen.push(("a terminal with passthrough logging: the exit".into(), format!("{exit:?}")));
     engine.delete(&id, DeleteMode::IfStopped).await?;

@@ -9,6 +9,7 @@ pub mod host;
 pub mod id;
 pub mod monitor;
 pub mod options;
+pub mod output;
 pub mod signal;
 pub mod state;
 pub mod stats;

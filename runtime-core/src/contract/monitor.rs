@@ -18,6 +18,7 @@ use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
 use crate::contract::options::{CreateOptions, Created, ExecOptions, RestoreOptions};
+use crate::contract::output::{AttachedStdio, LogOptions, LogReader, TerminalSize};
 
 /// Where a monitor keeps what it knows of one container, inside the engine's state root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,4 +187,39 @@ pub trait Monitor: Send + Sync {
     async fn stop_exec(&self, session: &ExecSession, timeout: Duration) -> Result<Exit>;
     /// Forgets a deleted container and removes the monitor's files for it.
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()>;
+    /// Attaches a client to a running container's stdio ([`Capability::Attach`]).
+    async fn attach(&self, _id: &ContainerId, _files: &ContainerFiles) -> Result<Box<dyn AttachedStdio>> {
+        Err(not_implemented(self, Capability::Attach, "attach"))
+    }
+    /// Resizes a container's terminal ([`Capability::Resize`]).
+    async fn resize(&self, _id: &ContainerId, _files: &ContainerFiles, _size: TerminalSize) -> Result<()> {
+        Err(not_implemented(self, Capability::Resize, "resize"))
+    }
+    /// Closes and opens again a container's log file, so that one moved away (rotated by the
+    /// caller) is written anew ([`Capability::Logs`]).
+    async fn reopen_log(&self, _id: &ContainerId, _files: &ContainerFiles) -> Result<()> {
+        Err(not_implemented(self, Capability::Logs, "reopen_log"))
+    }
+    /// Reads a container's log back ([`Capability::Logs`]).
+    async fn logs(&self, _id: &ContainerId, _files: &ContainerFiles, _opts: LogOptions) -> Result<Box<dyn LogReader>> {
+        Err(not_implemented(self, Capability::Logs, "logs"))
+    }
+}
+
+/// What a monitor that does not implement `operation` says: the refusal of
+/// [`Monitor::require`], or, for a monitor that declares `capability` all the same, that it does
+/// not implement it.
+fn not_implemented<M: Monitor + ?Sized>(monitor: &M, capability: Capability, operation: &str) -> Error {
+    match monitor.require(capability, operation) {
+        Err(refused) => refused,
+        Ok(()) => Error::Unsupported {
+            backend: format!("the {} monitor", monitor.name()),
+            feature: operation.to_owned(),
+            reason: format!(
+                "the {} monitor declares that it can {} but does not implement it",
+                monitor.name(),
+                capability.describe()
+            ),
+        },
+    }
 }

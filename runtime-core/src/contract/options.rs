@@ -15,6 +15,7 @@ use oci_spec::runtime::Process;
 use tokio::net::unix::pipe;
 
 use crate::contract::error::{Error, Result};
+use crate::contract::output::MonitorStdio;
 
 /// How the container's stdio is wired at `create`.
 ///
@@ -127,6 +128,11 @@ pub struct CreateOptions {
     pub preserve_fds: Vec<OwnedFd>,
     /// How the container's stdio is wired.
     pub stdio: ContainerStdio,
+    /// What the engine's monitor keeps of the container's stdio (its log, a stdin to attach
+    /// to); a monitor refuses what it cannot serve. For the engine's monitor only: a backend
+    /// called on its own has no monitor, and leaves the container's stdio as [`Self::stdio`]
+    /// wires it.
+    pub monitor_stdio: MonitorStdio,
     /// Overrides the backend's timeout for this call.
     pub timeout: Option<Duration>,
 }
@@ -335,6 +341,9 @@ pub struct RestoreOptions {
     pub lazy_pages: bool,
     /// How the restored container's stdio is wired.
     pub stdio: ContainerStdio,
+    /// What the engine's monitor keeps of the restored container's stdio, as for
+    /// [`CreateOptions::monitor_stdio`].
+    pub monitor_stdio: MonitorStdio,
     /// Overrides the backend's timeout.
     pub timeout: Option<Duration>,
 }

@@ -35,6 +35,7 @@ use crate::contract::error::{Error, Existence, Result, WrongState};
 use crate::contract::id::ContainerId;
 use crate::contract::monitor::{Capability, RestoreRequest};
 use crate::contract::options::{CheckpointOptions, ContainerStdio, ManageCgroupsMode, RestoreOptions};
+use crate::contract::output::MonitorStdio;
 use crate::contract::state::Status;
 use crate::engine::Engine;
 use crate::engine::state_root::ContainerRecord;
@@ -127,6 +128,9 @@ pub struct ContainerRestoreOptions {
     pub ignore_static_mac: bool,
     /// How the restored container's stdio is wired.
     pub stdio: ContainerStdio,
+    /// What the monitor keeps of the restored container's stdio (its log, a stdin to attach
+    /// to); a monitor refuses what it cannot serve.
+    pub monitor_stdio: MonitorStdio,
     /// Read CRIU's restore statistics into the report.
     pub statistics: bool,
     /// Keep CRIU's log and statistics files after success.
@@ -369,6 +373,7 @@ impl Engine {
             file_locks: opts.file_locks,
             manage_cgroups_mode: opts.manage_cgroups_mode,
             stdio: std::mem::take(&mut opts.stdio),
+            monitor_stdio: std::mem::take(&mut opts.monitor_stdio),
             timeout: opts.timeout,
             ..RestoreOptions::default()
         };

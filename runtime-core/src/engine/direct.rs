@@ -37,7 +37,8 @@ use crate::contract::id::ContainerId;
 use crate::contract::monitor::{
     Capability, ContainerFiles, CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest,
 };
-use crate::contract::options::{Created, ExecOptions, ExecOutcome};
+use crate::contract::options::{ContainerStdio, Created, ExecOptions, ExecOutcome};
+use crate::contract::output::{AttachStdin, LogDriver, MonitorStdio};
 use crate::contract::signal::Signal;
 use crate::engine::KILL_GRACE;
 use crate::engine::oom::OomCounter;
@@ -330,6 +331,39 @@ async fn until_exit(mut exit: watch::Receiver<Option<Exit>>) -> Exit {
     }
 }
 
+impl DirectMonitor {
+    /// Whether this monitor serves `wanted`, refused before anything runs if not: it keeps no
+    /// log and holds no stdin (the runtime is handed the container's stdio as `stdio` wires
+    /// it), so it serves its default and passthrough, and dropped output when `stdio` drops it.
+    fn serves(&self, wanted: &MonitorStdio, stdio: &ContainerStdio) -> Result<()> {
+        match &wanted.log {
+            LogDriver::MonitorDefault | LogDriver::Passthrough => {}
+            LogDriver::None if matches!(stdio, ContainerStdio::Null) => {}
+            LogDriver::None => {
+                return Err(Error::InvalidArgument {
+                    option: "MonitorStdio::log".to_owned(),
+                    reason: "LogDriver::None drops the output that CreateOptions::stdio wires; \
+                        the direct monitor hands the container the stdio as wired"
+                        .to_owned(),
+                });
+            }
+            LogDriver::K8sFile { .. } => self.require(Capability::Logs, "LogDriver::K8sFile")?,
+            LogDriver::Journald => {
+                return Err(Error::Unsupported {
+                    backend: format!("the {} monitor", self.name()),
+                    feature: "LogDriver::Journald".to_owned(),
+                    reason: format!("the {} monitor cannot send a container's output to the journal", self.name()),
+                });
+            }
+        }
+        match wanted.stdin {
+            AttachStdin::Closed => Ok(()),
+            AttachStdin::UntilDetach => self.require(Capability::Attach, "AttachStdin::UntilDetach"),
+            AttachStdin::KeptOpen => self.require(Capability::Attach, "AttachStdin::KeptOpen"),
+        }
+    }
+}
+
 #[async_trait]
 impl Monitor for DirectMonitor {
     fn name(&self) -> &str {
@@ -342,6 +376,7 @@ impl Monitor for DirectMonitor {
 
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
         let CreateRequest { id, bundle, options, launch, files } = req;
+        self.serves(&options.monitor_stdio, &options.stdio)?;
         let _subreaper = Subreaper::hold()?;
         let created = match launch {
             Launch::Create => backend.create(&id, &bundle, options).await?,
@@ -353,6 +388,7 @@ impl Monitor for DirectMonitor {
 
     async fn restore(&self, backend: &dyn OciBackend, req: RestoreRequest) -> Result<Created> {
         let RestoreRequest { id, bundle, options, files } = req;
+        self.serves(&options.monitor_stdio, &options.stdio)?;
         let _subreaper = Subreaper::hold()?;
         let created = backend.restore(&id, &bundle, options).await?;
         self.supervise(&id, created.pid, &files);

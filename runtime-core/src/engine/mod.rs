@@ -11,6 +11,7 @@
 //! container; no engine-wide lock is ever held across a runtime call, so different containers
 //! proceed in parallel.
 
+mod attach;
 mod checkpoint;
 mod direct;
 mod oom;

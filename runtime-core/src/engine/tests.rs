@@ -912,3 +912,89 @@ async fn a_call_on_a_container_whose_lock_another_call_holds_gives_up_after_the_
     }
     assert!(started.elapsed() >= wait, "it waited the whole bound: {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn attach_resize_and_logs_are_refused_naming_a_monitor_without_them_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    // Neither the backend nor the monitor expects a call but its name and capabilities.
+    let mut monitor = monitor_that_can(&[Capability::Oom]);
+    monitor.expect_name().return_const("mute".to_owned());
+    let engine = Engine::new(Arc::new(backend()), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
+    let refused = |result: Result<()>, operation: &str, cannot: &str| match result {
+        Err(Error::Unsupported { backend, feature, reason }) => {
+            assert_eq!((backend.as_str(), feature.as_str()), ("the mute monitor", operation));
+            assert_eq!(reason, format!("the mute monitor cannot {cannot}"));
+        }
+        other => panic!("{operation}: expected Unsupported, got {other:?}"),
+    };
+    refused(engine.attach(&id()).await.map(drop), "attach", "attach to a container's stdio");
+    let size = crate::TerminalSize { rows: 24, cols: 80 };
+    refused(engine.resize(&id(), size).await, "resize", "resize a container's terminal");
+    refused(engine.reopen_log(&id()).await, "reopen_log", "keep and read back a container's output log");
+    let logs = engine.logs(&id(), crate::LogOptions::default()).await.map(drop);
+    refused(logs, "logs", "keep and read back a container's output log");
+}
+
+#[tokio::test]
+async fn a_terminal_of_no_rows_or_no_columns_is_refused_before_the_monitor_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut monitor = monitor_that_can(&[Capability::Resize]);
+    monitor.expect_name().return_const("tty".to_owned());
+    let engine = Engine::new(Arc::new(backend()), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
+    for (rows, cols) in [(0, 80), (24, 0)] {
+        let result = engine.resize(&id(), crate::TerminalSize { rows, cols }).await;
+        assert!(
+            matches!(&result, Err(Error::InvalidArgument { option, .. }) if option == "TerminalSize"),
+            "{result:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_direct_monitor_refuses_a_log_it_cannot_keep_and_a_stdin_for_attach_before_anything_runs() {
+    use crate::{AttachStdin, LogDriver, MonitorStdio};
+    let dir = tempfile::tempdir().unwrap();
+    // The backend expects no create and no run: either would fail the test.
+    let mut backend = backend();
+    backend.expect_can_run().return_const(true);
+    let engine =
+        Engine::new(Arc::new(backend), Arc::new(DirectMonitor::default()), StateRoot::open(dir.path()).unwrap());
+    let k8s_file = LogDriver::K8sFile { path: None, max_size: None };
+    let refusals = [
+        (MonitorStdio { log: k8s_file, ..MonitorStdio::default() }, "LogDriver::K8sFile", "keep and read back"),
+        (MonitorStdio { log: LogDriver::Journald, ..MonitorStdio::default() }, "LogDriver::Journald", "send"),
+        (
+            MonitorStdio { stdin: AttachStdin::UntilDetach, ..MonitorStdio::default() },
+            "AttachStdin::UntilDetach",
+            "attach",
+        ),
+        (MonitorStdio { stdin: AttachStdin::KeptOpen, ..MonitorStdio::default() }, "AttachStdin::KeptOpen", "attach"),
+    ];
+    for (monitor_stdio, operation, cannot) in refusals {
+        let opts = CreateOptions { monitor_stdio: monitor_stdio.clone(), ..CreateOptions::default() };
+        match engine.run(&id(), Path::new("/nonexistent-bundle"), opts).await {
+            Err(Error::Unsupported { backend, feature, reason }) => {
+                assert_eq!((backend.as_str(), feature.as_str()), ("the direct monitor", operation));
+                assert!(reason.starts_with(&format!("the direct monitor cannot {cannot}")), "{reason}");
+            }
+            other => panic!("{monitor_stdio:?}: expected Unsupported, got {other:?}"),
+        }
+        // A restore is refused by the monitor itself, before the runtime is asked.
+        let files = engine.root.files(&id());
+        let options = RestoreOptions { monitor_stdio, ..RestoreOptions::default() };
+        let request = RestoreRequest { id: id(), bundle: "/nonexistent-bundle".into(), options, files };
+        let restored = DirectMonitor::default().restore(engine.backend(), request).await;
+        assert!(matches!(&restored, Err(Error::Unsupported { feature, .. }) if feature == operation), "{restored:?}");
+    }
+    let dropped_but_wired = CreateOptions {
+        monitor_stdio: MonitorStdio { log: LogDriver::None, ..MonitorStdio::default() },
+        stdio: crate::ContainerStdio::Inherit,
+        ..CreateOptions::default()
+    };
+    let result = engine.run(&id(), Path::new("/nonexistent-bundle"), dropped_but_wired).await;
+    assert!(
+        matches!(&result, Err(Error::InvalidArgument { option, .. }) if option == "MonitorStdio::log"),
+        "{result:?}"
+    );
+    assert!(std::fs::read_dir(dir.path().join("containers")).unwrap().next().is_none(), "nothing was kept");
+}

@@ -1,0 +1,51 @@
+//! Reaching a running container's stdio through the monitor that holds it: attach, resize its
+//! terminal, reopen and read its log.
+//!
+//! Only a monitor that holds the container's stdio can do these (conmon does; the embedding
+//! process, which hands the stdio to the runtime, does not), so each asks the monitor for the
+//! capability first: without it the call is [`Error::Unsupported`] naming the monitor, and
+//! nothing is touched. None takes the container's lock: they change nothing the engine keeps,
+//! and an attached client or a followed log lasts as long as the container, which would keep
+//! `stop` and `delete` waiting.
+
+use crate::contract::error::{Error, Result};
+use crate::contract::id::ContainerId;
+use crate::contract::monitor::Capability;
+use crate::contract::output::{AttachedStdio, LogOptions, LogReader, TerminalSize};
+use crate::engine::Engine;
+
+impl Engine {
+    /// Attaches a client to the running container's stdio: its output as it comes, and its
+    /// stdin when it was created with one ([`crate::MonitorStdio::stdin`]) or a terminal.
+    /// Output written before the client attached is not replayed: [`Engine::logs`] has it.
+    pub async fn attach(&self, id: &ContainerId) -> Result<Box<dyn AttachedStdio>> {
+        self.monitor.require(Capability::Attach, "attach")?;
+        self.monitor.attach(id, &self.root.files(id)).await
+    }
+
+    /// Resizes the container's terminal (its spec's `process.terminal`).
+    pub async fn resize(&self, id: &ContainerId, size: TerminalSize) -> Result<()> {
+        self.monitor.require(Capability::Resize, "resize")?;
+        if size.rows == 0 || size.cols == 0 {
+            return Err(Error::InvalidArgument {
+                option: "TerminalSize".to_owned(),
+                reason: format!("{} rows by {} columns is no terminal", size.rows, size.cols),
+            });
+        }
+        self.monitor.resize(id, &self.root.files(id), size).await
+    }
+
+    /// Makes the monitor close the container's log and open it again, empty: a log the caller
+    /// moved away (to rotate it) stays as it was, and output goes on in a new file.
+    pub async fn reopen_log(&self, id: &ContainerId) -> Result<()> {
+        self.monitor.require(Capability::Logs, "reopen_log")?;
+        self.monitor.reopen_log(id, &self.root.files(id)).await
+    }
+
+    /// The container's log, line by line; with [`LogOptions::follow`], until the container has
+    /// exited and all it wrote was read.
+    pub async fn logs(&self, id: &ContainerId, opts: LogOptions) -> Result<Box<dyn LogReader>> {
+        self.monitor.require(Capability::Logs, "logs")?;
+        self.monitor.logs(id, &self.root.files(id), opts).await
+    }
+}
