@@ -4,9 +4,11 @@
 //! - `test`: formatting, lints, then the whole test suite.
 //! - `matrix`: the conformance suite over every backend found, as a table.
 //! - `bench`: the library and its engine, built with optimisations, against the raw runtime CLIs
-//!   and containerd's `runc` crate, as ratios.
+//!   and containerd's `runc` crate, and through conmon against conmon by hand and `podman run`,
+//!   as ratios; conmon's memory beside them.
 //! - `ci`: what `.ci/run` does: the matrix on the host as found (a fresh clone must pass it before
-//!   anything is installed), setup, then the test suite with the real runtimes required.
+//!   anything is installed), setup, then the test suite with the real runtimes, conmon and CRIU
+//!   required.
 
 mod bench;
 mod matrix;
@@ -37,8 +39,9 @@ enum Task {
     },
     /// The conformance matrix over every backend found (fakes always, real runtimes if present).
     Matrix,
-    /// The library and its engine against the raw runtime CLIs and containerd's runc crate: medians
-    /// and ratios of a container lifecycle, of exit detection and of stop.
+    /// The library and its engine against the raw runtime CLIs and containerd's runc crate, and
+    /// through conmon against conmon by hand and podman run: medians and ratios of a container
+    /// lifecycle, of exit detection and of stop, and conmon's memory.
     Bench {
         /// Measured iterations per runtime for each way (after 2 warm-ups).
         #[arg(long, default_value_t = 20)]
