@@ -11,9 +11,10 @@
 //!   removed); the files conmon made (its directory, `attach`, `ctl` and `winsz` in the bundle)
 //!   are removed, as the monitor removes them;
 //! - **podman run**: `podman run --rm` of the same root filesystem and runtime, the tool people
-//!   use for this job (it drives conmon too), where podman is installed. Its storage is private to
-//!   the bench (`--root`, `--runroot` in the work directory, the vfs driver, which mounts
-//!   nothing), so it touches none of the host's containers.
+//!   use for this job (it drives conmon too), where podman is installed. Its storage and state
+//!   are private to the bench (`--root`, `--runroot`, `--tmpdir` in the work directory, the vfs
+//!   driver, which mounts nothing), so it touches none of the host's containers; only its lock
+//!   segment, `/dev/shm/libpod_lock`, is the host's (podman makes it once and keeps it).
 //!
 //! Memory: the resident size (`VmRSS`) of a live conmon, read from `/proc` while the container
 //! it holds runs, found by its command line (`-c ID`) rather than by anything the library says.
@@ -185,6 +186,8 @@ impl Podman {
             .arg(self.storage.join("root"))
             .arg("--runroot")
             .arg(self.storage.join("runroot"))
+            .arg("--tmpdir")
+            .arg(self.storage.join("tmp"))
             // `--rootfs` needs no image; vfs mounts nothing, so the storage is a plain directory.
             .args(["--storage-driver", "vfs"])
             .arg("--runtime")
