@@ -87,6 +87,8 @@ impl RawConmon<'_> {
             .arg(&sockets)
             .arg("-l")
             .arg(log)
+            // conmon also writes an `oom` file into its working directory on an OOM kill.
+            .current_dir(&dir)
             .env("_OCI_SYNCPIPE", SYNC_FD.to_string())
             .env("_OCI_STARTPIPE", START_FD.to_string())
             .stdin(Stdio::null())
