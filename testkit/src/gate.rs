@@ -179,6 +179,33 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_conmon_fails_only_when_conmon_is_required() {
+        let required = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect::<BTreeSet<_>>();
+        let reason = || "conmon is not in PATH (`cargo xtask setup` installs it)".to_owned();
+        assert_eq!(
+            lacking("conmon", reason(), &required(&["runc", "crun", "youki", "conmon", "criu"])),
+            Lacking::Fail(format!("REQUIRE_REAL_RUNTIMES requires conmon, but {}", reason()))
+        );
+        assert_eq!(lacking("conmon", reason(), &required(&["runc", "crun", "youki", "criu"])), Lacking::Skip(reason()));
+        assert_eq!(
+            lacking("runc", "runc is not in PATH".to_owned(), &required(&["conmon"])),
+            Lacking::Skip("runc is not in PATH".to_owned()),
+            "requiring conmon requires no runtime"
+        );
+    }
+
+    #[test]
+    fn a_binary_missing_from_path_is_a_failure_once_required() {
+        let name = "conmon-that-no-host-has";
+        let missing = availability(name).expect_err("no such binary in PATH");
+        let required = [name.to_owned()].into_iter().collect::<BTreeSet<_>>();
+        assert!(
+            matches!(lacking(name, missing, &required), Lacking::Fail(reason) if reason.contains("not in PATH")),
+            "the gate's own verdict on a missing binary fails the test"
+        );
+    }
+
+    #[test]
     fn agrees_with_readelf_on_a_static_and_a_dynamic_build() {
         let dir = tempfile::tempdir().unwrap();
         let (static_binary, readelf_static) =

@@ -13,6 +13,11 @@
 //! - **CliBackend**: the same sequence through the library's backend, on a tokio runtime;
 //! - **Engine** (monitor `direct`): create, start, `wait`, delete through the `Engine`;
 //! - **Engine run**: the same with `run` (`run --detach` where the runtime has it);
+//! - **Engine** (monitor `conmon`): the same lifecycle through the `Engine` with a
+//!   `ConmonMonitor`, beside **raw conmon** (conmon started by hand with its sync and start
+//!   pipes, `start`, its exit file, `delete`) and **podman run** (`podman run --rm` of the same
+//!   root filesystem and runtime, which drives conmon too), where conmon and podman are there
+//!   (see [`conmon`]);
 //! - **runc crate**: containerd's `runc` client (runc and the fake runc only), as its users drive
 //!   it: a pid file, `/dev/null` stdio, `/proc` looked at until the init exits;
 //! - **CliBackend /proc**: the library's backend waiting the same way as the runc crate (where
@@ -36,9 +41,13 @@
 //! The ways of a workload are interleaved (each iteration rotates which goes first) so a burst of
 //! load on the host, or whatever one way leaves behind for the next, hits every way alike. The
 //! report gives medians with p10, p90 and p95 and the ratios of medians and of p95s of each way
-//! to its baseline (the raw CLI; the runc crate for `Engine run` and `CliBackend /proc`), with
-//! the targets the engine was built for (lifecycle: Engine at most 0.95 of the raw CLI, Engine run
-//! at most 0.80); a target is reported as met or missed, never asserted. A change in a ratio
+//! to its baseline (the raw CLI; the runc crate for `Engine run` and `CliBackend /proc`; raw
+//! conmon and podman for the Engine through conmon), with the targets the engine was built for
+//! (lifecycle: Engine at most 0.95 of the raw CLI, Engine run at most 0.80; through conmon at
+//! most 1.05 of raw conmon and at most 0.40 of `podman run`, i.e. 2.5 times as fast); a target is
+//! reported as met or missed, never asserted. Memory is reported beside the times: the resident
+//! size of a live conmon (from `/proc`), and the peak resident size (`VmHWM`) of the bench
+//! process, which holds the engines (the engine's own peak is at most that). A change in a ratio
 //! between runs is what matters, not the milliseconds. `--json PATH` writes every figure named by
 //! runtime, monitor (`direct` for the engine, `none` for the CLI-level ways), workload and way,
 //! with every sample, and every ratio.
@@ -56,7 +65,9 @@
 //! The fake runtime (`fake-oci` linked as `runc`) is always measured, needing neither root nor a
 //! real runtime; it shows the library's overhead against a runtime that does almost nothing. The
 //! real runc, crun and youki are measured when they are in `PATH`, we are root, and a static
-//! busybox exists to build the root filesystem. A real runtime whose first raw lifecycle fails
+//! busybox exists to build the root filesystem; the conmon ways with each of them when conmon
+//! passes the same gate and a first raw conmon lifecycle works, `podman run` when podman is in
+//! `PATH` and a first run works (otherwise the report says why they are left out). A real runtime whose first raw lifecycle fails
 //! (e.g. crun on a host whose cgroups it refuses) is reported as skipped with its message; a
 //! failure after that, or any failure of another way where the raw CLI succeeded, fails the task.
 //! A run in which the engine said the container ended otherwise than the workload makes it end
@@ -67,6 +78,7 @@
 //! Every container is force-deleted if its sequence fails, and every temp directory (bundles,
 //! state roots) is removed when the runtime's measurement ends.
 
+mod conmon;
 mod ways;
 
 use std::path::{Path, PathBuf};
@@ -74,6 +86,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use conmon_driver::ConmonMonitor;
 use runtime_core::{CliBackend, DirectMonitor, Engine, OciBackend, RuntimeConfig, StateRoot};
 use serde_json::json;
 
@@ -82,7 +95,8 @@ use testkit::fake::{FakeRuntime, Flavour};
 use testkit::gate::Gate;
 
 use crate::{cargo, run_command};
-use ways::{Drivers, EXIT_ON_EOF, EXIT_ON_TERM, Raw, Sample};
+use conmon::{Podman, RawConmon};
+use ways::{ConmonWays, Drivers, EXIT_ON_EOF, EXIT_ON_TERM, Raw, Sample};
 
 /// The profile and optimisation level this build of xtask was compiled with (see `build.rs`).
 const BUILD_PROFILE: &str = env!("XTASK_BUILD_PROFILE");
@@ -149,6 +163,10 @@ enum Way {
     EngineRun,
     RuncCrate,
     CliBackendProcWait,
+    /// The Engine with a `ConmonMonitor`.
+    EngineConmon,
+    RawConmon,
+    Podman,
 }
 
 impl Way {
@@ -160,6 +178,10 @@ impl Way {
             Way::EngineRun => "engine-run",
             Way::RuncCrate => "runc-crate",
             Way::CliBackendProcWait => "cli-backend-proc-wait",
+            // Told apart from the direct one's by its monitor.
+            Way::EngineConmon => "engine",
+            Way::RawConmon => "raw-conmon",
+            Way::Podman => "podman-run",
         }
     }
 
@@ -171,13 +193,17 @@ impl Way {
             Way::EngineRun => "Engine run",
             Way::RuncCrate => "runc crate",
             Way::CliBackendProcWait => "CliBackend /proc",
+            Way::EngineConmon => "Engine",
+            Way::RawConmon => "raw conmon",
+            Way::Podman => "podman run",
         }
     }
 
-    /// Which monitor supervises the containers: the engine's direct one, or none.
+    /// Which monitor supervises the containers: the engine's direct one, conmon, or none.
     fn monitor(self) -> &'static str {
         match self {
             Way::Engine | Way::EngineRun => "direct",
+            Way::EngineConmon | Way::RawConmon | Way::Podman => "conmon",
             Way::RawCli | Way::CliBackend | Way::RuncCrate | Way::CliBackendProcWait => "none",
         }
     }
@@ -199,6 +225,10 @@ const RATIOS: &[RatioSpec] = &[
     RatioSpec { workload: Workload::Lifecycle, way: Way::EngineRun, baseline: Way::RawCli, target: Some(0.80) },
     RatioSpec { workload: Workload::Lifecycle, way: Way::EngineRun, baseline: Way::RuncCrate, target: None },
     RatioSpec { workload: Workload::Lifecycle, way: Way::CliBackendProcWait, baseline: Way::RuncCrate, target: None },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineConmon, baseline: Way::RawConmon, target: Some(1.05) },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineConmon, baseline: Way::Podman, target: Some(0.40) },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineConmon, baseline: Way::Engine, target: None },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::RawConmon, baseline: Way::RawCli, target: None },
     RatioSpec { workload: Workload::ExitLatency, way: Way::Engine, baseline: Way::RawCli, target: None },
     RatioSpec { workload: Workload::StopLatency, way: Way::Engine, baseline: Way::RawCli, target: None },
     RatioSpec { workload: Workload::CheckpointRestore, way: Way::Engine, baseline: Way::RawCli, target: None },
@@ -248,11 +278,33 @@ struct Subject {
     may_skip: bool,
 }
 
+/// What was measured of one runtime.
+#[derive(Debug, Default)]
+struct Measured {
+    /// Every workload and way that was measured.
+    series: Vec<Series>,
+    memory: Memory,
+    /// The optional ways left out with this runtime, each with why.
+    left_out: Vec<String>,
+}
+
+/// Resident sizes, in KiB.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Memory {
+    /// `VmRSS` of live conmons, one per container (none when conmon was not measured).
+    conmon_rss_kib: Vec<u64>,
+    /// `VmHWM` of the bench process once the runtime was measured: the peak of everything it
+    /// holds, the engines included.
+    bench_peak_kib: u64,
+}
+
+/// How many containers' conmons have their resident size read.
+const CONMON_RSS_SAMPLES: usize = 3;
+
 /// What measuring one runtime came to.
 #[derive(Debug)]
 enum Outcome {
-    /// Every workload and way that was measured.
-    Measured(Vec<Series>),
+    Measured(Measured),
     Skipped(String),
     Failed(String),
 }
@@ -381,16 +433,34 @@ impl Bundles {
     }
 }
 
-/// The ways each workload is driven, in the order of the report; checkpoint and restore only
-/// where the runtime restores.
-fn plan(with_runc_crate: bool, with_restore: bool) -> Vec<(Workload, Vec<Way>)> {
+/// What a runtime is measured with beyond the ways every runtime gets.
+#[derive(Debug, Clone, Copy, Default)]
+struct Extras {
+    /// containerd's `runc` crate and the backend waiting as its users do.
+    runc_crate: bool,
+    /// checkpoint and restore.
+    restore: bool,
+    /// conmon by hand and the Engine through conmon.
+    conmon: bool,
+    /// `podman run`.
+    podman: bool,
+}
+
+/// The ways each workload is driven, in the order of the report; the extras only where asked.
+fn plan(extras: Extras) -> Vec<(Workload, Vec<Way>)> {
     let mut lifecycle = vec![Way::RawCli, Way::CliBackend, Way::Engine, Way::EngineRun];
-    if with_runc_crate {
+    if extras.runc_crate {
         lifecycle.extend([Way::RuncCrate, Way::CliBackendProcWait]);
+    }
+    if extras.conmon {
+        lifecycle.extend([Way::RawConmon, Way::EngineConmon]);
+    }
+    if extras.podman {
+        lifecycle.push(Way::Podman);
     }
     Workload::ALL
         .into_iter()
-        .filter(|workload| with_restore || *workload != Workload::CheckpointRestore)
+        .filter(|workload| extras.restore || *workload != Workload::CheckpointRestore)
         .map(|workload| match workload {
             Workload::Lifecycle => (workload, lifecycle.clone()),
             Workload::ExitLatency | Workload::StopLatency | Workload::CheckpointRestore => {
@@ -412,8 +482,11 @@ fn drive(drivers: &Drivers, bundles: &Bundles, workload: Workload, way: Way, id:
     match (workload, way) {
         (Workload::Lifecycle, Way::RawCli) => drivers.raw_lifecycle(id, bundle),
         (Workload::Lifecycle, Way::CliBackend) => drivers.backend_lifecycle(id, bundle),
-        (Workload::Lifecycle, Way::Engine) => drivers.engine_lifecycle(id, bundle, false),
-        (Workload::Lifecycle, Way::EngineRun) => drivers.engine_lifecycle(id, bundle, true),
+        (Workload::Lifecycle, Way::Engine) => drivers.engine_lifecycle(&drivers.engine, id, bundle, false),
+        (Workload::Lifecycle, Way::EngineRun) => drivers.engine_lifecycle(&drivers.engine, id, bundle, true),
+        (Workload::Lifecycle, Way::EngineConmon) => drivers.engine_conmon_lifecycle(id, bundle),
+        (Workload::Lifecycle, Way::RawConmon) => drivers.raw_conmon_lifecycle(id, bundle),
+        (Workload::Lifecycle, Way::Podman) => drivers.podman_lifecycle(id),
         (Workload::Lifecycle, Way::RuncCrate) => drivers.runc_crate_lifecycle(id, bundle),
         (Workload::Lifecycle, Way::CliBackendProcWait) => drivers.backend_proc_wait_lifecycle(id, bundle),
         (Workload::ExitLatency, Way::RawCli) => drivers.raw_exit_latency(id, bundle),
@@ -469,8 +542,34 @@ fn measure(
     // nothing of the library or of CRIU, so only a real runtime with a working CRIU is measured.
     let restores = subject.binary.is_some()
         && tokio.block_on(backend.features()).context("probing the backend")?.restore.is_supported();
-    let plan = plan(runc_crate.is_some(), restores);
-    let drivers = Drivers { tokio, raw: &raw, backend, engine, runc_crate, scratch: work.path() };
+    let mut left_out = Vec::new();
+    let (conmon, podman) = match &subject.binary {
+        Some(runtime) => (
+            conmon_ways(tokio, &raw, &backend, &bundles, work.path(), &tag, &mut left_out)?,
+            podman(runtime, &bundles, work.path(), &tag, &mut left_out),
+        ),
+        None => {
+            left_out.push("conmon and podman: measured with real runtimes only".to_owned());
+            (None, None)
+        }
+    };
+    let plan = plan(Extras {
+        runc_crate: runc_crate.is_some(),
+        restore: restores,
+        conmon: conmon.is_some(),
+        podman: podman.is_some(),
+    });
+    let drivers = Drivers {
+        tokio,
+        raw: &raw,
+        backend,
+        engine,
+        conmon,
+        podman,
+        lifecycle_rootfs: bundles.lifecycle.rootfs(),
+        runc_crate,
+        scratch: work.path(),
+    };
 
     let mut measured: Vec<Series> = plan
         .iter()
@@ -488,7 +587,7 @@ fn measure(
         let (stage, n) = if warming { ("warm-up", round) } else { ("iteration", round - WARM_UP) };
         for (workload, ways) in &plan {
             for way in rotated(ways, round) {
-                let id = format!("{tag}-{}-{}-{round}", workload.key(), way.key());
+                let id = format!("{tag}-{}-{}-{}-{round}", workload.key(), way.key(), way.monitor());
                 let sample = drive(&drivers, &bundles, *workload, way, &id)
                     .with_context(|| format!("{} {}, {stage} {n}", way.label(), workload.key()))?;
                 if !warming {
@@ -500,9 +599,68 @@ fn measure(
             }
         }
     }
+    let mut memory = Memory::default();
+    if let Some(conmon) = &drivers.conmon {
+        for n in 0..CONMON_RSS_SAMPLES {
+            let id = format!("{tag}-conmon-rss-{n}");
+            let rss = conmon::conmon_rss_kib(tokio, &conmon.engine, &id, bundles.stop.path())
+                .context("reading a live conmon's resident size")?;
+            memory.conmon_rss_kib.push(rss);
+        }
+    }
+    memory.bench_peak_kib = conmon::status_kib("/proc/self/status", "VmHWM")?;
+    if let Some(podman) = &drivers.podman {
+        podman.remove_storage()?;
+    }
     drop(drivers);
     drop((work, bundles, fake_runtime));
-    Ok(Outcome::Measured(measured))
+    Ok(Outcome::Measured(Measured { series: measured, memory, left_out }))
+}
+
+/// The conmon ways over a real runtime, if conmon passes the test gate and a first lifecycle
+/// through it by hand works; otherwise why not goes to `left_out`.
+fn conmon_ways<'a>(
+    tokio: &tokio::runtime::Runtime,
+    raw: &'a Raw,
+    backend: &Arc<CliBackend>,
+    bundles: &Bundles,
+    scratch: &'a Path,
+    tag: &str,
+    left_out: &mut Vec<String>,
+) -> anyhow::Result<Option<ConmonWays<'a>>> {
+    let binary = match testkit::gate::real_runtime("conmon", &[]) {
+        Gate::Open(real) => real.binary,
+        Gate::Skip(reason) | Gate::Fail(reason) => {
+            left_out.push(format!("conmon: {reason}"));
+            return Ok(None);
+        }
+    };
+    let by_hand = RawConmon { conmon: binary.clone(), raw, scratch };
+    if let Err(error) = by_hand.lifecycle(tokio, &format!("{tag}-conmon-probe"), bundles.lifecycle.path()) {
+        left_out.push(format!("conmon: its first raw lifecycle failed: {error:#}"));
+        return Ok(None);
+    }
+    let state_root =
+        StateRoot::open(scratch.join("engine-conmon")).context("opening the conmon engine's state root")?;
+    let engine = Engine::new(Arc::clone(backend) as _, Arc::new(ConmonMonitor::new(binary)), state_root);
+    Ok(Some(ConmonWays { raw: by_hand, engine }))
+}
+
+/// `podman run` over the real runtime at `runtime`, if podman is in `PATH` and a first run
+/// works; otherwise why not goes to `left_out`.
+fn podman(runtime: &Path, bundles: &Bundles, scratch: &Path, tag: &str, left_out: &mut Vec<String>) -> Option<Podman> {
+    let Ok(binary) = which::which("podman") else {
+        left_out.push("podman run: podman is not in PATH".to_owned());
+        return None;
+    };
+    let podman = Podman { binary, runtime: runtime.to_path_buf(), storage: scratch.join("podman") };
+    match podman.lifecycle(&format!("{tag}-podman-probe"), &bundles.lifecycle.rootfs()) {
+        Ok(()) => Some(podman),
+        Err(error) => {
+            left_out.push(format!("podman run: its first run failed: {error:#}"));
+            None
+        }
+    }
 }
 
 /// The `fraction` quantile of sorted `values`, interpolating linearly between neighbours.
@@ -587,7 +745,7 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
     for (name, outcome) in results {
         match outcome {
             Outcome::Measured(measured) => {
-                for series in measured {
+                for series in &measured.series {
                     let summary = Summary::of(&series.samples);
                     println!(
                         "{name:<10} {:<18} {:<16} {:<7}  {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
@@ -607,7 +765,10 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
     }
     for (name, outcome) in results {
         let Outcome::Measured(measured) = outcome else { continue };
-        for series in measured.iter().filter(|series| !series.unexpected.is_empty()) {
+        for left_out in &measured.left_out {
+            println!("{name}: left out: {left_out}");
+        }
+        for series in measured.series.iter().filter(|series| !series.unexpected.is_empty()) {
             println!(
                 "{name} {} {}: {} of {} runs ended otherwise than expected, e.g. {}",
                 series.workload.key(),
@@ -625,7 +786,7 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
     );
     for (name, outcome) in results {
         let Outcome::Measured(measured) = outcome else { continue };
-        for ratio in ratios(measured) {
+        for ratio in ratios(&measured.series) {
             let RatioSpec { workload, way, baseline, target } = ratio.spec;
             let label = format!("{} ({}) / {} ({})", way.label(), way.monitor(), baseline.label(), baseline.monitor());
             let target = match (target, ratio.met()) {
@@ -641,6 +802,22 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
             );
         }
     }
+    println!();
+    println!("{:<10} {:>24} {:>28}", "runtime", "live conmon VmRSS (KiB)", "bench process VmHWM (KiB)");
+    for (name, outcome) in results {
+        let Outcome::Measured(Measured { memory, .. }) = outcome else { continue };
+        let conmon = match conmon_rss_median(memory) {
+            Some(median) => format!("{median:.0} (median of {})", memory.conmon_rss_kib.len()),
+            None => "-".to_owned(),
+        };
+        println!("{name:<10} {conmon:>24} {:>28}", memory.bench_peak_kib);
+    }
+}
+
+/// The median resident size of the conmons read, if any were.
+fn conmon_rss_median(memory: &Memory) -> Option<f64> {
+    let sizes: Vec<f64> = memory.conmon_rss_kib.iter().map(|&kib| kib as f64).collect();
+    (!sizes.is_empty()).then(|| Summary::of(&sizes).median)
 }
 
 /// The figures as JSON: every series named by runtime, monitor, workload and way, with its
@@ -649,14 +826,23 @@ fn report(results: &[(&str, Outcome)], iterations: usize) -> serde_json::Value {
     let mut runtimes = Vec::new();
     let mut figures = Vec::new();
     let mut ratio_figures = Vec::new();
+    let mut memory_figures = Vec::new();
     for (name, outcome) in results {
         runtimes.push(match outcome {
-            Outcome::Measured(_) => json!({ "runtime": name, "outcome": "measured" }),
+            Outcome::Measured(measured) => {
+                json!({ "runtime": name, "outcome": "measured", "left_out": measured.left_out })
+            }
             Outcome::Skipped(reason) => json!({ "runtime": name, "outcome": "skipped", "reason": reason }),
             Outcome::Failed(error) => json!({ "runtime": name, "outcome": "failed", "error": error }),
         });
         let Outcome::Measured(measured) = outcome else { continue };
-        for series in measured {
+        memory_figures.push(json!({
+            "runtime": name,
+            "conmon_rss_kib": measured.memory.conmon_rss_kib,
+            "conmon_rss_median_kib": conmon_rss_median(&measured.memory),
+            "bench_peak_rss_kib": measured.memory.bench_peak_kib,
+        }));
+        for series in &measured.series {
             let summary = Summary::of(&series.samples);
             figures.push(json!({
                 "runtime": name,
@@ -671,7 +857,7 @@ fn report(results: &[(&str, Outcome)], iterations: usize) -> serde_json::Value {
                 "unexpected_ends": series.unexpected,
             }));
         }
-        for ratio in ratios(measured) {
+        for ratio in ratios(&measured.series) {
             let RatioSpec { workload, way, baseline, target } = ratio.spec;
             ratio_figures.push(json!({
                 "runtime": name,
@@ -698,6 +884,8 @@ fn report(results: &[(&str, Outcome)], iterations: usize) -> serde_json::Value {
         "runtimes": runtimes,
         "figures": figures,
         "ratios": ratio_figures,
+        "memory_is": "conmon: VmRSS of a live conmon; bench: VmHWM of the bench process, which holds the engines",
+        "memory": memory_figures,
     })
 }
 
@@ -727,15 +915,19 @@ mod tests {
         let results = [
             (
                 "runc",
-                Outcome::Measured(vec![
-                    series(Workload::Lifecycle, Way::RawCli, &raw),
-                    series(Workload::Lifecycle, Way::Engine, &engine),
-                    series(Workload::Lifecycle, Way::EngineRun, &engine_run),
-                    Series {
-                        unexpected: vec!["iteration 4: ended, but how was not seen".into()],
-                        ..series(Workload::ExitLatency, Way::Engine, &exit)
-                    },
-                ]),
+                Outcome::Measured(Measured {
+                    series: vec![
+                        series(Workload::Lifecycle, Way::RawCli, &raw),
+                        series(Workload::Lifecycle, Way::Engine, &engine),
+                        series(Workload::Lifecycle, Way::EngineRun, &engine_run),
+                        Series {
+                            unexpected: vec!["iteration 4: ended, but how was not seen".into()],
+                            ..series(Workload::ExitLatency, Way::Engine, &exit)
+                        },
+                    ],
+                    memory: Memory { conmon_rss_kib: vec![1600, 1500, 1700], bench_peak_kib: 30_000 },
+                    left_out: vec!["podman run: podman is not in PATH".into()],
+                }),
             ),
             ("crun", Outcome::Skipped("crun is not in PATH".into())),
         ];
@@ -746,9 +938,18 @@ mod tests {
         assert_eq!(
             report["runtimes"],
             json!([
-                { "runtime": "runc", "outcome": "measured" },
+                { "runtime": "runc", "outcome": "measured", "left_out": ["podman run: podman is not in PATH"] },
                 { "runtime": "crun", "outcome": "skipped", "reason": "crun is not in PATH" },
             ])
+        );
+        assert_eq!(
+            report["memory"],
+            json!([{
+                "runtime": "runc",
+                "conmon_rss_kib": [1600, 1500, 1700],
+                "conmon_rss_median_kib": 1600.0,
+                "bench_peak_rss_kib": 30_000,
+            }])
         );
 
         let figures = report["figures"].as_array().unwrap();
@@ -806,24 +1007,67 @@ mod tests {
     #[test]
     fn the_runc_crate_and_its_like_for_like_backend_are_lifecycle_ways_only_where_asked_for() {
         let beside_the_crate = [Way::RuncCrate, Way::CliBackendProcWait];
-        let with: Vec<(Workload, Way)> = plan(true, true)
+        let with: Vec<(Workload, Way)> = plan(Extras { runc_crate: true, restore: true, ..Extras::default() })
             .into_iter()
             .flat_map(|(workload, ways)| ways.into_iter().map(move |way| (workload, way)))
             .filter(|(_, way)| beside_the_crate.contains(way))
             .collect();
         assert_eq!(with, [(Workload::Lifecycle, Way::RuncCrate), (Workload::Lifecycle, Way::CliBackendProcWait)]);
-        assert!(plan(false, true).iter().all(|(_, ways)| !ways.iter().any(|way| beside_the_crate.contains(way))));
-        let workloads: Vec<Workload> = plan(false, true).into_iter().map(|(workload, _)| workload).collect();
+        let without = plan(Extras { restore: true, ..Extras::default() });
+        assert!(without.iter().all(|(_, ways)| !ways.iter().any(|way| beside_the_crate.contains(way))));
+        let workloads: Vec<Workload> = without.into_iter().map(|(workload, _)| workload).collect();
         assert_eq!(workloads, Workload::ALL);
     }
 
     #[test]
     fn checkpoint_and_restore_are_measured_only_where_the_runtime_restores() {
         let workloads = |with_restore| -> Vec<Workload> {
-            plan(false, with_restore).into_iter().map(|(workload, _)| workload).collect()
+            plan(Extras { restore: with_restore, ..Extras::default() })
+                .into_iter()
+                .map(|(workload, _)| workload)
+                .collect()
         };
         assert!(workloads(true).contains(&Workload::CheckpointRestore));
         assert_eq!(workloads(false), [Workload::Lifecycle, Workload::ExitLatency, Workload::StopLatency]);
+    }
+
+    #[test]
+    fn conmon_and_podman_are_lifecycle_ways_only_where_asked_for() {
+        let through_conmon = [Way::RawConmon, Way::EngineConmon, Way::Podman];
+        let ways_of = |extras: Extras| -> Vec<(Workload, Way)> {
+            plan(extras)
+                .into_iter()
+                .flat_map(|(workload, ways)| ways.into_iter().map(move |way| (workload, way)))
+                .filter(|(_, way)| through_conmon.contains(way))
+                .collect()
+        };
+        assert_eq!(
+            ways_of(Extras { conmon: true, podman: true, ..Extras::default() }),
+            [
+                (Workload::Lifecycle, Way::RawConmon),
+                (Workload::Lifecycle, Way::EngineConmon),
+                (Workload::Lifecycle, Way::Podman)
+            ]
+        );
+        assert_eq!(ways_of(Extras { conmon: true, ..Extras::default() }).len(), 2);
+        assert!(ways_of(Extras::default()).is_empty());
+    }
+
+    #[test]
+    fn the_engine_through_conmon_is_judged_against_raw_conmon_and_podman() {
+        let series =
+            |way, ms: f64| Series { workload: Workload::Lifecycle, way, samples: vec![ms; 3], unexpected: vec![] };
+        // 104 / 100 is within 1.05 of raw conmon; 104 / 250 = 0.416 is short of 2.5 times podman.
+        let measured = [series(Way::RawConmon, 100.0), series(Way::EngineConmon, 104.0), series(Way::Podman, 250.0)];
+        let verdicts: Vec<(Way, Option<f64>, Option<bool>)> =
+            ratios(&measured).into_iter().map(|ratio| (ratio.spec.baseline, ratio.spec.target, ratio.met())).collect();
+        assert_eq!(verdicts, [(Way::RawConmon, Some(1.05), Some(true)), (Way::Podman, Some(0.40), Some(false))]);
+        assert_eq!(
+            [Way::EngineConmon, Way::RawConmon, Way::Podman].map(Way::monitor),
+            ["conmon"; 3],
+            "every conmon way is reported under the conmon monitor"
+        );
+        assert_eq!((Way::EngineConmon.key(), Way::Engine.key()), ("engine", "engine"), "told apart by monitor only");
     }
 
     #[test]

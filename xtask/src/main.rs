@@ -4,9 +4,11 @@
 //! - `test`: formatting, lints, then the whole test suite.
 //! - `matrix`: the conformance suite over every backend found, as a table.
 //! - `bench`: the library and its engine, built with optimisations, against the raw runtime CLIs
-//!   and containerd's `runc` crate, as ratios.
+//!   and containerd's `runc` crate, and through conmon against conmon by hand and `podman run`,
+//!   as ratios; conmon's memory beside them.
 //! - `ci`: what `.ci/run` does: the matrix on the host as found (a fresh clone must pass it before
-//!   anything is installed), setup, then the test suite with the real runtimes required.
+//!   anything is installed), setup, then the test suite with the real runtimes, conmon and CRIU
+//!   required.
 
 mod bench;
 mod matrix;
@@ -37,8 +39,9 @@ enum Task {
     },
     /// The conformance matrix over every backend found (fakes always, real runtimes if present).
     Matrix,
-    /// The library and its engine against the raw runtime CLIs and containerd's runc crate: medians
-    /// and ratios of a container lifecycle, of exit detection and of stop.
+    /// The library and its engine against the raw runtime CLIs and containerd's runc crate, and
+    /// through conmon against conmon by hand and podman run: medians and ratios of a container
+    /// lifecycle, of exit detection and of stop, and conmon's memory.
     Bench {
         /// Measured iterations per runtime for each way (after 2 warm-ups).
         #[arg(long, default_value_t = 20)]
@@ -53,9 +56,10 @@ enum Task {
     Ci,
 }
 
-/// The real runtimes the landed code drives, and CRIU, which their checkpoint and restore need;
-/// `ci` requires them all.
-pub const DRIVEN_RUNTIMES: &str = "runc,crun,youki,criu";
+/// The real runtimes the landed code drives, conmon (the monitor that lets containers outlive
+/// the caller), and CRIU, which checkpoint and restore need; `ci` requires them all, as `.ci/run`
+/// does.
+pub const DRIVEN_RUNTIMES: &str = "runc,crun,youki,conmon,criu";
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
@@ -108,4 +112,30 @@ fn test(extra: &[String], required: Option<&str>) -> anyhow::Result<()> {
         test.arg("--").args(extra);
     }
     run_command(&mut test)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The names `.ci/run` puts in `REQUIRE_REAL_RUNTIMES`.
+    fn required_by_ci_script() -> BTreeSet<String> {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/run");
+        let script = std::fs::read_to_string(&script).unwrap();
+        let assignments: Vec<&str> =
+            script.split_whitespace().filter_map(|word| word.strip_prefix("REQUIRE_REAL_RUNTIMES=")).collect();
+        assert_eq!(assignments.len(), 1, "one REQUIRE_REAL_RUNTIMES in .ci/run: {assignments:?}");
+        assignments[0].split(',').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn ci_requires_every_runtime_conmon_and_criu_in_the_script_and_in_xtask_alike() {
+        let expected: BTreeSet<String> =
+            ["runc", "crun", "youki", "conmon", "criu"].into_iter().map(str::to_owned).collect();
+        assert_eq!(required_by_ci_script(), expected);
+        let by_xtask: BTreeSet<String> = DRIVEN_RUNTIMES.split(',').map(str::to_owned).collect();
+        assert_eq!(by_xtask, expected);
+    }
 }

@@ -21,6 +21,7 @@ pub fn run() -> anyhow::Result<()> {
         bail!("setup installs packages and mounts cgroups; run it as root (e.g. `sudo -E cargo xtask setup`)");
     }
     install_packages()?;
+    verify_conmon()?;
     criu::ensure_working()?;
     install_youki()?;
     fix_hybrid_cgroups()?;
@@ -54,6 +55,23 @@ fn install_missing(packages: &[&str], purpose: &str) -> anyhow::Result<()> {
 
 fn install_packages() -> anyhow::Result<()> {
     install_missing(PACKAGES, "runtime packages")
+}
+
+/// conmon must run here, not only be installed: `ConmonMonitor`'s tests and the bench require
+/// it, so a conmon that is missing from `PATH` or fails `conmon --version` fails setup, saying so.
+fn verify_conmon() -> anyhow::Result<()> {
+    let conmon = which::which("conmon").context("conmon is not in PATH after installing Debian's conmon package")?;
+    let output = Command::new(&conmon)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("cannot run `{} --version`", conmon.display()))?;
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        bail!("`{} --version` failed ({}): {}", conmon.display(), output.status, said.trim());
+    }
+    let version = said.lines().next().unwrap_or_default();
+    println!("setup: conmon: {} says {version:?}", conmon.display());
+    Ok(())
 }
 
 fn install_youki() -> anyhow::Result<()> {

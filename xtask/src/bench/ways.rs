@@ -1,5 +1,6 @@
 //! The ways the bench drives a container: the runtime CLI as a script would, the library's
-//! `CliBackend`, the `Engine` with its `DirectMonitor`, and containerd's `runc` crate.
+//! `CliBackend`, the `Engine` with its `DirectMonitor` or `ConmonMonitor`, and containerd's
+//! `runc` crate (conmon by hand and podman are in [`super::conmon`]).
 //!
 //! Each way returns the milliseconds it is judged by (the whole sequence, or only the part a
 //! latency is about) and leaves nothing behind, failed or not: a container whose sequence did
@@ -25,6 +26,8 @@ use runtime_core::{
 };
 use tokio::io::AsyncBufReadExt;
 
+use super::conmon::{Podman, RawConmon};
+
 /// The container process of the exit-latency workload: ends with status 3 when its stdin closes.
 pub(super) const EXIT_ON_EOF: &[&str] = &["sh", "-c", "read line; exit 3"];
 
@@ -36,10 +39,10 @@ const EXIT_ON_EOF_STATUS: i32 = 3;
 pub(super) const EXIT_ON_TERM: &[&str] = &["sh", "-c", "trap 'kill $!; exit 0' TERM; echo ready; sleep 1000 & wait"];
 
 /// How often `state` (or `/proc`) is looked at while waiting for a container to stop.
-const POLL: Duration = Duration::from_millis(2);
+pub(super) const POLL: Duration = Duration::from_millis(2);
 
 /// How long a container may take to stop, or to say it is ready, before the iteration fails.
-const DEADLINE: Duration = Duration::from_secs(10);
+pub(super) const DEADLINE: Duration = Duration::from_secs(10);
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
@@ -81,14 +84,14 @@ pub(super) struct Raw {
 }
 
 impl Raw {
-    fn command(&self) -> Command {
+    pub(super) fn command(&self) -> Command {
         let mut command = Command::new(&self.binary);
         command.arg("--root").arg(&self.root).stdin(Stdio::null());
         command
     }
 
     /// Runs `<rt> --root R args...`, returning its stdout; a failure carries its stderr.
-    fn call(&self, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    pub(super) fn call(&self, args: &[&str]) -> anyhow::Result<Vec<u8>> {
         let mut command = self.command();
         command.args(args);
         let output = command.output().with_context(|| format!("cannot run {command:?}"))?;
@@ -232,18 +235,18 @@ async fn until_ready(ready: PipeReader) -> anyhow::Result<()> {
 }
 
 /// Force-deletes a container whose sequence did not finish, so none outlives the bench.
-struct Leftover<'a> {
+pub(super) struct Leftover<'a> {
     raw: &'a Raw,
     id: &'a str,
     armed: bool,
 }
 
 impl<'a> Leftover<'a> {
-    fn new(raw: &'a Raw, id: &'a str) -> Self {
+    pub(super) fn new(raw: &'a Raw, id: &'a str) -> Self {
         Leftover { raw, id, armed: true }
     }
 
-    fn disarm(mut self) {
+    pub(super) fn disarm(mut self) {
         self.armed = false;
     }
 }
@@ -288,7 +291,14 @@ pub(super) struct Drivers<'a> {
     pub(super) tokio: &'a tokio::runtime::Runtime,
     pub(super) raw: &'a Raw,
     pub(super) backend: Arc<CliBackend>,
+    /// The engine with its `DirectMonitor`.
     pub(super) engine: Engine,
+    /// What goes through conmon, where conmon is there and works with this runtime.
+    pub(super) conmon: Option<ConmonWays<'a>>,
+    /// `podman run`, where podman is there and works with this runtime.
+    pub(super) podman: Option<Podman>,
+    /// The root filesystem of the lifecycle bundle, for `podman run --rootfs`.
+    pub(super) lifecycle_rootfs: PathBuf,
     /// containerd's client, when the runtime is runc (or the fake in its place).
     pub(super) runc_crate: Option<runc::Runc>,
     /// Where the `runc` crate's pid files go.
@@ -388,12 +398,18 @@ impl Drivers<'_> {
         })
     }
 
-    /// The engine's lifecycle: create and start (or `run`, one runtime call where the runtime
-    /// has it), `wait` (a pidfd wakes it), delete.
-    pub(super) fn engine_lifecycle(&self, id: &str, bundle: &Path, run: bool) -> anyhow::Result<Sample> {
+    /// The lifecycle through `engine`: create and start (or `run`, one runtime call where the
+    /// runtime has it), `wait` (a pidfd wakes the direct monitor, inotify on the exit directory
+    /// the conmon one), delete.
+    pub(super) fn engine_lifecycle(
+        &self,
+        engine: &Engine,
+        id: &str,
+        bundle: &Path,
+        run: bool,
+    ) -> anyhow::Result<Sample> {
         let leftover = Leftover::new(self.raw, id);
         let id = ContainerId::new(id)?;
-        let engine = &self.engine;
         let started = Instant::now();
         let exit = self.tokio.block_on(async {
             if run {
@@ -477,6 +493,32 @@ impl Drivers<'_> {
         })?;
         leftover.disarm();
         std::fs::remove_file(&pid_file).context("removing the pid file")
+    }
+}
+
+/// The ways through conmon: by hand, and the Engine with a `ConmonMonitor`.
+pub(super) struct ConmonWays<'a> {
+    pub(super) raw: RawConmon<'a>,
+    pub(super) engine: Engine,
+}
+
+impl Drivers<'_> {
+    fn conmon(&self) -> anyhow::Result<&ConmonWays<'_>> {
+        self.conmon.as_ref().context("conmon is not measured with this runtime")
+    }
+
+    pub(super) fn raw_conmon_lifecycle(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        let conmon = self.conmon()?;
+        timed(|| conmon.raw.lifecycle(self.tokio, id, bundle))
+    }
+
+    pub(super) fn engine_conmon_lifecycle(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        self.engine_lifecycle(&self.conmon()?.engine, id, bundle, false)
+    }
+
+    pub(super) fn podman_lifecycle(&self, id: &str) -> anyhow::Result<Sample> {
+        let podman = self.podman.as_ref().context("podman is not measured with this runtime")?;
+        timed(|| podman.lifecycle(id, &self.lifecycle_rootfs))
     }
 }
 
