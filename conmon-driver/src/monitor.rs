@@ -302,6 +302,9 @@ impl ConmonMonitor {
         let mut command = tokio::process::Command::new(&argv[0]);
         command
             .args(&argv[1..])
+            // conmon records an OOM kill as `oom` in its persist dir and again in its working
+            // directory: there, both are the one file in the container's directory.
+            .current_dir(&files.dir)
             .env("_OCI_SYNCPIPE", SYNC_FD.to_string())
             .env("_OCI_STARTPIPE", START_FD.to_string())
             .stdin(Stdio::null())

@@ -71,6 +71,10 @@ async fn oom_killed_is_reported(env: &mut Env) -> CaseResult {
     if !env.is_real() {
         return skipped(NO_CGROUPS);
     }
+    // Nothing records the kill outside the state root (conmon writes `oom` in its working
+    // directory too, which would be this process's unless it is given one).
+    let stray = std::env::current_dir()?.join("oom");
+    ensure!(!stray.exists(), "{} is there before the case", stray.display());
     let first = env.engine()?;
     let (id, _) = started_with_limit(env, &first, "oom", &["sh", "-c", ALLOCATE_WITHOUT_END]).await?;
     let exit = ended(&first, &id).await?;
@@ -80,6 +84,7 @@ async fn oom_killed_is_reported(env: &mut Env) -> CaseResult {
     // As conmon records it: an empty file named `oom` in the container's directory.
     let oom_file = env.engine_state_root()?.path().join("containers").join(id.as_str()).join("oom");
     ensure!(std::fs::read(&oom_file).is_ok_and(|bytes| bytes.is_empty()), "no empty {}", oom_file.display());
+    ensure!(!stray.exists(), "the OOM kill was recorded in this process's working directory too");
     drop(first);
     let second = env.reconnected().await?;
     let status = second.status(&id).await?;
