@@ -225,6 +225,8 @@ pub fn run_as_second_process() -> Option<std::process::ExitCode> {
     engine::second_process(&subjects)
 }
 
+/// The backend's cases drive the runtime without a monitor; their env is the direct monitor's,
+/// as an engine any of them made would be.
 fn add(suite: &mut Suite, subject: &Subject, label: String, cases: Vec<(&'static str, Case)>) {
     add_named(suite, subject, label, Monitoring::Chosen(MonitorChoice::Direct), cases);
 }
