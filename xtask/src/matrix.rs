@@ -49,8 +49,19 @@ pub fn run() -> anyhow::Result<()> {
     // The plugin subject loads testkit's example plugin, a cdylib that `cargo test --test` does
     // not build; without this a fresh clone would report every plugin case as failed.
     run_command(&mut cargo(["build", "-p", "testkit", "--example", "fake_plugin"]))?;
-    let mut command =
-        cargo(["test", "--workspace", "--test", "conformance", "--test", "engine", "--", "--color", "never"]);
+    // Every binary runs even after one fails: the table is the whole matrix, failures included.
+    let mut command = cargo([
+        "test",
+        "--workspace",
+        "--no-fail-fast",
+        "--test",
+        "conformance",
+        "--test",
+        "engine",
+        "--",
+        "--color",
+        "never",
+    ]);
     command.stdout(Stdio::piped());
     eprintln!("xtask: running {command:?}");
     let mut child = command.spawn().context("cannot run cargo test")?;
