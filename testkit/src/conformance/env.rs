@@ -375,9 +375,7 @@ impl Env {
         ensure!(problems.is_empty(), "{}", problems.join("; "));
         Ok(())
     }
-}
 
-impl Env {
     /// Live processes with one of the case's ids in their command line, once those that are
     /// ending (conmon writes the exit, then goes) had [`STATUS_PATIENCE`] to go.
     async fn processes_naming_ids(&self) -> Vec<(&ContainerId, Vec<u32>)> {
