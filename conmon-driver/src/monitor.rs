@@ -203,6 +203,31 @@ fn remove_file(path: &Path) -> Result<()> {
     }
 }
 
+/// How the container ended, as conmon recorded it; `None` while nothing is recorded.
+///
+/// conmon writes the exit code twice: as `<exit dir>/<id>`, the engine's exit file, and as
+/// `exit` in its persist dir. It writes each through a temporary file named after it with six
+/// more characters (glib's `g_file_set_contents`), which cannot be made for an id longer than
+/// 248 bytes (`NAME_MAX` is 255): conmon 2.1.6 then writes only its `exit`. That one is linked
+/// to the engine's exit file, so the engine and every later reader find it where they look.
+fn recorded_exit(files: &ContainerFiles) -> Result<Option<Exit>> {
+    if let Some(exit) = files.recorded_exit()? {
+        return Ok(Some(exit));
+    }
+    let persisted = files.dir.join("exit");
+    match std::fs::hard_link(&persisted, &files.exit_file) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // conmon wrote the engine's file meanwhile, with the same code.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => {
+            let context = format!("linking {} to {}", persisted.display(), files.exit_file.display());
+            return Err(Error::Io { context, source: err });
+        }
+    }
+    files.recorded_exit()
+}
+
 /// The long-lived conmon of container `id`, from its pid file, if it is still there and is
 /// that conmon (its pid not reused): its command line names the container after `-c`.
 fn conmon_of(id: &ContainerId, files: &ContainerFiles) -> Result<Option<Process>> {
@@ -502,7 +527,7 @@ impl Monitor for ConmonMonitor {
     }
 
     async fn exit_status(&self, _id: &ContainerId, files: &ContainerFiles) -> Result<Option<Exit>> {
-        files.recorded_exit()
+        recorded_exit(files)
     }
 
     async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit> {
@@ -514,15 +539,18 @@ impl Monitor for ConmonMonitor {
         };
         match watch::exit_file(files, conmon_gone).await? {
             Some(exit) => Ok(exit),
-            // conmon writes the exit file before it ends: without it, nobody will.
-            None => Err(self.lost(id, files)),
+            None => match recorded_exit(files)? {
+                Some(exit) => Ok(exit),
+                // conmon records the exit before it ends: without a record, nobody will.
+                None => Err(self.lost(id, files)),
+            },
         }
     }
 
     async fn ensure_supervised(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
         // Whether conmon lives is asked first: it records the exit before it ends, so a gone
         // conmon and no exit file read afterwards mean it never will.
-        if !conmon_started(files) || conmon_of(id, files)?.is_some() || files.recorded_exit()?.is_some() {
+        if !conmon_started(files) || conmon_of(id, files)?.is_some() || recorded_exit(files)?.is_some() {
             return Ok(());
         }
         Err(self.lost(id, files))
@@ -622,5 +650,41 @@ mod tests {
         let colon = LogDriver::K8sFile { path: Some("/var/log/c1:web.log".into()), max_size: None };
         let refused = k8s_log_file(&colon, &paths());
         assert!(matches!(&refused, Err(Error::InvalidArgument { option, .. }) if option == "LogDriver::K8sFile"));
+    }
+
+    /// A container's files in a fresh state root, laid out as the engine lays them out.
+    fn container_files(root: &Path) -> ContainerFiles {
+        let files = ContainerFiles { exit_file: root.join("exits/c1"), dir: root.join("containers/c1") };
+        for dir in [root.join("exits"), files.dir.clone()] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        files
+    }
+
+    #[test]
+    fn an_exit_only_in_conmons_persist_dir_becomes_the_engines_exit_file() {
+        let root = tempfile::tempdir().unwrap();
+        let files = container_files(root.path());
+        // conmon's format: decimal, no newline; 7 is what `exit 7` leaves.
+        std::fs::write(files.dir.join("exit"), "7").unwrap();
+        assert_eq!(recorded_exit(&files).unwrap(), Some(Exit::Exited(7)));
+        assert_eq!(std::fs::read_to_string(&files.exit_file).unwrap(), "7", "the engine's exit file");
+    }
+
+    #[test]
+    fn the_engines_exit_file_is_read_as_conmon_wrote_it() {
+        let root = tempfile::tempdir().unwrap();
+        let files = container_files(root.path());
+        std::fs::write(&files.exit_file, "137").unwrap();
+        std::fs::write(files.dir.join("exit"), "137").unwrap();
+        assert_eq!(recorded_exit(&files).unwrap(), Some(Exit::Signaled(runtime_core::Signal::KILL)));
+    }
+
+    #[test]
+    fn no_exit_recorded_anywhere_is_none() {
+        let root = tempfile::tempdir().unwrap();
+        let files = container_files(root.path());
+        assert_eq!(recorded_exit(&files).unwrap(), None);
+        assert!(!files.exit_file.exists(), "nothing is made up");
     }
 }

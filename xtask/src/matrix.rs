@@ -1,12 +1,17 @@
-//! `cargo xtask matrix`: the conformance suite over every backend found, as one table.
+//! `cargo xtask matrix`: the conformance suite over every backend and monitor found, as one
+//! table.
 //!
 //! Every backend crate (and testkit, for plugins) has a `conformance` test binary that registers
-//! the suite for its fake and, through the gate, for its real runtime. This task runs them all and
-//! reads the outcome of each `conformance::<subject>::<case>` back into a table of cases by
-//! subject. Real runtimes that are missing show as skipped with the gate's reason; with
-//! `REQUIRE_REAL_RUNTIMES` set they fail instead. Monitors join the matrix as their crates land;
-//! today every subject runs without one. It builds what the suite loads first, so it works as the
-//! first command on a fresh clone.
+//! the backend's cases for its fake and, through the gate, for its real runtime, and an `engine`
+//! test binary that registers the engine's cases once per monitor: `<backend>+direct` (the
+//! embedding process supervises) for every subject, `<backend>+conmon` for a real runtime. This
+//! task runs them all and reads the outcome of each `conformance::<subject>::<case>` back into a
+//! table of cases by subject, so the columns are backend × monitor (`runc+conmon`,
+//! `runc-fake+direct`) beside the backend-only columns (`runc`, `runc-fake`), whose cases drive
+//! the runtime without a monitor. Real runtimes and conmon that are missing show as skipped with
+//! the gate's reason; named in `REQUIRE_REAL_RUNTIMES` they fail instead, and a case that needs
+//! what its monitor cannot do is skipped with the monitor's reason. It builds what the suite
+//! loads first, so it works as the first command on a fresh clone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -44,8 +49,19 @@ pub fn run() -> anyhow::Result<()> {
     // The plugin subject loads testkit's example plugin, a cdylib that `cargo test --test` does
     // not build; without this a fresh clone would report every plugin case as failed.
     run_command(&mut cargo(["build", "-p", "testkit", "--example", "fake_plugin"]))?;
-    let mut command =
-        cargo(["test", "--workspace", "--test", "conformance", "--test", "engine", "--", "--color", "never"]);
+    // Every binary runs even after one fails: the table is the whole matrix, failures included.
+    let mut command = cargo([
+        "test",
+        "--workspace",
+        "--no-fail-fast",
+        "--test",
+        "conformance",
+        "--test",
+        "engine",
+        "--",
+        "--color",
+        "never",
+    ]);
     command.stdout(Stdio::piped());
     eprintln!("xtask: running {command:?}");
     let mut child = command.spawn().context("cannot run cargo test")?;
@@ -73,10 +89,14 @@ fn print_table(results: &BTreeMap<(String, String), Outcome>) {
     let subjects: BTreeSet<&String> = results.keys().map(|(_, subject)| subject).collect();
     let cases: BTreeSet<&String> = results.keys().map(|(case, _)| case).collect();
     let case_width = cases.iter().map(|case| case.len()).max().unwrap_or(0);
-    println!("\nConformance matrix (monitor: none; cells: ok, FAIL, skip)\n");
+    println!(
+        "\nConformance matrix (columns: backend, or backend+monitor for the engine's cases; cells: ok, FAIL, skip)\n"
+    );
     print!("{:case_width$}", "case");
+    // Each column as wide as its label (`plugin-fake+direct`), at least as wide as "FAIL".
+    let width = |subject: &str| subject.len().max(4);
     for subject in &subjects {
-        print!("  {subject:>10}");
+        print!("  {subject:>w$}", w = width(subject));
     }
     println!();
     for case in &cases {
@@ -88,7 +108,7 @@ fn print_table(results: &BTreeMap<(String, String), Outcome>) {
                 Some(Outcome::Skipped(_)) => "skip",
                 None => "-",
             };
-            print!("  {cell:>10}");
+            print!("  {cell:>w$}", w = width(subject));
         }
         println!();
     }
@@ -134,5 +154,34 @@ mod tests {
             Outcome::Skipped("youki is not in PATH".into())
         );
         assert_eq!(parse_line("test other::thing ... ok"), None);
+    }
+
+    #[test]
+    fn reads_backend_and_monitor_labels_as_one_subject() {
+        assert_eq!(
+            parse_line("test conformance::runc+conmon::exit_code_is_reported_and_recorded ... ok"),
+            Some(("runc+conmon".into(), "exit_code_is_reported_and_recorded".into(), Outcome::Passed))
+        );
+        assert_eq!(
+            parse_line("test conformance::runc-fake+direct::stop_of_a_gone_container_succeeds   ... FAILED"),
+            Some(("runc-fake+direct".into(), "stop_of_a_gone_container_succeeds".into(), Outcome::Failed))
+        );
+        assert_eq!(
+            parse_line(
+                "test conformance::crun+conmon::exec_stop_ends_every_process_the_session_started ... ignored (the conmon monitor cannot supervise a process exec'd in the background)"
+            ),
+            Some((
+                "crun+conmon".into(),
+                "exec_stop_ends_every_process_the_session_started".into(),
+                Outcome::Skipped("the conmon monitor cannot supervise a process exec'd in the background".into())
+            ))
+        );
+        assert_eq!(
+            parse_line("test conformance::youki+conmon::x ... ignored (conmon is not in PATH (`cargo xtask setup` installs it))")
+                .unwrap()
+                .2,
+            Outcome::Skipped("conmon is not in PATH (`cargo xtask setup` installs it)".into()),
+            "a reason with parentheses of its own is kept whole"
+        );
     }
 }

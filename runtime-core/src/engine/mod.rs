@@ -182,6 +182,12 @@ impl Engine {
                         engine.mark_watched(&record.id);
                     }
                 }
+                // A monitor that outlives its embedder (conmon) records the exit of a container
+                // that ended while nobody here watched, a moment after the runtime sees it stop:
+                // it is waited for, not reported unknown.
+                Ok(_) if engine.monitor.capabilities().contains(&Capability::SurvivesEmbedder) => {
+                    engine.mark_watched(&record.id);
+                }
                 Ok(_) | Err(Error::NotFound { .. }) => {}
                 Err(err) => return Err(err),
             }

@@ -998,3 +998,27 @@ async fn the_direct_monitor_refuses_a_log_it_cannot_keep_and_a_stdin_for_attach_
     );
     assert!(std::fs::read_dir(dir.path().join("containers")).unwrap().next().is_none(), "nothing was kept");
 }
+
+/// Reconnects to a root holding `c1`, which stopped while nobody watched and whose exit is not
+/// recorded yet, under a monitor that can `capabilities` and whose wait would say `Exited(42)`;
+/// returns what `wait` then says.
+async fn wait_after_reconnecting_to_an_unrecorded_stop(capabilities: &'static [Capability]) -> Exit {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::open(dir.path()).unwrap();
+    root.save(&record_by("mock", "mock-monitor")).await.unwrap();
+    let (mut backend, mut monitor) = (backend(), monitor_that_can(capabilities));
+    monitor.expect_name().return_const("mock-monitor".to_owned());
+    monitor.expect_exit_status().returning(|_, _| ready(Ok(None)));
+    backend.expect_state().returning(|_| Ok(state_of(Status::Stopped)));
+    monitor.expect_wait().returning(|_, _| ready(Ok(Exit::Exited(42))));
+    let engine = Engine::reconnect(Arc::new(backend), Arc::new(monitor), root).await.unwrap();
+    engine.wait(&id()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_monitor_that_outlives_its_embedder_is_waited_for_a_stop_it_has_not_recorded_yet() {
+    let exit = wait_after_reconnecting_to_an_unrecorded_stop(&[Capability::SurvivesEmbedder]).await;
+    assert_eq!(exit, Exit::Exited(42), "conmon records the exit a moment after the runtime sees the stop");
+    let exit = wait_after_reconnecting_to_an_unrecorded_stop(&[Capability::Oom]).await;
+    assert_eq!(exit, Exit::Unknown, "a monitor that ended with its embedder records nothing more");
+}

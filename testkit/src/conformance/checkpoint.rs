@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use runtime_core::checkpoint::Compression;
 use runtime_core::{
-    ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, CreateOptions, DeleteMode, Engine, Error, Exit,
-    Export, Status,
+    Capability, ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, CreateOptions, DeleteMode, Engine,
+    Error, Exit, Export, Status,
 };
 
 use super::Case;
@@ -146,6 +146,9 @@ fn runtime_refused<T: std::fmt::Debug>(
 }
 
 async fn counter_continues(env: &mut Env) -> CaseResult {
+    if let Some(lacking) = env.lacks(Capability::Restore) {
+        return lacking;
+    }
     let engine = env.engine()?;
     let id = env.id("counter");
     let bundle = env.bundle(["sh", "-c", COUNTER])?;
@@ -211,6 +214,9 @@ async fn counter_continues(env: &mut Env) -> CaseResult {
 /// pair restores, and (with CRIU's statistics) the second dump writes fewer pages than a full
 /// one of the same container.
 async fn pre_checkpoint_chain(env: &mut Env) -> CaseResult {
+    if let Some(lacking) = env.lacks(Capability::Restore) {
+        return lacking;
+    }
     match verdict(env, "restore").await? {
         Verdict::Works => {}
         Verdict::Refuses(reason) => return skipped(format!("no restore to check a chain with: {reason}")),
@@ -296,6 +302,9 @@ const CHANGER: &str = "echo made-after-start > added; rm doomed; \
                        i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count; sleep 0.1; done; exit 3";
 
 async fn export_and_import(env: &mut Env) -> CaseResult {
+    if let Some(lacking) = env.lacks(Capability::Restore) {
+        return lacking;
+    }
     match verdict(env, "restore").await? {
         Verdict::Works => {}
         Verdict::Refuses(reason) => {
@@ -419,6 +428,9 @@ fn hostile_archive(path: &Path, entries: &[RawEntry<'_>]) -> anyhow::Result<()> 
 
 async fn hostile_archive_case(env: &mut Env) -> CaseResult {
     use tar::EntryType::{Directory, Link, Regular, Symlink};
+    if let Some(lacking) = env.lacks(Capability::Restore) {
+        return lacking;
+    }
     let engine = env.engine()?;
     let dir = tempfile::tempdir()?;
     let outside = dir.path().join("outside");

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use runtime_core::{
-    ContainerId, ContainerState, CreateOptions, DeleteMode, DirectMonitor, Engine, OciBackend, RuntimeConfig,
+    Capability, ContainerId, ContainerState, CreateOptions, DeleteMode, Engine, Error, OciBackend, RuntimeConfig,
     StateRoot, Status,
 };
 
-use super::{Case, Connector, Setup, Subject};
+use super::{Case, Connector, MonitorChoice, Setup, Subject};
 use crate::bundle::{Bundle, BundleBuilder, Rootfs};
 use crate::fake::{FakeRuntime, Flavour};
 use crate::gate::{self, Lacking, RealRuntime};
@@ -28,26 +28,31 @@ pub struct Env {
     pub config: RuntimeConfig,
     connect: Connector,
     label: String,
+    monitor: MonitorChoice,
     fake: Option<FakeRuntime>,
     real: Option<String>,
     root: PathBuf,
     _real_root: Option<tempfile::TempDir>,
     rootfs: Rootfs,
     seen: Vec<Tracked>,
-    next_id: u32,
+    ids: Vec<ContainerId>,
     engine_root: Option<tempfile::TempDir>,
     kept: Vec<Bundle>,
 }
 
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Env").field("label", &self.label).field("root", &self.root).finish()
+        f.debug_struct("Env")
+            .field("label", &self.label)
+            .field("monitor", &self.monitor)
+            .field("root", &self.root)
+            .finish()
     }
 }
 
 /// Sets up the env, runs the case, then cleans up and checks nothing was left behind.
-pub(super) async fn run(subject: Subject, real: Option<RealRuntime>, case: Case) -> CaseResult {
-    let mut env = Env::new(&subject, real).await?;
+pub(super) async fn run(subject: Subject, real: Option<RealRuntime>, monitor: MonitorChoice, case: Case) -> CaseResult {
+    let mut env = Env::new(&subject, real, monitor).await?;
     let outcome = case(&mut env).await;
     let leftovers = env.finish().await;
     match (outcome, leftovers) {
@@ -58,7 +63,7 @@ pub(super) async fn run(subject: Subject, real: Option<RealRuntime>, case: Case)
 }
 
 impl Env {
-    async fn new(subject: &Subject, real: Option<RealRuntime>) -> anyhow::Result<Self> {
+    async fn new(subject: &Subject, real: Option<RealRuntime>, monitor: MonitorChoice) -> anyhow::Result<Self> {
         let real_name = real.as_ref().map(|real| real.name.clone());
         let (config, fake, real_root, rootfs) = match (&subject.setup, real) {
             (Setup::Fake(flavour), _) => {
@@ -80,13 +85,14 @@ impl Env {
             config,
             connect: Arc::clone(&subject.connect),
             label: subject.label.clone(),
+            monitor,
             fake,
             real: real_name,
             root,
             _real_root: real_root,
             rootfs,
             seen: Vec::new(),
-            next_id: 0,
+            ids: Vec::new(),
             engine_root: None,
             kept: Vec::new(),
         })
@@ -95,6 +101,21 @@ impl Env {
     /// The subject's label.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The monitor this env's engines use.
+    pub fn monitor(&self) -> &MonitorChoice {
+        &self.monitor
+    }
+
+    /// Skipped, with the monitor's own reason, when the monitor lacks `capability` (the engine
+    /// would refuse what the case needs); `None` when the case can go on.
+    pub fn lacks(&self, capability: Capability) -> Option<CaseResult> {
+        match self.monitor.monitor().require(capability, "this case") {
+            Ok(()) => None,
+            Err(Error::Unsupported { reason, .. }) => Some(skipped(reason)),
+            Err(other) => Some(Err(other.into())),
+        }
     }
 
     /// The fake, when the subject is one.
@@ -154,8 +175,15 @@ impl Env {
 
     /// A fresh container id, unique in this env.
     pub fn id(&mut self, name: &str) -> ContainerId {
-        self.next_id += 1;
-        ContainerId::new(format!("{name}-{}-{}", std::process::id(), self.next_id)).expect("ids of the grammar")
+        let id = ContainerId::new(format!("{name}-{}-{}", std::process::id(), self.ids.len() + 1))
+            .expect("ids of the grammar");
+        self.ids.push(id.clone());
+        id
+    }
+
+    /// Remembers `id`, made by the case itself, to check at the end that no process names it.
+    pub fn own(&mut self, id: &ContainerId) {
+        self.ids.push(id.clone());
     }
 
     /// A bundle running `args`, with a root filesystem fit for the subject.
@@ -177,13 +205,25 @@ impl Env {
         BundleBuilder::new(args).rootfs(self.rootfs)
     }
 
-    /// An engine over the subject's backend with the direct monitor, its state root private to
-    /// this env (and checked to be empty at the end). Each call gives a new engine on the same
-    /// root, as a restarted program would have.
+    /// An engine over the subject's backend with the env's monitor, its state root private to
+    /// this env (and checked to be empty at the end). Each call gives a new engine (and a new
+    /// monitor) on the same root, as a restarted program would have.
     pub fn engine(&mut self) -> anyhow::Result<Arc<Engine>> {
         let root = self.engine_state_root()?;
-        let monitor = Arc::new(DirectMonitor::new());
-        Ok(Arc::new(Engine::new(Arc::clone(&self.backend), monitor, root)))
+        Ok(Arc::new(Engine::new(Arc::clone(&self.backend), self.monitor.monitor(), root)))
+    }
+
+    /// An engine over `backend` (another connection to the subject) with a new monitor of the
+    /// env's kind, on the env's state root.
+    pub fn engine_over(&mut self, backend: Arc<dyn OciBackend>) -> anyhow::Result<Engine> {
+        Ok(Engine::new(backend, self.monitor.monitor(), self.engine_state_root()?))
+    }
+
+    /// An engine that starts again over the env's state root with a new monitor of the env's
+    /// kind, as after the embedding program restarted.
+    pub async fn reconnected(&mut self) -> anyhow::Result<Engine> {
+        let root = self.engine_state_root()?;
+        Ok(Engine::reconnect(Arc::clone(&self.backend), self.monitor.monitor(), root).await?)
     }
 
     /// Another backend for the subject, connected with `config` (the env's own, changed).
@@ -294,6 +334,14 @@ impl Env {
             problems.push(format!("process {} is still running", process.pid));
             process.signal(nix::sys::signal::Signal::SIGKILL);
         }
+        // A monitor process (conmon names its container after `-c`) or a runtime call that
+        // outlived the case.
+        for (id, pids) in self.processes_naming_ids().await {
+            problems.push(format!("processes naming {id} are still running: {pids:?}"));
+            for pid in pids {
+                Tracked::capture(pid).signal(nix::sys::signal::Signal::SIGKILL);
+            }
+        }
         let entries: Vec<String> = std::fs::read_dir(&self.root)
             .map(|dir| {
                 dir.filter_map(|entry| entry.ok())
@@ -326,6 +374,22 @@ impl Env {
         }
         ensure!(problems.is_empty(), "{}", problems.join("; "));
         Ok(())
+    }
+
+    /// Live processes with one of the case's ids in their command line, once those that are
+    /// ending (conmon writes the exit, then goes) had [`STATUS_PATIENCE`] to go.
+    async fn processes_naming_ids(&self) -> Vec<(&ContainerId, Vec<u32>)> {
+        let naming = |id: &ContainerId| {
+            crate::procs::live_with_argument(std::ffi::OsStr::new(id.as_str()))
+                .into_iter()
+                .filter_map(|pid| u32::try_from(pid).ok())
+                .collect::<Vec<u32>>()
+        };
+        let deadline = Instant::now() + STATUS_PATIENCE;
+        while self.ids.iter().any(|id| !naming(id).is_empty()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.ids.iter().map(|id| (id, naming(id))).filter(|(_, pids)| !pids.is_empty()).collect()
     }
 }
 

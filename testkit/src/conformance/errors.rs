@@ -10,8 +10,8 @@ use std::path::Path;
 use anyhow::{Context, bail, ensure};
 use runtime_core::checkpoint::Compression;
 use runtime_core::{
-    ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, CreateOptions, DeleteMode, Engine, Error,
-    Existence, Export, Status, WrongState,
+    Capability, ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, CreateOptions, DeleteMode, Engine,
+    Error, Existence, Export, Status, WrongState,
 };
 
 use super::Case;
@@ -58,11 +58,15 @@ async fn checkpointed_twice(env: &mut Env) -> CaseResult {
         }) if *refused == id
     );
     let status = engine.status(&id).await?;
-    // The refusal kept the images: where the runtime restores, the container comes back from
-    // them (which is also how the fake runc lets go of the processes it keeps as its image).
+    // The refusal kept the images: where the runtime and the monitor restore, the container
+    // comes back from them (which is also how the fake runc lets go of the processes it keeps
+    // as its image).
+    let restores = env.lacks(Capability::Restore).is_none();
     let restored = match verdict(env, "restore").await? {
-        Verdict::Works => Some(engine.restore(&id, bundle.path(), ContainerRestoreOptions::default()).await),
-        Verdict::Refuses(_) | Verdict::Ends(_) => None,
+        Verdict::Works if restores => {
+            Some(engine.restore(&id, bundle.path(), ContainerRestoreOptions::default()).await)
+        }
+        Verdict::Works | Verdict::Refuses(_) | Verdict::Ends(_) => None,
     };
     if let Some(Ok(report)) = &restored {
         env.track(report.pid);
@@ -107,6 +111,9 @@ async fn checkpoint_preconditions(env: &mut Env) -> CaseResult {
 }
 
 async fn restore_with_nothing_kept(env: &mut Env) -> CaseResult {
+    if let Some(lacking) = env.lacks(Capability::Restore) {
+        return lacking;
+    }
     let verdict = verdict(env, "restore").await?;
     let engine = env.engine()?;
     let id = env.id("nothing-kept");
@@ -137,6 +144,7 @@ async fn longest_id(env: &mut Env) -> CaseResult {
         other => bail!("an id of 256 bytes: {other:?}"),
     }
     let id = ContainerId::new(longest)?;
+    env.own(&id);
     let engine = env.engine()?;
     let bundle = env.bundle(["sh", "-c", "exit 5"])?;
     let created = engine.run(&id, bundle.path(), CreateOptions::default()).await.context("run")?;

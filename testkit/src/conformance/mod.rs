@@ -3,9 +3,15 @@
 //!
 //! A [`Subject`] says what to test (a fake of some flavour, or a real runtime) and how to
 //! connect a backend to it. [`register`] adds every case for it to a [`Suite`], named
-//! `conformance::<subject>::<case>`; `cargo xtask matrix` reads those names back into a table.
-//! Each case gets a fresh [`Env`] (its own state root) and, whether it passed or not, the env
-//! then checks that no container, process or state directory was left behind.
+//! `conformance::<subject>::<case>`; [`register_engine`] adds the engine's cases once per
+//! [`MonitorChoice`], named `conformance::<subject>+<monitor>::<case>`, so that every engine
+//! guarantee is held against each monitor; `cargo xtask matrix` reads those names back into a
+//! table. Each case gets a fresh [`Env`] (its own state root) and, whether it passed or not, the
+//! env then checks that no container, process (conmon included) or state directory was left
+//! behind.
+//!
+//! A case that needs a [`runtime_core::Capability`] its monitor lacks reports itself skipped
+//! with the monitor's own "the conmon monitor cannot ..." ([`Env::lacks`]), never passed.
 
 mod cases;
 mod checkpoint;
@@ -19,15 +25,65 @@ mod stats;
 mod terminal;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use runtime_core::{CliBackend, HostCheck, OciBackend, RuntimeConfig, RuntimeFamily};
+use conmon_driver::ConmonMonitor;
+use runtime_core::{CliBackend, DirectMonitor, HostCheck, Monitor, OciBackend, RuntimeConfig, RuntimeFamily};
 
 pub use env::Env;
 
 use crate::fake::Flavour;
-use crate::harness::{CaseResult, Suite};
+use crate::gate::{self, Gate};
+use crate::harness::{CaseResult, Ran, Suite};
+
+/// The name the gate (and `REQUIRE_REAL_RUNTIMES`) gives conmon.
+pub const CONMON: &str = "conmon";
+
+/// Which monitor an env's engines supervise containers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorChoice {
+    /// The embedding process itself ([`DirectMonitor`]).
+    Direct,
+    /// conmon, run from this binary ([`ConmonMonitor`]).
+    Conmon(PathBuf),
+}
+
+impl MonitorChoice {
+    /// Its name in test labels, as the monitor calls itself.
+    pub fn label(&self) -> &'static str {
+        match self {
+            MonitorChoice::Direct => "direct",
+            MonitorChoice::Conmon(_) => "conmon",
+        }
+    }
+
+    /// A new monitor of this kind, as a (re)started program makes one.
+    pub fn monitor(&self) -> Arc<dyn Monitor> {
+        match self {
+            MonitorChoice::Direct => Arc::new(DirectMonitor::new()),
+            MonitorChoice::Conmon(binary) => Arc::new(ConmonMonitor::new(binary)),
+        }
+    }
+
+    /// The choice as one line, for a second process to make the same monitor.
+    pub(super) fn encode(&self) -> String {
+        match self {
+            MonitorChoice::Direct => "direct".to_owned(),
+            MonitorChoice::Conmon(binary) => format!("conmon:{}", binary.display()),
+        }
+    }
+
+    /// The choice [`MonitorChoice::encode`] wrote.
+    pub(super) fn decode(text: &str) -> Option<Self> {
+        match text.split_once(':') {
+            None if text == "direct" => Some(MonitorChoice::Direct),
+            Some(("conmon", binary)) => Some(MonitorChoice::Conmon(binary.into())),
+            _ => None,
+        }
+    }
+}
 
 /// A future that connects a backend.
 pub type Connecting = Pin<Box<dyn Future<Output = runtime_core::Result<Box<dyn OciBackend>>> + Send>>;
@@ -104,19 +160,58 @@ pub fn register(suite: &mut Suite, subject: &Subject) {
 }
 
 /// Adds the engine's cases for `subject` with each monitor to `suite`, named
-/// `conformance::<subject>+<monitor>::<case>`. They belong in a test binary of their own: a
-/// process that supervises containers directly is a child subreaper while it creates them, and
-/// would adopt the detached execs the backend cases make.
+/// `conformance::<subject>+<monitor>::<case>`: with the direct monitor always, and for a real
+/// runtime with conmon too, gated on the runtime and then on conmon (missing: skipped with the
+/// reason, or failed when `REQUIRE_REAL_RUNTIMES` names `conmon`). A fake under conmon waits
+/// for a fake conmon. They belong in a test binary of their own: a process that supervises
+/// containers directly is a child subreaper while it creates them, and would adopt the
+/// detached execs the backend cases make.
 pub fn register_engine(suite: &mut Suite, subject: &Subject) {
     SUBJECTS.lock().unwrap_or_else(|p| p.into_inner()).push(subject.clone());
-    let cases = engine::all()
-        .into_iter()
-        .chain(checkpoint::all())
-        .chain(oom::all())
-        .chain(errors::all())
-        .chain(exec::all())
-        .collect();
-    add(suite, subject, format!("{}+direct", subject.label), cases);
+    let cases = || {
+        engine::all()
+            .into_iter()
+            .chain(checkpoint::all())
+            .chain(oom::all())
+            .chain(errors::all())
+            .chain(exec::all())
+            .collect::<Vec<_>>()
+    };
+    add_under(suite, subject, Monitoring::Chosen(MonitorChoice::Direct), cases());
+    if let Setup::Real(_) = subject.setup {
+        add_under(suite, subject, Monitoring::RealConmon, cases());
+    }
+}
+
+/// The monitor a registered case gets. A fake conmon, once there, is
+/// `Monitoring::Chosen(MonitorChoice::Conmon(<its path>))`.
+#[derive(Debug, Clone)]
+enum Monitoring {
+    /// This one.
+    Chosen(MonitorChoice),
+    /// The real conmon, through the gate when the case runs.
+    RealConmon,
+}
+
+impl Monitoring {
+    fn label(&self) -> &'static str {
+        match self {
+            Monitoring::Chosen(choice) => choice.label(),
+            Monitoring::RealConmon => CONMON,
+        }
+    }
+
+    /// The monitor, or how the case ends when the gate keeps its binary out.
+    fn choose(self) -> Result<MonitorChoice, CaseResult> {
+        match self {
+            Monitoring::Chosen(choice) => Ok(choice),
+            Monitoring::RealConmon => match gate::real_runtime(CONMON, &[]) {
+                Gate::Open(conmon) => Ok(MonitorChoice::Conmon(conmon.binary)),
+                Gate::Skip(reason) => Err(Ok(Ran::Skipped(reason))),
+                Gate::Fail(reason) => Err(Err(anyhow::anyhow!(reason))),
+            },
+        }
+    }
 }
 
 /// The subjects this test binary registered for the engine, for [`run_as_second_process`].
@@ -130,16 +225,36 @@ pub fn run_as_second_process() -> Option<std::process::ExitCode> {
     engine::second_process(&subjects)
 }
 
+/// The backend's cases drive the runtime without a monitor; their env is the direct monitor's,
+/// as an engine any of them made would be.
 fn add(suite: &mut Suite, subject: &Subject, label: String, cases: Vec<(&'static str, Case)>) {
+    add_named(suite, subject, label, Monitoring::Chosen(MonitorChoice::Direct), cases);
+}
+
+fn add_under(suite: &mut Suite, subject: &Subject, monitoring: Monitoring, cases: Vec<(&'static str, Case)>) {
+    add_named(suite, subject, format!("{}+{}", subject.label, monitoring.label()), monitoring, cases);
+}
+
+fn add_named(
+    suite: &mut Suite,
+    subject: &Subject,
+    label: String,
+    monitoring: Monitoring,
+    cases: Vec<(&'static str, Case)>,
+) {
     for (name, case) in cases {
-        let subject = subject.clone();
+        let (setup, host_checks) = (subject.setup.clone(), subject.host_checks.clone());
+        let (subject, monitoring) = (subject.clone(), monitoring.clone());
         let test_name = format!("conformance::{label}::{name}");
-        match subject.setup.clone() {
-            Setup::Fake(_) => suite.case_that_may_skip(test_name, move || env::run(subject, None, case)),
-            Setup::Real(runtime) => {
-                let host_checks = subject.host_checks.clone();
-                suite.gated(test_name, &runtime, host_checks, move |real| env::run(subject, Some(real), case));
+        let run = move |real| async move {
+            match monitoring.choose() {
+                Ok(monitor) => env::run(subject, real, monitor, case).await,
+                Err(not_here) => not_here,
             }
+        };
+        match setup {
+            Setup::Fake(_) => suite.case_that_may_skip(test_name, move || run(None)),
+            Setup::Real(runtime) => suite.gated(test_name, &runtime, host_checks, move |real| run(Some(real))),
         }
     }
 }

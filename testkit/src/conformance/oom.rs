@@ -9,11 +9,10 @@
 //! is reported ignored on them; the `stop` case runs everywhere.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use runtime_core::{ContainerId, CreateOptions, DeleteMode, DirectMonitor, Engine, Exit, Signal, Status, StopOptions};
+use runtime_core::{ContainerId, CreateOptions, DeleteMode, Engine, Exit, Signal, Status, StopOptions};
 
 use super::Case;
 use super::env::{Env, skipped};
@@ -60,12 +59,6 @@ async fn started_with_limit(
     Ok((id, rootfs))
 }
 
-/// A new engine on the env's state root, as after the embedding program restarted.
-async fn reconnected(env: &mut Env) -> anyhow::Result<Engine> {
-    let root = env.engine_state_root()?;
-    Ok(Engine::reconnect(Arc::clone(&env.backend), Arc::new(DirectMonitor::new()), root).await?)
-}
-
 /// Waits for the allocating container to end, within [`PATIENCE`].
 async fn ended(engine: &Engine, id: &ContainerId) -> anyhow::Result<Exit> {
     tokio::time::timeout(PATIENCE, engine.wait(id))
@@ -78,6 +71,10 @@ async fn oom_killed_is_reported(env: &mut Env) -> CaseResult {
     if !env.is_real() {
         return skipped(NO_CGROUPS);
     }
+    // Nothing records the kill outside the state root (conmon writes `oom` in its working
+    // directory too, which would be this process's unless it is given one).
+    let stray = std::env::current_dir()?.join("oom");
+    ensure!(!stray.exists(), "{} is there before the case", stray.display());
     let first = env.engine()?;
     let (id, _) = started_with_limit(env, &first, "oom", &["sh", "-c", ALLOCATE_WITHOUT_END]).await?;
     let exit = ended(&first, &id).await?;
@@ -87,8 +84,9 @@ async fn oom_killed_is_reported(env: &mut Env) -> CaseResult {
     // As conmon records it: an empty file named `oom` in the container's directory.
     let oom_file = env.engine_state_root()?.path().join("containers").join(id.as_str()).join("oom");
     ensure!(std::fs::read(&oom_file).is_ok_and(|bytes| bytes.is_empty()), "no empty {}", oom_file.display());
+    ensure!(!stray.exists(), "the OOM kill was recorded in this process's working directory too");
     drop(first);
-    let second = reconnected(env).await?;
+    let second = env.reconnected().await?;
     let status = second.status(&id).await?;
     ensure!(
         status.status == Status::Stopped && status.exit == Some(Exit::Signaled(Signal::KILL)) && status.oom_killed,
@@ -107,12 +105,12 @@ async fn oom_after_reconnect(env: &mut Env) -> CaseResult {
     let script = format!("while [ ! -e /go ]; do sleep 0.1; done; {ALLOCATE_WITHOUT_END}");
     let (id, rootfs) = started_with_limit(env, &first, "late-oom", &["sh", "-c", &script]).await?;
     drop(first);
-    let second = reconnected(env).await?;
+    let second = env.reconnected().await?;
     ensure!(second.status(&id).await?.status == Status::Running, "still waiting for /go after the reconnect");
     std::fs::write(rootfs.join("go"), "")?;
     let exit = ended(&second, &id).await?;
-    // This process is still the init's parent (the first engine made it a subreaper), so the
-    // new engine can reap it and see how it ended.
+    // The new engine sees how it ended: under the direct monitor this process is still the
+    // init's parent (the first engine made it a subreaper) and reaps it; conmon records it.
     ensure!(exit == Exit::Signaled(Signal::KILL), "the OOM killer sends SIGKILL: {exit:?}");
     let status = second.status(&id).await?;
     ensure!(status.oom_killed, "the new engine saw the OOM kill: {status:?}");
