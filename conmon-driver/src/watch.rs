@@ -54,9 +54,30 @@ pub(crate) async fn exit_file(files: &ContainerFiles, writer_gone: impl Future<O
     // open, under the same number, until the `AsyncFd` is dropped.
     let watch = unsafe { AsyncFd::register_with_interest(Watch(inotify), Interest::READABLE) }
         .map_err(|err| Error::Io { context: context(), source: err.into_parts().1 })?;
-    if let Some(exit) = complete_exit(files)? {
-        return Ok(Some(exit));
-    }
+    let exit = match complete_exit(files) {
+        Ok(None) => wait_for(&watch, files, &name, context, writer_gone).await,
+        recorded => recorded,
+    };
+    close_off_the_waiting_path(watch);
+    exit
+}
+
+/// Closing an inotify descriptor that still holds a watch waits for the kernel to retire it
+/// (about 16 ms here, most of a container's whole life through conmon): the caller has its
+/// answer first, and a blocking thread does the close.
+fn close_off_the_waiting_path(watch: AsyncFd<Watch>) {
+    let inotify = watch.into_inner();
+    tokio::task::spawn_blocking(move || drop(inotify));
+}
+
+/// Reads `watch`'s events until the exit file named `name` is complete, or `writer_gone`.
+async fn wait_for(
+    watch: &AsyncFd<Watch>,
+    files: &ContainerFiles,
+    name: &std::ffi::OsStr,
+    context: impl Fn() -> String,
+    writer_gone: impl Future<Output = ()>,
+) -> Result<Option<Exit>> {
     let appeared = async {
         loop {
             let mut ready = watch.readable().await.map_err(|err| Error::Io { context: context(), source: err })?;
@@ -68,7 +89,7 @@ pub(crate) async fn exit_file(files: &ContainerFiles, writer_gone: impl Future<O
                 }
                 Err(errno) => return Err(Error::Io { context: context(), source: errno.into() }),
             };
-            if events.iter().any(|event| event.name.as_deref() == Some(name.as_os_str()))
+            if events.iter().any(|event| event.name.as_deref() == Some(name))
                 && let Some(exit) = complete_exit(files)?
             {
                 return Ok(Some(exit));
