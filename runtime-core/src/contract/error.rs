@@ -286,6 +286,17 @@ pub enum Error {
         /// How long.
         after: Duration,
     },
+    /// A host port asked to be reserved for a container is taken by another socket; refused
+    /// before any process starts.
+    #[error("cannot reserve {protocol} port {address}: {source}")]
+    PortInUse {
+        /// `tcp` or `udp`.
+        protocol: &'static str,
+        /// The host address and port.
+        address: std::net::SocketAddr,
+        /// What binding it said (`EADDRINUSE`).
+        source: std::io::Error,
+    },
     /// A process the caller named is not one this monitor supervises.
     #[error("{what} is not supervised by this monitor")]
     NotSupervised {
