@@ -2,7 +2,9 @@
 
 mod argv;
 mod monitor;
+mod ports;
 mod sync;
+mod version;
 mod watch;
 
 pub use argv::LogDriver;

@@ -306,14 +306,14 @@ async fn a_taken_id_is_already_exists_in_the_runtimes_words(env: &mut Env) -> an
     Ok(())
 }
 
-/// A stand-in for conmon, as a shell script that leaves `<script>.ran` behind, finds the `-P`
-/// path in its arguments and then runs `body` (fd 3 is its sync pipe), for the faults real
-/// conmon does not show on demand.
+/// A stand-in for conmon, as a shell script that answers `--version` as conmon 2.1.6 does,
+/// else leaves `<script>.ran` behind, finds the `-P` path in its arguments and then runs `body`
+/// (fd 3 is its sync pipe), for the faults real conmon does not show on demand.
 fn fake_conmon(dir: &Path, body: &str) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join("conmon");
     let script = format!(
-        "#!/bin/sh\ntouch \"$0.ran\"\nP=\nwhile [ $# -gt 0 ]; do case \"$1\" in -P) P=\"$2\"; shift;; esac; shift; done\n{body}\n"
+        "#!/bin/sh\n[ \"$1\" = --version ] && {{ printf 'conmon version 2.1.6\\ncommit: unknown\\n'; exit 0; }}\ntouch \"$0.ran\"\nP=\nwhile [ $# -gt 0 ]; do case \"$1\" in -P) P=\"$2\"; shift;; esac; shift; done\n{body}\n"
     );
     std::fs::write(&path, script)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
