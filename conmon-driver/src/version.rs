@@ -275,4 +275,47 @@ mod tests {
             "{probed:?}"
         );
     }
+
+    /// Creates container `c1` through a stand-in conmon that says it is `version` (and counts
+    /// how often it was asked in `<script>.asked`) and otherwise leaves `<script>.ran` behind.
+    async fn create_through(dir: &Path, monitor: &crate::ConmonMonitor) -> Result<runtime_core::Created> {
+        use runtime_core::{CliBackend, ContainerFiles, CreateRequest, Launch, Monitor, RuntimeConfig, RuntimeVersion};
+        let runc = RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n").unwrap();
+        let config = RuntimeConfig::default().binary("/bin/false").root(dir.join("runtime"));
+        let backend =
+            CliBackend::with_version(std::sync::Arc::new(backend_runc::Runc), config, "/bin/false".into(), runc)
+                .unwrap();
+        let bundle = dir.join("bundle");
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::write(bundle.join("config.json"), r#"{"ociVersion": "1.0.2", "process": {"terminal": false}}"#)
+            .unwrap();
+        let id = runtime_core::ContainerId::new("c1").unwrap();
+        let files = ContainerFiles { exit_file: dir.join("exits/c1"), dir: dir.join("containers/c1") };
+        let request = CreateRequest { id, bundle, options: Default::default(), launch: Launch::Create, files };
+        monitor.create(&backend, request).await
+    }
+
+    #[tokio::test]
+    async fn a_conmon_older_than_an_option_of_the_create_is_refused_before_it_runs_and_asked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // conmon 2.0.4 predates --persist-dir (2.0.5), which every create names.
+        let body = "[ \"$1\" = --version ] && { echo x >> \"$0.asked\"; echo 'conmon version 2.0.4'; exit 0; }\n\
+                    touch \"$0.ran\"";
+        let conmon = stand_in(dir.path(), body);
+        let monitor = crate::ConmonMonitor::new(&conmon);
+        for _ in 0..2 {
+            match create_through(dir.path(), &monitor.clone()).await {
+                Err(Error::Unsupported { backend, feature, reason }) => {
+                    assert_eq!(backend, "conmon 2.0.4");
+                    assert_eq!(feature, "--persist-dir");
+                    assert_eq!(reason, "--persist-dir came in conmon 2.0.5");
+                }
+                other => panic!("expected Unsupported, got {other:?}"),
+            }
+        }
+        assert!(!conmon.with_extension("ran").exists(), "conmon was run to create");
+        let asked = std::fs::read_to_string(conmon.with_extension("asked")).unwrap();
+        assert_eq!(asked.lines().count(), 1, "the version is asked once per monitor and its clones");
+        assert!(!dir.path().join("containers/c1").exists(), "nothing was made for the container");
+    }
 }
