@@ -2,7 +2,8 @@
 //! `runc`, `criu`): a checkpointed counter goes on counting under a new conmon, a checkpoint
 //! exported to an archive restores under a new id, the restored container's exit is the one
 //! conmon records, and nothing is left behind (no conmon, no container, no zombie, no file of
-//! ours, no node conmon made in the bundle).
+//! ours, no node conmon made in the bundle). What conmon cannot serve in a restore is refused
+//! before a shell stand-in for it runs.
 //!
 //! The counter is the evidence that memory survived: a shell loop counts in a variable and
 //! writes the count to a file in its working directory, read through `/proc/<pid>/cwd` (a fact
@@ -21,8 +22,9 @@ use backend_runc::Runc;
 use conmon_driver::ConmonMonitor;
 use runtime_core::checkpoint::Compression;
 use runtime_core::{
-    CliBackend, ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, CreateOptions, DeleteMode, Engine,
-    Exit, Export, KillScope, OciBackend, RuntimeConfig, RuntimeFamily, Signal, StateRoot, Status,
+    CliBackend, ContainerCheckpointOptions, ContainerFiles, ContainerId, ContainerRestoreOptions, ContainerStdio,
+    CreateOptions, DeleteMode, Engine, Error, Exit, Export, KillScope, Monitor, OciBackend, RestoreOptions,
+    RestoreRequest, RuntimeConfig, RuntimeFamily, Signal, StateRoot, Status,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::gate::{self, Gate, Lacking};
@@ -250,6 +252,54 @@ async fn an_exported_checkpoint_restores_under_a_new_id(env: &mut Env) -> anyhow
     Ok(())
 }
 
+/// A stand-in for conmon that answers `--version` as conmon 2.1.6 and otherwise only leaves
+/// `<script>.ran` behind.
+fn stand_in_conmon(dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("conmon");
+    let script = "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'conmon version 2.1.6'; exit 0; }\ntouch \"$0.ran\"\n";
+    std::fs::write(&path, script)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}
+
+/// What conmon cannot serve in a restore is refused before it runs: the runtime's attached
+/// mode, a console socket, stdio (conmon holds them), and no image directory at all (conmon
+/// would take an empty `--restore` for none and create the container afresh).
+async fn restore_options_conmon_cannot_serve_are_refused_before_it_runs() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let conmon = stand_in_conmon(dir.path())?;
+    let version = runtime_core::RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n")?;
+    let config = RuntimeConfig::default().binary("/bin/false").root(dir.path().join("runtime"));
+    let backend = CliBackend::with_version(Arc::new(Runc), config, "/bin/false".into(), version)?;
+    let bundle = BundleBuilder::new(["true"]).rootfs(Rootfs::Empty).build()?;
+    let files = ContainerFiles { exit_file: dir.path().join("exits/c1"), dir: dir.path().join("containers/c1") };
+    let image = || PathBuf::from("/checkpoint");
+    let (stdio, _pipes) = ContainerStdio::pipes()?;
+    let cases = [
+        ("RestoreOptions::attached", RestoreOptions { image_path: image(), attached: true, ..Default::default() }),
+        (
+            "RestoreOptions::console_socket",
+            RestoreOptions { image_path: image(), console_socket: Some("/console".into()), ..Default::default() },
+        ),
+        ("RestoreOptions::stdio", RestoreOptions { image_path: image(), stdio, ..Default::default() }),
+        ("RestoreOptions::image_path", RestoreOptions::default()),
+    ];
+    for (option, options) in cases {
+        let id = ContainerId::new("c1")?;
+        let request = RestoreRequest { id, bundle: bundle.path().to_path_buf(), options, files: files.clone() };
+        match ConmonMonitor::new(&conmon).restore(&backend, request).await {
+            Err(Error::Unsupported { feature, .. } | Error::InvalidArgument { option: feature, .. }) => {
+                ensure!(feature == option, "refused {feature}, expected {option}");
+            }
+            other => bail!("{option}: expected a refusal, got {other:?}"),
+        }
+    }
+    ensure!(!conmon.with_extension("ran").exists(), "conmon was run");
+    ensure!(!files.dir.exists(), "files were made for the container");
+    Ok(())
+}
+
 type Case = fn(&mut Env) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + '_>>;
 
 fn cases() -> Vec<(&'static str, Case)> {
@@ -289,6 +339,10 @@ async fn run_case(conmon: PathBuf, case: Case) -> CaseResult {
 
 fn main() -> ExitCode {
     testkit::harness::main(|suite| {
+        suite.case(
+            "restore_options_conmon_cannot_serve_are_refused_before_it_runs",
+            restore_options_conmon_cannot_serve_are_refused_before_it_runs,
+        );
         for (name, case) in cases() {
             suite.gated(format!("conmon::runc::{name}"), "conmon", Vec::new(), move |conmon| {
                 run_case(conmon.binary, case)
