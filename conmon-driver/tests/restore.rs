@@ -234,17 +234,33 @@ async fn an_exported_checkpoint_restores_under_a_new_id(env: &mut Env) -> anyhow
     let archives = tempfile::tempdir()?;
     let archive = archives.path().join("checkpoint.tar.zst");
     let export = Export { path: archive.clone(), compression: Compression::Zstd };
-    let opts = ContainerCheckpointOptions { export: Some(export), ignore_rootfs: true, ..Default::default() };
+    // A restore flag reaches runc through conmon's --runtime-opt (CRIU restores the TCP state
+    // it dumped; runc refuses an unknown flag).
+    let opts = ContainerCheckpointOptions {
+        export: Some(export),
+        ignore_rootfs: true,
+        tcp_established: true,
+        ..Default::default()
+    };
     engine.checkpoint(&id, opts).await.context("checkpoint with export")?;
     let dumped = count_in(&rootfs)?;
     // The checkpointed container goes: the archive is all that is left of it.
     engine.delete(&id, DeleteMode::Force).await.context("delete of the checkpointed container")?;
 
     let renamed = env.id("imported");
-    let opts = ContainerRestoreOptions { import: Some(archive), ignore_rootfs: true, ..Default::default() };
+    let opts = ContainerRestoreOptions {
+        import: Some(archive),
+        ignore_rootfs: true,
+        tcp_established: true,
+        ..Default::default()
+    };
     let restored = engine.restore(&renamed, &bundle_path, opts).await.context("restore from the archive")?;
     let next = next_count(restored.pid, dumped).await?;
     ensure!(next > dumped, "the count went on from {dumped} to {next}, not from 1");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", env.conmon_pid(&renamed)?))?;
+    let words: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
+    let asked = words.windows(2).any(|pair| pair == [&b"--runtime-opt"[..], &b"--tcp-established"[..]]);
+    ensure!(asked, "conmon was not given --tcp-established for runc: {:?}", String::from_utf8_lossy(&cmdline));
     engine.kill(&renamed, Signal::KILL, KillScope::Init).await?;
     ensure!(waited(&engine, &renamed).await? == Exit::Signaled(Signal::KILL), "killed");
     ensure!(std::fs::read_to_string(env.exit_file(&renamed))? == "137", "conmon's exit file after a KILL");
