@@ -285,7 +285,7 @@ impl ConmonMonitor {
         };
         let argv = create_argv(&self.conmon, backend, &call);
         version::require_options(&argv, self.version().await?)?;
-        if conmon_of(id, files)?.is_some() {
+        if watch::exists(&paths.conmon_pid_file) {
             // The directory is a live container's (the engine asks the runtime to refuse a
             // create over one): its files are not overwritten.
             return Err(Error::AlreadyExists {
@@ -334,18 +334,9 @@ impl ConmonMonitor {
             private_dir(dir)?;
         }
         remove_file(&paths.container_pid_file)?;
-        // A restore follows a conmon of this container that ended with the checkpoint: what it
-        // made in the bundle is still this container's to remove.
-        let previous: Kept = std::fs::read(kept_path(files))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .filter(|kept: &Kept| kept.bundle == bundle)
-            .unwrap_or_default();
         let made_in_bundle = BUNDLE_NODES
             .iter()
-            .filter(|node| {
-                previous.made_in_bundle.iter().any(|made| made == *node) || !watch::exists(&bundle.join(node))
-            })
+            .filter(|node| !watch::exists(&bundle.join(node)))
             .map(|node| (*node).to_owned())
             .collect();
         let kept = Kept { bundle: bundle.to_path_buf(), made_in_bundle };
