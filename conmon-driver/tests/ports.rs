@@ -2,6 +2,7 @@
 //! from this test gets `EADDRINUSE`) and free once it is deleted, on real conmon and runc
 //! through the gate; a port another socket holds is `Error::PortInUse` before any process
 //! starts (a stand-in conmon records whether it ran); the direct monitor refuses reservations.
+//! Beside them, conmon's environment as the real conmon process has it (its `environ`).
 //!
 //! The ports are the kernel's picks for port 0, free a moment before the case uses them.
 
@@ -92,6 +93,59 @@ async fn a_reserved_port_is_held_while_the_container_lives(conmon: PathBuf) -> C
     Ok(Ran::Passed)
 }
 
+/// conmon's environment, from `/proc/<pid>/environ`.
+fn environment_of(pid: i32) -> anyhow::Result<Vec<(String, String)>> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ"))?;
+    Ok(raw
+        .split(|byte| *byte == 0)
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            entry.split_once('=').map(|(name, value)| (name.to_owned(), value.to_owned()))
+        })
+        .collect())
+}
+
+/// conmon runs with `HOME` the embedding process's and, as root, an empty `XDG_RUNTIME_DIR`
+/// (podman's `configureConmonEnv`), and without the systemd variables nobody asked for.
+async fn conmon_gets_home_and_the_runtime_dir_as_podman_sets_them(conmon: PathBuf) -> CaseResult {
+    let runc = match gate::real_runtime("runc", &Runc.host_checks()) {
+        Gate::Open(runc) => runc,
+        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
+        Gate::Fail(reason) => bail!("{reason}"),
+    };
+    let runtime_root = tempfile::Builder::new().prefix("runtime-root-").tempdir()?;
+    let config = RuntimeConfig::default().binary(&runc.binary).root(runtime_root.path());
+    let backend = Arc::new(CliBackend::connect(Arc::new(Runc), config).await?);
+    let engine_root = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
+    let root = StateRoot::open(engine_root.path().join("state"))?;
+    let engine = Engine::new(backend.clone(), Arc::new(ConmonMonitor::new(&conmon)), root);
+    let bundle = BundleBuilder::new(["sleep", "100"]).rootfs(Rootfs::Busybox).build()?;
+    let id = ContainerId::new(format!("env-{}", std::process::id()))?;
+    let outcome = async {
+        engine.create(&id, bundle.path(), CreateOptions::default()).await.context("create")?;
+        let pid_file = engine.state_root().files(&id).dir.join("conmon.pid");
+        let pid: i32 = std::fs::read_to_string(pid_file)?.trim().parse()?;
+        let env = environment_of(pid)?;
+        let value = |name: &str| env.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+        let home = std::env::var("HOME").unwrap_or_default();
+        ensure!(value("HOME") == Some(home.as_str()), "HOME: {:?}", value("HOME"));
+        ensure!(value("XDG_RUNTIME_DIR") == Some(""), "XDG_RUNTIME_DIR: {:?}", value("XDG_RUNTIME_DIR"));
+        for unasked in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"] {
+            ensure!(value(unasked).is_none(), "{unasked} was passed unasked");
+        }
+        engine.delete(&id, DeleteMode::Force).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if outcome.is_err() {
+        let _ = backend.delete(&id, DeleteMode::Force).await;
+    }
+    outcome?;
+    let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
+    ensure!(live.is_empty(), "processes naming {id} are left: {live:?}");
+    Ok(Ran::Passed)
+}
+
 /// A stand-in for conmon that answers `--version` as conmon 2.1.6 and otherwise only leaves
 /// `<script>.ran` behind.
 fn stand_in_conmon(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -165,6 +219,12 @@ fn main() -> ExitCode {
             "conmon",
             Vec::new(),
             |conmon| a_reserved_port_is_held_while_the_container_lives(conmon.binary),
+        );
+        suite.gated(
+            "conmon::runc::conmon_gets_home_and_the_runtime_dir_as_podman_sets_them",
+            "conmon",
+            Vec::new(),
+            |conmon| conmon_gets_home_and_the_runtime_dir_as_podman_sets_them(conmon.binary),
         );
     })
 }
