@@ -7,6 +7,10 @@
 //! signal), its `exit` and `oom` files into the container's directory (its persist dir), and
 //! its pid, the init's pid and the log beside them. A monitor made after a restart therefore
 //! needs nothing from the one before it.
+//!
+//! A restore is the same run of conmon with `--restore`: conmon runs the runtime's restore
+//! instead of its create, and holds the restored init as it would a created one. Ports reserved
+//! for a container are bound here and handed to conmon, whose lifetime is the container's.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -259,9 +263,9 @@ impl ConmonMonitor {
     }
 
     /// Runs conmon to create or restore a container and reads its answer. What this conmon
-    /// cannot do, and a container of this id that a live conmon still holds, are refused
-    /// before anything is made; a failure after that is undone (conmon ended, the container
-    /// deleted if the runtime made it, the files removed).
+    /// cannot do, and a directory that still holds a conmon's pid file, are refused before
+    /// anything is made; a failure after that is undone (conmon ended, the container deleted
+    /// if the runtime made it, the files removed).
     async fn bring_up(&self, backend: &dyn OciBackend, up: BringUp<'_>) -> Result<Created> {
         let BringUp { id, bundle, files, .. } = up;
         let terminal = wants_terminal(bundle)?;
