@@ -577,6 +577,18 @@ mod tests {
     }
 
     #[test]
+    fn a_port_in_use_names_the_protocol_the_address_and_what_binding_said() {
+        reads(
+            Error::PortInUse {
+                protocol: "tcp",
+                address: "127.0.0.1:8080".parse().unwrap(),
+                source: std::io::Error::from_raw_os_error(libc::EADDRINUSE),
+            },
+            "cannot reserve tcp port 127.0.0.1:8080: Address already in use (os error 98)",
+        );
+    }
+
+    #[test]
     fn a_missing_binary_and_one_that_cannot_run_are_told_apart() {
         reads(
             Error::BinaryNotFound { path: "/opt/runc".into(), source: std::io::Error::from_raw_os_error(libc::ENOENT) },
