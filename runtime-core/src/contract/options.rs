@@ -184,9 +184,11 @@ pub struct PortReservation {
 /// passes the variable only when the embedding process has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SystemdPassthrough {
-    /// `NOTIFY_SOCKET`: the monitor relays the container's readiness to the caller's systemd.
+    /// `NOTIFY_SOCKET`, into the monitor's environment and so the runtime's it runs, as
+    /// podman passes it to conmon.
     pub notify_socket: bool,
-    /// `LISTEN_FDS` (and `LISTEN_PID`), podman's socket activation pass-through.
+    /// `LISTEN_FDS`, with `LISTEN_PID=1`, into the monitor's environment, as podman passes them
+    /// to conmon (the variables only: the descriptors are not passed yet).
     pub listen_fds: bool,
 }
 
