@@ -4,7 +4,9 @@ mod argv;
 mod attach;
 mod logs;
 mod monitor;
+mod ports;
 mod sync;
+mod version;
 mod watch;
 
 pub use monitor::{ConmonMonitor, DEFAULT_CREATE_TIMEOUT};

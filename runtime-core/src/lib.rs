@@ -25,7 +25,8 @@ pub use contract::monitor::{
 };
 pub use contract::options::{
     AsyncStdioPipes, Captured, CheckpointOptions, ContainerStdio, CreateOptions, Created, DeleteMode, ExecOptions,
-    ExecOutcome, ExecStdio, KillScope, ManageCgroupsMode, RestoreOptions, StdioPipes, process,
+    ExecOutcome, ExecStdio, KillScope, ManageCgroupsMode, PortProtocol, PortReservation, RestoreOptions, StdioPipes,
+    SystemdPassthrough, process,
 };
 pub use contract::output::{
     AttachStdin, AttachedStdio, LogDriver, LogLine, LogOptions, LogReader, MonitorStdio, OutputChunk, OutputStream,

@@ -377,6 +377,16 @@ impl Monitor for DirectMonitor {
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
         let CreateRequest { id, bundle, options, launch, files } = req;
         self.serves(&options.monitor_stdio, &options.stdio)?;
+        if let Some(option) = options.monitor_only_option() {
+            // Held in-process, a port or the systemd environment would end with the embedding
+            // process rather than with the container.
+            return Err(Error::Unsupported {
+                backend: "the direct monitor".into(),
+                feature: option.into(),
+                reason: "the direct monitor runs the runtime itself and holds nothing for a container beyond its exit"
+                    .into(),
+            });
+        }
         let _subreaper = Subreaper::hold()?;
         let created = match launch {
             Launch::Create => backend.create(&id, &bundle, options).await?,
