@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod argv;
+mod exec;
 mod monitor;
 mod sync;
 mod watch;

@@ -26,6 +26,7 @@ use runtime_core::{
 };
 
 use crate::argv::{ConmonPaths, Invocation, LogDriver, create_argv};
+use crate::exec;
 use crate::sync::{Answer, read_answer};
 use crate::watch::{self, Process};
 
@@ -35,7 +36,7 @@ pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// How long conmon gets to exit once its container is gone (it writes the exit file first)
 /// before it is killed.
-const CONMON_EXIT_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const CONMON_EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// The fds conmon reads its sync and start pipes from, as the environment names them.
 const SYNC_FD: i32 = 3;
@@ -88,16 +89,17 @@ fn kept_path(files: &ContainerFiles) -> PathBuf {
     files.dir.join("conmon.json")
 }
 
-fn stderr_path(files: &ContainerFiles) -> PathBuf {
-    files.dir.join("conmon.stderr")
+/// Where conmon's own error output goes, in the directory of what it runs.
+fn stderr_path(dir: &Path) -> PathBuf {
+    dir.join("conmon.stderr")
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let context = context.into();
     move |source| Error::Io { context, source }
 }
 
-fn unsupported(feature: &str, reason: &str) -> Error {
+pub(crate) fn unsupported(feature: &str, reason: &str) -> Error {
     Error::Unsupported { backend: "conmon".into(), feature: feature.into(), reason: reason.into() }
 }
 
@@ -136,7 +138,7 @@ fn wants_terminal(bundle: &Path) -> Result<bool> {
     Ok(spec["process"]["terminal"].as_bool().unwrap_or(false))
 }
 
-fn private_dir(path: &Path) -> Result<()> {
+pub(crate) fn private_dir(path: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -156,13 +158,19 @@ fn remove_file(path: &Path) -> Result<()> {
 /// The long-lived conmon of container `id`, from its pid file, if it is still there and is
 /// that conmon (its pid not reused): its command line names the container after `-c`.
 fn conmon_of(id: &ContainerId, files: &ContainerFiles) -> Result<Option<Process>> {
-    let Ok(text) = std::fs::read_to_string(files.dir.join("conmon.pid")) else { return Ok(None) };
+    conmon_named(&files.dir.join("conmon.pid"), "-c", id.as_str())
+}
+
+/// The long-lived conmon whose pid is in `pid_file`, if it is still there and is that conmon
+/// (its pid not reused): its command line has `value` after `flag`.
+pub(crate) fn conmon_named(pid_file: &Path, flag: &str, value: &str) -> Result<Option<Process>> {
+    let Ok(text) = std::fs::read_to_string(pid_file) else { return Ok(None) };
     let Ok(pid) = text.trim().parse::<u32>() else { return Ok(None) };
     let Some(process) = Process::open(pid)? else { return Ok(None) };
     // Read after the pidfd is open: if this is our conmon, the pid stays its own.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let args: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
-    let ours = args.windows(2).any(|pair| pair[0] == b"-c" && pair[1] == id.as_str().as_bytes());
+    let ours = args.windows(2).any(|pair| pair[0] == flag.as_bytes() && pair[1] == value.as_bytes());
     Ok(ours.then_some(process))
 }
 
@@ -183,6 +191,11 @@ impl ConmonMonitor {
     pub fn log_size_max(mut self, bytes: u64) -> Self {
         self.log_size_max = Some(bytes);
         self
+    }
+
+    /// The conmon binary this monitor runs.
+    pub(crate) fn binary(&self) -> &Path {
+        &self.conmon
     }
 
     /// The container's k8s-file log, in its directory.
@@ -251,7 +264,7 @@ impl ConmonMonitor {
         };
         let argv = create_argv(&self.conmon, backend, &call);
         let timeout = options.timeout.unwrap_or(DEFAULT_CREATE_TIMEOUT);
-        let answer = match tokio::time::timeout(timeout, self.spawn(&argv, files)).await {
+        let answer = match tokio::time::timeout(timeout, self.spawn(&argv, &files.dir)).await {
             Ok(answer) => answer?,
             Err(_) => return Err(Error::Timeout { argv, after: timeout, left_behind: None }),
         };
@@ -264,15 +277,16 @@ impl ConmonMonitor {
         }
     }
 
-    /// Starts conmon with its pipes, tells it to go on, and reads its answer.
-    async fn spawn(&self, argv: &[OsString], files: &ContainerFiles) -> Result<Answer> {
+    /// Starts conmon with its pipes, tells it to go on, and reads its answer; conmon's error
+    /// output goes to a file in `dir`.
+    pub(crate) async fn spawn(&self, argv: &[OsString], dir: &Path) -> Result<Answer> {
         let pipe = || {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map_err(|errno| Error::Io { context: "making conmon's pipes".into(), source: errno.into() })
         };
         let (sync_read, sync_write) = pipe()?;
         let (start_read, start_write) = pipe()?;
-        let stderr_file = stderr_path(files);
+        let stderr_file = stderr_path(dir);
         let stderr = std::fs::File::create(&stderr_file).map_err(io(format!("creating {}", stderr_file.display())))?;
         let mut command = tokio::process::Command::new(&argv[0]);
         command
@@ -371,7 +385,7 @@ fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
     // engine's record of an OOM kill ([`ContainerFiles::oom_file`]) and goes with the exit.
     let dir = &files.dir;
     for file in
-        [dir.join("pidfile"), dir.join("conmon.pid"), dir.join("ctr.log"), dir.join("exit"), stderr_path(files), kept]
+        [dir.join("pidfile"), dir.join("conmon.pid"), dir.join("ctr.log"), dir.join("exit"), stderr_path(dir), kept]
     {
         remove_file(&file)?;
     }
@@ -385,7 +399,7 @@ impl Monitor for ConmonMonitor {
     }
 
     fn capabilities(&self) -> &[Capability] {
-        &[Capability::SurvivesEmbedder, Capability::Logs, Capability::Oom]
+        &[Capability::SurvivesEmbedder, Capability::Logs, Capability::Exec, Capability::ExecTimeout, Capability::Oom]
     }
 
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
@@ -420,8 +434,8 @@ impl Monitor for ConmonMonitor {
         ))
     }
 
-    async fn exec(&self, _backend: &dyn OciBackend, _req: ExecRequest) -> Result<ExecSession> {
-        Err(unsupported("exec", "exec through conmon (`-e --exec-process-spec`) is not implemented yet"))
+    async fn exec(&self, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
+        exec::start(self, backend, req).await
     }
 
     async fn adopt(&self, _id: &ContainerId, _pid: u32, _files: &ContainerFiles) -> Result<()> {
@@ -449,12 +463,12 @@ impl Monitor for ConmonMonitor {
         }
     }
 
-    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
-        Err(Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })
+    async fn wait_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
+        exec::wait(session, files).await
     }
 
-    async fn stop_exec(&self, session: &ExecSession, _timeout: Duration) -> Result<Exit> {
-        Err(Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })
+    async fn stop_exec(&self, session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit> {
+        exec::stop(session, files, timeout).await
     }
 
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
@@ -467,6 +481,7 @@ impl Monitor for ConmonMonitor {
             conmon.kill()?;
             conmon.exited_within(CONMON_EXIT_GRACE).await;
         }
+        exec::release_all(files).await?;
         remove_monitor_files(files)
     }
 }

@@ -70,10 +70,12 @@ mockall::mock! {
         where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
         fn wait<'a, 'b, 'c, 'd>(&'a self, id: &'b ContainerId, files: &'c ContainerFiles) -> Answer<'d, Exit>
         where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
-        fn wait_exec<'a, 'b, 'c>(&'a self, session: &'b ExecSession) -> Answer<'c, Exit>
-        where 'a: 'c, 'b: 'c, Self: 'c;
-        fn stop_exec<'a, 'b, 'c>(&'a self, session: &'b ExecSession, timeout: Duration) -> Answer<'c, Exit>
-        where 'a: 'c, 'b: 'c, Self: 'c;
+        fn wait_exec<'a, 'b, 'c, 'd>(&'a self, session: &'b ExecSession, files: &'c ContainerFiles)
+            -> Answer<'d, Exit>
+        where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
+        fn stop_exec<'a, 'b, 'c, 'd>(&'a self, session: &'b ExecSession, files: &'c ContainerFiles, timeout: Duration)
+            -> Answer<'d, Exit>
+        where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
         fn release<'a, 'b, 'c, 'd>(&'a self, id: &'b ContainerId, files: &'c ContainerFiles) -> Answer<'d, ()>
         where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
     }
@@ -144,7 +146,7 @@ async fn what_the_monitor_cannot_do_is_refused_naming_it_before_anything_runs() 
     };
     let process = crate::process(["true"]);
     unsupported(engine.exec_detached(&id(), &process, ExecOptions::default()).await.map(drop), "exec_detached");
-    let session = ExecSession { id: id(), pid: 1 };
+    let session = ExecSession { id: id(), pid: 1, exec_id: "1".into() };
     unsupported(engine.wait_exec(&session).await.map(drop), "wait_exec");
     unsupported(engine.exec_stop(&session, Duration::from_secs(1)).await.map(drop), "exec_stop");
     let restored = engine.restore(&id(), Path::new("/b"), ContainerRestoreOptions::default()).await;
@@ -767,11 +769,11 @@ impl Monitor for ExitsBeforeCreateReturns {
     async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit> {
         self.0.wait(id, files).await
     }
-    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
-        self.0.wait_exec(session).await
+    async fn wait_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
+        self.0.wait_exec(session, files).await
     }
-    async fn stop_exec(&self, session: &ExecSession, timeout: Duration) -> Result<Exit> {
-        self.0.stop_exec(session, timeout).await
+    async fn stop_exec(&self, session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit> {
+        self.0.stop_exec(session, files, timeout).await
     }
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
         self.0.release(id, files).await

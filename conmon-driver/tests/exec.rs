@@ -1,0 +1,342 @@
+//! Background execs through `ConmonMonitor`, on real conmon and each real runtime, through the
+//! gate (`conmon`, then the runtime's own): the exit code of an exec as the shell gives it, a
+//! stop that ends every process the exec started, conmon's `-T` as a typed timeout that leaves
+//! only the container's init, and an exec started by another OS process (a copy of this binary)
+//! waited for by a new engine after that process exited. After each case nothing is left: no
+//! process naming the container (conmon, the runtime, the container), no zombie child, no
+//! container, nothing under the engine's state root.
+//!
+//! Expected values come from the shell (`exit 5`), POSIX (a SIGTERM'd shell) and the runtime's
+//! own `ps` of the container, read with the host's `/proc` (a zombie counts as ended: the
+//! container's init, a `sleep`, never reaps the orphans it adopts).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use backend_crun::Crun;
+use backend_runc::Runc;
+use backend_youki::Youki;
+use conmon_driver::ConmonMonitor;
+use runtime_core::{
+    CliBackend, ContainerId, ContainerStdio, CreateOptions, DeleteMode, Engine, Error, ExecOptions, ExecSession,
+    ExecStdio, Exit, OciBackend, RuntimeConfig, RuntimeFamily, Signal, StateRoot, process,
+};
+use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
+use testkit::gate::{self, Gate, RealRuntime};
+use testkit::harness::{CaseResult, Ran};
+
+/// One case against conmon and a runtime, with one running container (`sleep 1000`).
+struct Env {
+    backend: Arc<CliBackend>,
+    family: String,
+    runtime: PathBuf,
+    conmon: PathBuf,
+    runtime_root: tempfile::TempDir,
+    engine_root: tempfile::TempDir,
+    bundle: Bundle,
+    id: ContainerId,
+    init: u32,
+}
+
+impl Env {
+    async fn new(family: Arc<dyn RuntimeFamily>, runtime: RealRuntime, conmon: PathBuf) -> anyhow::Result<Self> {
+        let runtime_root = tempfile::Builder::new().prefix("runtime-root-").tempdir()?;
+        let name = family.name().to_owned();
+        let backend = Arc::new(connect(family, &runtime.binary, runtime_root.path()).await?);
+        let engine_root = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
+        let bundle = BundleBuilder::new(["sleep", "1000"]).rootfs(Rootfs::Busybox).build()?;
+        let id = ContainerId::new(format!("exec-{}-{name}", std::process::id()))?;
+        let mut env = Env {
+            backend,
+            family: name,
+            runtime: runtime.binary,
+            conmon,
+            runtime_root,
+            engine_root,
+            bundle,
+            id,
+            init: 0,
+        };
+        let engine = env.engine()?;
+        let created = engine.create(&env.id, env.bundle.path(), CreateOptions::default()).await?;
+        if let Err(err) = engine.start(&env.id).await {
+            let _ = engine.delete(&env.id, DeleteMode::Force).await;
+            return Err(err.into());
+        }
+        env.init = created.pid;
+        Ok(env)
+    }
+
+    fn state_root(&self) -> PathBuf {
+        self.engine_root.path().join("state")
+    }
+
+    /// A new engine (a restarted program would make one) with a new conmon monitor.
+    fn engine(&self) -> anyhow::Result<Engine> {
+        let monitor = Arc::new(ConmonMonitor::new(&self.conmon));
+        Ok(Engine::new(self.backend.clone(), monitor, StateRoot::open(self.state_root())?))
+    }
+
+    /// The container's processes that have not ended, as the runtime lists them.
+    async fn live_processes(&self) -> anyhow::Result<Vec<u32>> {
+        let listed = self.backend.ps(&self.id).await?;
+        Ok(listed.into_iter().filter(|pid| alive(*pid)).collect())
+    }
+
+    /// Waits (bounded) until the container runs at least `count` live processes.
+    async fn until_running(&self, count: usize) -> anyhow::Result<Vec<u32>> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let live = self.live_processes().await?;
+            if live.len() >= count {
+                return Ok(live);
+            }
+            ensure!(Instant::now() < deadline, "the container runs {live:?}, not {count} processes");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The exec directories conmon and the monitor keep for the container.
+    fn exec_dirs(&self) -> Vec<PathBuf> {
+        let execs = self.state_root().join("containers").join(self.id.as_str()).join("execs");
+        std::fs::read_dir(execs).map(|dir| dir.flatten().map(|entry| entry.path()).collect()).unwrap_or_default()
+    }
+
+    /// Deletes the container, then checks that nothing is left: no process naming it, no
+    /// zombie child of this process, no container in the runtime, nothing under the state root.
+    async fn delete_and_check_nothing_left(&self) -> anyhow::Result<()> {
+        self.engine()?.delete(&self.id, DeleteMode::Force).await?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let live = testkit::procs::live_with_argument(OsStr::new(self.id.as_str()));
+            if live.is_empty() {
+                break;
+            }
+            ensure!(Instant::now() < deadline, "processes naming {} are still there: {live:?}", self.id);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let zombies = zombie_children();
+        ensure!(zombies.is_empty(), "zombie children of the test process: {zombies:?}");
+        let listed = self.backend.list().await?;
+        ensure!(listed.is_empty(), "containers left in the runtime: {listed:?}");
+        for dir in ["containers", "exits", "locks"] {
+            let path = self.state_root().join(dir);
+            let left: Vec<_> = std::fs::read_dir(&path)?.flatten().map(|entry| entry.file_name()).collect();
+            ensure!(left.is_empty(), "left in {}: {left:?}", path.display());
+        }
+        Ok(())
+    }
+}
+
+/// The runtime `family` at `binary`, its state under `root`.
+async fn connect(family: Arc<dyn RuntimeFamily>, binary: &Path, root: &Path) -> anyhow::Result<CliBackend> {
+    let config = RuntimeConfig::default().binary(binary).root(root);
+    CliBackend::connect(family, config).await.context("connecting the runtime")
+}
+
+fn families() -> Vec<Arc<dyn RuntimeFamily>> {
+    vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
+}
+
+/// Options of a background exec whose output goes to conmon's log.
+fn background(timeout: Option<Duration>) -> ExecOptions {
+    ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), timeout, ..ExecOptions::default() }
+}
+
+/// `exec_detached`, tried again while youki 0.7 fails to seal its own copy (EBUSY), as it
+/// sometimes does with any command.
+async fn exec_detached(
+    engine: &Engine,
+    id: &ContainerId,
+    args: &[&str],
+    timeout: Option<Duration>,
+) -> anyhow::Result<ExecSession> {
+    let mut tries = 0;
+    loop {
+        match engine.exec_detached(id, &process(args.iter().copied()), background(timeout)).await {
+            Err(err) if tries < 5 && err.to_string().contains(backend_youki::TRANSIENT_SEAL_FAILURE) => tries += 1,
+            started => return Ok(started?),
+        }
+    }
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Children of this process that have exited and were not reaped.
+fn zombie_children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+            let fields: Vec<&str> =
+                stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
+        })
+        .collect()
+}
+
+/// A wait that fails the case instead of hanging it.
+async fn bounded<T>(wait: impl Future<Output = runtime_core::Result<T>>) -> anyhow::Result<runtime_core::Result<T>> {
+    let bound = Duration::from_secs(30);
+    tokio::time::timeout(bound, wait).await.with_context(|| format!("nothing within {bound:?}"))
+}
+
+async fn a_background_exec_gives_its_exit_code(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    let session = exec_detached(&engine, &env.id, &["sh", "-c", "exit 5"], None).await?;
+    assert_eq!(bounded(engine.wait_exec(&session)).await??, Exit::Exited(5));
+    ensure!(env.exec_dirs().is_empty(), "a waited exec is forgotten: {:?}", env.exec_dirs());
+    let again = bounded(engine.wait_exec(&session)).await?;
+    ensure!(matches!(again, Err(Error::NotSupervised { .. })), "a second wait: {again:?}");
+    Ok(())
+}
+
+async fn exec_stop_leaves_only_the_init(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    let session = exec_detached(&engine, &env.id, &["sh", "-c", "sleep 100 & sleep 100"], None).await?;
+    // The init, the exec's process (busybox's shell execs its last command in place) and its job.
+    let running = env.until_running(3).await?;
+    ensure!(running.contains(&session.pid), "the exec's pid {} is not the container's: {running:?}", session.pid);
+    let exit = bounded(engine.exec_stop(&session, Duration::from_secs(5))).await??;
+    assert_eq!(exit, Exit::Signaled(Signal::TERM), "the exec's process ends by the SIGTERM");
+    assert_eq!(env.live_processes().await?, vec![env.init], "only the init is left");
+    ensure!(env.exec_dirs().is_empty(), "a stopped exec is forgotten: {:?}", env.exec_dirs());
+    Ok(())
+}
+
+async fn a_timeout_is_typed_and_leaves_only_the_init(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    let script = ["sh", "-c", "sleep 100 & sleep 100"];
+    let session = exec_detached(&engine, &env.id, &script, Some(Duration::from_secs(1))).await?;
+    match bounded(engine.wait_exec(&session)).await? {
+        Err(Error::Timeout { argv, after, .. }) => {
+            ensure!(after == Duration::from_secs(1), "{after:?}");
+            ensure!(argv == script.map(std::ffi::OsString::from), "the timeout names the exec: {argv:?}");
+        }
+        other => bail!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(env.live_processes().await?, vec![env.init], "only the init is left");
+    ensure!(env.exec_dirs().is_empty(), "a timed-out exec is forgotten: {:?}", env.exec_dirs());
+    Ok(())
+}
+
+/// Set (to the JSON of what to do) for a copy of this test binary that plays an embedding
+/// program: it starts a background exec through conmon, prints its session, and exits.
+const EMBEDDER: &str = "CONMON_DRIVER_TEST_EXEC_EMBEDDER";
+
+fn embedder(job: &str) -> anyhow::Result<()> {
+    let job: serde_json::Value = serde_json::from_str(job)?;
+    let text = |key: &str| job[key].as_str().map(str::to_owned).with_context(|| format!("no {key}"));
+    let name = text("family")?;
+    let family = families().into_iter().find(|family| family.name() == name).context("an unknown runtime family")?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let backend = connect(family, text("runtime")?.as_ref(), text("runtime_root")?.as_ref()).await?;
+        let monitor = Arc::new(ConmonMonitor::new(text("conmon")?));
+        let engine = Engine::new(Arc::new(backend), monitor, StateRoot::open(text("state_root")?)?);
+        let id = ContainerId::new(text("id")?)?;
+        let session = exec_detached(&engine, &id, &["sh", "-c", "sleep 2; exit 6"], None).await?;
+        println!("{}", serde_json::json!({ "pid": session.pid, "exec_id": session.exec_id }));
+        anyhow::Ok(())
+    })
+}
+
+async fn an_exec_outlives_the_process_that_started_it(env: &Env) -> anyhow::Result<()> {
+    let job = serde_json::json!({
+        "family": env.family,
+        "runtime": env.runtime,
+        "runtime_root": env.runtime_root.path(),
+        "conmon": env.conmon,
+        "state_root": env.state_root(),
+        "id": env.id.as_str(),
+    });
+    let embedder = std::process::Command::new(std::env::current_exe()?).env(EMBEDDER, job.to_string()).output()?;
+    ensure!(embedder.status.success(), "the embedding program failed: {}", String::from_utf8_lossy(&embedder.stderr));
+    let said: serde_json::Value = serde_json::from_slice(&embedder.stdout).context("the session it printed")?;
+    let session = ExecSession {
+        id: env.id.clone(),
+        pid: said["pid"].as_u64().context("no pid")?.try_into()?,
+        exec_id: said["exec_id"].as_str().context("no exec id")?.to_owned(),
+    };
+    ensure!(alive(session.pid), "the exec {} ended with the process that started it", session.pid);
+    let monitor = Arc::new(ConmonMonitor::new(&env.conmon));
+    let engine = Engine::reconnect(env.backend.clone(), monitor, StateRoot::open(env.state_root())?).await?;
+    assert_eq!(bounded(engine.wait_exec(&session)).await??, Exit::Exited(6));
+    ensure!(env.exec_dirs().is_empty(), "a waited exec is forgotten: {:?}", env.exec_dirs());
+    Ok(())
+}
+
+async fn deleting_the_container_forgets_its_execs(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    exec_detached(&engine, &env.id, &["sleep", "100"], None).await?;
+    ensure!(env.exec_dirs().len() == 1, "the exec is kept on disk: {:?}", env.exec_dirs());
+    // The deletion and the checks are the harness's, after every case.
+    Ok(())
+}
+
+type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
+
+fn cases() -> Vec<(&'static str, Case)> {
+    vec![
+        ("a_background_exec_gives_its_exit_code", |env| Box::pin(a_background_exec_gives_its_exit_code(env))),
+        ("exec_stop_leaves_only_the_init", |env| Box::pin(exec_stop_leaves_only_the_init(env))),
+        ("a_timeout_is_typed_and_leaves_only_the_init", |env| {
+            Box::pin(a_timeout_is_typed_and_leaves_only_the_init(env))
+        }),
+        ("an_exec_outlives_the_process_that_started_it", |env| {
+            Box::pin(an_exec_outlives_the_process_that_started_it(env))
+        }),
+        ("deleting_the_container_forgets_its_execs", |env| Box::pin(deleting_the_container_forgets_its_execs(env))),
+    ]
+}
+
+async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, case: Case) -> CaseResult {
+    let runtime = match gate::real_runtime(family.name(), &family.host_checks()) {
+        Gate::Open(runtime) => runtime,
+        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
+        Gate::Fail(reason) => bail!("{reason}"),
+    };
+    let env = Env::new(family, runtime, conmon.binary).await?;
+    let outcome = case(&env).await;
+    let leftovers = env.delete_and_check_nothing_left().await;
+    if leftovers.is_err() {
+        let _ = env.backend.delete(&env.id, DeleteMode::Force).await;
+    }
+    outcome?;
+    leftovers.context("the case left something behind")?;
+    Ok(Ran::Passed)
+}
+
+fn main() -> ExitCode {
+    if let Ok(job) = std::env::var(EMBEDDER) {
+        return match embedder(&job) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("{err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    testkit::harness::main(|suite| {
+        for family in families() {
+            for (name, case) in cases() {
+                let family = family.clone();
+                let label = format!("conmon::{}::exec::{name}", family.name());
+                suite.gated(label, "conmon", Vec::new(), move |conmon| run_case(family, conmon, case));
+            }
+        }
+    })
+}
