@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use runtime_core::oci_spec::runtime::Process;
 use runtime_core::{
     ContainerFiles, ContainerId, ContainerStdio, Error, ExecOptions, ExecRequest, ExecSession, ExecStdio, ExecTree,
-    Exit, Failure, KILL_GRACE, OciBackend, Result,
+    Existence, Exit, Failure, KILL_GRACE, OciBackend, Result,
 };
 
 use crate::argv::{ExecPaths, exec_argv};
@@ -80,9 +80,16 @@ fn not_supervised(session: &ExecSession) -> Error {
     Error::NotSupervised { what: format!("exec {} ({}) in {}", session.exec_id, session.pid, session.id) }
 }
 
-/// A new, empty directory for an exec, and its id: unique because making the directory is.
-fn new_exec_dir(files: &ContainerFiles) -> Result<(String, PathBuf)> {
+/// A new, empty directory for an exec of container `id`, and its id: unique because making the
+/// directory is. A container conmon does not hold here has no directory to make it in.
+fn new_exec_dir(id: &ContainerId, files: &ContainerFiles) -> Result<(String, PathBuf)> {
     static MADE: AtomicU64 = AtomicU64::new(0);
+    if !files.dir.is_dir() {
+        return Err(Error::NotFound {
+            id: Some(id.clone()),
+            evidence: Existence::Seen { what: "the container's conmon directory".into(), path: files.dir.clone() },
+        });
+    }
     let parent = execs_dir(files);
     private_dir(&parent)?;
     loop {
@@ -220,7 +227,7 @@ fn conmon_of_exec(paths: &ExecPaths, exec_id: &str) -> Result<Option<watch::Proc
 pub(crate) async fn start(monitor: &ConmonMonitor, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
     let ExecRequest { id, process, options, files } = req;
     let timeout_secs = refuse_unserved(&process, &options)?;
-    let (exec_id, dir) = new_exec_dir(&files)?;
+    let (exec_id, dir) = new_exec_dir(&id, &files)?;
     let paths = ExecPaths::in_dir(&dir);
     let started = start_in(monitor, backend, &id, &exec_id, &paths, &process, timeout_secs).await;
     match started {
@@ -429,13 +436,18 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let root = tempfile::tempdir().unwrap();
         let files = ContainerFiles { exit_file: root.path().join("exits/c1"), dir: root.path().join("c1") };
-        let (first, first_dir) = new_exec_dir(&files).unwrap();
-        let (second, second_dir) = new_exec_dir(&files).unwrap();
+        let c1 = ContainerId::new("c1").unwrap();
+        let unknown = new_exec_dir(&c1, &files);
+        assert!(matches!(unknown, Err(Error::NotFound { .. })), "no directory, no container: {unknown:?}");
+        assert!(!files.dir.exists(), "nothing is made for a container conmon does not hold");
+        std::fs::create_dir(&files.dir).unwrap();
+        let (first, first_dir) = new_exec_dir(&c1, &files).unwrap();
+        let (second, second_dir) = new_exec_dir(&c1, &files).unwrap();
         assert_ne!(first, second);
         for (id, dir) in [(first, first_dir), (second, second_dir)] {
             assert_eq!(dir, root.path().join("c1/execs").join(&id));
             assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
-            let session = ExecSession { id: ContainerId::new("c1").unwrap(), pid: 1, exec_id: id };
+            let session = ExecSession { id: c1.clone(), pid: 1, exec_id: id };
             assert_eq!(exec_dir(&files, &session).unwrap(), dir, "an id the monitor made is one it accepts");
         }
     }

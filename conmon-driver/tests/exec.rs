@@ -287,6 +287,48 @@ async fn deleting_the_container_forgets_its_execs(env: &Env) -> anyhow::Result<(
     Ok(())
 }
 
+async fn an_exec_the_runtime_refuses_is_its_typed_error_and_leaves_nothing(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    engine.kill(&env.id, Signal::KILL, runtime_core::KillScope::Init).await?;
+    bounded(engine.wait(&env.id)).await??;
+    let refused = exec_detached(&engine, &env.id, &["true"], None).await;
+    match refused.as_ref().map_err(|err| err.downcast_ref::<Error>()) {
+        Err(Some(Error::InvalidState { .. } | Error::NotFound { .. } | Error::RuntimeFailed(_))) => {}
+        other => bail!("expected the runtime's refusal, got {other:?}"),
+    }
+    let failure = refused.as_ref().err().and_then(|err| err.downcast_ref::<Error>()).and_then(Error::failure);
+    let failure = failure.context("the refusal carries the runtime's failure")?;
+    ensure!(failure.argv.first().is_some_and(|conmon| Path::new(conmon).ends_with("conmon")), "{failure:?}");
+    ensure!(!failure.message.trim().is_empty(), "the runtime's words are kept: {failure:?}");
+    ensure!(env.exec_dirs().is_empty(), "a refused exec leaves its files: {:?}", env.exec_dirs());
+    Ok(())
+}
+
+async fn stopping_an_exec_that_ended_only_forgets_it(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    let session = exec_detached(&engine, &env.id, &["sh", "-c", "exit 3"], None).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(session.pid) {
+        ensure!(Instant::now() < deadline, "the exec {} still runs", session.pid);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(bounded(engine.exec_stop(&session, Duration::from_secs(5))).await??, Exit::Exited(3));
+    ensure!(env.exec_dirs().is_empty(), "a stopped exec is forgotten: {:?}", env.exec_dirs());
+    Ok(())
+}
+
+async fn a_lost_conmon_ends_the_wait_with_an_error(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    let session = exec_detached(&engine, &env.id, &["sleep", "100"], None).await?;
+    let dirs = env.exec_dirs();
+    let conmon: i32 =
+        std::fs::read_to_string(dirs.first().context("no exec dir")?.join("conmon.pid"))?.trim().parse()?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(conmon), nix::sys::signal::Signal::SIGKILL)?;
+    let lost = bounded(engine.wait_exec(&session)).await?;
+    ensure!(matches!(lost, Err(Error::NotSupervised { .. })), "{lost:?}");
+    Ok(())
+}
+
 type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
 fn cases() -> Vec<(&'static str, Case)> {
@@ -299,6 +341,13 @@ fn cases() -> Vec<(&'static str, Case)> {
         ("an_exec_outlives_the_process_that_started_it", |env| {
             Box::pin(an_exec_outlives_the_process_that_started_it(env))
         }),
+        ("an_exec_the_runtime_refuses_is_its_typed_error", |env| {
+            Box::pin(an_exec_the_runtime_refuses_is_its_typed_error_and_leaves_nothing(env))
+        }),
+        ("stopping_an_exec_that_ended_only_forgets_it", |env| {
+            Box::pin(stopping_an_exec_that_ended_only_forgets_it(env))
+        }),
+        ("a_lost_conmon_ends_the_wait_with_an_error", |env| Box::pin(a_lost_conmon_ends_the_wait_with_an_error(env))),
         ("deleting_the_container_forgets_its_execs", |env| Box::pin(deleting_the_container_forgets_its_execs(env))),
     ]
 }
