@@ -4,7 +4,8 @@
 //! only the container's init, and an exec started by another OS process (a copy of this binary)
 //! waited for by a new engine after that process exited. After each case nothing is left: no
 //! process naming the container (conmon, the runtime, the container), no zombie child, no
-//! container, nothing under the engine's state root.
+//! container, nothing under the engine's state root. The answers real conmon does not give on
+//! demand (no pid, garbage, a refusal) are played by a shell stand-in, without the gate.
 //!
 //! Expected values come from the shell (`exit 5`), POSIX (a SIGTERM'd shell) and the runtime's
 //! own `ps` of the container, read with the host's `/proc` (a zombie counts as ended: the
@@ -329,6 +330,79 @@ async fn a_lost_conmon_ends_the_wait_with_an_error(env: &Env) -> anyhow::Result<
     Ok(())
 }
 
+/// A stand-in for conmon, as a shell script that leaves `<script>.ran` behind and runs `body`
+/// (fd 3 is its sync pipe), for the answers real conmon does not give on demand.
+fn fake_conmon(dir: &Path, body: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("conmon");
+    std::fs::write(&path, format!("#!/bin/sh\ntouch \"$0.ran\"\n{body}\n"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}
+
+/// Starts a background exec through a stand-in for conmon that behaves as `body` says, into a
+/// container whose directory exists (as conmon's create leaves it) when `known`; returns the
+/// error, whether the stand-in ran, and checks that nothing of the exec is left.
+async fn exec_through_fake(body: &str, known: bool) -> anyhow::Result<(Error, bool)> {
+    let dir = tempfile::tempdir()?;
+    let conmon = fake_conmon(dir.path(), body)?;
+    let version = runtime_core::RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n")?;
+    let config = RuntimeConfig::default().binary("/bin/false").root(dir.path().join("runtime"));
+    let backend = Arc::new(CliBackend::with_version(Arc::new(Runc), config, "/bin/false".into(), version)?);
+    let root = StateRoot::open(dir.path().join("state"))?;
+    let id = ContainerId::new(format!("fake-exec-{}", std::process::id()))?;
+    let container_dir = root.files(&id).dir;
+    if known {
+        std::fs::create_dir_all(&container_dir)?;
+    }
+    let engine = Engine::new(backend, Arc::new(ConmonMonitor::new(&conmon)), root);
+    let error = match bounded(engine.exec_detached(&id, &process(["true"]), background(None))).await? {
+        Ok(session) => bail!("an exec through a broken conmon started: {session:?}"),
+        Err(error) => error,
+    };
+    let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
+    ensure!(live.is_empty(), "processes naming {id} are left: {live:?}");
+    let execs = container_dir.join("execs");
+    let left: Vec<_> =
+        std::fs::read_dir(&execs).map(|dir| dir.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    ensure!(left.is_empty(), "left in {}: {left:?}", execs.display());
+    if !known {
+        ensure!(!container_dir.exists(), "{} was made for a container conmon does not hold", container_dir.display());
+    }
+    Ok((error, conmon.with_extension("ran").exists()))
+}
+
+fn register_faults(suite: &mut testkit::harness::Suite) {
+    suite.case("fake_conmon::exec::a_container_without_conmons_directory_is_not_found_before_it_runs", || async {
+        let (error, ran) = exec_through_fake("exit 0", false).await?;
+        ensure!(matches!(error, Error::NotFound { evidence: runtime_core::Existence::Seen { .. }, .. }), "{error:?}");
+        ensure!(!ran, "conmon was started");
+        Ok(())
+    });
+    suite.case("fake_conmon::exec::closing_the_sync_pipe_without_a_pid_is_a_failure", || async {
+        let (error, ran) = exec_through_fake("exit 0", true).await?;
+        ensure!(ran, "the stand-in for conmon never ran");
+        ensure!(matches!(&error, Error::RuntimeFailed(failure) if failure.status == Exit::Unknown), "{error:?}");
+        Ok(())
+    });
+    suite.case("fake_conmon::exec::garbage_instead_of_a_pid_is_a_parse_error", || async {
+        let (error, ran) = exec_through_fake("echo 'not json' >&3; exit 0", true).await?;
+        ensure!(ran, "the stand-in for conmon never ran");
+        ensure!(matches!(error, Error::Parse { .. }), "{error:?}");
+        Ok(())
+    });
+    suite.case("fake_conmon::exec::a_refusal_is_classified_by_the_backend", || async {
+        let body = r#"printf '{"data": -1, "message": "container does not exist"}\n' >&3"#;
+        let (error, ran) = exec_through_fake(body, true).await?;
+        ensure!(ran, "the stand-in for conmon never ran");
+        ensure!(
+            matches!(error, Error::NotFound { evidence: runtime_core::Existence::Refused(_), .. }),
+            "runc's words for a missing container: {error:?}"
+        );
+        Ok(())
+    });
+}
+
 type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
 fn cases() -> Vec<(&'static str, Case)> {
@@ -380,6 +454,7 @@ fn main() -> ExitCode {
         };
     }
     testkit::harness::main(|suite| {
+        register_faults(suite);
         for family in families() {
             for (name, case) in cases() {
                 let family = family.clone();
