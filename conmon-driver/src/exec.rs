@@ -109,13 +109,23 @@ fn exit_files(paths: &ExecPaths, id: &ContainerId) -> ContainerFiles {
     ContainerFiles { exit_file: paths.exit_dir.join(id.as_str()), dir: paths.dir.clone() }
 }
 
-/// Options conmon does not serve for an exec: refused before anything runs, never dropped.
+/// Options conmon does not serve for an exec: refused before anything runs, never dropped. What
+/// no background exec can do is refused as the runtime backend refuses it (`InvalidArgument`,
+/// naming the same option), so that every monitor answers alike; what only conmon lacks is
+/// `Unsupported`. Returns the timeout in conmon's whole seconds.
 fn refuse_unserved(process: &Process, options: &ExecOptions) -> Result<Option<u64>> {
+    if options.tty && options.console_socket.is_none() {
+        return Err(Error::InvalidArgument {
+            option: "ExecOptions::tty".into(),
+            reason: "a terminal is handed over on a console socket, and none was given".into(),
+        });
+    }
     match &options.stdio {
         ExecStdio::Capture => {
             return Err(Error::InvalidArgument {
-                option: "ExecOptions::stdio".into(),
-                reason: "a background exec's output is not captured: nothing would read it".into(),
+                option: "ExecStdio::Capture".into(),
+                reason: "a detached exec outlives the call, so nothing would read its output; wire its stdio instead"
+                    .into(),
             });
         }
         ExecStdio::Wired(ContainerStdio::Null) => {}
@@ -413,8 +423,13 @@ mod tests {
         for timeout in [Duration::ZERO, Duration::from_millis(1500)] {
             assert!(matches!(refuse_unserved(&process, &timed(timeout)), Err(Error::InvalidArgument { .. })));
         }
-        assert!(matches!(refuse_unserved(&process, &ExecOptions::default()), Err(Error::InvalidArgument { .. })));
-        let with_tty = ExecOptions { tty: true, ..wired() };
+        let captured = refuse_unserved(&process, &ExecOptions::default());
+        assert!(matches!(captured, Err(Error::InvalidArgument { option, .. }) if option == "ExecStdio::Capture"));
+        let tty_alone = ExecOptions { tty: true, ..wired() };
+        assert!(
+            matches!(refuse_unserved(&process, &tty_alone), Err(Error::InvalidArgument { option, .. }) if option == "ExecOptions::tty")
+        );
+        let with_tty = ExecOptions { tty: true, console_socket: Some("/tmp/console.sock".into()), ..wired() };
         assert!(matches!(refuse_unserved(&process, &with_tty), Err(Error::Unsupported { .. })));
         let with_pid_file = ExecOptions { pid_file: Some("/tmp/pid".into()), ..wired() };
         assert!(matches!(refuse_unserved(&process, &with_pid_file), Err(Error::Unsupported { .. })));
