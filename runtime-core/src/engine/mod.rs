@@ -498,7 +498,9 @@ impl Engine {
         self.monitor.exec(self.backend.as_ref(), request).await
     }
 
-    /// Waits for a background exec to end.
+    /// Waits for a background exec to end. Under a monitor that keeps its execs on disk
+    /// (conmon), a session rebuilt from its fields is served by any engine over the same state
+    /// root, in any process; [`Engine::exec_stop`] likewise.
     pub async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
         self.monitor.require(Capability::Exec, "wait_exec")?;
         self.monitor.wait_exec(session, &self.root.files(&session.id)).await

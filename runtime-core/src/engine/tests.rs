@@ -129,6 +129,36 @@ fn monitor_that_can(capabilities: &'static [Capability]) -> MockMonitor {
 }
 
 #[tokio::test]
+async fn a_background_exec_is_kept_by_the_monitor_in_the_containers_files_and_found_there_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::open(dir.path()).unwrap();
+    // Where the state root keeps container c1, as its layout says.
+    let expected = ContainerFiles { exit_file: dir.path().join("exits/c1"), dir: dir.path().join("containers/c1") };
+    let mut monitor = monitor();
+    let files = expected.clone();
+    monitor.expect_exec().times(1).returning(move |_, req| {
+        assert_eq!(req.files, files, "exec_detached");
+        ready(Ok(ExecSession { id: req.id, pid: 7, exec_id: "e1".into() }))
+    });
+    let files = expected.clone();
+    monitor.expect_wait_exec().times(1).returning(move |session, given| {
+        assert_eq!((session.exec_id.as_str(), given), ("e1", &files), "wait_exec");
+        ready(Ok(Exit::Exited(5)))
+    });
+    let files = expected.clone();
+    monitor.expect_stop_exec().times(1).returning(move |_, given, _| {
+        assert_eq!(given, &files, "exec_stop");
+        ready(Ok(Exit::Signaled(Signal::TERM)))
+    });
+    let engine = Engine::new(Arc::new(backend()), Arc::new(monitor), root);
+    let session = engine.exec_detached(&id(), &crate::process(["true"]), ExecOptions::default()).await.unwrap();
+    assert_eq!(engine.wait_exec(&session).await.unwrap(), Exit::Exited(5));
+    // A session rebuilt from its fields, as a program restarted would.
+    let rebuilt = ExecSession { id: id(), pid: 7, exec_id: "e1".into() };
+    assert_eq!(engine.exec_stop(&rebuilt, Duration::from_secs(1)).await.unwrap(), Exit::Signaled(Signal::TERM));
+}
+
+#[tokio::test]
 async fn what_the_monitor_cannot_do_is_refused_naming_it_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     // No expectation on the backend but its name, none on the monitor but its name and
