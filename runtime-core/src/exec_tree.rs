@@ -129,8 +129,8 @@ impl ExecTree {
     }
 
     /// SIGKILLs every process of the exec, round after round (one may fork while a round runs),
-    /// until a round finds none alive or [`KILL_PATIENCE`] has passed. Says how many processes
-    /// were signalled.
+    /// until a round finds none alive or two seconds have passed. Blocks: call it off the async
+    /// executor. Says how many processes were signalled.
     pub fn kill(&self) -> usize {
         let deadline = Instant::now() + KILL_PATIENCE;
         let mut signalled = 0;
