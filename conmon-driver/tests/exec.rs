@@ -2,7 +2,8 @@
 //! gate (`conmon`, then the runtime's own): the exit code of an exec as the shell gives it, a
 //! stop that ends every process the exec started, conmon's `-T` as a typed timeout that leaves
 //! only the container's init, and an exec started by another OS process (a copy of this binary)
-//! waited for by a new engine after that process exited. After each case nothing is left: no
+//! waited for by a new engine after that process exited (also once its `-T` expired unwatched: still
+//! a typed timeout). After each case nothing is left: no
 //! process naming the container (conmon, the runtime, the container), no zombie child, no
 //! container, nothing under the engine's state root. The answers real conmon does not give on
 //! demand (no pid, garbage, a refusal) are played by a shell stand-in, without the gate.
@@ -249,13 +250,18 @@ fn embedder(job: &str) -> anyhow::Result<()> {
         let monitor = Arc::new(ConmonMonitor::new(text("conmon")?));
         let engine = Engine::new(Arc::new(backend), monitor, StateRoot::open(text("state_root")?)?);
         let id = ContainerId::new(text("id")?)?;
-        let session = exec_detached(&engine, &id, &["sh", "-c", "sleep 2; exit 6"], None).await?;
+        let args: Vec<String> = serde_json::from_value(job["args"].clone())?;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let timeout = job["timeout_secs"].as_u64().map(Duration::from_secs);
+        let session = exec_detached(&engine, &id, &args, timeout).await?;
         println!("{}", serde_json::json!({ "pid": session.pid, "exec_id": session.exec_id }));
         anyhow::Ok(())
     })
 }
 
-async fn an_exec_outlives_the_process_that_started_it(env: &Env) -> anyhow::Result<()> {
+/// Runs a copy of this binary that starts `args` as a background exec (with conmon's `-T` of
+/// `timeout_secs`) and exits; returns the session it printed.
+fn exec_in_another_process(env: &Env, args: &[&str], timeout_secs: Option<u64>) -> anyhow::Result<ExecSession> {
     let job = serde_json::json!({
         "family": env.family,
         "runtime": env.runtime,
@@ -263,20 +269,48 @@ async fn an_exec_outlives_the_process_that_started_it(env: &Env) -> anyhow::Resu
         "conmon": env.conmon,
         "state_root": env.state_root(),
         "id": env.id.as_str(),
+        "args": args,
+        "timeout_secs": timeout_secs,
     });
     let embedder = std::process::Command::new(std::env::current_exe()?).env(EMBEDDER, job.to_string()).output()?;
     ensure!(embedder.status.success(), "the embedding program failed: {}", String::from_utf8_lossy(&embedder.stderr));
     let said: serde_json::Value = serde_json::from_slice(&embedder.stdout).context("the session it printed")?;
-    let session = ExecSession {
+    Ok(ExecSession {
         id: env.id.clone(),
         pid: said["pid"].as_u64().context("no pid")?.try_into()?,
         exec_id: said["exec_id"].as_str().context("no exec id")?.to_owned(),
-    };
-    ensure!(alive(session.pid), "the exec {} ended with the process that started it", session.pid);
+    })
+}
+
+/// A new engine, as a restarted program makes one over the same state root.
+async fn reconnected(env: &Env) -> anyhow::Result<Engine> {
     let monitor = Arc::new(ConmonMonitor::new(&env.conmon));
-    let engine = Engine::reconnect(env.backend.clone(), monitor, StateRoot::open(env.state_root())?).await?;
+    Ok(Engine::reconnect(env.backend.clone(), monitor, StateRoot::open(env.state_root())?).await?)
+}
+
+async fn an_exec_outlives_the_process_that_started_it(env: &Env) -> anyhow::Result<()> {
+    let session = exec_in_another_process(env, &["sh", "-c", "sleep 2; exit 6"], None)?;
+    ensure!(alive(session.pid), "the exec {} ended with the process that started it", session.pid);
+    let engine = reconnected(env).await?;
     assert_eq!(bounded(engine.wait_exec(&session)).await??, Exit::Exited(6));
     ensure!(env.exec_dirs().is_empty(), "a waited exec is forgotten: {:?}", env.exec_dirs());
+    Ok(())
+}
+
+async fn a_timeout_that_expired_while_nobody_waited_is_still_typed(env: &Env) -> anyhow::Result<()> {
+    let session = exec_in_another_process(env, &["sh", "-c", "sleep 100 & sleep 100"], Some(1))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(session.pid) {
+        ensure!(Instant::now() < deadline, "the exec {} outlived its timeout", session.pid);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let engine = reconnected(env).await?;
+    match bounded(engine.wait_exec(&session)).await? {
+        Err(Error::Timeout { after, .. }) => ensure!(after == Duration::from_secs(1), "{after:?}"),
+        other => bail!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(env.live_processes().await?, vec![env.init], "only the init is left");
+    ensure!(env.exec_dirs().is_empty(), "a timed-out exec is forgotten: {:?}", env.exec_dirs());
     Ok(())
 }
 
@@ -414,6 +448,9 @@ fn cases() -> Vec<(&'static str, Case)> {
         }),
         ("an_exec_outlives_the_process_that_started_it", |env| {
             Box::pin(an_exec_outlives_the_process_that_started_it(env))
+        }),
+        ("a_timeout_that_expired_while_nobody_waited_is_still_typed", |env| {
+            Box::pin(a_timeout_that_expired_while_nobody_waited_is_still_typed(env))
         }),
         ("an_exec_the_runtime_refuses_is_its_typed_error", |env| {
             Box::pin(an_exec_the_runtime_refuses_is_its_typed_error_and_leaves_nothing(env))
