@@ -278,7 +278,9 @@ impl ConmonMonitor {
     }
 
     /// Starts conmon with its pipes, tells it to go on, and reads its answer; conmon's error
-    /// output goes to a file in `dir`.
+    /// output goes to a file in `dir`, which is also its working directory: conmon 2.1.6 writes
+    /// an `oom` file into its working directory (besides its persist dir) on every OOM kill, and
+    /// one written into the embedding program's would be left behind.
     pub(crate) async fn spawn(&self, argv: &[OsString], dir: &Path) -> Result<Answer> {
         let pipe = || {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -293,6 +295,7 @@ impl ConmonMonitor {
             .args(&argv[1..])
             .env("_OCI_SYNCPIPE", SYNC_FD.to_string())
             .env("_OCI_STARTPIPE", START_FD.to_string())
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -376,7 +376,8 @@ fn fake_conmon(dir: &Path, body: &str) -> anyhow::Result<PathBuf> {
 
 /// Starts a background exec through a stand-in for conmon that behaves as `body` says, into a
 /// container whose directory exists (as conmon's create leaves it) when `known`; returns the
-/// error, whether the stand-in ran, and checks that nothing of the exec is left.
+/// error, whether the stand-in ran, and checks that nothing of the exec is left and that a
+/// stand-in that wrote its working directory to `<script>.cwd` ran in the exec's directory.
 async fn exec_through_fake(body: &str, known: bool) -> anyhow::Result<(Error, bool)> {
     let dir = tempfile::tempdir()?;
     let conmon = fake_conmon(dir.path(), body)?;
@@ -403,6 +404,14 @@ async fn exec_through_fake(body: &str, known: bool) -> anyhow::Result<(Error, bo
     if !known {
         ensure!(!container_dir.exists(), "{} was made for a container conmon does not hold", container_dir.display());
     }
+    if let Ok(cwd) = std::fs::read_to_string(conmon.with_extension("cwd")) {
+        let cwd = PathBuf::from(cwd.trim_end());
+        ensure!(
+            cwd.parent() == Some(&container_dir.join("execs")),
+            "conmon ran in {}, not in a directory of the exec's",
+            cwd.display()
+        );
+    }
     Ok((error, conmon.with_extension("ran").exists()))
 }
 
@@ -411,6 +420,12 @@ fn register_faults(suite: &mut testkit::harness::Suite) {
         let (error, ran) = exec_through_fake("exit 0", false).await?;
         ensure!(matches!(error, Error::NotFound { evidence: runtime_core::Existence::Seen { .. }, .. }), "{error:?}");
         ensure!(!ran, "conmon was started");
+        Ok(())
+    });
+    suite.case("fake_conmon::exec::conmon_runs_in_the_execs_directory", || async {
+        // What conmon writes into its working directory (an `oom` file) goes with the exec.
+        let (_, ran) = exec_through_fake("pwd > \"$0.cwd\"; exit 0", true).await?;
+        ensure!(ran, "the stand-in for conmon never ran");
         Ok(())
     });
     suite.case("fake_conmon::exec::closing_the_sync_pipe_without_a_pid_is_a_failure", || async {
