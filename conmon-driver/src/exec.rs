@@ -15,6 +15,12 @@
 //! not as an unknown end. What the exec started outside its process group but in its session (and
 //! orphans adopted by the container's init) is then ended through [`ExecTree`], as a stop ends it.
 //!
+//! conmon, not this monitor, reaps the exec'd process, so a stop cannot end the rest of its
+//! session before the reaping as the direct monitor does: it ends them right after the process
+//! ends. That is still safe, because the kernel keeps a session's id from reuse while any member
+//! of the session lives; only once none is left could a new process take the number and start a
+//! session of its own under it in the container in the meantime.
+//!
 //! The exec'd process is named by its pid and its start time, read when conmon sent the pid: a
 //! pid reused later (after conmon reaped the exec) is never signalled. The window between the
 //! pid arriving and its start time being read is the one place where a reuse would go unseen;
