@@ -179,6 +179,77 @@ pub(crate) fn conmon_env(embedder: &EmbedderEnv, systemd: SystemdPassthrough) ->
     env
 }
 
+/// The files of one background exec, all in its own directory: conmon treats an exec much as a
+/// container of its own, with its pid file, exit files and log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExecPaths {
+    /// `--persist-dir`: conmon writes `exit` (and `oom`) here; the exec's other files live here too.
+    pub dir: PathBuf,
+    /// `--exec-process-spec`: the process, as OCI JSON.
+    pub process_spec: PathBuf,
+    /// `-p`: where the runtime writes the exec'd process's pid.
+    pub pid_file: PathBuf,
+    /// `-P`: where conmon writes its own pid.
+    pub conmon_pid_file: PathBuf,
+    /// `--exit-dir`: conmon writes `<exit dir>/<container id>`. A directory of its own, so that
+    /// no container id can name one of the exec's other files.
+    pub exit_dir: PathBuf,
+    /// The exec's k8s-file log.
+    pub log_file: PathBuf,
+}
+
+impl ExecPaths {
+    /// The files of the exec whose directory is `dir`.
+    pub fn in_dir(dir: &Path) -> Self {
+        ExecPaths {
+            dir: dir.to_path_buf(),
+            process_spec: dir.join("process.json"),
+            pid_file: dir.join("pidfile"),
+            conmon_pid_file: dir.join("conmon.pid"),
+            exit_dir: dir.join("exits"),
+            log_file: dir.join("exec.log"),
+        }
+    }
+}
+
+/// conmon's argv, `conmon` first, to exec the process in `paths.process_spec` into container `id`
+/// in the background through `backend`'s runtime (`-e`), as exec `exec_id` (`-u`), killed with
+/// everything in its process group after `timeout_secs` (`-T`) when given.
+pub(crate) fn exec_argv(
+    conmon: &Path,
+    backend: &dyn OciBackend,
+    id: &ContainerId,
+    exec_id: &str,
+    paths: &ExecPaths,
+    timeout_secs: Option<u64>,
+) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![conmon.into(), "--api-version".into(), "1".into()];
+    argv.extend(["-c".into(), id.as_str().into(), "-u".into(), exec_id.into()]);
+    argv.extend(["-r".into(), backend.binary().into()]);
+    for arg in backend.global_args() {
+        argv.extend(["--runtime-arg".into(), arg]);
+    }
+    for (flag, path) in [
+        ("-p", &paths.pid_file),
+        ("-P", &paths.conmon_pid_file),
+        ("--exit-dir", &paths.exit_dir),
+        ("--persist-dir", &paths.dir),
+    ] {
+        argv.extend([flag.into(), path.into()]);
+    }
+    argv.extend([
+        "-l".into(),
+        k8s_file(&paths.log_file),
+        "-e".into(),
+        "--exec-process-spec".into(),
+        paths.process_spec.clone().into(),
+    ]);
+    if let Some(seconds) = timeout_secs {
+        argv.extend(["-T".into(), seconds.to_string().into()]);
+    }
+    argv
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -356,5 +427,27 @@ mod tests {
         assert!(env.remove.is_empty());
         let without = EmbedderEnv { notify_socket: None, listen_fds: None, ..embedder() };
         assert_eq!(conmon_env(&without, both).remove, ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"]);
+    }
+
+    const EXEC: &str = "/usr/bin/conmon --api-version 1 -c c1 -u e7 -r /usr/sbin/runc \
+        --runtime-arg --root --runtime-arg /run/test-root -p /s/containers/c1/execs/e7/pidfile \
+        -P /s/containers/c1/execs/e7/conmon.pid --exit-dir /s/containers/c1/execs/e7/exits \
+        --persist-dir /s/containers/c1/execs/e7 -l k8s-file:/s/containers/c1/execs/e7/exec.log \
+        -e --exec-process-spec /s/containers/c1/execs/e7/process.json";
+
+    fn exec(timeout_secs: Option<u64>) -> Vec<OsString> {
+        let paths = ExecPaths::in_dir(Path::new("/s/containers/c1/execs/e7"));
+        let id = ContainerId::new("c1").unwrap();
+        exec_argv(Path::new("/usr/bin/conmon"), &runc(), &id, "e7", &paths, timeout_secs)
+    }
+
+    #[test]
+    fn a_background_exec_is_conmons_exec_of_a_process_spec_with_its_files_in_the_execs_directory() {
+        assert_eq!(exec(None), words(EXEC));
+    }
+
+    #[test]
+    fn an_exec_timeout_is_conmons_in_whole_seconds() {
+        assert_eq!(exec(Some(3)), words(&format!("{EXEC} -T 3")));
     }
 }

@@ -2,6 +2,7 @@
 
 mod argv;
 mod attach;
+mod exec;
 mod logs;
 mod monitor;
 mod ports;

@@ -11,6 +11,8 @@
 //! A restore is the same run of conmon with `--restore`: conmon runs the runtime's restore
 //! instead of its create, and holds the restored init as it would a created one. Ports reserved
 //! for a container are bound here and handed to conmon, whose lifetime is the container's.
+//! A background exec (`exec.rs`) is one more run of conmon through the same spawn, so every
+//! conmon gets the same environment, version check and working-directory rule.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -36,6 +38,7 @@ use tokio::sync::OnceCell;
 
 use crate::argv::{ConmonEnv, ConmonPaths, EmbedderEnv, Invocation, Restore, conmon_env, create_argv};
 use crate::attach::{self, ControlMessage};
+use crate::exec;
 use crate::logs::K8sFileReader;
 use crate::ports;
 use crate::sync::{Answer, read_answer};
@@ -48,7 +51,7 @@ pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// How long conmon gets to exit once its container is gone (it writes the exit file first)
 /// before it is killed.
-const CONMON_EXIT_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const CONMON_EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// The fds conmon reads its sync and start pipes from, as the environment names them.
 const SYNC_FD: i32 = 3;
@@ -155,16 +158,17 @@ fn kept_path(files: &ContainerFiles) -> PathBuf {
     files.dir.join("conmon.json")
 }
 
-fn stderr_path(files: &ContainerFiles) -> PathBuf {
-    files.dir.join("conmon.stderr")
+/// Where conmon's own error output goes, in the directory of what it runs.
+fn stderr_path(dir: &Path) -> PathBuf {
+    dir.join("conmon.stderr")
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let context = context.into();
     move |source| Error::Io { context, source }
 }
 
-fn unsupported(feature: &str, reason: &str) -> Error {
+pub(crate) fn unsupported(feature: &str, reason: &str) -> Error {
     Error::Unsupported { backend: "conmon".into(), feature: feature.into(), reason: reason.into() }
 }
 
@@ -249,7 +253,7 @@ fn k8s_log_file(log: &LogDriver, paths: &ConmonPaths) -> Result<Option<PathBuf>>
     Ok(Some(path))
 }
 
-fn private_dir(path: &Path) -> Result<()> {
+pub(crate) fn private_dir(path: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -269,12 +273,19 @@ fn remove_file(path: &Path) -> Result<()> {
 /// The long-lived conmon of container `id`, from its pid file, if it is still there and is
 /// that conmon (its pid not reused): its command line names the container after `-c`.
 fn conmon_of(id: &ContainerId, files: &ContainerFiles) -> Result<Option<Process>> {
-    let Some(pid) = recorded_conmon_pid(files) else { return Ok(None) };
+    conmon_named(&files.dir.join("conmon.pid"), "-c", id.as_str())
+}
+
+/// The long-lived conmon whose pid is in `pid_file`, if it is still there and is that conmon
+/// (its pid not reused): its command line has `value` after `flag`.
+pub(crate) fn conmon_named(pid_file: &Path, flag: &str, value: &str) -> Result<Option<Process>> {
+    let Ok(text) = std::fs::read_to_string(pid_file) else { return Ok(None) };
+    let Ok(pid) = text.trim().parse::<u32>() else { return Ok(None) };
     let Some(process) = Process::open(pid)? else { return Ok(None) };
     // Read after the pidfd is open: if this is our conmon, the pid stays its own.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let args: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
-    let ours = args.windows(2).any(|pair| pair[0] == b"-c" && pair[1] == id.as_str().as_bytes());
+    let ours = args.windows(2).any(|pair| pair[0] == flag.as_bytes() && pair[1] == value.as_bytes());
     Ok(ours.then_some(process))
 }
 
@@ -302,6 +313,11 @@ impl ConmonMonitor {
     /// keeps of each container's output is the request's ([`CreateOptions::monitor_stdio`]).
     pub fn new(conmon: impl Into<PathBuf>) -> Self {
         ConmonMonitor { conmon: conmon.into(), version: Arc::new(OnceCell::new()) }
+    }
+
+    /// The conmon binary this monitor runs.
+    pub(crate) fn binary(&self) -> &Path {
+        &self.conmon
     }
 
     /// The container's k8s-file log when the request names none ([`LogDriver::MonitorDefault`],
@@ -343,7 +359,7 @@ impl ConmonMonitor {
             restore: up.restore,
         };
         let argv = create_argv(&self.conmon, backend, &call);
-        version::require_options(&argv, self.version().await?)?;
+        self.require_options(&argv).await?;
         if watch::exists(&paths.conmon_pid_file) {
             // The directory is a live container's (the engine asks the runtime to refuse a
             // create over one): its files are not overwritten.
@@ -412,15 +428,24 @@ impl ConmonMonitor {
             source: None,
         })?;
         std::fs::write(kept_path(files), json).map_err(io("writing conmon's record"))?;
-        self.spawn(&argv, files, ports, env).await
+        self.spawn(&argv, &files.dir, ports, env).await
     }
 
-    /// Starts conmon with its pipes (and the reserved ports after them), tells it to go on, and
-    /// reads its answer.
-    async fn spawn(
+    /// Asks conmon's version (once) and refuses `argv` if it holds an option that came in a
+    /// later conmon, before anything runs.
+    pub(crate) async fn require_options(&self, argv: &[OsString]) -> Result<()> {
+        version::require_options(argv, self.version().await?)
+    }
+
+    /// Starts conmon with its pipes (and the reserved ports after them) and the environment
+    /// `env` changes, tells it to go on, and reads its answer. conmon's error output goes to a
+    /// file in `dir`, which is also its working directory: conmon 2.1.6 writes an `oom` file into
+    /// its working directory (besides its persist dir) on every OOM kill, and one written into
+    /// the embedding program's would be left behind.
+    pub(crate) async fn spawn(
         &self,
         argv: &[OsString],
-        files: &ContainerFiles,
+        dir: &Path,
         ports: Vec<OwnedFd>,
         env: &ConmonEnv,
     ) -> Result<Answer> {
@@ -430,17 +455,15 @@ impl ConmonMonitor {
         };
         let (sync_read, sync_write) = pipe()?;
         let (start_read, start_write) = pipe()?;
-        let stderr_file = stderr_path(files);
+        let stderr_file = stderr_path(dir);
         let stderr = std::fs::File::create(&stderr_file).map_err(io(format!("creating {}", stderr_file.display())))?;
         let mut command = tokio::process::Command::new(&argv[0]);
         command
-            // A conmon that never forks is still this child when the create times out: it is
+            // A conmon that never forks is still this child when the call times out: it is
             // killed (and reaped) with the call, not left to run with its pipes.
             .kill_on_drop(true)
             .args(&argv[1..])
-            // conmon writes an `oom` file into its working directory too (2.1.6's cgroup.c):
-            // there, it is the one in its persist dir, not a stray file where the caller runs.
-            .current_dir(&files.dir)
+            .current_dir(dir)
             .env("_OCI_SYNCPIPE", SYNC_FD.to_string())
             .env("_OCI_STARTPIPE", START_FD.to_string())
             .stdin(Stdio::null())
@@ -545,7 +568,7 @@ fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
     // engine's record of an OOM kill ([`ContainerFiles::oom_file`]) and goes with the exit.
     let dir = &files.dir;
     for file in
-        [dir.join("pidfile"), dir.join("conmon.pid"), dir.join("ctr.log"), dir.join("exit"), stderr_path(files), kept]
+        [dir.join("pidfile"), dir.join("conmon.pid"), dir.join("ctr.log"), dir.join("exit"), stderr_path(dir), kept]
     {
         remove_file(&file)?;
     }
@@ -564,6 +587,8 @@ impl Monitor for ConmonMonitor {
             Capability::Logs,
             Capability::Attach,
             Capability::Resize,
+            Capability::Exec,
+            Capability::ExecTimeout,
             Capability::Oom,
             Capability::Restore,
         ]
@@ -618,8 +643,8 @@ impl Monitor for ConmonMonitor {
         self.bring_up(backend, up).await
     }
 
-    async fn exec(&self, _backend: &dyn OciBackend, _req: ExecRequest) -> Result<ExecSession> {
-        Err(unsupported("exec", "exec through conmon (`-e --exec-process-spec`) is not implemented yet"))
+    async fn exec(&self, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
+        exec::start(self, backend, req).await
     }
 
     async fn adopt(&self, _id: &ContainerId, _pid: u32, _files: &ContainerFiles) -> Result<()> {
@@ -654,12 +679,12 @@ impl Monitor for ConmonMonitor {
         Err(self.lost(id, files))
     }
 
-    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
-        Err(Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })
+    async fn wait_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
+        exec::wait(session, files).await
     }
 
-    async fn stop_exec(&self, session: &ExecSession, _timeout: Duration) -> Result<Exit> {
-        Err(Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })
+    async fn stop_exec(&self, session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit> {
+        exec::stop(session, files, timeout).await
     }
 
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
@@ -672,6 +697,7 @@ impl Monitor for ConmonMonitor {
             conmon.kill()?;
             conmon.exited_within(CONMON_EXIT_GRACE).await;
         }
+        exec::release_all(files).await?;
         remove_monitor_files(files)
     }
 

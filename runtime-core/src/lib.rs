@@ -44,6 +44,7 @@ pub use engine::{
     DEFAULT_STOP_TIMEOUT, DirectMonitor, Engine, Export, KILL_GRACE, RestoreReport, STOP_SIGNAL_ANNOTATION, StateRoot,
     StopOptions,
 };
+pub use exec_tree::ExecTree;
 
 /// The OCI types callers need (`Spec`, `Process`, `LinuxResources`...), re-exported so they
 /// match the version this crate was built with.

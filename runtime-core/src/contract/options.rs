@@ -242,7 +242,10 @@ pub struct ExecOptions {
     /// process ends, however long. On expiry (and when the call's future is dropped) the
     /// process and every process it started are killed, and the call fails with
     /// [`crate::Error::Timeout`]. For a detached exec, the limit of the runtime call that starts
-    /// it (the backend's timeout when `None`).
+    /// it (the backend's timeout when `None`), except under a monitor with
+    /// [`crate::Capability::ExecTimeout`] (conmon's `-T`): there it bounds the exec itself, and
+    /// `wait_exec` reports its expiry as [`crate::Error::Timeout`] once every process the exec
+    /// started is ended.
     pub timeout: Option<Duration>,
     /// Overrides the backend's bound on captured output, per stream.
     pub output_limit: Option<usize>,
