@@ -129,11 +129,52 @@ async fn run_supervises(env: &mut Env) -> CaseResult {
     Ok(Ran::Passed)
 }
 
+/// What a process does with a signal, as `/proc/<pid>/status` shows it.
+#[derive(Debug, Clone, Copy)]
+enum Disposition {
+    /// `SigIgn`: `trap '' SIG`.
+    Ignored,
+    /// `SigCgt`: a handler, `trap 'command' SIG`.
+    Caught,
+}
+
+/// Waits (up to 10 s) until the container's init has set `disposition` for `signal`, so that a
+/// signal sent next meets the shell's trap rather than the default action.
+async fn until_the_init_handles(
+    engine: &Engine,
+    id: &ContainerId,
+    signal: Signal,
+    disposition: Disposition,
+) -> anyhow::Result<()> {
+    let pid = engine.backend().state(id).await?.pid.context("a running container has an init pid")?;
+    let field = match disposition {
+        Disposition::Ignored => "SigIgn:",
+        Disposition::Caught => "SigCgt:",
+    };
+    // The mask's bit n - 1 is signal n (proc(5)).
+    let bit = 1u64 << (signal.number() - 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let mask = status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+        if mask & bit != 0 {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "the init never set its {disposition:?} {signal:?} trap");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn stop_escalates(env: &mut Env) -> CaseResult {
     let engine = env.engine()?;
     // A namespace init without a TERM handler ignores TERM (fakes: a process that traps it).
     let id = created(env, &engine, "stubborn", &["sh", "-c", "trap '' TERM; sleep 1000 & wait"]).await?;
     engine.start(&id).await?;
+    until_the_init_handles(&engine, &id, Signal::TERM, Disposition::Ignored).await?;
     let timeout = Duration::from_secs(1);
     let started = Instant::now();
     let exit = engine.stop(&id, StopOptions { signal: None, timeout }).await.context("stop")?;
@@ -153,8 +194,7 @@ async fn stop_returns_at_exit(env: &mut Env) -> CaseResult {
     let id =
         created(env, &engine, "polite", &["sh", "-c", "sleep 1000 & trap \"kill $!; exit 43\" TERM; wait"]).await?;
     engine.start(&id).await?;
-    // Let the shell install its trap before it is signalled.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_the_init_handles(&engine, &id, Signal::TERM, Disposition::Caught).await?;
     let started = Instant::now();
     let exit = engine.stop(&id, StopOptions { signal: None, timeout: Duration::from_secs(60) }).await?;
     ensure!(exit == Exit::Exited(43), "the trap's own exit code: {exit:?}");
