@@ -54,6 +54,9 @@ fn run_exec(ctx: &Ctx, args: &Args) -> CmdResult {
         .spawn()
         .map_err(|err| Failure::io("exec", err))?;
     let tracked = Tracked::capture(child.id());
+    // At once, as the runtimes write it as soon as the process runs: a caller that gives up on
+    // the exec finds what to end there, and the state lock below may be contended.
+    write_pid_file(ctx, args.value("pid-file"), tracked.pid)?;
     {
         let _lock = state::lock(ctx, "exec", id)?;
         if let Some(mut latest) = state::load(&ctx.root, id) {
@@ -62,7 +65,6 @@ fn run_exec(ctx: &Ctx, args: &Args) -> CmdResult {
             state::save(ctx, &latest)?;
         }
     }
-    write_pid_file(ctx, args.value("pid-file"), tracked.pid)?;
     Ok(if args.flag("detach") { 0 } else { exit_code(child.wait()) })
 }
 
