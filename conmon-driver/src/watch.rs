@@ -153,17 +153,47 @@ impl Process {
 
     /// Waits at most `bound` for it to exit (a zombie has); returns whether it did.
     pub(crate) async fn exited_within(&self, bound: Duration) -> bool {
-        tokio::time::timeout(bound, self.pidfd.readable()).await.is_ok_and(|ready| ready.is_ok())
+        let exited = tokio::time::timeout(bound, self.pidfd.readable()).await.is_ok_and(|ready| ready.is_ok());
+        if exited {
+            self.reap_if_ours();
+        }
+        exited
     }
 
     /// Resolves once it has exited (a zombie has). A pidfd that cannot be waited on says so at
     /// once: it is then not known to live.
     pub(crate) async fn exited(&self) {
         let _ = self.pidfd.readable().await;
+        self.reap_if_ours();
+    }
+
+    /// conmon leaves the embedding process at once, but a process that is a child subreaper
+    /// while it runs (the direct monitor makes it one during its creates) adopts it: the zombie
+    /// conmon leaves is then ours to reap. Anyone else's is not (`ECHILD`), and is left alone.
+    fn reap_if_ours(&self) {
+        let options = rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOHANG;
+        let _ = rustix::process::waitid(rustix::process::WaitId::PidFd(self.pidfd.get_ref().as_fd()), options);
     }
 }
 
 /// Whether `path` is there.
 pub(crate) fn exists(path: &Path) -> bool {
     path.symlink_metadata().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_process_that_is_our_child_is_reaped_once_seen_to_exit() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // The Child is forgotten, as conmon is when it is adopted: only the pidfd is left.
+        std::mem::forget(child);
+        let process = Process::open(pid).unwrap().expect("just started");
+        assert!(process.exited_within(Duration::from_secs(10)).await, "`true` exits");
+        // A zombie keeps its /proc entry until it is reaped.
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "{pid} is left as a zombie");
+    }
 }
