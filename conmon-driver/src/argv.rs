@@ -3,12 +3,17 @@
 //! The runtime conmon runs is the backend's: its binary (`-r`) and the flags every call of it
 //! needs (`--runtime-arg`, one per word), so a backend configured with its own `--root` or
 //! cgroup manager is driven by conmon exactly as the library would drive it. Nothing here names
-//! a runtime flag of its own.
+//! a runtime flag of its own: a restore's CRIU flags come from the backend too, and conmon hands
+//! them to the runtime's restore as `--runtime-opt` (after its own `--work-path`, so the
+//! backend's wins).
+//!
+//! conmon's environment is built here as well, as podman builds it: `HOME` and
+//! `XDG_RUNTIME_DIR` always, the systemd variables only when the request asks for them.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use runtime_core::{AttachStdin, ContainerId, LogDriver, MonitorStdio, OciBackend};
+use runtime_core::{AttachStdin, ContainerId, LogDriver, MonitorStdio, OciBackend, SystemdPassthrough};
 
 /// The files conmon is told about, all inside the container's directory but the exit directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +44,17 @@ pub(crate) struct Invocation<'a> {
     pub no_new_keyring: bool,
     /// The spec asks for a terminal: conmon makes the console socket and holds the pty.
     pub terminal: bool,
+    /// A restore instead of a create.
+    pub restore: Option<Restore<'a>>,
+}
+
+/// What makes conmon restore rather than create.
+#[derive(Debug)]
+pub(crate) struct Restore<'a> {
+    /// `--restore`: the checkpoint's image directory.
+    pub images: &'a Path,
+    /// The backend's restore flags, each a `--runtime-opt`.
+    pub runtime_opts: Vec<OsString>,
 }
 
 /// conmon's argv, `conmon` first, to create a container through `backend`'s runtime.
@@ -88,6 +104,12 @@ pub(crate) fn create_argv(conmon: &Path, backend: &dyn OciBackend, call: &Invoca
             argv.push(flag.into());
         }
     }
+    if let Some(restore) = &call.restore {
+        argv.extend(["--restore".into(), restore.images.into()]);
+        for opt in &restore.runtime_opts {
+            argv.extend(["--runtime-opt".into(), opt.clone()]);
+        }
+    }
     argv
 }
 
@@ -96,6 +118,136 @@ fn k8s_file(path: &Path) -> OsString {
     let mut log = OsString::from("k8s-file:");
     log.push(path);
     log
+}
+
+/// What conmon's environment is made from: the embedding process's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct EmbedderEnv {
+    /// Not root: conmon gets a runtime directory of the user's.
+    pub rootless_uid: Option<u32>,
+    pub home: Option<OsString>,
+    pub xdg_runtime_dir: Option<OsString>,
+    pub notify_socket: Option<OsString>,
+    pub listen_fds: Option<OsString>,
+}
+
+impl EmbedderEnv {
+    /// This process's.
+    pub fn of_this_process() -> Self {
+        let uid = nix::unistd::geteuid();
+        EmbedderEnv {
+            rootless_uid: (!uid.is_root()).then_some(uid.as_raw()),
+            home: std::env::var_os("HOME"),
+            xdg_runtime_dir: std::env::var_os("XDG_RUNTIME_DIR"),
+            notify_socket: std::env::var_os("NOTIFY_SOCKET"),
+            listen_fds: std::env::var_os("LISTEN_FDS"),
+        }
+    }
+}
+
+/// Changes to the environment conmon inherits (it keeps the rest: the runtime it runs finds
+/// CRIU in `PATH`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ConmonEnv {
+    pub set: Vec<(&'static str, OsString)>,
+    pub remove: Vec<&'static str>,
+}
+
+/// conmon's environment as podman makes it: `XDG_RUNTIME_DIR` empty as root, else the
+/// user's (`/run/user/UID` when unset); `HOME` the embedding process's (empty when unset);
+/// `NOTIFY_SOCKET` and `LISTEN_FDS` (with `LISTEN_PID=1`) passed on when asked for and set,
+/// and removed otherwise, so that conmon never acts on the embedding process's by accident.
+pub(crate) fn conmon_env(embedder: &EmbedderEnv, systemd: SystemdPassthrough) -> ConmonEnv {
+    let mut env = ConmonEnv::default();
+    let runtime_dir = match embedder.rootless_uid {
+        None => OsString::new(),
+        Some(uid) => embedder.xdg_runtime_dir.clone().unwrap_or_else(|| format!("/run/user/{uid}").into()),
+    };
+    env.set.push(("XDG_RUNTIME_DIR", runtime_dir));
+    env.set.push(("HOME", embedder.home.clone().unwrap_or_default()));
+    match (&embedder.notify_socket, systemd.notify_socket) {
+        (Some(socket), true) => env.set.push(("NOTIFY_SOCKET", socket.clone())),
+        _ => env.remove.push("NOTIFY_SOCKET"),
+    }
+    match (&embedder.listen_fds, systemd.listen_fds) {
+        (Some(count), true) => {
+            env.set.push(("LISTEN_FDS", count.clone()));
+            env.set.push(("LISTEN_PID", OsStr::new("1").into()));
+        }
+        _ => env.remove.extend(["LISTEN_FDS", "LISTEN_PID"]),
+    }
+    env
+}
+
+/// The files of one background exec, all in its own directory: conmon treats an exec much as a
+/// container of its own, with its pid file, exit files and log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExecPaths {
+    /// `--persist-dir`: conmon writes `exit` (and `oom`) here; the exec's other files live here too.
+    pub dir: PathBuf,
+    /// `--exec-process-spec`: the process, as OCI JSON.
+    pub process_spec: PathBuf,
+    /// `-p`: where the runtime writes the exec'd process's pid.
+    pub pid_file: PathBuf,
+    /// `-P`: where conmon writes its own pid.
+    pub conmon_pid_file: PathBuf,
+    /// `--exit-dir`: conmon writes `<exit dir>/<container id>`. A directory of its own, so that
+    /// no container id can name one of the exec's other files.
+    pub exit_dir: PathBuf,
+    /// The exec's k8s-file log.
+    pub log_file: PathBuf,
+}
+
+impl ExecPaths {
+    /// The files of the exec whose directory is `dir`.
+    pub fn in_dir(dir: &Path) -> Self {
+        ExecPaths {
+            dir: dir.to_path_buf(),
+            process_spec: dir.join("process.json"),
+            pid_file: dir.join("pidfile"),
+            conmon_pid_file: dir.join("conmon.pid"),
+            exit_dir: dir.join("exits"),
+            log_file: dir.join("exec.log"),
+        }
+    }
+}
+
+/// conmon's argv, `conmon` first, to exec the process in `paths.process_spec` into container `id`
+/// in the background through `backend`'s runtime (`-e`), as exec `exec_id` (`-u`), killed with
+/// everything in its process group after `timeout_secs` (`-T`) when given.
+pub(crate) fn exec_argv(
+    conmon: &Path,
+    backend: &dyn OciBackend,
+    id: &ContainerId,
+    exec_id: &str,
+    paths: &ExecPaths,
+    timeout_secs: Option<u64>,
+) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![conmon.into(), "--api-version".into(), "1".into()];
+    argv.extend(["-c".into(), id.as_str().into(), "-u".into(), exec_id.into()]);
+    argv.extend(["-r".into(), backend.binary().into()]);
+    for arg in backend.global_args() {
+        argv.extend(["--runtime-arg".into(), arg]);
+    }
+    for (flag, path) in [
+        ("-p", &paths.pid_file),
+        ("-P", &paths.conmon_pid_file),
+        ("--exit-dir", &paths.exit_dir),
+        ("--persist-dir", &paths.dir),
+    ] {
+        argv.extend([flag.into(), path.into()]);
+    }
+    argv.extend([
+        "-l".into(),
+        k8s_file(&paths.log_file),
+        "-e".into(),
+        "--exec-process-spec".into(),
+        paths.process_spec.clone().into(),
+    ]);
+    if let Some(seconds) = timeout_secs {
+        argv.extend(["-T".into(), seconds.to_string().into()]);
+    }
+    argv
 }
 
 #[cfg(test)]
@@ -149,6 +301,7 @@ mod tests {
             no_pivot: false,
             no_new_keyring: false,
             terminal: false,
+            restore: None,
         };
         change(&mut call);
         create_argv(Path::new("/usr/bin/conmon"), &runc(), &call)
@@ -206,5 +359,95 @@ mod tests {
             all,
             words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log --no-pivot --no-new-keyring -t"))
         );
+    }
+
+    #[test]
+    fn a_restore_names_the_images_and_hands_each_restore_flag_on_as_a_runtime_opt() {
+        let restore = argv(|call| {
+            call.restore = Some(Restore {
+                images: Path::new("/s/containers/c1/checkpoint"),
+                runtime_opts: words("--work-path /s/containers/c1/checkpoint --tcp-established"),
+            })
+        });
+        assert_eq!(
+            restore,
+            words(&format!(
+                "{COMMON} -l k8s-file:/s/containers/c1/ctr.log --restore /s/containers/c1/checkpoint \
+                 --runtime-opt --work-path --runtime-opt /s/containers/c1/checkpoint \
+                 --runtime-opt --tcp-established"
+            ))
+        );
+    }
+
+    fn set(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, OsString)> {
+        pairs.iter().map(|(name, value)| (*name, OsString::from(value))).collect()
+    }
+
+    fn embedder() -> EmbedderEnv {
+        EmbedderEnv {
+            rootless_uid: None,
+            home: Some("/root".into()),
+            xdg_runtime_dir: Some("/run/user/0".into()),
+            notify_socket: Some("/run/systemd/notify".into()),
+            listen_fds: Some("2".into()),
+        }
+    }
+
+    #[test]
+    fn as_root_conmon_gets_an_empty_runtime_dir_and_home_and_no_systemd_variables_unasked() {
+        let env = conmon_env(&embedder(), SystemdPassthrough::default());
+        assert_eq!(env.set, set(&[("XDG_RUNTIME_DIR", ""), ("HOME", "/root")]));
+        assert_eq!(env.remove, ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"]);
+    }
+
+    #[test]
+    fn rootless_conmon_gets_the_users_runtime_dir_or_run_user_uid() {
+        let rootless = EmbedderEnv { rootless_uid: Some(1000), xdg_runtime_dir: Some("/tmp/xdg".into()), ..embedder() };
+        let env = conmon_env(&rootless, SystemdPassthrough::default());
+        assert_eq!(env.set[0], ("XDG_RUNTIME_DIR", "/tmp/xdg".into()));
+        let unset = EmbedderEnv { xdg_runtime_dir: None, home: None, ..rootless };
+        let env = conmon_env(&unset, SystemdPassthrough::default());
+        assert_eq!(env.set, set(&[("XDG_RUNTIME_DIR", "/run/user/1000"), ("HOME", "")]));
+    }
+
+    #[test]
+    fn asked_for_systemd_variables_are_passed_on_with_listen_pid_1() {
+        let both = SystemdPassthrough { notify_socket: true, listen_fds: true };
+        let env = conmon_env(&embedder(), both);
+        assert_eq!(
+            env.set,
+            set(&[
+                ("XDG_RUNTIME_DIR", ""),
+                ("HOME", "/root"),
+                ("NOTIFY_SOCKET", "/run/systemd/notify"),
+                ("LISTEN_FDS", "2"),
+                ("LISTEN_PID", "1"),
+            ])
+        );
+        assert!(env.remove.is_empty());
+        let without = EmbedderEnv { notify_socket: None, listen_fds: None, ..embedder() };
+        assert_eq!(conmon_env(&without, both).remove, ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"]);
+    }
+
+    const EXEC: &str = "/usr/bin/conmon --api-version 1 -c c1 -u e7 -r /usr/sbin/runc \
+        --runtime-arg --root --runtime-arg /run/test-root -p /s/containers/c1/execs/e7/pidfile \
+        -P /s/containers/c1/execs/e7/conmon.pid --exit-dir /s/containers/c1/execs/e7/exits \
+        --persist-dir /s/containers/c1/execs/e7 -l k8s-file:/s/containers/c1/execs/e7/exec.log \
+        -e --exec-process-spec /s/containers/c1/execs/e7/process.json";
+
+    fn exec(timeout_secs: Option<u64>) -> Vec<OsString> {
+        let paths = ExecPaths::in_dir(Path::new("/s/containers/c1/execs/e7"));
+        let id = ContainerId::new("c1").unwrap();
+        exec_argv(Path::new("/usr/bin/conmon"), &runc(), &id, "e7", &paths, timeout_secs)
+    }
+
+    #[test]
+    fn a_background_exec_is_conmons_exec_of_a_process_spec_with_its_files_in_the_execs_directory() {
+        assert_eq!(exec(None), words(EXEC));
+    }
+
+    #[test]
+    fn an_exec_timeout_is_conmons_in_whole_seconds() {
+        assert_eq!(exec(Some(3)), words(&format!("{EXEC} -T 3")));
     }
 }

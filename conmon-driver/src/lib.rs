@@ -2,9 +2,12 @@
 
 mod argv;
 mod attach;
+mod exec;
 mod logs;
 mod monitor;
+mod ports;
 mod sync;
+mod version;
 mod watch;
 
 pub use monitor::{ConmonMonitor, DEFAULT_CREATE_TIMEOUT};

@@ -7,12 +7,20 @@
 //! signal), its `exit` and `oom` files into the container's directory (its persist dir), and
 //! its pid, the init's pid and the log beside them. A monitor made after a restart therefore
 //! needs nothing from the one before it.
+//!
+//! A restore is the same run of conmon with `--restore`: conmon runs the runtime's restore
+//! instead of its create, and holds the restored init as it would a created one. Ports reserved
+//! for a container are bound here and handed to conmon, whose lifetime is the container's.
+//! A background exec (`exec.rs`) is one more run of conmon through the same spawn, so every
+//! conmon gets the same environment, version check and working-directory rule.
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,13 +31,18 @@ use tokio::io::BufReader;
 use runtime_core::{
     AttachStdin, AttachedStdio, Capability, ContainerFiles, ContainerId, ContainerStdio, CreateOptions, CreateRequest,
     Created, DeleteMode, Error, ExecRequest, ExecSession, Existence, Exit, Failure, Launch, LogDriver, LogOptions,
-    LogReader, Monitor, OciBackend, RestoreRequest, Result, Status, TerminalSize,
+    LogReader, Monitor, MonitorStdio, OciBackend, RestoreOptions, RestoreRequest, Result, Status, SystemdPassthrough,
+    TerminalSize, Version,
 };
+use tokio::sync::OnceCell;
 
-use crate::argv::{ConmonPaths, Invocation, create_argv};
+use crate::argv::{ConmonEnv, ConmonPaths, EmbedderEnv, Invocation, Restore, conmon_env, create_argv};
 use crate::attach::{self, ControlMessage};
+use crate::exec;
 use crate::logs::K8sFileReader;
+use crate::ports;
 use crate::sync::{Answer, read_answer};
+use crate::version::{self, VERSION_PROBE_TIMEOUT};
 use crate::watch::{self, Process};
 
 /// How long a create through conmon may take unless [`CreateOptions::timeout`] says otherwise
@@ -38,11 +51,15 @@ pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// How long conmon gets to exit once its container is gone (it writes the exit file first)
 /// before it is killed.
-const CONMON_EXIT_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const CONMON_EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// The fds conmon reads its sync and start pipes from, as the environment names them.
 const SYNC_FD: i32 = 3;
 const START_FD: i32 = 4;
+
+/// Where the reserved ports' descriptors start in conmon (after its pipes), as podman passes
+/// them.
+const FIRST_PORT_FD: i32 = 5;
 
 /// What conmon makes in the bundle directory itself: the attach socket and the `ctl` and
 /// `winsz` fifos. They are removed with the container (and by a failed create that made them).
@@ -52,6 +69,26 @@ const BUNDLE_NODES: [&str; 3] = ["attach", "ctl", "winsz"];
 #[derive(Debug, Clone)]
 pub struct ConmonMonitor {
     conmon: PathBuf,
+    /// conmon's version, asked once and shared by clones.
+    version: Arc<OnceCell<Version>>,
+}
+
+/// One conmon run that brings a container up: a create, or a restore.
+struct BringUp<'a> {
+    id: &'a ContainerId,
+    bundle: &'a Path,
+    files: &'a ContainerFiles,
+    /// The caller's pid file for the runtime, if it named one.
+    pid_file: Option<PathBuf>,
+    /// Where output is kept and whether stdin stays open for attach.
+    stdio: &'a MonitorStdio,
+    no_pivot: bool,
+    no_new_keyring: bool,
+    timeout: Option<Duration>,
+    restore: Option<Restore<'a>>,
+    /// The reserved ports, bound already: conmon holds them from now on.
+    ports: Vec<OwnedFd>,
+    env: ConmonEnv,
 }
 
 impl Default for ConmonMonitor {
@@ -100,14 +137,15 @@ impl Kept {
     }
 }
 
-/// Where conmon's files go, in the container's directory.
-fn paths_of(files: &ContainerFiles, options: &CreateOptions) -> Result<ConmonPaths> {
+/// Where conmon's files go, in the container's directory; the runtime's pid file where the
+/// caller named one.
+fn paths_of(files: &ContainerFiles, pid_file: Option<&Path>) -> Result<ConmonPaths> {
     let exit_dir = files.exit_file.parent().ok_or_else(|| Error::InvalidArgument {
         option: "ContainerFiles::exit_file".into(),
         reason: format!("{} is not in a directory", files.exit_file.display()),
     })?;
     Ok(ConmonPaths {
-        container_pid_file: options.pid_file.clone().unwrap_or_else(|| files.dir.join("pidfile")),
+        container_pid_file: pid_file.map_or_else(|| files.dir.join("pidfile"), Path::to_path_buf),
         conmon_pid_file: files.dir.join("conmon.pid"),
         exit_dir: exit_dir.to_path_buf(),
         persist_dir: files.dir.clone(),
@@ -120,16 +158,17 @@ fn kept_path(files: &ContainerFiles) -> PathBuf {
     files.dir.join("conmon.json")
 }
 
-fn stderr_path(files: &ContainerFiles) -> PathBuf {
-    files.dir.join("conmon.stderr")
+/// Where conmon's own error output goes, in the directory of what it runs.
+fn stderr_path(dir: &Path) -> PathBuf {
+    dir.join("conmon.stderr")
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let context = context.into();
     move |source| Error::Io { context, source }
 }
 
-fn unsupported(feature: &str, reason: &str) -> Error {
+pub(crate) fn unsupported(feature: &str, reason: &str) -> Error {
     Error::Unsupported { backend: "conmon".into(), feature: feature.into(), reason: reason.into() }
 }
 
@@ -150,6 +189,34 @@ fn refuse_unserved(options: &CreateOptions) -> Result<()> {
     if !matches!(options.stdio, ContainerStdio::Null) {
         return Err(unsupported(
             "CreateOptions::stdio",
+            "conmon owns the container's stdio: its output is kept as MonitorStdio::log says, and a client \
+             reaches it with attach",
+        ));
+    }
+    Ok(())
+}
+
+/// Restore options conmon does not serve: refused before anything runs, never dropped.
+fn refuse_unserved_restore(options: &RestoreOptions) -> Result<()> {
+    if options.image_path.as_os_str().is_empty() {
+        // conmon would take an empty `--restore` for none, and create the container afresh.
+        return Err(Error::InvalidArgument {
+            option: "RestoreOptions::image_path".into(),
+            reason: "a restore needs the checkpoint's image directory".into(),
+        });
+    }
+    if options.console_socket.is_some() {
+        return Err(unsupported(
+            "RestoreOptions::console_socket",
+            "conmon makes the console socket and holds the terminal itself",
+        ));
+    }
+    if options.attached {
+        return Err(unsupported("RestoreOptions::attached", "conmon restores detached and holds the container itself"));
+    }
+    if !matches!(options.stdio, ContainerStdio::Null) {
+        return Err(unsupported(
+            "RestoreOptions::stdio",
             "conmon owns the container's stdio: its output is kept as MonitorStdio::log says, and a client \
              reaches it with attach",
         ));
@@ -186,7 +253,7 @@ fn k8s_log_file(log: &LogDriver, paths: &ConmonPaths) -> Result<Option<PathBuf>>
     Ok(Some(path))
 }
 
-fn private_dir(path: &Path) -> Result<()> {
+pub(crate) fn private_dir(path: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -231,12 +298,19 @@ fn recorded_exit(files: &ContainerFiles) -> Result<Option<Exit>> {
 /// The long-lived conmon of container `id`, from its pid file, if it is still there and is
 /// that conmon (its pid not reused): its command line names the container after `-c`.
 fn conmon_of(id: &ContainerId, files: &ContainerFiles) -> Result<Option<Process>> {
-    let Some(pid) = recorded_conmon_pid(files) else { return Ok(None) };
+    conmon_named(&files.dir.join("conmon.pid"), "-c", id.as_str())
+}
+
+/// The long-lived conmon whose pid is in `pid_file`, if it is still there and is that conmon
+/// (its pid not reused): its command line has `value` after `flag`.
+pub(crate) fn conmon_named(pid_file: &Path, flag: &str, value: &str) -> Result<Option<Process>> {
+    let Ok(text) = std::fs::read_to_string(pid_file) else { return Ok(None) };
+    let Ok(pid) = text.trim().parse::<u32>() else { return Ok(None) };
     let Some(process) = Process::open(pid)? else { return Ok(None) };
     // Read after the pidfd is open: if this is our conmon, the pid stays its own.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let args: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
-    let ours = args.windows(2).any(|pair| pair[0] == b"-c" && pair[1] == id.as_str().as_bytes());
+    let ours = args.windows(2).any(|pair| pair[0] == flag.as_bytes() && pair[1] == value.as_bytes());
     Ok(ours.then_some(process))
 }
 
@@ -263,7 +337,12 @@ impl ConmonMonitor {
     /// A monitor running the conmon at `conmon` (a bare name is looked up in `PATH`). What it
     /// keeps of each container's output is the request's ([`CreateOptions::monitor_stdio`]).
     pub fn new(conmon: impl Into<PathBuf>) -> Self {
-        ConmonMonitor { conmon: conmon.into() }
+        ConmonMonitor { conmon: conmon.into(), version: Arc::new(OnceCell::new()) }
+    }
+
+    /// The conmon binary this monitor runs.
+    pub(crate) fn binary(&self) -> &Path {
+        &self.conmon
     }
 
     /// The container's k8s-file log when the request names none ([`LogDriver::MonitorDefault`],
@@ -272,27 +351,40 @@ impl ConmonMonitor {
         files.dir.join("ctr.log")
     }
 
-    /// Runs conmon and reads its answer. Returns the answer, or the error with whether the
-    /// runtime got as far as writing the container's pid file (then a container exists that
-    /// this call made).
-    async fn create_through_conmon(
-        &self,
-        backend: &dyn OciBackend,
-        id: &ContainerId,
-        bundle: &Path,
-        options: CreateOptions,
-        files: &ContainerFiles,
-    ) -> Result<Created> {
-        refuse_unserved(&options)?;
+    /// conmon's version, asked (`conmon --version`) the first time and kept: clones of this
+    /// monitor share the answer. A conmon that is missing, hangs or prints something else is
+    /// the typed error of the probe, asked again next time.
+    pub async fn version(&self) -> Result<Version> {
+        self.version.get_or_try_init(|| version::probe(&self.conmon, VERSION_PROBE_TIMEOUT)).await.copied()
+    }
+
+    /// Runs conmon to create or restore a container and reads its answer. What this conmon
+    /// cannot do, and a directory that still holds a conmon's pid file, are refused before
+    /// anything is made; a failure after that is undone (conmon ended, the container deleted
+    /// if the runtime made it, the files removed).
+    async fn bring_up(&self, backend: &dyn OciBackend, up: BringUp<'_>) -> Result<Created> {
+        let BringUp { id, bundle, files, .. } = up;
         let terminal = wants_terminal(bundle)?;
-        let paths = paths_of(files, &options)?;
-        let log_file = k8s_log_file(&options.monitor_stdio.log, &paths)?;
+        let paths = paths_of(files, up.pid_file.as_deref())?;
+        let log_file = k8s_log_file(&up.stdio.log, &paths)?;
         if files.exit_file.file_name() != Some(id.as_str().as_ref()) {
             return Err(Error::InvalidArgument {
                 option: "ContainerFiles::exit_file".into(),
                 reason: format!("conmon writes <exit dir>/{id}, not {}", files.exit_file.display()),
             });
         }
+        let call = Invocation {
+            id,
+            bundle,
+            paths: &paths,
+            stdio: up.stdio,
+            no_pivot: up.no_pivot,
+            no_new_keyring: up.no_new_keyring,
+            terminal,
+            restore: up.restore,
+        };
+        let argv = create_argv(&self.conmon, backend, &call);
+        self.require_options(&argv).await?;
         if watch::exists(&paths.conmon_pid_file) {
             // The directory is a live container's (the engine asks the runtime to refuse a
             // create over one): its files are not overwritten.
@@ -304,91 +396,124 @@ impl ConmonMonitor {
                 },
             });
         }
-        // conmon writes no exit file at all when its persist dir is missing.
-        for dir in [&paths.exit_dir, &paths.persist_dir, &paths.socket_dir] {
-            private_dir(dir)?;
-        }
-        remove_file(&paths.container_pid_file)?;
-        let made_in_bundle = BUNDLE_NODES
-            .iter()
-            .filter(|node| !watch::exists(&bundle.join(node)))
-            .map(|node| (*node).to_owned())
-            .collect();
         let kept = Kept {
             bundle: bundle.to_path_buf(),
-            made_in_bundle,
+            made_in_bundle: Vec::new(),
             log_file,
-            stdio_endpoints: options.monitor_stdio.log != LogDriver::Passthrough,
-            accepts_input: terminal || options.monitor_stdio.stdin != AttachStdin::Closed,
+            stdio_endpoints: up.stdio.log != LogDriver::Passthrough,
+            accepts_input: terminal || up.stdio.stdin != AttachStdin::Closed,
         };
-        let json = serde_json::to_vec(&kept).map_err(|err| Error::Parse {
-            what: "conmon's record".into(),
-            message: err.to_string(),
-            source: None,
-        })?;
-        std::fs::write(kept_path(files), json).map_err(io("writing conmon's record"))?;
-
-        let call = Invocation {
-            id,
-            bundle,
-            paths: &paths,
-            stdio: &options.monitor_stdio,
-            no_pivot: options.no_pivot,
-            no_new_keyring: options.no_new_keyring,
-            terminal,
-        };
-        let argv = create_argv(&self.conmon, backend, &call);
-        let timeout = options.timeout.unwrap_or(DEFAULT_CREATE_TIMEOUT);
-        let answer = match tokio::time::timeout(timeout, self.spawn(&argv, files)).await {
-            Ok(answer) => answer?,
-            Err(_) => return Err(Error::Timeout { argv, after: timeout, left_behind: None }),
+        let timeout = up.timeout.unwrap_or(DEFAULT_CREATE_TIMEOUT);
+        let ran = tokio::time::timeout(timeout, self.run(argv.clone(), &paths, kept, files, up.ports, &up.env));
+        let answer = match ran.await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(err)) => {
+                self.undo(backend, id, files, up.pid_file.as_deref()).await;
+                return Err(err);
+            }
+            Err(_) => {
+                self.undo(backend, id, files, up.pid_file.as_deref()).await;
+                return Err(Error::Timeout { argv, after: timeout, left_behind: None });
+            }
         };
         match answer {
             Answer::Created(pid) => Ok(Created { pid }),
             Answer::Refused(message) => {
+                self.undo(backend, id, files, up.pid_file.as_deref()).await;
                 let failure = Failure { argv, status: Exit::Unknown, message };
                 Err(backend.classify_failure(Some(id), failure))
             }
         }
     }
 
-    /// Starts conmon with its pipes, tells it to go on, and reads its answer.
-    async fn spawn(&self, argv: &[OsString], files: &ContainerFiles) -> Result<Answer> {
+    /// Makes conmon's directories and this monitor's record (`kept`, with the bundle's nodes
+    /// conmon is about to make), then runs conmon.
+    async fn run(
+        &self,
+        argv: Vec<OsString>,
+        paths: &ConmonPaths,
+        mut kept: Kept,
+        files: &ContainerFiles,
+        ports: Vec<OwnedFd>,
+        env: &ConmonEnv,
+    ) -> Result<Answer> {
+        // conmon writes no exit file at all when its persist dir is missing.
+        for dir in [&paths.exit_dir, &paths.persist_dir, &paths.socket_dir] {
+            private_dir(dir)?;
+        }
+        remove_file(&paths.container_pid_file)?;
+        kept.made_in_bundle = BUNDLE_NODES
+            .iter()
+            .filter(|node| !watch::exists(&kept.bundle.join(node)))
+            .map(|node| (*node).to_owned())
+            .collect();
+        let json = serde_json::to_vec(&kept).map_err(|err| Error::Parse {
+            what: "conmon's record".into(),
+            message: err.to_string(),
+            source: None,
+        })?;
+        std::fs::write(kept_path(files), json).map_err(io("writing conmon's record"))?;
+        self.spawn(&argv, &files.dir, ports, env).await
+    }
+
+    /// Asks conmon's version (once) and refuses `argv` if it holds an option that came in a
+    /// later conmon, before anything runs.
+    pub(crate) async fn require_options(&self, argv: &[OsString]) -> Result<()> {
+        version::require_options(argv, self.version().await?)
+    }
+
+    /// Starts conmon with its pipes (and the reserved ports after them) and the environment
+    /// `env` changes, tells it to go on, and reads its answer. conmon's error output goes to a
+    /// file in `dir`, which is also its working directory: conmon 2.1.6 writes an `oom` file into
+    /// its working directory (besides its persist dir) on every OOM kill, and one written into
+    /// the embedding program's would be left behind.
+    pub(crate) async fn spawn(
+        &self,
+        argv: &[OsString],
+        dir: &Path,
+        ports: Vec<OwnedFd>,
+        env: &ConmonEnv,
+    ) -> Result<Answer> {
         let pipe = || {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map_err(|errno| Error::Io { context: "making conmon's pipes".into(), source: errno.into() })
         };
         let (sync_read, sync_write) = pipe()?;
         let (start_read, start_write) = pipe()?;
-        let stderr_file = stderr_path(files);
+        let stderr_file = stderr_path(dir);
         let stderr = std::fs::File::create(&stderr_file).map_err(io(format!("creating {}", stderr_file.display())))?;
         let mut command = tokio::process::Command::new(&argv[0]);
         command
-            // A conmon that never forks is still this child when the create times out: it is
+            // A conmon that never forks is still this child when the call times out: it is
             // killed (and reaped) with the call, not left to run with its pipes.
             .kill_on_drop(true)
-            // conmon writes an `oom` file into its working directory too (2.1.6's cgroup.c):
-            // there, it is the one in its persist dir, not a stray file where the caller runs.
-            .current_dir(&files.dir)
             .args(&argv[1..])
-            // conmon also writes an `oom` file into its working directory: the container's
-            // directory, where its persist-dir copy goes anyway, not the embedder's.
-            .current_dir(&files.dir)
+            .current_dir(dir)
             .env("_OCI_SYNCPIPE", SYNC_FD.to_string())
             .env("_OCI_STARTPIPE", START_FD.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(stderr)
-            .fd_mappings(vec![
-                FdMapping { parent_fd: sync_write, child_fd: SYNC_FD },
-                FdMapping { parent_fd: start_read, child_fd: START_FD },
-            ])
-            .map_err(|_| Error::Io {
-                context: "passing conmon its pipes".into(),
-                source: std::io::ErrorKind::InvalidInput.into(),
-            })?;
+            .stderr(stderr);
+        for (name, value) in &env.set {
+            command.env(name, value);
+        }
+        for name in &env.remove {
+            command.env_remove(name);
+        }
+        let mut mappings = vec![
+            FdMapping { parent_fd: sync_write, child_fd: SYNC_FD },
+            FdMapping { parent_fd: start_read, child_fd: START_FD },
+        ];
+        mappings.extend(
+            ports.into_iter().zip(FIRST_PORT_FD..).map(|(parent_fd, child_fd)| FdMapping { parent_fd, child_fd }),
+        );
+        command.fd_mappings(mappings).map_err(|_| Error::Io {
+            context: "passing conmon its pipes".into(),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })?;
         let spawned = command.spawn();
-        // The child's ends are closed here, so that the sync pipe ends when conmon's do.
+        // The child's ends (and this process's hold on the ports) are closed here, so that the
+        // sync pipe ends when conmon's do and the ports are conmon's alone.
         drop(command);
         let mut child = spawned.map_err(|err| match err.kind() {
             std::io::ErrorKind::NotFound => Error::BinaryNotFound { path: self.conmon.clone(), source: err },
@@ -468,7 +593,7 @@ fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
     // engine's record of an OOM kill ([`ContainerFiles::oom_file`]) and goes with the exit.
     let dir = &files.dir;
     for file in
-        [dir.join("pidfile"), dir.join("conmon.pid"), dir.join("ctr.log"), dir.join("exit"), stderr_path(files), kept]
+        [dir.join("pidfile"), dir.join("conmon.pid"), dir.join("ctr.log"), dir.join("exit"), stderr_path(dir), kept]
     {
         remove_file(&file)?;
     }
@@ -482,43 +607,69 @@ impl Monitor for ConmonMonitor {
     }
 
     fn capabilities(&self) -> &[Capability] {
-        &[Capability::SurvivesEmbedder, Capability::Logs, Capability::Attach, Capability::Resize, Capability::Oom]
+        &[
+            Capability::SurvivesEmbedder,
+            Capability::Logs,
+            Capability::Attach,
+            Capability::Resize,
+            Capability::Exec,
+            Capability::ExecTimeout,
+            Capability::Oom,
+            Capability::Restore,
+        ]
     }
 
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
         let CreateRequest { id, bundle, options, launch, files } = req;
-        let pid_file = options.pid_file.clone();
-        let created = match self.create_through_conmon(backend, &id, &bundle, options, &files).await {
-            Ok(created) => created,
-            Err(
-                err @ (Error::AlreadyExists { evidence: runtime_core::Existence::Seen { .. }, .. }
-                | Error::Unsupported { .. }
-                | Error::InvalidArgument { .. }),
-            ) => return Err(err),
-            Err(err) => {
-                self.undo(backend, &id, &files, pid_file.as_deref()).await;
-                return Err(err);
-            }
+        refuse_unserved(&options)?;
+        let up = BringUp {
+            id: &id,
+            bundle: &bundle,
+            files: &files,
+            pid_file: options.pid_file.clone(),
+            stdio: &options.monitor_stdio,
+            no_pivot: options.no_pivot,
+            no_new_keyring: options.no_new_keyring,
+            timeout: options.timeout,
+            restore: None,
+            ports: ports::reserve(&options.reserved_ports)?,
+            env: conmon_env(&EmbedderEnv::of_this_process(), options.systemd),
         };
+        let created = self.bring_up(backend, up).await?;
         // conmon never starts the container: `run` is create, then the backend's start.
         if launch == Launch::Run
             && let Err(err) = backend.start(&id).await
         {
-            self.undo(backend, &id, &files, pid_file.as_deref()).await;
+            self.undo(backend, &id, &files, options.pid_file.as_deref()).await;
             return Err(err);
         }
         Ok(created)
     }
 
-    async fn restore(&self, _backend: &dyn OciBackend, _req: RestoreRequest) -> Result<Created> {
-        Err(unsupported(
-            "restore",
-            "restoring through conmon (`--restore` with `--runtime-opt`) is not implemented yet",
-        ))
+    async fn restore(&self, backend: &dyn OciBackend, req: RestoreRequest) -> Result<Created> {
+        let RestoreRequest { id, bundle, options, files } = req;
+        refuse_unserved_restore(&options)?;
+        let up = BringUp {
+            id: &id,
+            bundle: &bundle,
+            files: &files,
+            pid_file: options.pid_file.clone(),
+            stdio: &options.monitor_stdio,
+            no_pivot: false,
+            no_new_keyring: false,
+            timeout: options.timeout,
+            restore: Some(Restore {
+                images: &options.image_path,
+                runtime_opts: backend.restore_option_args(&options).await?,
+            }),
+            ports: Vec::new(),
+            env: conmon_env(&EmbedderEnv::of_this_process(), SystemdPassthrough::default()),
+        };
+        self.bring_up(backend, up).await
     }
 
-    async fn exec(&self, _backend: &dyn OciBackend, _req: ExecRequest) -> Result<ExecSession> {
-        Err(unsupported("exec", "exec through conmon (`-e --exec-process-spec`) is not implemented yet"))
+    async fn exec(&self, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
+        exec::start(self, backend, req).await
     }
 
     async fn adopt(&self, _id: &ContainerId, _pid: u32, _files: &ContainerFiles) -> Result<()> {
@@ -556,12 +707,12 @@ impl Monitor for ConmonMonitor {
         Err(self.lost(id, files))
     }
 
-    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
-        Err(Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })
+    async fn wait_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
+        exec::wait(session, files).await
     }
 
-    async fn stop_exec(&self, session: &ExecSession, _timeout: Duration) -> Result<Exit> {
-        Err(Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })
+    async fn stop_exec(&self, session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit> {
+        exec::stop(session, files, timeout).await
     }
 
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
@@ -574,6 +725,7 @@ impl Monitor for ConmonMonitor {
             conmon.kill()?;
             conmon.exited_within(CONMON_EXIT_GRACE).await;
         }
+        exec::release_all(files).await?;
         remove_monitor_files(files)
     }
 
@@ -631,7 +783,7 @@ mod tests {
 
     fn paths() -> ConmonPaths {
         let files = ContainerFiles { exit_file: "/s/exits/c1".into(), dir: "/s/containers/c1".into() };
-        paths_of(&files, &CreateOptions::default()).unwrap()
+        paths_of(&files, None).unwrap()
     }
 
     #[test]

@@ -119,9 +119,14 @@ impl Process {
 
     /// Sends SIGKILL; one that has exited already is left alone.
     pub(crate) fn kill(&self) -> Result<()> {
-        match rustix::process::pidfd_send_signal(self.pidfd.get_ref(), rustix::process::Signal::KILL) {
+        self.signal(rustix::process::Signal::KILL)
+    }
+
+    /// Sends `signal`; one that has exited already is left alone.
+    pub(crate) fn signal(&self, signal: rustix::process::Signal) -> Result<()> {
+        match rustix::process::pidfd_send_signal(self.pidfd.get_ref(), signal) {
             Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-            Err(errno) => Err(Error::Io { context: format!("killing process {}", self.pid), source: errno.into() }),
+            Err(errno) => Err(Error::Io { context: format!("signalling process {}", self.pid), source: errno.into() }),
         }
     }
 

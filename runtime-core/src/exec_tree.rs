@@ -74,8 +74,9 @@ fn open_verified(pid: i32, expected: impl Fn(&Stat) -> bool) -> Option<(OwnedFd,
 }
 
 /// The processes of one exec: the exec'd process and, when the runtime made one, its session.
+/// Public for monitors outside this crate (conmon's), which end an exec's processes this way too.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ExecTree {
+pub struct ExecTree {
     pid: i32,
     start_time: u64,
     /// `None` when the process shares the embedding program's session.
@@ -86,7 +87,7 @@ pub(crate) struct ExecTree {
 impl ExecTree {
     /// The exec whose process is `pid`, which must not have been reaped yet (a zombie will do).
     /// `None` when no such process exists.
-    pub(crate) fn of(pid: u32) -> Option<ExecTree> {
+    pub fn of(pid: u32) -> Option<ExecTree> {
         let pid = i32::try_from(pid).ok().filter(|pid| *pid > 0)?;
         let (_fd, stat) = open_verified(pid, |_| true)?;
         let ours = rustix::process::getsid(None).ok().map(|pid| pid.as_raw_nonzero().get());
@@ -96,6 +97,12 @@ impl ExecTree {
             session: Some(stat.session).filter(|session| Some(*session) != ours),
             namespace: pid_namespace(pid),
         })
+    }
+
+    /// When its process started (`/proc/<pid>/stat`'s start time, in clock ticks after boot):
+    /// with the pid, what tells this process from a later one given the same pid.
+    pub fn start_time(&self) -> u64 {
+        self.start_time
     }
 
     /// The live processes of the exec, each with a pidfd on it.
@@ -122,9 +129,9 @@ impl ExecTree {
     }
 
     /// SIGKILLs every process of the exec, round after round (one may fork while a round runs),
-    /// until a round finds none alive or [`KILL_PATIENCE`] has passed. Says how many processes
-    /// were signalled.
-    pub(crate) fn kill(&self) -> usize {
+    /// until a round finds none alive or two seconds have passed. Blocks: call it off the async
+    /// executor. Says how many processes were signalled.
+    pub fn kill(&self) -> usize {
         let deadline = Instant::now() + KILL_PATIENCE;
         let mut signalled = 0;
         loop {

@@ -25,7 +25,8 @@ pub use contract::monitor::{
 };
 pub use contract::options::{
     AsyncStdioPipes, Captured, CheckpointOptions, ContainerStdio, CreateOptions, Created, DeleteMode, ExecOptions,
-    ExecOutcome, ExecStdio, KillScope, ManageCgroupsMode, RestoreOptions, StdioPipes, process,
+    ExecOutcome, ExecStdio, KillScope, ManageCgroupsMode, PortProtocol, PortReservation, RestoreOptions, StdioPipes,
+    SystemdPassthrough, process,
 };
 pub use contract::output::{
     AttachStdin, AttachedStdio, LogDriver, LogLine, LogOptions, LogReader, MonitorStdio, OutputChunk, OutputStream,
@@ -43,6 +44,7 @@ pub use engine::{
     DEFAULT_STOP_TIMEOUT, DirectMonitor, Engine, Export, KILL_GRACE, RestoreReport, STOP_SIGNAL_ANNOTATION, StateRoot,
     StopOptions,
 };
+pub use exec_tree::ExecTree;
 
 /// The OCI types callers need (`Spec`, `Process`, `LinuxResources`...), re-exported so they
 /// match the version this crate was built with.

@@ -1,6 +1,7 @@
 //! The fake conmon held to the real one: the same `ConmonMonitor` requests, through an engine
 //! over the real runc, once through real conmon and once through `fake-conmon`, must be seen to
-//! end alike: the sync answer (the pid the create returns, the pid files), who holds the
+//! end alike: what `--version` prints (the monitor refuses a conmon whose version it cannot
+//! read), the sync answer (the pid the create returns, the pid files), who holds the
 //! container (conmon's pid, session and the init's parent), the nodes made in the bundle and the
 //! files in the persist and socket directories, the exit files for `exit 7` and a SIGKILL, the
 //! log's streams, tags, texts and timestamp shape, a terminal's log, a bounded log, the other
@@ -287,11 +288,21 @@ async fn refused(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `conmon --version` prints and how it exits, byte for byte.
+async fn version(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new(&side.conmon).arg("--version").output().await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    seen.push(("--version".into(), format!("{}, stdout {stdout:?}, stderr {stderr:?}", output.status)));
+    Ok(())
+}
+
 /// Everything seen through `conmon` over the real `runc`.
 async fn observe(name: &'static str, conmon: PathBuf, runc: &Path) -> anyhow::Result<Seen> {
     let mut side = Side::new(conmon, runc).await?;
     let mut seen = Seen::new();
     let outcome = async {
+        version(&mut side, &mut seen).await.context("--version")?;
         exit_7(&mut side, &mut seen).await.context("exit 7")?;
         killed(&mut side, &mut seen).await.context("SIGKILL")?;
         terminal_and_bounded_log(&mut side, &mut seen).await.context("terminal and bounded log")?;

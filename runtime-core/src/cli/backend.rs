@@ -176,6 +176,10 @@ impl CliBackend {
     /// `create` or `run --detach`, with a pid file (the caller's, else a private one).
     async fn bring_up(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions, launch: Launch) -> Result<Created> {
         self.check_host()?;
+        if let Some(option) = opts.monitor_only_option() {
+            let reason = "it is served by a monitor (conmon), not by the runtime".to_owned();
+            return Err(Error::Unsupported { backend: self.name().to_owned(), feature: option.to_owned(), reason });
+        }
         let scratch = scratch("create-")?;
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
         let args = match launch {
@@ -556,6 +560,15 @@ impl OciBackend for CliBackend {
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
         let args = self.argv(self.dialect().restore_args(id, bundle, &pid_file, &opts))?;
         self.run_creating(id, args, &pid_file, opts.stdio, Vec::new(), opts.timeout).await
+    }
+
+    async fn restore_option_args(&self, opts: &RestoreOptions) -> Result<Vec<OsString>> {
+        let features = self.features().await?;
+        self.require("restore", &features.restore)?;
+        if opts.lazy_pages {
+            self.require("restore --lazy-pages", &features.lazy_pages)?;
+        }
+        self.argv(self.dialect().restore_option_args(opts))
     }
 
     async fn stats(&self, id: &ContainerId) -> Result<Stats> {

@@ -181,6 +181,19 @@ impl<'d> ArgvBuilder<'d> {
     }
 }
 
+/// The flags of `restore` that say how CRIU restores.
+fn restore_flags<'d>(builder: ArgvBuilder<'d>, opts: &RestoreOptions) -> ArgvBuilder<'d> {
+    builder
+        .flag("--no-subreaper", opts.no_subreaper)
+        .flag("--no-pivot", opts.no_pivot)
+        .flag("--tcp-established", opts.tcp_established)
+        .flag("--ext-unix-sk", opts.ext_unix_sk)
+        .flag("--shell-job", opts.shell_job)
+        .flag("--file-locks", opts.file_locks)
+        .value("--manage-cgroups-mode", opts.manage_cgroups_mode.map(|mode| mode.as_str()))
+        .flag("--lazy-pages", opts.lazy_pages)
+}
+
 /// The flags of a command that makes a container from a bundle (`create`, `run`).
 fn container_flags<'d>(
     builder: ArgvBuilder<'d>,
@@ -363,22 +376,30 @@ impl Dialect {
             feature: "restore".into(),
             reason: "the runtime has no restore command".into(),
         })?;
-        ArgvBuilder::new(self, command)
+        let builder = ArgvBuilder::new(self, command)
             .value("--image-path", Some(&opts.image_path))
             .value("--work-path", path(&opts.work_path))
             .value("--bundle", Some(bundle))
             .flag("--detach", !opts.attached)
             .value("--pid-file", Some(pid_file))
-            .value("--console-socket", path(&opts.console_socket))
-            .flag("--no-subreaper", opts.no_subreaper)
-            .flag("--no-pivot", opts.no_pivot)
-            .flag("--tcp-established", opts.tcp_established)
-            .flag("--ext-unix-sk", opts.ext_unix_sk)
-            .flag("--shell-job", opts.shell_job)
-            .flag("--file-locks", opts.file_locks)
-            .value("--manage-cgroups-mode", opts.manage_cgroups_mode.map(|mode| mode.as_str()))
-            .flag("--lazy-pages", opts.lazy_pages)
-            .id(id)
+            .value("--console-socket", path(&opts.console_socket));
+        restore_flags(builder, opts).id(id)
+    }
+
+    /// The flags of the runtime's restore command that say how CRIU restores, without the
+    /// command, the image, the bundle, the pid file, the console and the id: what a monitor
+    /// that runs the restore itself hands on (conmon's `--runtime-opt`). The work path is
+    /// among them, since conmon names its own (the bundle) first and the runtime keeps the
+    /// last one given.
+    pub fn restore_option_args(&self, opts: &RestoreOptions) -> Argv {
+        let command = self.restore_command.as_deref().ok_or_else(|| Missing {
+            feature: "restore".into(),
+            reason: "the runtime has no restore command".into(),
+        })?;
+        let builder = ArgvBuilder::new(self, command).value("--work-path", path(&opts.work_path));
+        let mut argv = restore_flags(builder, opts).finish()?;
+        argv.remove(0);
+        Ok(argv)
     }
 
     /// `events --stats`: the container's statistics, once.
@@ -462,6 +483,27 @@ mod tests {
 
     fn id() -> ContainerId {
         ContainerId::new("c1").unwrap()
+    }
+
+    #[test]
+    fn restore_option_args_are_restores_criu_flags_without_command_image_console_or_id() {
+        let dialect = Dialect { restore_command: Some("restore".into()), ..plain() };
+        let opts = RestoreOptions {
+            image_path: "/img".into(),
+            work_path: Some("/work".into()),
+            pid_file: Some("/pid".into()),
+            console_socket: Some("/console".into()),
+            tcp_established: true,
+            file_locks: true,
+            manage_cgroups_mode: Some(crate::ManageCgroupsMode::Ignore),
+            ..RestoreOptions::default()
+        };
+        // The flag names of `runc restore --help`.
+        assert_eq!(
+            dialect.restore_option_args(&opts).unwrap(),
+            ["--work-path", "/work", "--tcp-established", "--file-locks", "--manage-cgroups-mode", "ignore"]
+        );
+        assert_eq!(plain().restore_option_args(&opts).unwrap_err().feature, "restore");
     }
 
     #[test]

@@ -78,6 +78,16 @@ pub trait OciBackend: Send + Sync {
     /// Creates and starts a container from a checkpoint; like `create`, a failed or dropped
     /// restore leaves nothing behind.
     async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created>;
+    /// The flags of the runtime's restore command that say how CRIU restores (`opts` but the
+    /// image, bundle, pid file, console and stdio), for a monitor that runs the restore itself
+    /// (conmon's `--runtime-opt`). Refused like [`OciBackend::restore`] before anything runs.
+    async fn restore_option_args(&self, _opts: &RestoreOptions) -> Result<Vec<OsString>> {
+        Err(Error::Unsupported {
+            backend: self.name().to_owned(),
+            feature: "restore through a monitor".to_owned(),
+            reason: "the backend does not say how its runtime's restore is spelled".to_owned(),
+        })
+    }
     /// The container's resource usage now (cpu, memory, pids, block I/O).
     async fn stats(&self, id: &ContainerId) -> Result<Stats>;
     /// Statistics every `interval` (and out-of-memory events where the runtime reports them),

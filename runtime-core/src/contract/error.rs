@@ -286,6 +286,17 @@ pub enum Error {
         /// How long.
         after: Duration,
     },
+    /// A host port asked to be reserved for a container is taken by another socket; refused
+    /// before any process starts.
+    #[error("cannot reserve {protocol} port {address}: {source}")]
+    PortInUse {
+        /// `tcp` or `udp`.
+        protocol: &'static str,
+        /// The host address and port.
+        address: std::net::SocketAddr,
+        /// What binding it said (`EADDRINUSE`).
+        source: std::io::Error,
+    },
     /// A process the caller named is not one this monitor supervises.
     #[error("{what} is not supervised by this monitor")]
     NotSupervised {
@@ -584,6 +595,18 @@ mod tests {
         reads(
             Error::WaitTimeout { what: "the lock of c1".into(), after: Duration::from_secs(2) },
             "waited 2s for the lock of c1, which did not come",
+        );
+    }
+
+    #[test]
+    fn a_port_in_use_names_the_protocol_the_address_and_what_binding_said() {
+        reads(
+            Error::PortInUse {
+                protocol: "tcp",
+                address: "127.0.0.1:8080".parse().unwrap(),
+                source: std::io::Error::from_raw_os_error(libc::EADDRINUSE),
+            },
+            "cannot reserve tcp port 127.0.0.1:8080: Address already in use (os error 98)",
         );
     }
 

@@ -83,15 +83,24 @@ pub struct ExecRequest {
     pub process: Process,
     /// Its options (the monitor makes it detached; its stdio must be wired, not captured).
     pub options: ExecOptions,
+    /// The container's files: a monitor that keeps its execs on disk keeps them in its `dir`.
+    pub files: ContainerFiles,
 }
 
 /// A process exec'd in the background under a monitor.
+///
+/// Whether a session outlives the monitor that made it is the monitor's: conmon keeps each one
+/// on disk, so a session rebuilt from these three fields is served by any engine over the same
+/// state root, in any process; the direct monitor keeps them in memory only, and another
+/// monitor answers its sessions with [`Error::NotSupervised`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecSession {
     /// The container it runs in.
     pub id: ContainerId,
     /// Its host pid.
     pub pid: u32,
+    /// The monitor's name for it, unique in its container and safe as a file name.
+    pub exec_id: String,
 }
 
 /// Something a monitor does or does not do beyond creating, waiting for and releasing
@@ -176,15 +185,16 @@ pub trait Monitor: Send + Sync {
         let path = files.oom_file();
         path.try_exists().map_err(|err| Error::io(format!("looking for {}", path.display()), err))
     }
-    /// Waits for a background exec to end, then forgets it. What its process left running (a
+    /// Waits for a background exec of the container whose files are `files` to end, then
+    /// forgets it. What its process left running (a
     /// `&` job) is left alone, as after an exec waited for in the foreground.
-    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit>;
+    async fn wait_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Exit>;
     /// Ends a background exec and every process it started, then forgets it: SIGTERM to its
     /// process, up to `timeout`, then SIGKILL and [`crate::KILL_GRACE`] more; as the process
     /// ends, and before it is reaped, the rest of its session is SIGKILLed. The monitor does
     /// this rather than the engine because only the holder of the process can end the rest
     /// while their session id is still theirs (a reaped process's may be reused).
-    async fn stop_exec(&self, session: &ExecSession, timeout: Duration) -> Result<Exit>;
+    async fn stop_exec(&self, session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit>;
     /// Forgets a deleted container and removes the monitor's files for it.
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()>;
     /// Attaches a client to a running container's stdio ([`Capability::Attach`]).

@@ -7,6 +7,7 @@
 //! child's ends to the runtime and closes them in the caller, so a caller's pipe reader sees end
 //! of file when the container closes its end, without having to remember to drop anything.
 
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -135,6 +136,66 @@ pub struct CreateOptions {
     pub monitor_stdio: MonitorStdio,
     /// Overrides the backend's timeout for this call.
     pub timeout: Option<Duration>,
+    /// Host ports the monitor binds before anything runs and holds while the container lives,
+    /// so that nothing else takes them (podman's port reservation). Served by a monitor that
+    /// outlives the call (conmon); the runtime has no such option, and a monitor or backend
+    /// that cannot hold them refuses them with [`Error::Unsupported`].
+    pub reserved_ports: Vec<PortReservation>,
+    /// The embedding process's systemd environment handed to the monitor, as podman hands it
+    /// to conmon; nothing of it by default, whatever the embedding process's environment holds.
+    pub systemd: SystemdPassthrough,
+}
+
+impl CreateOptions {
+    /// The first option set here that only a monitor can serve, as the caller spells it; a
+    /// backend called directly, or a monitor that does not serve it, refuses it by this name.
+    pub fn monitor_only_option(&self) -> Option<&'static str> {
+        if !self.reserved_ports.is_empty() {
+            return Some("CreateOptions::reserved_ports");
+        }
+        if self.systemd.notify_socket {
+            return Some("CreateOptions::systemd.notify_socket");
+        }
+        if self.systemd.listen_fds {
+            return Some("CreateOptions::systemd.listen_fds");
+        }
+        None
+    }
+}
+
+/// The transport of a [`PortReservation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PortProtocol {
+    /// A listening TCP socket holds the port.
+    Tcp,
+    /// A bound UDP socket holds the port.
+    Udp,
+    /// Not reserved (as in podman): a warning is logged and the port is left alone.
+    Sctp,
+}
+
+/// A host port held for a container: bound by the monitor, so another process that binds it
+/// gets `EADDRINUSE` until the container is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortReservation {
+    /// TCP, UDP or SCTP.
+    pub protocol: PortProtocol,
+    /// The host address; `0.0.0.0` for every IPv4 address.
+    pub host_ip: IpAddr,
+    /// The host port.
+    pub port: u16,
+}
+
+/// What of the embedding process's systemd environment goes to the monitor. Each switch
+/// passes the variable only when the embedding process has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SystemdPassthrough {
+    /// `NOTIFY_SOCKET`, into the monitor's environment and so the runtime's it runs, as
+    /// podman passes it to conmon.
+    pub notify_socket: bool,
+    /// `LISTEN_FDS`, with `LISTEN_PID=1`, into the monitor's environment, as podman passes them
+    /// to conmon (the variables only: the descriptors are not passed yet).
+    pub listen_fds: bool,
 }
 
 /// A container the runtime created (or restored).
@@ -181,7 +242,10 @@ pub struct ExecOptions {
     /// process ends, however long. On expiry (and when the call's future is dropped) the
     /// process and every process it started are killed, and the call fails with
     /// [`crate::Error::Timeout`]. For a detached exec, the limit of the runtime call that starts
-    /// it (the backend's timeout when `None`).
+    /// it (the backend's timeout when `None`), except under a monitor with
+    /// [`crate::Capability::ExecTimeout`] (conmon's `-T`): there it bounds the exec itself, and
+    /// `wait_exec` reports its expiry as [`crate::Error::Timeout`] once every process the exec
+    /// started is ended.
     pub timeout: Option<Duration>,
     /// Overrides the backend's bound on captured output, per stream.
     pub output_limit: Option<usize>,

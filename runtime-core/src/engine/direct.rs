@@ -16,7 +16,9 @@
 //! process (or its tokio runtime). Containers keep running when it exits, but their inits are
 //! then reparented away and nobody records how they end: after a restart,
 //! [`crate::Engine::reconnect`] reports such an exit as [`Exit::Unknown`]. Use conmon for
-//! containers that must outlive their caller with their exit codes. Being a subreaper is
+//! containers that must outlive their caller with their exit codes. Background execs are not
+//! durable either: they are known to the monitor that started them, in memory (their exec id is
+//! their pid), and any other monitor answers their sessions with [`Error::NotSupervised`]. Being a subreaper is
 //! process-wide, for the length of a call: an orphan of another program this process started
 //! that is adopted in that window becomes its child, and is not reaped by the library (nothing
 //! tells such an orphan apart from the program's own children, whose statuses are the
@@ -251,7 +253,7 @@ impl DirectMonitor {
             }
             std::collections::hash_map::Entry::Vacant(entry) => {
                 entry.insert(watched);
-                Ok(ExecSession { id, pid })
+                Ok(ExecSession { id, pid, exec_id: pid.to_string() })
             }
         }
     }
@@ -259,7 +261,9 @@ impl DirectMonitor {
     /// The exec `session` names, if this monitor supervises it.
     fn watched_exec<T>(&self, session: &ExecSession, what: impl FnOnce(&WatchedExec) -> T) -> Result<T> {
         let execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
-        let watched = execs.get(&session.pid).filter(|watched| watched.container == session.id);
+        let watched = execs
+            .get(&session.pid)
+            .filter(|watched| watched.container == session.id && session.exec_id == session.pid.to_string());
         watched
             .map(what)
             .ok_or_else(|| Error::NotSupervised { what: format!("exec {} in {}", session.pid, session.id) })
@@ -377,6 +381,16 @@ impl Monitor for DirectMonitor {
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
         let CreateRequest { id, bundle, options, launch, files } = req;
         self.serves(&options.monitor_stdio, &options.stdio)?;
+        if let Some(option) = options.monitor_only_option() {
+            // Held in-process, a port or the systemd environment would end with the embedding
+            // process rather than with the container.
+            return Err(Error::Unsupported {
+                backend: "the direct monitor".into(),
+                feature: option.into(),
+                reason: "the direct monitor runs the runtime itself and holds nothing for a container beyond its exit"
+                    .into(),
+            });
+        }
         let _subreaper = Subreaper::hold()?;
         let created = match launch {
             Launch::Create => backend.create(&id, &bundle, options).await?,
@@ -396,7 +410,8 @@ impl Monitor for DirectMonitor {
     }
 
     async fn exec(&self, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
-        let ExecRequest { id, process, options } = req;
+        // Its execs are kept in memory, not in the container's files: they end with this process.
+        let ExecRequest { id, process, options, files: _ } = req;
         let _subreaper = Subreaper::hold()?;
         let options = ExecOptions { detach: true, ..options };
         let ExecOutcome::Detached { pid } = backend.exec(&id, &process, options).await? else {
@@ -425,13 +440,13 @@ impl Monitor for DirectMonitor {
         }
     }
 
-    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
+    async fn wait_exec(&self, session: &ExecSession, _files: &ContainerFiles) -> Result<Exit> {
         let exit = until_exit(self.watched_exec(session, |watched| watched.exit.clone())?).await;
         self.drop_exec(session);
         Ok(exit)
     }
 
-    async fn stop_exec(&self, session: &ExecSession, timeout: Duration) -> Result<Exit> {
+    async fn stop_exec(&self, session: &ExecSession, _files: &ContainerFiles, timeout: Duration) -> Result<Exit> {
         let (handle, exit) = self.watched_exec(session, |watched| {
             watched.stopping.store(true, Ordering::SeqCst);
             (watched.handle.clone(), watched.exit.clone())
@@ -565,6 +580,12 @@ mod tests {
         stat.rsplit(')').next()?.trim_start().chars().next()
     }
 
+    /// Files of a container that does not exist: the direct monitor keeps its execs in memory
+    /// and never reads them.
+    fn unread_files() -> ContainerFiles {
+        ContainerFiles { exit_file: "/nonexistent/exits/c1".into(), dir: "/nonexistent/c1".into() }
+    }
+
     fn c1() -> ContainerId {
         ContainerId::new("c1").unwrap()
     }
@@ -581,8 +602,19 @@ mod tests {
             }
         };
         tokio::time::timeout(std::time::Duration::from_secs(10), reaped).await.expect("reaped without a wait");
-        assert_eq!(monitor.wait_exec(&session).await.unwrap(), Exit::Exited(3));
+        assert_eq!(monitor.wait_exec(&session, &unread_files()).await.unwrap(), Exit::Exited(3));
         assert!(monitor.execs.lock().unwrap().is_empty(), "forgotten once waited for");
+    }
+
+    #[tokio::test]
+    async fn a_session_is_known_by_its_pid_and_exec_id_together() {
+        let monitor = DirectMonitor::new();
+        let child = std::process::Command::new("sh").args(["-c", "exit 4"]).spawn().unwrap();
+        let session = monitor.supervise_exec(c1(), child.id()).unwrap();
+        assert_eq!(session.exec_id, child.id().to_string());
+        let renamed = ExecSession { exec_id: "another".into(), ..session.clone() };
+        assert!(matches!(monitor.wait_exec(&renamed, &unread_files()).await, Err(Error::NotSupervised { .. })));
+        assert_eq!(monitor.wait_exec(&session, &unread_files()).await.unwrap(), Exit::Exited(4));
     }
 
     #[tokio::test]
@@ -593,7 +625,7 @@ mod tests {
         let other = ContainerId::new("c2").unwrap();
         assert!(matches!(monitor.supervise_exec(other, child.id()), Err(Error::NotSupervised { .. })));
         // The refused one was killed; the known session reports that end as its own.
-        assert_eq!(monitor.wait_exec(&session).await.unwrap(), Exit::Signaled(Signal::KILL));
+        assert_eq!(monitor.wait_exec(&session, &unread_files()).await.unwrap(), Exit::Signaled(Signal::KILL));
     }
 
     #[tokio::test]
@@ -605,7 +637,7 @@ mod tests {
         let files = ContainerFiles { exit_file: dir.path().join("exit"), dir: dir.path().to_path_buf() };
         monitor.release(&c1(), &files).await.unwrap();
         assert!(monitor.execs.lock().unwrap().is_empty(), "forgotten with its container");
-        assert!(matches!(monitor.wait_exec(&session).await, Err(Error::NotSupervised { .. })));
+        assert!(matches!(monitor.wait_exec(&session, &files).await, Err(Error::NotSupervised { .. })));
         // Deleting the container kills it; the task that held it still reaps it.
         child.kill().unwrap();
         let reaped = async {

@@ -511,14 +511,17 @@ impl Engine {
     /// [`Capability::Exec`] is refused with [`Error::Unsupported`] before anything runs.
     pub async fn exec_detached(&self, id: &ContainerId, process: &Process, opts: ExecOptions) -> Result<ExecSession> {
         self.monitor.require(Capability::Exec, "exec_detached")?;
-        let request = ExecRequest { id: id.clone(), process: process.clone(), options: opts };
+        let files = self.root.files(id);
+        let request = ExecRequest { id: id.clone(), process: process.clone(), options: opts, files };
         self.monitor.exec(self.backend.as_ref(), request).await
     }
 
-    /// Waits for a background exec to end.
+    /// Waits for a background exec to end. Under a monitor that keeps its execs on disk
+    /// (conmon), a session rebuilt from its fields is served by any engine over the same state
+    /// root, in any process; [`Engine::exec_stop`] likewise.
     pub async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
         self.monitor.require(Capability::Exec, "wait_exec")?;
-        self.monitor.wait_exec(session).await
+        self.monitor.wait_exec(session, &self.root.files(&session.id)).await
     }
 
     /// Ends a background exec and everything it started: SIGTERM to its process, up to
@@ -529,7 +532,7 @@ impl Engine {
     /// session id may name other processes by then. The session is forgotten either way.
     pub async fn exec_stop(&self, session: &ExecSession, timeout: Duration) -> Result<Exit> {
         self.monitor.require(Capability::Exec, "exec_stop")?;
-        self.monitor.stop_exec(session, timeout).await
+        self.monitor.stop_exec(session, &self.root.files(&session.id), timeout).await
     }
 
     /// Deletes the container (a running one only with [`DeleteMode::Force`]) and everything

@@ -70,10 +70,12 @@ mockall::mock! {
         where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
         fn wait<'a, 'b, 'c, 'd>(&'a self, id: &'b ContainerId, files: &'c ContainerFiles) -> Answer<'d, Exit>
         where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
-        fn wait_exec<'a, 'b, 'c>(&'a self, session: &'b ExecSession) -> Answer<'c, Exit>
-        where 'a: 'c, 'b: 'c, Self: 'c;
-        fn stop_exec<'a, 'b, 'c>(&'a self, session: &'b ExecSession, timeout: Duration) -> Answer<'c, Exit>
-        where 'a: 'c, 'b: 'c, Self: 'c;
+        fn wait_exec<'a, 'b, 'c, 'd>(&'a self, session: &'b ExecSession, files: &'c ContainerFiles)
+            -> Answer<'d, Exit>
+        where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
+        fn stop_exec<'a, 'b, 'c, 'd>(&'a self, session: &'b ExecSession, files: &'c ContainerFiles, timeout: Duration)
+            -> Answer<'d, Exit>
+        where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
         fn release<'a, 'b, 'c, 'd>(&'a self, id: &'b ContainerId, files: &'c ContainerFiles) -> Answer<'d, ()>
         where 'a: 'd, 'b: 'd, 'c: 'd, Self: 'd;
     }
@@ -127,6 +129,36 @@ fn monitor_that_can(capabilities: &'static [Capability]) -> MockMonitor {
 }
 
 #[tokio::test]
+async fn a_background_exec_is_kept_by_the_monitor_in_the_containers_files_and_found_there_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::open(dir.path()).unwrap();
+    // Where the state root keeps container c1, as its layout says.
+    let expected = ContainerFiles { exit_file: dir.path().join("exits/c1"), dir: dir.path().join("containers/c1") };
+    let mut monitor = monitor();
+    let files = expected.clone();
+    monitor.expect_exec().times(1).returning(move |_, req| {
+        assert_eq!(req.files, files, "exec_detached");
+        ready(Ok(ExecSession { id: req.id, pid: 7, exec_id: "e1".into() }))
+    });
+    let files = expected.clone();
+    monitor.expect_wait_exec().times(1).returning(move |session, given| {
+        assert_eq!((session.exec_id.as_str(), given), ("e1", &files), "wait_exec");
+        ready(Ok(Exit::Exited(5)))
+    });
+    let files = expected.clone();
+    monitor.expect_stop_exec().times(1).returning(move |_, given, _| {
+        assert_eq!(given, &files, "exec_stop");
+        ready(Ok(Exit::Signaled(Signal::TERM)))
+    });
+    let engine = Engine::new(Arc::new(backend()), Arc::new(monitor), root);
+    let session = engine.exec_detached(&id(), &crate::process(["true"]), ExecOptions::default()).await.unwrap();
+    assert_eq!(engine.wait_exec(&session).await.unwrap(), Exit::Exited(5));
+    // A session rebuilt from its fields, as a program restarted would.
+    let rebuilt = ExecSession { id: id(), pid: 7, exec_id: "e1".into() };
+    assert_eq!(engine.exec_stop(&rebuilt, Duration::from_secs(1)).await.unwrap(), Exit::Signaled(Signal::TERM));
+}
+
+#[tokio::test]
 async fn what_the_monitor_cannot_do_is_refused_naming_it_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     // No expectation on the backend but its name, none on the monitor but its name and
@@ -144,7 +176,7 @@ async fn what_the_monitor_cannot_do_is_refused_naming_it_before_anything_runs() 
     };
     let process = crate::process(["true"]);
     unsupported(engine.exec_detached(&id(), &process, ExecOptions::default()).await.map(drop), "exec_detached");
-    let session = ExecSession { id: id(), pid: 1 };
+    let session = ExecSession { id: id(), pid: 1, exec_id: "1".into() };
     unsupported(engine.wait_exec(&session).await.map(drop), "wait_exec");
     unsupported(engine.exec_stop(&session, Duration::from_secs(1)).await.map(drop), "exec_stop");
     let restored = engine.restore(&id(), Path::new("/b"), ContainerRestoreOptions::default()).await;
@@ -767,11 +799,11 @@ impl Monitor for ExitsBeforeCreateReturns {
     async fn wait(&self, id: &ContainerId, files: &ContainerFiles) -> Result<Exit> {
         self.0.wait(id, files).await
     }
-    async fn wait_exec(&self, session: &ExecSession) -> Result<Exit> {
-        self.0.wait_exec(session).await
+    async fn wait_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
+        self.0.wait_exec(session, files).await
     }
-    async fn stop_exec(&self, session: &ExecSession, timeout: Duration) -> Result<Exit> {
-        self.0.stop_exec(session, timeout).await
+    async fn stop_exec(&self, session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit> {
+        self.0.stop_exec(session, files, timeout).await
     }
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
         self.0.release(id, files).await

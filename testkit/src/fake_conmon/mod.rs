@@ -7,6 +7,8 @@
 //! -l ... [--log-size-max N] [--runtime-arg ...] [--no-pivot] [--no-new-keyring] [-t]`; any
 //! other option is refused):
 //!
+//! 0. with `--version` among the options, prints what 2.1.6 prints ([`VERSION_OUTPUT`]) and
+//!    exits 0, before anything else (`ConmonMonitor` asks once, before its first create);
 //! 1. opens the k8s-file log, then blocks until a byte (or end of file) arrives on the start
 //!    pipe (`_OCI_STARTPIPE`);
 //! 2. forks: the process the caller started writes the other's pid to the `-P` file and exits
@@ -62,6 +64,9 @@ pub const PROGRAM_NAME: &str = "conmon";
 /// The file beside the program's link that holds its faults.
 pub const FAULTS_FILE: &str = "faults";
 
+/// What `conmon --version` prints on stdout, as Debian's 2.1.6 prints it.
+pub const VERSION_OUTPUT: &str = "conmon version 2.1.6\ncommit: unknown\n";
+
 /// How much of the runtime's error output one answer carries (conmon reads `BUF_SIZE - 1`).
 const MESSAGE_MAX: usize = 8191;
 
@@ -93,11 +98,19 @@ struct Options {
     terminal: bool,
 }
 
+/// What the command line asks for.
+#[derive(Debug)]
+enum Request {
+    /// `--version`, whatever else is given (conmon checks nothing else first).
+    Version,
+    Run(Box<Options>),
+}
+
 impl Options {
-    fn parse(args: &[OsString]) -> Result<Options, String> {
+    fn parse(args: &[OsString]) -> Result<Request, String> {
         let mut values: Vec<(&str, &OsStr)> = Vec::new();
         let mut runtime_args = Vec::new();
-        let (mut no_pivot, mut no_new_keyring, mut terminal) = (false, false, false);
+        let (mut no_pivot, mut no_new_keyring, mut terminal, mut version) = (false, false, false, false);
         let mut tokens = args.iter();
         while let Some(token) = tokens.next() {
             let name = token.to_str().ok_or_else(|| format!("unknown option {token:?}"))?;
@@ -105,6 +118,7 @@ impl Options {
                 "--no-pivot" => no_pivot = true,
                 "--no-new-keyring" => no_new_keyring = true,
                 "-t" | "--terminal" => terminal = true,
+                "--version" => version = true,
                 "--api-version" | "-c" | "-u" | "-n" | "-r" | "-b" | "-p" | "-P" | "--exit-dir" | "--persist-dir"
                 | "--socket-dir-path" | "-l" | "--log-size-max" | "--runtime-arg" => {
                     let value = tokens.next().ok_or_else(|| format!("{name} needs a value"))?;
@@ -116,6 +130,9 @@ impl Options {
                 }
                 other => return Err(format!("unknown option {other}")),
             }
+        }
+        if version {
+            return Ok(Request::Version);
         }
         let value = |name: &str| values.iter().rev().find(|(given, _)| *given == name).map(|(_, value)| *value);
         let required = |name: &str| value(name).ok_or_else(|| format!("{name} is required"));
@@ -136,7 +153,7 @@ impl Options {
             None => None,
         };
         let path = |name: &str| value(name).map(PathBuf::from);
-        Ok(Options {
+        Ok(Request::Run(Box::new(Options {
             cid: text("-c")?,
             cuuid: text("-u")?,
             runtime: required("-r")?.into(),
@@ -152,7 +169,7 @@ impl Options {
             no_pivot,
             no_new_keyring,
             terminal,
-        })
+        })))
     }
 }
 
@@ -173,7 +190,11 @@ pub fn main() -> ExitCode {
         Err(message) => return fail(&message, 2),
     };
     let options = match Options::parse(&args) {
-        Ok(options) => options,
+        Ok(Request::Run(options)) => *options,
+        Ok(Request::Version) => {
+            print!("{VERSION_OUTPUT}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => return fail(&message, 1),
     };
     if let Some(number) = faults.iter().find_map(|fault| if let Fault::Signal(n) = fault { Some(*n) } else { None }) {
@@ -617,7 +638,7 @@ mod tests {
         let line = "--api-version 1 -c c1 -u c1 -n c1 -r /usr/sbin/runc --runtime-arg --root \
             --runtime-arg /run/r -b /b -p /d/pidfile -P /d/conmon.pid --exit-dir /e --persist-dir /d \
             --socket-dir-path /d/sockets -l k8s-file:/d/ctr.log --log-size-max 10 --no-pivot -t";
-        let options = Options::parse(&words(line)).unwrap();
+        let Ok(Request::Run(options)) = Options::parse(&words(line)) else { panic!("{line} is not a create") };
         assert_eq!(options.cid, "c1");
         assert_eq!(options.runtime_args, words("--root /run/r"));
         assert_eq!(options.log, LogDriver::K8sFile("/d/ctr.log".into()));
@@ -625,5 +646,14 @@ mod tests {
         assert!(options.no_pivot && options.terminal && !options.no_new_keyring);
         assert!(Options::parse(&words(&format!("{line} --restore /img"))).is_err());
         assert!(Options::parse(&words("-c c1 -u c1 -r /r -b /b -p /p -l none")).is_err(), "no api version");
+    }
+
+    #[test]
+    fn version_is_answered_whatever_else_is_given_but_an_unknown_option() {
+        // As conmon 2.1.6 here: `conmon -c x --version` prints its version, `conmon --version
+        // --bogus` fails on the option.
+        assert!(matches!(Options::parse(&words("--version")), Ok(Request::Version)));
+        assert!(matches!(Options::parse(&words("-c x --version")), Ok(Request::Version)));
+        assert!(Options::parse(&words("--version --bogus")).is_err());
     }
 }

@@ -548,3 +548,27 @@ fn a_relayed_runtime_failure_is_classified_like_the_backends_own() {
     assert!(matches!(other, Error::RuntimeFailed(_)), "{other:?}");
     assert!(spawner.commands().is_empty(), "classifying runs nothing");
 }
+
+#[tokio::test]
+async fn options_only_a_monitor_serves_are_refused_before_the_runtime_runs() {
+    let spawner = RecordingSpawner::new(|_| Reply::exits(0));
+    let port = crate::PortReservation {
+        protocol: crate::PortProtocol::Tcp,
+        host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        port: 8080,
+    };
+    let notify = crate::SystemdPassthrough { notify_socket: true, listen_fds: false };
+    let refused = [
+        (CreateOptions { reserved_ports: vec![port], ..create_opts() }, "CreateOptions::reserved_ports"),
+        (CreateOptions { systemd: notify, ..create_opts() }, "CreateOptions::systemd.notify_socket"),
+    ];
+    for (opts, option) in refused {
+        match backend(&spawner).create(&id("c1"), Path::new("/b"), opts).await {
+            Err(Error::Unsupported { backend, feature, .. }) => {
+                assert_eq!((backend.as_str(), feature.as_str()), ("test", option))
+            }
+            other => panic!("{option}: expected Unsupported, got {other:?}"),
+        }
+    }
+    assert!(spawner.asked().is_empty(), "the runtime ran");
+}

@@ -1,0 +1,230 @@
+//! Port reservation through conmon: a reserved port is held while the container lives (a bind
+//! from this test gets `EADDRINUSE`) and free once it is deleted, on real conmon and runc
+//! through the gate; a port another socket holds is `Error::PortInUse` before any process
+//! starts (a stand-in conmon records whether it ran); the direct monitor refuses reservations.
+//! Beside them, conmon's environment as the real conmon process has it (its `environ`).
+//!
+//! The ports are the kernel's picks for port 0, free a moment before the case uses them.
+
+use std::ffi::OsStr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use backend_runc::Runc;
+use conmon_driver::ConmonMonitor;
+use runtime_core::{
+    CliBackend, ContainerId, CreateOptions, DeleteMode, DirectMonitor, Engine, Error, Exit, KillScope, Monitor,
+    OciBackend, PortProtocol, PortReservation, RuntimeConfig, RuntimeFamily, Signal, StateRoot,
+};
+use testkit::bundle::{BundleBuilder, Rootfs};
+use testkit::gate::{self, Gate};
+use testkit::harness::{CaseResult, Ran};
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// A TCP port and a UDP port, each free a moment ago.
+fn free_ports() -> anyhow::Result<(u16, u16)> {
+    let tcp = TcpListener::bind((LOCALHOST, 0))?.local_addr()?.port();
+    let udp = UdpSocket::bind((LOCALHOST, 0))?.local_addr()?.port();
+    Ok((tcp, udp))
+}
+
+fn reservation(protocol: PortProtocol, port: u16) -> PortReservation {
+    PortReservation { protocol, host_ip: LOCALHOST, port }
+}
+
+/// Whether binding `port` fails with `EADDRINUSE`.
+fn taken(protocol: PortProtocol, port: u16) -> anyhow::Result<bool> {
+    let bound = match protocol {
+        PortProtocol::Tcp => TcpListener::bind((LOCALHOST, port)).map(drop),
+        PortProtocol::Udp => UdpSocket::bind((LOCALHOST, port)).map(drop),
+        PortProtocol::Sctp => bail!("the test binds no SCTP port"),
+    };
+    match bound {
+        Ok(()) => Ok(false),
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => Ok(true),
+        Err(err) => Err(err).context("binding a port"),
+    }
+}
+
+async fn a_reserved_port_is_held_while_the_container_lives(conmon: PathBuf) -> CaseResult {
+    let runc = match gate::real_runtime("runc", &Runc.host_checks()) {
+        Gate::Open(runc) => runc,
+        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
+        Gate::Fail(reason) => bail!("{reason}"),
+    };
+    let runtime_root = tempfile::Builder::new().prefix("runtime-root-").tempdir()?;
+    let config = RuntimeConfig::default().binary(&runc.binary).root(runtime_root.path());
+    let backend = Arc::new(CliBackend::connect(Arc::new(Runc), config).await?);
+    let engine_root = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
+    let root = StateRoot::open(engine_root.path().join("state"))?;
+    let engine = Engine::new(backend.clone(), Arc::new(ConmonMonitor::new(&conmon)), root);
+    let bundle = BundleBuilder::new(["sleep", "100"]).host_pid_namespace().rootfs(Rootfs::Busybox).build()?;
+    let id = ContainerId::new(format!("ports-{}", std::process::id()))?;
+    let (tcp, udp) = free_ports()?;
+    let options = CreateOptions {
+        reserved_ports: vec![reservation(PortProtocol::Tcp, tcp), reservation(PortProtocol::Udp, udp)],
+        ..CreateOptions::default()
+    };
+    let outcome = async {
+        engine.create(&id, bundle.path(), options).await.context("create")?;
+        engine.start(&id).await.context("start")?;
+        ensure!(taken(PortProtocol::Tcp, tcp)?, "the TCP port {tcp} is free while the container lives");
+        ensure!(taken(PortProtocol::Udp, udp)?, "the UDP port {udp} is free while the container lives");
+        engine.kill(&id, Signal::KILL, KillScope::Init).await?;
+        let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait(&id)).await.context("no exit")??;
+        ensure!(exit == Exit::Signaled(Signal::KILL), "{exit:?}");
+        engine.delete(&id, DeleteMode::IfStopped).await?;
+        ensure!(!taken(PortProtocol::Tcp, tcp)?, "the TCP port {tcp} is still held after delete");
+        ensure!(!taken(PortProtocol::Udp, udp)?, "the UDP port {udp} is still held after delete");
+        anyhow::Ok(())
+    }
+    .await;
+    if outcome.is_err() {
+        let _ = backend.delete(&id, DeleteMode::Force).await;
+    }
+    outcome?;
+    let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
+    ensure!(live.is_empty(), "processes naming {id} are left: {live:?}");
+    Ok(Ran::Passed)
+}
+
+/// conmon's environment, from `/proc/<pid>/environ`.
+fn environment_of(pid: i32) -> anyhow::Result<Vec<(String, String)>> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ"))?;
+    Ok(raw
+        .split(|byte| *byte == 0)
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            entry.split_once('=').map(|(name, value)| (name.to_owned(), value.to_owned()))
+        })
+        .collect())
+}
+
+/// conmon runs with `HOME` the embedding process's and, as root, an empty `XDG_RUNTIME_DIR`
+/// (podman's `configureConmonEnv`), and without the systemd variables nobody asked for.
+async fn conmon_gets_home_and_the_runtime_dir_as_podman_sets_them(conmon: PathBuf) -> CaseResult {
+    let runc = match gate::real_runtime("runc", &Runc.host_checks()) {
+        Gate::Open(runc) => runc,
+        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
+        Gate::Fail(reason) => bail!("{reason}"),
+    };
+    let runtime_root = tempfile::Builder::new().prefix("runtime-root-").tempdir()?;
+    let config = RuntimeConfig::default().binary(&runc.binary).root(runtime_root.path());
+    let backend = Arc::new(CliBackend::connect(Arc::new(Runc), config).await?);
+    let engine_root = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
+    let root = StateRoot::open(engine_root.path().join("state"))?;
+    let engine = Engine::new(backend.clone(), Arc::new(ConmonMonitor::new(&conmon)), root);
+    let bundle = BundleBuilder::new(["sleep", "100"]).rootfs(Rootfs::Busybox).build()?;
+    let id = ContainerId::new(format!("env-{}", std::process::id()))?;
+    let outcome = async {
+        engine.create(&id, bundle.path(), CreateOptions::default()).await.context("create")?;
+        let pid_file = engine.state_root().files(&id).dir.join("conmon.pid");
+        let pid: i32 = std::fs::read_to_string(pid_file)?.trim().parse()?;
+        let env = environment_of(pid)?;
+        let value = |name: &str| env.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+        let home = std::env::var("HOME").unwrap_or_default();
+        ensure!(value("HOME") == Some(home.as_str()), "HOME: {:?}", value("HOME"));
+        ensure!(value("XDG_RUNTIME_DIR") == Some(""), "XDG_RUNTIME_DIR: {:?}", value("XDG_RUNTIME_DIR"));
+        for unasked in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"] {
+            ensure!(value(unasked).is_none(), "{unasked} was passed unasked");
+        }
+        engine.delete(&id, DeleteMode::Force).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if outcome.is_err() {
+        let _ = backend.delete(&id, DeleteMode::Force).await;
+    }
+    outcome?;
+    let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
+    ensure!(live.is_empty(), "processes naming {id} are left: {live:?}");
+    Ok(Ran::Passed)
+}
+
+/// A stand-in for conmon that answers `--version` as conmon 2.1.6 and otherwise only leaves
+/// `<script>.ran` behind.
+fn stand_in_conmon(dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("conmon");
+    let script = "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'conmon version 2.1.6'; exit 0; }\ntouch \"$0.ran\"\n";
+    std::fs::write(&path, script)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}
+
+/// An engine over a runc that is never run, under `monitor`, in `dir`.
+fn engine_in(dir: &Path, monitor: Arc<dyn Monitor>) -> anyhow::Result<Engine> {
+    let version = runtime_core::RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n")?;
+    let config = RuntimeConfig::default().binary("/bin/false").root(dir.join("runtime"));
+    let backend = Arc::new(CliBackend::with_version(Arc::new(Runc), config, "/bin/false".into(), version)?);
+    Ok(Engine::new(backend, monitor, StateRoot::open(dir.join("state"))?))
+}
+
+async fn a_port_in_use_is_refused_before_conmon_runs() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let conmon = stand_in_conmon(dir.path())?;
+    let engine = engine_in(dir.path(), Arc::new(ConmonMonitor::new(&conmon)))?;
+    let holder = TcpListener::bind((LOCALHOST, 0))?;
+    let port = holder.local_addr()?.port();
+    let bundle = BundleBuilder::new(["true"]).rootfs(Rootfs::Empty).build()?;
+    let id = ContainerId::new(format!("taken-{}", std::process::id()))?;
+    let (free, _) = free_ports()?;
+    let reserved_ports = vec![reservation(PortProtocol::Tcp, free), reservation(PortProtocol::Tcp, port)];
+    let refused = engine.create(&id, bundle.path(), CreateOptions { reserved_ports, ..Default::default() }).await;
+    match refused {
+        Err(Error::PortInUse { protocol: "tcp", address, .. }) => {
+            ensure!(address == SocketAddr::new(LOCALHOST, port), "names the port in use: {address}");
+        }
+        other => bail!("expected PortInUse, got {other:?}"),
+    }
+    ensure!(!conmon.with_extension("ran").exists(), "conmon was started");
+    ensure!(!taken(PortProtocol::Tcp, free)?, "the port reserved before the refusal is free again");
+    for sub in ["containers", "exits", "locks"] {
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("state").join(sub))?.flatten().collect();
+        ensure!(left.is_empty(), "left in {sub}: {left:?}");
+    }
+    Ok(())
+}
+
+async fn the_direct_monitor_refuses_port_reservation() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let engine = engine_in(dir.path(), Arc::new(DirectMonitor::new()))?;
+    let bundle = BundleBuilder::new(["true"]).rootfs(Rootfs::Empty).build()?;
+    let id = ContainerId::new(format!("direct-{}", std::process::id()))?;
+    let (port, _) = free_ports()?;
+    let reserved_ports = vec![reservation(PortProtocol::Tcp, port)];
+    let refused = engine.create(&id, bundle.path(), CreateOptions { reserved_ports, ..Default::default() }).await;
+    match refused {
+        Err(Error::Unsupported { backend, feature, .. }) => {
+            ensure!(backend == "the direct monitor", "{backend}");
+            ensure!(feature == "CreateOptions::reserved_ports", "{feature}");
+        }
+        other => bail!("expected Unsupported, got {other:?}"),
+    }
+    ensure!(!taken(PortProtocol::Tcp, port)?, "the direct monitor bound the port");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    testkit::harness::main(|suite| {
+        suite.case("a_port_in_use_is_port_in_use_before_conmon_runs", a_port_in_use_is_refused_before_conmon_runs);
+        suite.case("the_direct_monitor_refuses_port_reservation", the_direct_monitor_refuses_port_reservation);
+        suite.gated(
+            "conmon::runc::a_reserved_port_is_held_while_the_container_lives",
+            "conmon",
+            Vec::new(),
+            |conmon| a_reserved_port_is_held_while_the_container_lives(conmon.binary),
+        );
+        suite.gated(
+            "conmon::runc::conmon_gets_home_and_the_runtime_dir_as_podman_sets_them",
+            "conmon",
+            Vec::new(),
+            |conmon| conmon_gets_home_and_the_runtime_dir_as_podman_sets_them(conmon.binary),
+        );
+    })
+}
