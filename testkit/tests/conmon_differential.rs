@@ -3,9 +3,13 @@
 //! end alike: what `--version` prints (the monitor refuses a conmon whose version it cannot
 //! read), the sync answer (the pid the create returns, the pid files), who holds the
 //! container (conmon's pid, session and the init's parent), the nodes made in the bundle and the
-//! files in the persist and socket directories, the exit files for `exit 7` and a SIGKILL, the
-//! log's streams, tags, texts and timestamp shape, a terminal's log, a bounded log, the other
-//! log drivers (`none`, `passthrough`), and a create the runtime refuses. Runs when the gate
+//! files in the persist and socket directories, the exit files for `exit 7`, a SIGKILL and a
+//! real-time signal, the log's streams, tags, texts and timestamp shape, a terminal's log, a
+//! bounded log, the other log drivers (`none`, `passthrough`), a create the runtime refuses, and
+//! background execs (`-e`): the pid answered, who holds the exec'd process, the exec's files,
+//! log and exit files, and a `-T` that expires (the process killed, `-1` recorded), and a
+//! restore (`--restore`, `--runtime-opt`): who holds the restored init, what it goes on
+//! doing, its exit after a SIGKILL. Runs when the gate
 //! opens for `conmon` and `runc`. The expected values are whatever real conmon does; a
 //! difference is a bug in the fake, which the hermetic tests of `ConmonMonitor` trust.
 
@@ -19,7 +23,8 @@ use anyhow::{Context, bail, ensure};
 use backend_runc::Runc;
 use conmon_driver::ConmonMonitor;
 use runtime_core::{
-    CliBackend, ContainerId, CreateOptions, DeleteMode, Engine, Error, Existence, KillScope, LogDriver, MonitorStdio,
+    CliBackend, ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, ContainerStdio, CreateOptions,
+    DeleteMode, Engine, Error, ExecOptions, ExecSession, ExecStdio, Existence, KillScope, LogDriver, MonitorStdio,
     OciBackend, RuntimeConfig, RuntimeFamily, Signal, StateRoot,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
@@ -203,6 +208,132 @@ async fn killed(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A container that dies of a real-time signal, SIGRTMIN+3 (37 with glibc), which it sends
+/// itself: in the host's pid namespace, where the signal's default action applies to it.
+async fn real_time_signal(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    let id = side.id("rt-signal");
+    let bundle = side.bundle_of(BundleBuilder::new(["sh", "-c", "kill -37 $$; sleep 100"]).host_pid_namespace())?;
+    let engine = side.engine()?;
+    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    seen.push(("a real-time signal's exit".into(), format!("{:?}", waited(&engine, &id).await?)));
+    seen.push(("a real-time signal's exit file".into(), std::fs::read_to_string(side.exit_file(&id))?));
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
+/// The directory conmon was given for a background exec.
+fn exec_dir(side: &Side, session: &ExecSession) -> PathBuf {
+    side.container_dir(&session.id).join("execs").join(&session.exec_id)
+}
+
+/// The text of the exec's exit file once conmon wrote it (the engine's wait removes it).
+async fn exec_exit_file(side: &Side, session: &ExecSession) -> anyhow::Result<String> {
+    let path = exec_dir(side, session).join("exits").join(session.id.as_str());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return Ok(text);
+        }
+        ensure!(std::time::Instant::now() < deadline, "no exit file {} within 30s", path.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Background execs into a running container: one that prints on both streams and exits 5,
+/// and one that `-T` ends.
+async fn execs(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    let id = side.id("execs");
+    let bundle = side.bundle(&["sleep", "100"])?;
+    let engine = side.engine()?;
+    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    let mut see = |what: &str, value: String| seen.push((format!("exec: {what}"), value));
+    let wired = || ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    let script = "echo to-out; echo to-err >&2; sleep 1; exit 5";
+    let session = engine.exec_detached(&id, &runtime_core::process(["sh", "-c", script]), wired()).await?;
+    let dir = exec_dir(side, &session);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", session.pid))?;
+    see(
+        "the answered pid is the exec'd shell",
+        cmdline.windows(script.len()).any(|w| w == script.as_bytes()).to_string(),
+    );
+    see(
+        "the pid file holds the answered pid",
+        (u32::try_from(read_pid(&dir.join("pidfile"))?)? == session.pid).to_string(),
+    );
+    let conmon = read_pid(&dir.join("conmon.pid"))?;
+    see(
+        "the exec'd process's parent is its conmon",
+        (stat_fields(i32::try_from(session.pid)?)?[1] == conmon.to_string()).to_string(),
+    );
+    see("the exec's directory while it runs", listing(&dir, &bundle));
+    see("the exit file", exec_exit_file(side, &session).await?);
+    let conmon_process = testkit::procs::Tracked::capture(u32::try_from(conmon)?);
+    ensure!(conmon_process.wait_gone(Duration::from_secs(10)), "the exec's conmon {conmon} outlived it");
+    see("the persist dir's exit file", std::fs::read_to_string(dir.join("exit"))?);
+    see("the exec's directory after it ended", listing(&dir, &bundle));
+    let (records, _) = log_records(&dir.join("exec.log"))?;
+    see("the exec's log", records);
+    see("the wait", format!("{:?}", engine.wait_exec(&session).await?));
+
+    let timed = ExecOptions { timeout: Some(Duration::from_secs(1)), ..wired() };
+    let session = engine.exec_detached(&id, &runtime_core::process(["sleep", "100"]), timed).await?;
+    let process = testkit::procs::Tracked::capture(session.pid);
+    see("-T's exit file", exec_exit_file(side, &session).await?);
+    see("the process -T ended is gone when the exit is written", (!process.alive()).to_string());
+    let ended = match engine.wait_exec(&session).await {
+        Err(Error::Timeout { after, .. }) => format!("Timeout after {after:?}"),
+        other => format!("{other:?}"),
+    };
+    see("the wait after -T", ended);
+    engine.delete(&id, DeleteMode::Force).await?;
+    Ok(())
+}
+
+/// A counting container checkpointed and restored through conmon: who holds the restored init,
+/// whether it counts on from where it was dumped, and its exit after a SIGKILL.
+async fn restored(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    let id = side.id("restored");
+    let bundle = side.bundle(&["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.1; done"])?;
+    let count = || -> anyhow::Result<u32> {
+        let text = std::fs::read_to_string(bundle.join("rootfs/count"))?;
+        text.trim().parse().with_context(|| format!("a count of {text:?}"))
+    };
+    let engine = side.engine()?;
+    engine.run(&id, &bundle, CreateOptions::default()).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while count().unwrap_or(0) < 3 {
+        ensure!(std::time::Instant::now() < deadline, "the container did not count to 3");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.checkpoint(&id, ContainerCheckpointOptions::default()).await.context("checkpoint")?;
+    let dumped = count()?;
+    let report = engine.restore(&id, &bundle, ContainerRestoreOptions::default()).await.context("restore")?;
+    let dir = side.container_dir(&id);
+    let mut see = |what: &str, value: String| seen.push((format!("restore: {what}"), value));
+    see(
+        "the pid file holds the answered pid",
+        (u32::try_from(read_pid(&dir.join("pidfile"))?)? == report.pid).to_string(),
+    );
+    // conmon gives the runtime `--work-path <bundle>`, and the backend's own after it, which
+    // wins: CRIU's restore log is not left in the bundle.
+    see("the bundle after the restore", listing(&bundle, &bundle));
+    let conmon = read_pid(&dir.join("conmon.pid"))?;
+    see(
+        "the restored init's parent is conmon",
+        (stat_fields(i32::try_from(report.pid)?)?[1] == conmon.to_string()).to_string(),
+    );
+    while count()? == dumped {
+        ensure!(std::time::Instant::now() < deadline + Duration::from_secs(15), "no count after the restore");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    see("the count goes on from the dump", (count()? == dumped + 1).to_string());
+    engine.kill(&id, Signal::KILL, KillScope::Init).await?;
+    see("a SIGKILL's exit", format!("{:?}", waited(&engine, &id).await?));
+    see("the exit file", std::fs::read_to_string(side.exit_file(&id))?);
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
 /// A container with a terminal, and one whose log is bounded: what each log keeps.
 async fn terminal_and_bounded_log(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     let id = side.id("tty");
@@ -305,9 +436,12 @@ async fn observe(name: &'static str, conmon: PathBuf, runc: &Path) -> anyhow::Re
         version(&mut side, &mut seen).await.context("--version")?;
         exit_7(&mut side, &mut seen).await.context("exit 7")?;
         killed(&mut side, &mut seen).await.context("SIGKILL")?;
+        real_time_signal(&mut side, &mut seen).await.context("a real-time signal")?;
         terminal_and_bounded_log(&mut side, &mut seen).await.context("terminal and bounded log")?;
         other_log_drivers(&mut side, &mut seen).await.context("other log drivers")?;
-        refused(&mut side, &mut seen).await.context("a taken id")
+        refused(&mut side, &mut seen).await.context("a taken id")?;
+        execs(&mut side, &mut seen).await.context("background execs")?;
+        restored(&mut side, &mut seen).await.context("a restore")
     }
     .await;
     if outcome.is_err() {

@@ -4,14 +4,15 @@
 //! Every backend crate (and testkit, for plugins) has a `conformance` test binary that registers
 //! the backend's cases for its fake and, through the gate, for its real runtime, and an `engine`
 //! test binary that registers the engine's cases once per monitor: `<backend>+direct` (the
-//! embedding process supervises) for every subject, `<backend>+conmon` for a real runtime. This
-//! task runs them all and reads the outcome of each `conformance::<subject>::<case>` back into a
-//! table of cases by subject, so the columns are backend × monitor (`runc+conmon`,
-//! `runc-fake+direct`) beside the backend-only columns (`runc`, `runc-fake`), whose cases drive
-//! the runtime without a monitor. Real runtimes and conmon that are missing show as skipped with
-//! the gate's reason; named in `REQUIRE_REAL_RUNTIMES` they fail instead, and a case that needs
-//! what its monitor cannot do is skipped with the monitor's reason. It builds what the suite
-//! loads first, so it works as the first command on a fresh clone.
+//! embedding process supervises) and `<backend>+conmon` for every subject (a fake runtime under
+//! the fake conmon, a real one under the real conmon). This task runs them all and reads the
+//! outcome of each `conformance::<subject>::<case>` back into a table of cases by subject, so
+//! the columns are backend × monitor (`runc+conmon`, `runc-fake+direct`) beside the
+//! backend-only columns (`runc`, `runc-fake`), whose cases drive the runtime without a monitor.
+//! Real runtimes and conmon that are missing show as skipped with the gate's reason; named in
+//! `REQUIRE_REAL_RUNTIMES` they fail instead, and a case that needs what its monitor cannot do
+//! is skipped with the monitor's reason. It builds what the suite loads first, so it works as
+//! the first command on a fresh clone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};

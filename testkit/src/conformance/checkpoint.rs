@@ -146,7 +146,7 @@ fn runtime_refused<T: std::fmt::Debug>(
 }
 
 async fn counter_continues(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.lacks(Capability::Restore) {
+    if let Some(lacking) = env.cannot_supervise_a_restore() {
         return lacking;
     }
     let engine = env.engine()?;
@@ -214,7 +214,7 @@ async fn counter_continues(env: &mut Env) -> CaseResult {
 /// pair restores, and (with CRIU's statistics) the second dump writes fewer pages than a full
 /// one of the same container.
 async fn pre_checkpoint_chain(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.lacks(Capability::Restore) {
+    if let Some(lacking) = env.cannot_supervise_a_restore() {
         return lacking;
     }
     match verdict(env, "restore").await? {
@@ -302,7 +302,7 @@ const CHANGER: &str = "echo made-after-start > added; rm doomed; \
                        i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count; sleep 0.1; done; exit 3";
 
 async fn export_and_import(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.lacks(Capability::Restore) {
+    if let Some(lacking) = env.cannot_supervise_a_restore() {
         return lacking;
     }
     match verdict(env, "restore").await? {

@@ -34,7 +34,7 @@ use runtime_core::{CliBackend, DirectMonitor, HostCheck, Monitor, OciBackend, Ru
 
 pub use env::Env;
 
-use crate::fake::Flavour;
+use crate::fake::{FakeConmon, Flavour};
 use crate::gate::{self, Gate};
 use crate::harness::{CaseResult, Ran, Suite};
 
@@ -160,12 +160,12 @@ pub fn register(suite: &mut Suite, subject: &Subject) {
 }
 
 /// Adds the engine's cases for `subject` with each monitor to `suite`, named
-/// `conformance::<subject>+<monitor>::<case>`: with the direct monitor always, and for a real
-/// runtime with conmon too, gated on the runtime and then on conmon (missing: skipped with the
-/// reason, or failed when `REQUIRE_REAL_RUNTIMES` names `conmon`). A fake under conmon waits
-/// for a fake conmon. They belong in a test binary of their own: a process that supervises
-/// containers directly is a child subreaper while it creates them, and would adopt the
-/// detached execs the backend cases make.
+/// `conformance::<subject>+<monitor>::<case>`: with the direct monitor, and with conmon: for a
+/// real runtime the real conmon, gated on the runtime and then on conmon (missing: skipped with
+/// the reason, or failed when `REQUIRE_REAL_RUNTIMES` names `conmon`); for a fake the fake conmon
+/// (`crate::fake_conmon`), which needs nothing installed. They belong in a test binary of their
+/// own: a process that supervises containers directly is a child subreaper while it creates
+/// them, and would adopt the detached execs the backend cases make.
 pub fn register_engine(suite: &mut Suite, subject: &Subject) {
     SUBJECTS.lock().unwrap_or_else(|p| p.into_inner()).push(subject.clone());
     let cases = || {
@@ -178,37 +178,46 @@ pub fn register_engine(suite: &mut Suite, subject: &Subject) {
             .collect::<Vec<_>>()
     };
     add_under(suite, subject, Monitoring::Chosen(MonitorChoice::Direct), cases());
-    if let Setup::Real(_) = subject.setup {
-        add_under(suite, subject, Monitoring::RealConmon, cases());
-    }
+    let conmon = match subject.setup {
+        Setup::Fake(_) => Monitoring::FakeConmon,
+        Setup::Real(_) => Monitoring::RealConmon,
+    };
+    add_under(suite, subject, conmon, cases());
 }
 
-/// The monitor a registered case gets. A fake conmon, once there, is
-/// `Monitoring::Chosen(MonitorChoice::Conmon(<its path>))`.
+/// The monitor a registered case gets.
 #[derive(Debug, Clone)]
 enum Monitoring {
     /// This one.
     Chosen(MonitorChoice),
     /// The real conmon, through the gate when the case runs.
     RealConmon,
+    /// A fake conmon of its own for each case (`fake-conmon`, this test binary under conmon's
+    /// name), over the subject's fake runtime: no binary needed on the machine.
+    FakeConmon,
 }
 
 impl Monitoring {
     fn label(&self) -> &'static str {
         match self {
             Monitoring::Chosen(choice) => choice.label(),
-            Monitoring::RealConmon => CONMON,
+            Monitoring::RealConmon | Monitoring::FakeConmon => CONMON,
         }
     }
 
-    /// The monitor, or how the case ends when the gate keeps its binary out.
-    fn choose(self) -> Result<MonitorChoice, CaseResult> {
+    /// The monitor, with the fake conmon it runs (kept until the case ends), or how the case
+    /// ends when the gate keeps its binary out.
+    fn choose(self) -> Result<(MonitorChoice, Option<FakeConmon>), CaseResult> {
         match self {
-            Monitoring::Chosen(choice) => Ok(choice),
+            Monitoring::Chosen(choice) => Ok((choice, None)),
             Monitoring::RealConmon => match gate::real_runtime(CONMON, &[]) {
-                Gate::Open(conmon) => Ok(MonitorChoice::Conmon(conmon.binary)),
+                Gate::Open(conmon) => Ok((MonitorChoice::Conmon(conmon.binary), None)),
                 Gate::Skip(reason) => Err(Ok(Ran::Skipped(reason))),
                 Gate::Fail(reason) => Err(Err(anyhow::anyhow!(reason))),
+            },
+            Monitoring::FakeConmon => match FakeConmon::new() {
+                Ok(fake) => Ok((MonitorChoice::Conmon(fake.binary()), Some(fake))),
+                Err(err) => Err(Err(err.context("setting up the fake conmon"))),
             },
         }
     }
@@ -248,7 +257,7 @@ fn add_named(
         let test_name = format!("conformance::{label}::{name}");
         let run = move |real| async move {
             match monitoring.choose() {
-                Ok(monitor) => env::run(subject, real, monitor, case).await,
+                Ok((monitor, _fake_conmon)) => env::run(subject, real, monitor, case).await,
                 Err(not_here) => not_here,
             }
         };

@@ -2,10 +2,12 @@
 //! monitor's create, wait and clean-up paths, and its answers to a broken conmon, can be tested
 //! on any machine and on demand. `tests/conmon_differential.rs` holds it to the real conmon.
 //!
-//! What it does, in conmon's order (`src/conmon.c`), for the command line `ConmonMonitor`
-//! builds (`--api-version 1 -c -u -n -r -b -p -P --exit-dir --persist-dir --socket-dir-path
-//! -l ... [--log-size-max N] [--runtime-arg ...] [--no-pivot] [--no-new-keyring] [-t]`; any
-//! other option is refused):
+//! What it does, in conmon's order (`src/conmon.c`), for the command lines `ConmonMonitor`
+//! builds: a create (`--api-version 1 -c -u -n -r -b -p -P --exit-dir --persist-dir
+//! --socket-dir-path -l ... [--log-size-max N] [--runtime-arg ...] [--no-pivot]
+//! [--no-new-keyring] [-t]`), the same with `--restore IMAGES [--runtime-opt ...]`, and a
+//! background exec (`--api-version 1 -c -u -r -p -P --exit-dir --persist-dir -l ... -e
+//! --exec-process-spec SPEC [-T SECONDS]`, no bundle); any other option is refused:
 //!
 //! 0. with `--version` among the options, prints what 2.1.6 prints ([`VERSION_OUTPUT`]) and
 //!    exits 0, before anything else (`ConmonMonitor` asks once, before its first create);
@@ -17,19 +19,23 @@
 //! 3. makes what conmon makes for attach: the link `<socket dir>/<cuuid>` to the bundle, the
 //!    `attach` socket and the `ctl` and `winsz` fifos in the bundle (none of them is served);
 //! 4. runs `<runtime> <runtime args> create --bundle B --pid-file P [--no-pivot]
-//!    [--no-new-keyring] [--console-socket S] <id>` with stdin `/dev/null` and stdout and stderr
-//!    on pipes (with `-t`, the terminal's master the runtime sends over the console socket is
-//!    stdout);
+//!    [--no-new-keyring] <runtime opts> [--console-socket S] <id>`, for a restore `restore` with
+//!    `--detach --image-path IMAGES --work-path B` after the create's flags, for an exec
+//!    `exec --pid-file P --process SPEC --detach <runtime opts> <id>`, with stdin `/dev/null`
+//!    and stdout and stderr on pipes (with `-t`, the terminal's master the runtime sends over
+//!    the console socket is stdout);
 //! 5. answers on the sync pipe (`_OCI_SYNCPIPE`): `{"data": <pid>}` with the pid the runtime
 //!    wrote, or, when the runtime failed, `{"data": -1, "message": "<its stderr>"}` (nothing when
 //!    it said nothing, as 2.1.6) and exits 1;
-//! 6. logs the container's output until its init exits, then what is left in the pipes, and
-//!    writes the exit (decimal, 128 + the signal, no newline, by a rename) to
+//! 6. logs the container's output until its init (or the exec'd process) exits, then what is
+//!    left in the pipes, or, when `-T` expires first, kills the process's group and takes `-1`
+//!    as the exit; writes the exit (decimal, 128 + the signal, no newline, by a rename) to
 //!    `<persist dir>/exit` and then `<exit dir>/<id>`, removes the attach socket (through the
 //!    link, which stays) and exits.
 //!
-//! Not imitated: OOM records (`oom`), attach and the control fifos' protocol, exec, restore,
-//! and every option `ConmonMonitor` does not pass. Faults on demand: `faults.rs`.
+//! Not imitated: OOM records (`oom`), attach and the control fifos' protocol, an exec's second
+//! sync message (its exit, which the exit files carry too), and every option `ConmonMonitor`
+//! does not pass. Faults on demand: `faults.rs`.
 //!
 //! It runs as the `fake-conmon` binary, or as a harness test binary linked under the name
 //! `conmon` ([`crate::fake::FakeConmon`]).
@@ -51,7 +57,6 @@ use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sys::signal::{Signal, raise};
 use nix::sys::socket::{AddressFamily, Backlog, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr};
 use nix::sys::stat::Mode;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 use tokio::io::unix::AsyncFd;
 
@@ -85,7 +90,12 @@ struct Options {
     cuuid: String,
     runtime: PathBuf,
     runtime_args: Vec<OsString>,
-    bundle: PathBuf,
+    /// `--runtime-opt`s, put after the runtime command's own flags.
+    runtime_opts: Vec<OsString>,
+    /// What the runtime is run for.
+    action: Action,
+    /// `-b`; an exec has none (and then no attach nodes).
+    bundle: Option<PathBuf>,
     container_pid_file: PathBuf,
     conmon_pid_file: Option<PathBuf>,
     exit_dir: Option<PathBuf>,
@@ -96,6 +106,19 @@ struct Options {
     no_pivot: bool,
     no_new_keyring: bool,
     terminal: bool,
+    /// `-T`: seconds after which the process is killed with its process group.
+    timeout: Option<u64>,
+}
+
+/// What conmon runs the runtime for.
+#[derive(Debug, PartialEq, Eq)]
+enum Action {
+    /// `create`.
+    Create,
+    /// `--restore IMAGES`: `restore --detach --image-path IMAGES --work-path <bundle>`.
+    Restore(PathBuf),
+    /// `-e --exec-process-spec SPEC`: `exec --pid-file P --process SPEC --detach`.
+    Exec(PathBuf),
 }
 
 /// What the command line asks for.
@@ -109,8 +132,9 @@ enum Request {
 impl Options {
     fn parse(args: &[OsString]) -> Result<Request, String> {
         let mut values: Vec<(&str, &OsStr)> = Vec::new();
-        let mut runtime_args = Vec::new();
+        let (mut runtime_args, mut runtime_opts) = (Vec::new(), Vec::new());
         let (mut no_pivot, mut no_new_keyring, mut terminal, mut version) = (false, false, false, false);
+        let mut exec = false;
         let mut tokens = args.iter();
         while let Some(token) = tokens.next() {
             let name = token.to_str().ok_or_else(|| format!("unknown option {token:?}"))?;
@@ -119,13 +143,30 @@ impl Options {
                 "--no-new-keyring" => no_new_keyring = true,
                 "-t" | "--terminal" => terminal = true,
                 "--version" => version = true,
-                "--api-version" | "-c" | "-u" | "-n" | "-r" | "-b" | "-p" | "-P" | "--exit-dir" | "--persist-dir"
-                | "--socket-dir-path" | "-l" | "--log-size-max" | "--runtime-arg" => {
+                "-e" | "--exec" => exec = true,
+                "--api-version"
+                | "-c"
+                | "-u"
+                | "-n"
+                | "-r"
+                | "-b"
+                | "-p"
+                | "-P"
+                | "--exit-dir"
+                | "--persist-dir"
+                | "--socket-dir-path"
+                | "-l"
+                | "--log-size-max"
+                | "--runtime-arg"
+                | "--runtime-opt"
+                | "--exec-process-spec"
+                | "--restore"
+                | "-T" => {
                     let value = tokens.next().ok_or_else(|| format!("{name} needs a value"))?;
-                    if name == "--runtime-arg" {
-                        runtime_args.push(value.clone());
-                    } else {
-                        values.push((name, value));
+                    match name {
+                        "--runtime-arg" => runtime_args.push(value.clone()),
+                        "--runtime-opt" => runtime_opts.push(value.clone()),
+                        _ => values.push((name, value)),
                     }
                 }
                 other => return Err(format!("unknown option {other}")),
@@ -153,12 +194,30 @@ impl Options {
             None => None,
         };
         let path = |name: &str| value(name).map(PathBuf::from);
+        // conmon's own refusals (`process_cli`).
+        let action = match (exec, path("--restore"), path("--exec-process-spec")) {
+            (true, Some(_), _) => return Err("Cannot use 'exec' and 'restore' at the same time".into()),
+            (true, None, None) => return Err("Exec process spec path not provided. Use --exec-process-spec".into()),
+            (true, None, Some(spec)) => Action::Exec(spec),
+            (false, Some(images), _) => Action::Restore(images),
+            (false, None, _) => Action::Create,
+        };
+        let bundle = match action {
+            Action::Exec(_) => path("-b"),
+            Action::Create | Action::Restore(_) => Some(required("-b")?.into()),
+        };
+        let timeout = match value("-T") {
+            Some(seconds) => Some(seconds.to_str().and_then(|s| s.parse().ok()).ok_or("-T takes seconds")?),
+            None => None,
+        };
         Ok(Request::Run(Box::new(Options {
             cid: text("-c")?,
             cuuid: text("-u")?,
             runtime: required("-r")?.into(),
             runtime_args,
-            bundle: required("-b")?.into(),
+            runtime_opts,
+            action,
+            bundle,
             container_pid_file: required("-p")?.into(),
             conmon_pid_file: path("-P"),
             exit_dir: path("--exit-dir"),
@@ -169,6 +228,7 @@ impl Options {
             no_pivot,
             no_new_keyring,
             terminal,
+            timeout: timeout.filter(|seconds| *seconds > 0),
         })))
     }
 }
@@ -354,8 +414,11 @@ impl Daemon<'_> {
     /// the `ctl` and `winsz` fifos, as conmon makes them unless it logs by passthrough. Returns
     /// the socket, which conmon removes when it ends (the link and the fifos stay).
     fn make_attach_nodes(&self) -> Result<Option<AttachSocket>, String> {
-        let (Some(socket_dir), false) = (&self.options.socket_dir, self.passthrough()) else { return Ok(None) };
-        let bundle = &self.options.bundle;
+        let (Some(socket_dir), Some(bundle), false) =
+            (&self.options.socket_dir, &self.options.bundle, self.passthrough())
+        else {
+            return Ok(None);
+        };
         let link = socket_dir.join(&self.options.cuuid);
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(bundle, &link).map_err(|err| format!("symlink {}: {err}", link.display()))?;
@@ -441,18 +504,36 @@ impl Daemon<'_> {
         Ok(u8::try_from(exit & 0xff).unwrap_or(255))
     }
 
-    /// The runtime's `create`, as conmon's `configure_runtime_args` spells it.
+    /// The runtime's `create`, `restore` or `exec`, as conmon's `configure_runtime_args` spells
+    /// them.
     fn runtime_command(&self, console: Option<&ConsoleSocket>) -> Command {
         let options = &self.options;
         let mut command = Command::new(&options.runtime);
-        command.args(&options.runtime_args).arg("create").arg("--bundle").arg(&options.bundle);
-        command.arg("--pid-file").arg(&options.container_pid_file);
-        if options.no_pivot {
-            command.arg("--no-pivot");
+        command.args(&options.runtime_args);
+        match (&options.action, &options.bundle) {
+            (Action::Exec(spec), _) => {
+                command.arg("exec").arg("--pid-file").arg(&options.container_pid_file);
+                command.arg("--process").arg(spec).arg("--detach");
+                if options.terminal {
+                    command.arg("--tty");
+                }
+            }
+            (Action::Create | Action::Restore(_), bundle) => {
+                let bundle = bundle.as_deref().unwrap_or(Path::new("."));
+                let verb = if let Action::Restore(_) = options.action { "restore" } else { "create" };
+                command.arg(verb).arg("--bundle").arg(bundle).arg("--pid-file").arg(&options.container_pid_file);
+                if options.no_pivot {
+                    command.arg("--no-pivot");
+                }
+                if options.no_new_keyring {
+                    command.arg("--no-new-keyring");
+                }
+                if let Action::Restore(images) = &options.action {
+                    command.arg("--detach").arg("--image-path").arg(images).arg("--work-path").arg(bundle);
+                }
+            }
         }
-        if options.no_new_keyring {
-            command.arg("--no-new-keyring");
-        }
+        command.args(&options.runtime_opts);
         if let Some(console) = console {
             command.arg("--console-socket").arg(&console.path);
         }
@@ -461,17 +542,39 @@ impl Daemon<'_> {
     }
 
     /// Logs the container's output until its init `pid` exits and then what is left in the
-    /// streams; returns the exit as conmon records it: the code, or 128 + the signal.
+    /// streams; returns the exit as conmon records it: the code, or 128 + the signal. When `-T`
+    /// expires first, the process's group is killed (the process alone if its group is 1's),
+    /// nothing more is logged, and the exit is conmon's `-1`.
     fn log_until_exit(&mut self, pid: Pid, outputs: Outputs) -> Result<i32, String> {
-        let runtime =
-            tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(|err| format!("tokio: {err}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|err| format!("tokio: {err}"))?;
         let log = &mut self.log;
+        let timeout = self.options.timeout.map(std::time::Duration::from_secs);
         runtime.block_on(async move {
             let (mut stdout, mut stderr) = (watch(outputs.stdout)?, watch(outputs.stderr)?);
             let mut exited = std::pin::pin!(tokio::task::spawn_blocking(move || wait_for(pid)));
+            let mut expired = std::pin::pin!(async move {
+                match timeout {
+                    Some(timeout) => tokio::time::sleep(timeout).await,
+                    None => std::future::pending().await,
+                }
+            });
             let exit = loop {
                 tokio::select! {
                     exit = &mut exited => break exit.map_err(|err| format!("waiting for the container: {err}"))??,
+                    () = &mut expired => {
+                        match nix::unistd::getpgid(Some(pid)) {
+                            Ok(group) if group.as_raw() > 1 => nix::sys::signal::killpg(group, Signal::SIGKILL),
+                            _ => nix::sys::signal::kill(pid, Signal::SIGKILL),
+                        }
+                        .map_err(|errno| format!("killing {pid} on the timeout: {errno}"))?;
+                        // Reaped, so that it does not linger as a zombie of whoever adopts it.
+                        let _ = exited.await;
+                        return Ok(-1);
+                    }
                     read = next_chunk(stdout.as_ref()) => keep(log, Stream::Stdout, &mut stdout, read),
                     read = next_chunk(stderr.as_ref()) => keep(log, Stream::Stderr, &mut stderr, read),
                 }
@@ -530,7 +633,7 @@ async fn next_chunk(source: Option<&AsyncFd<OwnedFd>>) -> std::io::Result<Vec<u8
                 return Ok(buffer);
             }
             // A terminal whose every slave is closed reads EIO: that is its end.
-            Ok(Err(err)) if err.raw_os_error() == Some(nix::libc::EIO) => return Ok(Vec::new()),
+            Ok(Err(err)) if err.raw_os_error() == Some(libc::EIO) => return Ok(Vec::new()),
             Ok(Err(err)) => return Err(err),
             Err(_would_block) => continue,
         }
@@ -564,24 +667,33 @@ fn read_available(fd: &OwnedFd) -> Vec<u8> {
 }
 
 /// Waits for the container's init (this process's child, as the subreaper it was handed to).
+/// The raw status is read, as conmon's `get_exit_status` reads it: nix's `waitpid` refuses a
+/// death by a real-time signal, which has no `Signal` of its own.
 fn wait_for(pid: Pid) -> Result<i32, String> {
+    let mut status = 0;
     loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(128 + signal as i32),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(errno) => return Err(format!("waiting for the container init {pid}: {errno}")),
+        // SAFETY: `waitpid` writes one int through a pointer to a live local.
+        if unsafe { libc::waitpid(pid.as_raw(), &mut status, 0) } == pid.as_raw() {
+            if libc::WIFEXITED(status) {
+                return Ok(libc::WEXITSTATUS(status));
+            }
+            if libc::WIFSIGNALED(status) {
+                return Ok(128 + libc::WTERMSIG(status));
+            }
+            continue;
+        }
+        match nix::errno::Errno::last() {
+            nix::errno::Errno::EINTR => {}
+            errno => return Err(format!("waiting for the container init {pid}: {errno}")),
         }
     }
 }
 
 /// Reaps whatever else was handed to this subreaper and has ended, as conmon's `reap_children`.
 fn reap_orphans() {
-    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
-    }
+    let mut status = 0;
+    // SAFETY: as in `wait_for`.
+    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
 }
 
 /// The socket the runtime sends a terminal's master over (conmon's `setup_console_socket`), in
@@ -644,8 +756,26 @@ mod tests {
         assert_eq!(options.log, LogDriver::K8sFile("/d/ctr.log".into()));
         assert_eq!(options.log_size_max, Some(10));
         assert!(options.no_pivot && options.terminal && !options.no_new_keyring);
-        assert!(Options::parse(&words(&format!("{line} --restore /img"))).is_err());
+        assert!(Options::parse(&words(&format!("{line} --bogus"))).is_err());
         assert!(Options::parse(&words("-c c1 -u c1 -r /r -b /b -p /p -l none")).is_err(), "no api version");
+    }
+
+    #[test]
+    fn a_restore_and_an_exec_parse_and_conmons_own_refusals_hold() {
+        let common = "--api-version 1 -c c1 -u e1 -r /usr/sbin/runc -p /d/pidfile -l k8s-file:/d/exec.log";
+        let Ok(Request::Run(exec)) = Options::parse(&words(&format!("{common} -e --exec-process-spec /d/p.json -T 2")))
+        else {
+            panic!("an exec")
+        };
+        assert_eq!((exec.action, exec.bundle, exec.timeout), (Action::Exec("/d/p.json".into()), None, Some(2)));
+        let restore = format!("{common} -b /b --restore /img --runtime-opt --tcp-established");
+        let Ok(Request::Run(restore)) = Options::parse(&words(&restore)) else { panic!("a restore") };
+        assert_eq!(restore.action, Action::Restore("/img".into()));
+        assert_eq!(restore.runtime_opts, words("--tcp-established"));
+        // conmon 2.1.6's `process_cli`.
+        for refused in [format!("{common} -e"), format!("{common} -e --exec-process-spec /p --restore /img")] {
+            assert!(Options::parse(&words(&refused)).is_err(), "{refused}");
+        }
     }
 
     #[test]
