@@ -31,7 +31,8 @@ use testkit::gate::{self, Gate, Lacking};
 use testkit::harness::{CaseResult, Ran};
 
 /// Counts until a `stop` file appears in its working directory, then exits 3.
-const COUNTER: &str = "i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count; sleep 0.1; done; exit 3";
+const COUNTER: &str =
+    "i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count.new; mv count.new count; sleep 0.1; done; exit 3";
 
 /// One case: runc with its own root, an engine root, the bundles and ids it made.
 struct Env {

@@ -9,7 +9,7 @@ use runtime_core::oci_spec::runtime::{LinuxMemoryBuilder, LinuxNamespaceType, Ro
 use crate::gate::static_busybox;
 
 /// The busybox applets linked into the rootfs.
-const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "true", "false", "ls", "ps", "kill", "id", "env", "wc"];
+const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "true", "false", "ls", "ps", "kill", "id", "env", "wc", "mv"];
 
 /// A bundle that is removed when dropped.
 #[derive(Debug)]

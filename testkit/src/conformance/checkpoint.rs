@@ -3,8 +3,9 @@
 //! root filesystem's changes), and hostile archives refused.
 //!
 //! The counter is the evidence that memory survived: a shell loop counts in a variable and
-//! writes the count to a file in its working directory, which the case reads through
-//! `/proc/<pid>/cwd` (a fact of the process itself, whatever root it runs in). A restarted
+//! writes the count to a file in its working directory (by a rename, so that a checkpoint never
+//! catches it half written), which the case reads through `/proc/<pid>/cwd` (a fact of the
+//! process itself, whatever root it runs in). A restarted
 //! process would count from 1 again.
 //!
 //! A runtime that cannot checkpoint or restore must refuse before anything runs: those cases
@@ -37,7 +38,8 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
 }
 
 /// Counts until a `stop` file appears in its working directory, then exits 3.
-const COUNTER: &str = "i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count; sleep 0.1; done; exit 3";
+const COUNTER: &str =
+    "i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count.new; mv count.new count; sleep 0.1; done; exit 3";
 
 /// The count the process `pid` last wrote.
 fn count_of(pid: u32) -> Option<u32> {
@@ -299,7 +301,7 @@ async fn leave_running(env: &mut Env) -> CaseResult {
 /// A file the container writes and a file it deletes after it starts: the root filesystem's
 /// changes an export must carry.
 const CHANGER: &str = "echo made-after-start > added; rm doomed; \
-                       i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count; sleep 0.1; done; exit 3";
+                       i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count.new; mv count.new count; sleep 0.1; done; exit 3";
 
 async fn export_and_import(env: &mut Env) -> CaseResult {
     if let Some(lacking) = env.cannot_supervise_a_restore() {
