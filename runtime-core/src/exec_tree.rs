@@ -175,6 +175,10 @@ fn wait_ended(pidfds: &[OwnedFd], deadline: Instant) -> bool {
 /// A dropped one cannot wait: its `Drop` sends SIGKILL to every process it finds (a scan of
 /// `/proc` and a few signals, no waiting), and a thread of its own finishes the work (more
 /// rounds, for processes forked meanwhile), off the caller's executor.
+///
+/// Out of reach: a call given up before the runtime wrote the pid file. The runtimes start the
+/// process first and write its pid after (runc's `exec` does), so for that moment nothing names
+/// it; the runtime is killed with the call, and a process it had started already runs on.
 #[derive(Debug)]
 pub(crate) struct UnfinishedExec {
     pid_file: PathBuf,

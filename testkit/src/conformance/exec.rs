@@ -172,10 +172,24 @@ async fn dropped_exec_ends_the_tree(env: &mut Env) -> CaseResult {
     let (id, init) = running(env, &engine, "exec-dropped").await?;
     let duration = unique_duration();
     let script = process(["sh", "-c", &tree_script(duration)]);
-    let mut exec = Box::pin(engine.exec(&id, &script, ExecOptions::default()));
+    // Dropped once the runtime has said which process it started (its pid file): before that,
+    // nothing names the exec's processes, and a runtime killed then may have started one.
+    let scratch = tempfile::tempdir()?;
+    let pid_file = scratch.path().join("exec.pid");
+    let options = ExecOptions { pid_file: Some(pid_file.clone()), ..ExecOptions::default() };
+    let mut exec = Box::pin(engine.exec(&id, &script, options));
+    let started = async {
+        until_sleeping(duration, 4).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&pid_file).map_or(true, |pid| pid.trim().is_empty()) {
+            ensure!(Instant::now() < deadline, "the runtime wrote no pid file {}", pid_file.display());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        anyhow::Ok(())
+    };
     tokio::select! {
         outcome = &mut exec => bail!("the exec ended on its own: {outcome:?}"),
-        started = until_sleeping(duration, 4) => started.context("while the exec ran")?,
+        started = started => started.context("while the exec ran")?,
     }
     drop(exec);
     only_the_init_is_left(env, &id, init, duration).await?;
