@@ -7,7 +7,8 @@
 //! The expected output is the shell's: what each container's script prints, written out in
 //! the case; a terminal's size is what `stty size` inside it says.
 
-use std::ffi::OsStr;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use runtime_core::{
     RuntimeFamily, Signal, StateRoot, TerminalSize,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
-use testkit::gate::{self, Gate, RealRuntime};
+use testkit::gate::RealRuntime;
 use testkit::harness::{CaseResult, Ran};
 
 /// How long any one step may take before the case fails instead of hanging.
@@ -90,41 +91,10 @@ impl Env {
         Ok(link)
     }
 
-    /// Nothing of the case is left: no process naming one of its ids, no zombie child, no
-    /// container in the runtime, nothing under the engine's state root, no node conmon made
-    /// in a bundle.
+    /// Nothing of the case is left (see the support module).
     async fn check_nothing_left(&self) -> anyhow::Result<()> {
-        for id in &self.ids {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
-                if live.is_empty() {
-                    break;
-                }
-                ensure!(Instant::now() < deadline, "processes naming {id} are still there: {live:?}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        let zombies = zombie_children();
-        ensure!(zombies.is_empty(), "zombie children of the test process: {zombies:?}");
-        let listed = self.backend.list().await?;
-        ensure!(listed.is_empty(), "containers left in the runtime: {listed:?}");
-        for dir in ["containers", "exits", "locks"] {
-            let path = self.engine_root.path().join("state").join(dir);
-            let left: Vec<_> = match std::fs::read_dir(&path) {
-                Ok(entries) => entries.flatten().map(|entry| entry.file_name()).collect(),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(err) => return Err(err.into()),
-            };
-            ensure!(left.is_empty(), "left in {}: {left:?}", path.display());
-        }
-        for bundle in &self.bundles {
-            for node in ["attach", "ctl", "winsz"] {
-                let path = bundle.path().join(node);
-                ensure!(path.symlink_metadata().is_err(), "{} is left", path.display());
-            }
-        }
-        Ok(())
+        let state = self.engine_root.path().join("state");
+        support::check_nothing_left(&self.backend, &state, &self.ids, &self.bundles, Duration::ZERO).await
     }
 
     /// Removes what a failed case left, so the next case starts clean.
@@ -137,22 +107,6 @@ impl Env {
             }
         }
     }
-}
-
-/// Children of this process that have exited and were not reaped.
-fn zombie_children() -> Vec<i32> {
-    let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            let fields: Vec<&str> =
-                stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
-        })
-        .collect()
 }
 
 /// `step`, or a failure naming `what` when it takes longer than [`STEP`].
@@ -502,16 +456,7 @@ fn cases() -> Vec<(&'static str, Case)> {
     ]
 }
 
-fn families() -> Vec<Arc<dyn RuntimeFamily>> {
-    vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
-}
-
-async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, case: Case) -> CaseResult {
-    let runtime = match gate::real_runtime(family.name(), &family.host_checks()) {
-        Gate::Open(runtime) => runtime,
-        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
-        Gate::Fail(reason) => bail!("{reason}"),
-    };
+async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, runtime: RealRuntime, case: Case) -> CaseResult {
     let mut env = Env::new(family, runtime, conmon.binary).await?;
     let outcome = case(&mut env).await;
     if outcome.is_err() {
@@ -523,13 +468,19 @@ async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, case: Cas
     Ok(Ran::Passed)
 }
 
+fn families() -> Vec<Arc<dyn RuntimeFamily>> {
+    vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
+}
+
 fn main() -> ExitCode {
     testkit::harness::main(|suite| {
         for family in families() {
             for (name, case) in cases() {
-                let family = family.clone();
                 let label = format!("conmon::{}::{name}", family.name());
-                suite.gated(label, "conmon", Vec::new(), move |conmon| run_case(family, conmon, case));
+                let runs = family.clone();
+                suite.gated_under(label, "conmon", family.clone(), move |conmon, runtime| {
+                    run_case(runs, conmon, runtime, case)
+                });
             }
         }
     })

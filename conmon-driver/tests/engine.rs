@@ -11,7 +11,8 @@
 //! The expected exit codes are the shell's (`exit 9`); the exit file is read raw, as conmon
 //! wrote it.
 
-use std::ffi::OsStr;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use runtime_core::{
     RuntimeFamily, StateRoot,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
-use testkit::gate::{self, Gate, RealRuntime};
+use testkit::gate::RealRuntime;
 use testkit::harness::{CaseResult, Ran};
 
 /// One case against conmon and a runtime.
@@ -87,37 +88,10 @@ impl Env {
         self.engine_root.path().join("state/exits").join(id.as_str())
     }
 
-    /// Nothing of the case is left: no process naming one of its ids (conmon, the runtime, the
-    /// container), no zombie child of this process, no container in the runtime, nothing under
-    /// the engine's state root, no node conmon made in a bundle.
+    /// Nothing of the case is left (see the support module).
     async fn check_nothing_left(&self) -> anyhow::Result<()> {
-        for id in &self.ids {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
-                if live.is_empty() {
-                    break;
-                }
-                ensure!(Instant::now() < deadline, "processes naming {id} are still there: {live:?}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        let zombies = zombie_children();
-        ensure!(zombies.is_empty(), "zombie children of the test process: {zombies:?}");
-        let listed = self.backend.list().await?;
-        ensure!(listed.is_empty(), "containers left in the runtime: {listed:?}");
-        for dir in ["containers", "exits", "locks"] {
-            let path = self.engine_root.path().join("state").join(dir);
-            let left: Vec<_> = std::fs::read_dir(&path)?.flatten().map(|entry| entry.file_name()).collect();
-            ensure!(left.is_empty(), "left in {}: {left:?}", path.display());
-        }
-        for bundle in &self.bundles {
-            for node in ["attach", "ctl", "winsz"] {
-                let path = bundle.path().join(node);
-                ensure!(path.symlink_metadata().is_err(), "{} is left", path.display());
-            }
-        }
-        Ok(())
+        let state = self.engine_root.path().join("state");
+        support::check_nothing_left(&self.backend, &state, &self.ids, &self.bundles, Duration::ZERO).await
     }
 
     /// Removes what a failed case left, so the next case starts clean.
@@ -132,10 +106,6 @@ impl Env {
 async fn connect(family: Arc<dyn RuntimeFamily>, binary: &Path, root: &Path) -> anyhow::Result<CliBackend> {
     let config = RuntimeConfig::default().binary(binary).root(root);
     CliBackend::connect(family, config).await.context("connecting the runtime")
-}
-
-fn families() -> Vec<Arc<dyn RuntimeFamily>> {
-    vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
 }
 
 /// Set (to the JSON of what to do) for a copy of this test binary that plays an embedding
@@ -159,23 +129,6 @@ fn embedder(job: &str) -> anyhow::Result<()> {
         engine.start(&id).await?;
         anyhow::Ok(())
     })
-}
-
-/// Children of this process that have exited and were not reaped.
-fn zombie_children() -> Vec<i32> {
-    let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            // After the command name in parentheses: state, ppid.
-            let fields: Vec<&str> =
-                stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
-        })
-        .collect()
 }
 
 /// The pid conmon wrote for container `id`, from its pid file in the engine's state root.
@@ -362,12 +315,7 @@ fn cases() -> Vec<(&'static str, Case)> {
     ]
 }
 
-async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, case: Case) -> CaseResult {
-    let runtime = match gate::real_runtime(family.name(), &family.host_checks()) {
-        Gate::Open(runtime) => runtime,
-        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
-        Gate::Fail(reason) => bail!("{reason}"),
-    };
+async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, runtime: RealRuntime, case: Case) -> CaseResult {
     let mut env = Env::new(family, runtime, conmon.binary).await?;
     let outcome = case(&mut env).await;
     let leftovers = env.check_nothing_left().await;
@@ -377,6 +325,10 @@ async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, case: Cas
     outcome?;
     leftovers.context("the case left something behind")?;
     Ok(Ran::Passed)
+}
+
+fn families() -> Vec<Arc<dyn RuntimeFamily>> {
+    vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
 }
 
 fn main() -> ExitCode {
@@ -392,9 +344,11 @@ fn main() -> ExitCode {
     testkit::harness::main(|suite| {
         for family in families() {
             for (name, case) in cases() {
-                let family = family.clone();
                 let label = format!("conmon::{}::{name}", family.name());
-                suite.gated(label, "conmon", Vec::new(), move |conmon| run_case(family, conmon, case));
+                let runs = family.clone();
+                suite.gated_under(label, "conmon", family.clone(), move |conmon, runtime| {
+                    run_case(runs, conmon, runtime, case)
+                });
             }
         }
     })

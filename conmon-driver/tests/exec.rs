@@ -12,6 +12,8 @@
 //! own `ps` of the container, read with the host's `/proc` (a zombie counts as ended: the
 //! container's init, a `sleep`, never reaps the orphans it adopts).
 
+mod support;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ use runtime_core::{
     ExecStdio, Exit, OciBackend, RuntimeConfig, RuntimeFamily, Signal, StateRoot, process,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
-use testkit::gate::{self, Gate, RealRuntime};
+use testkit::gate::RealRuntime;
 use testkit::harness::{CaseResult, Ran};
 
 /// One case against conmon and a runtime, with one running container (`sleep 1000`).
@@ -108,29 +110,11 @@ impl Env {
         std::fs::read_dir(execs).map(|dir| dir.flatten().map(|entry| entry.path()).collect()).unwrap_or_default()
     }
 
-    /// Deletes the container, then checks that nothing is left: no process naming it, no
-    /// zombie child of this process, no container in the runtime, nothing under the state root.
+    /// Deletes the container, then checks that nothing is left (see the support module).
     async fn delete_and_check_nothing_left(&self) -> anyhow::Result<()> {
         self.engine()?.delete(&self.id, DeleteMode::Force).await?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let live = testkit::procs::live_with_argument(OsStr::new(self.id.as_str()));
-            if live.is_empty() {
-                break;
-            }
-            ensure!(Instant::now() < deadline, "processes naming {} are still there: {live:?}", self.id);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let zombies = zombie_children();
-        ensure!(zombies.is_empty(), "zombie children of the test process: {zombies:?}");
-        let listed = self.backend.list().await?;
-        ensure!(listed.is_empty(), "containers left in the runtime: {listed:?}");
-        for dir in ["containers", "exits", "locks"] {
-            let path = self.state_root().join(dir);
-            let left: Vec<_> = std::fs::read_dir(&path)?.flatten().map(|entry| entry.file_name()).collect();
-            ensure!(left.is_empty(), "left in {}: {left:?}", path.display());
-        }
-        Ok(())
+        let ids = [self.id.clone()];
+        support::check_nothing_left(&self.backend, &self.state_root(), &ids, [&self.bundle], Duration::ZERO).await
     }
 }
 
@@ -138,10 +122,6 @@ impl Env {
 async fn connect(family: Arc<dyn RuntimeFamily>, binary: &Path, root: &Path) -> anyhow::Result<CliBackend> {
     let config = RuntimeConfig::default().binary(binary).root(root);
     CliBackend::connect(family, config).await.context("connecting the runtime")
-}
-
-fn families() -> Vec<Arc<dyn RuntimeFamily>> {
-    vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
 }
 
 /// Options of a background exec whose output goes to conmon's log.
@@ -172,22 +152,6 @@ fn alive(pid: u32) -> bool {
         .ok()
         .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
         .unwrap_or(false)
-}
-
-/// Children of this process that have exited and were not reaped.
-fn zombie_children() -> Vec<i32> {
-    let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            let fields: Vec<&str> =
-                stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
-        })
-        .collect()
 }
 
 /// A wait that fails the case instead of hanging it.
@@ -364,25 +328,13 @@ async fn a_lost_conmon_ends_the_wait_with_an_error(env: &Env) -> anyhow::Result<
     Ok(())
 }
 
-/// A stand-in for conmon, as a shell script that answers `--version` as conmon 2.1.6 does
-/// (the monitor asks before it runs an exec), else leaves `<script>.ran` behind and runs `body`
-/// (fd 3 is its sync pipe), for the answers real conmon does not give on demand.
-fn fake_conmon(dir: &Path, body: &str) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("conmon");
-    let version = "[ \"$1\" = --version ] && { printf 'conmon version 2.1.6\\ncommit: unknown\\n'; exit 0; }";
-    std::fs::write(&path, format!("#!/bin/sh\n{version}\ntouch \"$0.ran\"\n{body}\n"))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(path)
-}
-
 /// Starts a background exec through a stand-in for conmon that behaves as `body` says, into a
 /// container whose directory exists (as conmon's create leaves it) when `known`; returns the
 /// error, whether the stand-in ran, and checks that nothing of the exec is left and that a
 /// stand-in that wrote its working directory to `<script>.cwd` ran in the exec's directory.
 async fn exec_through_fake(body: &str, known: bool) -> anyhow::Result<(Error, bool)> {
     let dir = tempfile::tempdir()?;
-    let conmon = fake_conmon(dir.path(), body)?;
+    let conmon = testkit::fake::stand_in_conmon(dir.path(), body)?;
     let version = runtime_core::RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n")?;
     let config = RuntimeConfig::default().binary("/bin/false").root(dir.path().join("runtime"));
     let backend = Arc::new(CliBackend::with_version(Arc::new(Runc), config, "/bin/false".into(), version)?);
@@ -480,12 +432,7 @@ fn cases() -> Vec<(&'static str, Case)> {
     ]
 }
 
-async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, case: Case) -> CaseResult {
-    let runtime = match gate::real_runtime(family.name(), &family.host_checks()) {
-        Gate::Open(runtime) => runtime,
-        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
-        Gate::Fail(reason) => bail!("{reason}"),
-    };
+async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, runtime: RealRuntime, case: Case) -> CaseResult {
     let env = Env::new(family, runtime, conmon.binary).await?;
     let outcome = case(&env).await;
     let leftovers = env.delete_and_check_nothing_left().await;
@@ -495,6 +442,10 @@ async fn run_case(family: Arc<dyn RuntimeFamily>, conmon: RealRuntime, case: Cas
     outcome?;
     leftovers.context("the case left something behind")?;
     Ok(Ran::Passed)
+}
+
+fn families() -> Vec<Arc<dyn RuntimeFamily>> {
+    vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
 }
 
 fn main() -> ExitCode {
@@ -511,9 +462,11 @@ fn main() -> ExitCode {
         register_faults(suite);
         for family in families() {
             for (name, case) in cases() {
-                let family = family.clone();
                 let label = format!("conmon::{}::exec::{name}", family.name());
-                suite.gated(label, "conmon", Vec::new(), move |conmon| run_case(family, conmon, case));
+                let runs = family.clone();
+                suite.gated_under(label, "conmon", family.clone(), move |conmon, runtime| {
+                    run_case(runs, conmon, runtime, case)
+                });
             }
         }
     })

@@ -8,7 +8,8 @@
 //!
 //! The expected exit code is the shell's (`exit 7`); the runtime's refusal is in runc's words.
 
-use std::ffi::OsStr;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -88,56 +89,13 @@ impl Env {
         self.state.path().join("state/containers").join(self.id.as_str())
     }
 
-    /// Nothing of the case is left (see the module docs).
+    /// Nothing of the case is left (see the module docs). A killed child is reaped by tokio in
+    /// the background, so it may stay a zombie for a moment.
     async fn check_nothing_left(&self) -> anyhow::Result<()> {
-        let live = wait_for_none(|| testkit::procs::live_with_argument(OsStr::new(self.id.as_str()))).await;
-        ensure!(live.is_empty(), "processes naming {} are left: {live:?}", self.id);
-        // A killed child is reaped by tokio in the background.
-        let zombies = wait_for_none(zombie_children).await;
-        ensure!(zombies.is_empty(), "zombie children of the test process: {zombies:?}");
-        let listed = self.backend.list().await?;
-        ensure!(listed.is_empty(), "containers left in the runtime: {listed:?}");
-        for dir in ["containers", "exits", "locks"] {
-            let path = self.state.path().join("state").join(dir);
-            let left: Vec<_> = std::fs::read_dir(&path)?.flatten().map(|entry| entry.file_name()).collect();
-            ensure!(left.is_empty(), "left in {}: {left:?}", path.display());
-        }
-        for node in ["attach", "ctl", "winsz"] {
-            let path = self.bundle.path().join(node);
-            ensure!(path.symlink_metadata().is_err(), "{} is left", path.display());
-        }
-        Ok(())
+        let ids = [self.id.clone()];
+        let state = self.state.path().join("state");
+        support::check_nothing_left(&self.backend, &state, &ids, [&self.bundle], Duration::from_secs(5)).await
     }
-}
-
-/// What `find` finds once it finds nothing, or after five seconds what it still finds: a
-/// killed process takes a moment to end, and an ended child to be reaped.
-async fn wait_for_none(find: impl Fn() -> Vec<i32>) -> Vec<i32> {
-    for _ in 0..100 {
-        let found = find();
-        if found.is_empty() {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    find()
-}
-
-/// Children of this process that have exited and were not reaped.
-fn zombie_children() -> Vec<i32> {
-    let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            // After the command name in parentheses: state, ppid.
-            let fields: Vec<&str> =
-                stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
-        })
-        .collect()
 }
 
 /// Runs `case` in a new environment, then checks that nothing is left whatever the case said.

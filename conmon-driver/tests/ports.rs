@@ -6,7 +6,8 @@
 //!
 //! The ports are the kernel's picks for port 0, free a moment before the case uses them.
 
-use std::ffi::OsStr;
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,7 +52,14 @@ fn taken(protocol: PortProtocol, port: u16) -> anyhow::Result<bool> {
     }
 }
 
-async fn a_reserved_port_is_held_while_the_container_lives(conmon: PathBuf) -> CaseResult {
+/// Runs `case` with an engine through conmon over runc (once the gate let runc in), a container
+/// id made of `name` and a bundle built by `bundle`; then checks that nothing is left.
+async fn through_conmon(
+    conmon: PathBuf,
+    name: &str,
+    bundle: BundleBuilder,
+    case: impl AsyncFnOnce(&Engine, &ContainerId, &Path) -> anyhow::Result<()>,
+) -> CaseResult {
     let runc = match gate::real_runtime("runc", &Runc.host_checks()) {
         Gate::Open(runc) => runc,
         Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
@@ -61,36 +69,40 @@ async fn a_reserved_port_is_held_while_the_container_lives(conmon: PathBuf) -> C
     let config = RuntimeConfig::default().binary(&runc.binary).root(runtime_root.path());
     let backend = Arc::new(CliBackend::connect(Arc::new(Runc), config).await?);
     let engine_root = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
-    let root = StateRoot::open(engine_root.path().join("state"))?;
-    let engine = Engine::new(backend.clone(), Arc::new(ConmonMonitor::new(&conmon)), root);
-    let bundle = BundleBuilder::new(["sleep", "100"]).host_pid_namespace().rootfs(Rootfs::Busybox).build()?;
-    let id = ContainerId::new(format!("ports-{}", std::process::id()))?;
+    let state = engine_root.path().join("state");
+    let engine = Engine::new(backend.clone(), Arc::new(ConmonMonitor::new(&conmon)), StateRoot::open(&state)?);
+    let bundle = bundle.rootfs(Rootfs::Busybox).build()?;
+    let id = ContainerId::new(format!("{name}-{}", std::process::id()))?;
+    let outcome = case(&engine, &id, bundle.path()).await;
+    if outcome.is_err() {
+        let _ = backend.delete(&id, DeleteMode::Force).await;
+    }
+    outcome?;
+    support::check_nothing_left(&backend, &state, &[id], [&bundle], Duration::ZERO).await?;
+    Ok(Ran::Passed)
+}
+
+async fn a_reserved_port_is_held_while_the_container_lives(conmon: PathBuf) -> CaseResult {
     let (tcp, udp) = free_ports()?;
     let options = CreateOptions {
         reserved_ports: vec![reservation(PortProtocol::Tcp, tcp), reservation(PortProtocol::Udp, udp)],
         ..CreateOptions::default()
     };
-    let outcome = async {
-        engine.create(&id, bundle.path(), options).await.context("create")?;
-        engine.start(&id).await.context("start")?;
+    let bundle = BundleBuilder::new(["sleep", "100"]).host_pid_namespace();
+    through_conmon(conmon, "ports", bundle, async |engine, id, bundle| {
+        engine.create(id, bundle, options).await.context("create")?;
+        engine.start(id).await.context("start")?;
         ensure!(taken(PortProtocol::Tcp, tcp)?, "the TCP port {tcp} is free while the container lives");
         ensure!(taken(PortProtocol::Udp, udp)?, "the UDP port {udp} is free while the container lives");
-        engine.kill(&id, Signal::KILL, KillScope::Init).await?;
-        let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait(&id)).await.context("no exit")??;
+        engine.kill(id, Signal::KILL, KillScope::Init).await?;
+        let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait(id)).await.context("no exit")??;
         ensure!(exit == Exit::Signaled(Signal::KILL), "{exit:?}");
-        engine.delete(&id, DeleteMode::IfStopped).await?;
+        engine.delete(id, DeleteMode::IfStopped).await?;
         ensure!(!taken(PortProtocol::Tcp, tcp)?, "the TCP port {tcp} is still held after delete");
         ensure!(!taken(PortProtocol::Udp, udp)?, "the UDP port {udp} is still held after delete");
-        anyhow::Ok(())
-    }
-    .await;
-    if outcome.is_err() {
-        let _ = backend.delete(&id, DeleteMode::Force).await;
-    }
-    outcome?;
-    let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
-    ensure!(live.is_empty(), "processes naming {id} are left: {live:?}");
-    Ok(Ran::Passed)
+        Ok(())
+    })
+    .await
 }
 
 /// conmon's environment, from `/proc/<pid>/environ`.
@@ -108,22 +120,9 @@ fn environment_of(pid: i32) -> anyhow::Result<Vec<(String, String)>> {
 /// conmon runs with `HOME` the embedding process's and, as root, an empty `XDG_RUNTIME_DIR`
 /// (podman's `configureConmonEnv`), and without the systemd variables nobody asked for.
 async fn conmon_gets_home_and_the_runtime_dir_as_podman_sets_them(conmon: PathBuf) -> CaseResult {
-    let runc = match gate::real_runtime("runc", &Runc.host_checks()) {
-        Gate::Open(runc) => runc,
-        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
-        Gate::Fail(reason) => bail!("{reason}"),
-    };
-    let runtime_root = tempfile::Builder::new().prefix("runtime-root-").tempdir()?;
-    let config = RuntimeConfig::default().binary(&runc.binary).root(runtime_root.path());
-    let backend = Arc::new(CliBackend::connect(Arc::new(Runc), config).await?);
-    let engine_root = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
-    let root = StateRoot::open(engine_root.path().join("state"))?;
-    let engine = Engine::new(backend.clone(), Arc::new(ConmonMonitor::new(&conmon)), root);
-    let bundle = BundleBuilder::new(["sleep", "100"]).rootfs(Rootfs::Busybox).build()?;
-    let id = ContainerId::new(format!("env-{}", std::process::id()))?;
-    let outcome = async {
-        engine.create(&id, bundle.path(), CreateOptions::default()).await.context("create")?;
-        let pid_file = engine.state_root().files(&id).dir.join("conmon.pid");
+    through_conmon(conmon, "env", BundleBuilder::new(["sleep", "100"]), async |engine, id, bundle| {
+        engine.create(id, bundle, CreateOptions::default()).await.context("create")?;
+        let pid_file = engine.state_root().files(id).dir.join("conmon.pid");
         let pid: i32 = std::fs::read_to_string(pid_file)?.trim().parse()?;
         let env = environment_of(pid)?;
         let value = |name: &str| env.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
@@ -133,28 +132,10 @@ async fn conmon_gets_home_and_the_runtime_dir_as_podman_sets_them(conmon: PathBu
         for unasked in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"] {
             ensure!(value(unasked).is_none(), "{unasked} was passed unasked");
         }
-        engine.delete(&id, DeleteMode::Force).await?;
-        anyhow::Ok(())
-    }
-    .await;
-    if outcome.is_err() {
-        let _ = backend.delete(&id, DeleteMode::Force).await;
-    }
-    outcome?;
-    let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
-    ensure!(live.is_empty(), "processes naming {id} are left: {live:?}");
-    Ok(Ran::Passed)
-}
-
-/// A stand-in for conmon that answers `--version` as conmon 2.1.6 and otherwise only leaves
-/// `<script>.ran` behind.
-fn stand_in_conmon(dir: &Path) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("conmon");
-    let script = "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'conmon version 2.1.6'; exit 0; }\ntouch \"$0.ran\"\n";
-    std::fs::write(&path, script)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(path)
+        engine.delete(id, DeleteMode::Force).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// An engine over a runc that is never run, under `monitor`, in `dir`.
@@ -167,7 +148,7 @@ fn engine_in(dir: &Path, monitor: Arc<dyn Monitor>) -> anyhow::Result<Engine> {
 
 async fn a_port_in_use_is_refused_before_conmon_runs() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let conmon = stand_in_conmon(dir.path())?;
+    let conmon = testkit::fake::stand_in_conmon(dir.path(), "")?;
     let engine = engine_in(dir.path(), Arc::new(ConmonMonitor::new(&conmon)))?;
     let holder = TcpListener::bind((LOCALHOST, 0))?;
     let port = holder.local_addr()?.port();

@@ -11,11 +11,12 @@
 //! exit codes are the shell's (`exit 3`) and POSIX's (128 + SIGKILL's 9), the exit file read
 //! raw as conmon wrote it.
 
-use std::ffi::OsStr;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use backend_runc::Runc;
@@ -24,15 +25,12 @@ use runtime_core::checkpoint::Compression;
 use runtime_core::{
     CliBackend, ContainerCheckpointOptions, ContainerFiles, ContainerId, ContainerRestoreOptions, ContainerStdio,
     CreateOptions, DeleteMode, Engine, Error, Exit, Export, KillScope, Monitor, OciBackend, RestoreOptions,
-    RestoreRequest, RuntimeConfig, RuntimeFamily, Signal, StateRoot, Status,
+    RestoreRequest, RuntimeConfig, Signal, StateRoot, Status,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
-use testkit::gate::{self, Gate, Lacking};
+use testkit::counter::{COUNTER, count_in, counted_past, next_count};
+use testkit::gate::{self, Lacking, RealRuntime};
 use testkit::harness::{CaseResult, Ran};
-
-/// Counts until a `stop` file appears in its working directory, then exits 3.
-const COUNTER: &str =
-    "i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count.new; mv count.new count; sleep 0.1; done; exit 3";
 
 /// One case: runc with its own root, an engine root, the bundles and ids it made.
 struct Env {
@@ -80,38 +78,10 @@ impl Env {
         Ok(text.trim().parse()?)
     }
 
-    /// Nothing of the case is left: no process naming one of its ids (conmon, runc, CRIU), no
-    /// zombie child of this process, no container in runc, nothing under the engine's state
-    /// root, no node conmon made in a bundle.
+    /// Nothing of the case is left (see the support module).
     async fn check_nothing_left(&self) -> anyhow::Result<()> {
-        for id in &self.ids {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                let live = testkit::procs::live_with_argument(OsStr::new(id.as_str()));
-                if live.is_empty() {
-                    break;
-                }
-                ensure!(Instant::now() < deadline, "processes naming {id} are still there: {live:?}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        let zombies = zombie_children();
-        ensure!(zombies.is_empty(), "zombie children of the test process: {zombies:?}");
-        let listed = self.backend.list().await?;
-        ensure!(listed.is_empty(), "containers left in runc: {listed:?}");
-        for dir in ["containers", "exits", "locks"] {
-            let path = self.engine_root.path().join("state").join(dir);
-            let left: Vec<_> = std::fs::read_dir(&path)?.flatten().map(|entry| entry.file_name()).collect();
-            ensure!(left.is_empty(), "left in {}: {left:?}", path.display());
-        }
-        // Nothing in a bundle but what the test made: no node conmon made there, no CRIU log
-        // (conmon names the bundle as CRIU's work path; the engine's own comes after it).
-        for bundle in &self.bundles {
-            let mut left: Vec<_> = std::fs::read_dir(bundle.path())?.flatten().map(|entry| entry.file_name()).collect();
-            left.sort();
-            ensure!(left == ["config.json", "rootfs"], "left in the bundle {}: {left:?}", bundle.path().display());
-        }
-        Ok(())
+        let state = self.engine_root.path().join("state");
+        support::check_nothing_left(&self.backend, &state, &self.ids, &self.bundles, Duration::ZERO).await
     }
 
     async fn clean_up(&self) {
@@ -121,64 +91,12 @@ impl Env {
     }
 }
 
-/// Children of this process that have exited and were not reaped.
-fn zombie_children() -> Vec<i32> {
-    let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            let fields: Vec<&str> =
-                stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
-        })
-        .collect()
-}
-
 /// Whether `pid` is a live (not zombie) process.
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
         .unwrap_or(false)
-}
-
-/// The count the process `pid` last wrote.
-fn count_of(pid: u32) -> Option<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/cwd/count")).ok()?.trim().parse().ok()
-}
-
-/// Waits until `pid` has counted past `least`.
-async fn counted_past(pid: u32, least: u32) -> anyhow::Result<u32> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match count_of(pid) {
-            Some(count) if count > least => return Ok(count),
-            _ => ensure!(Instant::now() < deadline, "process {pid} did not count past {least}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The first count a restored `pid` writes after `dumped`: a later one when memory survived, a
-/// small one (from 1) when the process started over.
-async fn next_count(pid: u32, dumped: u32) -> anyhow::Result<u32> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match count_of(pid) {
-            Some(count) if count != dumped => return Ok(count),
-            _ => ensure!(Instant::now() < deadline, "process {pid} wrote no count after {dumped}"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The count a dumped counter wrote last, from its root filesystem.
-fn count_in(rootfs: &Path) -> anyhow::Result<u32> {
-    let text = std::fs::read_to_string(rootfs.join("count")).context("reading the dumped count")?;
-    text.trim().parse().with_context(|| format!("a count: {text:?}"))
 }
 
 /// A wait that fails the case instead of hanging it.
@@ -269,23 +187,12 @@ async fn an_exported_checkpoint_restores_under_a_new_id(env: &mut Env) -> anyhow
     Ok(())
 }
 
-/// A stand-in for conmon that answers `--version` as conmon 2.1.6 and otherwise only leaves
-/// `<script>.ran` behind.
-fn stand_in_conmon(dir: &Path) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("conmon");
-    let script = "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'conmon version 2.1.6'; exit 0; }\ntouch \"$0.ran\"\n";
-    std::fs::write(&path, script)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(path)
-}
-
 /// What conmon cannot serve in a restore is refused before it runs: the runtime's attached
 /// mode, a console socket, stdio (conmon holds them), and no image directory at all (conmon
 /// would take an empty `--restore` for none and create the container afresh).
 async fn restore_options_conmon_cannot_serve_are_refused_before_it_runs() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let conmon = stand_in_conmon(dir.path())?;
+    let conmon = testkit::fake::stand_in_conmon(dir.path(), "")?;
     let version = runtime_core::RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n")?;
     let config = RuntimeConfig::default().binary("/bin/false").root(dir.path().join("runtime"));
     let backend = CliBackend::with_version(Arc::new(Runc), config, "/bin/false".into(), version)?;
@@ -330,13 +237,8 @@ fn cases() -> Vec<(&'static str, Case)> {
     ]
 }
 
-/// Runs `case` once runc and CRIU passed the gate too.
-async fn run_case(conmon: PathBuf, case: Case) -> CaseResult {
-    let runc = match gate::real_runtime("runc", &Runc.host_checks()) {
-        Gate::Open(runc) => runc,
-        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
-        Gate::Fail(reason) => bail!("{reason}"),
-    };
+/// Runs `case` once CRIU passed the gate too.
+async fn run_case(conmon: PathBuf, runc: RealRuntime, case: Case) -> CaseResult {
     if let Some(problem) = gate::criu_problem() {
         return match gate::lacking(gate::CRIU, problem, &gate::required()) {
             Lacking::Skip(reason) => Ok(Ran::Skipped(reason)),
@@ -361,8 +263,8 @@ fn main() -> ExitCode {
             restore_options_conmon_cannot_serve_are_refused_before_it_runs,
         );
         for (name, case) in cases() {
-            suite.gated(format!("conmon::runc::{name}"), "conmon", Vec::new(), move |conmon| {
-                run_case(conmon.binary, case)
+            suite.gated_under(format!("conmon::runc::{name}"), "conmon", Arc::new(Runc), move |conmon, runc| {
+                run_case(conmon.binary, runc, case)
             });
         }
     })

@@ -198,3 +198,16 @@ impl FakeConmon {
         writeln!(faults, "{fault}").context("writing a fault")
     }
 }
+
+/// A stand-in for conmon in `dir`, a shell script for the answers real conmon does not give on
+/// demand: it answers `--version` as conmon 2.1.6 does (a monitor asks before it runs it), else
+/// leaves `<script>.ran` behind, so a test can tell whether it ran, and runs `body` (fd 3 is its
+/// sync pipe).
+pub fn stand_in_conmon(dir: &Path, body: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("conmon");
+    let version = "[ \"$1\" = --version ] && { printf 'conmon version 2.1.6\\ncommit: unknown\\n'; exit 0; }";
+    std::fs::write(&path, format!("#!/bin/sh\n{version}\ntouch \"$0.ran\"\n{body}\n"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}

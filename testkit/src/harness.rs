@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use runtime_core::HostCheck;
+use runtime_core::{HostCheck, RuntimeFamily};
 
 use crate::gate::{self, Gate, RealRuntime};
 
@@ -100,6 +100,28 @@ impl Suite {
             Gate::Skip(reason) => Ok(Completion::ignored_with(reason)),
             Gate::Fail(reason) => Err(Failed::from(reason)),
         }));
+    }
+
+    /// A case that needs the real monitor `monitor` (conmon) and the real runtime of `family` on
+    /// a host that passes the family's host checks, each through the gate, the monitor's first:
+    /// skipped or failed as [`Suite::gated`] says. The case gets the monitor, then the runtime.
+    pub fn gated_under<F, Fut>(
+        &mut self,
+        name: impl Into<String>,
+        monitor: &str,
+        family: Arc<dyn RuntimeFamily>,
+        case: F,
+    ) where
+        F: FnOnce(RealRuntime, RealRuntime) -> Fut + Send + 'static,
+        Fut: Future<Output = CaseResult>,
+    {
+        self.gated(name, monitor, Vec::new(), move |monitor| async move {
+            match gate::real_runtime(family.name(), &family.host_checks()) {
+                Gate::Open(runtime) => case(monitor, runtime).await,
+                Gate::Skip(reason) => Ok(Ran::Skipped(reason)),
+                Gate::Fail(reason) => anyhow::bail!("{reason}"),
+            }
+        });
     }
 }
 

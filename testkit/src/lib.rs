@@ -2,6 +2,7 @@
 
 pub mod bundle;
 pub mod conformance;
+pub mod counter;
 pub mod fake;
 pub mod fake_conmon;
 pub mod fake_oci;

@@ -2,17 +2,13 @@
 //! restore, `leave_running`, exported archives restored on their own (under a new id, with the
 //! root filesystem's changes), and hostile archives refused.
 //!
-//! The counter is the evidence that memory survived: a shell loop counts in a variable and
-//! writes the count to a file in its working directory (by a rename, so that a checkpoint never
-//! catches it half written), which the case reads through `/proc/<pid>/cwd` (a fact of the
-//! process itself, whatever root it runs in). A restarted
-//! process would count from 1 again.
+//! The counter ([`crate::counter`]) is the evidence that memory survived.
 //!
 //! A runtime that cannot checkpoint or restore must refuse before anything runs: those cases
 //! check the refusal instead, against what the runtime (or CRIU) prints when the case runs it.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use runtime_core::checkpoint::Compression;
@@ -23,6 +19,7 @@ use runtime_core::{
 
 use super::Case;
 use super::env::{Env, refusal_quotes, skipped};
+use crate::counter::{COUNTER, count_in, count_of, counted_past, next_count};
 use crate::harness::{CaseResult, Ran};
 use crate::overlay::{self, Overlay, overlay_rootfs};
 
@@ -35,47 +32,6 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         ("an_exported_checkpoint_restores_from_the_archive_alone", |env| Box::pin(export_and_import(env))),
         ("a_hostile_archive_is_refused_and_writes_nothing", |env| Box::pin(hostile_archive_case(env))),
     ]
-}
-
-/// Counts until a `stop` file appears in its working directory, then exits 3.
-const COUNTER: &str =
-    "i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count.new; mv count.new count; sleep 0.1; done; exit 3";
-
-/// The count the process `pid` last wrote.
-fn count_of(pid: u32) -> Option<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/cwd/count")).ok()?.trim().parse().ok()
-}
-
-/// Waits until `pid` has counted past `least`, and returns the count.
-async fn counted_past(pid: u32, least: u32) -> anyhow::Result<u32> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match count_of(pid) {
-            Some(count) if count > least => return Ok(count),
-            _ => ensure!(Instant::now() < deadline, "process {pid} did not count past {least}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The first count a restored `pid` writes after `dumped`: the one after it when memory
-/// survived, 1 when the process started over.
-async fn next_count(pid: u32, dumped: u32) -> anyhow::Result<u32> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match count_of(pid) {
-            Some(count) if count != dumped => return Ok(count),
-            _ => ensure!(Instant::now() < deadline, "process {pid} wrote no count after {dumped}"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The count in a root filesystem's `count` file: what a dumped process wrote last.
-fn count_in(rootfs: &Path) -> anyhow::Result<u32> {
-    let path = rootfs.join("count");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    text.trim().parse().with_context(|| format!("a count in {}: {text:?}", path.display()))
 }
 
 /// Ends a counter (the `stop` file in its working directory) and checks its exit is recorded.
