@@ -73,6 +73,15 @@ fn open_verified(pid: i32, expected: impl Fn(&Stat) -> bool) -> Option<(OwnedFd,
     (after.start_time == before.start_time && expected(&after)).then_some((fd, after))
 }
 
+/// The session an exec's process leads, or `None` when it shares one that is not the exec's:
+/// ours, or one whose leader lives outside our pid namespace, which the kernel shows as 0
+/// (proc(5), getsid(2)) — as when the embedding program itself runs in a pid namespace whose
+/// session was made by a process outside it. A session the runtime made for the exec is led by
+/// a process of the container, which our namespace always sees, so it is never 0.
+fn session_of_its_own(session: i32, ours: Option<i32>) -> Option<i32> {
+    Some(session).filter(|session| *session > 0 && Some(*session) != ours)
+}
+
 /// The processes of one exec: the exec'd process and, when the runtime made one, its session.
 /// Public for monitors outside this crate (conmon's), which end an exec's processes this way too.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,11 +99,11 @@ impl ExecTree {
     pub fn of(pid: u32) -> Option<ExecTree> {
         let pid = i32::try_from(pid).ok().filter(|pid| *pid > 0)?;
         let (_fd, stat) = open_verified(pid, |_| true)?;
-        let ours = rustix::process::getsid(None).ok().map(|pid| pid.as_raw_nonzero().get());
+        let ours = Stat::read(std::process::id() as i32).map(|stat| stat.session);
         Some(ExecTree {
             pid,
             start_time: stat.start_time,
-            session: Some(stat.session).filter(|session| Some(*session) != ours),
+            session: session_of_its_own(stat.session, ours),
             namespace: pid_namespace(pid),
         })
     }
@@ -288,6 +297,44 @@ mod tests {
 
     #[test]
     fn a_process_in_our_own_session_is_killed_alone() {
+        let mut ours = Command::new("sleep").arg("100").spawn().unwrap();
+        let mut sibling = Command::new("sleep").arg("100").spawn().unwrap();
+        let tree = ExecTree::of(ours.id()).unwrap();
+        assert_eq!(tree.kill(), 1);
+        assert!(ours.wait().unwrap().code().is_none(), "killed by a signal");
+        assert!(sibling.try_wait().unwrap().is_none(), "the rest of our session is left alone");
+        sibling.kill().unwrap();
+        sibling.wait().unwrap();
+    }
+
+    /// Set in the copy of this test binary that runs inside a pid namespace of its own.
+    const IN_PID_NAMESPACE: &str = "OCIKIT_TEST_IN_PID_NAMESPACE";
+
+    /// As when the embedding program runs in a container (a CI job, say): its session was made
+    /// outside its pid namespace, so the kernel reports that session as 0 for it and for every
+    /// process it starts without a session of its own. Runs this test again, as the first
+    /// process of a new user and pid namespace, where that holds.
+    #[test]
+    fn in_a_pid_namespace_whose_session_leader_is_outside_a_process_of_our_session_is_killed_alone() {
+        if std::env::var_os(IN_PID_NAMESPACE).is_none() {
+            let name = "exec_tree::tests::in_a_pid_namespace_whose_session_leader_is_outside_a_process_of_our_session_is_killed_alone";
+            let output = Command::new("unshare")
+                .args(["--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--"])
+                .arg(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+                .env(IN_PID_NAMESPACE, "1")
+                .output()
+                .unwrap();
+            let report = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && report.contains("1 passed"),
+                "the copy in a pid namespace: {report}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return;
+        }
+        let our_session = Stat::read(std::process::id() as i32).unwrap().session;
+        assert_eq!(our_session, 0, "our session's leader is outside this pid namespace");
         let mut ours = Command::new("sleep").arg("100").spawn().unwrap();
         let mut sibling = Command::new("sleep").arg("100").spawn().unwrap();
         let tree = ExecTree::of(ours.id()).unwrap();
