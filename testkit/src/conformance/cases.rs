@@ -23,8 +23,7 @@ const SLEEPER: &[&str] = &["sleep", "1000"];
 const TERM_AWARE: &[&str] = &["sh", "-c", "sleep 1000 & trap \"kill $!; exit 143\" TERM; wait"];
 
 /// A process that counts in the file `count` of its working directory, the root filesystem.
-const COUNTER: &[&str] =
-    &["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > count.new; mv count.new count; sleep 0.1; done"];
+const COUNTER: &[&str] = &["sh", "-c", crate::counter::COUNTER];
 
 /// Every case with its name.
 pub(super) fn all() -> Vec<(&'static str, Case)> {

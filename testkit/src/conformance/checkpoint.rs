@@ -104,7 +104,7 @@ fn runtime_refused<T: std::fmt::Debug>(
 }
 
 async fn counter_continues(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.cannot_supervise_a_restore() {
+    if let Some(lacking) = env.lacks(Capability::Restore) {
         return lacking;
     }
     let engine = env.engine()?;
@@ -172,7 +172,7 @@ async fn counter_continues(env: &mut Env) -> CaseResult {
 /// pair restores, and (with CRIU's statistics) the second dump writes fewer pages than a full
 /// one of the same container.
 async fn pre_checkpoint_chain(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.cannot_supervise_a_restore() {
+    if let Some(lacking) = env.lacks(Capability::Restore) {
         return lacking;
     }
     match verdict(env, "restore").await? {
@@ -254,13 +254,14 @@ async fn leave_running(env: &mut Env) -> CaseResult {
     Ok(Ran::Passed)
 }
 
-/// A file the container writes and a file it deletes after it starts: the root filesystem's
-/// changes an export must carry.
-const CHANGER: &str = "echo made-after-start > added; rm doomed; \
-                       i=0; while [ ! -e stop ]; do i=$((i+1)); echo $i > count.new; mv count.new count; sleep 0.1; done; exit 3";
+/// A counter that first writes a file and deletes another: the root filesystem's changes an
+/// export must carry.
+fn changer() -> String {
+    format!("echo made-after-start > added; rm doomed; {COUNTER}")
+}
 
 async fn export_and_import(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.cannot_supervise_a_restore() {
+    if let Some(lacking) = env.lacks(Capability::Restore) {
         return lacking;
     }
     match verdict(env, "restore").await? {
@@ -277,7 +278,7 @@ async fn export_and_import(env: &mut Env) -> CaseResult {
     let archives = tempfile::tempdir()?;
     for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
         let id = env.id("exported");
-        let bundle = env.bundle(["sh", "-c", CHANGER])?;
+        let bundle = env.bundle(["sh".to_owned(), "-c".to_owned(), changer()])?;
         std::fs::write(bundle.rootfs().join("doomed"), "to be deleted")?;
         let image = archives.path().join(format!("image-{compression:?}"));
         let overlay = overlay_rootfs(&bundle.rootfs(), &image)?;

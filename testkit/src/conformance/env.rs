@@ -20,11 +20,6 @@ use crate::procs::Tracked;
 /// How long a case waits for a container to reach a status.
 pub const STATUS_PATIENCE: Duration = Duration::from_secs(15);
 
-/// Why a fake runtime's restored container is not supervised under conmon.
-const FAKE_RESTORE_UNDER_CONMON: &str = "the fake runtime restores the very processes it stopped at the checkpoint, \
-    so the restored init is not a child of the restore call and conmon, which reaps it as the subreaper the restore \
-    leaves it to, would never see it end";
-
 /// Everything a case works with.
 pub struct Env {
     /// The backend under test.
@@ -120,22 +115,6 @@ impl Env {
             Ok(()) => None,
             Err(Error::Unsupported { reason, .. }) => Some(skipped(reason)),
             Err(other) => Some(Err(other.into())),
-        }
-    }
-
-    /// Skipped when a restored container cannot be supervised to its end here: the monitor
-    /// lacks restore ([`Env::lacks`]), or a fake runtime is restored under conmon. The fake
-    /// keeps a checkpointed container's processes themselves as its image (`fake_oci`'s
-    /// `checkpoint`), so the init it restores stays the child of whoever adopted it, never of
-    /// the restore call; conmon learns of its container's end as the subreaper the restore
-    /// leaves it to, and would wait forever.
-    pub fn cannot_supervise_a_restore(&self) -> Option<CaseResult> {
-        if let Some(lacking) = self.lacks(Capability::Restore) {
-            return Some(lacking);
-        }
-        match (&self.fake, &self.monitor) {
-            (Some(_), MonitorChoice::Conmon(_)) => Some(skipped(FAKE_RESTORE_UNDER_CONMON)),
-            _ => None,
         }
     }
 

@@ -59,8 +59,7 @@ async fn checkpointed_twice(env: &mut Env) -> CaseResult {
     );
     let status = engine.status(&id).await?;
     // The refusal kept the images: where the runtime and the monitor restore, the container
-    // comes back from them (which is also how the fake runc lets go of the processes it keeps
-    // as its image).
+    // comes back from them.
     let restores = env.lacks(Capability::Restore).is_none();
     let restored = match verdict(env, "restore").await? {
         Verdict::Works if restores => {

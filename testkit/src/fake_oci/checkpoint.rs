@@ -1,21 +1,25 @@
 //! `checkpoint` (youki: `checkpointt`) and `restore` (runc only), without CRIU.
 //!
 //! CRIU freezes a container's processes, writes them to an image and, unless told to leave them
-//! running, kills them; `restore` brings them back with the same pids, continuing where they
-//! were. The fake cannot copy a process, so it keeps the processes themselves: `checkpoint` stops
-//! every process of the container (SIGSTOP) and writes their identities into the image, and
-//! `restore` adopts them as the new container and continues them (SIGCONT). A restored process
-//! thus continues from where it was dumped, as with CRIU, provided the image is restored once,
-//! on the same host, and nothing killed the stopped processes meanwhile (restore then fails as
-//! CRIU fails on a broken image).
+//! running, kills them; `restore` starts them again from the image: new processes, children of
+//! the restoring runtime (and so, once it exits, of the subreaper it leaves them to: conmon, or
+//! the embedding process), continuing where they were. The fake cannot copy a process's memory,
+//! so it models it: a container's init is given a file, named in its environment by
+//! [`MEMORY_VARIABLE`], that stands for its memory. `checkpoint` freezes the container's
+//! processes (SIGSTOP), writes the init's `process` (from the bundle's config) and a copy of its
+//! memory file into the image, and then, unless told to leave them running, kills them as CRIU
+//! does. `restore` starts a new init from the image's `process` in the restoring bundle's root
+//! filesystem, with the image's memory file as its own: a process that keeps its state in that
+//! file (the checkpoint counter, `crate::counter`) goes on from where it was dumped, one that
+//! keeps nothing there starts over. Only the init is restored; processes exec'd into the
+//! container are not.
 //!
 //! After a checkpoint that does not leave the container running, runc destroys the container
-//! (its id is free for `restore`, and the stopped processes belong to the image alone); youki
-//! kills the processes and keeps the container as stopped.
+//! (its id is free for `restore`); youki kills the processes and keeps the container as stopped.
 //!
 //! runc's `--pre-dump` dumps memory only and never stops the container; a later checkpoint names
 //! it with `--parent-path`, relative to its own image path (`../pre`), and dumps only what changed
-//! since. The fake writes a pre-dump image that holds no processes (restoring it fails, as
+//! since. The fake writes a pre-dump image that holds no process (restoring it fails, as
 //! restoring CRIU's memory-only image does), checks the parent path as runc 1.1.5 does before
 //! anything is dumped, and leaves the link CRIU leaves in the image: a symlink named `parent`
 //! whose target is `--parent-path` as given.
@@ -27,29 +31,44 @@
 use std::fs::{self, DirBuilder};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
+use std::process::Command;
 
 use nix::sys::signal::Signal;
+use oci_spec::runtime::{Process, Spec};
 use runtime_core::Status;
 
-use super::lifecycle::{commit, new_container};
+use super::lifecycle::{commit, container_command, new_container, rootfs_of};
 use super::state::{self, Record, youki_refusal};
-use super::{Args, CmdResult, Ctx, Failure};
+use super::{Args, CmdResult, Ctx, Failure, console};
 use crate::fake::Flavour;
 use crate::procs::Tracked;
 
+/// The environment variable naming the file that stands for a container init's memory: what
+/// the init keeps there survives a checkpoint and restore, as its memory survives CRIU's.
+pub const MEMORY_VARIABLE: &str = "FAKE_OCI_MEMORY";
+/// The init's memory file in its container's directory.
+const MEMORY: &str = "memory";
 /// The file CRIU always writes, the one drivers look for.
 const INVENTORY: &str = "inventory.img";
-/// The stopped processes, the container's init first.
-const PROCESSES: &str = "fake-oci-processes.json";
+/// The dumped init's `process`, as its bundle's config gave it.
+const PROCESS: &str = "fake-oci-process.json";
+/// The dumped init's memory file, when it had written one.
+const DUMPED_MEMORY: &str = "fake-oci-memory";
 /// The link CRIU leaves in an image dumped on top of a parent image.
 const PARENT: &str = "parent";
+
+/// Gives the init of the container whose directory is `container_dir` its memory file.
+pub(crate) fn give_memory(init: &mut Command, container_dir: &Path) {
+    init.env(MEMORY_VARIABLE, container_dir.join(MEMORY));
+}
 
 /// `--image-path`, by default `./checkpoint` as in runc and youki.
 fn image_dir(args: &Args) -> Result<PathBuf, Failure> {
     std::path::absolute(args.value("image-path").unwrap_or("checkpoint")).map_err(|err| Failure::io("image path", err))
 }
 
-/// `checkpoint` / `checkpointt`: stops the container's processes and writes the image.
+/// `checkpoint` / `checkpointt`: freezes the container's processes, writes the image and, unless
+/// told to leave them running, kills them.
 pub(crate) fn checkpoint(ctx: &Ctx, args: &Args) -> CmdResult {
     let id = args.id()?;
     let _lock = state::lock(ctx, "checkpoint", id)?;
@@ -64,28 +83,52 @@ pub(crate) fn checkpoint(ctx: &Ctx, args: &Args) -> CmdResult {
         DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|err| Failure::io("mkdir image", err))?;
     }
     let parent = args.value("parent-path").map(|parent| parent_image(&image, parent)).transpose()?;
-    let pre_dump = args.flag("pre-dump");
-    let leave_running = args.flag("leave-running") || pre_dump;
-    if !leave_running {
-        record.signal_all(Signal::SIGSTOP);
-    }
     if let Some(parent) = parent {
         std::os::unix::fs::symlink(parent, image.join(PARENT)).map_err(|err| Failure::io("link parent", err))?;
     }
-    let written = if pre_dump {
+    if args.flag("pre-dump") {
         fs::write(image.join(INVENTORY), b"fake-oci pre-dump image\n")
-    } else {
-        let processes: Vec<Tracked> = record.groups().copied().collect();
-        let processes = serde_json::to_vec(&processes).map_err(|err| Failure::runtime(err.to_string()))?;
-        fs::write(image.join(INVENTORY), b"fake-oci image\n").and_then(|()| fs::write(image.join(PROCESSES), processes))
-    };
-    written.map_err(|err| Failure::io("write image", err))?;
-    match (leave_running, ctx.flavour) {
-        (true, _) => {}
-        (false, Flavour::Youki) => record.kill_everything(),
-        (false, _) => fs::remove_dir_all(state::dir(&ctx.root, id)).map_err(|err| Failure::io("remove", err))?,
+            .map_err(|err| Failure::io("write image", err))?;
+        return Ok(0);
+    }
+    // Frozen while dumped, as CRIU freezes the cgroup; a paused container stays frozen.
+    let thaw = !record.paused;
+    record.signal_all(Signal::SIGSTOP);
+    let dumped = dump(ctx, &record, &image);
+    if dumped.is_err() || args.flag("leave-running") {
+        if thaw {
+            record.signal_all(Signal::SIGCONT);
+        }
+        return dumped.map(|()| 0);
+    }
+    record.kill_everything();
+    if ctx.flavour != Flavour::Youki {
+        fs::remove_dir_all(state::dir(&ctx.root, id)).map_err(|err| Failure::io("remove", err))?;
     }
     Ok(0)
+}
+
+/// Writes the image of a frozen container: the inventory, its init's `process` and the init's
+/// memory file, if it wrote one.
+fn dump(ctx: &Ctx, record: &Record, image: &Path) -> Result<(), Failure> {
+    let config = record.bundle.join("config.json");
+    let spec =
+        Spec::load(&config).map_err(|err| Failure::runtime(format!("cannot load {}: {err}", config.display())))?;
+    let process = spec.process().as_ref().ok_or_else(|| Failure::runtime("process property must not be empty"))?;
+    let process = serde_json::to_vec(process).map_err(|err| Failure::runtime(err.to_string()))?;
+    fs::write(image.join(INVENTORY), b"fake-oci image\n")
+        .and_then(|()| fs::write(image.join(PROCESS), process))
+        .map_err(|err| Failure::io("write image", err))?;
+    copy_if_there(&state::dir(&ctx.root, &record.id).join(MEMORY), &image.join(DUMPED_MEMORY))
+        .map_err(|err| Failure::io("dump memory", err))
+}
+
+/// Copies `from` to `to`; nothing when there is no `from`.
+fn copy_if_there(from: &Path, to: &Path) -> std::io::Result<()> {
+    match fs::copy(from, to) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
 }
 
 /// `--parent-path`, checked as runc 1.1.5 checks it: relative to the image path, and a directory.
@@ -111,25 +154,33 @@ fn parent_image<'a>(image: &Path, parent: &'a str) -> Result<&'a str, Failure> {
     Err(Failure::runtime(format!("invalid --parent-path: stat {}: {problem}", joined.display())))
 }
 
-/// `restore --detach`: adopts the image's stopped processes as a new, running container.
+/// `restore --detach`: starts the image's init as a new, running container.
 pub(crate) fn restore(ctx: &Ctx, args: &Args) -> CmdResult {
     let id = args.id()?;
     if !args.flag("detach") {
         return Err(Failure::runtime("fake-oci restores only with --detach"));
     }
     let (bundle, spec) = new_container(ctx, id, args.value("bundle"))?;
-    let image = image_dir(args)?;
-    let processes = fs::read(image.join(PROCESSES))
-        .ok()
-        .and_then(|text| serde_json::from_slice::<Vec<Tracked>>(&text).ok())
-        .filter(|processes| processes.first().is_some_and(Tracked::alive));
-    let Some((init, execs)) = processes.as_deref().and_then(<[Tracked]>::split_first) else {
-        let _ = fs::remove_dir_all(state::dir(&ctx.root, id));
-        let image = image.display();
-        return Err(Failure::runtime(format!("criu failed: type RESTORE errno 0: no live image in {image}")));
-    };
-    let record = Record { execs: execs.to_vec(), ..Record::new(id, bundle, &spec, *init, true) };
+    let dir = state::dir(&ctx.root, id);
+    let init = restored_init(ctx, args, &rootfs_of(&bundle, &spec), &dir).inspect_err(|_| {
+        let _ = fs::remove_dir_all(&dir);
+    })?;
+    let record = Record::new(id, bundle, &spec, Tracked::capture(init.id()), true);
     commit(ctx, &record, &[], args.value("pid-file"))?;
-    record.signal_all(Signal::SIGCONT);
     Ok(0)
+}
+
+/// Starts the init of the image `--image-path` names in `rootfs`, with the image's memory as
+/// its own (in the new container's directory `dir`), as a child of this call.
+fn restored_init(ctx: &Ctx, args: &Args, rootfs: &Path, dir: &Path) -> Result<std::process::Child, Failure> {
+    let image = image_dir(args)?;
+    let process = fs::read(image.join(PROCESS)).ok().and_then(|text| serde_json::from_slice::<Process>(&text).ok());
+    let process = process.ok_or_else(|| {
+        Failure::runtime(format!("criu failed: type RESTORE errno 0: no process image in {}", image.display()))
+    })?;
+    copy_if_there(&image.join(DUMPED_MEMORY), &dir.join(MEMORY)).map_err(|err| Failure::io("restore memory", err))?;
+    let mut init = container_command(ctx.flavour, &process, rootfs, None)?;
+    give_memory(&mut init, dir);
+    console::attach(ctx, &process, args.value("console-socket"), &mut init)?;
+    init.spawn().map_err(|err| Failure::io("start the restored init", err))
 }

@@ -21,6 +21,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::{Hook, Process, Spec};
 use runtime_core::Status;
 
+use super::checkpoint::give_memory;
 use super::state::{self, FIFO, Record, youki_refusal};
 use super::{Args, CmdResult, Ctx, Failure, console};
 use crate::fake::Flavour;
@@ -124,6 +125,11 @@ pub(crate) fn new_container(ctx: &Ctx, id: &str, bundle: Option<&str>) -> Result
     }
 }
 
+/// The root filesystem directory of a container from `bundle`, whose config is `spec`.
+pub(crate) fn rootfs_of(bundle: &Path, spec: &Spec) -> PathBuf {
+    bundle.join(spec.root().as_ref().map_or(Path::new(""), |root| root.path()))
+}
+
 /// Saves a new container's record, runs its `createRuntime` hooks on the host (in order, each
 /// to its end, while the container exists and before its pid file is written, as the real
 /// runtimes do) and writes the pid file; on failure removes the container.
@@ -153,13 +159,14 @@ pub(crate) fn create(ctx: &Ctx, args: &Args) -> CmdResult {
     let id = args.id()?;
     let (bundle, spec) = new_container(ctx, id, args.value("bundle"))?;
     let dir = state::dir(&ctx.root, id);
-    let rootfs = bundle.join(spec.root().as_ref().map_or(Path::new(""), |root| root.path()));
+    let rootfs = rootfs_of(&bundle, &spec);
     let launched = spec
         .process()
         .as_ref()
         .ok_or_else(|| Failure::runtime("process property must not be empty"))
         .and_then(|process| {
             let mut init = container_command(ctx.flavour, process, &rootfs, Some(&dir.join(FIFO)))?;
+            give_memory(&mut init, &dir);
             console::attach(ctx, process, args.value("console-socket"), &mut init).map(|()| init)
         })
         .and_then(|mut init| {

@@ -40,6 +40,7 @@ use std::process::ExitCode;
 
 use crate::fake::Flavour;
 
+pub use checkpoint::MEMORY_VARIABLE;
 pub use state::RECEIVED_RESOURCES;
 
 /// One invocation: who the fake is and the global options that apply to every command.
