@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use runtime_core::{
     Capability, ContainerId, ContainerStdio, CreateOptions, DeleteMode, Engine, ExecOptions, ExecOutcome, ExecStdio,
-    Exit, KillScope, STOP_SIGNAL_ANNOTATION, Signal, Status, StopOptions, process,
+    Exit, KillScope, LogOptions, OutputStream, STOP_SIGNAL_ANNOTATION, Signal, Status, StopOptions, process,
 };
 
 use super::env::{Env, skipped};
@@ -432,33 +432,44 @@ async fn two_processes_stop_and_delete_one_container(env: &mut Env) -> CaseResul
     Ok(Ran::Passed)
 }
 
-/// A supervised container's output can go to a log file that needs no reader.
+/// A supervised container's output goes to a log that needs no reader: where the monitor keeps
+/// logs ([`Capability::Logs`]: conmon, which owns the container's stdio), the monitor's own, read
+/// back through [`Engine::logs`], each stream's lines in order (the streams are separate pipes,
+/// whose order between them no reader can know); elsewhere a file of the caller's as the
+/// container's stdio, which holds both streams in the order written.
 async fn output_goes_to_a_log_file(env: &mut Env) -> CaseResult {
     let engine = env.engine()?;
     let id = env.id("logged");
     let bundle = env.bundle(["sh", "-c", "echo out; echo err >&2; exit 2"])?;
-    let logs = tempfile::tempdir()?;
-    let log = logs.path().join("ctr.log");
-    let stdio = runtime_core::ContainerStdio::log_file(&log)?;
-    let created = match engine.run(&id, bundle.path(), CreateOptions { stdio, ..CreateOptions::default() }).await {
-        Ok(created) => created,
-        // conmon holds the container's stdio itself: a file of the caller's is refused up front.
-        Err(runtime_core::Error::Unsupported { feature, reason, .. })
-            if matches!(env.monitor(), MonitorChoice::Conmon(_)) && feature.ends_with("stdio") =>
-        {
-            ensure!(engine.list().await?.is_empty(), "the refused run left a record");
-            return skipped(format!(
-                "the conmon monitor cannot write a container's output to the caller's file: {reason}"
-            ));
+    if env.lacks(Capability::Logs).is_none() {
+        let created = engine.run(&id, bundle.path(), CreateOptions::default()).await.context("run")?;
+        env.track(created.pid);
+        ensure!(engine.wait(&id).await? == Exit::Exited(2), "the container's own exit");
+        let mut reader = engine.logs(&id, LogOptions::default()).await.context("the monitor's log")?;
+        let mut lines = Vec::new();
+        while let Some(line) = reader.next_line().await? {
+            ensure!(line.complete, "every line ended with its newline: {line:?}");
+            lines.push((line.stream, String::from_utf8_lossy(&line.text).into_owned()));
         }
-        Err(err) => return Err(err).context("run with the log file as stdio"),
-    };
-    env.track(created.pid);
-    ensure!(engine.wait(&id).await? == Exit::Exited(2), "the container's own exit");
-    let text = std::fs::read_to_string(&log)?;
-    ensure!(text == "out\nerr\n", "the log holds both streams in order: {text:?}");
-    use std::os::unix::fs::PermissionsExt;
-    ensure!(std::fs::metadata(&log)?.permissions().mode() & 0o777 == 0o600, "the log is private");
+        let of = |stream: OutputStream| -> Vec<&str> {
+            lines.iter().filter(|(from, _)| *from == stream).map(|(_, text)| text.as_str()).collect()
+        };
+        ensure!(of(OutputStream::Stdout) == ["out"], "stdout's lines in the log: {lines:?}");
+        ensure!(of(OutputStream::Stderr) == ["err"], "stderr's lines in the log: {lines:?}");
+        ensure!(lines.len() == 2, "nothing else in the log: {lines:?}");
+    } else {
+        let logs = tempfile::tempdir()?;
+        let log = logs.path().join("ctr.log");
+        let stdio = ContainerStdio::log_file(&log)?;
+        let options = CreateOptions { stdio, ..CreateOptions::default() };
+        let created = engine.run(&id, bundle.path(), options).await.context("run with the log file as stdio")?;
+        env.track(created.pid);
+        ensure!(engine.wait(&id).await? == Exit::Exited(2), "the container's own exit");
+        let text = std::fs::read_to_string(&log)?;
+        ensure!(text == "out\nerr\n", "the log holds both streams in order: {text:?}");
+        use std::os::unix::fs::PermissionsExt;
+        ensure!(std::fs::metadata(&log)?.permissions().mode() & 0o777 == 0o600, "the log is private");
+    }
     engine.delete(&id, DeleteMode::IfStopped).await?;
     Ok(Ran::Passed)
 }
