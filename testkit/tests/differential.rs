@@ -2,19 +2,23 @@
 //! fake and the real runtime must end alike — the exit status, the typed error the backend
 //! makes of the runtime's words, and the state document's keys and status. Runs when the gate
 //! opens for the real runtime. A difference is a bug in the fake, which the rest of the tests
-//! trust to behave as the real runtime does. The fake `criu` is held to the real one the same way,
-//! in the probes the library makes of it.
+//! trust to behave as the real runtime does. Where the runtime checkpoints (and CRIU works here),
+//! a counting container's checkpoint and restore as well: the image's inventory, the states, and
+//! a restored init that is a new process counting on from the dump. The fake `criu` is held to
+//! the real one the same way, in the probes the library makes of it.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use runtime_core::{
-    CliBackend, ContainerId, CreateOptions, DeleteMode, Error, KillScope, OciBackend, RuntimeConfig, RuntimeFamily,
-    Signal, Status, Support,
+    CheckpointOptions, CliBackend, ContainerId, CreateOptions, DeleteMode, Error, KillScope, OciBackend,
+    RestoreOptions, RuntimeConfig, RuntimeFamily, Signal, Status, Support,
 };
 use testkit::bundle::{BundleBuilder, Rootfs};
+use testkit::counter::{COUNTER, count_in};
 use testkit::fake::{FakeRuntime, Flavour};
 use testkit::gate::RealRuntime;
 use testkit::harness::{CaseResult, Ran};
@@ -140,13 +144,76 @@ async fn observe(
     Ok(())
 }
 
-/// Runs the sequence and removes the container whatever happened.
+/// The count a [`COUNTER`] container last wrote, once it is more than `least`.
+async fn count_above(rootfs: &Path, least: u32) -> anyhow::Result<u32> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match count_in(rootfs) {
+            Ok(count) if count > least => return Ok(count),
+            _ => ensure!(Instant::now() < deadline, "no count above {least} in {}", rootfs.display()),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A counting container checkpointed and, where the runtime restores, restored, against any
+/// runtime that checkpoints: what each step gave, the files the image holds, the states, and
+/// whether the restored init is a new process that counts on from the dump.
+async fn observe_checkpoint(
+    backend: &CliBackend,
+    flavour: Flavour,
+    id: &ContainerId,
+    rootfs: Rootfs,
+    seen: &mut Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    let bundle = BundleBuilder::new(["sh", "-c", COUNTER]).rootfs(rootfs).build()?;
+    let mut note = |step: &str, what: String| seen.push((step.to_owned(), what));
+    let dumped = backend.create(id, bundle.path(), CreateOptions::default()).await?.pid;
+    backend.start(id).await?;
+    count_above(&bundle.rootfs(), 2).await?;
+    let images = tempfile::tempdir()?;
+    let image_path = images.path().join("image");
+    let opts = CheckpointOptions { image_path: image_path.clone(), ..CheckpointOptions::default() };
+    note("checkpoint", outcome(backend.checkpoint(id, &opts).await));
+    note("the image has inventory.img", image_path.join("inventory.img").is_file().to_string());
+    let at_dump = count_in(&bundle.rootfs())?;
+    let state = match backend.state(id).await {
+        Ok(state) => state.status.to_string(),
+        failed => outcome(failed),
+    };
+    note("state after checkpoint", state);
+    if !flavour.restores() {
+        note("delete after checkpoint", outcome(backend.delete(id, DeleteMode::IfStopped).await));
+        return Ok(());
+    }
+    let restore = RestoreOptions { image_path, ..RestoreOptions::default() };
+    let restored = backend.restore(id, bundle.path(), restore).await?;
+    note("state after restore", state_shape(backend, id)?);
+    note("the restored init is a new process", (restored.pid != dumped).to_string());
+    let after = count_above(&bundle.rootfs(), at_dump).await?;
+    note("the restored counter goes on from the dump", (after == at_dump + 1).to_string());
+    note("kill of the restored container", outcome(backend.kill(id, Signal::KILL, KillScope::Init).await));
+    wait_for(backend, id, Status::Stopped).await?;
+    note("delete", outcome(backend.delete(id, DeleteMode::IfStopped).await));
+    Ok(())
+}
+
+/// Runs the sequences and removes the containers whatever happened. The checkpoint's only where
+/// the runtime checkpoints and, for a real one, CRIU works here (the fake's needs no CRIU; both
+/// sides leave it out alike).
 async fn observed(flavour: Flavour, config: RuntimeConfig, rootfs: Rootfs) -> anyhow::Result<Vec<(String, String)>> {
     let backend = CliBackend::connect(family(flavour), config).await?;
     let id = ContainerId::new(format!("differential-{}-{}", flavour.name(), std::process::id()))?;
+    let dumped = ContainerId::new(format!("differential-checkpoint-{}-{}", flavour.name(), std::process::id()))?;
     let mut seen = Vec::new();
-    if let Err(err) = observe(&backend, &id, rootfs, &mut seen).await {
-        backend.delete(&id, DeleteMode::Force).await.ok();
+    let mut outcome = observe(&backend, &id, rootfs, &mut seen).await;
+    if outcome.is_ok() && flavour.checkpoints() && testkit::gate::criu_problem().is_none() {
+        outcome = observe_checkpoint(&backend, flavour, &dumped, rootfs, &mut seen).await;
+    }
+    if let Err(err) = outcome {
+        for id in [&id, &dumped] {
+            backend.delete(id, DeleteMode::Force).await.ok();
+        }
         return Err(err.context(format!("after {seen:?}")));
     }
     Ok(seen)

@@ -1,6 +1,6 @@
 //! Errors the [`Engine`] decides before a runtime runs, the same on every runtime: a
-//! container a checkpoint already stopped (runc forgets such a container, youki keeps it
-//! stopped; the engine's record answers for both), an export onto an existing archive, a dump
+//! container a checkpoint already stopped (the runtime forgets such a container; the engine's
+//! record answers for it), an export onto an existing archive, a dump
 //! against a pre-checkpoint that was never taken, and a restore with nothing kept to restore.
 //! Each is matched by its variant and its evidence, never by its message. And an id as long as
 //! a file name may be works everywhere, while a longer one never reaches a runtime.

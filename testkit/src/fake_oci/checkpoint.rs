@@ -14,8 +14,8 @@
 //! keeps nothing there starts over. Only the init is restored; processes exec'd into the
 //! container are not.
 //!
-//! After a checkpoint that does not leave the container running, runc destroys the container
-//! (its id is free for `restore`); youki kills the processes and keeps the container as stopped.
+//! After a checkpoint that does not leave the container running, runc and youki destroy the
+//! container (its id is free for `restore`).
 //!
 //! runc's `--pre-dump` dumps memory only and never stops the container; a later checkpoint names
 //! it with `--parent-path`, relative to its own image path (`../pre`), and dumps only what changed
@@ -102,9 +102,7 @@ pub(crate) fn checkpoint(ctx: &Ctx, args: &Args) -> CmdResult {
         return dumped.map(|()| 0);
     }
     record.kill_everything();
-    if ctx.flavour != Flavour::Youki {
-        fs::remove_dir_all(state::dir(&ctx.root, id)).map_err(|err| Failure::io("remove", err))?;
-    }
+    fs::remove_dir_all(state::dir(&ctx.root, id)).map_err(|err| Failure::io("remove", err))?;
     Ok(0)
 }
 
