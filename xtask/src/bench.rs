@@ -33,8 +33,8 @@
 //! - **stop latency**: from asking a container whose TERM trap exits at once to stop (after it
 //!   said it is ready) until it is seen stopped: `engine.stop`, or `kill TERM` and `state`;
 //! - **checkpoint-restore**: a running container dumped with CRIU and restored detached from its
-//!   images, where a real runtime restores (runc with a working CRIU; the fake's checkpoint only
-//!   stops the processes, which would measure nothing): the two
+//!   images, where a real runtime restores (runc with a working CRIU; the fake's checkpoint dumps
+//!   no memory, only a file standing for it, which would measure nothing): the two
 //!   runtime calls, or `engine.checkpoint` and `engine.restore` with what the engine adds (the
 //!   state check, the images under its state root, supervising the restored init).
 //!
@@ -538,7 +538,7 @@ fn measure(
         Family::Runc => Some(ways::runc_crate_client(&raw)?),
         Family::Crun | Family::Youki => None,
     };
-    // The fake's checkpoint stops the processes rather than dumping them: its figure would say
+    // The fake's checkpoint dumps no memory, only a file standing for it: its figure would say
     // nothing of the library or of CRIU, so only a real runtime with a working CRIU is measured.
     let restores = subject.binary.is_some()
         && tokio.block_on(backend.features()).context("probing the backend")?.restore.is_supported();
