@@ -239,6 +239,24 @@ async fn exec_exit_file(side: &Side, session: &ExecSession) -> anyhow::Result<St
     }
 }
 
+/// Whether `pid`'s command line comes to hold `script` within a few seconds. The runtime writes
+/// the exec's pid once its process is started, which may be before that process has replaced
+/// the runtime's own code (`runc init`) with the exec'd program: a pid that names another
+/// process never does.
+async fn becomes_the_process_of(pid: u32, script: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmdline.windows(script.len()).any(|w| w == script.as_bytes()) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Background execs into a running container: one that prints on both streams and exits 5,
 /// and one that `-T` ends.
 async fn execs(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
@@ -251,11 +269,7 @@ async fn execs(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     let script = "echo to-out; echo to-err >&2; sleep 1; exit 5";
     let session = engine.exec_detached(&id, &runtime_core::process(["sh", "-c", script]), wired()).await?;
     let dir = exec_dir(side, &session);
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", session.pid))?;
-    see(
-        "the answered pid is the exec'd shell",
-        cmdline.windows(script.len()).any(|w| w == script.as_bytes()).to_string(),
-    );
+    see("the answered pid is the exec'd shell", becomes_the_process_of(session.pid, script).await.to_string());
     see(
         "the pid file holds the answered pid",
         (u32::try_from(read_pid(&dir.join("pidfile"))?)? == session.pid).to_string(),
@@ -279,12 +293,14 @@ async fn execs(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     let session = engine.exec_detached(&id, &runtime_core::process(["sleep", "100"]), timed).await?;
     let process = testkit::procs::Tracked::capture(session.pid);
     see("-T's exit file", exec_exit_file(side, &session).await?);
-    see("the process -T ended is gone when the exit is written", (!process.alive()).to_string());
     let ended = match engine.wait_exec(&session).await {
         Err(Error::Timeout { after, .. }) => format!("Timeout after {after:?}"),
         other => format!("{other:?}"),
     };
     see("the wait after -T", ended);
+    // Real conmon may write the exit file while the process it SIGKILLed is still going (seen
+    // under load); the process never outlives the wait.
+    see("the process -T ended is gone once the wait returns", (!process.alive()).to_string());
     engine.delete(&id, DeleteMode::Force).await?;
     Ok(())
 }
@@ -293,16 +309,14 @@ async fn execs(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
 /// whether it counts on from where it was dumped, and its exit after a SIGKILL.
 async fn restored(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     let id = side.id("restored");
-    let bundle = side.bundle(&["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.1; done"])?;
-    let count = || -> anyhow::Result<u32> {
-        let text = std::fs::read_to_string(bundle.join("rootfs/count"))?;
-        text.trim().parse().with_context(|| format!("a count of {text:?}"))
-    };
+    let bundle = side.bundle(&["sh", "-c", testkit::counter::COUNTER])?;
+    let count = || testkit::counter::count_in(&bundle.join("rootfs"));
     let engine = side.engine()?;
     engine.run(&id, &bundle, CreateOptions::default()).await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while count().unwrap_or(0) < 3 {
-        ensure!(std::time::Instant::now() < deadline, "the container did not count to 3");
+    // Far enough that a counter started over (from 1) stays below the dump for a second.
+    while count().unwrap_or(0) < 10 {
+        ensure!(std::time::Instant::now() < deadline, "the container did not count to 10");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     engine.checkpoint(&id, ContainerCheckpointOptions::default()).await.context("checkpoint")?;
@@ -326,7 +340,9 @@ async fn restored(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
         ensure!(std::time::Instant::now() < deadline + Duration::from_secs(15), "no count after the restore");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    see("the count goes on from the dump", (count()? == dumped + 1).to_string());
+    // Above the dump: restored memory goes on from it (the next count, or a later one when
+    // this poll came late), where a counter started over would write 1.
+    see("the count goes on from the dump", (count()? > dumped).to_string());
     engine.kill(&id, Signal::KILL, KillScope::Init).await?;
     see("a SIGKILL's exit", format!("{:?}", waited(&engine, &id).await?));
     see("the exit file", std::fs::read_to_string(side.exit_file(&id))?);
