@@ -21,6 +21,12 @@
 //! of the session lives; only once none is left could a new process take the number and start a
 //! session of its own under it in the container in the meantime.
 //!
+//! A conmon that ends without recording the exec's exit (killed) is lost as a container's is:
+//! [`wait`] answers [`Error::MonitorLost`] at once, and keeps the exec, because its process may
+//! still run and nobody holds it any more. [`stop`] still ends it and everything it started
+//! through the pidfd and [`ExecTree`] (neither needs conmon), forgets it, and answers
+//! `MonitorLost` too: how it ended cannot be known. An exec nobody stops goes with its container.
+//!
 //! The exec'd process is named by its pid and its start time, read when conmon sent the pid: a
 //! pid reused later (after conmon reaped the exec) is never signalled. The window between the
 //! pid arriving and its start time being read is the one place where a reuse would go unseen;
@@ -37,11 +43,11 @@ use serde::{Deserialize, Serialize};
 use runtime_core::oci_spec::runtime::Process;
 use runtime_core::{
     ContainerFiles, ContainerId, ContainerStdio, Error, ExecOptions, ExecRequest, ExecSession, ExecStdio, ExecTree,
-    Existence, Exit, Failure, KILL_GRACE, OciBackend, Result, SystemdPassthrough,
+    Existence, Exit, Failure, KILL_GRACE, Monitor, OciBackend, Result, SystemdPassthrough,
 };
 
 use crate::argv::{EmbedderEnv, ExecPaths, conmon_env, exec_argv};
-use crate::monitor::{CONMON_EXIT_GRACE, ConmonMonitor, conmon_named, io, private_dir, unsupported};
+use crate::monitor::{CONMON_EXIT_GRACE, ConmonMonitor, conmon_named, io, private_dir, recorded_pid, unsupported};
 use crate::sync::Answer;
 use crate::watch;
 
@@ -235,6 +241,19 @@ async fn forget(dir: &Path, conmon: Option<&watch::Process>) -> Result<()> {
     }
 }
 
+/// The error for an exec whose conmon ended without recording its exit (or, with no conmon pid
+/// recorded, was never started for it).
+fn lost(monitor: &ConmonMonitor, session: &ExecSession, paths: &ExecPaths) -> Error {
+    match recorded_pid(&paths.conmon_pid_file) {
+        Some(pid) => Error::MonitorLost {
+            id: format!("{} (exec {})", session.id, session.exec_id),
+            monitor: monitor.name().to_owned(),
+            pid,
+        },
+        None => not_supervised(session),
+    }
+}
+
 fn conmon_of_exec(paths: &ExecPaths, exec_id: &str) -> Result<Option<watch::Process>> {
     conmon_named(&paths.conmon_pid_file, "-u", exec_id)
 }
@@ -309,7 +328,7 @@ async fn undo(paths: &ExecPaths, exec_id: &str) {
 
 /// Waits for the exec to end, then forgets it. A timeout that expired is [`Error::Timeout`],
 /// with every process the exec started ended.
-pub(crate) async fn wait(session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
+pub(crate) async fn wait(monitor: &ConmonMonitor, session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
     let dir = exec_dir(files, session)?;
     let record = read_record(&dir, session)?;
     let paths = ExecPaths::in_dir(&dir);
@@ -322,10 +341,9 @@ pub(crate) async fn wait(session: &ExecSession, files: &ContainerFiles) -> Resul
         }
     };
     let Some(exit) = watch::exit_file(&exit_files(&paths, &session.id), conmon_gone).await? else {
-        forget(&dir, conmon.as_ref()).await?;
-        return Err(Error::NotSupervised {
-            what: format!("exec {} in {}, whose conmon ended without recording its exit,", session.pid, session.id),
-        });
+        // conmon records the exit before it ends: nobody will now. The record stays, so that a
+        // stop still ends what may run.
+        return Err(lost(monitor, session, &paths));
     };
     let ended = ended(&record, exit);
     if let (Err(Error::Timeout { .. }), Some(tree)) = (&ended, tree) {
@@ -337,7 +355,12 @@ pub(crate) async fn wait(session: &ExecSession, files: &ContainerFiles) -> Resul
 
 /// Ends the exec and every process it started (SIGTERM, then after `timeout` SIGKILL), then
 /// forgets it. One that ended on its own is only forgotten.
-pub(crate) async fn stop(session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit> {
+pub(crate) async fn stop(
+    monitor: &ConmonMonitor,
+    session: &ExecSession,
+    files: &ContainerFiles,
+    timeout: Duration,
+) -> Result<Exit> {
     let dir = exec_dir(files, session)?;
     let record = read_record(&dir, session)?;
     let paths = ExecPaths::in_dir(&dir);
@@ -366,7 +389,7 @@ pub(crate) async fn stop(session: &ExecSession, files: &ContainerFiles, timeout:
         }
     };
     let exit = match tokio::time::timeout(CONMON_EXIT_GRACE, watch::exit_file(&exec_files, conmon_gone)).await {
-        Ok(exit) => exit?.unwrap_or(Exit::Unknown),
+        Ok(exit) => exit?.ok_or_else(|| lost(monitor, session, &paths)),
         Err(_) => {
             return Err(Error::WaitTimeout {
                 what: format!("conmon's record of how exec {} in {} ended", session.exec_id, session.id),
@@ -375,7 +398,7 @@ pub(crate) async fn stop(session: &ExecSession, files: &ContainerFiles, timeout:
         }
     };
     forget(&dir, conmon.as_ref()).await?;
-    ended(&record, exit)
+    ended(&record, exit?)
 }
 
 /// Forgets every exec of a container that is gone (its execs ended with it): their conmons are

@@ -304,8 +304,7 @@ fn conmon_of(id: &ContainerId, files: &ContainerFiles) -> Result<Option<Process>
 /// The long-lived conmon whose pid is in `pid_file`, if it is still there and is that conmon
 /// (its pid not reused): its command line has `value` after `flag`.
 pub(crate) fn conmon_named(pid_file: &Path, flag: &str, value: &str) -> Result<Option<Process>> {
-    let Ok(text) = std::fs::read_to_string(pid_file) else { return Ok(None) };
-    let Ok(pid) = text.trim().parse::<u32>() else { return Ok(None) };
+    let Some(pid) = recorded_pid(pid_file) else { return Ok(None) };
     let Some(process) = Process::open(pid)? else { return Ok(None) };
     // Read after the pidfd is open: if this is our conmon, the pid stays its own.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -316,7 +315,12 @@ pub(crate) fn conmon_named(pid_file: &Path, flag: &str, value: &str) -> Result<O
 
 /// The pid conmon wrote into its pid file, if it got that far.
 fn recorded_conmon_pid(files: &ContainerFiles) -> Option<u32> {
-    std::fs::read_to_string(files.dir.join("conmon.pid")).ok()?.trim().parse().ok()
+    recorded_pid(&files.dir.join("conmon.pid"))
+}
+
+/// The pid in `pid_file`, if one was written there.
+pub(crate) fn recorded_pid(pid_file: &Path) -> Option<u32> {
+    std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()
 }
 
 /// Whether a conmon was started for the container (it writes its pid file before it answers).
@@ -708,11 +712,11 @@ impl Monitor for ConmonMonitor {
     }
 
     async fn wait_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
-        exec::wait(session, files).await
+        exec::wait(self, session, files).await
     }
 
     async fn stop_exec(&self, session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit> {
-        exec::stop(session, files, timeout).await
+        exec::stop(self, session, files, timeout).await
     }
 
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {

@@ -3,7 +3,8 @@
 //! wait) with a typed error within the create timeout the case sets (short where conmon hangs,
 //! so that the timeout is what ends it), and leaves nothing: no process naming the container, no
 //! zombie child, no container in the runtime, nothing under the engine's state root, no node
-//! conmon made in the bundle. A plain container and a terminal
+//! conmon made in the bundle. An exec whose conmon is killed is `MonitorLost` within a second,
+//! and its process, still running, is ended by a stop. A plain container and a terminal
 //! one run through the fake conmon show the paths the faults leave.
 //!
 //! The expected exit code is the shell's (`exit 7`); the runtime's refusal is in runc's words.
@@ -13,16 +14,18 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use backend_runc::Runc;
 use conmon_driver::ConmonMonitor;
 use runtime_core::{
-    CliBackend, ContainerId, CreateOptions, DeleteMode, Engine, Error, Existence, Exit, OciBackend, Signal, StateRoot,
+    CliBackend, ContainerId, ContainerStdio, CreateOptions, DeleteMode, Engine, Error, ExecOptions, ExecStdio,
+    Existence, Exit, OciBackend, Signal, StateRoot, process,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::{FakeConmon, FakeRuntime, Flavour};
+use testkit::procs::Tracked;
 
 /// The create timeout of the cases where conmon hangs: short, so that the timeout ends them.
 const SHORT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -246,11 +249,40 @@ async fn a_conmon_that_records_no_exit_leaves_the_wait_unsupervised(env: &Env) -
     Ok(())
 }
 
+/// How soon a wait answers once the conmon it waits on is gone (as for a container).
+const LOST_WITHIN: Duration = Duration::from_secs(1);
+
+async fn an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    engine.create(&env.id, env.bundle.path(), Env::options()).await?;
+    engine.start(&env.id).await?;
+    let background = ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    let session = engine.exec_detached(&env.id, &process(["sleep", "100"]), background).await?;
+    let exec = Tracked::capture(session.pid);
+    let exec_dir = env.container_dir().join("execs").join(&session.exec_id);
+    let conmon: u32 = std::fs::read_to_string(exec_dir.join("conmon.pid"))?.trim().parse()?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(conmon.try_into()?), nix::sys::signal::Signal::SIGKILL)?;
+    let killed = Instant::now();
+    let lost = tokio::time::timeout(Duration::from_secs(30), engine.wait_exec(&session)).await.context("wait hangs")?;
+    ensure!(killed.elapsed() < LOST_WITHIN, "the wait answered after {:?}", killed.elapsed());
+    ensure!(matches!(lost, Err(Error::MonitorLost { pid, .. }) if pid == conmon), "conmon {conmon} was lost: {lost:?}");
+    ensure!(exec.alive(), "the exec's process {} ended with its conmon", session.pid);
+    ensure!(exec_dir.exists(), "the exec is kept for a stop");
+    let stopped = tokio::time::timeout(Duration::from_secs(30), engine.exec_stop(&session, Duration::from_secs(5)))
+        .await
+        .context("stop hangs")?;
+    ensure!(matches!(stopped, Err(Error::MonitorLost { pid, .. }) if pid == conmon), "{stopped:?}");
+    ensure!(!exec.alive(), "the stop left the exec's process {} running", session.pid);
+    ensure!(!exec_dir.exists(), "a stopped exec is forgotten");
+    engine.delete(&env.id, DeleteMode::Force).await?;
+    Ok(())
+}
+
 type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
 fn main() -> ExitCode {
     // Each case: its name, the container's id prefix, the container's shell script, the case.
-    let cases: [(&str, &str, &str, Case); 11] = [
+    let cases: [(&str, &str, &str, Case); 12] = [
         ("a_container_exits_7_through_the_fake_conmon", "exit7", "echo out; echo err >&2; exit 7", |env| {
             Box::pin(a_container_exits_7_through_the_fake_conmon(env))
         }),
@@ -283,6 +315,9 @@ fn main() -> ExitCode {
         }),
         ("a_conmon_that_records_no_exit_leaves_the_wait_unsupervised", "noexit", "exit 3", |env| {
             Box::pin(a_conmon_that_records_no_exit_leaves_the_wait_unsupervised(env))
+        }),
+        ("an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it", "lostexec", "sleep 100", |env| {
+            Box::pin(an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it(env))
         }),
     ];
     testkit::harness::main(|suite| {

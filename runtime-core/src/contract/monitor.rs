@@ -187,7 +187,9 @@ pub trait Monitor: Send + Sync {
     }
     /// Waits for a background exec of the container whose files are `files` to end, then
     /// forgets it. What its process left running (a
-    /// `&` job) is left alone, as after an exec waited for in the foreground.
+    /// `&` job) is left alone, as after an exec waited for in the foreground. A monitor process
+    /// that held the exec and ended without recording its exit is [`Error::MonitorLost`], and
+    /// the exec is kept for [`Monitor::stop_exec`] to end.
     async fn wait_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Exit>;
     /// Ends a background exec and every process it started, then forgets it: SIGTERM to its
     /// process, up to `timeout`, then SIGKILL and [`crate::KILL_GRACE`] more; as the process
