@@ -48,7 +48,7 @@ use runtime_core::{
 
 use crate::argv::{EmbedderEnv, ExecPaths, conmon_env, exec_argv};
 use crate::monitor::{CONMON_EXIT_GRACE, ConmonMonitor, conmon_named, io, private_dir, recorded_pid, unsupported};
-use crate::sync::Answer;
+use crate::sync::{Answer, Retries};
 use crate::watch;
 
 /// How long conmon gets to start an exec and send its pid (a runtime call's default bound).
@@ -258,22 +258,33 @@ fn conmon_of_exec(paths: &ExecPaths, exec_id: &str) -> Result<Option<watch::Proc
     conmon_named(&paths.conmon_pid_file, "-u", exec_id)
 }
 
-/// Starts `req` in the background through conmon; on failure nothing of it is left.
+/// Starts `req` in the background through conmon; on failure nothing of it is left. A
+/// transient failure of the runtime is undone, then run again in a new directory ([`Retries`]).
 pub(crate) async fn start(monitor: &ConmonMonitor, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
     let ExecRequest { id, process, options, files } = req;
     let timeout_secs = refuse_unserved(&process, &options)?;
-    let (exec_id, dir) = new_exec_dir(&id, &files)?;
-    let paths = ExecPaths::in_dir(&dir);
-    let started = start_in(monitor, backend, &id, &exec_id, &paths, &process, timeout_secs).await;
-    match started {
-        Ok(pid) => Ok(ExecSession { id, pid, exec_id }),
-        Err(err) => {
-            undo(&paths, &exec_id).await;
-            Err(err)
+    let mut retries = Retries::new();
+    loop {
+        let (exec_id, dir) = new_exec_dir(&id, &files)?;
+        let paths = ExecPaths::in_dir(&dir);
+        let started = start_in(monitor, backend, &id, &exec_id, &paths, &process, timeout_secs).await;
+        let failure = match started {
+            Ok(Ok(pid)) => return Ok(ExecSession { id, pid, exec_id }),
+            Ok(Err(failure)) => failure,
+            Err(err) => {
+                undo(&paths, &exec_id).await;
+                return Err(err);
+            }
+        };
+        undo(&paths, &exec_id).await;
+        if !retries.take_for(backend, &failure) {
+            return Err(backend.classify_failure(Some(&id), failure));
         }
     }
 }
 
+/// Runs one conmon for the exec: the exec'd process's pid, or the runtime's refusal as conmon
+/// relayed it.
 async fn start_in(
     monitor: &ConmonMonitor,
     backend: &dyn OciBackend,
@@ -282,7 +293,7 @@ async fn start_in(
     paths: &ExecPaths,
     process: &Process,
     timeout_secs: Option<u64>,
-) -> Result<u32> {
+) -> Result<std::result::Result<u32, Failure>> {
     let argv = exec_argv(monitor.binary(), backend, id, exec_id, paths, timeout_secs);
     monitor.require_options(&argv).await?;
     private_dir(&paths.exit_dir)?;
@@ -295,10 +306,7 @@ async fn start_in(
     };
     let pid = match answer {
         Answer::Created(pid) => pid,
-        Answer::Refused(message) => {
-            let failure = Failure { argv, status: Exit::Unknown, message };
-            return Err(backend.classify_failure(Some(id), failure));
-        }
+        Answer::Refused(message) => return Ok(Err(Failure { argv, status: Exit::Unknown, message })),
     };
     let record = ExecRecord {
         pid,
@@ -307,7 +315,7 @@ async fn start_in(
         args: process.args().clone().unwrap_or_default(),
     };
     write_json(&paths.dir.join(RECORD), &record, "the exec record")?;
-    Ok(pid)
+    Ok(Ok(pid))
 }
 
 /// Undoes an exec that failed to start: its conmon and whatever the runtime started are ended,

@@ -41,7 +41,7 @@ use crate::attach::{self, ControlMessage};
 use crate::exec;
 use crate::logs::K8sFileReader;
 use crate::ports;
-use crate::sync::{Answer, read_answer};
+use crate::sync::{Answer, Retries, read_answer};
 use crate::version::{self, VERSION_PROBE_TIMEOUT};
 use crate::watch::{self, Process};
 
@@ -99,7 +99,7 @@ impl Default for ConmonMonitor {
 
 /// What this monitor keeps of a container beside conmon's own files: what conmon made outside
 /// the container's directory, to undo it, and where its stdio can be reached.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Kept {
     /// The bundle, where conmon binds the attach socket and makes its `ctl` fifo.
     bundle: PathBuf,
@@ -365,7 +365,8 @@ impl ConmonMonitor {
     /// Runs conmon to create or restore a container and reads its answer. What this conmon
     /// cannot do, and a directory that still holds a conmon's pid file, are refused before
     /// anything is made; a failure after that is undone (conmon ended, the container deleted
-    /// if the runtime made it, the files removed).
+    /// if the runtime made it, the files removed). A transient failure of the runtime is undone
+    /// so, then run again ([`Retries`]), all within the one timeout.
     async fn bring_up(&self, backend: &dyn OciBackend, up: BringUp<'_>) -> Result<Created> {
         let BringUp { id, bundle, files, .. } = up;
         let terminal = wants_terminal(bundle)?;
@@ -408,8 +409,24 @@ impl ConmonMonitor {
             accepts_input: terminal || up.stdio.stdin != AttachStdin::Closed,
         };
         let timeout = up.timeout.unwrap_or(DEFAULT_CREATE_TIMEOUT);
-        let ran = tokio::time::timeout(timeout, self.run(argv.clone(), &paths, kept, files, up.ports, &up.env));
-        let answer = match ran.await {
+        let attempts = async {
+            let mut retries = Retries::new();
+            loop {
+                // Each conmon takes the ports; this process holds them until the answer is in.
+                let ports = up.ports.iter().map(OwnedFd::try_clone).collect::<std::io::Result<_>>();
+                let ports = ports.map_err(io("passing conmon the reserved ports"))?;
+                let answer = self.run(argv.clone(), &paths, kept.clone(), files, ports, &up.env).await?;
+                if let Answer::Refused(message) = &answer {
+                    let failure = Failure { argv: argv.clone(), status: Exit::Unknown, message: message.clone() };
+                    if retries.take_for(backend, &failure) {
+                        self.undo(backend, id, files, up.pid_file.as_deref()).await;
+                        continue;
+                    }
+                }
+                return Ok(answer);
+            }
+        };
+        let answer = match tokio::time::timeout(timeout, attempts).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(err)) => {
                 self.undo(backend, id, files, up.pid_file.as_deref()).await;

@@ -130,21 +130,15 @@ fn background(timeout: Option<Duration>) -> ExecOptions {
     ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), timeout, ..ExecOptions::default() }
 }
 
-/// `exec_detached`, tried again while youki 0.7 fails to seal its own copy (EBUSY), as it
-/// sometimes does with any command.
+/// A background exec of `args`, through conmon (which the monitor runs again while youki 0.7
+/// fails to seal its own copy).
 async fn exec_detached(
     engine: &Engine,
     id: &ContainerId,
     args: &[&str],
     timeout: Option<Duration>,
 ) -> anyhow::Result<ExecSession> {
-    let mut tries = 0;
-    loop {
-        match engine.exec_detached(id, &process(args.iter().copied()), background(timeout)).await {
-            Err(err) if tries < 5 && err.to_string().contains(backend_youki::TRANSIENT_SEAL_FAILURE) => tries += 1,
-            started => return Ok(started?),
-        }
-    }
+    Ok(engine.exec_detached(id, &process(args.iter().copied()), background(timeout)).await?)
 }
 
 /// Whether `pid` is a live (not zombie) process.

@@ -4,7 +4,10 @@
 //! so that the timeout is what ends it), and leaves nothing: no process naming the container, no
 //! zombie child, no container in the runtime, nothing under the engine's state root, no node
 //! conmon made in the bundle. An exec whose conmon is killed is `MonitorLost` within a second,
-//! and its process, still running, is ended by a stop. A plain container and a terminal
+//! and its process, still running, is ended by a stop. Under the fake youki, whose failure to
+//! seal its own copy its backend calls transient, a create or background exec that conmon saw
+//! fail so is undone and run again (a bounded number of times), and any other failure is not.
+//! A plain container and a terminal
 //! one run through the fake conmon show the paths the faults leave.
 //!
 //! The expected exit code is the shell's (`exit 7`); the runtime's refusal is in runc's words.
@@ -17,11 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use backend_crun::Crun;
 use backend_runc::Runc;
+use backend_youki::Youki;
 use conmon_driver::ConmonMonitor;
 use runtime_core::{
     CliBackend, ContainerId, ContainerStdio, CreateOptions, DeleteMode, Engine, Error, ExecOptions, ExecStdio,
-    Existence, Exit, OciBackend, Signal, StateRoot, process,
+    Existence, Exit, OciBackend, RuntimeFamily, Signal, StateRoot, process,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::{FakeConmon, FakeRuntime, Flavour};
@@ -45,10 +50,15 @@ struct Env {
 }
 
 impl Env {
-    /// The container runs `script` in a shell.
-    async fn new(name: &str, script: &str) -> anyhow::Result<Self> {
-        let runtime = FakeRuntime::new(Flavour::Runc)?;
-        let backend = Arc::new(CliBackend::connect(Arc::new(Runc), runtime.config()).await?);
+    /// The container runs `script` in a shell, under the fake of `flavour`.
+    async fn new(name: &str, script: &str, flavour: Flavour) -> anyhow::Result<Self> {
+        let runtime = FakeRuntime::new(flavour)?;
+        let family: Arc<dyn RuntimeFamily> = match flavour {
+            Flavour::Runc => Arc::new(Runc),
+            Flavour::Crun => Arc::new(Crun::default()),
+            Flavour::Youki => Arc::new(Youki),
+        };
+        let backend = Arc::new(CliBackend::connect(family, runtime.config()).await?);
         Ok(Env {
             runtime,
             conmon: FakeConmon::new()?,
@@ -102,8 +112,8 @@ impl Env {
 }
 
 /// Runs `case` in a new environment, then checks that nothing is left whatever the case said.
-async fn with_env(name: &str, script: &str, case: Case) -> anyhow::Result<()> {
-    let env = Env::new(name, script).await?;
+async fn with_env(name: &str, script: &str, flavour: Flavour, case: Case) -> anyhow::Result<()> {
+    let env = Env::new(name, script, flavour).await?;
     let outcome = case(&env).await;
     let leftovers = env.check_nothing_left().await;
     if leftovers.is_err() {
@@ -278,6 +288,61 @@ async fn an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it(env: &Env
     Ok(())
 }
 
+/// youki 0.7.0's words when it cannot seal its own copy (`src/main.rs`:
+/// `pentacle::ensure_sealed().context("failed to seal /proc/self/exe")`), then the cause.
+const SEAL_FAILURE: &str = "failed to seal /proc/self/exe: Device or resource busy (os error 16)";
+
+/// A create whose runtime fails its first `failures` runs of `create` with `message`: how it
+/// ended, and, when it succeeded, the container run to its end (`exit 0`) and deleted.
+async fn create_failing_first(env: &Env, failures: u32, message: &str) -> anyhow::Result<runtime_core::Result<()>> {
+    env.runtime.inject("create", &format!("fail-first:{failures}:{message}"))?;
+    let engine = env.engine()?;
+    let create = engine.create(&env.id, env.bundle.path(), Env::options());
+    if let Err(err) = tokio::time::timeout(CREATE_TIMEOUT * 2, create).await.context("the create hangs")? {
+        return Ok(Err(err));
+    }
+    engine.start(&env.id).await?;
+    let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait(&env.id)).await.context("no exit")??;
+    ensure!(exit == Exit::Exited(0), "the container runs `exit 0`: {exit:?}");
+    engine.delete(&env.id, DeleteMode::IfStopped).await?;
+    Ok(Ok(()))
+}
+
+async fn a_transient_failure_relayed_by_conmon_is_undone_and_run_again(env: &Env) -> anyhow::Result<()> {
+    create_failing_first(env, 1, SEAL_FAILURE).await?.context("the second create")
+}
+
+async fn another_failure_relayed_by_conmon_is_not_run_again(env: &Env) -> anyhow::Result<()> {
+    // The second run would go through: a create retried would succeed.
+    match create_failing_first(env, 1, "cannot mount the rootfs: no such device").await? {
+        Err(Error::RuntimeFailed(failure)) if failure.message.contains("cannot mount the rootfs") => Ok(()),
+        other => bail!("expected the first run's failure, got {other:?}"),
+    }
+}
+
+async fn a_transient_failure_that_persists_is_run_again_a_bounded_number_of_times(env: &Env) -> anyhow::Result<()> {
+    match create_failing_first(env, 1000, SEAL_FAILURE).await? {
+        Err(Error::RuntimeFailed(failure)) if failure.message.contains(SEAL_FAILURE) => Ok(()),
+        other => bail!("expected the runtime's transient failure in the end, got {other:?}"),
+    }
+}
+
+async fn a_background_execs_transient_failure_is_undone_and_run_again(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    engine.create(&env.id, env.bundle.path(), Env::options()).await?;
+    engine.start(&env.id).await?;
+    env.runtime.inject("exec", &format!("fail-first:1:{SEAL_FAILURE}"))?;
+    let background = ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    let session = engine.exec_detached(&env.id, &process(["sh", "-c", "exit 4"]), background).await?;
+    let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait_exec(&session)).await.context("no exit")??;
+    ensure!(exit == Exit::Exited(4), "{exit:?}");
+    let execs = env.container_dir().join("execs");
+    let left: Vec<_> = std::fs::read_dir(&execs)?.flatten().map(|entry| entry.file_name()).collect();
+    ensure!(left.is_empty(), "the failed attempt left {left:?} in {}", execs.display());
+    engine.delete(&env.id, DeleteMode::Force).await?;
+    Ok(())
+}
+
 type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
 fn main() -> ExitCode {
@@ -320,9 +385,31 @@ fn main() -> ExitCode {
             Box::pin(an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it(env))
         }),
     ];
+    // The same, under the fake youki, whose backend calls its failure to seal itself transient.
+    let youki_cases: [(&str, &str, &str, Case); 4] = [
+        ("a_transient_failure_relayed_by_conmon_is_undone_and_run_again", "sealed", "exit 0", |env| {
+            Box::pin(a_transient_failure_relayed_by_conmon_is_undone_and_run_again(env))
+        }),
+        ("another_failure_relayed_by_conmon_is_not_run_again", "permanent", "exit 0", |env| {
+            Box::pin(another_failure_relayed_by_conmon_is_not_run_again(env))
+        }),
+        ("a_transient_failure_that_persists_is_run_again_a_bounded_number_of_times", "persists", "exit 0", |env| {
+            Box::pin(a_transient_failure_that_persists_is_run_again_a_bounded_number_of_times(env))
+        }),
+        ("a_background_execs_transient_failure_is_undone_and_run_again", "execsealed", "sleep 100", |env| {
+            Box::pin(a_background_execs_transient_failure_is_undone_and_run_again(env))
+        }),
+    ];
     testkit::harness::main(|suite| {
         for (name, prefix, script, case) in cases {
-            suite.case(format!("fake_conmon::{name}"), move || async move { with_env(prefix, script, case).await });
+            suite.case(format!("fake_conmon::{name}"), move || async move {
+                with_env(prefix, script, Flavour::Runc, case).await
+            });
+        }
+        for (name, prefix, script, case) in youki_cases {
+            suite.case(format!("fake_conmon::youki::{name}"), move || async move {
+                with_env(prefix, script, Flavour::Youki, case).await
+            });
         }
     })
 }
