@@ -267,7 +267,9 @@ pub(crate) async fn start(monitor: &ConmonMonitor, backend: &dyn OciBackend, req
     loop {
         let (exec_id, dir) = new_exec_dir(&id, &files)?;
         let paths = ExecPaths::in_dir(&dir);
+        let unfinished = UnfinishedStart { paths: paths.clone(), exec_id: exec_id.clone(), armed: true };
         let started = start_in(monitor, backend, &id, &exec_id, &paths, &process, timeout_secs).await;
+        unfinished.disarm();
         let failure = match started {
             Ok(Ok(pid)) => return Ok(ExecSession { id, pid, exec_id }),
             Ok(Err(failure)) => failure,
@@ -316,6 +318,39 @@ async fn start_in(
     };
     write_json(&paths.dir.join(RECORD), &record, "the exec record")?;
     Ok(Ok(pid))
+}
+
+/// An exec being started. Dropped before conmon answered (the caller gave up on the call), it
+/// is undone as a failed start is, in a task of its own on the caller's runtime, so that neither
+/// its conmon nor the process the runtime started runs on with nobody to end it. Out of reach:
+/// a conmon dropped before it wrote its pid file (the process started is then killed, but the
+/// one it forked is not yet named), as a runtime's exec before it wrote the exec's pid.
+struct UnfinishedStart {
+    paths: ExecPaths,
+    exec_id: String,
+    armed: bool,
+}
+
+impl UnfinishedStart {
+    /// The call came back: a failure is undone by the caller.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for UnfinishedStart {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (paths, exec_id) = (self.paths.clone(), std::mem::take(&mut self.exec_id));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { undo(&paths, &exec_id).await });
+            }
+            Err(_) => tracing::warn!(dir = %paths.dir.display(), "a dropped exec could not be undone: no runtime"),
+        }
+    }
 }
 
 /// Undoes an exec that failed to start: its conmon and whatever the runtime started are ended,

@@ -4,7 +4,9 @@
 //! so that the timeout is what ends it), and leaves nothing: no process naming the container, no
 //! zombie child, no container in the runtime, nothing under the engine's state root, no node
 //! conmon made in the bundle. An exec whose conmon is killed is `MonitorLost` within a second,
-//! and its process, still running, is ended by a stop. Under the fake youki, whose failure to
+//! and its process, still running, is ended by a stop. A background exec dropped while its
+//! conmon says nothing undoes itself in the background: its process, its conmon and its files
+//! go. Under the fake youki, whose failure to
 //! seal its own copy its backend calls transient, a create or background exec that conmon saw
 //! fail so is undone and run again (a bounded number of times), and any other failure is not.
 //! A plain container and a terminal
@@ -288,6 +290,65 @@ async fn an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it(env: &Env
     Ok(())
 }
 
+/// How long what a dropped call started may take to be ended, in the background.
+const UNDONE_WITHIN: Duration = Duration::from_secs(10);
+
+/// The pid in `file` once something wrote one there (bounded).
+async fn pid_written(file: &Path) -> anyhow::Result<u32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(file).ok().and_then(|text| text.trim().parse().ok()) {
+            return Ok(pid);
+        }
+        ensure!(Instant::now() < deadline, "nothing wrote a pid to {}", file.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether `done` holds within [`UNDONE_WITHIN`].
+async fn undone_within(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + UNDONE_WITHIN;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+async fn a_dropped_background_exec_undoes_itself(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    engine.create(&env.id, env.bundle.path(), Env::options()).await?;
+    engine.start(&env.id).await?;
+    env.conmon.inject("never-answer")?;
+    let execs = env.container_dir().join("execs");
+    let background = ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    let sleeper = process(["sleep", "100"]);
+    let exec = engine.exec_detached(&env.id, &sleeper, background);
+    // Given up once the runtime started the process and conmon holds it without a word.
+    let (process, conmon) = tokio::select! {
+        started = exec => bail!("an exec through a silent conmon came back: {started:?}"),
+        pids = async {
+            let dir = loop {
+                match std::fs::read_dir(&execs).ok().and_then(|mut dir| dir.next()) {
+                    Some(entry) => break entry?.path(),
+                    None => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            };
+            anyhow::Ok((pid_written(&dir.join("pidfile")).await?, pid_written(&dir.join("conmon.pid")).await?))
+        } => pids?,
+    };
+    let (process, conmon) = (Tracked::capture(process), Tracked::capture(conmon));
+    ensure!(process.alive() && conmon.alive(), "the exec runs under its conmon before the drop");
+    ensure!(undone_within(|| !process.alive()).await, "the dropped exec's process {} runs on", process.pid);
+    ensure!(undone_within(|| !conmon.alive()).await, "the dropped exec's conmon {} runs on", conmon.pid);
+    let left = || std::fs::read_dir(&execs).map(|dir| dir.count()).unwrap_or(0);
+    ensure!(undone_within(|| left() == 0).await, "the dropped exec's files are left in {}", execs.display());
+    engine.delete(&env.id, DeleteMode::Force).await?;
+    Ok(())
+}
+
 /// youki 0.7.0's words when it cannot seal its own copy (`src/main.rs`:
 /// `pentacle::ensure_sealed().context("failed to seal /proc/self/exe")`), then the cause.
 const SEAL_FAILURE: &str = "failed to seal /proc/self/exe: Device or resource busy (os error 16)";
@@ -347,7 +408,7 @@ type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow:
 
 fn main() -> ExitCode {
     // Each case: its name, the container's id prefix, the container's shell script, the case.
-    let cases: [(&str, &str, &str, Case); 12] = [
+    let cases: [(&str, &str, &str, Case); 13] = [
         ("a_container_exits_7_through_the_fake_conmon", "exit7", "echo out; echo err >&2; exit 7", |env| {
             Box::pin(a_container_exits_7_through_the_fake_conmon(env))
         }),
@@ -383,6 +444,9 @@ fn main() -> ExitCode {
         }),
         ("an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it", "lostexec", "sleep 100", |env| {
             Box::pin(an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it(env))
+        }),
+        ("a_dropped_background_exec_undoes_itself", "dropexec", "sleep 100", |env| {
+            Box::pin(a_dropped_background_exec_undoes_itself(env))
         }),
     ];
     // The same, under the fake youki, whose backend calls its failure to seal itself transient.
