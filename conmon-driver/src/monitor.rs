@@ -12,7 +12,9 @@
 //! instead of its create, and holds the restored init as it would a created one. Ports reserved
 //! for a container are bound here and handed to conmon, whose lifetime is the container's.
 //! A background exec (`exec.rs`) is one more run of conmon through the same spawn, so every
-//! conmon gets the same environment, version check and working-directory rule.
+//! conmon gets the same environment, version check and working-directory rule. A create,
+//! restore or exec given up on before conmon answered is undone in the background
+//! (`unfinished.rs`, `exec.rs`).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -42,6 +44,7 @@ use crate::exec;
 use crate::logs::K8sFileReader;
 use crate::ports;
 use crate::sync::{Answer, Retries, read_answer};
+use crate::unfinished::UnfinishedBringUp;
 use crate::version::{self, VERSION_PROBE_TIMEOUT};
 use crate::watch::{self, Process};
 
@@ -145,13 +148,18 @@ fn paths_of(files: &ContainerFiles, pid_file: Option<&Path>) -> Result<ConmonPat
         reason: format!("{} is not in a directory", files.exit_file.display()),
     })?;
     Ok(ConmonPaths {
-        container_pid_file: pid_file.map_or_else(|| files.dir.join("pidfile"), Path::to_path_buf),
+        container_pid_file: container_pid_file(files, pid_file),
         conmon_pid_file: files.dir.join("conmon.pid"),
         exit_dir: exit_dir.to_path_buf(),
         persist_dir: files.dir.clone(),
         socket_dir: files.dir.join("sockets"),
         log_file: files.dir.join("ctr.log"),
     })
+}
+
+/// Where the runtime writes the container's pid: the caller's file, else one in its directory.
+pub(crate) fn container_pid_file(files: &ContainerFiles, pid_file: Option<&Path>) -> PathBuf {
+    pid_file.map_or_else(|| files.dir.join("pidfile"), Path::to_path_buf)
 }
 
 fn kept_path(files: &ContainerFiles) -> PathBuf {
@@ -426,7 +434,10 @@ impl ConmonMonitor {
                 return Ok(answer);
             }
         };
-        let answer = match tokio::time::timeout(timeout, attempts).await {
+        let unfinished = UnfinishedBringUp::arm(backend, id, files, up.pid_file.as_deref());
+        let finished = tokio::time::timeout(timeout, attempts).await;
+        unfinished.disarm();
+        let answer = match finished {
             Ok(Ok(answer)) => answer,
             Ok(Err(err)) => {
                 self.undo(backend, id, files, up.pid_file.as_deref()).await;
@@ -573,14 +584,8 @@ impl ConmonMonitor {
         files: &ContainerFiles,
         options_pid_file: Option<&Path>,
     ) {
-        if let Ok(Some(conmon)) = conmon_of(id, files) {
-            if let Err(err) = conmon.kill() {
-                tracing::warn!(%id, %err, "cannot kill conmon");
-            }
-            conmon.exited_within(CONMON_EXIT_GRACE).await;
-        }
-        let pid_file = options_pid_file.map_or_else(|| files.dir.join("pidfile"), Path::to_path_buf);
-        if watch::exists(&pid_file) {
+        end_conmon(id, files).await;
+        if watch::exists(&container_pid_file(files, options_pid_file)) {
             match backend.delete(id, DeleteMode::Force).await {
                 Ok(()) | Err(Error::NotFound { .. }) => {}
                 Err(err) => tracing::warn!(%id, %err, "rolling back left the container behind"),
@@ -592,10 +597,20 @@ impl ConmonMonitor {
     }
 }
 
+/// Kills the container's conmon, if it runs, and waits (bounded) for it to end.
+pub(crate) async fn end_conmon(id: &ContainerId, files: &ContainerFiles) {
+    if let Ok(Some(conmon)) = conmon_of(id, files) {
+        if let Err(err) = conmon.kill() {
+            tracing::warn!(%id, %err, "cannot kill conmon");
+        }
+        conmon.exited_within(CONMON_EXIT_GRACE).await;
+    }
+}
+
 /// Removes what conmon and this monitor made for a container (conmon has ended): the nodes it
 /// made in the bundle, and its files in the container's directory. An exit already recorded
 /// stays, for the engine to read or forget.
-fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
+pub(crate) fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
     let kept = kept_path(files);
     if let Ok(bytes) = std::fs::read(&kept) {
         let kept_record: Kept = serde_json::from_slice(&bytes).unwrap_or_default();

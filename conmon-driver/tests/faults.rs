@@ -4,9 +4,9 @@
 //! so that the timeout is what ends it), and leaves nothing: no process naming the container, no
 //! zombie child, no container in the runtime, nothing under the engine's state root, no node
 //! conmon made in the bundle. An exec whose conmon is killed is `MonitorLost` within a second,
-//! and its process, still running, is ended by a stop. A background exec dropped while its
-//! conmon says nothing undoes itself in the background: its process, its conmon and its files
-//! go. Under the fake youki, whose failure to
+//! and its process, still running, is ended by a stop. A create or background exec dropped
+//! while its conmon says nothing undoes itself in the background: its container or process, its
+//! conmon and its files go. Under the fake youki, whose failure to
 //! seal its own copy its backend calls transient, a create or background exec that conmon saw
 //! fail so is undone and run again (a bounded number of times), and any other failure is not.
 //! A plain container and a terminal
@@ -349,6 +349,37 @@ async fn a_dropped_background_exec_undoes_itself(env: &Env) -> anyhow::Result<()
     Ok(())
 }
 
+async fn a_dropped_create_undoes_itself(env: &Env) -> anyhow::Result<()> {
+    env.conmon.inject("never-answer")?;
+    let engine = env.engine()?;
+    let dir = env.container_dir();
+    let create = engine.create(&env.id, env.bundle.path(), Env::options());
+    // Given up once the runtime made the container and conmon holds it without a word.
+    let (init, conmon) = tokio::select! {
+        created = create => bail!("a create through a silent conmon came back: {created:?}"),
+        pids = async {
+            anyhow::Ok((pid_written(&dir.join("pidfile")).await?, pid_written(&dir.join("conmon.pid")).await?))
+        } => pids?,
+    };
+    let (init, conmon) = (Tracked::capture(init), Tracked::capture(conmon));
+    ensure!(init.alive() && conmon.alive(), "the container is held by its conmon before the drop");
+    ensure!(undone_within(|| !conmon.alive()).await, "the dropped create's conmon {} runs on", conmon.pid);
+    ensure!(undone_within(|| !init.alive()).await, "the dropped create's container {} runs on", init.pid);
+    // What is left is the engine's own record of the container, which it forgets on delete.
+    let conmons = || -> Vec<std::ffi::OsString> {
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+        entries.flatten().map(|entry| entry.file_name()).filter(|name| name != "record.json").collect()
+    };
+    ensure!(undone_within(|| conmons().is_empty()).await, "conmon's files are left: {:?}", conmons());
+    let listed = env.backend.list().await?;
+    ensure!(listed.is_empty(), "the runtime still has {listed:?}");
+    // runc's `delete --force` of a container it does not have succeeds.
+    match engine.delete(&env.id, DeleteMode::Force).await {
+        Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// youki 0.7.0's words when it cannot seal its own copy (`src/main.rs`:
 /// `pentacle::ensure_sealed().context("failed to seal /proc/self/exe")`), then the cause.
 const SEAL_FAILURE: &str = "failed to seal /proc/self/exe: Device or resource busy (os error 16)";
@@ -408,7 +439,7 @@ type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow:
 
 fn main() -> ExitCode {
     // Each case: its name, the container's id prefix, the container's shell script, the case.
-    let cases: [(&str, &str, &str, Case); 13] = [
+    let cases: [(&str, &str, &str, Case); 14] = [
         ("a_container_exits_7_through_the_fake_conmon", "exit7", "echo out; echo err >&2; exit 7", |env| {
             Box::pin(a_container_exits_7_through_the_fake_conmon(env))
         }),
@@ -447,6 +478,9 @@ fn main() -> ExitCode {
         }),
         ("a_dropped_background_exec_undoes_itself", "dropexec", "sleep 100", |env| {
             Box::pin(a_dropped_background_exec_undoes_itself(env))
+        }),
+        ("a_dropped_create_undoes_itself", "dropcreate", "sleep 100", |env| {
+            Box::pin(a_dropped_create_undoes_itself(env))
         }),
     ];
     // The same, under the fake youki, whose backend calls its failure to seal itself transient.
