@@ -195,7 +195,9 @@ pub trait Monitor: Send + Sync {
     /// process, up to `timeout`, then SIGKILL and [`crate::KILL_GRACE`] more; as the process
     /// ends, and before it is reaped, the rest of its session is SIGKILLed. The monitor does
     /// this rather than the engine because only the holder of the process can end the rest
-    /// while their session id is still theirs (a reaped process's may be reused).
+    /// while their session id is still theirs (a reaped process's may be reused). A monitor
+    /// process that held the exec and is gone ([`Error::MonitorLost`]) does not stop the stop:
+    /// the exec is ended and forgotten all the same, and the error says its end is unknown.
     async fn stop_exec(&self, session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit>;
     /// Forgets a deleted container and removes the monitor's files for it.
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()>;
