@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use backend_youki::Youki;
-use runtime_core::{ContainerId, Error, OciBackend, RuntimeConfig};
+use runtime_core::{ContainerId, Error, Exit, Failure, OciBackend, RuntimeConfig};
 
 /// A youki whose every command fails its first run with `first_failure`, then answers as youki
 /// 0.7 does; each run is counted in `runs`.
@@ -61,4 +61,18 @@ async fn another_failure_is_not_run_again() {
     let connected = Youki::connect(config).await;
     assert!(matches!(connected, Err(Error::RuntimeFailed(_))), "{connected:?}");
     assert_eq!(runs(dir.path()), ["--version"]);
+}
+
+#[tokio::test]
+async fn only_the_failure_to_seal_is_transient_when_another_program_relays_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = flaky_youki(dir.path(), YOUKI_SEAL_FAILURE);
+    let config = RuntimeConfig::default().binary(&binary).root(dir.path().join("root"));
+    let youki = Youki::connect(config).await.expect("the second --version answers");
+    // As conmon relays youki's error output on its sync pipe.
+    let relayed =
+        |message: &str| Failure { argv: vec!["conmon".into()], status: Exit::Unknown, message: message.into() };
+    let sealed = format!("Error: {YOUKI_SEAL_FAILURE}\n\nCaused by:\n    Device or resource busy (os error 16)\n");
+    assert!(youki.is_transient(&relayed(&sealed)));
+    assert!(!youki.is_transient(&relayed("Error: container c1 does not exist\n")));
 }

@@ -21,6 +21,12 @@
 //! of the session lives; only once none is left could a new process take the number and start a
 //! session of its own under it in the container in the meantime.
 //!
+//! A conmon that ends without recording the exec's exit (killed) is lost as a container's is:
+//! [`wait`] answers [`Error::MonitorLost`] at once, and keeps the exec, because its process may
+//! still run and nobody holds it any more. [`stop`] still ends it and everything it started
+//! through the pidfd and [`ExecTree`] (neither needs conmon), forgets it, and answers
+//! `MonitorLost` too: how it ended cannot be known. An exec nobody stops goes with its container.
+//!
 //! The exec'd process is named by its pid and its start time, read when conmon sent the pid: a
 //! pid reused later (after conmon reaped the exec) is never signalled. The window between the
 //! pid arriving and its start time being read is the one place where a reuse would go unseen;
@@ -37,12 +43,12 @@ use serde::{Deserialize, Serialize};
 use runtime_core::oci_spec::runtime::Process;
 use runtime_core::{
     ContainerFiles, ContainerId, ContainerStdio, Error, ExecOptions, ExecRequest, ExecSession, ExecStdio, ExecTree,
-    Existence, Exit, Failure, KILL_GRACE, OciBackend, Result, SystemdPassthrough,
+    Existence, Exit, Failure, KILL_GRACE, Monitor, OciBackend, Result, SystemdPassthrough,
 };
 
 use crate::argv::{EmbedderEnv, ExecPaths, conmon_env, exec_argv};
-use crate::monitor::{CONMON_EXIT_GRACE, ConmonMonitor, conmon_named, io, private_dir, unsupported};
-use crate::sync::Answer;
+use crate::monitor::{CONMON_EXIT_GRACE, ConmonMonitor, conmon_named, io, private_dir, recorded_pid, unsupported};
+use crate::sync::{Answer, Retries};
 use crate::watch;
 
 /// How long conmon gets to start an exec and send its pid (a runtime call's default bound).
@@ -235,26 +241,52 @@ async fn forget(dir: &Path, conmon: Option<&watch::Process>) -> Result<()> {
     }
 }
 
+/// The error for an exec whose conmon ended without recording its exit (or, with no conmon pid
+/// recorded, was never started for it).
+fn lost(monitor: &ConmonMonitor, session: &ExecSession, paths: &ExecPaths) -> Error {
+    match recorded_pid(&paths.conmon_pid_file) {
+        Some(pid) => Error::MonitorLost {
+            id: format!("{} (exec {})", session.id, session.exec_id),
+            monitor: monitor.name().to_owned(),
+            pid,
+        },
+        None => not_supervised(session),
+    }
+}
+
 fn conmon_of_exec(paths: &ExecPaths, exec_id: &str) -> Result<Option<watch::Process>> {
     conmon_named(&paths.conmon_pid_file, "-u", exec_id)
 }
 
-/// Starts `req` in the background through conmon; on failure nothing of it is left.
+/// Starts `req` in the background through conmon; on failure nothing of it is left. A
+/// transient failure of the runtime is undone, then run again in a new directory ([`Retries`]).
 pub(crate) async fn start(monitor: &ConmonMonitor, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
     let ExecRequest { id, process, options, files } = req;
     let timeout_secs = refuse_unserved(&process, &options)?;
-    let (exec_id, dir) = new_exec_dir(&id, &files)?;
-    let paths = ExecPaths::in_dir(&dir);
-    let started = start_in(monitor, backend, &id, &exec_id, &paths, &process, timeout_secs).await;
-    match started {
-        Ok(pid) => Ok(ExecSession { id, pid, exec_id }),
-        Err(err) => {
-            undo(&paths, &exec_id).await;
-            Err(err)
+    let mut retries = Retries::new();
+    loop {
+        let (exec_id, dir) = new_exec_dir(&id, &files)?;
+        let paths = ExecPaths::in_dir(&dir);
+        let unfinished = UnfinishedStart { paths: paths.clone(), exec_id: exec_id.clone(), armed: true };
+        let started = start_in(monitor, backend, &id, &exec_id, &paths, &process, timeout_secs).await;
+        unfinished.disarm();
+        let failure = match started {
+            Ok(Ok(pid)) => return Ok(ExecSession { id, pid, exec_id }),
+            Ok(Err(failure)) => failure,
+            Err(err) => {
+                undo(&paths, &exec_id).await;
+                return Err(err);
+            }
+        };
+        undo(&paths, &exec_id).await;
+        if !retries.take_for(backend, &failure) {
+            return Err(backend.classify_failure(Some(&id), failure));
         }
     }
 }
 
+/// Runs one conmon for the exec: the exec'd process's pid, or the runtime's refusal as conmon
+/// relayed it.
 async fn start_in(
     monitor: &ConmonMonitor,
     backend: &dyn OciBackend,
@@ -263,7 +295,7 @@ async fn start_in(
     paths: &ExecPaths,
     process: &Process,
     timeout_secs: Option<u64>,
-) -> Result<u32> {
+) -> Result<std::result::Result<u32, Failure>> {
     let argv = exec_argv(monitor.binary(), backend, id, exec_id, paths, timeout_secs);
     monitor.require_options(&argv).await?;
     private_dir(&paths.exit_dir)?;
@@ -276,10 +308,7 @@ async fn start_in(
     };
     let pid = match answer {
         Answer::Created(pid) => pid,
-        Answer::Refused(message) => {
-            let failure = Failure { argv, status: Exit::Unknown, message };
-            return Err(backend.classify_failure(Some(id), failure));
-        }
+        Answer::Refused(message) => return Ok(Err(Failure { argv, status: Exit::Unknown, message })),
     };
     let record = ExecRecord {
         pid,
@@ -288,7 +317,40 @@ async fn start_in(
         args: process.args().clone().unwrap_or_default(),
     };
     write_json(&paths.dir.join(RECORD), &record, "the exec record")?;
-    Ok(pid)
+    Ok(Ok(pid))
+}
+
+/// An exec being started. Dropped before conmon answered (the caller gave up on the call), it
+/// is undone as a failed start is, in a task of its own on the caller's runtime, so that neither
+/// its conmon nor the process the runtime started runs on with nobody to end it. Out of reach:
+/// a conmon dropped before it wrote its pid file (the process started is then killed, but the
+/// one it forked is not yet named), as a runtime's exec before it wrote the exec's pid.
+struct UnfinishedStart {
+    paths: ExecPaths,
+    exec_id: String,
+    armed: bool,
+}
+
+impl UnfinishedStart {
+    /// The call came back: a failure is undone by the caller.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for UnfinishedStart {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (paths, exec_id) = (self.paths.clone(), std::mem::take(&mut self.exec_id));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { undo(&paths, &exec_id).await });
+            }
+            Err(_) => tracing::warn!(dir = %paths.dir.display(), "a dropped exec could not be undone: no runtime"),
+        }
+    }
 }
 
 /// Undoes an exec that failed to start: its conmon and whatever the runtime started are ended,
@@ -309,7 +371,7 @@ async fn undo(paths: &ExecPaths, exec_id: &str) {
 
 /// Waits for the exec to end, then forgets it. A timeout that expired is [`Error::Timeout`],
 /// with every process the exec started ended.
-pub(crate) async fn wait(session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
+pub(crate) async fn wait(monitor: &ConmonMonitor, session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
     let dir = exec_dir(files, session)?;
     let record = read_record(&dir, session)?;
     let paths = ExecPaths::in_dir(&dir);
@@ -322,10 +384,9 @@ pub(crate) async fn wait(session: &ExecSession, files: &ContainerFiles) -> Resul
         }
     };
     let Some(exit) = watch::exit_file(&exit_files(&paths, &session.id), conmon_gone).await? else {
-        forget(&dir, conmon.as_ref()).await?;
-        return Err(Error::NotSupervised {
-            what: format!("exec {} in {}, whose conmon ended without recording its exit,", session.pid, session.id),
-        });
+        // conmon records the exit before it ends: nobody will now. The record stays, so that a
+        // stop still ends what may run.
+        return Err(lost(monitor, session, &paths));
     };
     let ended = ended(&record, exit);
     if let (Err(Error::Timeout { .. }), Some(tree)) = (&ended, tree) {
@@ -337,7 +398,12 @@ pub(crate) async fn wait(session: &ExecSession, files: &ContainerFiles) -> Resul
 
 /// Ends the exec and every process it started (SIGTERM, then after `timeout` SIGKILL), then
 /// forgets it. One that ended on its own is only forgotten.
-pub(crate) async fn stop(session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit> {
+pub(crate) async fn stop(
+    monitor: &ConmonMonitor,
+    session: &ExecSession,
+    files: &ContainerFiles,
+    timeout: Duration,
+) -> Result<Exit> {
     let dir = exec_dir(files, session)?;
     let record = read_record(&dir, session)?;
     let paths = ExecPaths::in_dir(&dir);
@@ -366,7 +432,7 @@ pub(crate) async fn stop(session: &ExecSession, files: &ContainerFiles, timeout:
         }
     };
     let exit = match tokio::time::timeout(CONMON_EXIT_GRACE, watch::exit_file(&exec_files, conmon_gone)).await {
-        Ok(exit) => exit?.unwrap_or(Exit::Unknown),
+        Ok(exit) => exit?.ok_or_else(|| lost(monitor, session, &paths)),
         Err(_) => {
             return Err(Error::WaitTimeout {
                 what: format!("conmon's record of how exec {} in {} ended", session.exec_id, session.id),
@@ -375,7 +441,7 @@ pub(crate) async fn stop(session: &ExecSession, files: &ContainerFiles, timeout:
         }
     };
     forget(&dir, conmon.as_ref()).await?;
-    ended(&record, exit)
+    ended(&record, exit?)
 }
 
 /// Forgets every exec of a container that is gone (its execs ended with it): their conmons are

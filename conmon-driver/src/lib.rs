@@ -7,6 +7,7 @@ mod logs;
 mod monitor;
 mod ports;
 mod sync;
+mod unfinished;
 mod version;
 mod watch;
 

@@ -12,7 +12,9 @@
 //! instead of its create, and holds the restored init as it would a created one. Ports reserved
 //! for a container are bound here and handed to conmon, whose lifetime is the container's.
 //! A background exec (`exec.rs`) is one more run of conmon through the same spawn, so every
-//! conmon gets the same environment, version check and working-directory rule.
+//! conmon gets the same environment, version check and working-directory rule. A create,
+//! restore or exec given up on before conmon answered is undone in the background
+//! (`unfinished.rs`, `exec.rs`).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -41,7 +43,8 @@ use crate::attach::{self, ControlMessage};
 use crate::exec;
 use crate::logs::K8sFileReader;
 use crate::ports;
-use crate::sync::{Answer, read_answer};
+use crate::sync::{Answer, Retries, read_answer};
+use crate::unfinished::UnfinishedBringUp;
 use crate::version::{self, VERSION_PROBE_TIMEOUT};
 use crate::watch::{self, Process};
 
@@ -99,7 +102,7 @@ impl Default for ConmonMonitor {
 
 /// What this monitor keeps of a container beside conmon's own files: what conmon made outside
 /// the container's directory, to undo it, and where its stdio can be reached.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Kept {
     /// The bundle, where conmon binds the attach socket and makes its `ctl` fifo.
     bundle: PathBuf,
@@ -145,13 +148,18 @@ fn paths_of(files: &ContainerFiles, pid_file: Option<&Path>) -> Result<ConmonPat
         reason: format!("{} is not in a directory", files.exit_file.display()),
     })?;
     Ok(ConmonPaths {
-        container_pid_file: pid_file.map_or_else(|| files.dir.join("pidfile"), Path::to_path_buf),
+        container_pid_file: container_pid_file(files, pid_file),
         conmon_pid_file: files.dir.join("conmon.pid"),
         exit_dir: exit_dir.to_path_buf(),
         persist_dir: files.dir.clone(),
         socket_dir: files.dir.join("sockets"),
         log_file: files.dir.join("ctr.log"),
     })
+}
+
+/// Where the runtime writes the container's pid: the caller's file, else one in its directory.
+pub(crate) fn container_pid_file(files: &ContainerFiles, pid_file: Option<&Path>) -> PathBuf {
+    pid_file.map_or_else(|| files.dir.join("pidfile"), Path::to_path_buf)
 }
 
 fn kept_path(files: &ContainerFiles) -> PathBuf {
@@ -304,8 +312,7 @@ fn conmon_of(id: &ContainerId, files: &ContainerFiles) -> Result<Option<Process>
 /// The long-lived conmon whose pid is in `pid_file`, if it is still there and is that conmon
 /// (its pid not reused): its command line has `value` after `flag`.
 pub(crate) fn conmon_named(pid_file: &Path, flag: &str, value: &str) -> Result<Option<Process>> {
-    let Ok(text) = std::fs::read_to_string(pid_file) else { return Ok(None) };
-    let Ok(pid) = text.trim().parse::<u32>() else { return Ok(None) };
+    let Some(pid) = recorded_pid(pid_file) else { return Ok(None) };
     let Some(process) = Process::open(pid)? else { return Ok(None) };
     // Read after the pidfd is open: if this is our conmon, the pid stays its own.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -316,7 +323,12 @@ pub(crate) fn conmon_named(pid_file: &Path, flag: &str, value: &str) -> Result<O
 
 /// The pid conmon wrote into its pid file, if it got that far.
 fn recorded_conmon_pid(files: &ContainerFiles) -> Option<u32> {
-    std::fs::read_to_string(files.dir.join("conmon.pid")).ok()?.trim().parse().ok()
+    recorded_pid(&files.dir.join("conmon.pid"))
+}
+
+/// The pid in `pid_file`, if one was written there.
+pub(crate) fn recorded_pid(pid_file: &Path) -> Option<u32> {
+    std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()
 }
 
 /// Whether a conmon was started for the container (it writes its pid file before it answers).
@@ -361,7 +373,8 @@ impl ConmonMonitor {
     /// Runs conmon to create or restore a container and reads its answer. What this conmon
     /// cannot do, and a directory that still holds a conmon's pid file, are refused before
     /// anything is made; a failure after that is undone (conmon ended, the container deleted
-    /// if the runtime made it, the files removed).
+    /// if the runtime made it, the files removed). A transient failure of the runtime is undone
+    /// so, then run again ([`Retries`]), all within the one timeout.
     async fn bring_up(&self, backend: &dyn OciBackend, up: BringUp<'_>) -> Result<Created> {
         let BringUp { id, bundle, files, .. } = up;
         let terminal = wants_terminal(bundle)?;
@@ -404,8 +417,27 @@ impl ConmonMonitor {
             accepts_input: terminal || up.stdio.stdin != AttachStdin::Closed,
         };
         let timeout = up.timeout.unwrap_or(DEFAULT_CREATE_TIMEOUT);
-        let ran = tokio::time::timeout(timeout, self.run(argv.clone(), &paths, kept, files, up.ports, &up.env));
-        let answer = match ran.await {
+        let attempts = async {
+            let mut retries = Retries::new();
+            loop {
+                // Each conmon takes the ports; this process holds them until the answer is in.
+                let ports = up.ports.iter().map(OwnedFd::try_clone).collect::<std::io::Result<_>>();
+                let ports = ports.map_err(io("passing conmon the reserved ports"))?;
+                let answer = self.run(argv.clone(), &paths, kept.clone(), files, ports, &up.env).await?;
+                if let Answer::Refused(message) = &answer {
+                    let failure = Failure { argv: argv.clone(), status: Exit::Unknown, message: message.clone() };
+                    if retries.take_for(backend, &failure) {
+                        self.undo(backend, id, files, up.pid_file.as_deref()).await;
+                        continue;
+                    }
+                }
+                return Ok(answer);
+            }
+        };
+        let unfinished = UnfinishedBringUp::arm(backend, id, files, up.pid_file.as_deref());
+        let finished = tokio::time::timeout(timeout, attempts).await;
+        unfinished.disarm();
+        let answer = match finished {
             Ok(Ok(answer)) => answer,
             Ok(Err(err)) => {
                 self.undo(backend, id, files, up.pid_file.as_deref()).await;
@@ -552,14 +584,8 @@ impl ConmonMonitor {
         files: &ContainerFiles,
         options_pid_file: Option<&Path>,
     ) {
-        if let Ok(Some(conmon)) = conmon_of(id, files) {
-            if let Err(err) = conmon.kill() {
-                tracing::warn!(%id, %err, "cannot kill conmon");
-            }
-            conmon.exited_within(CONMON_EXIT_GRACE).await;
-        }
-        let pid_file = options_pid_file.map_or_else(|| files.dir.join("pidfile"), Path::to_path_buf);
-        if watch::exists(&pid_file) {
+        end_conmon(id, files).await;
+        if watch::exists(&container_pid_file(files, options_pid_file)) {
             match backend.delete(id, DeleteMode::Force).await {
                 Ok(()) | Err(Error::NotFound { .. }) => {}
                 Err(err) => tracing::warn!(%id, %err, "rolling back left the container behind"),
@@ -571,10 +597,20 @@ impl ConmonMonitor {
     }
 }
 
+/// Kills the container's conmon, if it runs, and waits (bounded) for it to end.
+pub(crate) async fn end_conmon(id: &ContainerId, files: &ContainerFiles) {
+    if let Ok(Some(conmon)) = conmon_of(id, files) {
+        if let Err(err) = conmon.kill() {
+            tracing::warn!(%id, %err, "cannot kill conmon");
+        }
+        conmon.exited_within(CONMON_EXIT_GRACE).await;
+    }
+}
+
 /// Removes what conmon and this monitor made for a container (conmon has ended): the nodes it
 /// made in the bundle, and its files in the container's directory. An exit already recorded
 /// stays, for the engine to read or forget.
-fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
+pub(crate) fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
     let kept = kept_path(files);
     if let Ok(bytes) = std::fs::read(&kept) {
         let kept_record: Kept = serde_json::from_slice(&bytes).unwrap_or_default();
@@ -708,11 +744,11 @@ impl Monitor for ConmonMonitor {
     }
 
     async fn wait_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Exit> {
-        exec::wait(session, files).await
+        exec::wait(self, session, files).await
     }
 
     async fn stop_exec(&self, session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit> {
-        exec::stop(session, files, timeout).await
+        exec::stop(self, session, files, timeout).await
     }
 
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {

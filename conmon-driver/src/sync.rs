@@ -5,11 +5,39 @@
 //! container's init pid, or `-1` with the runtime's own error output as `message`. conmon closes
 //! the pipe when it has nothing more to say, or when it dies: end of file without an answer is
 //! a failure of its own, never a hang, and anything that is not such an object is refused.
+//! A refusal in words the backend calls transient is run again, a bounded number of times
+//! ([`Retries`]), each time after the failed attempt is undone.
 
 use serde::Deserialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use runtime_core::{Error, Result};
+use runtime_core::{Error, Failure, OciBackend, Result};
+
+/// How many more times a create, restore or background exec is run through a new conmon after
+/// the runtime failed in a way its backend calls transient ([`OciBackend::is_transient`]): such
+/// a failure (youki 0.7 failing to seal its own copy) comes before the runtime does anything,
+/// and seldom twice in a row.
+const TRANSIENT_RETRIES: u32 = 2;
+
+/// The retries left to a call whose runtime conmon runs.
+pub(crate) struct Retries(u32);
+
+impl Retries {
+    pub(crate) fn new() -> Self {
+        Retries(TRANSIENT_RETRIES)
+    }
+
+    /// Whether the runtime's `failure`, relayed by conmon, is to be retried (after the failed
+    /// attempt is undone): the backend calls it transient and a retry is left, which it takes.
+    pub(crate) fn take_for(&mut self, backend: &dyn OciBackend, failure: &Failure) -> bool {
+        if self.0 == 0 || !backend.is_transient(failure) {
+            return false;
+        }
+        self.0 -= 1;
+        tracing::info!(message = %failure.message, "transient runtime failure relayed by conmon; trying once more");
+        true
+    }
+}
 
 /// What conmon answered to a create.
 #[derive(Debug, Clone, PartialEq, Eq)]

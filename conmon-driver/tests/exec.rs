@@ -3,7 +3,8 @@
 //! stop that ends every process the exec started, conmon's `-T` as a typed timeout that leaves
 //! only the container's init, and an exec started by another OS process (a copy of this binary)
 //! waited for by a new engine after that process exited (also once its `-T` expired unwatched: still
-//! a typed timeout). After each case nothing is left: no
+//! a typed timeout), and a conmon killed under its exec: `MonitorLost` within a second, the
+//! exec's process still running, and a stop that still ends it. After each case nothing is left: no
 //! process naming the container (conmon, the runtime, the container), no zombie child, no
 //! container, nothing under the engine's state root. The answers real conmon does not give on
 //! demand (no pid, garbage, a refusal) are played by a shell stand-in, without the gate.
@@ -129,21 +130,15 @@ fn background(timeout: Option<Duration>) -> ExecOptions {
     ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), timeout, ..ExecOptions::default() }
 }
 
-/// `exec_detached`, tried again while youki 0.7 fails to seal its own copy (EBUSY), as it
-/// sometimes does with any command.
+/// A background exec of `args`, through conmon (which the monitor runs again while youki 0.7
+/// fails to seal its own copy).
 async fn exec_detached(
     engine: &Engine,
     id: &ContainerId,
     args: &[&str],
     timeout: Option<Duration>,
 ) -> anyhow::Result<ExecSession> {
-    let mut tries = 0;
-    loop {
-        match engine.exec_detached(id, &process(args.iter().copied()), background(timeout)).await {
-            Err(err) if tries < 5 && err.to_string().contains(backend_youki::TRANSIENT_SEAL_FAILURE) => tries += 1,
-            started => return Ok(started?),
-        }
-    }
+    Ok(engine.exec_detached(id, &process(args.iter().copied()), background(timeout)).await?)
 }
 
 /// Whether `pid` is a live (not zombie) process.
@@ -316,15 +311,26 @@ async fn stopping_an_exec_that_ended_only_forgets_it(env: &Env) -> anyhow::Resul
     Ok(())
 }
 
-async fn a_lost_conmon_ends_the_wait_with_an_error(env: &Env) -> anyhow::Result<()> {
+/// How soon a wait answers once the conmon it waits on is gone (as for a container).
+const LOST_WITHIN: Duration = Duration::from_secs(1);
+
+async fn a_lost_conmon_is_monitor_lost_and_a_stop_still_ends_the_exec(env: &Env) -> anyhow::Result<()> {
     let engine = env.engine()?;
-    let session = exec_detached(&engine, &env.id, &["sleep", "100"], None).await?;
+    let session = exec_detached(&engine, &env.id, &["sh", "-c", "sleep 100 & sleep 100"], None).await?;
+    env.until_running(3).await?;
     let dirs = env.exec_dirs();
-    let conmon: i32 =
+    let conmon: u32 =
         std::fs::read_to_string(dirs.first().context("no exec dir")?.join("conmon.pid"))?.trim().parse()?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(conmon), nix::sys::signal::Signal::SIGKILL)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(conmon.try_into()?), nix::sys::signal::Signal::SIGKILL)?;
+    let killed = Instant::now();
     let lost = bounded(engine.wait_exec(&session)).await?;
-    ensure!(matches!(lost, Err(Error::NotSupervised { .. })), "{lost:?}");
+    ensure!(killed.elapsed() < LOST_WITHIN, "the wait answered after {:?}", killed.elapsed());
+    ensure!(matches!(lost, Err(Error::MonitorLost { pid, .. }) if pid == conmon), "conmon {conmon} was lost: {lost:?}");
+    ensure!(alive(session.pid), "the exec's process {} ended with its conmon", session.pid);
+    let stopped = bounded(engine.exec_stop(&session, Duration::from_secs(5))).await?;
+    ensure!(matches!(stopped, Err(Error::MonitorLost { pid, .. }) if pid == conmon), "{stopped:?}");
+    assert_eq!(env.live_processes().await?, vec![env.init], "only the init is left");
+    ensure!(env.exec_dirs().is_empty(), "a stopped exec is forgotten: {:?}", env.exec_dirs());
     Ok(())
 }
 
@@ -427,7 +433,9 @@ fn cases() -> Vec<(&'static str, Case)> {
         ("stopping_an_exec_that_ended_only_forgets_it", |env| {
             Box::pin(stopping_an_exec_that_ended_only_forgets_it(env))
         }),
-        ("a_lost_conmon_ends_the_wait_with_an_error", |env| Box::pin(a_lost_conmon_ends_the_wait_with_an_error(env))),
+        ("a_lost_conmon_is_monitor_lost_and_a_stop_still_ends_the_exec", |env| {
+            Box::pin(a_lost_conmon_is_monitor_lost_and_a_stop_still_ends_the_exec(env))
+        }),
         ("deleting_the_container_forgets_its_execs", |env| Box::pin(deleting_the_container_forgets_its_execs(env))),
     ]
 }

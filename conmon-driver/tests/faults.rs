@@ -3,7 +3,13 @@
 //! wait) with a typed error within the create timeout the case sets (short where conmon hangs,
 //! so that the timeout is what ends it), and leaves nothing: no process naming the container, no
 //! zombie child, no container in the runtime, nothing under the engine's state root, no node
-//! conmon made in the bundle. A plain container and a terminal
+//! conmon made in the bundle. An exec whose conmon is killed is `MonitorLost` within a second,
+//! and its process, still running, is ended by a stop. A create or background exec dropped
+//! while its conmon says nothing undoes itself in the background: its container or process, its
+//! conmon and its files go. Under the fake youki, whose failure to
+//! seal its own copy its backend calls transient, a create or background exec that conmon saw
+//! fail so is undone and run again (a bounded number of times), and any other failure is not.
+//! A plain container and a terminal
 //! one run through the fake conmon show the paths the faults leave.
 //!
 //! The expected exit code is the shell's (`exit 7`); the runtime's refusal is in runc's words.
@@ -13,16 +19,20 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use backend_crun::Crun;
 use backend_runc::Runc;
+use backend_youki::Youki;
 use conmon_driver::ConmonMonitor;
 use runtime_core::{
-    CliBackend, ContainerId, CreateOptions, DeleteMode, Engine, Error, Existence, Exit, OciBackend, Signal, StateRoot,
+    CliBackend, ContainerId, ContainerStdio, CreateOptions, DeleteMode, Engine, Error, ExecOptions, ExecStdio,
+    Existence, Exit, OciBackend, RuntimeFamily, Signal, StateRoot, process,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::{FakeConmon, FakeRuntime, Flavour};
+use testkit::procs::Tracked;
 
 /// The create timeout of the cases where conmon hangs: short, so that the timeout ends them.
 const SHORT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -42,10 +52,15 @@ struct Env {
 }
 
 impl Env {
-    /// The container runs `script` in a shell.
-    async fn new(name: &str, script: &str) -> anyhow::Result<Self> {
-        let runtime = FakeRuntime::new(Flavour::Runc)?;
-        let backend = Arc::new(CliBackend::connect(Arc::new(Runc), runtime.config()).await?);
+    /// The container runs `script` in a shell, under the fake of `flavour`.
+    async fn new(name: &str, script: &str, flavour: Flavour) -> anyhow::Result<Self> {
+        let runtime = FakeRuntime::new(flavour)?;
+        let family: Arc<dyn RuntimeFamily> = match flavour {
+            Flavour::Runc => Arc::new(Runc),
+            Flavour::Crun => Arc::new(Crun::default()),
+            Flavour::Youki => Arc::new(Youki),
+        };
+        let backend = Arc::new(CliBackend::connect(family, runtime.config()).await?);
         Ok(Env {
             runtime,
             conmon: FakeConmon::new()?,
@@ -99,8 +114,8 @@ impl Env {
 }
 
 /// Runs `case` in a new environment, then checks that nothing is left whatever the case said.
-async fn with_env(name: &str, script: &str, case: Case) -> anyhow::Result<()> {
-    let env = Env::new(name, script).await?;
+async fn with_env(name: &str, script: &str, flavour: Flavour, case: Case) -> anyhow::Result<()> {
+    let env = Env::new(name, script, flavour).await?;
     let outcome = case(&env).await;
     let leftovers = env.check_nothing_left().await;
     if leftovers.is_err() {
@@ -246,11 +261,185 @@ async fn a_conmon_that_records_no_exit_leaves_the_wait_unsupervised(env: &Env) -
     Ok(())
 }
 
+/// How soon a wait answers once the conmon it waits on is gone (as for a container).
+const LOST_WITHIN: Duration = Duration::from_secs(1);
+
+async fn an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    engine.create(&env.id, env.bundle.path(), Env::options()).await?;
+    engine.start(&env.id).await?;
+    let background = ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    let session = engine.exec_detached(&env.id, &process(["sleep", "100"]), background).await?;
+    let exec = Tracked::capture(session.pid);
+    let exec_dir = env.container_dir().join("execs").join(&session.exec_id);
+    let conmon: u32 = std::fs::read_to_string(exec_dir.join("conmon.pid"))?.trim().parse()?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(conmon.try_into()?), nix::sys::signal::Signal::SIGKILL)?;
+    let killed = Instant::now();
+    let lost = tokio::time::timeout(Duration::from_secs(30), engine.wait_exec(&session)).await.context("wait hangs")?;
+    ensure!(killed.elapsed() < LOST_WITHIN, "the wait answered after {:?}", killed.elapsed());
+    ensure!(matches!(lost, Err(Error::MonitorLost { pid, .. }) if pid == conmon), "conmon {conmon} was lost: {lost:?}");
+    ensure!(exec.alive(), "the exec's process {} ended with its conmon", session.pid);
+    ensure!(exec_dir.exists(), "the exec is kept for a stop");
+    let stopped = tokio::time::timeout(Duration::from_secs(30), engine.exec_stop(&session, Duration::from_secs(5)))
+        .await
+        .context("stop hangs")?;
+    ensure!(matches!(stopped, Err(Error::MonitorLost { pid, .. }) if pid == conmon), "{stopped:?}");
+    ensure!(!exec.alive(), "the stop left the exec's process {} running", session.pid);
+    ensure!(!exec_dir.exists(), "a stopped exec is forgotten");
+    engine.delete(&env.id, DeleteMode::Force).await?;
+    Ok(())
+}
+
+/// How long what a dropped call started may take to be ended, in the background.
+const UNDONE_WITHIN: Duration = Duration::from_secs(10);
+
+/// The pid in `file` once something wrote one there (bounded).
+async fn pid_written(file: &Path) -> anyhow::Result<u32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(file).ok().and_then(|text| text.trim().parse().ok()) {
+            return Ok(pid);
+        }
+        ensure!(Instant::now() < deadline, "nothing wrote a pid to {}", file.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether `done` holds within [`UNDONE_WITHIN`].
+async fn undone_within(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + UNDONE_WITHIN;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+async fn a_dropped_background_exec_undoes_itself(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    engine.create(&env.id, env.bundle.path(), Env::options()).await?;
+    engine.start(&env.id).await?;
+    env.conmon.inject("never-answer")?;
+    let execs = env.container_dir().join("execs");
+    let background = ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    let sleeper = process(["sleep", "100"]);
+    let exec = engine.exec_detached(&env.id, &sleeper, background);
+    // Given up once the runtime started the process and conmon holds it without a word.
+    let (process, conmon) = tokio::select! {
+        started = exec => bail!("an exec through a silent conmon came back: {started:?}"),
+        pids = async {
+            let dir = loop {
+                match std::fs::read_dir(&execs).ok().and_then(|mut dir| dir.next()) {
+                    Some(entry) => break entry?.path(),
+                    None => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            };
+            anyhow::Ok((pid_written(&dir.join("pidfile")).await?, pid_written(&dir.join("conmon.pid")).await?))
+        } => pids?,
+    };
+    let (process, conmon) = (Tracked::capture(process), Tracked::capture(conmon));
+    ensure!(process.alive() && conmon.alive(), "the exec runs under its conmon before the drop");
+    ensure!(undone_within(|| !process.alive()).await, "the dropped exec's process {} runs on", process.pid);
+    ensure!(undone_within(|| !conmon.alive()).await, "the dropped exec's conmon {} runs on", conmon.pid);
+    let left = || std::fs::read_dir(&execs).map(|dir| dir.count()).unwrap_or(0);
+    ensure!(undone_within(|| left() == 0).await, "the dropped exec's files are left in {}", execs.display());
+    engine.delete(&env.id, DeleteMode::Force).await?;
+    Ok(())
+}
+
+async fn a_dropped_create_undoes_itself(env: &Env) -> anyhow::Result<()> {
+    env.conmon.inject("never-answer")?;
+    let engine = env.engine()?;
+    let dir = env.container_dir();
+    let create = engine.create(&env.id, env.bundle.path(), Env::options());
+    // Given up once the runtime made the container and conmon holds it without a word.
+    let (init, conmon) = tokio::select! {
+        created = create => bail!("a create through a silent conmon came back: {created:?}"),
+        pids = async {
+            anyhow::Ok((pid_written(&dir.join("pidfile")).await?, pid_written(&dir.join("conmon.pid")).await?))
+        } => pids?,
+    };
+    let (init, conmon) = (Tracked::capture(init), Tracked::capture(conmon));
+    ensure!(init.alive() && conmon.alive(), "the container is held by its conmon before the drop");
+    ensure!(undone_within(|| !conmon.alive()).await, "the dropped create's conmon {} runs on", conmon.pid);
+    ensure!(undone_within(|| !init.alive()).await, "the dropped create's container {} runs on", init.pid);
+    // What is left is the engine's own record of the container, which it forgets on delete.
+    let conmons = || -> Vec<std::ffi::OsString> {
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+        entries.flatten().map(|entry| entry.file_name()).filter(|name| name != "record.json").collect()
+    };
+    ensure!(undone_within(|| conmons().is_empty()).await, "conmon's files are left: {:?}", conmons());
+    let listed = env.backend.list().await?;
+    ensure!(listed.is_empty(), "the runtime still has {listed:?}");
+    // runc's `delete --force` of a container it does not have succeeds.
+    match engine.delete(&env.id, DeleteMode::Force).await {
+        Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// youki 0.7.0's words when it cannot seal its own copy (`src/main.rs`:
+/// `pentacle::ensure_sealed().context("failed to seal /proc/self/exe")`), then the cause.
+const SEAL_FAILURE: &str = "failed to seal /proc/self/exe: Device or resource busy (os error 16)";
+
+/// A create whose runtime fails its first `failures` runs of `create` with `message`: how it
+/// ended, and, when it succeeded, the container run to its end (`exit 0`) and deleted.
+async fn create_failing_first(env: &Env, failures: u32, message: &str) -> anyhow::Result<runtime_core::Result<()>> {
+    env.runtime.inject("create", &format!("fail-first:{failures}:{message}"))?;
+    let engine = env.engine()?;
+    let create = engine.create(&env.id, env.bundle.path(), Env::options());
+    if let Err(err) = tokio::time::timeout(CREATE_TIMEOUT * 2, create).await.context("the create hangs")? {
+        return Ok(Err(err));
+    }
+    engine.start(&env.id).await?;
+    let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait(&env.id)).await.context("no exit")??;
+    ensure!(exit == Exit::Exited(0), "the container runs `exit 0`: {exit:?}");
+    engine.delete(&env.id, DeleteMode::IfStopped).await?;
+    Ok(Ok(()))
+}
+
+async fn a_transient_failure_relayed_by_conmon_is_undone_and_run_again(env: &Env) -> anyhow::Result<()> {
+    create_failing_first(env, 1, SEAL_FAILURE).await?.context("the second create")
+}
+
+async fn another_failure_relayed_by_conmon_is_not_run_again(env: &Env) -> anyhow::Result<()> {
+    // The second run would go through: a create retried would succeed.
+    match create_failing_first(env, 1, "cannot mount the rootfs: no such device").await? {
+        Err(Error::RuntimeFailed(failure)) if failure.message.contains("cannot mount the rootfs") => Ok(()),
+        other => bail!("expected the first run's failure, got {other:?}"),
+    }
+}
+
+async fn a_transient_failure_that_persists_is_run_again_a_bounded_number_of_times(env: &Env) -> anyhow::Result<()> {
+    match create_failing_first(env, 1000, SEAL_FAILURE).await? {
+        Err(Error::RuntimeFailed(failure)) if failure.message.contains(SEAL_FAILURE) => Ok(()),
+        other => bail!("expected the runtime's transient failure in the end, got {other:?}"),
+    }
+}
+
+async fn a_background_execs_transient_failure_is_undone_and_run_again(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    engine.create(&env.id, env.bundle.path(), Env::options()).await?;
+    engine.start(&env.id).await?;
+    env.runtime.inject("exec", &format!("fail-first:1:{SEAL_FAILURE}"))?;
+    let background = ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    let session = engine.exec_detached(&env.id, &process(["sh", "-c", "exit 4"]), background).await?;
+    let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait_exec(&session)).await.context("no exit")??;
+    ensure!(exit == Exit::Exited(4), "{exit:?}");
+    let execs = env.container_dir().join("execs");
+    let left: Vec<_> = std::fs::read_dir(&execs)?.flatten().map(|entry| entry.file_name()).collect();
+    ensure!(left.is_empty(), "the failed attempt left {left:?} in {}", execs.display());
+    engine.delete(&env.id, DeleteMode::Force).await?;
+    Ok(())
+}
+
 type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
 fn main() -> ExitCode {
     // Each case: its name, the container's id prefix, the container's shell script, the case.
-    let cases: [(&str, &str, &str, Case); 11] = [
+    let cases: [(&str, &str, &str, Case); 14] = [
         ("a_container_exits_7_through_the_fake_conmon", "exit7", "echo out; echo err >&2; exit 7", |env| {
             Box::pin(a_container_exits_7_through_the_fake_conmon(env))
         }),
@@ -284,10 +473,41 @@ fn main() -> ExitCode {
         ("a_conmon_that_records_no_exit_leaves_the_wait_unsupervised", "noexit", "exit 3", |env| {
             Box::pin(a_conmon_that_records_no_exit_leaves_the_wait_unsupervised(env))
         }),
+        ("an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it", "lostexec", "sleep 100", |env| {
+            Box::pin(an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it(env))
+        }),
+        ("a_dropped_background_exec_undoes_itself", "dropexec", "sleep 100", |env| {
+            Box::pin(a_dropped_background_exec_undoes_itself(env))
+        }),
+        ("a_dropped_create_undoes_itself", "dropcreate", "sleep 100", |env| {
+            Box::pin(a_dropped_create_undoes_itself(env))
+        }),
+    ];
+    // The same, under the fake youki, whose backend calls its failure to seal itself transient.
+    let youki_cases: [(&str, &str, &str, Case); 4] = [
+        ("a_transient_failure_relayed_by_conmon_is_undone_and_run_again", "sealed", "exit 0", |env| {
+            Box::pin(a_transient_failure_relayed_by_conmon_is_undone_and_run_again(env))
+        }),
+        ("another_failure_relayed_by_conmon_is_not_run_again", "permanent", "exit 0", |env| {
+            Box::pin(another_failure_relayed_by_conmon_is_not_run_again(env))
+        }),
+        ("a_transient_failure_that_persists_is_run_again_a_bounded_number_of_times", "persists", "exit 0", |env| {
+            Box::pin(a_transient_failure_that_persists_is_run_again_a_bounded_number_of_times(env))
+        }),
+        ("a_background_execs_transient_failure_is_undone_and_run_again", "execsealed", "sleep 100", |env| {
+            Box::pin(a_background_execs_transient_failure_is_undone_and_run_again(env))
+        }),
     ];
     testkit::harness::main(|suite| {
         for (name, prefix, script, case) in cases {
-            suite.case(format!("fake_conmon::{name}"), move || async move { with_env(prefix, script, case).await });
+            suite.case(format!("fake_conmon::{name}"), move || async move {
+                with_env(prefix, script, Flavour::Runc, case).await
+            });
+        }
+        for (name, prefix, script, case) in youki_cases {
+            suite.case(format!("fake_conmon::youki::{name}"), move || async move {
+                with_env(prefix, script, Flavour::Youki, case).await
+            });
         }
     })
 }

@@ -385,6 +385,10 @@ impl OciBackend for CliBackend {
         self.cli.typed_error(Box::new(failure), id)
     }
 
+    fn is_transient(&self, failure: &Failure) -> bool {
+        self.cli.is_transient(&failure.message)
+    }
+
     async fn version(&self) -> Result<RuntimeVersion> {
         Ok(self.version.clone())
     }

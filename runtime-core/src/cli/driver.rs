@@ -241,10 +241,12 @@ pub(crate) struct CliRuntime {
 
 /// Whether `finished` failed with a message containing one of `messages`.
 pub(crate) fn failed_with(finished: &Finished, messages: &[String]) -> bool {
-    !finished.status.success() && {
-        let said = finished.failure().message;
-        messages.iter().any(|message| said.contains(message.as_str()))
-    }
+    !finished.status.success() && says_one_of(&finished.failure().message, messages)
+}
+
+/// Whether `said` contains one of `messages`.
+fn says_one_of(said: &str, messages: &[String]) -> bool {
+    messages.iter().any(|message| said.contains(message.as_str()))
 }
 
 /// How the runtime's environment differs from the caller's. Rust backtrace variables make youki
@@ -333,6 +335,11 @@ impl CliRuntime {
     /// Whether `finished` failed with one of the runtime's transient messages.
     pub(crate) fn failed_transiently(&self, finished: &Finished) -> bool {
         failed_with(finished, &self.transient)
+    }
+
+    /// Whether a failure in the runtime's words `said` is one of its transient ones.
+    pub(crate) fn is_transient(&self, said: &str) -> bool {
+        says_one_of(said, &self.transient)
     }
 
     /// Runs `call`; a non-zero exit becomes the matching typed error.

@@ -102,6 +102,14 @@ pub trait OciBackend: Send + Sync {
         Error::RuntimeFailed(Box::new(failure))
     }
 
+    /// Whether a relayed failure (as for [`OciBackend::classify_failure`]) is one the runtime
+    /// meets before it does anything, and the same call may not meet again: a monitor that runs
+    /// the runtime itself then undoes the attempt and runs it once more, as the backend does
+    /// with its own calls. No failure is, unless the backend knows its runtime's.
+    fn is_transient(&self, _failure: &Failure) -> bool {
+        false
+    }
+
     /// Waits until the rollbacks of dropped calls (which run in the background, never on the
     /// caller's executor) have finished, and returns what they could not undo: empty when
     /// everything was. Call it before a program that dropped calls exits, and in tests before

@@ -187,13 +187,17 @@ pub trait Monitor: Send + Sync {
     }
     /// Waits for a background exec of the container whose files are `files` to end, then
     /// forgets it. What its process left running (a
-    /// `&` job) is left alone, as after an exec waited for in the foreground.
+    /// `&` job) is left alone, as after an exec waited for in the foreground. A monitor process
+    /// that held the exec and ended without recording its exit is [`Error::MonitorLost`], and
+    /// the exec is kept for [`Monitor::stop_exec`] to end.
     async fn wait_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Exit>;
     /// Ends a background exec and every process it started, then forgets it: SIGTERM to its
     /// process, up to `timeout`, then SIGKILL and [`crate::KILL_GRACE`] more; as the process
     /// ends, and before it is reaped, the rest of its session is SIGKILLed. The monitor does
     /// this rather than the engine because only the holder of the process can end the rest
-    /// while their session id is still theirs (a reaped process's may be reused).
+    /// while their session id is still theirs (a reaped process's may be reused). A monitor
+    /// process that held the exec and is gone ([`Error::MonitorLost`]) does not stop the stop:
+    /// the exec is ended and forgotten all the same, and the error says its end is unknown.
     async fn stop_exec(&self, session: &ExecSession, files: &ContainerFiles, timeout: Duration) -> Result<Exit>;
     /// Forgets a deleted container and removes the monitor's files for it.
     async fn release(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()>;

@@ -9,6 +9,9 @@
 //! command := a subcommand name as typed ("create", "checkpointt", ...), "version" for
 //!            --version, or "*" for every command
 //! fault   := "fail:" message      fail as a runtime error with that message
+//!          | "fail-first:" n ":" message
+//!                                 the first n runs of the command fail so, before doing
+//!                                 anything; later ones behave normally
 //!          | "hang"               block forever before doing anything
 //!          | "signal:" number     kill itself with that signal before doing anything
 //!          | "malformed-json"     print `{"broken` on stdout and exit 0
@@ -32,6 +35,7 @@ use super::Failure;
 #[derive(Debug)]
 enum Fault {
     Fail(String),
+    FailFirst(u32, String),
     Hang,
     Signal(i32),
     MalformedJson,
@@ -48,11 +52,25 @@ fn parse_rule(text: &str) -> Result<(&str, Fault), Failure> {
         None if fault.trim() == "malformed-json" => Fault::MalformedJson,
         None if fault.trim() == "no-pid-file" => Fault::NoPidFile,
         Some(("fail", message)) => Fault::Fail(message.to_owned()),
+        Some(("fail-first", rest)) => {
+            let (count, message) = rest.split_once(':').ok_or_else(invalid)?;
+            Fault::FailFirst(count.trim().parse().map_err(|_| invalid())?, message.to_owned())
+        }
         Some(("signal", number)) => Fault::Signal(number.trim().parse().map_err(|_| invalid())?),
         Some(("slow", millis)) => Fault::Slow(millis.trim().parse().map_err(|_| invalid())?),
         _ => return Err(invalid()),
     };
     Ok((command.trim(), fault))
+}
+
+/// Whether this run is one of the first `count` that rule `index` fails: each failing run
+/// claims a marker file of its own, made only if it is not there, so runs side by side never
+/// claim the same one.
+fn claim_a_failing_run(root: &Path, index: usize, count: u32) -> bool {
+    (0..count).any(|run| {
+        let marker = root.join(format!("faults.failed-{index}-{run}"));
+        std::fs::OpenOptions::new().write(true).create_new(true).open(marker).is_ok()
+    })
 }
 
 /// Applies every rule matching `command`; `failure_code` is the exit status the command uses
@@ -67,7 +85,7 @@ pub(crate) fn apply(root: &Path, command: &str, failure_code: u8) -> Result<bool
         .map(parse_rule)
         .collect::<Result<_, _>>()?;
     let mut no_pid_file = false;
-    for (_, fault) in rules.into_iter().filter(|(rule, _)| *rule == "*" || *rule == command) {
+    for (index, (_, fault)) in rules.into_iter().enumerate().filter(|(_, (rule, _))| *rule == "*" || *rule == command) {
         match fault {
             Fault::Slow(millis) => thread::sleep(Duration::from_millis(millis)),
             Fault::Hang => loop {
@@ -82,6 +100,11 @@ pub(crate) fn apply(root: &Path, command: &str, failure_code: u8) -> Result<bool
             Fault::Fail(message) => {
                 return Err(Failure::runtime(message).with_code(failure_code));
             }
+            Fault::FailFirst(count, message) => {
+                if claim_a_failing_run(root, index, count) {
+                    return Err(Failure::runtime(message).with_code(failure_code));
+                }
+            }
             Fault::MalformedJson => {
                 let mut out = std::io::stdout();
                 let _ = out.write_all(b"{\"broken");
@@ -92,4 +115,21 @@ pub(crate) fn apply(root: &Path, command: &str, failure_code: u8) -> Result<bool
         }
     }
     Ok(no_pid_file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_first_fails_that_many_runs_of_its_command_only() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("faults"), "create=fail-first:2:failed to seal /proc/self/exe\n").unwrap();
+        let runs: Vec<bool> = (0..4).map(|_| apply(root.path(), "create", 1).is_err()).collect();
+        assert_eq!(runs, [true, true, false, false], "the first two creates fail");
+        assert!(apply(root.path(), "start", 1).is_ok(), "another command is left alone");
+        std::fs::write(root.path().join("faults"), "create=fail-first:two:x\n").unwrap();
+        let refused = apply(root.path(), "create", 1).unwrap_err();
+        assert!(refused.message.contains("invalid fault rule"), "an unreadable count: {}", refused.message);
+    }
 }
