@@ -7,7 +7,6 @@ mod logs;
 mod monitor;
 mod ports;
 mod sync;
-mod unfinished;
 mod version;
 mod watch;
 

@@ -12,9 +12,10 @@
 //! instead of its create, and holds the restored init as it would a created one. Ports reserved
 //! for a container are bound here and handed to conmon, whose lifetime is the container's.
 //! A background exec (`exec.rs`) is one more run of conmon through the same spawn, so every
-//! conmon gets the same environment, version check and working-directory rule. A create,
-//! restore or exec given up on before conmon answered is undone in the background
-//! (`unfinished.rs`, `exec.rs`).
+//! conmon gets the same environment, version check and working-directory rule. A create or
+//! restore given up on before conmon answered is rolled back by the engine, as for any monitor
+//! (the runtime's delete, then [`Monitor::release`] ends conmon and removes its files); an exec
+//! given up on so is ended here (`exec.rs`), since only this monitor knows where its pid is.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -44,7 +45,6 @@ use crate::exec;
 use crate::logs::K8sFileReader;
 use crate::ports;
 use crate::sync::{Answer, Retries, read_answer};
-use crate::unfinished::UnfinishedBringUp;
 use crate::version::{self, VERSION_PROBE_TIMEOUT};
 use crate::watch::{self, Process};
 
@@ -158,7 +158,7 @@ fn paths_of(files: &ContainerFiles, pid_file: Option<&Path>) -> Result<ConmonPat
 }
 
 /// Where the runtime writes the container's pid: the caller's file, else one in its directory.
-pub(crate) fn container_pid_file(files: &ContainerFiles, pid_file: Option<&Path>) -> PathBuf {
+fn container_pid_file(files: &ContainerFiles, pid_file: Option<&Path>) -> PathBuf {
     pid_file.map_or_else(|| files.dir.join("pidfile"), Path::to_path_buf)
 }
 
@@ -434,9 +434,7 @@ impl ConmonMonitor {
                 return Ok(answer);
             }
         };
-        let unfinished = UnfinishedBringUp::arm(backend, id, files, up.pid_file.as_deref());
         let finished = tokio::time::timeout(timeout, attempts).await;
-        unfinished.disarm();
         let answer = match finished {
             Ok(Ok(answer)) => answer,
             Ok(Err(err)) => {
@@ -598,7 +596,7 @@ impl ConmonMonitor {
 }
 
 /// Kills the container's conmon, if it runs, and waits (bounded) for it to end.
-pub(crate) async fn end_conmon(id: &ContainerId, files: &ContainerFiles) {
+async fn end_conmon(id: &ContainerId, files: &ContainerFiles) {
     if let Ok(Some(conmon)) = conmon_of(id, files) {
         if let Err(err) = conmon.kill() {
             tracing::warn!(%id, %err, "cannot kill conmon");
@@ -610,7 +608,7 @@ pub(crate) async fn end_conmon(id: &ContainerId, files: &ContainerFiles) {
 /// Removes what conmon and this monitor made for a container (conmon has ended): the nodes it
 /// made in the bundle, and its files in the container's directory. An exit already recorded
 /// stays, for the engine to read or forget.
-pub(crate) fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
+fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
     let kept = kept_path(files);
     if let Ok(bytes) = std::fs::read(&kept) {
         let kept_record: Kept = serde_json::from_slice(&bytes).unwrap_or_default();

@@ -4,13 +4,13 @@
 //! so that the timeout is what ends it), and leaves nothing: no process naming the container, no
 //! zombie child, no container in the runtime, nothing under the engine's state root, no node
 //! conmon made in the bundle. An exec whose conmon is killed is `MonitorLost` within a second,
-//! and its process, still running, is ended by a stop. A create or background exec dropped
-//! while its conmon says nothing undoes itself in the background: its container or process, its
-//! conmon and its files go. Under the fake youki, whose failure to
-//! seal its own copy its backend calls transient, a create or background exec that conmon saw
-//! fail so is undone and run again (a bounded number of times), and any other failure is not.
-//! A plain container and a terminal
-//! one run through the fake conmon show the paths the faults leave.
+//! and its process, still running, is ended by a stop. A create, restore or background exec
+//! dropped while its conmon says nothing is undone in the background: its container or process,
+//! its conmon and its files go, and a restore's checkpoint stays restorable. Under the fake
+//! youki, whose failure to seal its own copy its backend calls transient, a create or background
+//! exec that conmon saw fail so is undone and run again (a bounded number of times), and any
+//! other failure is not. A plain container and a terminal one run through the fake conmon show
+//! the paths the faults leave.
 //!
 //! The expected exit code is the shell's (`exit 7`); the runtime's refusal is in runc's words.
 
@@ -27,8 +27,9 @@ use backend_runc::Runc;
 use backend_youki::Youki;
 use conmon_driver::ConmonMonitor;
 use runtime_core::{
-    CliBackend, ContainerId, ContainerStdio, CreateOptions, DeleteMode, Engine, Error, ExecOptions, ExecStdio,
-    Existence, Exit, OciBackend, RuntimeFamily, Signal, StateRoot, process,
+    CliBackend, ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, ContainerStdio, CreateOptions,
+    DeleteMode, Engine, Error, ExecOptions, ExecStdio, Existence, Exit, KillScope, OciBackend, RuntimeFamily, Signal,
+    StateRoot, process,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::{FakeConmon, FakeRuntime, Flavour};
@@ -380,6 +381,38 @@ async fn a_dropped_create_undoes_itself(env: &Env) -> anyhow::Result<()> {
     }
 }
 
+async fn a_dropped_restore_undoes_itself_and_keeps_its_checkpoint(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    let dir = env.container_dir();
+    engine.run(&env.id, env.bundle.path(), Env::options()).await?;
+    engine.checkpoint(&env.id, ContainerCheckpointOptions::default()).await.context("checkpoint")?;
+    env.conmon.inject("never-answer")?;
+    let restore = engine.restore(&env.id, env.bundle.path(), ContainerRestoreOptions::default());
+    // Given up once the runtime restored the container and conmon holds it without a word.
+    let (init, conmon) = tokio::select! {
+        restored = restore => bail!("a restore through a silent conmon came back: {restored:?}"),
+        pids = async {
+            anyhow::Ok((pid_written(&dir.join("pidfile")).await?, pid_written(&dir.join("conmon.pid")).await?))
+        } => pids?,
+    };
+    let (init, conmon) = (Tracked::capture(init), Tracked::capture(conmon));
+    ensure!(init.alive() && conmon.alive(), "the restored container is held by its conmon before the drop");
+    ensure!(undone_within(|| !conmon.alive()).await, "the dropped restore's conmon {} runs on", conmon.pid);
+    ensure!(undone_within(|| !init.alive()).await, "the dropped restore's container {} runs on", init.pid);
+    engine.settle().await;
+    let listed = env.backend.list().await?;
+    ensure!(listed.is_empty(), "the runtime still has {listed:?}");
+    // The checkpoint it was restored from is still there, and restores.
+    env.conmon.heal()?;
+    let restored = engine.restore(&env.id, env.bundle.path(), ContainerRestoreOptions::default()).await;
+    let restored = restored.context("restoring again from the kept checkpoint")?;
+    ensure!(Tracked::capture(restored.pid).alive(), "the second restore's init runs");
+    engine.kill(&env.id, Signal::KILL, KillScope::Init).await?;
+    ensure!(engine.wait(&env.id).await? == Exit::Signaled(Signal::KILL), "killed, it is reported killed");
+    engine.delete(&env.id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
 /// youki 0.7.0's words when it cannot seal its own copy (`src/main.rs`:
 /// `pentacle::ensure_sealed().context("failed to seal /proc/self/exe")`), then the cause.
 const SEAL_FAILURE: &str = "failed to seal /proc/self/exe: Device or resource busy (os error 16)";
@@ -439,7 +472,7 @@ type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow:
 
 fn main() -> ExitCode {
     // Each case: its name, the container's id prefix, the container's shell script, the case.
-    let cases: [(&str, &str, &str, Case); 14] = [
+    let cases: [(&str, &str, &str, Case); 15] = [
         ("a_container_exits_7_through_the_fake_conmon", "exit7", "echo out; echo err >&2; exit 7", |env| {
             Box::pin(a_container_exits_7_through_the_fake_conmon(env))
         }),
@@ -481,6 +514,9 @@ fn main() -> ExitCode {
         }),
         ("a_dropped_create_undoes_itself", "dropcreate", "sleep 100", |env| {
             Box::pin(a_dropped_create_undoes_itself(env))
+        }),
+        ("a_dropped_restore_undoes_itself_and_keeps_its_checkpoint", "droprestore", "sleep 100", |env| {
+            Box::pin(a_dropped_restore_undoes_itself_and_keeps_its_checkpoint(env))
         }),
     ];
     // The same, under the fake youki, whose backend calls its failure to seal itself transient.

@@ -197,6 +197,14 @@ impl FakeConmon {
             .context("opening the faults file")?;
         writeln!(faults, "{fault}").context("writing a fault")
     }
+
+    /// Makes every conmon started from now on behave again.
+    pub fn heal(&self) -> anyhow::Result<()> {
+        match std::fs::remove_file(self.dir.path().join(crate::fake_conmon::FAULTS_FILE)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err).context("removing the faults file"),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A stand-in for conmon in `dir`, a shell script for the answers real conmon does not give on

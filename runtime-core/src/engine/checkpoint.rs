@@ -379,7 +379,12 @@ impl Engine {
         };
         let request = RestoreRequest { id: id.clone(), bundle: bundle.to_path_buf(), options: restore, files };
         let started = Instant::now();
-        let created = self.monitor.restore(self.backend.as_ref(), request).await?;
+        // Dropped before the monitor answers, the restore is rolled back in the background and
+        // the record it was made over put back.
+        let unfinished = self.unfinished(self.rollback_of(id).restoring_over(previous.clone()));
+        let created = self.monitor.restore(self.backend.as_ref(), request).await;
+        unfinished.disarm();
+        let created = created?;
         let runtime_duration = started.elapsed();
         self.mark_watched(id);
         let finished = async {

@@ -252,7 +252,7 @@ impl Engine {
         }
         let created = self.bring_up(id, bundle, opts, Launch::Create).await?;
         // Dropped while starting, the half-made container is rolled back in the background.
-        let unfinished = UnfinishedRun { rollback: Some(self.rollback_of(id)), pending: self.pending.clone() };
+        let unfinished = self.unfinished(self.rollback_of(id));
         let started = self.start(id).await;
         let rollback = unfinished.finish();
         if let Err(err) = started {
@@ -283,7 +283,14 @@ impl Engine {
             self.root.save(&self.record(id, bundle, None).await?).await?;
         }
         let request = CreateRequest { id: id.clone(), bundle: bundle.to_path_buf(), options: opts, launch, files };
-        let created = match self.monitor.create(self.backend.as_ref(), request).await {
+        // Dropped before the monitor answers, a new container is rolled back in the background:
+        // the runtime may have made it, and the monitor may hold it already.
+        let unfinished = (!known).then(|| self.unfinished(self.rollback_of(id)));
+        let created = self.monitor.create(self.backend.as_ref(), request).await;
+        if let Some(unfinished) = unfinished {
+            unfinished.disarm();
+        }
+        let created = match created {
             Ok(created) => created,
             Err(err) => {
                 // A refusal made nothing (and an existing container of this id keeps its files);
@@ -346,7 +353,15 @@ impl Engine {
             monitor: self.monitor.clone(),
             root: self.root.clone(),
             id: id.clone(),
+            previous: None,
         }
+    }
+
+    /// A guard that hands `rollback` to a task of its own if the call is dropped before it is
+    /// finished ([`Unfinished::finish`]); [`Engine::settle`] and a later call for the same id
+    /// wait for that task.
+    fn unfinished(&self, rollback: RollBack) -> Unfinished {
+        Unfinished { rollback: Some(rollback), pending: self.pending.clone() }
     }
 
     /// Starts a created container's process.
@@ -605,24 +620,41 @@ struct RollBack {
     monitor: Arc<dyn Monitor>,
     root: StateRoot,
     id: ContainerId,
+    /// The record of the container this one was restored over (a restore from a kept
+    /// checkpoint): put back, with the checkpoint beside it, instead of the state being removed.
+    previous: Option<ContainerRecord>,
 }
 
 impl RollBack {
-    /// `delete --force`, then the monitor's files and the engine's record; the caller holds the
-    /// container's lock.
-    async fn run(&self) {
+    /// The rollback of a restore over `previous`: the container goes, and the record it was
+    /// restored from comes back, its checkpoint kept.
+    fn restoring_over(mut self, previous: Option<ContainerRecord>) -> Self {
+        self.previous = previous;
+        self
+    }
+
+    /// `delete --force`, then the monitor's files and the engine's record (or the previous
+    /// record put back); the caller holds the container's lock. Says whether the container's
+    /// state is gone.
+    async fn run(&self) -> bool {
         self.delete_and_release().await;
-        if let Err(err) = self.root.forget(&self.id).await {
-            tracing::warn!(id = %self.id, %err, "removing the container's state failed");
+        let restored = match &self.previous {
+            Some(previous) => self.root.save(previous).await,
+            None => self.root.forget(&self.id).await,
+        };
+        if let Err(err) = restored {
+            tracing::warn!(id = %self.id, %err, "undoing the container's state failed");
         }
+        self.previous.is_none()
     }
 
     /// [`RollBack::run`] under the container's lock, which goes with the container.
     async fn run_locked(self) {
         match self.root.lock(&self.id).await {
             Ok(mut lock) => {
-                self.run().await;
-                lock.remove_on_drop();
+                if self.run().await {
+                    lock.remove_on_drop();
+                }
             }
             Err(err) => tracing::warn!(id = %self.id, %err, "cannot lock a container to roll it back"),
         }
@@ -641,21 +673,29 @@ impl RollBack {
     }
 }
 
-/// A `run` between its create and its start: dropped there, it hands its rollback to a task of
-/// its own, so the container it made is deleted without stalling the caller's executor.
-struct UnfinishedRun {
+/// A call that is making a container (a create or restore waiting for the monitor, a `run`
+/// between its create and its start): dropped there, it hands its rollback to a task of its
+/// own, so the container it made is deleted, and whatever the monitor holds of it released,
+/// without stalling the caller's executor. One way for every monitor: a monitor need not undo a
+/// dropped call itself.
+struct Unfinished {
     rollback: Option<RollBack>,
     pending: PendingRollbacks,
 }
 
-impl UnfinishedRun {
+impl Unfinished {
     /// The start came back: the caller decides what to do with the rollback.
     fn finish(mut self) -> RollBack {
         self.rollback.take().expect("taken only here")
     }
+
+    /// The call came back: a failure was undone by whoever failed.
+    fn disarm(mut self) {
+        self.rollback = None;
+    }
 }
 
-impl Drop for UnfinishedRun {
+impl Drop for Unfinished {
     fn drop(&mut self) {
         if let Some(rollback) = self.rollback.take() {
             match tokio::runtime::Handle::try_current() {
@@ -664,7 +704,7 @@ impl Drop for UnfinishedRun {
                     let task = runtime.spawn(rollback.run_locked());
                     self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, task);
                 }
-                Err(_) => tracing::warn!(id = %rollback.id, "a dropped run could not be rolled back: no runtime"),
+                Err(_) => tracing::warn!(id = %rollback.id, "a dropped call could not be rolled back: no runtime"),
             }
         }
     }
