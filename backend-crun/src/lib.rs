@@ -72,6 +72,8 @@ pub fn dialect(version: Version) -> Dialect {
                 "is not in `created` or `stopped` state".into(),
                 "is not running".into(),
                 "kill container: No such process".into(),
+                // The same kill once the stopped init was reaped: no pidfd for it any more.
+                "open pidfd: No such process".into(),
                 // `start` of a container that already started finds no exec fifo.
                 "/{id}/exec.fifo`: No such file or directory".into(),
             ],

@@ -105,6 +105,9 @@ fn classifies_real_crun_wording() {
     assert_eq!(kind("the container `c1` is not in `created` or `stopped` state"), ErrorKind::InvalidState);
     assert_eq!(kind("the container `c1` is not running"), ErrorKind::InvalidState);
     assert_eq!(kind("kill container: No such process"), ErrorKind::InvalidState);
+    // crun 1.8.1's kill of a stopped container whose init was reaped already (its parent
+    // reaped it at once, as in a pid namespace whose init waits for every child).
+    assert_eq!(kind("open pidfd: No such process"), ErrorKind::InvalidState);
     assert_eq!(kind("cannot open `/run/crun/c1/exec.fifo`: No such file or directory"), ErrorKind::InvalidState);
     assert_eq!(kind("chdir `/nonexist` failed: No such file or directory"), ErrorKind::Other);
     assert_eq!(
