@@ -7,13 +7,24 @@
 //! them to the runtime's restore as `--runtime-opt` (after its own `--work-path`, so the
 //! backend's wins).
 //!
+//! What conmon does besides running the runtime comes from the request (the log's tag, the exit
+//! command, the sd-notify relay, the listening descriptors' pid), the monitor (conmon's own log
+//! level) and the backend: a runtime driven with the systemd cgroup manager gets `-s`, as
+//! libpod passes it, for conmon to name the manager to the runtime too. Descriptors the
+//! container is to keep are conmon's fds 3, 4, ...: conmon's runtime inherits them there, and
+//! `--preserve-fds N` (a `--runtime-opt`, conmon has no flag of its own) tells it to pass them on.
+//!
 //! conmon's environment is built here as well, as podman builds it: `HOME` and
 //! `XDG_RUNTIME_DIR` always, the systemd variables only when the request asks for them.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use runtime_core::{AttachStdin, ContainerId, LogDriver, MonitorStdio, OciBackend, SystemdPassthrough};
+use runtime_core::{
+    AttachStdin, CgroupManager, ContainerId, ExitCommand, LogDriver, MonitorStdio, OciBackend, SystemdPassthrough,
+};
+
+use crate::monitor::ConmonLogLevel;
 
 /// The files conmon is told about, all inside the container's directory but the exit directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +57,14 @@ pub(crate) struct Invocation<'a> {
     pub terminal: bool,
     /// A restore instead of a create.
     pub restore: Option<Restore<'a>>,
+    /// conmon's own log level (`--log-level`), the monitor's; `None` is conmon's default.
+    pub log_level: Option<ConmonLogLevel>,
+    /// Run after the container exits.
+    pub exit_command: Option<&'a ExitCommand>,
+    /// The sd-notify relay and the listening descriptors' pid.
+    pub systemd: &'a SystemdPassthrough,
+    /// How many descriptors conmon holds at fds 3, 4, ... for the container.
+    pub preserved_fds: usize,
 }
 
 /// What makes conmon restore rather than create.
@@ -103,6 +122,34 @@ pub(crate) fn create_argv(conmon: &Path, backend: &dyn OciBackend, call: &Invoca
         if set {
             argv.push(flag.into());
         }
+    }
+    if let Some(tag) = &call.stdio.log_tag {
+        argv.extend(["--log-tag".into(), tag.into()]);
+    }
+    if let Some(level) = call.log_level {
+        argv.extend(["--log-level".into(), level.as_str().into()]);
+    }
+    if let Some(command) = call.exit_command {
+        argv.extend(["--exit-command".into(), command.path.clone().into()]);
+        for arg in &command.args {
+            argv.extend(["--exit-command-arg".into(), arg.clone()]);
+        }
+        if command.delay_secs > 0 {
+            argv.extend(["--exit-delay".into(), command.delay_secs.to_string().into()]);
+        }
+    }
+    if let Some(socket) = &call.systemd.sdnotify_socket {
+        argv.extend(["--sdnotify-socket".into(), socket.into()]);
+    }
+    if call.systemd.replace_listen_pid {
+        argv.push("--replace-listen-pid".into());
+    }
+    if backend.cgroup_manager() == Some(CgroupManager::Systemd) {
+        argv.push("-s".into());
+    }
+    if call.preserved_fds > 0 {
+        argv.extend(["--runtime-opt".into(), "--preserve-fds".into()]);
+        argv.extend(["--runtime-opt".into(), call.preserved_fds.to_string().into()]);
     }
     if let Some(restore) = &call.restore {
         argv.extend(["--restore".into(), restore.images.into()]);
@@ -302,6 +349,10 @@ mod tests {
             no_new_keyring: false,
             terminal: false,
             restore: None,
+            log_level: None,
+            exit_command: None,
+            systemd: &SystemdPassthrough::default(),
+            preserved_fds: 0,
         };
         change(&mut call);
         create_argv(Path::new("/usr/bin/conmon"), &runc(), &call)
@@ -379,6 +430,103 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_log_tag_and_conmons_log_level_become_their_flags() {
+        let tagged = MonitorStdio { log_tag: Some("web".into()), ..MonitorStdio::default() };
+        let argv = argv_with(&tagged, |call| call.log_level = Some(ConmonLogLevel::Debug));
+        assert_eq!(
+            argv,
+            words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log --log-tag web --log-level debug"))
+        );
+    }
+
+    #[test]
+    fn an_exit_command_is_its_path_each_argument_and_a_delay_only_when_there_is_one() {
+        // Leaked: `argv` hands its closure an invocation of any lifetime.
+        let delayed: &'static ExitCommand = Box::leak(Box::new(ExitCommand {
+            path: "/usr/bin/podman".into(),
+            args: words("container cleanup c1"),
+            delay_secs: 300,
+        }));
+        assert_eq!(
+            argv(|call| call.exit_command = Some(delayed)),
+            words(&format!(
+                "{COMMON} -l k8s-file:/s/containers/c1/ctr.log --exit-command /usr/bin/podman \
+                 --exit-command-arg container --exit-command-arg cleanup --exit-command-arg c1 --exit-delay 300"
+            ))
+        );
+        let at_once: &'static ExitCommand =
+            Box::leak(Box::new(ExitCommand { path: "/bin/true".into(), args: Vec::new(), delay_secs: 0 }));
+        assert_eq!(
+            argv(|call| call.exit_command = Some(at_once)),
+            words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log --exit-command /bin/true"))
+        );
+    }
+
+    #[test]
+    fn the_sd_notify_relay_and_the_listen_pid_become_their_flags() {
+        let systemd: &'static SystemdPassthrough = Box::leak(Box::new(SystemdPassthrough {
+            sdnotify_socket: Some("/run/systemd/notify".into()),
+            replace_listen_pid: true,
+            ..SystemdPassthrough::default()
+        }));
+        assert_eq!(
+            argv(|call| call.systemd = systemd),
+            words(&format!(
+                "{COMMON} -l k8s-file:/s/containers/c1/ctr.log --sdnotify-socket /run/systemd/notify \
+                 --replace-listen-pid"
+            ))
+        );
+    }
+
+    #[test]
+    fn preserved_fds_are_counted_to_the_runtime_as_a_runtime_opt() {
+        assert_eq!(
+            argv(|call| call.preserved_fds = 2),
+            words(&format!(
+                "{COMMON} -l k8s-file:/s/containers/c1/ctr.log --runtime-opt --preserve-fds --runtime-opt 2"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_runtime_on_the_systemd_cgroup_manager_gets_conmons_s_and_others_do_not() {
+        let version = RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n").unwrap();
+        let backend = |manager| {
+            let config = RuntimeConfig { cgroup_manager: Some(manager), ..RuntimeConfig::default() }
+                .binary("/usr/sbin/runc")
+                .root("/run/test-root");
+            CliBackend::with_version(Arc::new(Runc), config, "/usr/sbin/runc".into(), version.clone()).unwrap()
+        };
+        let (id, paths, stdio) = (ContainerId::new("c1").unwrap(), paths(), MonitorStdio::default());
+        let call = Invocation {
+            id: &id,
+            bundle: Path::new("/bundles/c1"),
+            paths: &paths,
+            stdio: &stdio,
+            no_pivot: false,
+            no_new_keyring: false,
+            terminal: false,
+            restore: None,
+            log_level: None,
+            exit_command: None,
+            systemd: &SystemdPassthrough::default(),
+            preserved_fds: 0,
+        };
+        let conmon = Path::new("/usr/bin/conmon");
+        // runc's own flag for the manager stays among the runtime's args; conmon gets `-s`.
+        let systemd_common = COMMON
+            .replace("--runtime-arg /run/test-root", "--runtime-arg /run/test-root --runtime-arg --systemd-cgroup");
+        assert_eq!(
+            create_argv(conmon, &backend(CgroupManager::Systemd), &call),
+            words(&format!("{systemd_common} -l k8s-file:/s/containers/c1/ctr.log -s"))
+        );
+        assert_eq!(
+            create_argv(conmon, &backend(CgroupManager::Cgroupfs), &call),
+            words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log"))
+        );
+    }
+
     fn set(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, OsString)> {
         pairs.iter().map(|(name, value)| (*name, OsString::from(value))).collect()
     }
@@ -412,8 +560,8 @@ mod tests {
 
     #[test]
     fn asked_for_systemd_variables_are_passed_on_with_listen_pid_1() {
-        let both = SystemdPassthrough { notify_socket: true, listen_fds: true };
-        let env = conmon_env(&embedder(), both);
+        let both = SystemdPassthrough { notify_socket: true, listen_fds: true, ..SystemdPassthrough::default() };
+        let env = conmon_env(&embedder(), both.clone());
         assert_eq!(
             env.set,
             set(&[

@@ -11,6 +11,11 @@
 //! A restore is the same run of conmon with `--restore`: conmon runs the runtime's restore
 //! instead of its create, and holds the restored init as it would a created one. Ports reserved
 //! for a container are bound here and handed to conmon, whose lifetime is the container's.
+//! Descriptors the container keeps ([`CreateOptions::preserve_fds`]) are handed to conmon first,
+//! at fds 3, 4, ..., since its runtime inherits conmon's descriptors and passes on fds 3 to
+//! 3 + N - 1; conmon's pipes (named to it by number in its environment) and the ports come after
+//! them. An exit command is conmon's to run: it runs it once the exit is recorded, and ends
+//! only after it, so a delete waits for it as for conmon (up to [`CONMON_EXIT_GRACE`]).
 //! A background exec (`exec.rs`) is one more run of conmon through the same spawn, so every
 //! conmon gets the same environment, version check and working-directory rule.
 
@@ -30,9 +35,9 @@ use tokio::io::BufReader;
 
 use runtime_core::{
     AttachStdin, AttachedStdio, Capability, ContainerFiles, ContainerId, ContainerStdio, CreateOptions, CreateRequest,
-    Created, DeleteMode, Error, ExecRequest, ExecSession, Existence, Exit, Failure, Launch, LogDriver, LogOptions,
-    LogReader, Monitor, MonitorStdio, OciBackend, RestoreOptions, RestoreRequest, Result, Status, SystemdPassthrough,
-    TerminalSize, Version,
+    Created, DeleteMode, Error, ExecRequest, ExecSession, Existence, Exit, ExitCommand, Failure, Launch, LogDriver,
+    LogOptions, LogReader, Monitor, MonitorStdio, OciBackend, RestoreOptions, RestoreRequest, Result, Status,
+    SystemdPassthrough, TerminalSize, Version,
 };
 use tokio::sync::OnceCell;
 
@@ -53,13 +58,9 @@ pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(240);
 /// before it is killed.
 pub(crate) const CONMON_EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// The fds conmon reads its sync and start pipes from, as the environment names them.
-const SYNC_FD: i32 = 3;
-const START_FD: i32 = 4;
-
-/// Where the reserved ports' descriptors start in conmon (after its pipes), as podman passes
-/// them.
-const FIRST_PORT_FD: i32 = 5;
+/// The first descriptor conmon is given beyond its stdio: the container's preserved fds start
+/// here, then conmon's sync and start pipes, then the reserved ports.
+const FIRST_PASSED_FD: i32 = 3;
 
 /// What conmon makes in the bundle directory itself: the attach socket and the `ctl` and
 /// `winsz` fifos. They are removed with the container (and by a failed create that made them).
@@ -71,6 +72,38 @@ pub struct ConmonMonitor {
     conmon: PathBuf,
     /// conmon's version, asked once and shared by clones.
     version: Arc<OnceCell<Version>>,
+    /// conmon's own log level, for every conmon this monitor runs to bring a container up.
+    log_level: Option<ConmonLogLevel>,
+}
+
+/// How much conmon says about itself (`--log-level`), to its stderr (kept in the container's
+/// directory as `conmon.stderr` while it starts) and to syslog; conmon's default is
+/// [`ConmonLogLevel::Warning`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConmonLogLevel {
+    /// Only what makes it exit.
+    Error,
+    /// Also what it works around.
+    Warning,
+    /// Also what it does.
+    Info,
+    /// Also how it does it.
+    Debug,
+    /// Everything, the runtime's command line included.
+    Trace,
+}
+
+impl ConmonLogLevel {
+    /// The value of `--log-level`, as conmon spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConmonLogLevel::Error => "error",
+            ConmonLogLevel::Warning => "warning",
+            ConmonLogLevel::Info => "info",
+            ConmonLogLevel::Debug => "debug",
+            ConmonLogLevel::Trace => "trace",
+        }
+    }
 }
 
 /// One conmon run that brings a container up: a create, or a restore.
@@ -86,9 +119,21 @@ struct BringUp<'a> {
     no_new_keyring: bool,
     timeout: Option<Duration>,
     restore: Option<Restore<'a>>,
+    exit_command: Option<&'a ExitCommand>,
+    systemd: &'a SystemdPassthrough,
+    /// What conmon hands the container at fds 3, 4, ....
+    preserved: Vec<OwnedFd>,
     /// The reserved ports, bound already: conmon holds them from now on.
     ports: Vec<OwnedFd>,
     env: ConmonEnv,
+}
+
+/// The descriptors conmon is given beyond its stdio and pipes.
+struct PassedFds {
+    /// The container's, at fds 3, 4, ...: conmon's runtime inherits them there.
+    preserved: Vec<OwnedFd>,
+    /// The reserved ports, after conmon's pipes, as podman passes them.
+    ports: Vec<OwnedFd>,
 }
 
 impl Default for ConmonMonitor {
@@ -178,12 +223,6 @@ fn refuse_unserved(options: &CreateOptions) -> Result<()> {
         return Err(unsupported(
             "CreateOptions::console_socket",
             "conmon makes the console socket and holds the terminal itself",
-        ));
-    }
-    if !options.preserve_fds.is_empty() {
-        return Err(unsupported(
-            "CreateOptions::preserve_fds",
-            "passing descriptors through conmon is not implemented yet",
         ));
     }
     if !matches!(options.stdio, ContainerStdio::Null) {
@@ -337,7 +376,13 @@ impl ConmonMonitor {
     /// A monitor running the conmon at `conmon` (a bare name is looked up in `PATH`). What it
     /// keeps of each container's output is the request's ([`CreateOptions::monitor_stdio`]).
     pub fn new(conmon: impl Into<PathBuf>) -> Self {
-        ConmonMonitor { conmon: conmon.into(), version: Arc::new(OnceCell::new()) }
+        ConmonMonitor { conmon: conmon.into(), version: Arc::new(OnceCell::new()), log_level: None }
+    }
+
+    /// This monitor with conmon's own log level set for the containers it brings up.
+    pub fn with_log_level(mut self, level: ConmonLogLevel) -> Self {
+        self.log_level = Some(level);
+        self
     }
 
     /// The conmon binary this monitor runs.
@@ -382,6 +427,10 @@ impl ConmonMonitor {
             no_new_keyring: up.no_new_keyring,
             terminal,
             restore: up.restore,
+            log_level: self.log_level,
+            exit_command: up.exit_command,
+            systemd: up.systemd,
+            preserved_fds: up.preserved.len(),
         };
         let argv = create_argv(&self.conmon, backend, &call);
         self.require_options(&argv).await?;
@@ -404,7 +453,8 @@ impl ConmonMonitor {
             accepts_input: terminal || up.stdio.stdin != AttachStdin::Closed,
         };
         let timeout = up.timeout.unwrap_or(DEFAULT_CREATE_TIMEOUT);
-        let ran = tokio::time::timeout(timeout, self.run(argv.clone(), &paths, kept, files, up.ports, &up.env));
+        let fds = PassedFds { preserved: up.preserved, ports: up.ports };
+        let ran = tokio::time::timeout(timeout, self.run(argv.clone(), &paths, kept, files, fds, &up.env));
         let answer = match ran.await {
             Ok(Ok(answer)) => answer,
             Ok(Err(err)) => {
@@ -434,7 +484,7 @@ impl ConmonMonitor {
         paths: &ConmonPaths,
         mut kept: Kept,
         files: &ContainerFiles,
-        ports: Vec<OwnedFd>,
+        fds: PassedFds,
         env: &ConmonEnv,
     ) -> Result<Answer> {
         // conmon writes no exit file at all when its persist dir is missing.
@@ -453,7 +503,7 @@ impl ConmonMonitor {
             source: None,
         })?;
         std::fs::write(kept_path(files), json).map_err(io("writing conmon's record"))?;
-        self.spawn(&argv, &files.dir, ports, env).await
+        self.spawn_passing(&argv, &files.dir, fds, env).await
     }
 
     /// Asks conmon's version (once) and refuses `argv` if it holds an option that came in a
@@ -462,11 +512,7 @@ impl ConmonMonitor {
         version::require_options(argv, self.version().await?)
     }
 
-    /// Starts conmon with its pipes (and the reserved ports after them) and the environment
-    /// `env` changes, tells it to go on, and reads its answer. conmon's error output goes to a
-    /// file in `dir`, which is also its working directory: conmon 2.1.6 writes an `oom` file into
-    /// its working directory (besides its persist dir) on every OOM kill, and one written into
-    /// the embedding program's would be left behind.
+    /// [`ConmonMonitor::spawn_passing`] with no descriptor for the container.
     pub(crate) async fn spawn(
         &self,
         argv: &[OsString],
@@ -474,6 +520,15 @@ impl ConmonMonitor {
         ports: Vec<OwnedFd>,
         env: &ConmonEnv,
     ) -> Result<Answer> {
+        self.spawn_passing(argv, dir, PassedFds { preserved: Vec::new(), ports }, env).await
+    }
+
+    /// Starts conmon with `fds` laid out as [`PassedFds`] says and the environment `env`
+    /// changes, tells it to go on, and reads its answer. conmon's error output goes to a file in
+    /// `dir`, which is also its working directory: conmon 2.1.6 writes an `oom` file into its
+    /// working directory (besides its persist dir) on every OOM kill, and one written into the
+    /// embedding program's would be left behind.
+    async fn spawn_passing(&self, argv: &[OsString], dir: &Path, fds: PassedFds, env: &ConmonEnv) -> Result<Answer> {
         let pipe = || {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map_err(|errno| Error::Io { context: "making conmon's pipes".into(), source: errno.into() })
@@ -482,6 +537,9 @@ impl ConmonMonitor {
         let (start_read, start_write) = pipe()?;
         let stderr_file = stderr_path(dir);
         let stderr = std::fs::File::create(&stderr_file).map_err(io(format!("creating {}", stderr_file.display())))?;
+        let PassedFds { preserved, ports } = fds;
+        let sync_fd = FIRST_PASSED_FD + preserved.len() as i32;
+        let start_fd = sync_fd + 1;
         let mut command = tokio::process::Command::new(&argv[0]);
         command
             // A conmon that never forks is still this child when the call times out: it is
@@ -489,8 +547,8 @@ impl ConmonMonitor {
             .kill_on_drop(true)
             .args(&argv[1..])
             .current_dir(dir)
-            .env("_OCI_SYNCPIPE", SYNC_FD.to_string())
-            .env("_OCI_STARTPIPE", START_FD.to_string())
+            .env("_OCI_SYNCPIPE", sync_fd.to_string())
+            .env("_OCI_STARTPIPE", start_fd.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -500,20 +558,16 @@ impl ConmonMonitor {
         for name in &env.remove {
             command.env_remove(name);
         }
-        let mut mappings = vec![
-            FdMapping { parent_fd: sync_write, child_fd: SYNC_FD },
-            FdMapping { parent_fd: start_read, child_fd: START_FD },
-        ];
-        mappings.extend(
-            ports.into_iter().zip(FIRST_PORT_FD..).map(|(parent_fd, child_fd)| FdMapping { parent_fd, child_fd }),
-        );
+        let passed = preserved.into_iter().chain([sync_write, start_read]).chain(ports);
+        let mappings: Vec<FdMapping> =
+            passed.zip(FIRST_PASSED_FD..).map(|(parent_fd, child_fd)| FdMapping { parent_fd, child_fd }).collect();
         command.fd_mappings(mappings).map_err(|_| Error::Io {
             context: "passing conmon its pipes".into(),
             source: std::io::ErrorKind::InvalidInput.into(),
         })?;
         let spawned = command.spawn();
-        // The child's ends (and this process's hold on the ports) are closed here, so that the
-        // sync pipe ends when conmon's do and the ports are conmon's alone.
+        // The child's ends (and this process's hold on the ports and the preserved fds) are
+        // closed here, so that the sync pipe ends when conmon's do and the rest is conmon's alone.
         drop(command);
         let mut child = spawned.map_err(|err| match err.kind() {
             std::io::ErrorKind::NotFound => Error::BinaryNotFound { path: self.conmon.clone(), source: err },
@@ -620,8 +674,9 @@ impl Monitor for ConmonMonitor {
     }
 
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
-        let CreateRequest { id, bundle, options, launch, files } = req;
+        let CreateRequest { id, bundle, mut options, launch, files } = req;
         refuse_unserved(&options)?;
+        let preserved = std::mem::take(&mut options.preserve_fds);
         let up = BringUp {
             id: &id,
             bundle: &bundle,
@@ -632,8 +687,11 @@ impl Monitor for ConmonMonitor {
             no_new_keyring: options.no_new_keyring,
             timeout: options.timeout,
             restore: None,
+            exit_command: options.exit_command.as_ref(),
+            systemd: &options.systemd,
+            preserved,
             ports: ports::reserve(&options.reserved_ports)?,
-            env: conmon_env(&EmbedderEnv::of_this_process(), options.systemd),
+            env: conmon_env(&EmbedderEnv::of_this_process(), options.systemd.clone()),
         };
         let created = self.bring_up(backend, up).await?;
         // conmon never starts the container: `run` is create, then the backend's start.
@@ -662,6 +720,9 @@ impl Monitor for ConmonMonitor {
                 images: &options.image_path,
                 runtime_opts: backend.restore_option_args(&options).await?,
             }),
+            exit_command: None,
+            systemd: &SystemdPassthrough::default(),
+            preserved: Vec::new(),
             ports: Vec::new(),
             env: conmon_env(&EmbedderEnv::of_this_process(), SystemdPassthrough::default()),
         };

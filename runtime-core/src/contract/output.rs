@@ -66,6 +66,10 @@ pub struct MonitorStdio {
     pub log: LogDriver,
     /// Whether stdin stays open for attach.
     pub stdin: AttachStdin,
+    /// The tag the log driver puts on the container's lines (conmon's `--log-tag`: journald's
+    /// `CONTAINER_TAG` and `SYSLOG_IDENTIFIER`); `None` is none. Served by a monitor that keeps
+    /// a tagged log, refused by one that does not.
+    pub log_tag: Option<String>,
 }
 
 /// One of the container's output streams.

@@ -360,6 +360,13 @@ impl DirectMonitor {
                 });
             }
         }
+        if wanted.log_tag.is_some() {
+            return Err(Error::Unsupported {
+                backend: format!("the {} monitor", self.name()),
+                feature: "MonitorStdio::log_tag".to_owned(),
+                reason: format!("the {} monitor cannot tag a container's log lines: it keeps no log", self.name()),
+            });
+        }
         match wanted.stdin {
             AttachStdin::Closed => Ok(()),
             AttachStdin::UntilDetach => self.require(Capability::Attach, "AttachStdin::UntilDetach"),
@@ -382,8 +389,10 @@ impl Monitor for DirectMonitor {
         let CreateRequest { id, bundle, options, launch, files } = req;
         self.serves(&options.monitor_stdio, &options.stdio)?;
         if let Some(option) = options.monitor_only_option() {
-            // Held in-process, a port or the systemd environment would end with the embedding
-            // process rather than with the container.
+            // Held in-process, a port, the systemd environment or relay, or an exit command
+            // would end with the embedding process rather than with the container: an exit
+            // command promised to run after the exit would not run when the embedding process
+            // is gone first.
             return Err(Error::Unsupported {
                 backend: "the direct monitor".into(),
                 feature: option.into(),
