@@ -110,7 +110,12 @@ pub(crate) fn create_argv(conmon: &Path, backend: &dyn OciBackend, call: &Invoca
         LogDriver::None => argv.push("none".into()),
         LogDriver::Passthrough => argv.push("passthrough".into()),
         // conmon ignores the path of a journald log, but wants the colon.
-        LogDriver::Journald => argv.push("journald:".into()),
+        LogDriver::Journald { tag } => {
+            argv.push("journald:".into());
+            if let Some(tag) = tag {
+                argv.extend(["--log-tag".into(), tag.into()]);
+            }
+        }
     }
     match call.stdio.stdin {
         AttachStdin::Closed => {}
@@ -122,9 +127,6 @@ pub(crate) fn create_argv(conmon: &Path, backend: &dyn OciBackend, call: &Invoca
         if set {
             argv.push(flag.into());
         }
-    }
-    if let Some(tag) = &call.stdio.log_tag {
-        argv.extend(["--log-tag".into(), tag.into()]);
     }
     if let Some(level) = call.log_level {
         argv.extend(["--log-level".into(), level.as_str().into()]);
@@ -382,7 +384,10 @@ mod tests {
     fn other_log_drivers_name_no_file() {
         assert_eq!(argv_with(&log(LogDriver::None), |_| {}), words(&format!("{COMMON} -l none")));
         assert_eq!(argv_with(&log(LogDriver::Passthrough), |_| {}), words(&format!("{COMMON} -l passthrough")));
-        assert_eq!(argv_with(&log(LogDriver::Journald), |_| {}), words(&format!("{COMMON} -l journald:")));
+        assert_eq!(
+            argv_with(&log(LogDriver::Journald { tag: None }), |_| {}),
+            words(&format!("{COMMON} -l journald:"))
+        );
     }
 
     #[test]
@@ -431,13 +436,10 @@ mod tests {
     }
 
     #[test]
-    fn a_log_tag_and_conmons_log_level_become_their_flags() {
-        let tagged = MonitorStdio { log_tag: Some("web".into()), ..MonitorStdio::default() };
+    fn a_journal_logs_tag_and_conmons_log_level_become_their_flags() {
+        let tagged = log(LogDriver::Journald { tag: Some("web".into()) });
         let argv = argv_with(&tagged, |call| call.log_level = Some(ConmonLogLevel::Debug));
-        assert_eq!(
-            argv,
-            words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log --log-tag web --log-level debug"))
-        );
+        assert_eq!(argv, words(&format!("{COMMON} -l journald: --log-tag web --log-level debug")));
     }
 
     #[test]

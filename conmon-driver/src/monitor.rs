@@ -66,6 +66,11 @@ const FIRST_PASSED_FD: i32 = 3;
 /// `winsz` fifos. They are removed with the container (and by a failed create that made them).
 const BUNDLE_NODES: [&str; 3] = ["attach", "ctl", "winsz"];
 
+/// What an sd-notify relay adds to the bundle, socket first: conmon binds `notify/notify.sock`
+/// in it (for the spec to mount into the container) and fails when the directory is missing,
+/// so the directory is made for it when missing. Both go with the container.
+const NOTIFY_NODES: [&str; 2] = ["notify/notify.sock", "notify"];
+
 /// Supervises containers through conmon.
 #[derive(Debug, Clone)]
 pub struct ConmonMonitor {
@@ -148,7 +153,8 @@ impl Default for ConmonMonitor {
 struct Kept {
     /// The bundle, where conmon binds the attach socket and makes its `ctl` fifo.
     bundle: PathBuf,
-    /// The nodes of [`BUNDLE_NODES`] that were not in the bundle before conmon ran.
+    /// The nodes of [`BUNDLE_NODES`] (and [`NOTIFY_NODES`]) that were not in the bundle before
+    /// conmon ran.
     made_in_bundle: Vec<String>,
     /// The k8s-file log, when output is kept in one.
     #[serde(default)]
@@ -281,7 +287,7 @@ fn k8s_log_file(log: &LogDriver, paths: &ConmonPaths) -> Result<Option<PathBuf>>
     let path = match log {
         LogDriver::MonitorDefault | LogDriver::K8sFile { path: None, .. } => paths.log_file.clone(),
         LogDriver::K8sFile { path: Some(path), .. } => path.clone(),
-        LogDriver::None | LogDriver::Passthrough | LogDriver::Journald => return Ok(None),
+        LogDriver::None | LogDriver::Passthrough | LogDriver::Journald { .. } => return Ok(None),
     };
     if path.as_os_str().as_encoded_bytes().contains(&b':') {
         return Err(Error::InvalidArgument {
@@ -445,9 +451,11 @@ impl ConmonMonitor {
                 },
             });
         }
+        let relay = up.systemd.sdnotify_socket.is_some();
+        let to_be_made = BUNDLE_NODES.iter().chain(if relay { &NOTIFY_NODES[..] } else { &[] });
         let kept = Kept {
             bundle: bundle.to_path_buf(),
-            made_in_bundle: Vec::new(),
+            made_in_bundle: to_be_made.map(|node| (*node).to_owned()).collect(),
             log_file,
             stdio_endpoints: up.stdio.log != LogDriver::Passthrough,
             accepts_input: terminal || up.stdio.stdin != AttachStdin::Closed,
@@ -476,8 +484,8 @@ impl ConmonMonitor {
         }
     }
 
-    /// Makes conmon's directories and this monitor's record (`kept`, with the bundle's nodes
-    /// conmon is about to make), then runs conmon.
+    /// Makes conmon's directories and this monitor's record (`kept`, with those of the bundle's
+    /// nodes conmon is about to make that are not there yet), then runs conmon.
     async fn run(
         &self,
         argv: Vec<OsString>,
@@ -492,17 +500,17 @@ impl ConmonMonitor {
             private_dir(dir)?;
         }
         remove_file(&paths.container_pid_file)?;
-        kept.made_in_bundle = BUNDLE_NODES
-            .iter()
-            .filter(|node| !watch::exists(&kept.bundle.join(node)))
-            .map(|node| (*node).to_owned())
-            .collect();
+        kept.made_in_bundle.retain(|node| !watch::exists(&kept.bundle.join(node)));
         let json = serde_json::to_vec(&kept).map_err(|err| Error::Parse {
             what: "conmon's record".into(),
             message: err.to_string(),
             source: None,
         })?;
         std::fs::write(kept_path(files), json).map_err(io("writing conmon's record"))?;
+        if kept.made_in_bundle.iter().any(|node| node == NOTIFY_NODES[1]) {
+            let dir = kept.bundle.join(NOTIFY_NODES[1]);
+            std::fs::create_dir(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        }
         self.spawn_passing(&argv, &files.dir, fds, env).await
     }
 
@@ -633,7 +641,14 @@ fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
     if let Ok(bytes) = std::fs::read(&kept) {
         let kept_record: Kept = serde_json::from_slice(&bytes).unwrap_or_default();
         for node in &kept_record.made_in_bundle {
-            remove_file(&kept_record.bundle.join(node))?;
+            let path = kept_record.bundle.join(node);
+            match std::fs::remove_dir(&path) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotADirectory => remove_file(&path)?,
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Io { context: format!("removing {}", path.display()), source: err });
+                }
+                _ => {}
+            }
         }
     }
     let sockets = files.dir.join("sockets");
@@ -853,7 +868,7 @@ mod tests {
         assert_eq!(default.as_deref(), Some(Path::new("/s/containers/c1/ctr.log")));
         let own = LogDriver::K8sFile { path: Some("/var/log/c1.log".into()), max_size: None };
         assert_eq!(k8s_log_file(&own, &paths()).unwrap().as_deref(), Some(Path::new("/var/log/c1.log")));
-        for kept_elsewhere in [LogDriver::None, LogDriver::Passthrough, LogDriver::Journald] {
+        for kept_elsewhere in [LogDriver::None, LogDriver::Passthrough, LogDriver::Journald { tag: None }] {
             assert_eq!(k8s_log_file(&kept_elsewhere, &paths()).unwrap(), None, "{kept_elsewhere:?}");
         }
     }

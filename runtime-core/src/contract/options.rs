@@ -229,8 +229,10 @@ pub struct SystemdPassthrough {
     /// to conmon (the variables only: the descriptors are not passed).
     pub listen_fds: bool,
     /// The host's sd-notify socket the monitor relays the container's notifications to
-    /// (conmon's `--sdnotify-socket`, podman's `--sdnotify=container`): the container gets a
-    /// socket of the monitor's as its `NOTIFY_SOCKET`.
+    /// (conmon's `--sdnotify-socket`, podman's `--sdnotify=container`). conmon listens on
+    /// `notify/notify.sock` in the bundle (the directory is made when missing, and both go with
+    /// the container); the spec is the caller's to mount that directory into the container and
+    /// name the socket in its `NOTIFY_SOCKET` (podman mounts it at `/run/notify`).
     pub sdnotify_socket: Option<PathBuf>,
     /// Sets `LISTEN_PID` to the runtime's pid whatever it was (conmon's
     /// `--replace-listen-pid`), so that the runtime takes the listening descriptors for its own

@@ -41,7 +41,11 @@ pub enum LogDriver {
     /// log and without an attach socket.
     Passthrough,
     /// Every line goes to the systemd journal (`-l journald:`).
-    Journald,
+    Journald {
+        /// The journal entries' `CONTAINER_TAG` and `SYSLOG_IDENTIFIER` (`--log-tag`); `None`
+        /// is none. Only the journal carries a tag: conmon refuses one for a k8s-file log.
+        tag: Option<String>,
+    },
 }
 
 /// Whether the container's stdin stays open for a client that attaches.
@@ -66,10 +70,6 @@ pub struct MonitorStdio {
     pub log: LogDriver,
     /// Whether stdin stays open for attach.
     pub stdin: AttachStdin,
-    /// The tag the log driver puts on the container's lines (conmon's `--log-tag`: journald's
-    /// `CONTAINER_TAG` and `SYSLOG_IDENTIFIER`); `None` is none. Served by a monitor that keeps
-    /// a tagged log, refused by one that does not.
-    pub log_tag: Option<String>,
 }
 
 /// One of the container's output streams.

@@ -352,20 +352,13 @@ impl DirectMonitor {
                 });
             }
             LogDriver::K8sFile { .. } => self.require(Capability::Logs, "LogDriver::K8sFile")?,
-            LogDriver::Journald => {
+            LogDriver::Journald { .. } => {
                 return Err(Error::Unsupported {
                     backend: format!("the {} monitor", self.name()),
                     feature: "LogDriver::Journald".to_owned(),
                     reason: format!("the {} monitor cannot send a container's output to the journal", self.name()),
                 });
             }
-        }
-        if wanted.log_tag.is_some() {
-            return Err(Error::Unsupported {
-                backend: format!("the {} monitor", self.name()),
-                feature: "MonitorStdio::log_tag".to_owned(),
-                reason: format!("the {} monitor cannot tag a container's log lines: it keeps no log", self.name()),
-            });
         }
         match wanted.stdin {
             AttachStdin::Closed => Ok(()),

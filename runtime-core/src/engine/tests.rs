@@ -1021,14 +1021,17 @@ async fn the_direct_monitor_refuses_a_log_it_cannot_keep_and_a_stdin_for_attach_
     let k8s_file = LogDriver::K8sFile { path: None, max_size: None };
     let refusals = [
         (MonitorStdio { log: k8s_file, ..MonitorStdio::default() }, "LogDriver::K8sFile", "keep and read back"),
-        (MonitorStdio { log: LogDriver::Journald, ..MonitorStdio::default() }, "LogDriver::Journald", "send"),
+        (
+            MonitorStdio { log: LogDriver::Journald { tag: None }, ..MonitorStdio::default() },
+            "LogDriver::Journald",
+            "send",
+        ),
         (
             MonitorStdio { stdin: AttachStdin::UntilDetach, ..MonitorStdio::default() },
             "AttachStdin::UntilDetach",
             "attach",
         ),
         (MonitorStdio { stdin: AttachStdin::KeptOpen, ..MonitorStdio::default() }, "AttachStdin::KeptOpen", "attach"),
-        (MonitorStdio { log_tag: Some("web".into()), ..MonitorStdio::default() }, "MonitorStdio::log_tag", "tag"),
     ];
     for (monitor_stdio, operation, cannot) in refusals {
         let opts = CreateOptions { monitor_stdio: monitor_stdio.clone(), ..CreateOptions::default() };
