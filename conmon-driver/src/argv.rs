@@ -63,7 +63,8 @@ pub(crate) struct Invocation<'a> {
     pub exit_command: Option<&'a ExitCommand>,
     /// The sd-notify relay and the listening descriptors' pid.
     pub systemd: &'a SystemdPassthrough,
-    /// How many descriptors conmon holds at fds 3, 4, ... for the container.
+    /// How many of the descriptors conmon holds at fds 3, 4, ... its runtime is told to pass on
+    /// (`--preserve-fds`): listening descriptors the runtime takes itself are not counted.
     pub preserved_fds: usize,
 }
 
@@ -178,6 +179,9 @@ pub(crate) struct EmbedderEnv {
     pub xdg_runtime_dir: Option<OsString>,
     pub notify_socket: Option<OsString>,
     pub listen_fds: Option<OsString>,
+    pub listen_pid: Option<OsString>,
+    /// The embedding process's pid, which `LISTEN_PID` names when the descriptors are its own.
+    pub pid: u32,
 }
 
 impl EmbedderEnv {
@@ -190,6 +194,19 @@ impl EmbedderEnv {
             xdg_runtime_dir: std::env::var_os("XDG_RUNTIME_DIR"),
             notify_socket: std::env::var_os("NOTIFY_SOCKET"),
             listen_fds: std::env::var_os("LISTEN_FDS"),
+            listen_pid: std::env::var_os("LISTEN_PID"),
+            pid: std::process::id(),
+        }
+    }
+
+    /// How many listening descriptors the embedding process holds at fds 3, 4, ..., as
+    /// `sd_listen_fds` counts them: `LISTEN_FDS` when `LISTEN_PID` names this process, else
+    /// none (they were meant for another).
+    pub fn listening_fds(&self) -> usize {
+        let number = |value: &Option<OsString>| value.as_ref()?.to_str()?.parse::<usize>().ok();
+        match number(&self.listen_pid) {
+            Some(pid) if pid == self.pid as usize => number(&self.listen_fds).unwrap_or(0),
+            _ => 0,
         }
     }
 }
@@ -205,7 +222,9 @@ pub(crate) struct ConmonEnv {
 /// conmon's environment as podman makes it: `XDG_RUNTIME_DIR` empty as root, else the
 /// user's (`/run/user/UID` when unset); `HOME` the embedding process's (empty when unset);
 /// `NOTIFY_SOCKET` and `LISTEN_FDS` (with `LISTEN_PID=1`) passed on when asked for and set,
-/// and removed otherwise, so that conmon never acts on the embedding process's by accident.
+/// `LISTEN_FDS` only when the descriptors are the embedding process's own (and so passed on
+/// too), and removed otherwise, so that conmon never acts on the embedding process's by
+/// accident.
 pub(crate) fn conmon_env(embedder: &EmbedderEnv, systemd: SystemdPassthrough) -> ConmonEnv {
     let mut env = ConmonEnv::default();
     let runtime_dir = match embedder.rootless_uid {
@@ -218,9 +237,9 @@ pub(crate) fn conmon_env(embedder: &EmbedderEnv, systemd: SystemdPassthrough) ->
         (Some(socket), true) => env.set.push(("NOTIFY_SOCKET", socket.clone())),
         _ => env.remove.push("NOTIFY_SOCKET"),
     }
-    match (&embedder.listen_fds, systemd.listen_fds) {
-        (Some(count), true) => {
-            env.set.push(("LISTEN_FDS", count.clone()));
+    match (embedder.listening_fds(), systemd.listen_fds) {
+        (count, true) if count > 0 => {
+            env.set.push(("LISTEN_FDS", count.to_string().into()));
             env.set.push(("LISTEN_PID", OsStr::new("1").into()));
         }
         _ => env.remove.extend(["LISTEN_FDS", "LISTEN_PID"]),
@@ -540,7 +559,26 @@ mod tests {
             xdg_runtime_dir: Some("/run/user/0".into()),
             notify_socket: Some("/run/systemd/notify".into()),
             listen_fds: Some("2".into()),
+            listen_pid: Some("4242".into()),
+            pid: 4242,
         }
+    }
+
+    #[test]
+    fn listening_descriptors_are_the_embedding_processes_only_when_listen_pid_names_it() {
+        assert_eq!(embedder().listening_fds(), 2);
+        for (listen_pid, listen_fds) in [(Some("1"), Some("2")), (None, Some("2")), (Some("4242"), Some("two"))] {
+            let other = EmbedderEnv {
+                listen_pid: listen_pid.map(Into::into),
+                listen_fds: listen_fds.map(Into::into),
+                ..embedder()
+            };
+            assert_eq!(other.listening_fds(), 0, "{listen_pid:?} {listen_fds:?}");
+        }
+        let theirs = EmbedderEnv { listen_pid: Some("1".into()), ..embedder() };
+        let env = conmon_env(&theirs, SystemdPassthrough { listen_fds: true, ..SystemdPassthrough::default() });
+        assert!(env.set.iter().all(|(name, _)| *name != "LISTEN_FDS"), "{env:?}");
+        assert!(env.remove.contains(&"LISTEN_FDS"), "{env:?}");
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! Descriptors the container keeps ([`CreateOptions::preserve_fds`]) are handed to conmon first,
 //! at fds 3, 4, ..., since its runtime inherits conmon's descriptors and passes on fds 3 to
 //! 3 + N - 1; conmon's pipes (named to it by number in its environment) and the ports come after
-//! them. An exit command is conmon's to run: it runs it once the exit is recorded, and ends
+//! them. The embedding process's listening descriptors (socket activation), when passed, come
+//! before them all, where the runtime looks for `LISTEN_FDS`' descriptors: with the listen pid
+//! replaced the runtime takes them as its own (and sets `LISTEN_FDS` in the container),
+//! otherwise it passes them on among the preserved ones. An exit command is conmon's to run: it runs it once the exit is recorded, and ends
 //! only after it, so a delete waits for it as for conmon (up to [`CONMON_EXIT_GRACE`]).
 //! A background exec (`exec.rs`) is one more run of conmon through the same spawn, so every
 //! conmon gets the same environment, version check and working-directory rule.
@@ -126,8 +129,10 @@ struct BringUp<'a> {
     restore: Option<Restore<'a>>,
     exit_command: Option<&'a ExitCommand>,
     systemd: &'a SystemdPassthrough,
-    /// What conmon hands the container at fds 3, 4, ....
+    /// What conmon holds for the container at fds 3, 4, ....
     preserved: Vec<OwnedFd>,
+    /// How many of them the runtime is told to pass on ([`Invocation::preserved_fds`]).
+    handed_on: usize,
     /// The reserved ports, bound already: conmon holds them from now on.
     ports: Vec<OwnedFd>,
     env: ConmonEnv,
@@ -267,6 +272,21 @@ fn refuse_unserved_restore(options: &RestoreOptions) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The embedding process's `count` listening descriptors (fds 3, 4, ..., as `sd_listen_fds`
+/// numbers them), duplicated for conmon: the embedding process keeps its own.
+#[allow(unsafe_code)]
+fn listening_fds(count: usize) -> Result<Vec<OwnedFd>> {
+    (0..count)
+        .map(|index| {
+            let fd = FIRST_PASSED_FD + index as i32;
+            // SAFETY: `LISTEN_PID` names this process, so by systemd's protocol fds 3 to
+            // 3 + LISTEN_FDS - 1 are its own and open; each is borrowed only to duplicate it.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            borrowed.try_clone_to_owned().map_err(io(format!("duplicating the listening descriptor {fd}")))
+        })
+        .collect()
 }
 
 /// Whether the bundle's spec asks for a terminal (conmon then needs `-t`).
@@ -436,7 +456,7 @@ impl ConmonMonitor {
             log_level: self.log_level,
             exit_command: up.exit_command,
             systemd: up.systemd,
-            preserved_fds: up.preserved.len(),
+            preserved_fds: up.handed_on,
         };
         let argv = create_argv(&self.conmon, backend, &call);
         self.require_options(&argv).await?;
@@ -691,7 +711,14 @@ impl Monitor for ConmonMonitor {
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
         let CreateRequest { id, bundle, mut options, launch, files } = req;
         refuse_unserved(&options)?;
-        let preserved = std::mem::take(&mut options.preserve_fds);
+        let embedder = EmbedderEnv::of_this_process();
+        let listening = match options.systemd.listen_fds {
+            true => listening_fds(embedder.listening_fds())?,
+            false => Vec::new(),
+        };
+        let handed_on =
+            options.preserve_fds.len() + if options.systemd.replace_listen_pid { 0 } else { listening.len() };
+        let preserved = listening.into_iter().chain(std::mem::take(&mut options.preserve_fds)).collect();
         let up = BringUp {
             id: &id,
             bundle: &bundle,
@@ -705,8 +732,9 @@ impl Monitor for ConmonMonitor {
             exit_command: options.exit_command.as_ref(),
             systemd: &options.systemd,
             preserved,
+            handed_on,
             ports: ports::reserve(&options.reserved_ports)?,
-            env: conmon_env(&EmbedderEnv::of_this_process(), options.systemd.clone()),
+            env: conmon_env(&embedder, options.systemd.clone()),
         };
         let created = self.bring_up(backend, up).await?;
         // conmon never starts the container: `run` is create, then the backend's start.
@@ -738,6 +766,7 @@ impl Monitor for ConmonMonitor {
             exit_command: None,
             systemd: &SystemdPassthrough::default(),
             preserved: Vec::new(),
+            handed_on: 0,
             ports: Vec::new(),
             env: conmon_env(&EmbedderEnv::of_this_process(), SystemdPassthrough::default()),
         };

@@ -1,7 +1,9 @@
 //! conmon's options beyond output, on real conmon and runc through the gate: an exit command
 //! runs with its arguments once the exit is recorded and not before its delay; descriptors the
-//! caller preserves are the container's fds 3 and 4, beside a reserved port; a journal log's
-//! tag and conmon's own log level are taken by conmon; an sd-notify relay gets its socket in the bundle
+//! caller preserves are the container's fds 3 and 4, beside a reserved port; an embedding
+//! process's listening descriptor (socket activation) is the container's fd 3, ahead of a
+//! preserved one, with `LISTEN_FDS` set in the container when the listen pid is replaced; a
+//! journal log's tag and conmon's own log level are taken by conmon; an sd-notify relay gets its socket in the bundle
 //! and leaves nothing there. Nothing is left behind after each case.
 //!
 //! The expected values are facts the test makes itself: what it writes into the descriptors,
@@ -22,10 +24,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail, ensure};
+use backend_runc::Runc;
 use conmon_driver::{ConmonLogLevel, ConmonMonitor};
 use runtime_core::{
-    ContainerId, CreateOptions, DeleteMode, Engine, Exit, ExitCommand, KillScope, LogDriver, LogOptions, MonitorStdio,
-    PortProtocol, PortReservation, Signal, SystemdPassthrough,
+    CliBackend, ContainerId, CreateOptions, DeleteMode, Engine, Exit, ExitCommand, KillScope, LogDriver, LogOptions,
+    MonitorStdio, PortProtocol, PortReservation, RuntimeConfig, Signal, StateRoot, SystemdPassthrough,
 };
 use testkit::bundle::BundleBuilder;
 use testkit::harness::CaseResult;
@@ -99,6 +102,81 @@ async fn an_exit_command_runs_with_its_arguments_after_the_exit_and_its_delay(co
         let delay = Duration::from_secs(EXIT_DELAY_SECS.into());
         ensure!(after + Duration::from_millis(20) >= delay, "ran {after:?} after the exit, before its delay");
         engine.delete(id, DeleteMode::IfStopped).await.context("delete")?;
+        Ok(())
+    })
+    .await
+}
+
+/// Set (to the JSON of what to do) for a copy of this test binary that plays an embedding
+/// program started by systemd's socket activation: its fd 3 is the listening descriptor and
+/// `LISTEN_PID` names it. It runs the container to its end, prints its log's lines and deletes
+/// it.
+const ACTIVATED: &str = "CONMON_DRIVER_TEST_ACTIVATED";
+
+/// The socket-activated embedding program: one container run through conmon with its
+/// listening descriptor passed on and a file preserved after it.
+fn activated(job: &str) -> anyhow::Result<()> {
+    let job: serde_json::Value = serde_json::from_str(job)?;
+    let text = |key: &str| job[key].as_str().map(str::to_owned).with_context(|| format!("no {key}"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let config = RuntimeConfig::default().binary(text("runtime")?).root(text("runtime_root")?);
+        let backend = CliBackend::connect(std::sync::Arc::new(Runc), config).await?;
+        let monitor = std::sync::Arc::new(ConmonMonitor::new(text("conmon")?));
+        let engine = Engine::new(std::sync::Arc::new(backend), monitor, StateRoot::open(text("state_root")?)?);
+        let replace_listen_pid = job["replace_listen_pid"].as_bool().context("no replace_listen_pid")?;
+        let options = CreateOptions {
+            systemd: SystemdPassthrough { listen_fds: true, replace_listen_pid, ..SystemdPassthrough::default() },
+            preserve_fds: vec![std::fs::File::open(text("preserved")?)?.into()],
+            ..CreateOptions::default()
+        };
+        let id = ContainerId::new(text("id")?)?;
+        run_to_exit(&engine, &id, text("bundle")?.as_ref(), options).await?;
+        for line in log_lines(&engine, &id).await? {
+            println!("{line}");
+        }
+        engine.delete(&id, DeleteMode::IfStopped).await.context("delete")?;
+        anyhow::Ok(())
+    })
+}
+
+async fn a_listening_descriptor_is_the_containers_fd_3_ahead_of_a_preserved_one(
+    conmon: PathBuf,
+    replace_listen_pid: bool,
+) -> CaseResult {
+    let out = tempfile::tempdir()?;
+    let preserved = out.path().join("preserved");
+    std::fs::write(&preserved, "read from the preserved fd\n")?;
+    let script = r#"echo "LISTEN_FDS=$LISTEN_FDS"; cat <&3; cat <&4"#;
+    let bundle = BundleBuilder::new(["sh", "-c", script]);
+    let name = if replace_listen_pid { "listen-replaced" } else { "listen" };
+    through_conmon(ConmonMonitor::new(&conmon), name, bundle, async |engine, id, bundle| {
+        // The engine here only lends its roots: the embedding program runs the container.
+        let global_args = engine.backend().global_args();
+        let runtime_root = global_args.windows(2).find(|pair| pair[0] == "--root").context("no --root")?[1].clone();
+        let job = serde_json::json!({
+            "runtime": engine.backend().binary(),
+            "runtime_root": runtime_root.to_string_lossy(),
+            "conmon": conmon,
+            "state_root": engine.state_root().path(),
+            "id": id.as_str(),
+            "bundle": bundle,
+            "preserved": preserved,
+            "replace_listen_pid": replace_listen_pid,
+        });
+        let mut command = std::process::Command::new("/bin/sh");
+        // The shell names itself in LISTEN_PID and becomes the embedding program, same pid.
+        command.args(["-c", r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0""#]).arg(std::env::current_exe()?);
+        command.env(ACTIVATED, job.to_string());
+        let mapping = command_fds::FdMapping { parent_fd: pipe_holding("read from the listening fd\n")?, child_fd: 3 };
+        command_fds::CommandFdExt::fd_mappings(&mut command, vec![mapping])?;
+        let ran = command.output()?;
+        ensure!(ran.status.success(), "the embedding program failed: {}", String::from_utf8_lossy(&ran.stderr));
+        // runc sets LISTEN_FDS in the container only for descriptors it took as listening ones.
+        let listen_fds = if replace_listen_pid { "LISTEN_FDS=1" } else { "LISTEN_FDS=" };
+        let said = String::from_utf8_lossy(&ran.stdout);
+        let expected = [listen_fds, "read from the listening fd", "read from the preserved fd"];
+        ensure!(said.lines().eq(expected), "the container said {said:?}");
         Ok(())
     })
     .await
@@ -183,7 +261,27 @@ async fn an_sd_notify_relay_listens_in_the_bundle_and_leaves_nothing_there(conmo
 }
 
 fn main() -> ExitCode {
+    if let Ok(job) = std::env::var(ACTIVATED) {
+        return match activated(&job) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("{err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     testkit::harness::main(|suite| {
+        for replace in [false, true] {
+            let name = if replace { "with_the_listen_pid_replaced" } else { "passed_on_as_preserved" };
+            suite.gated(
+                format!("conmon::runc::a_listening_descriptor_is_the_containers_fd_3_ahead_of_a_preserved_one_{name}"),
+                "conmon",
+                Vec::new(),
+                move |conmon| {
+                    a_listening_descriptor_is_the_containers_fd_3_ahead_of_a_preserved_one(conmon.binary, replace)
+                },
+            );
+        }
         suite.gated(
             "conmon::runc::an_exit_command_runs_with_its_arguments_after_the_exit_and_its_delay",
             "conmon",

@@ -225,8 +225,12 @@ pub struct SystemdPassthrough {
     /// `NOTIFY_SOCKET`, into the monitor's environment and so the runtime's it runs, as
     /// podman passes it to conmon.
     pub notify_socket: bool,
-    /// `LISTEN_FDS`, with `LISTEN_PID=1`, into the monitor's environment, as podman passes them
-    /// to conmon (the variables only: the descriptors are not passed).
+    /// Socket activation: the embedding process's listening descriptors (fds 3 to
+    /// 3 + `LISTEN_FDS` - 1, when `LISTEN_PID` names it) to the monitor, ahead of
+    /// [`CreateOptions::preserve_fds`], with `LISTEN_FDS` and `LISTEN_PID=1` in its environment,
+    /// as podman passes them to conmon. The container gets them as fds 3, 4, ... and the
+    /// preserved ones after them; with [`Self::replace_listen_pid`] the runtime also sets
+    /// `LISTEN_FDS` in the container's environment.
     pub listen_fds: bool,
     /// The host's sd-notify socket the monitor relays the container's notifications to
     /// (conmon's `--sdnotify-socket`, podman's `--sdnotify=container`). conmon listens on
