@@ -7,13 +7,24 @@
 //! them to the runtime's restore as `--runtime-opt` (after its own `--work-path`, so the
 //! backend's wins).
 //!
+//! What conmon does besides running the runtime comes from the request (the log's tag, the exit
+//! command, the sd-notify relay, the listening descriptors' pid), the monitor (conmon's own log
+//! level) and the backend: a runtime driven with the systemd cgroup manager gets `-s`, as
+//! libpod passes it, for conmon to name the manager to the runtime too. Descriptors the
+//! container is to keep are conmon's fds 3, 4, ...: conmon's runtime inherits them there, and
+//! `--preserve-fds N` (a `--runtime-opt`, conmon has no flag of its own) tells it to pass them on.
+//!
 //! conmon's environment is built here as well, as podman builds it: `HOME` and
 //! `XDG_RUNTIME_DIR` always, the systemd variables only when the request asks for them.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use runtime_core::{AttachStdin, ContainerId, LogDriver, MonitorStdio, OciBackend, SystemdPassthrough};
+use runtime_core::{
+    AttachStdin, CgroupManager, ContainerId, ExitCommand, LogDriver, MonitorStdio, OciBackend, SystemdPassthrough,
+};
+
+use crate::monitor::ConmonLogLevel;
 
 /// The files conmon is told about, all inside the container's directory but the exit directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +57,15 @@ pub(crate) struct Invocation<'a> {
     pub terminal: bool,
     /// A restore instead of a create.
     pub restore: Option<Restore<'a>>,
+    /// conmon's own log level (`--log-level`), the monitor's; `None` is conmon's default.
+    pub log_level: Option<ConmonLogLevel>,
+    /// Run after the container exits.
+    pub exit_command: Option<&'a ExitCommand>,
+    /// The sd-notify relay and the listening descriptors' pid.
+    pub systemd: &'a SystemdPassthrough,
+    /// How many of the descriptors conmon holds at fds 3, 4, ... its runtime is told to pass on
+    /// (`--preserve-fds`): listening descriptors the runtime takes itself are not counted.
+    pub preserved_fds: usize,
 }
 
 /// What makes conmon restore rather than create.
@@ -91,7 +111,12 @@ pub(crate) fn create_argv(conmon: &Path, backend: &dyn OciBackend, call: &Invoca
         LogDriver::None => argv.push("none".into()),
         LogDriver::Passthrough => argv.push("passthrough".into()),
         // conmon ignores the path of a journald log, but wants the colon.
-        LogDriver::Journald => argv.push("journald:".into()),
+        LogDriver::Journald { tag } => {
+            argv.push("journald:".into());
+            if let Some(tag) = tag {
+                argv.extend(["--log-tag".into(), tag.into()]);
+            }
+        }
     }
     match call.stdio.stdin {
         AttachStdin::Closed => {}
@@ -103,6 +128,31 @@ pub(crate) fn create_argv(conmon: &Path, backend: &dyn OciBackend, call: &Invoca
         if set {
             argv.push(flag.into());
         }
+    }
+    if let Some(level) = call.log_level {
+        argv.extend(["--log-level".into(), level.as_str().into()]);
+    }
+    if let Some(command) = call.exit_command {
+        argv.extend(["--exit-command".into(), command.path.clone().into()]);
+        for arg in &command.args {
+            argv.extend(["--exit-command-arg".into(), arg.clone()]);
+        }
+        if command.delay_secs > 0 {
+            argv.extend(["--exit-delay".into(), command.delay_secs.to_string().into()]);
+        }
+    }
+    if let Some(socket) = &call.systemd.sdnotify_socket {
+        argv.extend(["--sdnotify-socket".into(), socket.into()]);
+    }
+    if call.systemd.replace_listen_pid {
+        argv.push("--replace-listen-pid".into());
+    }
+    if backend.cgroup_manager() == Some(CgroupManager::Systemd) {
+        argv.push("-s".into());
+    }
+    if call.preserved_fds > 0 {
+        argv.extend(["--runtime-opt".into(), "--preserve-fds".into()]);
+        argv.extend(["--runtime-opt".into(), call.preserved_fds.to_string().into()]);
     }
     if let Some(restore) = &call.restore {
         argv.extend(["--restore".into(), restore.images.into()]);
@@ -129,6 +179,9 @@ pub(crate) struct EmbedderEnv {
     pub xdg_runtime_dir: Option<OsString>,
     pub notify_socket: Option<OsString>,
     pub listen_fds: Option<OsString>,
+    pub listen_pid: Option<OsString>,
+    /// The embedding process's pid, which `LISTEN_PID` names when the descriptors are its own.
+    pub pid: u32,
 }
 
 impl EmbedderEnv {
@@ -141,6 +194,19 @@ impl EmbedderEnv {
             xdg_runtime_dir: std::env::var_os("XDG_RUNTIME_DIR"),
             notify_socket: std::env::var_os("NOTIFY_SOCKET"),
             listen_fds: std::env::var_os("LISTEN_FDS"),
+            listen_pid: std::env::var_os("LISTEN_PID"),
+            pid: std::process::id(),
+        }
+    }
+
+    /// How many listening descriptors the embedding process holds at fds 3, 4, ..., as
+    /// `sd_listen_fds` counts them: `LISTEN_FDS` when `LISTEN_PID` names this process, else
+    /// none (they were meant for another).
+    pub fn listening_fds(&self) -> usize {
+        let number = |value: &Option<OsString>| value.as_ref()?.to_str()?.parse::<usize>().ok();
+        match number(&self.listen_pid) {
+            Some(pid) if pid == self.pid as usize => number(&self.listen_fds).unwrap_or(0),
+            _ => 0,
         }
     }
 }
@@ -156,7 +222,9 @@ pub(crate) struct ConmonEnv {
 /// conmon's environment as podman makes it: `XDG_RUNTIME_DIR` empty as root, else the
 /// user's (`/run/user/UID` when unset); `HOME` the embedding process's (empty when unset);
 /// `NOTIFY_SOCKET` and `LISTEN_FDS` (with `LISTEN_PID=1`) passed on when asked for and set,
-/// and removed otherwise, so that conmon never acts on the embedding process's by accident.
+/// `LISTEN_FDS` only when the descriptors are the embedding process's own (and so passed on
+/// too), and removed otherwise, so that conmon never acts on the embedding process's by
+/// accident.
 pub(crate) fn conmon_env(embedder: &EmbedderEnv, systemd: SystemdPassthrough) -> ConmonEnv {
     let mut env = ConmonEnv::default();
     let runtime_dir = match embedder.rootless_uid {
@@ -169,9 +237,9 @@ pub(crate) fn conmon_env(embedder: &EmbedderEnv, systemd: SystemdPassthrough) ->
         (Some(socket), true) => env.set.push(("NOTIFY_SOCKET", socket.clone())),
         _ => env.remove.push("NOTIFY_SOCKET"),
     }
-    match (&embedder.listen_fds, systemd.listen_fds) {
-        (Some(count), true) => {
-            env.set.push(("LISTEN_FDS", count.clone()));
+    match (embedder.listening_fds(), systemd.listen_fds) {
+        (count, true) if count > 0 => {
+            env.set.push(("LISTEN_FDS", count.to_string().into()));
             env.set.push(("LISTEN_PID", OsStr::new("1").into()));
         }
         _ => env.remove.extend(["LISTEN_FDS", "LISTEN_PID"]),
@@ -302,6 +370,10 @@ mod tests {
             no_new_keyring: false,
             terminal: false,
             restore: None,
+            log_level: None,
+            exit_command: None,
+            systemd: &SystemdPassthrough::default(),
+            preserved_fds: 0,
         };
         change(&mut call);
         create_argv(Path::new("/usr/bin/conmon"), &runc(), &call)
@@ -331,7 +403,10 @@ mod tests {
     fn other_log_drivers_name_no_file() {
         assert_eq!(argv_with(&log(LogDriver::None), |_| {}), words(&format!("{COMMON} -l none")));
         assert_eq!(argv_with(&log(LogDriver::Passthrough), |_| {}), words(&format!("{COMMON} -l passthrough")));
-        assert_eq!(argv_with(&log(LogDriver::Journald), |_| {}), words(&format!("{COMMON} -l journald:")));
+        assert_eq!(
+            argv_with(&log(LogDriver::Journald { tag: None }), |_| {}),
+            words(&format!("{COMMON} -l journald:"))
+        );
     }
 
     #[test]
@@ -379,6 +454,100 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_journal_logs_tag_and_conmons_log_level_become_their_flags() {
+        let tagged = log(LogDriver::Journald { tag: Some("web".into()) });
+        let argv = argv_with(&tagged, |call| call.log_level = Some(ConmonLogLevel::Debug));
+        assert_eq!(argv, words(&format!("{COMMON} -l journald: --log-tag web --log-level debug")));
+    }
+
+    #[test]
+    fn an_exit_command_is_its_path_each_argument_and_a_delay_only_when_there_is_one() {
+        // Leaked: `argv` hands its closure an invocation of any lifetime.
+        let delayed: &'static ExitCommand = Box::leak(Box::new(ExitCommand {
+            path: "/usr/bin/podman".into(),
+            args: words("container cleanup c1"),
+            delay_secs: 300,
+        }));
+        assert_eq!(
+            argv(|call| call.exit_command = Some(delayed)),
+            words(&format!(
+                "{COMMON} -l k8s-file:/s/containers/c1/ctr.log --exit-command /usr/bin/podman \
+                 --exit-command-arg container --exit-command-arg cleanup --exit-command-arg c1 --exit-delay 300"
+            ))
+        );
+        let at_once: &'static ExitCommand =
+            Box::leak(Box::new(ExitCommand { path: "/bin/true".into(), args: Vec::new(), delay_secs: 0 }));
+        assert_eq!(
+            argv(|call| call.exit_command = Some(at_once)),
+            words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log --exit-command /bin/true"))
+        );
+    }
+
+    #[test]
+    fn the_sd_notify_relay_and_the_listen_pid_become_their_flags() {
+        let systemd: &'static SystemdPassthrough = Box::leak(Box::new(SystemdPassthrough {
+            sdnotify_socket: Some("/run/systemd/notify".into()),
+            replace_listen_pid: true,
+            ..SystemdPassthrough::default()
+        }));
+        assert_eq!(
+            argv(|call| call.systemd = systemd),
+            words(&format!(
+                "{COMMON} -l k8s-file:/s/containers/c1/ctr.log --sdnotify-socket /run/systemd/notify \
+                 --replace-listen-pid"
+            ))
+        );
+    }
+
+    #[test]
+    fn preserved_fds_are_counted_to_the_runtime_as_a_runtime_opt() {
+        assert_eq!(
+            argv(|call| call.preserved_fds = 2),
+            words(&format!(
+                "{COMMON} -l k8s-file:/s/containers/c1/ctr.log --runtime-opt --preserve-fds --runtime-opt 2"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_runtime_on_the_systemd_cgroup_manager_gets_conmons_s_and_others_do_not() {
+        let version = RuntimeVersion::parse("runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev\n").unwrap();
+        let backend = |manager| {
+            let config = RuntimeConfig { cgroup_manager: Some(manager), ..RuntimeConfig::default() }
+                .binary("/usr/sbin/runc")
+                .root("/run/test-root");
+            CliBackend::with_version(Arc::new(Runc), config, "/usr/sbin/runc".into(), version.clone()).unwrap()
+        };
+        let (id, paths, stdio) = (ContainerId::new("c1").unwrap(), paths(), MonitorStdio::default());
+        let call = Invocation {
+            id: &id,
+            bundle: Path::new("/bundles/c1"),
+            paths: &paths,
+            stdio: &stdio,
+            no_pivot: false,
+            no_new_keyring: false,
+            terminal: false,
+            restore: None,
+            log_level: None,
+            exit_command: None,
+            systemd: &SystemdPassthrough::default(),
+            preserved_fds: 0,
+        };
+        let conmon = Path::new("/usr/bin/conmon");
+        // runc's own flag for the manager stays among the runtime's args; conmon gets `-s`.
+        let systemd_common = COMMON
+            .replace("--runtime-arg /run/test-root", "--runtime-arg /run/test-root --runtime-arg --systemd-cgroup");
+        assert_eq!(
+            create_argv(conmon, &backend(CgroupManager::Systemd), &call),
+            words(&format!("{systemd_common} -l k8s-file:/s/containers/c1/ctr.log -s"))
+        );
+        assert_eq!(
+            create_argv(conmon, &backend(CgroupManager::Cgroupfs), &call),
+            words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log"))
+        );
+    }
+
     fn set(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, OsString)> {
         pairs.iter().map(|(name, value)| (*name, OsString::from(value))).collect()
     }
@@ -390,7 +559,26 @@ mod tests {
             xdg_runtime_dir: Some("/run/user/0".into()),
             notify_socket: Some("/run/systemd/notify".into()),
             listen_fds: Some("2".into()),
+            listen_pid: Some("4242".into()),
+            pid: 4242,
         }
+    }
+
+    #[test]
+    fn listening_descriptors_are_the_embedding_processes_only_when_listen_pid_names_it() {
+        assert_eq!(embedder().listening_fds(), 2);
+        for (listen_pid, listen_fds) in [(Some("1"), Some("2")), (None, Some("2")), (Some("4242"), Some("two"))] {
+            let other = EmbedderEnv {
+                listen_pid: listen_pid.map(Into::into),
+                listen_fds: listen_fds.map(Into::into),
+                ..embedder()
+            };
+            assert_eq!(other.listening_fds(), 0, "{listen_pid:?} {listen_fds:?}");
+        }
+        let theirs = EmbedderEnv { listen_pid: Some("1".into()), ..embedder() };
+        let env = conmon_env(&theirs, SystemdPassthrough { listen_fds: true, ..SystemdPassthrough::default() });
+        assert!(env.set.iter().all(|(name, _)| *name != "LISTEN_FDS"), "{env:?}");
+        assert!(env.remove.contains(&"LISTEN_FDS"), "{env:?}");
     }
 
     #[test]
@@ -412,8 +600,8 @@ mod tests {
 
     #[test]
     fn asked_for_systemd_variables_are_passed_on_with_listen_pid_1() {
-        let both = SystemdPassthrough { notify_socket: true, listen_fds: true };
-        let env = conmon_env(&embedder(), both);
+        let both = SystemdPassthrough { notify_socket: true, listen_fds: true, ..SystemdPassthrough::default() };
+        let env = conmon_env(&embedder(), both.clone());
         assert_eq!(
             env.set,
             set(&[

@@ -10,4 +10,4 @@ mod sync;
 mod version;
 mod watch;
 
-pub use monitor::{ConmonMonitor, DEFAULT_CREATE_TIMEOUT};
+pub use monitor::{ConmonLogLevel, ConmonMonitor, DEFAULT_CREATE_TIMEOUT};

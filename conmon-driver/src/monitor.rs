@@ -11,6 +11,14 @@
 //! A restore is the same run of conmon with `--restore`: conmon runs the runtime's restore
 //! instead of its create, and holds the restored init as it would a created one. Ports reserved
 //! for a container are bound here and handed to conmon, whose lifetime is the container's.
+//! Descriptors the container keeps ([`CreateOptions::preserve_fds`]) are handed to conmon first,
+//! at fds 3, 4, ..., since its runtime inherits conmon's descriptors and passes on fds 3 to
+//! 3 + N - 1; conmon's pipes (named to it by number in its environment) and the ports come after
+//! them. The embedding process's listening descriptors (socket activation), when passed, come
+//! before them all, where the runtime looks for `LISTEN_FDS`' descriptors: with the listen pid
+//! replaced the runtime takes them as its own (and sets `LISTEN_FDS` in the container),
+//! otherwise it passes them on among the preserved ones. An exit command is conmon's to run: it runs it once the exit is recorded, and ends
+//! only after it, so a delete waits for it as for conmon (up to [`CONMON_EXIT_GRACE`]).
 //! A background exec (`exec.rs`) is one more run of conmon through the same spawn, so every
 //! conmon gets the same environment, version check and working-directory rule. A create or
 //! restore given up on before conmon answered is rolled back by the engine, as for any monitor
@@ -33,9 +41,9 @@ use tokio::io::BufReader;
 
 use runtime_core::{
     AttachStdin, AttachedStdio, Capability, ContainerFiles, ContainerId, ContainerStdio, CreateOptions, CreateRequest,
-    Created, DeleteMode, Error, ExecRequest, ExecSession, Existence, Exit, Failure, Launch, LogDriver, LogOptions,
-    LogReader, Monitor, MonitorStdio, OciBackend, RestoreOptions, RestoreRequest, Result, Status, SystemdPassthrough,
-    TerminalSize, Version,
+    Created, DeleteMode, Error, ExecRequest, ExecSession, Existence, Exit, ExitCommand, Failure, Launch, LogDriver,
+    LogOptions, LogReader, Monitor, MonitorStdio, OciBackend, RestoreOptions, RestoreRequest, Result, Status,
+    SystemdPassthrough, TerminalSize, Version,
 };
 use tokio::sync::OnceCell;
 
@@ -56,17 +64,18 @@ pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(240);
 /// before it is killed.
 pub(crate) const CONMON_EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// The fds conmon reads its sync and start pipes from, as the environment names them.
-const SYNC_FD: i32 = 3;
-const START_FD: i32 = 4;
-
-/// Where the reserved ports' descriptors start in conmon (after its pipes), as podman passes
-/// them.
-const FIRST_PORT_FD: i32 = 5;
+/// The first descriptor conmon is given beyond its stdio: the container's preserved fds start
+/// here, then conmon's sync and start pipes, then the reserved ports.
+const FIRST_PASSED_FD: i32 = 3;
 
 /// What conmon makes in the bundle directory itself: the attach socket and the `ctl` and
 /// `winsz` fifos. They are removed with the container (and by a failed create that made them).
 const BUNDLE_NODES: [&str; 3] = ["attach", "ctl", "winsz"];
+
+/// What an sd-notify relay adds to the bundle, socket first: conmon binds `notify/notify.sock`
+/// in it (for the spec to mount into the container) and fails when the directory is missing,
+/// so the directory is made for it when missing. Both go with the container.
+const NOTIFY_NODES: [&str; 2] = ["notify/notify.sock", "notify"];
 
 /// Supervises containers through conmon.
 #[derive(Debug, Clone)]
@@ -74,6 +83,38 @@ pub struct ConmonMonitor {
     conmon: PathBuf,
     /// conmon's version, asked once and shared by clones.
     version: Arc<OnceCell<Version>>,
+    /// conmon's own log level, for every conmon this monitor runs to bring a container up.
+    log_level: Option<ConmonLogLevel>,
+}
+
+/// How much conmon says about itself (`--log-level`), to its stderr (kept in the container's
+/// directory as `conmon.stderr` while it starts) and to syslog; conmon's default is
+/// [`ConmonLogLevel::Warning`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConmonLogLevel {
+    /// Only what makes it exit.
+    Error,
+    /// Also what it works around.
+    Warning,
+    /// Also what it does.
+    Info,
+    /// Also how it does it.
+    Debug,
+    /// Everything, the runtime's command line included.
+    Trace,
+}
+
+impl ConmonLogLevel {
+    /// The value of `--log-level`, as conmon spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConmonLogLevel::Error => "error",
+            ConmonLogLevel::Warning => "warning",
+            ConmonLogLevel::Info => "info",
+            ConmonLogLevel::Debug => "debug",
+            ConmonLogLevel::Trace => "trace",
+        }
+    }
 }
 
 /// One conmon run that brings a container up: a create, or a restore.
@@ -89,9 +130,31 @@ struct BringUp<'a> {
     no_new_keyring: bool,
     timeout: Option<Duration>,
     restore: Option<Restore<'a>>,
+    exit_command: Option<&'a ExitCommand>,
+    systemd: &'a SystemdPassthrough,
+    /// What conmon holds for the container at fds 3, 4, ....
+    preserved: Vec<OwnedFd>,
+    /// How many of them the runtime is told to pass on ([`Invocation::preserved_fds`]).
+    handed_on: usize,
     /// The reserved ports, bound already: conmon holds them from now on.
     ports: Vec<OwnedFd>,
     env: ConmonEnv,
+}
+
+/// The descriptors conmon is given beyond its stdio and pipes.
+struct PassedFds {
+    /// The container's, at fds 3, 4, ...: conmon's runtime inherits them there.
+    preserved: Vec<OwnedFd>,
+    /// The reserved ports, after conmon's pipes, as podman passes them.
+    ports: Vec<OwnedFd>,
+}
+
+impl PassedFds {
+    /// The same descriptors again, for one more conmon.
+    fn try_clone(&self) -> std::io::Result<PassedFds> {
+        let clone = |fds: &[OwnedFd]| fds.iter().map(OwnedFd::try_clone).collect::<std::io::Result<Vec<_>>>();
+        Ok(PassedFds { preserved: clone(&self.preserved)?, ports: clone(&self.ports)? })
+    }
 }
 
 impl Default for ConmonMonitor {
@@ -106,7 +169,8 @@ impl Default for ConmonMonitor {
 struct Kept {
     /// The bundle, where conmon binds the attach socket and makes its `ctl` fifo.
     bundle: PathBuf,
-    /// The nodes of [`BUNDLE_NODES`] that were not in the bundle before conmon ran.
+    /// The nodes of [`BUNDLE_NODES`] (and [`NOTIFY_NODES`]) that were not in the bundle before
+    /// conmon ran.
     made_in_bundle: Vec<String>,
     /// The k8s-file log, when output is kept in one.
     #[serde(default)]
@@ -188,12 +252,6 @@ fn refuse_unserved(options: &CreateOptions) -> Result<()> {
             "conmon makes the console socket and holds the terminal itself",
         ));
     }
-    if !options.preserve_fds.is_empty() {
-        return Err(unsupported(
-            "CreateOptions::preserve_fds",
-            "passing descriptors through conmon is not implemented yet",
-        ));
-    }
     if !matches!(options.stdio, ContainerStdio::Null) {
         return Err(unsupported(
             "CreateOptions::stdio",
@@ -232,6 +290,21 @@ fn refuse_unserved_restore(options: &RestoreOptions) -> Result<()> {
     Ok(())
 }
 
+/// The embedding process's `count` listening descriptors (fds 3, 4, ..., as `sd_listen_fds`
+/// numbers them), duplicated for conmon: the embedding process keeps its own.
+#[allow(unsafe_code)]
+fn listening_fds(count: usize) -> Result<Vec<OwnedFd>> {
+    (0..count)
+        .map(|index| {
+            let fd = FIRST_PASSED_FD + index as i32;
+            // SAFETY: `LISTEN_PID` names this process, so by systemd's protocol fds 3 to
+            // 3 + LISTEN_FDS - 1 are its own and open; each is borrowed only to duplicate it.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            borrowed.try_clone_to_owned().map_err(io(format!("duplicating the listening descriptor {fd}")))
+        })
+        .collect()
+}
+
 /// Whether the bundle's spec asks for a terminal (conmon then needs `-t`).
 fn wants_terminal(bundle: &Path) -> Result<bool> {
     let path = bundle.join("config.json");
@@ -250,7 +323,7 @@ fn k8s_log_file(log: &LogDriver, paths: &ConmonPaths) -> Result<Option<PathBuf>>
     let path = match log {
         LogDriver::MonitorDefault | LogDriver::K8sFile { path: None, .. } => paths.log_file.clone(),
         LogDriver::K8sFile { path: Some(path), .. } => path.clone(),
-        LogDriver::None | LogDriver::Passthrough | LogDriver::Journald => return Ok(None),
+        LogDriver::None | LogDriver::Passthrough | LogDriver::Journald { .. } => return Ok(None),
     };
     if path.as_os_str().as_encoded_bytes().contains(&b':') {
         return Err(Error::InvalidArgument {
@@ -349,7 +422,13 @@ impl ConmonMonitor {
     /// A monitor running the conmon at `conmon` (a bare name is looked up in `PATH`). What it
     /// keeps of each container's output is the request's ([`CreateOptions::monitor_stdio`]).
     pub fn new(conmon: impl Into<PathBuf>) -> Self {
-        ConmonMonitor { conmon: conmon.into(), version: Arc::new(OnceCell::new()) }
+        ConmonMonitor { conmon: conmon.into(), version: Arc::new(OnceCell::new()), log_level: None }
+    }
+
+    /// This monitor with conmon's own log level set for the containers it brings up.
+    pub fn with_log_level(mut self, level: ConmonLogLevel) -> Self {
+        self.log_level = Some(level);
+        self
     }
 
     /// The conmon binary this monitor runs.
@@ -395,6 +474,10 @@ impl ConmonMonitor {
             no_new_keyring: up.no_new_keyring,
             terminal,
             restore: up.restore,
+            log_level: self.log_level,
+            exit_command: up.exit_command,
+            systemd: up.systemd,
+            preserved_fds: up.handed_on,
         };
         let argv = create_argv(&self.conmon, backend, &call);
         self.require_options(&argv).await?;
@@ -409,21 +492,23 @@ impl ConmonMonitor {
                 },
             });
         }
+        let relay = up.systemd.sdnotify_socket.is_some();
+        let to_be_made = BUNDLE_NODES.iter().chain(if relay { &NOTIFY_NODES[..] } else { &[] });
         let kept = Kept {
             bundle: bundle.to_path_buf(),
-            made_in_bundle: Vec::new(),
+            made_in_bundle: to_be_made.map(|node| (*node).to_owned()).collect(),
             log_file,
             stdio_endpoints: up.stdio.log != LogDriver::Passthrough,
             accepts_input: terminal || up.stdio.stdin != AttachStdin::Closed,
         };
         let timeout = up.timeout.unwrap_or(DEFAULT_CREATE_TIMEOUT);
+        let fds = PassedFds { preserved: up.preserved, ports: up.ports };
         let attempts = async {
             let mut retries = Retries::new();
             loop {
-                // Each conmon takes the ports; this process holds them until the answer is in.
-                let ports = up.ports.iter().map(OwnedFd::try_clone).collect::<std::io::Result<_>>();
-                let ports = ports.map_err(io("passing conmon the reserved ports"))?;
-                let answer = self.run(argv.clone(), &paths, kept.clone(), files, ports, &up.env).await?;
+                // Each conmon takes the descriptors; this process holds them until the answer is in.
+                let passed = fds.try_clone().map_err(io("passing conmon its descriptors"))?;
+                let answer = self.run(argv.clone(), &paths, kept.clone(), files, passed, &up.env).await?;
                 if let Answer::Refused(message) = &answer {
                     let failure = Failure { argv: argv.clone(), status: Exit::Unknown, message: message.clone() };
                     if retries.take_for(backend, &failure) {
@@ -456,15 +541,15 @@ impl ConmonMonitor {
         }
     }
 
-    /// Makes conmon's directories and this monitor's record (`kept`, with the bundle's nodes
-    /// conmon is about to make), then runs conmon.
+    /// Makes conmon's directories and this monitor's record (`kept`, with those of the bundle's
+    /// nodes conmon is about to make that are not there yet), then runs conmon.
     async fn run(
         &self,
         argv: Vec<OsString>,
         paths: &ConmonPaths,
         mut kept: Kept,
         files: &ContainerFiles,
-        ports: Vec<OwnedFd>,
+        fds: PassedFds,
         env: &ConmonEnv,
     ) -> Result<Answer> {
         // conmon writes no exit file at all when its persist dir is missing.
@@ -472,18 +557,18 @@ impl ConmonMonitor {
             private_dir(dir)?;
         }
         remove_file(&paths.container_pid_file)?;
-        kept.made_in_bundle = BUNDLE_NODES
-            .iter()
-            .filter(|node| !watch::exists(&kept.bundle.join(node)))
-            .map(|node| (*node).to_owned())
-            .collect();
+        kept.made_in_bundle.retain(|node| !watch::exists(&kept.bundle.join(node)));
         let json = serde_json::to_vec(&kept).map_err(|err| Error::Parse {
             what: "conmon's record".into(),
             message: err.to_string(),
             source: None,
         })?;
         std::fs::write(kept_path(files), json).map_err(io("writing conmon's record"))?;
-        self.spawn(&argv, &files.dir, ports, env).await
+        if kept.made_in_bundle.iter().any(|node| node == NOTIFY_NODES[1]) {
+            let dir = kept.bundle.join(NOTIFY_NODES[1]);
+            std::fs::create_dir(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        }
+        self.spawn_passing(&argv, &files.dir, fds, env).await
     }
 
     /// Asks conmon's version (once) and refuses `argv` if it holds an option that came in a
@@ -492,11 +577,7 @@ impl ConmonMonitor {
         version::require_options(argv, self.version().await?)
     }
 
-    /// Starts conmon with its pipes (and the reserved ports after them) and the environment
-    /// `env` changes, tells it to go on, and reads its answer. conmon's error output goes to a
-    /// file in `dir`, which is also its working directory: conmon 2.1.6 writes an `oom` file into
-    /// its working directory (besides its persist dir) on every OOM kill, and one written into
-    /// the embedding program's would be left behind.
+    /// [`ConmonMonitor::spawn_passing`] with no descriptor for the container.
     pub(crate) async fn spawn(
         &self,
         argv: &[OsString],
@@ -504,6 +585,15 @@ impl ConmonMonitor {
         ports: Vec<OwnedFd>,
         env: &ConmonEnv,
     ) -> Result<Answer> {
+        self.spawn_passing(argv, dir, PassedFds { preserved: Vec::new(), ports }, env).await
+    }
+
+    /// Starts conmon with `fds` laid out as [`PassedFds`] says and the environment `env`
+    /// changes, tells it to go on, and reads its answer. conmon's error output goes to a file in
+    /// `dir`, which is also its working directory: conmon 2.1.6 writes an `oom` file into its
+    /// working directory (besides its persist dir) on every OOM kill, and one written into the
+    /// embedding program's would be left behind.
+    async fn spawn_passing(&self, argv: &[OsString], dir: &Path, fds: PassedFds, env: &ConmonEnv) -> Result<Answer> {
         let pipe = || {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map_err(|errno| Error::Io { context: "making conmon's pipes".into(), source: errno.into() })
@@ -512,6 +602,9 @@ impl ConmonMonitor {
         let (start_read, start_write) = pipe()?;
         let stderr_file = stderr_path(dir);
         let stderr = std::fs::File::create(&stderr_file).map_err(io(format!("creating {}", stderr_file.display())))?;
+        let PassedFds { preserved, ports } = fds;
+        let sync_fd = FIRST_PASSED_FD + preserved.len() as i32;
+        let start_fd = sync_fd + 1;
         let mut command = tokio::process::Command::new(&argv[0]);
         command
             // A conmon that never forks is still this child when the call times out: it is
@@ -519,8 +612,8 @@ impl ConmonMonitor {
             .kill_on_drop(true)
             .args(&argv[1..])
             .current_dir(dir)
-            .env("_OCI_SYNCPIPE", SYNC_FD.to_string())
-            .env("_OCI_STARTPIPE", START_FD.to_string())
+            .env("_OCI_SYNCPIPE", sync_fd.to_string())
+            .env("_OCI_STARTPIPE", start_fd.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -530,20 +623,16 @@ impl ConmonMonitor {
         for name in &env.remove {
             command.env_remove(name);
         }
-        let mut mappings = vec![
-            FdMapping { parent_fd: sync_write, child_fd: SYNC_FD },
-            FdMapping { parent_fd: start_read, child_fd: START_FD },
-        ];
-        mappings.extend(
-            ports.into_iter().zip(FIRST_PORT_FD..).map(|(parent_fd, child_fd)| FdMapping { parent_fd, child_fd }),
-        );
+        let passed = preserved.into_iter().chain([sync_write, start_read]).chain(ports);
+        let mappings: Vec<FdMapping> =
+            passed.zip(FIRST_PASSED_FD..).map(|(parent_fd, child_fd)| FdMapping { parent_fd, child_fd }).collect();
         command.fd_mappings(mappings).map_err(|_| Error::Io {
             context: "passing conmon its pipes".into(),
             source: std::io::ErrorKind::InvalidInput.into(),
         })?;
         let spawned = command.spawn();
-        // The child's ends (and this process's hold on the ports) are closed here, so that the
-        // sync pipe ends when conmon's do and the ports are conmon's alone.
+        // The child's ends (and this process's hold on the ports and the preserved fds) are
+        // closed here, so that the sync pipe ends when conmon's do and the rest is conmon's alone.
         drop(command);
         let mut child = spawned.map_err(|err| match err.kind() {
             std::io::ErrorKind::NotFound => Error::BinaryNotFound { path: self.conmon.clone(), source: err },
@@ -613,7 +702,14 @@ fn remove_monitor_files(files: &ContainerFiles) -> Result<()> {
     if let Ok(bytes) = std::fs::read(&kept) {
         let kept_record: Kept = serde_json::from_slice(&bytes).unwrap_or_default();
         for node in &kept_record.made_in_bundle {
-            remove_file(&kept_record.bundle.join(node))?;
+            let path = kept_record.bundle.join(node);
+            match std::fs::remove_dir(&path) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotADirectory => remove_file(&path)?,
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Io { context: format!("removing {}", path.display()), source: err });
+                }
+                _ => {}
+            }
         }
     }
     let sockets = files.dir.join("sockets");
@@ -654,8 +750,16 @@ impl Monitor for ConmonMonitor {
     }
 
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
-        let CreateRequest { id, bundle, options, launch, files } = req;
+        let CreateRequest { id, bundle, mut options, launch, files } = req;
         refuse_unserved(&options)?;
+        let embedder = EmbedderEnv::of_this_process();
+        let listening = match options.systemd.listen_fds {
+            true => listening_fds(embedder.listening_fds())?,
+            false => Vec::new(),
+        };
+        let handed_on =
+            options.preserve_fds.len() + if options.systemd.replace_listen_pid { 0 } else { listening.len() };
+        let preserved = listening.into_iter().chain(std::mem::take(&mut options.preserve_fds)).collect();
         let up = BringUp {
             id: &id,
             bundle: &bundle,
@@ -666,8 +770,12 @@ impl Monitor for ConmonMonitor {
             no_new_keyring: options.no_new_keyring,
             timeout: options.timeout,
             restore: None,
+            exit_command: options.exit_command.as_ref(),
+            systemd: &options.systemd,
+            preserved,
+            handed_on,
             ports: ports::reserve(&options.reserved_ports)?,
-            env: conmon_env(&EmbedderEnv::of_this_process(), options.systemd),
+            env: conmon_env(&embedder, options.systemd.clone()),
         };
         let created = self.bring_up(backend, up).await?;
         // conmon never starts the container: `run` is create, then the backend's start.
@@ -696,6 +804,10 @@ impl Monitor for ConmonMonitor {
                 images: &options.image_path,
                 runtime_opts: backend.restore_option_args(&options).await?,
             }),
+            exit_command: None,
+            systemd: &SystemdPassthrough::default(),
+            preserved: Vec::new(),
+            handed_on: 0,
             ports: Vec::new(),
             env: conmon_env(&EmbedderEnv::of_this_process(), SystemdPassthrough::default()),
         };
@@ -826,7 +938,7 @@ mod tests {
         assert_eq!(default.as_deref(), Some(Path::new("/s/containers/c1/ctr.log")));
         let own = LogDriver::K8sFile { path: Some("/var/log/c1.log".into()), max_size: None };
         assert_eq!(k8s_log_file(&own, &paths()).unwrap().as_deref(), Some(Path::new("/var/log/c1.log")));
-        for kept_elsewhere in [LogDriver::None, LogDriver::Passthrough, LogDriver::Journald] {
+        for kept_elsewhere in [LogDriver::None, LogDriver::Passthrough, LogDriver::Journald { tag: None }] {
             assert_eq!(k8s_log_file(&kept_elsewhere, &paths()).unwrap(), None, "{kept_elsewhere:?}");
         }
     }

@@ -189,6 +189,31 @@ mod tests {
     }
 
     #[test]
+    fn the_exit_delay_the_sd_notify_relay_and_the_log_tag_need_the_conmon_that_brought_them() {
+        // conmon's releases, read from containers/conmon's tags (see the module docs).
+        for (option, before, since) in [
+            ("--exit-delay", Version::new(2, 0, 16), Version::new(2, 0, 17)),
+            ("--sdnotify-socket", Version::new(2, 0, 21), Version::new(2, 0, 22)),
+            ("--log-tag", Version::new(2, 0, 2), Version::new(2, 0, 3)),
+        ] {
+            let line = argv(&format!("conmon --api-version 1 {option} x"));
+            let refused = require_options(&line, before);
+            assert!(matches!(&refused, Err(Error::Unsupported { feature, .. }) if feature == option), "{refused:?}");
+            assert!(require_options(&line, since).is_ok(), "{option} on {since}");
+        }
+    }
+
+    #[test]
+    fn the_exit_command_s_the_log_level_and_the_listen_pid_are_in_every_conmon() {
+        // In conmon's option table since its first commit, taken from CRI-O before 2.0.
+        let old = argv(
+            "conmon --exit-command /bin/true --exit-command-arg a -s --log-level debug --replace-listen-pid \
+             --runtime-opt --preserve-fds",
+        );
+        assert!(require_options(&old, Version::new(2, 0, 0)).is_ok());
+    }
+
+    #[test]
     fn a_conmon_older_than_2_0_is_refused_for_the_api_version_every_call_names() {
         let refused = require_options(&argv("conmon --api-version 1 -c c1"), Version::new(1, 0, 1));
         assert!(

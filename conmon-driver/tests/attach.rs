@@ -391,7 +391,7 @@ async fn journald_output_is_accepted_by_conmon_and_not_read_back(env: &mut Env) 
     let bundle = env.bundle(BundleBuilder::new(["sh", "-c", "echo to-the-journal; exit 3"]))?;
     let engine = env.engine()?;
     let options = CreateOptions {
-        monitor_stdio: MonitorStdio { log: LogDriver::Journald, ..MonitorStdio::default() },
+        monitor_stdio: MonitorStdio { log: LogDriver::Journald { tag: None }, ..MonitorStdio::default() },
         ..CreateOptions::default()
     };
     engine.run(&id, &bundle, options).await?;

@@ -175,10 +175,6 @@ async fn options_conmon_does_not_serve_are_refused_before_it_runs(env: &Env) -> 
     let (stdio, _pipes) = runtime_core::ContainerStdio::pipes()?;
     let refused = [
         ("console_socket", CreateOptions { console_socket: Some("/tmp/console.sock".into()), ..Env::options() }),
-        (
-            "preserve_fds",
-            CreateOptions { preserve_fds: vec![std::fs::File::open("/dev/null")?.into()], ..Env::options() },
-        ),
         ("stdio", CreateOptions { stdio, ..Env::options() }),
     ];
     for (option, options) in refused {

@@ -7,6 +7,8 @@
 //! The ports are the kernel's picks for port 0, free a moment before the case uses them.
 
 mod support;
+#[path = "support/through_conmon.rs"]
+mod through_conmon;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -19,11 +21,11 @@ use backend_runc::Runc;
 use conmon_driver::ConmonMonitor;
 use runtime_core::{
     CliBackend, ContainerId, CreateOptions, DeleteMode, DirectMonitor, Engine, Error, Exit, KillScope, Monitor,
-    OciBackend, PortProtocol, PortReservation, RuntimeConfig, RuntimeFamily, Signal, StateRoot,
+    PortProtocol, PortReservation, RuntimeConfig, Signal, StateRoot,
 };
 use testkit::bundle::{BundleBuilder, Rootfs};
-use testkit::gate::{self, Gate};
-use testkit::harness::{CaseResult, Ran};
+use testkit::harness::CaseResult;
+use through_conmon::through_conmon;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -52,36 +54,6 @@ fn taken(protocol: PortProtocol, port: u16) -> anyhow::Result<bool> {
     }
 }
 
-/// Runs `case` with an engine through conmon over runc (once the gate let runc in), a container
-/// id made of `name` and a bundle built by `bundle`; then checks that nothing is left.
-async fn through_conmon(
-    conmon: PathBuf,
-    name: &str,
-    bundle: BundleBuilder,
-    case: impl AsyncFnOnce(&Engine, &ContainerId, &Path) -> anyhow::Result<()>,
-) -> CaseResult {
-    let runc = match gate::real_runtime("runc", &Runc.host_checks()) {
-        Gate::Open(runc) => runc,
-        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
-        Gate::Fail(reason) => bail!("{reason}"),
-    };
-    let runtime_root = tempfile::Builder::new().prefix("runtime-root-").tempdir()?;
-    let config = RuntimeConfig::default().binary(&runc.binary).root(runtime_root.path());
-    let backend = Arc::new(CliBackend::connect(Arc::new(Runc), config).await?);
-    let engine_root = tempfile::Builder::new().prefix("engine-root-").tempdir()?;
-    let state = engine_root.path().join("state");
-    let engine = Engine::new(backend.clone(), Arc::new(ConmonMonitor::new(&conmon)), StateRoot::open(&state)?);
-    let bundle = bundle.rootfs(Rootfs::Busybox).build()?;
-    let id = ContainerId::new(format!("{name}-{}", std::process::id()))?;
-    let outcome = case(&engine, &id, bundle.path()).await;
-    if outcome.is_err() {
-        let _ = backend.delete(&id, DeleteMode::Force).await;
-    }
-    outcome?;
-    support::check_nothing_left(&backend, &state, &[id], [&bundle], Duration::ZERO).await?;
-    Ok(Ran::Passed)
-}
-
 async fn a_reserved_port_is_held_while_the_container_lives(conmon: PathBuf) -> CaseResult {
     let (tcp, udp) = free_ports()?;
     let options = CreateOptions {
@@ -89,7 +61,7 @@ async fn a_reserved_port_is_held_while_the_container_lives(conmon: PathBuf) -> C
         ..CreateOptions::default()
     };
     let bundle = BundleBuilder::new(["sleep", "100"]).host_pid_namespace();
-    through_conmon(conmon, "ports", bundle, async |engine, id, bundle| {
+    through_conmon(ConmonMonitor::new(conmon), "ports", bundle, async |engine, id, bundle| {
         engine.create(id, bundle, options).await.context("create")?;
         engine.start(id).await.context("start")?;
         ensure!(taken(PortProtocol::Tcp, tcp)?, "the TCP port {tcp} is free while the container lives");
@@ -120,21 +92,26 @@ fn environment_of(pid: i32) -> anyhow::Result<Vec<(String, String)>> {
 /// conmon runs with `HOME` the embedding process's and, as root, an empty `XDG_RUNTIME_DIR`
 /// (podman's `configureConmonEnv`), and without the systemd variables nobody asked for.
 async fn conmon_gets_home_and_the_runtime_dir_as_podman_sets_them(conmon: PathBuf) -> CaseResult {
-    through_conmon(conmon, "env", BundleBuilder::new(["sleep", "100"]), async |engine, id, bundle| {
-        engine.create(id, bundle, CreateOptions::default()).await.context("create")?;
-        let pid_file = engine.state_root().files(id).dir.join("conmon.pid");
-        let pid: i32 = std::fs::read_to_string(pid_file)?.trim().parse()?;
-        let env = environment_of(pid)?;
-        let value = |name: &str| env.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
-        let home = std::env::var("HOME").unwrap_or_default();
-        ensure!(value("HOME") == Some(home.as_str()), "HOME: {:?}", value("HOME"));
-        ensure!(value("XDG_RUNTIME_DIR") == Some(""), "XDG_RUNTIME_DIR: {:?}", value("XDG_RUNTIME_DIR"));
-        for unasked in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"] {
-            ensure!(value(unasked).is_none(), "{unasked} was passed unasked");
-        }
-        engine.delete(id, DeleteMode::Force).await?;
-        Ok(())
-    })
+    through_conmon(
+        ConmonMonitor::new(conmon),
+        "env",
+        BundleBuilder::new(["sleep", "100"]),
+        async |engine, id, bundle| {
+            engine.create(id, bundle, CreateOptions::default()).await.context("create")?;
+            let pid_file = engine.state_root().files(id).dir.join("conmon.pid");
+            let pid: i32 = std::fs::read_to_string(pid_file)?.trim().parse()?;
+            let env = environment_of(pid)?;
+            let value = |name: &str| env.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+            let home = std::env::var("HOME").unwrap_or_default();
+            ensure!(value("HOME") == Some(home.as_str()), "HOME: {:?}", value("HOME"));
+            ensure!(value("XDG_RUNTIME_DIR") == Some(""), "XDG_RUNTIME_DIR: {:?}", value("XDG_RUNTIME_DIR"));
+            for unasked in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"] {
+                ensure!(value(unasked).is_none(), "{unasked} was passed unasked");
+            }
+            engine.delete(id, DeleteMode::Force).await?;
+            Ok(())
+        },
+    )
     .await
 }
 

@@ -25,8 +25,8 @@ pub use contract::monitor::{
 };
 pub use contract::options::{
     AsyncStdioPipes, Captured, CheckpointOptions, ContainerStdio, CreateOptions, Created, DeleteMode, ExecOptions,
-    ExecOutcome, ExecStdio, KillScope, ManageCgroupsMode, PortProtocol, PortReservation, RestoreOptions, StdioPipes,
-    SystemdPassthrough, process,
+    ExecOutcome, ExecStdio, ExitCommand, KillScope, ManageCgroupsMode, PortProtocol, PortReservation, RestoreOptions,
+    StdioPipes, SystemdPassthrough, process,
 };
 pub use contract::output::{
     AttachStdin, AttachedStdio, LogDriver, LogLine, LogOptions, LogReader, MonitorStdio, OutputChunk, OutputStream,

@@ -9,7 +9,9 @@
 //! background execs (`-e`): the pid answered, who holds the exec'd process, the exec's files,
 //! log and exit files, and a `-T` that expires (the process killed, `-1` recorded), and a
 //! restore (`--restore`, `--runtime-opt`): who holds the restored init, what it goes on
-//! doing, its exit after a SIGKILL. Runs when the gate
+//! doing, its exit after a SIGKILL; and an exit command with its delay beside descriptors
+//! preserved as fds 3 and 4 (what the container read, when the command ran and with what, how
+//! long conmon lives). Runs when the gate
 //! opens for `conmon` and `runc`. The expected values are whatever real conmon does; a
 //! difference is a bug in the fake, which the hermetic tests of `ConmonMonitor` trust.
 
@@ -24,8 +26,8 @@ use backend_runc::Runc;
 use conmon_driver::ConmonMonitor;
 use runtime_core::{
     CliBackend, ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, ContainerStdio, CreateOptions,
-    DeleteMode, Engine, Error, ExecOptions, ExecSession, ExecStdio, Existence, KillScope, LogDriver, MonitorStdio,
-    OciBackend, RuntimeConfig, RuntimeFamily, Signal, StateRoot,
+    DeleteMode, Engine, Error, ExecOptions, ExecSession, ExecStdio, Existence, ExitCommand, KillScope, LogDriver,
+    MonitorStdio, OciBackend, RuntimeConfig, RuntimeFamily, Signal, StateRoot,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::fake::FakeConmon;
@@ -435,6 +437,53 @@ async fn refused(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A container reading the descriptors it was given as fds 3 and 4 into its log, with an exit
+/// command run a second after its exit: what it read, whether the command ran at once, whether
+/// conmon waits for it, what it was given and whether the exit was recorded when it ran.
+async fn exit_command_and_preserved_fds(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    use std::io::Write;
+    let id = side.id("exitcmd");
+    let bundle = side.bundle(&["sh", "-c", "cat <&3; cat <&4"])?;
+    let out = tempfile::tempdir()?;
+    let report = out.path().join("report");
+    let script = r#"{ if [ -e "$1" ]; then echo recorded; else echo unrecorded; fi; shift; printf '%s\n' "$@"; } > "$0.tmp"
+        mv "$0.tmp" "$0""#;
+    let exit_file = side.exit_file(&id);
+    let args = ["-c", script, &report.to_string_lossy(), &exit_file.to_string_lossy(), "cleanup", id.as_str()]
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    std::fs::File::from(write).write_all(b"through fd 3\n")?;
+    let fd4 = out.path().join("fd4");
+    std::fs::write(&fd4, "through fd 4\n")?;
+    let options = CreateOptions {
+        preserve_fds: vec![read, std::fs::File::open(&fd4)?.into()],
+        exit_command: Some(ExitCommand { path: "/bin/sh".into(), args, delay_secs: 1 }),
+        ..CreateOptions::default()
+    };
+    let engine = side.engine()?;
+    engine.create(&id, &bundle, options).await?;
+    let conmon = read_pid(&side.container_dir(&id).join("conmon.pid"))?;
+    let conmon_process = testkit::procs::Tracked::capture(u32::try_from(conmon)?);
+    engine.start(&id).await?;
+    let mut see = |what: &str, value: String| seen.push((what.to_owned(), value));
+    see("the exit", format!("{:?}", waited(&engine, &id).await?));
+    see("the exit command ran at once", report.exists().to_string());
+    see("conmon waits out the delay", (!conmon_process.wait_gone(Duration::ZERO)).to_string());
+    see("conmon ends after the exit command", conmon_process.wait_gone(Duration::from_secs(10)).to_string());
+    see("the exit command's report", std::fs::read_to_string(&report).unwrap_or_default());
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|meta| meta.modified()).ok();
+    let after = modified(&report).zip(modified(&exit_file)).and_then(|(ran, exited)| ran.duration_since(exited).ok());
+    // The files' times are the kernel's coarse clock: a tick's worth is allowed.
+    let waited_out = after.is_some_and(|after| after + Duration::from_millis(20) >= Duration::from_secs(1));
+    see("the exit command ran after its delay", waited_out.to_string());
+    let (records, _) = log_records(&side.container_dir(&id).join("ctr.log"))?;
+    see("what the container read from fds 3 and 4", records);
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(())
+}
+
 /// What `conmon --version` prints and how it exits, byte for byte.
 async fn version(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     let output = tokio::process::Command::new(&side.conmon).arg("--version").output().await?;
@@ -457,7 +506,8 @@ async fn observe(name: &'static str, conmon: PathBuf, runc: &Path) -> anyhow::Re
         other_log_drivers(&mut side, &mut seen).await.context("other log drivers")?;
         refused(&mut side, &mut seen).await.context("a taken id")?;
         execs(&mut side, &mut seen).await.context("background execs")?;
-        restored(&mut side, &mut seen).await.context("a restore")
+        restored(&mut side, &mut seen).await.context("a restore")?;
+        exit_command_and_preserved_fds(&mut side, &mut seen).await.context("an exit command and preserved fds")
     }
     .await;
     if outcome.is_err() {

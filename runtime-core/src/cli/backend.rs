@@ -30,7 +30,7 @@ use crate::cli::spawn::{Input, Leftovers, ProcessSpawner, Sink, Spawner};
 use crate::contract::backend::OciBackend;
 use crate::contract::error::{Error, Failure, Result};
 use crate::contract::exit::Exit;
-use crate::contract::features::{Features, Support};
+use crate::contract::features::{CgroupManager, Features, Support};
 use crate::contract::host::{HostCheck, HostVerdict};
 use crate::contract::id::ContainerId;
 use crate::contract::monitor::Launch;
@@ -70,6 +70,8 @@ pub struct CliBackend {
     cli: CliRuntime,
     version: RuntimeVersion,
     criu: PathBuf,
+    /// The config's cgroup manager, which [`CliRuntime`]'s global args select.
+    cgroup_manager: Option<CgroupManager>,
     host_checks: Vec<Arc<dyn HostCheck>>,
     features: OnceCell<Arc<Features>>,
     /// Rollbacks of dropped calls, under way in the background.
@@ -132,6 +134,7 @@ impl CliBackend {
             cli,
             version,
             criu,
+            cgroup_manager: config.cgroup_manager,
             host_checks,
             features: OnceCell::new(),
             cleanups: Cleanups::default(),
@@ -375,6 +378,10 @@ impl OciBackend for CliBackend {
 
     fn global_args(&self) -> Vec<OsString> {
         self.cli.global_args().to_vec()
+    }
+
+    fn cgroup_manager(&self) -> Option<CgroupManager> {
+        self.cgroup_manager
     }
 
     fn can_run(&self) -> bool {

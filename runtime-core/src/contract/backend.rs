@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use oci_spec::runtime::{LinuxResources, Process};
 
 use crate::contract::error::{Error, Failure, Result};
-use crate::contract::features::Features;
+use crate::contract::features::{CgroupManager, Features};
 use crate::contract::id::ContainerId;
 use crate::contract::options::{
     CheckpointOptions, CreateOptions, Created, DeleteMode, ExecOptions, ExecOutcome, KillScope, RestoreOptions,
@@ -33,6 +33,12 @@ pub trait OciBackend: Send + Sync {
     /// The flags every call needs (`--root`, `--cgroup-manager`...), e.g. for conmon's
     /// `--runtime-arg`.
     fn global_args(&self) -> Vec<OsString>;
+    /// The cgroup manager the runtime is driven with, when the backend chose one (its
+    /// [`OciBackend::global_args`] select it); `None` leaves it to the runtime. A monitor that
+    /// must know it asks here (conmon's `-s` goes with the systemd one).
+    fn cgroup_manager(&self) -> Option<CgroupManager> {
+        None
+    }
     /// What the runtime says about its version.
     async fn version(&self) -> Result<RuntimeVersion>;
     /// The capabilities on this host, probed once and cached.

@@ -7,6 +7,7 @@
 //! child's ends to the runtime and closes them in the caller, so a caller's pipe reader sees end
 //! of file when the container closes its end, without having to remember to drop anything.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -125,7 +126,9 @@ pub struct CreateOptions {
     /// `--no-new-keyring`: keep the caller's session keyring.
     pub no_new_keyring: bool,
     /// Descriptors the container gets as fds 3, 4, ... (`--preserve-fds N`): the runtime is
-    /// given them at those numbers and passes them on.
+    /// given them at those numbers and passes them on. Through conmon they are conmon's fds 3,
+    /// 4, ... (its pipes and the reserved ports come after them), which the runtime it runs
+    /// inherits.
     pub preserve_fds: Vec<OwnedFd>,
     /// How the container's stdio is wired.
     pub stdio: ContainerStdio,
@@ -144,6 +147,11 @@ pub struct CreateOptions {
     /// The embedding process's systemd environment handed to the monitor, as podman hands it
     /// to conmon; nothing of it by default, whatever the embedding process's environment holds.
     pub systemd: SystemdPassthrough,
+    /// A program the monitor runs once the container has exited and its exit is recorded
+    /// (conmon's `--exit-command`; podman's `container cleanup`). Served by a monitor that
+    /// outlives the embedding process, so that it runs even when that process is gone; one that
+    /// cannot promise that refuses it with [`Error::Unsupported`].
+    pub exit_command: Option<ExitCommand>,
 }
 
 impl CreateOptions {
@@ -159,8 +167,31 @@ impl CreateOptions {
         if self.systemd.listen_fds {
             return Some("CreateOptions::systemd.listen_fds");
         }
+        if self.systemd.sdnotify_socket.is_some() {
+            return Some("CreateOptions::systemd.sdnotify_socket");
+        }
+        if self.systemd.replace_listen_pid {
+            return Some("CreateOptions::systemd.replace_listen_pid");
+        }
+        if self.exit_command.is_some() {
+            return Some("CreateOptions::exit_command");
+        }
         None
     }
+}
+
+/// A program run after a container exits: `path` with `args` (argv\[0\] is `path`), started
+/// `delay_secs` seconds after the exit is recorded, in the monitor's environment with stdio on
+/// `/dev/null`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExitCommand {
+    /// The program, by absolute path (it is not looked up in `PATH`).
+    pub path: PathBuf,
+    /// Its arguments after argv\[0\] (`--exit-command-arg`, one each).
+    pub args: Vec<OsString>,
+    /// Seconds to wait after the exit before running it (`--exit-delay`, whole seconds as conmon
+    /// counts them); 0 runs it at once.
+    pub delay_secs: u16,
 }
 
 /// The transport of a [`PortReservation`].
@@ -186,16 +217,31 @@ pub struct PortReservation {
     pub port: u16,
 }
 
-/// What of the embedding process's systemd environment goes to the monitor. Each switch
-/// passes the variable only when the embedding process has it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What of the embedding process's systemd environment goes to the monitor, and how the
+/// monitor takes part in systemd's protocols (podman's sd-notify modes and socket activation).
+/// Each variable switch passes the variable only when the embedding process has it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SystemdPassthrough {
     /// `NOTIFY_SOCKET`, into the monitor's environment and so the runtime's it runs, as
     /// podman passes it to conmon.
     pub notify_socket: bool,
-    /// `LISTEN_FDS`, with `LISTEN_PID=1`, into the monitor's environment, as podman passes them
-    /// to conmon (the variables only: the descriptors are not passed yet).
+    /// Socket activation: the embedding process's listening descriptors (fds 3 to
+    /// 3 + `LISTEN_FDS` - 1, when `LISTEN_PID` names it) to the monitor, ahead of
+    /// [`CreateOptions::preserve_fds`], with `LISTEN_FDS` and `LISTEN_PID=1` in its environment,
+    /// as podman passes them to conmon. The container gets them as fds 3, 4, ... and the
+    /// preserved ones after them; with [`Self::replace_listen_pid`] the runtime also sets
+    /// `LISTEN_FDS` in the container's environment.
     pub listen_fds: bool,
+    /// The host's sd-notify socket the monitor relays the container's notifications to
+    /// (conmon's `--sdnotify-socket`, podman's `--sdnotify=container`). conmon listens on
+    /// `notify/notify.sock` in the bundle (the directory is made when missing, and both go with
+    /// the container); the spec is the caller's to mount that directory into the container and
+    /// name the socket in its `NOTIFY_SOCKET` (podman mounts it at `/run/notify`).
+    pub sdnotify_socket: Option<PathBuf>,
+    /// Sets `LISTEN_PID` to the runtime's pid whatever it was (conmon's
+    /// `--replace-listen-pid`), so that the runtime takes the listening descriptors for its own
+    /// and hands them on to the container.
+    pub replace_listen_pid: bool,
 }
 
 /// A container the runtime created (or restored).

@@ -41,7 +41,11 @@ pub enum LogDriver {
     /// log and without an attach socket.
     Passthrough,
     /// Every line goes to the systemd journal (`-l journald:`).
-    Journald,
+    Journald {
+        /// The journal entries' `CONTAINER_TAG` and `SYSLOG_IDENTIFIER` (`--log-tag`); `None`
+        /// is none. Only the journal carries a tag: conmon refuses one for a k8s-file log.
+        tag: Option<String>,
+    },
 }
 
 /// Whether the container's stdin stays open for a client that attaches.

@@ -352,7 +352,7 @@ impl DirectMonitor {
                 });
             }
             LogDriver::K8sFile { .. } => self.require(Capability::Logs, "LogDriver::K8sFile")?,
-            LogDriver::Journald => {
+            LogDriver::Journald { .. } => {
                 return Err(Error::Unsupported {
                     backend: format!("the {} monitor", self.name()),
                     feature: "LogDriver::Journald".to_owned(),
@@ -382,8 +382,10 @@ impl Monitor for DirectMonitor {
         let CreateRequest { id, bundle, options, launch, files } = req;
         self.serves(&options.monitor_stdio, &options.stdio)?;
         if let Some(option) = options.monitor_only_option() {
-            // Held in-process, a port or the systemd environment would end with the embedding
-            // process rather than with the container.
+            // Held in-process, a port, the systemd environment or relay, or an exit command
+            // would end with the embedding process rather than with the container: an exit
+            // command promised to run after the exit would not run when the embedding process
+            // is gone first.
             return Err(Error::Unsupported {
                 backend: "the direct monitor".into(),
                 feature: option.into(),

@@ -983,6 +983,33 @@ async fn a_terminal_of_no_rows_or_no_columns_is_refused_before_the_monitor_is_as
 }
 
 #[tokio::test]
+async fn the_direct_monitor_refuses_an_exit_command_and_the_sd_notify_relay_before_anything_runs() {
+    use crate::{ExitCommand, SystemdPassthrough};
+    let dir = tempfile::tempdir().unwrap();
+    // The backend expects no create and no run: either would fail the test.
+    let mut backend = backend();
+    backend.expect_can_run().return_const(true);
+    let engine =
+        Engine::new(Arc::new(backend), Arc::new(DirectMonitor::default()), StateRoot::open(dir.path()).unwrap());
+    let exit_command = ExitCommand { path: "/usr/bin/true".into(), args: vec!["cleanup".into()], delay_secs: 0 };
+    let relay = SystemdPassthrough { sdnotify_socket: Some("/run/systemd/notify".into()), ..Default::default() };
+    let replace = SystemdPassthrough { replace_listen_pid: true, ..Default::default() };
+    let refusals = [
+        (CreateOptions { exit_command: Some(exit_command), ..CreateOptions::default() }, "CreateOptions::exit_command"),
+        (CreateOptions { systemd: relay, ..CreateOptions::default() }, "CreateOptions::systemd.sdnotify_socket"),
+        (CreateOptions { systemd: replace, ..CreateOptions::default() }, "CreateOptions::systemd.replace_listen_pid"),
+    ];
+    for (opts, option) in refusals {
+        match engine.run(&id(), Path::new("/nonexistent-bundle"), opts).await {
+            Err(Error::Unsupported { backend, feature, .. }) => {
+                assert_eq!((backend.as_str(), feature.as_str()), ("the direct monitor", option));
+            }
+            other => panic!("{option}: expected Unsupported, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_direct_monitor_refuses_a_log_it_cannot_keep_and_a_stdin_for_attach_before_anything_runs() {
     use crate::{AttachStdin, LogDriver, MonitorStdio};
     let dir = tempfile::tempdir().unwrap();
@@ -994,7 +1021,11 @@ async fn the_direct_monitor_refuses_a_log_it_cannot_keep_and_a_stdin_for_attach_
     let k8s_file = LogDriver::K8sFile { path: None, max_size: None };
     let refusals = [
         (MonitorStdio { log: k8s_file, ..MonitorStdio::default() }, "LogDriver::K8sFile", "keep and read back"),
-        (MonitorStdio { log: LogDriver::Journald, ..MonitorStdio::default() }, "LogDriver::Journald", "send"),
+        (
+            MonitorStdio { log: LogDriver::Journald { tag: None }, ..MonitorStdio::default() },
+            "LogDriver::Journald",
+            "send",
+        ),
         (
             MonitorStdio { stdin: AttachStdin::UntilDetach, ..MonitorStdio::default() },
             "AttachStdin::UntilDetach",

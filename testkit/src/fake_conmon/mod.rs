@@ -5,7 +5,9 @@
 //! What it does, in conmon's order (`src/conmon.c`), for the command lines `ConmonMonitor`
 //! builds: a create (`--api-version 1 -c -u -n -r -b -p -P --exit-dir --persist-dir
 //! --socket-dir-path -l ... [--log-size-max N] [--runtime-arg ...] [--no-pivot]
-//! [--no-new-keyring] [-t]`), the same with `--restore IMAGES [--runtime-opt ...]`, and a
+//! [--no-new-keyring] [-t] [--log-tag T] [--log-level L] [--exit-command P [--exit-command-arg
+//! A]... [--exit-delay S]] [--sdnotify-socket S] [--replace-listen-pid] [-s] [--runtime-opt
+//! ...]`), the same with `--restore IMAGES [--runtime-opt ...]`, and a
 //! background exec (`--api-version 1 -c -u -r -p -P --exit-dir --persist-dir -l ... -e
 //! --exec-process-spec SPEC [-T SECONDS]`, no bundle); any other option is refused:
 //!
@@ -18,12 +20,13 @@
 //!    init becomes its child once the runtime exits), and puts `/dev/null` on its stdio;
 //! 3. makes what conmon makes for attach: the link `<socket dir>/<cuuid>` to the bundle, the
 //!    `attach` socket and the `ctl` and `winsz` fifos in the bundle (none of them is served);
-//! 4. runs `<runtime> <runtime args> create --bundle B --pid-file P [--no-pivot]
+//! 4. runs `<runtime> [--systemd-cgroup] <runtime args> create --bundle B --pid-file P [--no-pivot]
 //!    [--no-new-keyring] <runtime opts> [--console-socket S] <id>`, for a restore `restore` with
 //!    `--detach --image-path IMAGES --work-path B` after the create's flags, for an exec
 //!    `exec --pid-file P --process SPEC --detach <runtime opts> <id>`, with stdin `/dev/null`
 //!    and stdout and stderr on pipes (with `-t`, the terminal's master the runtime sends over
-//!    the console socket is stdout);
+//!    the console socket is stdout); the runtime inherits what the caller passed at fds 3, 4,
+//!    ... that is not conmon's own pipe (`--preserve-fds` among the runtime opts passes them on);
 //! 5. answers on the sync pipe (`_OCI_SYNCPIPE`): `{"data": <pid>}` with the pid the runtime
 //!    wrote, or, when the runtime failed, `{"data": -1, "message": "<its stderr>"}` (nothing when
 //!    it said nothing, as 2.1.6) and exits 1;
@@ -31,11 +34,16 @@
 //!    left in the pipes, or, when `-T` expires first, kills the process's group and takes `-1`
 //!    as the exit; writes the exit (decimal, 128 + the signal, no newline, by a rename) to
 //!    `<persist dir>/exit` and then `<exit dir>/<id>`, removes the attach socket (through the
-//!    link, which stays) and exits.
+//!    link, which stays);
+//! 7. with `--exit-command`, waits `--exit-delay` seconds, runs the command with its
+//!    `--exit-command-arg`s (stdio `/dev/null`) and waits for it, exiting with its status when
+//!    that is not 0; then exits.
 //!
 //! Not imitated: OOM records (`oom`), attach and the control fifos' protocol, an exec's second
-//! sync message (its exit, which the exit files carry too), and every option `ConmonMonitor`
-//! does not pass. Faults on demand: `faults.rs`.
+//! sync message (its exit, which the exit files carry too), conmon's own log (`--log-level`
+//! is checked as conmon checks it and then unused, as is `--log-tag`, which only journald
+//! logs carry), the sd-notify relay (`--sdnotify-socket`), `LISTEN_PID` (`--replace-listen-pid`),
+//! and every option `ConmonMonitor` does not pass. Faults on demand: `faults.rs`.
 //!
 //! It runs as the `fake-conmon` binary, or as a harness test binary linked under the name
 //! `conmon` ([`crate::fake::FakeConmon`]).
@@ -108,6 +116,12 @@ struct Options {
     terminal: bool,
     /// `-T`: seconds after which the process is killed with its process group.
     timeout: Option<u64>,
+    /// `-s`: the runtime is told `--systemd-cgroup` first (not for an exec).
+    systemd_cgroup: bool,
+    /// `--exit-command` with its `--exit-command-arg`s.
+    exit_command: Option<(PathBuf, Vec<OsString>)>,
+    /// `--exit-delay`, in seconds.
+    exit_delay: u64,
 }
 
 /// What conmon runs the runtime for.
@@ -132,9 +146,9 @@ enum Request {
 impl Options {
     fn parse(args: &[OsString]) -> Result<Request, String> {
         let mut values: Vec<(&str, &OsStr)> = Vec::new();
-        let (mut runtime_args, mut runtime_opts) = (Vec::new(), Vec::new());
+        let (mut runtime_args, mut runtime_opts, mut exit_args) = (Vec::new(), Vec::new(), Vec::new());
         let (mut no_pivot, mut no_new_keyring, mut terminal, mut version) = (false, false, false, false);
-        let mut exec = false;
+        let (mut exec, mut systemd_cgroup) = (false, false);
         let mut tokens = args.iter();
         while let Some(token) = tokens.next() {
             let name = token.to_str().ok_or_else(|| format!("unknown option {token:?}"))?;
@@ -144,6 +158,9 @@ impl Options {
                 "-t" | "--terminal" => terminal = true,
                 "--version" => version = true,
                 "-e" | "--exec" => exec = true,
+                "-s" | "--systemd-cgroup" => systemd_cgroup = true,
+                // The relay's socket and the listen pid are not imitated (see the module docs).
+                "--replace-listen-pid" => {}
                 "--api-version"
                 | "-c"
                 | "-u"
@@ -161,11 +178,18 @@ impl Options {
                 | "--runtime-opt"
                 | "--exec-process-spec"
                 | "--restore"
-                | "-T" => {
+                | "-T"
+                | "--log-tag"
+                | "--log-level"
+                | "--exit-command"
+                | "--exit-command-arg"
+                | "--exit-delay"
+                | "--sdnotify-socket" => {
                     let value = tokens.next().ok_or_else(|| format!("{name} needs a value"))?;
                     match name {
                         "--runtime-arg" => runtime_args.push(value.clone()),
                         "--runtime-opt" => runtime_opts.push(value.clone()),
+                        "--exit-command-arg" => exit_args.push(value.clone()),
                         _ => values.push((name, value)),
                     }
                 }
@@ -206,6 +230,17 @@ impl Options {
             Action::Exec(_) => path("-b"),
             Action::Create | Action::Restore(_) => Some(required("-b")?.into()),
         };
+        // conmon's `set_conmon_logs`, case aside.
+        if let Some(level) = value("--log-level")
+            && !["error", "fatal", "panic", "warn", "warning", "info", "debug", "trace"]
+                .contains(&level.to_string_lossy().to_ascii_lowercase().as_str())
+        {
+            return Err(format!("No such log level {}", level.to_string_lossy()));
+        }
+        let exit_delay = match value("--exit-delay") {
+            Some(seconds) => seconds.to_str().and_then(|s| s.parse().ok()).ok_or("--exit-delay takes seconds")?,
+            None => 0,
+        };
         let timeout = match value("-T") {
             Some(seconds) => Some(seconds.to_str().and_then(|s| s.parse().ok()).ok_or("-T takes seconds")?),
             None => None,
@@ -229,6 +264,9 @@ impl Options {
             no_new_keyring,
             terminal,
             timeout: timeout.filter(|seconds| *seconds > 0),
+            systemd_cgroup,
+            exit_command: path("--exit-command").map(|command| (command, exit_args)),
+            exit_delay,
         })))
     }
 }
@@ -501,7 +539,23 @@ impl Daemon<'_> {
             return Ok(0);
         }
         self.record_exit(exit)?;
-        Ok(u8::try_from(exit & 0xff).unwrap_or(255))
+        let code = u8::try_from(exit & 0xff).unwrap_or(255);
+        Ok(self.run_exit_command()?.filter(|status| *status != 0).unwrap_or(code))
+    }
+
+    /// The exit command, `--exit-delay` seconds after the exit was recorded, waited for; its
+    /// exit status (`None` without one).
+    fn run_exit_command(&self) -> Result<Option<u8>, String> {
+        let Some((command, args)) = &self.options.exit_command else { return Ok(None) };
+        std::thread::sleep(std::time::Duration::from_secs(self.options.exit_delay));
+        let status = Command::new(command)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|err| format!("running the exit command {}: {err}", command.display()))?;
+        Ok(Some(status.code().map_or(255, |code| u8::try_from(code & 0xff).unwrap_or(255))))
     }
 
     /// The runtime's `create`, `restore` or `exec`, as conmon's `configure_runtime_args` spells
@@ -509,6 +563,9 @@ impl Daemon<'_> {
     fn runtime_command(&self, console: Option<&ConsoleSocket>) -> Command {
         let options = &self.options;
         let mut command = Command::new(&options.runtime);
+        if options.systemd_cgroup && !matches!(options.action, Action::Exec(_)) {
+            command.arg("--systemd-cgroup");
+        }
         command.args(&options.runtime_args);
         match (&options.action, &options.bundle) {
             (Action::Exec(spec), _) => {
@@ -758,6 +815,19 @@ mod tests {
         assert!(options.no_pivot && options.terminal && !options.no_new_keyring);
         assert!(Options::parse(&words(&format!("{line} --bogus"))).is_err());
         assert!(Options::parse(&words("-c c1 -u c1 -r /r -b /b -p /p -l none")).is_err(), "no api version");
+    }
+
+    #[test]
+    fn the_exit_command_systemd_and_logging_options_parse_and_an_unknown_log_level_is_refused() {
+        let line = "--api-version 1 -c c1 -u c1 -r /usr/sbin/runc -b /b -p /d/pidfile -l none --log-tag web \
+            --log-level DEBUG --exit-command /bin/sh --exit-command-arg -c --exit-command-arg true --exit-delay 3 \
+            --sdnotify-socket /run/notify --replace-listen-pid -s";
+        let Ok(Request::Run(options)) = Options::parse(&words(line)) else { panic!("{line} is not a create") };
+        assert_eq!(options.exit_command, Some(("/bin/sh".into(), words("-c true"))));
+        assert_eq!(options.exit_delay, 3);
+        assert!(options.systemd_cgroup);
+        let bogus = line.replace("DEBUG", "loud");
+        assert_eq!(Options::parse(&words(&bogus)).err().as_deref(), Some("No such log level loud"));
     }
 
     #[test]

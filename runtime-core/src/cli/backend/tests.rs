@@ -557,10 +557,14 @@ async fn options_only_a_monitor_serves_are_refused_before_the_runtime_runs() {
         host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         port: 8080,
     };
-    let notify = crate::SystemdPassthrough { notify_socket: true, listen_fds: false };
+    let notify = crate::SystemdPassthrough { notify_socket: true, ..Default::default() };
     let refused = [
         (CreateOptions { reserved_ports: vec![port], ..create_opts() }, "CreateOptions::reserved_ports"),
         (CreateOptions { systemd: notify, ..create_opts() }, "CreateOptions::systemd.notify_socket"),
+        (
+            CreateOptions { exit_command: Some(crate::ExitCommand::default()), ..create_opts() },
+            "CreateOptions::exit_command",
+        ),
     ];
     for (opts, option) in refused {
         match backend(&spawner).create(&id("c1"), Path::new("/b"), opts).await {
