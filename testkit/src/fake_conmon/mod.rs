@@ -33,7 +33,7 @@
 //!    left in the pipes, or, when `-T` expires first, kills the process's group and takes `-1`
 //!    as the exit; writes the exit (decimal, 128 + the signal, no newline, by a rename) to
 //!    `<persist dir>/exit` and then `<exit dir>/<id>`, removes the attach socket (through the
-//!    link, which stays) and exits.
+//!    link, which stays; one bound with `--full-attach` stays too) and exits.
 //!
 //! Not imitated: OOM records (`oom`), attach and the control fifos' protocol, an exec's second
 //! sync message (its exit, which the exit files carry too), and every option `ConmonMonitor`
@@ -351,7 +351,9 @@ struct Daemon<'a> {
 
 /// The attach socket, held (never served) while this conmon runs, as conmon holds it.
 struct AttachSocket {
-    path: PathBuf,
+    /// Where it is removed when this conmon ends: reached through the link, and none with
+    /// `--full-attach` (conmon 2.1.6 leaves a socket it bound in the bundle itself).
+    removed_at_exit: Option<PathBuf>,
     _socket: OwnedFd,
 }
 
@@ -408,8 +410,8 @@ impl Daemon<'_> {
         let attach = self.make_attach_nodes()?;
         let console = if self.options.terminal { Some(ConsoleSocket::new()?) } else { None };
         let result = self.create_and_wait(console.as_ref());
-        if let Some(attach) = attach {
-            let _ = std::fs::remove_file(&attach.path);
+        if let Some(path) = attach.and_then(|attach| attach.removed_at_exit) {
+            let _ = std::fs::remove_file(path);
         }
         drop(console);
         reap_orphans();
@@ -418,8 +420,8 @@ impl Daemon<'_> {
 
     /// The link `<socket dir>/<cuuid>` to the bundle (none with `--full-attach`), and in the
     /// bundle the `attach` socket and the `ctl` and `winsz` fifos, as conmon makes them unless it
-    /// logs by passthrough. Returns the socket, which conmon removes when it ends (the link and
-    /// the fifos stay).
+    /// logs by passthrough. Returns the socket, which conmon removes when it ends unless it bound
+    /// it in the bundle itself (the link and the fifos stay).
     fn make_attach_nodes(&self) -> Result<Option<AttachSocket>, String> {
         let (Some(bundle), false) = (&self.options.bundle, self.passthrough()) else {
             return Ok(None);
@@ -454,7 +456,8 @@ impl Daemon<'_> {
             nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o660))
                 .map_err(|errno| format!("Failed to mkfifo at {}: {errno}", path.display()))?;
         }
-        Ok(Some(AttachSocket { path, _socket: socket }))
+        let removed_at_exit = (!self.options.full_attach).then_some(path);
+        Ok(Some(AttachSocket { removed_at_exit, _socket: socket }))
     }
 
     /// Runs the runtime's `create`, answers, and supervises the container until it exits.
