@@ -396,6 +396,12 @@ fn sizes(output: &str) -> Vec<&str> {
     output.lines().map(|line| line.trim_end_matches('\r')).filter(|line| is_size(line)).collect()
 }
 
+/// How many times `stty size` answered: with a size, or with its complaint about a terminal of
+/// no rows or columns (an exec's terminal starts so, and a resize may not have reached it yet).
+fn stty_answers(output: &str) -> usize {
+    sizes(output).len() + output.lines().filter(|line| line.starts_with("stty: ")).count()
+}
+
 async fn an_attached_client_reads_writes_and_resizes_an_execs_terminal(env: &Env) -> anyhow::Result<()> {
     let engine = env.engine()?;
     let session = exec_with_terminal(&engine, &env.id, &["sh", "-c", ANSWERING]).await?;
@@ -408,7 +414,7 @@ async fn an_attached_client_reads_writes_and_resizes_an_execs_terminal(env: &Env
     // The resize and the input reach conmon by different ways: ask until the new size shows.
     for asked in 1..=50 {
         bounded(client.write(b"size\n")).await??;
-        let answered = |got: &Received| sizes(&got.stdout).len() >= asked;
+        let answered = |got: &Received| stty_answers(&got.stdout) >= asked;
         ensure!(received.until(client.as_ref(), answered).await?, "the attachment ended: {received:?}");
         if sizes(&received.stdout).contains(&"33 101") {
             break;
