@@ -460,8 +460,8 @@ pub(crate) async fn stop(
 }
 
 /// The directory of a running exec with a terminal, where conmon bound its attach socket and
-/// made its `ctl` fifo. An exec that has ended has neither any more: reaching it is conmon's
-/// refusal, an [`Error::Io`].
+/// made its `ctl` fifo. Once the exec has ended, its conmon is gone and nobody listens on the one
+/// or reads the other (conmon leaves both): reaching them is an [`Error::Io`].
 fn terminal_dir(session: &ExecSession, files: &ContainerFiles, operation: &str) -> Result<PathBuf> {
     let dir = exec_dir(files, session)?;
     if !read_record(&dir, session)?.terminal {
