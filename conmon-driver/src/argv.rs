@@ -282,7 +282,10 @@ impl ExecPaths {
 
 /// conmon's argv, `conmon` first, to exec the process in `paths.process_spec` into container `id`
 /// in the background through `backend`'s runtime (`-e`), as exec `exec_id` (`-u`), killed with
-/// everything in its process group after `timeout_secs` (`-T`) when given.
+/// everything in its process group after `timeout_secs` (`-T`) when given. With a `terminal`
+/// (`-t`), the exec's directory is conmon's bundle (`-b`), where `--full-attach` makes it bind the
+/// attach socket itself rather than through a link in a socket directory, and make its `ctl`
+/// fifo.
 pub(crate) fn exec_argv(
     conmon: &Path,
     backend: &dyn OciBackend,
@@ -290,6 +293,7 @@ pub(crate) fn exec_argv(
     exec_id: &str,
     paths: &ExecPaths,
     timeout_secs: Option<u64>,
+    terminal: bool,
 ) -> Vec<OsString> {
     let mut argv: Vec<OsString> = vec![conmon.into(), "--api-version".into(), "1".into()];
     argv.extend(["-c".into(), id.as_str().into(), "-u".into(), exec_id.into()]);
@@ -314,6 +318,9 @@ pub(crate) fn exec_argv(
     ]);
     if let Some(seconds) = timeout_secs {
         argv.extend(["-T".into(), seconds.to_string().into()]);
+    }
+    if terminal {
+        argv.extend(["-b".into(), paths.dir.clone().into(), "--full-attach".into(), "-t".into()]);
     }
     argv
 }
@@ -623,19 +630,25 @@ mod tests {
         --persist-dir /s/containers/c1/execs/e7 -l k8s-file:/s/containers/c1/execs/e7/exec.log \
         -e --exec-process-spec /s/containers/c1/execs/e7/process.json";
 
-    fn exec(timeout_secs: Option<u64>) -> Vec<OsString> {
+    fn exec(timeout_secs: Option<u64>, terminal: bool) -> Vec<OsString> {
         let paths = ExecPaths::in_dir(Path::new("/s/containers/c1/execs/e7"));
         let id = ContainerId::new("c1").unwrap();
-        exec_argv(Path::new("/usr/bin/conmon"), &runc(), &id, "e7", &paths, timeout_secs)
+        exec_argv(Path::new("/usr/bin/conmon"), &runc(), &id, "e7", &paths, timeout_secs, terminal)
     }
 
     #[test]
     fn a_background_exec_is_conmons_exec_of_a_process_spec_with_its_files_in_the_execs_directory() {
-        assert_eq!(exec(None), words(EXEC));
+        assert_eq!(exec(None, false), words(EXEC));
     }
 
     #[test]
     fn an_exec_timeout_is_conmons_in_whole_seconds() {
-        assert_eq!(exec(Some(3)), words(&format!("{EXEC} -T 3")));
+        assert_eq!(exec(Some(3), false), words(&format!("{EXEC} -T 3")));
+    }
+
+    #[test]
+    fn an_exec_with_a_terminal_has_its_attach_socket_and_ctl_fifo_in_its_own_directory() {
+        assert_eq!(exec(None, true), words(&format!("{EXEC} -b /s/containers/c1/execs/e7 --full-attach -t")));
+        assert_eq!(exec(Some(2), true), words(&format!("{EXEC} -T 2 -b /s/containers/c1/execs/e7 --full-attach -t")));
     }
 }

@@ -27,6 +27,15 @@
 //! through the pidfd and [`ExecTree`] (neither needs conmon), forgets it, and answers
 //! `MonitorLost` too: how it ended cannot be known. An exec nobody stops goes with its container.
 //!
+//! An exec with a terminal (`ExecOptions::tty`, or a process asking for one) is run as `podman
+//! exec -t` runs it: conmon gets `-t`, makes the console socket itself, receives the pty's master
+//! from the runtime and holds it; the terminal's output goes to the exec's log, as stdout. conmon
+//! also gets the exec's directory as its bundle (`-b`, with `--full-attach` so that nothing is
+//! made outside it), where it binds the exec's `attach` socket and makes its `ctl` fifo: a client
+//! reaches the terminal as it reaches a container's ([`attach`], [`resize`]), from any process,
+//! for as long as the exec runs. conmon writes what an attached client sends to the master
+//! whether or not `-i` is given, so a terminal always takes input and `-i` is not passed.
+//!
 //! The exec'd process is named by its pid and its start time, read when conmon sent the pid: a
 //! pid reused later (after conmon reaped the exec) is never signalled. The window between the
 //! pid arriving and its start time being read is the one place where a reuse would go unseen;
@@ -43,10 +52,11 @@ use serde::{Deserialize, Serialize};
 use runtime_core::oci_spec::runtime::Process;
 use runtime_core::{
     ContainerFiles, ContainerId, ContainerStdio, Error, ExecOptions, ExecRequest, ExecSession, ExecStdio, ExecTree,
-    Existence, Exit, Failure, KILL_GRACE, Monitor, OciBackend, Result, SystemdPassthrough,
+    Existence, Exit, Failure, KILL_GRACE, Monitor, OciBackend, Result, SystemdPassthrough, TerminalSize,
 };
 
 use crate::argv::{EmbedderEnv, ExecPaths, conmon_env, exec_argv};
+use crate::attach::{self, ConmonAttach, ControlMessage};
 use crate::monitor::{CONMON_EXIT_GRACE, ConmonMonitor, conmon_named, io, private_dir, recorded_pid, unsupported};
 use crate::sync::{Answer, Retries};
 use crate::watch;
@@ -68,6 +78,9 @@ struct ExecRecord {
     timeout_secs: Option<u64>,
     /// The process's argv, to name it in errors.
     args: Vec<String>,
+    /// It has a terminal, reached through the attach socket and `ctl` fifo in its directory.
+    #[serde(default)]
+    terminal: bool,
 }
 
 const RECORD: &str = "exec.json";
@@ -125,12 +138,12 @@ fn exit_files(paths: &ExecPaths, id: &ContainerId) -> ContainerFiles {
 /// no background exec can do is refused as the runtime backend refuses it (`InvalidArgument`,
 /// naming the same option), so that every monitor answers alike; what only conmon lacks is
 /// `Unsupported`. Returns the timeout in conmon's whole seconds.
-fn refuse_unserved(process: &Process, options: &ExecOptions) -> Result<Option<u64>> {
-    if options.tty && options.console_socket.is_none() {
-        return Err(Error::InvalidArgument {
-            option: "ExecOptions::tty".into(),
-            reason: "a terminal is handed over on a console socket, and none was given".into(),
-        });
+fn refuse_unserved(options: &ExecOptions) -> Result<Option<u64>> {
+    if options.console_socket.is_some() {
+        return Err(unsupported(
+            "ExecOptions::console_socket",
+            "conmon makes the console socket and holds the exec's terminal itself",
+        ));
     }
     match &options.stdio {
         ExecStdio::Capture => {
@@ -147,9 +160,6 @@ fn refuse_unserved(process: &Process, options: &ExecOptions) -> Result<Option<u6
                 "conmon owns an exec's stdio and keeps its output in the exec's log",
             ));
         }
-    }
-    if options.tty || process.terminal() == Some(true) || options.console_socket.is_some() {
-        return Err(unsupported("ExecOptions::tty", "an exec with a terminal through conmon is not implemented yet"));
     }
     if !options.preserve_fds.is_empty() {
         return Err(unsupported(
@@ -261,8 +271,11 @@ fn conmon_of_exec(paths: &ExecPaths, exec_id: &str) -> Result<Option<watch::Proc
 /// Starts `req` in the background through conmon; on failure nothing of it is left. A
 /// transient failure of the runtime is undone, then run again in a new directory ([`Retries`]).
 pub(crate) async fn start(monitor: &ConmonMonitor, backend: &dyn OciBackend, req: ExecRequest) -> Result<ExecSession> {
-    let ExecRequest { id, process, options, files } = req;
-    let timeout_secs = refuse_unserved(&process, &options)?;
+    let ExecRequest { id, mut process, options, files } = req;
+    let timeout_secs = refuse_unserved(&options)?;
+    if options.tty {
+        process.set_terminal(Some(true));
+    }
     let mut retries = Retries::new();
     loop {
         let (exec_id, dir) = new_exec_dir(&id, &files)?;
@@ -296,7 +309,8 @@ async fn start_in(
     process: &Process,
     timeout_secs: Option<u64>,
 ) -> Result<std::result::Result<u32, Failure>> {
-    let argv = exec_argv(monitor.binary(), backend, id, exec_id, paths, timeout_secs);
+    let terminal = process.terminal() == Some(true);
+    let argv = exec_argv(monitor.binary(), backend, id, exec_id, paths, timeout_secs, terminal);
     monitor.require_options(&argv).await?;
     private_dir(&paths.exit_dir)?;
     write_json(&paths.process_spec, process, "the exec's process")?;
@@ -315,6 +329,7 @@ async fn start_in(
         start_time: ExecTree::of(pid).map(|tree| tree.start_time()),
         timeout_secs,
         args: process.args().clone().unwrap_or_default(),
+        terminal,
     };
     write_json(&paths.dir.join(RECORD), &record, "the exec record")?;
     Ok(Ok(pid))
@@ -444,6 +459,34 @@ pub(crate) async fn stop(
     ended(&record, exit?)
 }
 
+/// The directory of a running exec with a terminal, where conmon bound its attach socket and
+/// made its `ctl` fifo. Once the exec has ended, its conmon is gone and nobody listens on the one
+/// or reads the other (conmon leaves both): reaching them is an [`Error::Io`].
+fn terminal_dir(session: &ExecSession, files: &ContainerFiles, operation: &str) -> Result<PathBuf> {
+    let dir = exec_dir(files, session)?;
+    if !read_record(&dir, session)?.terminal {
+        return Err(unsupported(
+            operation,
+            "the exec has no terminal: conmon serves a client only an exec's terminal, and the exec's output is in \
+             its log",
+        ));
+    }
+    Ok(dir)
+}
+
+/// Attaches a client to the exec's terminal: what it writes is the terminal's input, and all the
+/// terminal's output is stdout.
+pub(crate) async fn attach(session: &ExecSession, files: &ContainerFiles) -> Result<ConmonAttach> {
+    let dir = terminal_dir(session, files, "attach_exec")?;
+    attach::connect(&dir, true).await
+}
+
+/// Resizes the exec's terminal through its `ctl` fifo.
+pub(crate) fn resize(session: &ExecSession, files: &ContainerFiles, size: TerminalSize) -> Result<()> {
+    let dir = terminal_dir(session, files, "resize_exec")?;
+    attach::control(&dir, ControlMessage::Resize(size))
+}
+
 /// Forgets every exec of a container that is gone (its execs ended with it): their conmons are
 /// given time to record the end, then killed, and the files removed.
 pub(crate) async fn release_all(files: &ContainerFiles) -> Result<()> {
@@ -472,7 +515,8 @@ mod tests {
     use super::*;
 
     fn record(timeout_secs: Option<u64>) -> ExecRecord {
-        ExecRecord { pid: 42, start_time: Some(1), timeout_secs, args: vec!["sleep".into(), "100".into()] }
+        let args = vec!["sleep".into(), "100".into()];
+        ExecRecord { pid: 42, start_time: Some(1), timeout_secs, args, terminal: false }
     }
 
     #[test]
@@ -490,24 +534,23 @@ mod tests {
 
     #[test]
     fn options_conmon_cannot_serve_are_refused_and_a_timeout_is_whole_seconds() {
-        let process = runtime_core::process(["true"]);
         let wired = || ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
-        assert_eq!(refuse_unserved(&process, &wired()).unwrap(), None);
+        assert_eq!(refuse_unserved(&wired()).unwrap(), None);
         let timed = |timeout| ExecOptions { timeout: Some(timeout), ..wired() };
-        assert_eq!(refuse_unserved(&process, &timed(Duration::from_secs(2))).unwrap(), Some(2));
+        assert_eq!(refuse_unserved(&timed(Duration::from_secs(2))).unwrap(), Some(2));
         for timeout in [Duration::ZERO, Duration::from_millis(1500)] {
-            assert!(matches!(refuse_unserved(&process, &timed(timeout)), Err(Error::InvalidArgument { .. })));
+            assert!(matches!(refuse_unserved(&timed(timeout)), Err(Error::InvalidArgument { .. })));
         }
-        let captured = refuse_unserved(&process, &ExecOptions::default());
+        let captured = refuse_unserved(&ExecOptions::default());
         assert!(matches!(captured, Err(Error::InvalidArgument { option, .. }) if option == "ExecStdio::Capture"));
-        let tty_alone = ExecOptions { tty: true, ..wired() };
+        // conmon makes the console socket itself: a terminal takes none, and one given is refused.
+        assert_eq!(refuse_unserved(&ExecOptions { tty: true, ..wired() }).unwrap(), None);
+        let with_socket = ExecOptions { tty: true, console_socket: Some("/tmp/console.sock".into()), ..wired() };
         assert!(
-            matches!(refuse_unserved(&process, &tty_alone), Err(Error::InvalidArgument { option, .. }) if option == "ExecOptions::tty")
+            matches!(refuse_unserved(&with_socket), Err(Error::Unsupported { feature, .. }) if feature == "ExecOptions::console_socket")
         );
-        let with_tty = ExecOptions { tty: true, console_socket: Some("/tmp/console.sock".into()), ..wired() };
-        assert!(matches!(refuse_unserved(&process, &with_tty), Err(Error::Unsupported { .. })));
         let with_pid_file = ExecOptions { pid_file: Some("/tmp/pid".into()), ..wired() };
-        assert!(matches!(refuse_unserved(&process, &with_pid_file), Err(Error::Unsupported { .. })));
+        assert!(matches!(refuse_unserved(&with_pid_file), Err(Error::Unsupported { .. })));
     }
 
     #[test]

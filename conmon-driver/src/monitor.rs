@@ -885,6 +885,14 @@ impl Monitor for ConmonMonitor {
         attach::control(&kept.bundle, ControlMessage::Resize(size))
     }
 
+    async fn attach_exec(&self, session: &ExecSession, files: &ContainerFiles) -> Result<Box<dyn AttachedStdio>> {
+        Ok(Box::new(exec::attach(session, files).await?))
+    }
+
+    async fn resize_exec(&self, session: &ExecSession, files: &ContainerFiles, size: TerminalSize) -> Result<()> {
+        exec::resize(session, files, size)
+    }
+
     async fn reopen_log(&self, id: &ContainerId, files: &ContainerFiles) -> Result<()> {
         let kept = self.with_stdio_endpoints(id, files, "reopen_log")?;
         attach::control(&kept.bundle, ControlMessage::ReopenLog)

@@ -7,6 +7,8 @@
 //! The expected output is the shell's: what each container's script prints, written out in
 //! the case; a terminal's size is what `stty size` inside it says.
 
+#[path = "support/received.rs"]
+mod received;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -20,13 +22,15 @@ use backend_runc::Runc;
 use backend_youki::Youki;
 use conmon_driver::ConmonMonitor;
 use runtime_core::{
-    AttachStdin, AttachedStdio, CliBackend, ContainerId, CreateOptions, DeleteMode, DirectMonitor, Engine, Error, Exit,
-    KillScope, LogDriver, LogLine, LogOptions, LogReader, MonitorStdio, OciBackend, OutputStream, RuntimeConfig,
-    RuntimeFamily, Signal, StateRoot, TerminalSize,
+    AttachStdin, CliBackend, ContainerId, CreateOptions, DeleteMode, DirectMonitor, Engine, Error, Exit, KillScope,
+    LogDriver, LogLine, LogOptions, LogReader, MonitorStdio, OciBackend, OutputStream, RuntimeConfig, RuntimeFamily,
+    Signal, StateRoot, TerminalSize,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::gate::RealRuntime;
 use testkit::harness::{CaseResult, Ran};
+
+use received::Received;
 
 /// How long any one step may take before the case fails instead of hanging.
 const STEP: Duration = Duration::from_secs(30);
@@ -112,28 +116,6 @@ impl Env {
 /// `step`, or a failure naming `what` when it takes longer than [`STEP`].
 async fn bounded<T>(what: &str, step: impl Future<Output = runtime_core::Result<T>>) -> anyhow::Result<T> {
     Ok(tokio::time::timeout(STEP, step).await.with_context(|| format!("{what}: nothing within {STEP:?}"))??)
-}
-
-/// Output an attached client received, by stream, until conmon ended the attachment.
-#[derive(Debug, Default)]
-struct Received {
-    stdout: String,
-    stderr: String,
-}
-
-impl Received {
-    /// Reads until `wanted` says the output so far is enough; false when the attachment ended first.
-    async fn until(&mut self, client: &dyn AttachedStdio, wanted: impl Fn(&Received) -> bool) -> anyhow::Result<bool> {
-        while !wanted(self) {
-            let Some(chunk) = bounded("reading the attached output", client.read()).await? else { return Ok(false) };
-            let text = String::from_utf8_lossy(&chunk.bytes);
-            match chunk.stream {
-                OutputStream::Stdout => self.stdout.push_str(&text),
-                OutputStream::Stderr => self.stderr.push_str(&text),
-            }
-        }
-        Ok(true)
-    }
 }
 
 /// Every line of the log, read to its end.

@@ -4,15 +4,21 @@
 //! only the container's init, and an exec started by another OS process (a copy of this binary)
 //! waited for by a new engine after that process exited (also once its `-T` expired unwatched: still
 //! a typed timeout), and a conmon killed under its exec: `MonitorLost` within a second, the
-//! exec's process still running, and a stop that still ends it. After each case nothing is left: no
+//! exec's process still running, and a stop that still ends it. An exec with a terminal: its
+//! output in its log as stdout, a client attached to it that reads it live and writes its input,
+//! a resize that `stty size` inside it reports, its exit code, and the same terminal attached from
+//! a new engine after the process that started it exited. After each case nothing is left: no
 //! process naming the container (conmon, the runtime, the container), no zombie child, no
 //! container, nothing under the engine's state root. The answers real conmon does not give on
 //! demand (no pid, garbage, a refusal) are played by a shell stand-in, without the gate.
 //!
-//! Expected values come from the shell (`exit 5`), POSIX (a SIGTERM'd shell) and the runtime's
+//! Expected values come from the shell (`exit 5`, `test -t`, what it echoes), busybox's `stty
+//! size`, POSIX (a SIGTERM'd shell) and the runtime's
 //! own `ps` of the container, read with the host's `/proc` (a zombie counts as ended: the
 //! container's init, a `sleep`, never reaps the orphans it adopts).
 
+#[path = "support/received.rs"]
+mod received;
 mod support;
 
 use std::ffi::OsStr;
@@ -28,11 +34,13 @@ use backend_youki::Youki;
 use conmon_driver::ConmonMonitor;
 use runtime_core::{
     CliBackend, ContainerId, ContainerStdio, CreateOptions, DeleteMode, Engine, Error, ExecOptions, ExecSession,
-    ExecStdio, Exit, OciBackend, RuntimeConfig, RuntimeFamily, Signal, StateRoot, process,
+    ExecStdio, Exit, OciBackend, RuntimeConfig, RuntimeFamily, Signal, StateRoot, TerminalSize, process,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::gate::RealRuntime;
 use testkit::harness::{CaseResult, Ran};
+
+use received::Received;
 
 /// One case against conmon and a runtime, with one running container (`sleep 1000`).
 struct Env {
@@ -141,6 +149,12 @@ async fn exec_detached(
     Ok(engine.exec_detached(id, &process(args.iter().copied()), background(timeout)).await?)
 }
 
+/// A background exec of `args` with a terminal, through conmon.
+async fn exec_with_terminal(engine: &Engine, id: &ContainerId, args: &[&str]) -> anyhow::Result<ExecSession> {
+    let options = ExecOptions { tty: true, ..background(None) };
+    Ok(engine.exec_detached(id, &process(args.iter().copied()), options).await?)
+}
+
 /// Whether `pid` is a live (not zombie) process.
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -212,15 +226,23 @@ fn embedder(job: &str) -> anyhow::Result<()> {
         let args: Vec<String> = serde_json::from_value(job["args"].clone())?;
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let timeout = job["timeout_secs"].as_u64().map(Duration::from_secs);
-        let session = exec_detached(&engine, &id, &args, timeout).await?;
+        let session = match job["tty"].as_bool() {
+            Some(true) => exec_with_terminal(&engine, &id, &args).await?,
+            _ => exec_detached(&engine, &id, &args, timeout).await?,
+        };
         println!("{}", serde_json::json!({ "pid": session.pid, "exec_id": session.exec_id }));
         anyhow::Ok(())
     })
 }
 
 /// Runs a copy of this binary that starts `args` as a background exec (with conmon's `-T` of
-/// `timeout_secs`) and exits; returns the session it printed.
-fn exec_in_another_process(env: &Env, args: &[&str], timeout_secs: Option<u64>) -> anyhow::Result<ExecSession> {
+/// `timeout_secs`, or a terminal when `tty`) and exits; returns the session it printed.
+fn exec_in_another_process(
+    env: &Env,
+    args: &[&str],
+    timeout_secs: Option<u64>,
+    tty: bool,
+) -> anyhow::Result<ExecSession> {
     let job = serde_json::json!({
         "family": env.family,
         "runtime": env.runtime,
@@ -230,6 +252,7 @@ fn exec_in_another_process(env: &Env, args: &[&str], timeout_secs: Option<u64>) 
         "id": env.id.as_str(),
         "args": args,
         "timeout_secs": timeout_secs,
+        "tty": tty,
     });
     let embedder = std::process::Command::new(std::env::current_exe()?).env(EMBEDDER, job.to_string()).output()?;
     ensure!(embedder.status.success(), "the embedding program failed: {}", String::from_utf8_lossy(&embedder.stderr));
@@ -248,7 +271,7 @@ async fn reconnected(env: &Env) -> anyhow::Result<Engine> {
 }
 
 async fn an_exec_outlives_the_process_that_started_it(env: &Env) -> anyhow::Result<()> {
-    let session = exec_in_another_process(env, &["sh", "-c", "sleep 2; exit 6"], None)?;
+    let session = exec_in_another_process(env, &["sh", "-c", "sleep 2; exit 6"], None, false)?;
     ensure!(alive(session.pid), "the exec {} ended with the process that started it", session.pid);
     let engine = reconnected(env).await?;
     assert_eq!(bounded(engine.wait_exec(&session)).await??, Exit::Exited(6));
@@ -257,7 +280,7 @@ async fn an_exec_outlives_the_process_that_started_it(env: &Env) -> anyhow::Resu
 }
 
 async fn a_timeout_that_expired_while_nobody_waited_is_still_typed(env: &Env) -> anyhow::Result<()> {
-    let session = exec_in_another_process(env, &["sh", "-c", "sleep 100 & sleep 100"], Some(1))?;
+    let session = exec_in_another_process(env, &["sh", "-c", "sleep 100 & sleep 100"], Some(1), false)?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while alive(session.pid) {
         ensure!(Instant::now() < deadline, "the exec {} outlived its timeout", session.pid);
@@ -331,6 +354,94 @@ async fn a_lost_conmon_is_monitor_lost_and_a_stop_still_ends_the_exec(env: &Env)
     ensure!(matches!(stopped, Err(Error::MonitorLost { pid, .. }) if pid == conmon), "{stopped:?}");
     assert_eq!(env.live_processes().await?, vec![env.init], "only the init is left");
     ensure!(env.exec_dirs().is_empty(), "a stopped exec is forgotten: {:?}", env.exec_dirs());
+    Ok(())
+}
+
+/// The exec's k8s-file log once it holds a line ending with `text` (bounded): the log goes with
+/// the exec once it is waited for, so it is read while the exec is kept.
+async fn logged(env: &Env, session: &ExecSession, text: &str) -> anyhow::Result<String> {
+    let execs = env.state_root().join("containers").join(session.id.as_str()).join("execs");
+    let log = execs.join(&session.exec_id).join("exec.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let read = std::fs::read_to_string(&log).unwrap_or_default();
+        if read.lines().any(|line| line.trim_end_matches('\r').ends_with(text)) {
+            return Ok(read);
+        }
+        ensure!(Instant::now() < deadline, "no line ending with {text:?} in {}: {read:?}", log.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn an_exec_with_a_terminal_logs_its_output_as_stdout(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    let script = "test -t 0 && test -t 1 && echo is-a-tty; exit 3";
+    let session = exec_with_terminal(&engine, &env.id, &["sh", "-c", script]).await?;
+    logged(env, &session, " stdout F is-a-tty").await?;
+    assert_eq!(bounded(engine.wait_exec(&session)).await??, Exit::Exited(3));
+    ensure!(env.exec_dirs().is_empty(), "a waited exec is forgotten: {:?}", env.exec_dirs());
+    Ok(())
+}
+
+/// Says `got-<line>` for the first line it reads, its terminal's size for every line after,
+/// and exits 6 at the end of its input.
+const ANSWERING: &str = "read line; echo got-$line; while read next; do busybox stty size; done; exit 6";
+
+/// The lines of a terminal's output that are `stty size`'s answers (two numbers).
+fn sizes(output: &str) -> Vec<&str> {
+    let is_size = |line: &str| {
+        let numbers: Vec<&str> = line.split(' ').collect();
+        numbers.len() == 2 && numbers.iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    output.lines().map(|line| line.trim_end_matches('\r')).filter(|line| is_size(line)).collect()
+}
+
+/// How many times `stty size` answered: with a size, or with its complaint about a terminal of
+/// no rows or columns (an exec's terminal starts so, and a resize may not have reached it yet).
+fn stty_answers(output: &str) -> usize {
+    sizes(output).len() + output.lines().filter(|line| line.starts_with("stty: ")).count()
+}
+
+async fn an_attached_client_reads_writes_and_resizes_an_execs_terminal(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    let session = exec_with_terminal(&engine, &env.id, &["sh", "-c", ANSWERING]).await?;
+    let client = bounded(engine.attach_exec(&session)).await??;
+    // The terminal keeps the input until the shell reads it.
+    bounded(client.write(b"hello\n")).await??;
+    let mut received = Received::default();
+    ensure!(received.until(client.as_ref(), |got| got.stdout.contains("got-hello")).await?, "{received:?}");
+    bounded(engine.resize_exec(&session, TerminalSize { rows: 33, cols: 101 })).await??;
+    // The resize and the input reach conmon by different ways: ask until the new size shows.
+    for asked in 1..=50 {
+        bounded(client.write(b"size\n")).await??;
+        let answered = |got: &Received| stty_answers(&got.stdout) >= asked;
+        ensure!(received.until(client.as_ref(), answered).await?, "the attachment ended: {received:?}");
+        if sizes(&received.stdout).contains(&"33 101") {
+            break;
+        }
+    }
+    ensure!(sizes(&received.stdout).contains(&"33 101"), "stty never said 33 101: {:?}", received.stdout);
+    ensure!(received.stderr.is_empty(), "a terminal's output is all stdout: {:?}", received.stderr);
+    // ^D at the start of a line is the end of a terminal's input.
+    bounded(client.write(b"\x04")).await??;
+    ensure!(!received.until(client.as_ref(), |_| false).await?, "the attachment outlived the exec");
+    assert_eq!(bounded(engine.wait_exec(&session)).await??, Exit::Exited(6));
+    drop(client);
+    ensure!(env.exec_dirs().is_empty(), "a waited exec is forgotten: {:?}", env.exec_dirs());
+    Ok(())
+}
+
+async fn an_execs_terminal_is_attached_from_a_new_engine(env: &Env) -> anyhow::Result<()> {
+    let session = exec_in_another_process(env, &["sh", "-c", ANSWERING], None, true)?;
+    let engine = reconnected(env).await?;
+    let client = bounded(engine.attach_exec(&session)).await??;
+    bounded(client.write(b"again\n")).await??;
+    let mut received = Received::default();
+    ensure!(received.until(client.as_ref(), |got| got.stdout.contains("got-again")).await?, "{received:?}");
+    bounded(client.write(b"\x04")).await??;
+    assert_eq!(bounded(engine.wait_exec(&session)).await??, Exit::Exited(6));
+    drop(client);
+    ensure!(env.exec_dirs().is_empty(), "a waited exec is forgotten: {:?}", env.exec_dirs());
     Ok(())
 }
 
@@ -437,6 +548,15 @@ fn cases() -> Vec<(&'static str, Case)> {
             Box::pin(a_lost_conmon_is_monitor_lost_and_a_stop_still_ends_the_exec(env))
         }),
         ("deleting_the_container_forgets_its_execs", |env| Box::pin(deleting_the_container_forgets_its_execs(env))),
+        ("an_exec_with_a_terminal_logs_its_output_as_stdout", |env| {
+            Box::pin(an_exec_with_a_terminal_logs_its_output_as_stdout(env))
+        }),
+        ("an_attached_client_reads_writes_and_resizes_an_execs_terminal", |env| {
+            Box::pin(an_attached_client_reads_writes_and_resizes_an_execs_terminal(env))
+        }),
+        ("an_execs_terminal_is_attached_from_a_new_engine", |env| {
+            Box::pin(an_execs_terminal_is_attached_from_a_new_engine(env))
+        }),
     ]
 }
 

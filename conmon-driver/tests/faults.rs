@@ -10,12 +10,15 @@
 //! youki, whose failure to seal its own copy its backend calls transient, a create or background
 //! exec that conmon saw fail so is undone and run again (a bounded number of times), and any
 //! other failure is not. A plain container and a terminal one run through the fake conmon show
-//! the paths the faults leave.
+//! the paths the faults leave, as does an exec with a terminal (its attach socket and control
+//! fifo in its own directory, `test -t` in its log; an exec without one is neither attached nor
+//! resized).
 //!
 //! The expected exit code is the shell's (`exit 7`); the runtime's refusal is in runc's words.
 
 mod support;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -287,6 +290,44 @@ async fn an_execs_lost_conmon_is_monitor_lost_and_a_stop_still_ends_it(env: &Env
     Ok(())
 }
 
+async fn an_exec_with_a_terminal_runs_through_the_fake_conmon(env: &Env) -> anyhow::Result<()> {
+    let engine = env.engine()?;
+    engine.create(&env.id, env.bundle.path(), Env::options()).await?;
+    engine.start(&env.id).await?;
+    let wired = || ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    let script = process(["sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; exit 3"]);
+    let session = engine.exec_detached(&env.id, &script, ExecOptions { tty: true, ..wired() }).await?;
+    let exec_dir = env.container_dir().join("execs").join(&session.exec_id);
+    // conmon made the exec's attach socket and control fifo in the exec's own directory.
+    ensure!(std::fs::symlink_metadata(exec_dir.join("attach"))?.file_type().is_socket(), "no attach socket");
+    ensure!(std::fs::symlink_metadata(exec_dir.join("ctl"))?.file_type().is_fifo(), "no ctl fifo");
+    // Read before the wait, which forgets the exec and its log.
+    let exit_file = exec_dir.join("exits").join(env.id.as_str());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !exit_file.exists() {
+        ensure!(Instant::now() < deadline, "no exit file {}", exit_file.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read_to_string(exec_dir.join("exec.log"))?;
+    ensure!(log.lines().any(|line| line.ends_with(" stdout F is-a-tty")), "stdin and stdout were no terminal: {log:?}");
+    let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait_exec(&session)).await.context("no end")??;
+    ensure!(exit == Exit::Exited(3), "{exit:?}");
+
+    // An exec without a terminal has nothing to attach to or resize.
+    let session = engine.exec_detached(&env.id, &process(["sleep", "100"]), wired()).await?;
+    let size = runtime_core::TerminalSize { rows: 24, cols: 80 };
+    let attached = engine.attach_exec(&session).await.map(drop);
+    for (operation, refused) in [("attach_exec", attached), ("resize_exec", engine.resize_exec(&session, size).await)] {
+        ensure!(
+            matches!(&refused, Err(Error::Unsupported { feature, .. }) if feature == operation),
+            "{operation} of an exec without a terminal: {refused:?}"
+        );
+    }
+    engine.exec_stop(&session, Duration::from_secs(5)).await?;
+    engine.delete(&env.id, DeleteMode::Force).await?;
+    Ok(())
+}
+
 /// How long what a dropped call started may take to be ended, in the background.
 const UNDONE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -468,7 +509,7 @@ type Case = for<'a> fn(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = anyhow:
 
 fn main() -> ExitCode {
     // Each case: its name, the container's id prefix, the container's shell script, the case.
-    let cases: [(&str, &str, &str, Case); 15] = [
+    let cases: [(&str, &str, &str, Case); 16] = [
         ("a_container_exits_7_through_the_fake_conmon", "exit7", "echo out; echo err >&2; exit 7", |env| {
             Box::pin(a_container_exits_7_through_the_fake_conmon(env))
         }),
@@ -513,6 +554,9 @@ fn main() -> ExitCode {
         }),
         ("a_dropped_restore_undoes_itself_and_keeps_its_checkpoint", "droprestore", "sleep 100", |env| {
             Box::pin(a_dropped_restore_undoes_itself_and_keeps_its_checkpoint(env))
+        }),
+        ("an_exec_with_a_terminal_runs_through_the_fake_conmon", "ttyexec", "sleep 100", |env| {
+            Box::pin(an_exec_with_a_terminal_runs_through_the_fake_conmon(env))
         }),
     ];
     // The same, under the fake youki, whose backend calls its failure to seal itself transient.

@@ -7,7 +7,8 @@
 //! real-time signal, the log's streams, tags, texts and timestamp shape, a terminal's log, a
 //! bounded log, the other log drivers (`none`, `passthrough`), a create the runtime refuses, and
 //! background execs (`-e`): the pid answered, who holds the exec'd process, the exec's files,
-//! log and exit files, and a `-T` that expires (the process killed, `-1` recorded), and a
+//! log and exit files, an exec with a terminal (its directory with the attach socket and fifos,
+//! its log, its exit), and a `-T` that expires (the process killed, `-1` recorded), and a
 //! restore (`--restore`, `--runtime-opt`): who holds the restored init, what it goes on
 //! doing, its exit after a SIGKILL; and an exit command with its delay beside descriptors
 //! preserved as fds 3 and 4 (what the container read, when the command ran and with what, how
@@ -290,6 +291,20 @@ async fn execs(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     let (records, _) = log_records(&dir.join("exec.log"))?;
     see("the exec's log", records);
     see("the wait", format!("{:?}", engine.wait_exec(&session).await?));
+
+    let tty = ExecOptions { tty: true, ..wired() };
+    let script = "test -t 0 && test -t 1 && echo is-a-tty; sleep 1; exit 3";
+    let session = engine.exec_detached(&id, &runtime_core::process(["sh", "-c", script]), tty).await?;
+    let dir = exec_dir(side, &session);
+    see("a terminal exec's directory while it runs", listing(&dir, &bundle));
+    see("a terminal exec's exit file", exec_exit_file(side, &session).await?);
+    let conmon = read_pid(&dir.join("conmon.pid"))?;
+    let conmon_process = testkit::procs::Tracked::capture(u32::try_from(conmon)?);
+    ensure!(conmon_process.wait_gone(Duration::from_secs(10)), "the terminal exec's conmon {conmon} outlived it");
+    see("a terminal exec's directory after it ended", listing(&dir, &bundle));
+    let (records, _) = log_records(&dir.join("exec.log"))?;
+    see("a terminal exec's log", records);
+    see("a terminal exec's wait", format!("{:?}", engine.wait_exec(&session).await?));
 
     let timed = ExecOptions { timeout: Some(Duration::from_secs(1)), ..wired() };
     let session = engine.exec_detached(&id, &runtime_core::process(["sleep", "100"]), timed).await?;

@@ -112,9 +112,10 @@ pub enum Capability {
     SurvivesEmbedder,
     /// It keeps a container's output in a log it can read back.
     Logs,
-    /// It attaches a client to a running container's stdio.
+    /// It attaches a client to a running container's stdio, and to a background exec's
+    /// terminal.
     Attach,
-    /// It resizes a container's terminal.
+    /// It resizes a container's terminal, and a background exec's.
     Resize,
     /// It starts and supervises processes exec'd in the background.
     Exec,
@@ -208,6 +209,15 @@ pub trait Monitor: Send + Sync {
     /// Resizes a container's terminal ([`Capability::Resize`]).
     async fn resize(&self, _id: &ContainerId, _files: &ContainerFiles, _size: TerminalSize) -> Result<()> {
         Err(not_implemented(self, Capability::Resize, "resize"))
+    }
+    /// Attaches a client to a running background exec's terminal ([`Capability::Attach`]): its
+    /// output as it comes, and its input.
+    async fn attach_exec(&self, _session: &ExecSession, _files: &ContainerFiles) -> Result<Box<dyn AttachedStdio>> {
+        Err(not_implemented(self, Capability::Attach, "attach_exec"))
+    }
+    /// Resizes a running background exec's terminal ([`Capability::Resize`]).
+    async fn resize_exec(&self, _session: &ExecSession, _files: &ContainerFiles, _size: TerminalSize) -> Result<()> {
+        Err(not_implemented(self, Capability::Resize, "resize_exec"))
     }
     /// Closes and opens again a container's log file, so that one moved away (rotated by the
     /// caller) is written anew ([`Capability::Logs`]).

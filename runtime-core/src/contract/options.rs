@@ -270,8 +270,10 @@ pub enum ExecStdio {
 pub struct ExecOptions {
     /// Where the process's stdio goes.
     pub stdio: ExecStdio,
-    /// Allocate a terminal (sets `process.terminal`); needs `console_socket`, and is refused
-    /// with [`crate::Error::InvalidArgument`] without one.
+    /// Allocate a terminal (sets `process.terminal`); the runtime hands it over on
+    /// `console_socket`, and is refused with [`crate::Error::InvalidArgument`] without one. A
+    /// monitor that holds an exec's terminal itself (conmon) takes no socket and refuses one:
+    /// there the terminal is reached with `Engine::attach_exec` and `Engine::resize_exec`.
     pub tty: bool,
     /// Return once the process started instead of waiting for it. A switch of
     /// [`crate::OciBackend::exec`]: `Engine::exec` refuses it, `Engine::exec_detached` always

@@ -1,5 +1,6 @@
 //! Reaching a running container's stdio through the monitor that holds it: attach, resize its
-//! terminal, reopen and read its log.
+//! terminal, reopen and read its log; and a background exec's terminal, attached and resized
+//! the same way.
 //!
 //! Only a monitor that holds the container's stdio can do these (conmon does; the embedding
 //! process, which hands the stdio to the runtime, does not), so each asks the monitor for the
@@ -10,7 +11,7 @@
 
 use crate::contract::error::{Error, Result};
 use crate::contract::id::ContainerId;
-use crate::contract::monitor::Capability;
+use crate::contract::monitor::{Capability, ExecSession};
 use crate::contract::output::{AttachedStdio, LogOptions, LogReader, TerminalSize};
 use crate::engine::Engine;
 
@@ -26,13 +27,24 @@ impl Engine {
     /// Resizes the container's terminal (its spec's `process.terminal`).
     pub async fn resize(&self, id: &ContainerId, size: TerminalSize) -> Result<()> {
         self.monitor.require(Capability::Resize, "resize")?;
-        if size.rows == 0 || size.cols == 0 {
-            return Err(Error::InvalidArgument {
-                option: "TerminalSize".to_owned(),
-                reason: format!("{} rows by {} columns is no terminal", size.rows, size.cols),
-            });
-        }
+        check_size(size)?;
         self.monitor.resize(id, &self.root.files(id), size).await
+    }
+
+    /// Attaches a client to the terminal of a running background exec started with one
+    /// ([`crate::ExecOptions::tty`]): its output as it comes, and its input. As with
+    /// [`Engine::attach`], earlier output is not replayed; the exec's log has it. Under a
+    /// monitor that keeps its execs on disk, any engine over the same state root attaches.
+    pub async fn attach_exec(&self, session: &ExecSession) -> Result<Box<dyn AttachedStdio>> {
+        self.monitor.require(Capability::Attach, "attach_exec")?;
+        self.monitor.attach_exec(session, &self.root.files(&session.id)).await
+    }
+
+    /// Resizes the terminal of a running background exec started with one.
+    pub async fn resize_exec(&self, session: &ExecSession, size: TerminalSize) -> Result<()> {
+        self.monitor.require(Capability::Resize, "resize_exec")?;
+        check_size(size)?;
+        self.monitor.resize_exec(session, &self.root.files(&session.id), size).await
     }
 
     /// Makes the monitor close the container's log and open it again, empty: a log the caller
@@ -48,4 +60,15 @@ impl Engine {
         self.monitor.require(Capability::Logs, "logs")?;
         self.monitor.logs(id, &self.root.files(id), opts).await
     }
+}
+
+/// A terminal has at least one row and one column.
+fn check_size(size: TerminalSize) -> Result<()> {
+    if size.rows == 0 || size.cols == 0 {
+        return Err(Error::InvalidArgument {
+            option: "TerminalSize".to_owned(),
+            reason: format!("{} rows by {} columns is no terminal", size.rows, size.cols),
+        });
+    }
+    Ok(())
 }

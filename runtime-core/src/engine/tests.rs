@@ -946,7 +946,8 @@ async fn a_call_on_a_container_whose_lock_another_call_holds_gives_up_after_the_
 }
 
 #[tokio::test]
-async fn attach_resize_and_logs_are_refused_naming_a_monitor_without_them_before_anything_runs() {
+async fn attach_resize_and_logs_of_containers_and_execs_are_refused_naming_a_monitor_without_them_before_anything_runs()
+{
     let dir = tempfile::tempdir().unwrap();
     // Neither the backend nor the monitor expects a call but its name and capabilities.
     let mut monitor = monitor_that_can(&[Capability::Oom]);
@@ -962,6 +963,9 @@ async fn attach_resize_and_logs_are_refused_naming_a_monitor_without_them_before
     refused(engine.attach(&id()).await.map(drop), "attach", "attach to a container's stdio");
     let size = crate::TerminalSize { rows: 24, cols: 80 };
     refused(engine.resize(&id(), size).await, "resize", "resize a container's terminal");
+    let session = ExecSession { id: id(), pid: 42, exec_id: "e1".into() };
+    refused(engine.attach_exec(&session).await.map(drop), "attach_exec", "attach to a container's stdio");
+    refused(engine.resize_exec(&session, size).await, "resize_exec", "resize a container's terminal");
     refused(engine.reopen_log(&id()).await, "reopen_log", "keep and read back a container's output log");
     let logs = engine.logs(&id(), crate::LogOptions::default()).await.map(drop);
     refused(logs, "logs", "keep and read back a container's output log");
@@ -974,11 +978,14 @@ async fn a_terminal_of_no_rows_or_no_columns_is_refused_before_the_monitor_is_as
     monitor.expect_name().return_const("tty".to_owned());
     let engine = Engine::new(Arc::new(backend()), Arc::new(monitor), StateRoot::open(dir.path()).unwrap());
     for (rows, cols) in [(0, 80), (24, 0)] {
-        let result = engine.resize(&id(), crate::TerminalSize { rows, cols }).await;
-        assert!(
-            matches!(&result, Err(Error::InvalidArgument { option, .. }) if option == "TerminalSize"),
-            "{result:?}"
-        );
+        let size = crate::TerminalSize { rows, cols };
+        let session = ExecSession { id: id(), pid: 42, exec_id: "e1".into() };
+        for result in [engine.resize(&id(), size).await, engine.resize_exec(&session, size).await] {
+            assert!(
+                matches!(&result, Err(Error::InvalidArgument { option, .. }) if option == "TerminalSize"),
+                "{result:?}"
+            );
+        }
     }
 }
 

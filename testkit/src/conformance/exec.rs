@@ -1,7 +1,8 @@
 //! Cases for exec through the [`Engine`]: an exec that is timed out, stopped or dropped leaves
 //! none of the processes it started, a waited-for exec has no limit the caller did not set,
-//! options a call cannot serve are refused before anything runs, and a background session is
-//! forgotten with its container.
+//! options a call cannot serve are refused before anything runs, a background exec asking for a
+//! terminal gets one under a monitor that holds it (and is refused without a console socket
+//! under one that does not), and a background session is forgotten with its container.
 //!
 //! What is left is found by the cases themselves, from the host: each exec runs `sleep` with a
 //! duration no other case uses, and the case looks for live processes with that command line in
@@ -34,6 +35,9 @@ pub(super) fn all() -> Vec<(&'static str, Case)> {
         }),
         ("a_background_exec_never_waited_for_is_forgotten_with_its_container", |env| {
             Box::pin(sessions_are_forgotten(env))
+        }),
+        ("a_background_exec_with_a_terminal_gets_one_under_a_monitor_that_holds_it", |env| {
+            Box::pin(background_terminal_is_held_by_the_monitor(env))
         }),
     ]
 }
@@ -219,12 +223,15 @@ async fn unservable_options_are_refused(env: &mut Env) -> CaseResult {
     let (id, init) = running(env, &engine, "exec-refused").await?;
     let wired = || ExecStdio::Wired(ContainerStdio::Null);
     let supervises_execs = env.lacks(Capability::Exec).is_none();
-    let refusals = [
+    let mut refusals = vec![
         ("detach", ExecOptions { detach: true, stdio: wired(), ..ExecOptions::default() }, false),
         ("Capture", ExecOptions::default(), true),
         ("tty", ExecOptions { tty: true, stdio: wired(), ..ExecOptions::default() }, false),
-        ("tty", ExecOptions { tty: true, stdio: wired(), ..ExecOptions::default() }, true),
     ];
+    // A monitor that attaches to a terminal holds a background exec's itself, and needs no socket.
+    if env.lacks(Capability::Attach).is_some() {
+        refusals.push(("tty", ExecOptions { tty: true, stdio: wired(), ..ExecOptions::default() }, true));
+    }
     // Each refusal is checked, and every one that fails is reported.
     let mut problems = Vec::new();
     for (option, opts, background) in refusals {
@@ -257,6 +264,24 @@ async fn unservable_options_are_refused(env: &mut Env) -> CaseResult {
     ensure!(problems.is_empty(), "{}", problems.join("; "));
     let pids = env.backend.ps(&id).await.context("ps")?;
     ensure!(pids == [init], "ps lists {pids:?}, not only the init {init}");
+    remove(&engine, &id).await?;
+    Ok(Ran::Passed)
+}
+
+async fn background_terminal_is_held_by_the_monitor(env: &mut Env) -> CaseResult {
+    for capability in [Capability::Exec, Capability::Attach] {
+        if let Some(lacking) = env.lacks(capability) {
+            return lacking;
+        }
+    }
+    let engine = env.engine()?;
+    let (id, _init) = running(env, &engine, "exec-tty").await?;
+    let options = ExecOptions { tty: true, stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
+    // The shell's own word on whether its stdin and stdout are a terminal.
+    let script = process(["sh", "-c", "test -t 0 && test -t 1 && exit 7; exit 1"]);
+    let session = engine.exec_detached(&id, &script, options).await.context("a background exec with a terminal")?;
+    let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait_exec(&session)).await.context("no end")??;
+    ensure!(exit == Exit::Exited(7), "the exec's stdin and stdout were not a terminal: {exit:?}");
     remove(&engine, &id).await?;
     Ok(Ran::Passed)
 }

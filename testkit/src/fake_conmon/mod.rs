@@ -9,7 +9,8 @@
 //! A]... [--exit-delay S]] [--sdnotify-socket S] [--replace-listen-pid] [-s] [--runtime-opt
 //! ...]`), the same with `--restore IMAGES [--runtime-opt ...]`, and a
 //! background exec (`--api-version 1 -c -u -r -p -P --exit-dir --persist-dir -l ... -e
-//! --exec-process-spec SPEC [-T SECONDS]`, no bundle); any other option is refused:
+//! --exec-process-spec SPEC [-T SECONDS]`, no bundle, or with a terminal `-b DIR --full-attach
+//! -t` after it); any other option is refused:
 //!
 //! 0. with `--version` among the options, prints what 2.1.6 prints ([`VERSION_OUTPUT`]) and
 //!    exits 0, before anything else (`ConmonMonitor` asks once, before its first create);
@@ -18,8 +19,9 @@
 //! 2. forks: the process the caller started writes the other's pid to the `-P` file and exits
 //!    0 at once; the one that stays starts a session, becomes a subreaper (so the container's
 //!    init becomes its child once the runtime exits), and puts `/dev/null` on its stdio;
-//! 3. makes what conmon makes for attach: the link `<socket dir>/<cuuid>` to the bundle, the
-//!    `attach` socket and the `ctl` and `winsz` fifos in the bundle (none of them is served);
+//! 3. makes what conmon makes for attach: the link `<socket dir>/<cuuid>` to the bundle (none
+//!    with `--full-attach`), the `attach` socket and the `ctl` and `winsz` fifos in the bundle
+//!    (none of them is served);
 //! 4. runs `<runtime> [--systemd-cgroup] <runtime args> create --bundle B --pid-file P [--no-pivot]
 //!    [--no-new-keyring] <runtime opts> [--console-socket S] <id>`, for a restore `restore` with
 //!    `--detach --image-path IMAGES --work-path B` after the create's flags, for an exec
@@ -34,7 +36,7 @@
 //!    left in the pipes, or, when `-T` expires first, kills the process's group and takes `-1`
 //!    as the exit; writes the exit (decimal, 128 + the signal, no newline, by a rename) to
 //!    `<persist dir>/exit` and then `<exit dir>/<id>`, removes the attach socket (through the
-//!    link, which stays);
+//!    link, which stays; one bound with `--full-attach` stays too);
 //! 7. with `--exit-command`, waits `--exit-delay` seconds, runs the command with its
 //!    `--exit-command-arg`s (stdio `/dev/null`) and waits for it, exiting with its status when
 //!    that is not 0; then exits.
@@ -109,6 +111,8 @@ struct Options {
     exit_dir: Option<PathBuf>,
     persist_dir: Option<PathBuf>,
     socket_dir: Option<PathBuf>,
+    /// `--full-attach`: the attach socket is bound in the bundle itself, with no link.
+    full_attach: bool,
     log: LogDriver,
     log_size_max: Option<u64>,
     no_pivot: bool,
@@ -148,7 +152,7 @@ impl Options {
         let mut values: Vec<(&str, &OsStr)> = Vec::new();
         let (mut runtime_args, mut runtime_opts, mut exit_args) = (Vec::new(), Vec::new(), Vec::new());
         let (mut no_pivot, mut no_new_keyring, mut terminal, mut version) = (false, false, false, false);
-        let (mut exec, mut systemd_cgroup) = (false, false);
+        let (mut exec, mut systemd_cgroup, mut full_attach) = (false, false, false);
         let mut tokens = args.iter();
         while let Some(token) = tokens.next() {
             let name = token.to_str().ok_or_else(|| format!("unknown option {token:?}"))?;
@@ -161,6 +165,7 @@ impl Options {
                 "-s" | "--systemd-cgroup" => systemd_cgroup = true,
                 // The relay's socket and the listen pid are not imitated (see the module docs).
                 "--replace-listen-pid" => {}
+                "--full-attach" => full_attach = true,
                 "--api-version"
                 | "-c"
                 | "-u"
@@ -258,6 +263,7 @@ impl Options {
             exit_dir: path("--exit-dir"),
             persist_dir: path("--persist-dir"),
             socket_dir: path("--socket-dir-path"),
+            full_attach,
             log,
             log_size_max,
             no_pivot,
@@ -383,7 +389,9 @@ struct Daemon<'a> {
 
 /// The attach socket, held (never served) while this conmon runs, as conmon holds it.
 struct AttachSocket {
-    path: PathBuf,
+    /// Where it is removed when this conmon ends: reached through the link, and none with
+    /// `--full-attach` (conmon 2.1.6 leaves a socket it bound in the bundle itself).
+    removed_at_exit: Option<PathBuf>,
     _socket: OwnedFd,
 }
 
@@ -440,26 +448,33 @@ impl Daemon<'_> {
         let attach = self.make_attach_nodes()?;
         let console = if self.options.terminal { Some(ConsoleSocket::new()?) } else { None };
         let result = self.create_and_wait(console.as_ref());
-        if let Some(attach) = attach {
-            let _ = std::fs::remove_file(&attach.path);
+        if let Some(path) = attach.and_then(|attach| attach.removed_at_exit) {
+            let _ = std::fs::remove_file(path);
         }
         drop(console);
         reap_orphans();
         result
     }
 
-    /// The link `<socket dir>/<cuuid>` to the bundle, and in the bundle the `attach` socket and
-    /// the `ctl` and `winsz` fifos, as conmon makes them unless it logs by passthrough. Returns
-    /// the socket, which conmon removes when it ends (the link and the fifos stay).
+    /// The link `<socket dir>/<cuuid>` to the bundle (none with `--full-attach`), and in the
+    /// bundle the `attach` socket and the `ctl` and `winsz` fifos, as conmon makes them unless it
+    /// logs by passthrough. Returns the socket, which conmon removes when it ends unless it bound
+    /// it in the bundle itself (the link and the fifos stay).
     fn make_attach_nodes(&self) -> Result<Option<AttachSocket>, String> {
-        let (Some(socket_dir), Some(bundle), false) =
-            (&self.options.socket_dir, &self.options.bundle, self.passthrough())
-        else {
+        let (Some(bundle), false) = (&self.options.bundle, self.passthrough()) else {
             return Ok(None);
         };
-        let link = socket_dir.join(&self.options.cuuid);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(bundle, &link).map_err(|err| format!("symlink {}: {err}", link.display()))?;
+        let link = match (&self.options.socket_dir, self.options.full_attach) {
+            (_, true) => bundle.clone(),
+            (Some(socket_dir), false) => {
+                let link = socket_dir.join(&self.options.cuuid);
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(bundle, &link)
+                    .map_err(|err| format!("symlink {}: {err}", link.display()))?;
+                link
+            }
+            (None, false) => return Ok(None),
+        };
         let path = link.join("attach");
         let _ = std::fs::remove_file(&path);
         let socket = nix::sys::socket::socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)
@@ -479,7 +494,8 @@ impl Daemon<'_> {
             nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o660))
                 .map_err(|errno| format!("Failed to mkfifo at {}: {errno}", path.display()))?;
         }
-        Ok(Some(AttachSocket { path, _socket: socket }))
+        let removed_at_exit = (!self.options.full_attach).then_some(path);
+        Ok(Some(AttachSocket { removed_at_exit, _socket: socket }))
     }
 
     /// Runs the runtime's `create`, answers, and supervises the container until it exits.
@@ -838,6 +854,9 @@ mod tests {
             panic!("an exec")
         };
         assert_eq!((exec.action, exec.bundle, exec.timeout), (Action::Exec("/d/p.json".into()), None, Some(2)));
+        let with_terminal = format!("{common} -e --exec-process-spec /d/p.json -b /d --full-attach -t");
+        let Ok(Request::Run(tty)) = Options::parse(&words(&with_terminal)) else { panic!("an exec with a terminal") };
+        assert_eq!((tty.bundle, tty.full_attach, tty.terminal), (Some("/d".into()), true, true));
         let restore = format!("{common} -b /b --restore /img --runtime-opt --tcp-established");
         let Ok(Request::Run(restore)) = Options::parse(&words(&restore)) else { panic!("a restore") };
         assert_eq!(restore.action, Action::Restore("/img".into()));

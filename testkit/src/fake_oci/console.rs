@@ -1,8 +1,8 @@
-//! Terminals: `create` of a process with `terminal: true` opens a pseudo-terminal, sends its
-//! master over `--console-socket` as an `SCM_RIGHTS` message, as runc, crun and youki do, and
-//! gives the init the slave as stdin, stdout and stderr. Without a console socket the create is
-//! refused in each runtime's words. Not imitated: the slave does not become the controlling
-//! terminal, and `exec` gets no terminal.
+//! Terminals: `create` of a process with `terminal: true` (and `exec` of one, or with `--tty`)
+//! opens a pseudo-terminal, sends its master over `--console-socket` as an `SCM_RIGHTS`
+//! message, as runc, crun and youki do, and gives the process the slave as stdin, stdout and
+//! stderr. Without a console socket the create is refused in each runtime's words. Not
+//! imitated: the slave does not become the controlling terminal.
 
 use std::io::IoSlice;
 use std::os::fd::AsRawFd;

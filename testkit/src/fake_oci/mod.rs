@@ -200,7 +200,7 @@ fn command(flavour: Flavour, name: &str) -> Option<(&'static str, Command)> {
         (_, "delete") => ("force", lifecycle::delete),
         (_, "pause") => ("", |ctx, args| lifecycle::pause_or_resume(ctx, args, true)),
         (_, "resume") => ("", |ctx, args| lifecycle::pause_or_resume(ctx, args, false)),
-        (_, "exec") => ("process= detach pid-file= console-socket= preserve-fds=", tasks::exec),
+        (_, "exec") => ("process= detach tty pid-file= console-socket= preserve-fds=", tasks::exec),
         (_, "ps") => ("format=", tasks::ps),
         (_, "update") => ("r=", tasks::update),
         // Captured from runc 1.1.5 and youki 0.7.0; crun 1.8.1 has no `features`.

@@ -11,7 +11,7 @@ use runtime_core::Status;
 
 use super::lifecycle::{container_command, exit_code, write_pid_file};
 use super::state::{self, RECEIVED_RESOURCES, youki_refusal};
-use super::{Args, CmdResult, Ctx, Failure};
+use super::{Args, CmdResult, Ctx, Failure, console};
 use crate::fake::Flavour;
 use crate::procs::Tracked;
 
@@ -23,7 +23,7 @@ pub(crate) fn exec_failure_code(flavour: Flavour) -> u8 {
     }
 }
 
-/// `exec --process FILE [--detach] [--pid-file FILE] <id>`.
+/// `exec --process FILE [--detach] [--pid-file FILE] [--tty] [--console-socket S] <id>`.
 pub(crate) fn exec(ctx: &Ctx, args: &Args) -> CmdResult {
     let prefix = if ctx.flavour == Flavour::Runc { "exec failed: " } else { "" };
     run_exec(ctx, args).map_err(|failure| {
@@ -48,11 +48,14 @@ fn run_exec(ctx: &Ctx, args: &Args) -> CmdResult {
     }
     let path = args.value("process").ok_or_else(|| Failure::runtime("fake-oci execs only a --process file"))?;
     let text = std::fs::read_to_string(path).map_err(|err| Failure::io(format!("open {path}"), err))?;
-    let process: Process =
+    let mut process: Process =
         serde_json::from_str(&text).map_err(|err| Failure::runtime(format!("cannot parse {path}: {err}")))?;
-    let mut child = container_command(ctx.flavour, &process, &record.rootfs(), None)?
-        .spawn()
-        .map_err(|err| Failure::io("exec", err))?;
+    if args.flag("tty") {
+        process.set_terminal(Some(true));
+    }
+    let mut command = container_command(ctx.flavour, &process, &record.rootfs(), None)?;
+    console::attach(ctx, &process, args.value("console-socket"), &mut command)?;
+    let mut child = command.spawn().map_err(|err| Failure::io("exec", err))?;
     let tracked = Tracked::capture(child.id());
     // At once, as the runtimes write it as soon as the process runs: a caller that gives up on
     // the exec finds what to end there, and the state lock below may be contended.
