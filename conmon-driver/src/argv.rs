@@ -367,6 +367,15 @@ mod tests {
     }
 
     fn argv_with(stdio: &MonitorStdio, change: impl FnOnce(&mut Invocation<'_>)) -> Vec<OsString> {
+        argv_of(&runc(), stdio, change)
+    }
+
+    /// The argv of container c1 through `backend`, with what `change` sets.
+    fn argv_of(
+        backend: &dyn OciBackend,
+        stdio: &MonitorStdio,
+        change: impl FnOnce(&mut Invocation<'_>),
+    ) -> Vec<OsString> {
         let (id, paths) = (ContainerId::new("c1").unwrap(), paths());
         let mut call = Invocation {
             id: &id,
@@ -383,7 +392,7 @@ mod tests {
             preserved_fds: 0,
         };
         change(&mut call);
-        create_argv(Path::new("/usr/bin/conmon"), &runc(), &call)
+        create_argv(Path::new("/usr/bin/conmon"), backend, &call)
     }
 
     fn log(log: LogDriver) -> MonitorStdio {
@@ -526,31 +535,15 @@ mod tests {
                 .root("/run/test-root");
             CliBackend::with_version(Arc::new(Runc), config, "/usr/sbin/runc".into(), version.clone()).unwrap()
         };
-        let (id, paths, stdio) = (ContainerId::new("c1").unwrap(), paths(), MonitorStdio::default());
-        let call = Invocation {
-            id: &id,
-            bundle: Path::new("/bundles/c1"),
-            paths: &paths,
-            stdio: &stdio,
-            no_pivot: false,
-            no_new_keyring: false,
-            terminal: false,
-            restore: None,
-            log_level: None,
-            exit_command: None,
-            systemd: &SystemdPassthrough::default(),
-            preserved_fds: 0,
-        };
-        let conmon = Path::new("/usr/bin/conmon");
         // runc's own flag for the manager stays among the runtime's args; conmon gets `-s`.
         let systemd_common = COMMON
             .replace("--runtime-arg /run/test-root", "--runtime-arg /run/test-root --runtime-arg --systemd-cgroup");
         assert_eq!(
-            create_argv(conmon, &backend(CgroupManager::Systemd), &call),
+            argv_of(&backend(CgroupManager::Systemd), &MonitorStdio::default(), |_| {}),
             words(&format!("{systemd_common} -l k8s-file:/s/containers/c1/ctr.log -s"))
         );
         assert_eq!(
-            create_argv(conmon, &backend(CgroupManager::Cgroupfs), &call),
+            argv_of(&backend(CgroupManager::Cgroupfs), &MonitorStdio::default(), |_| {}),
             words(&format!("{COMMON} -l k8s-file:/s/containers/c1/ctr.log"))
         );
     }

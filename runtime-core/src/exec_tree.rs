@@ -295,8 +295,8 @@ mod tests {
         other.wait().unwrap();
     }
 
-    #[test]
-    fn a_process_in_our_own_session_is_killed_alone() {
+    /// Starts two processes in our own session and ends the first as an exec: only it goes.
+    fn check_a_process_of_our_session_is_killed_alone() {
         let mut ours = Command::new("sleep").arg("100").spawn().unwrap();
         let mut sibling = Command::new("sleep").arg("100").spawn().unwrap();
         let tree = ExecTree::of(ours.id()).unwrap();
@@ -305,6 +305,11 @@ mod tests {
         assert!(sibling.try_wait().unwrap().is_none(), "the rest of our session is left alone");
         sibling.kill().unwrap();
         sibling.wait().unwrap();
+    }
+
+    #[test]
+    fn a_process_in_our_own_session_is_killed_alone() {
+        check_a_process_of_our_session_is_killed_alone();
     }
 
     /// Set in the copy of this test binary that runs inside a pid namespace of its own.
@@ -335,14 +340,7 @@ mod tests {
         }
         let our_session = Stat::read(std::process::id() as i32).unwrap().session;
         assert_eq!(our_session, 0, "our session's leader is outside this pid namespace");
-        let mut ours = Command::new("sleep").arg("100").spawn().unwrap();
-        let mut sibling = Command::new("sleep").arg("100").spawn().unwrap();
-        let tree = ExecTree::of(ours.id()).unwrap();
-        assert_eq!(tree.kill(), 1);
-        assert!(ours.wait().unwrap().code().is_none(), "killed by a signal");
-        assert!(sibling.try_wait().unwrap().is_none(), "the rest of our session is left alone");
-        sibling.kill().unwrap();
-        sibling.wait().unwrap();
+        check_a_process_of_our_session_is_killed_alone();
     }
 
     #[test]
