@@ -804,7 +804,7 @@ impl Monitor for ConmonMonitor {
                 images: &options.image_path,
                 runtime_opts: backend.restore_option_args(&options).await?,
             }),
-            exit_command: None,
+            exit_command: options.exit_command.as_ref(),
             systemd: &SystemdPassthrough::default(),
             preserved: Vec::new(),
             handed_on: 0,

@@ -1,5 +1,6 @@
 //! Restore through conmon, on real conmon, runc and CRIU (each through the gate: `conmon`,
-//! `runc`, `criu`): a checkpointed counter goes on counting under a new conmon, a checkpoint
+//! `runc`, `criu`): a checkpointed counter goes on counting under a new conmon (whose exit
+//! command runs once the restored counter's exit is recorded), a checkpoint
 //! exported to an archive restores under a new id, the restored container's exit is the one
 //! conmon records, and nothing is left behind (no conmon, no container, no zombie, no file of
 //! ours, no node conmon made in the bundle). What conmon cannot serve in a restore is refused
@@ -24,8 +25,8 @@ use conmon_driver::ConmonMonitor;
 use runtime_core::checkpoint::Compression;
 use runtime_core::{
     CliBackend, ContainerCheckpointOptions, ContainerFiles, ContainerId, ContainerRestoreOptions, ContainerStdio,
-    CreateOptions, DeleteMode, Engine, Error, Exit, Export, KillScope, Monitor, OciBackend, RestoreOptions,
-    RestoreRequest, RuntimeConfig, Signal, StateRoot, Status,
+    CreateOptions, DeleteMode, Engine, Error, Exit, ExitCommand, Export, KillScope, Monitor, OciBackend,
+    RestoreOptions, RestoreRequest, RuntimeConfig, Signal, StateRoot, Status,
 };
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
 use testkit::counter::{COUNTER, count_in, counted_past, next_count};
@@ -125,7 +126,13 @@ async fn a_counter_goes_on_counting_under_a_new_conmon(env: &mut Env) -> anyhow:
     let status = engine.status(&id).await?;
     ensure!(status.status == Status::Stopped && status.checkpointed, "stopped by the checkpoint: {status:?}");
 
-    let restored = engine.restore(&id, &bundle_path, ContainerRestoreOptions::default()).await.context("restore")?;
+    // The restored container's exit command copies its exit file: it runs after the exit is
+    // recorded, as after a created container's.
+    let copied = env.engine_root.path().join("exit-command-copy");
+    let copy = format!("cp {} {}", env.exit_file(&id).display(), copied.display());
+    let exit_command = ExitCommand { path: "/bin/sh".into(), args: vec!["-c".into(), copy.into()], delay_secs: 0 };
+    let options = ContainerRestoreOptions { exit_command: Some(exit_command), ..ContainerRestoreOptions::default() };
+    let restored = engine.restore(&id, &bundle_path, options).await.context("restore")?;
     let conmon = env.conmon_pid(&id)?;
     ensure!(conmon != first_conmon && alive(conmon), "a new conmon ({conmon}) holds the restored container");
     let ppid = std::fs::read_to_string(format!("/proc/{}/stat", restored.pid))?
@@ -140,6 +147,12 @@ async fn a_counter_goes_on_counting_under_a_new_conmon(env: &mut Env) -> anyhow:
     std::fs::write(format!("/proc/{}/cwd/stop", restored.pid), "")?;
     ensure!(waited(&engine, &id).await? == Exit::Exited(3), "the restored process's own exit");
     ensure!(std::fs::read_to_string(env.exit_file(&id))? == "3", "conmon's exit file");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !copied.exists() {
+        ensure!(std::time::Instant::now() < deadline, "the restore's exit command did not run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ensure!(std::fs::read_to_string(&copied)? == "3", "the exit command ran after the exit was recorded");
     engine.delete(&id, DeleteMode::IfStopped).await?;
     Ok(())
 }

@@ -561,6 +561,10 @@ impl OciBackend for CliBackend {
 
     async fn restore(&self, id: &ContainerId, bundle: &Path, opts: RestoreOptions) -> Result<Created> {
         require_image_path("RestoreOptions::image_path", &opts.image_path)?;
+        if let Some(option) = opts.monitor_only_option() {
+            let reason = "it is served by a monitor (conmon), not by the runtime".to_owned();
+            return Err(Error::Unsupported { backend: self.name().to_owned(), feature: option.to_owned(), reason });
+        }
         let features = self.features().await?;
         self.require("restore", &features.restore)?;
         if opts.lazy_pages {

@@ -458,4 +458,14 @@ pub struct RestoreOptions {
     pub monitor_stdio: MonitorStdio,
     /// Overrides the backend's timeout.
     pub timeout: Option<Duration>,
+    /// Run once the restored container has exited, as [`CreateOptions::exit_command`] (podman
+    /// gives conmon its cleanup command on a restore as on a create).
+    pub exit_command: Option<ExitCommand>,
+}
+
+impl RestoreOptions {
+    /// As [`CreateOptions::monitor_only_option`].
+    pub fn monitor_only_option(&self) -> Option<&'static str> {
+        self.exit_command.as_ref().map(|_| "RestoreOptions::exit_command")
+    }
 }

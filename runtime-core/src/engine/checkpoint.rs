@@ -34,7 +34,7 @@ use crate::checkpoint::{
 use crate::contract::error::{Error, Existence, Result, WrongState};
 use crate::contract::id::ContainerId;
 use crate::contract::monitor::{Capability, RestoreRequest};
-use crate::contract::options::{CheckpointOptions, ContainerStdio, ManageCgroupsMode, RestoreOptions};
+use crate::contract::options::{CheckpointOptions, ContainerStdio, ExitCommand, ManageCgroupsMode, RestoreOptions};
 use crate::contract::output::MonitorStdio;
 use crate::contract::state::Status;
 use crate::engine::Engine;
@@ -137,6 +137,9 @@ pub struct ContainerRestoreOptions {
     pub keep: bool,
     /// Overrides the backend's timeout for the restore.
     pub timeout: Option<Duration>,
+    /// Run by the monitor once the restored container has exited
+    /// ([`RestoreOptions::exit_command`]); a monitor that cannot promise it refuses it.
+    pub exit_command: Option<ExitCommand>,
 }
 
 /// What a restore did.
@@ -375,6 +378,7 @@ impl Engine {
             stdio: std::mem::take(&mut opts.stdio),
             monitor_stdio: std::mem::take(&mut opts.monitor_stdio),
             timeout: opts.timeout,
+            exit_command: opts.exit_command.take(),
             ..RestoreOptions::default()
         };
         let request = RestoreRequest { id: id.clone(), bundle: bundle.to_path_buf(), options: restore, files };

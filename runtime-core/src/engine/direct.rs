@@ -381,18 +381,7 @@ impl Monitor for DirectMonitor {
     async fn create(&self, backend: &dyn OciBackend, req: CreateRequest) -> Result<Created> {
         let CreateRequest { id, bundle, options, launch, files } = req;
         self.serves(&options.monitor_stdio, &options.stdio)?;
-        if let Some(option) = options.monitor_only_option() {
-            // Held in-process, a port, the systemd environment or relay, or an exit command
-            // would end with the embedding process rather than with the container: an exit
-            // command promised to run after the exit would not run when the embedding process
-            // is gone first.
-            return Err(Error::Unsupported {
-                backend: "the direct monitor".into(),
-                feature: option.into(),
-                reason: "the direct monitor runs the runtime itself and holds nothing for a container beyond its exit"
-                    .into(),
-            });
-        }
+        refuse_monitor_only(options.monitor_only_option())?;
         let _subreaper = Subreaper::hold()?;
         let created = match launch {
             Launch::Create => backend.create(&id, &bundle, options).await?,
@@ -405,6 +394,7 @@ impl Monitor for DirectMonitor {
     async fn restore(&self, backend: &dyn OciBackend, req: RestoreRequest) -> Result<Created> {
         let RestoreRequest { id, bundle, options, files } = req;
         self.serves(&options.monitor_stdio, &options.stdio)?;
+        refuse_monitor_only(options.monitor_only_option())?;
         let _subreaper = Subreaper::hold()?;
         let created = backend.restore(&id, &bundle, options).await?;
         self.supervise(&id, created.pid, &files);
@@ -485,6 +475,22 @@ impl Monitor for DirectMonitor {
         // Ended with the container; their watches still reap them.
         self.execs.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, watched| watched.container != *id);
         Ok(())
+    }
+}
+
+/// Refuses an option only a monitor that outlives the embedding process serves. Held
+/// in-process, a port, the systemd environment or relay, or an exit command would end with the
+/// embedding process rather than with the container: an exit command promised to run after the
+/// exit would not run when the embedding process is gone first.
+fn refuse_monitor_only(option: Option<&'static str>) -> Result<()> {
+    match option {
+        None => Ok(()),
+        Some(option) => Err(Error::Unsupported {
+            backend: "the direct monitor".into(),
+            feature: option.into(),
+            reason: "the direct monitor runs the runtime itself and holds nothing for a container beyond its exit"
+                .into(),
+        }),
     }
 }
 

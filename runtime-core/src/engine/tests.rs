@@ -1014,6 +1014,17 @@ async fn the_direct_monitor_refuses_an_exit_command_and_the_sd_notify_relay_befo
             other => panic!("{option}: expected Unsupported, got {other:?}"),
         }
     }
+    // A restore's exit command, refused by the monitor before the backend is asked to restore.
+    let exit_command = ExitCommand { path: "/usr/bin/true".into(), args: Vec::new(), delay_secs: 0 };
+    let options = RestoreOptions { exit_command: Some(exit_command), ..RestoreOptions::default() };
+    let files = ContainerFiles { dir: dir.path().join("c"), exit_file: dir.path().join("exit") };
+    let request = RestoreRequest { id: id(), bundle: "/nonexistent-bundle".into(), options, files };
+    match DirectMonitor::default().restore(&self::backend(), request).await {
+        Err(Error::Unsupported { backend, feature, .. }) => {
+            assert_eq!((backend.as_str(), feature.as_str()), ("the direct monitor", "RestoreOptions::exit_command"));
+        }
+        other => panic!("a restore's exit command: expected Unsupported, got {other:?}"),
+    }
 }
 
 #[tokio::test]

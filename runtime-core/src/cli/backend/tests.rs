@@ -574,5 +574,14 @@ async fn options_only_a_monitor_serves_are_refused_before_the_runtime_runs() {
             other => panic!("{option}: expected Unsupported, got {other:?}"),
         }
     }
+    let restore = RestoreOptions {
+        image_path: "/images".into(),
+        exit_command: Some(crate::ExitCommand::default()),
+        ..RestoreOptions::default()
+    };
+    match backend(&spawner).restore(&id("c1"), Path::new("/b"), restore).await {
+        Err(Error::Unsupported { feature, .. }) => assert_eq!(feature, "RestoreOptions::exit_command"),
+        other => panic!("a restore's exit command: expected Unsupported, got {other:?}"),
+    }
     assert!(spawner.asked().is_empty(), "the runtime ran");
 }
