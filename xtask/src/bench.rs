@@ -23,7 +23,7 @@
 //! - **CliBackend /proc**: the library's backend waiting the same way as the runc crate (where
 //!   the crate is measured), so that the two differ only in the CLI layer.
 //!
-//! over four workloads:
+//! over these workloads:
 //!
 //! - **lifecycle**: a `/bin/true` container created, started, waited for (raw and CliBackend ask
 //!   `state` every 2 ms until it is stopped) and deleted; every way;
@@ -31,26 +31,33 @@
 //!   `sh -c 'read line; exit 3'` until its exit is seen: `engine.wait` returning, or `state`
 //!   saying stopped; the moment is the bench's own, not something the code under test reports;
 //! - **stop latency**: from asking a container whose TERM trap exits at once to stop (after it
-//!   said it is ready) until it is seen stopped: `engine.stop`, or `kill TERM` and `state`;
+//!   said it is ready) until it is seen stopped: `engine.stop`, or `kill TERM` and `state`; and
+//!   the raw `kill TERM` call alone, what the runtime itself costs a stop;
 //! - **checkpoint-restore**: a running container dumped with CRIU and restored detached from its
 //!   images, where a real runtime restores (runc with a working CRIU; the fake's checkpoint dumps
 //!   no memory, only a file standing for it, which would measure nothing): the two
 //!   runtime calls, or `engine.checkpoint` and `engine.restore` with what the engine adds (the
-//!   state check, the images under its state root, supervising the restored init).
+//!   state check, the images under its state root, supervising the restored init);
+//! - **throughput**: a batch of lifecycle containers (100 unless `--throughput` says otherwise)
+//!   through one engine against the raw CLI, 10 at a time and all at once (see [`throughput`]);
+//!   its batches run in the first measured iterations only (three at most), since one is a
+//!   hundred lifecycles.
 //!
 //! The ways of a workload are interleaved (each iteration rotates which goes first) so a burst of
 //! load on the host, or whatever one way leaves behind for the next, hits every way alike. The
 //! report gives medians with p10, p90 and p95 and the ratios of medians and of p95s of each way
 //! to its baseline (the raw CLI; the runc crate for `Engine run` and `CliBackend /proc`; raw
-//! conmon and podman for the Engine through conmon), with the targets the engine was built for
-//! (lifecycle: Engine at most 0.95 of the raw CLI, Engine run at most 0.80; through conmon at
-//! most 1.05 of raw conmon and at most 0.40 of `podman run`, i.e. 2.5 times as fast); a target is
-//! reported as met or missed, never asserted. Memory is reported beside the times: the resident
-//! size of a live conmon (from `/proc`), and the peak resident size (`VmHWM`) of the bench
-//! process, which holds the engines (the engine's own peak is at most that). A change in a ratio
-//! between runs is what matters, not the milliseconds. `--json PATH` writes every figure named by
-//! runtime, monitor (`direct` for the engine, `none` for the CLI-level ways), workload and way,
-//! with every sample, and every ratio.
+//! conmon and podman for the Engine through conmon), and the targets the engine was built for
+//! ([`TARGETS`], the project's table: ratios to a baseline, a margin over the raw `kill`, a
+//! latency in milliseconds), each judged on medians and reported as met or missed, never
+//! asserted. Memory and what was left are reported beside the times (see [`census`]): the
+//! resident size of a live conmon (from `/proc`), the peak resident size (`VmHWM`) of the bench
+//! process over each runtime's run and its growth over the measured rounds (the process holds
+//! the engines, so the engine's own are at most these), and the processes the run left behind.
+//! A change in a ratio between runs is what matters, not the milliseconds. `--json PATH` writes
+//! every figure named by runtime, monitor (`direct` for the engine, `none` for the CLI-level
+//! ways), workload and way, with every sample, every ratio and every target's verdict. `--quick`
+//! measures 3 iterations and one batch of 10, for CI.
 //!
 //! The library is timed as users ship it: built with optimisations. `cargo xtask` runs a debug
 //! build of this crate, so an unoptimised bench does not measure; it runs itself again through
