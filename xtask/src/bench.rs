@@ -23,7 +23,7 @@
 //! - **CliBackend /proc**: the library's backend waiting the same way as the runc crate (where
 //!   the crate is measured), so that the two differ only in the CLI layer.
 //!
-//! over four workloads:
+//! over these workloads:
 //!
 //! - **lifecycle**: a `/bin/true` container created, started, waited for (raw and CliBackend ask
 //!   `state` every 2 ms until it is stopped) and deleted; every way;
@@ -31,26 +31,33 @@
 //!   `sh -c 'read line; exit 3'` until its exit is seen: `engine.wait` returning, or `state`
 //!   saying stopped; the moment is the bench's own, not something the code under test reports;
 //! - **stop latency**: from asking a container whose TERM trap exits at once to stop (after it
-//!   said it is ready) until it is seen stopped: `engine.stop`, or `kill TERM` and `state`;
+//!   said it is ready) until it is seen stopped: `engine.stop`, or `kill TERM` and `state`; and
+//!   the raw `kill TERM` call alone, what the runtime itself costs a stop;
 //! - **checkpoint-restore**: a running container dumped with CRIU and restored detached from its
 //!   images, where a real runtime restores (runc with a working CRIU; the fake's checkpoint dumps
 //!   no memory, only a file standing for it, which would measure nothing): the two
 //!   runtime calls, or `engine.checkpoint` and `engine.restore` with what the engine adds (the
-//!   state check, the images under its state root, supervising the restored init).
+//!   state check, the images under its state root, supervising the restored init);
+//! - **throughput**: a batch of lifecycle containers (100 unless `--throughput` says otherwise)
+//!   through one engine against the raw CLI, 10 at a time and all at once (see [`throughput`]);
+//!   its batches run in the first measured iterations only (three at most), since one is a
+//!   hundred lifecycles.
 //!
 //! The ways of a workload are interleaved (each iteration rotates which goes first) so a burst of
 //! load on the host, or whatever one way leaves behind for the next, hits every way alike. The
 //! report gives medians with p10, p90 and p95 and the ratios of medians and of p95s of each way
 //! to its baseline (the raw CLI; the runc crate for `Engine run` and `CliBackend /proc`; raw
-//! conmon and podman for the Engine through conmon), with the targets the engine was built for
-//! (lifecycle: Engine at most 0.95 of the raw CLI, Engine run at most 0.80; through conmon at
-//! most 1.05 of raw conmon and at most 0.40 of `podman run`, i.e. 2.5 times as fast); a target is
-//! reported as met or missed, never asserted. Memory is reported beside the times: the resident
-//! size of a live conmon (from `/proc`), and the peak resident size (`VmHWM`) of the bench
-//! process, which holds the engines (the engine's own peak is at most that). A change in a ratio
-//! between runs is what matters, not the milliseconds. `--json PATH` writes every figure named by
-//! runtime, monitor (`direct` for the engine, `none` for the CLI-level ways), workload and way,
-//! with every sample, and every ratio.
+//! conmon and podman for the Engine through conmon), and the targets the engine was built for
+//! ([`TARGETS`], the project's table: ratios to a baseline, a margin over the raw `kill`, a
+//! latency in milliseconds), each judged on medians and reported as met or missed, never
+//! asserted. Memory and what was left are reported beside the times (see [`census`]): the
+//! resident size of a live conmon (from `/proc`), the peak resident size (`VmHWM`) of the bench
+//! process over each runtime's run and its growth over the measured rounds (the process holds
+//! the engines, so the engine's own are at most these), and the processes the run left behind.
+//! A change in a ratio between runs is what matters, not the milliseconds. `--json PATH` writes
+//! every figure named by runtime, monitor (`direct` for the engine, `none` for the CLI-level
+//! ways), workload and way, with every sample, every ratio and every target's verdict. `--quick`
+//! measures 3 iterations and one batch of 10, for CI.
 //!
 //! The library is timed as users ship it: built with optimisations. `cargo xtask` runs a debug
 //! build of this crate, so an unoptimised bench does not measure; it runs itself again through
@@ -78,7 +85,9 @@
 //! Every container is force-deleted if its sequence fails, and every temp directory (bundles,
 //! state roots) is removed when the runtime's measurement ends.
 
+mod census;
 mod conmon;
+mod throughput;
 mod ways;
 
 use std::path::{Path, PathBuf};
@@ -108,6 +117,40 @@ const REINVOKED: &str = "XTASK_BENCH_REINVOKED";
 /// Iterations of every way run before measuring: they fill caches and reveal a broken runtime.
 const WARM_UP: usize = 2;
 
+/// How much is measured: `--iterations`, or `--quick` for CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Measured iterations of every way of the single-container workloads.
+    pub iterations: usize,
+    /// Containers in a throughput batch.
+    pub throughput_containers: usize,
+    /// Measured batches of every throughput way (each runs in one of the first iterations).
+    pub throughput_rounds: usize,
+}
+
+impl Settings {
+    /// The full bench: `iterations` of each way, three batches of `throughput_containers`
+    /// (fewer if there are fewer iterations).
+    pub fn full(iterations: usize, throughput_containers: usize) -> Self {
+        Settings { iterations, throughput_containers, throughput_rounds: iterations.min(3) }
+    }
+
+    /// A run for CI, of a couple of minutes: few iterations, one small batch.
+    pub fn quick() -> Self {
+        Settings { iterations: 3, throughput_containers: 10, throughput_rounds: 1 }
+    }
+
+    /// Whether `workload` is driven in the measured iteration `n` (counted from 0).
+    fn drives(&self, workload: Workload, n: Option<usize>) -> bool {
+        match (workload.parallelism(self.throughput_containers), n) {
+            (None, _) => true,
+            // The single-container warm-ups have warmed the runtime for the batches too.
+            (Some(_), None) => false,
+            (Some(_), Some(n)) => n < self.throughput_rounds,
+        }
+    }
+}
+
 /// What is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Workload {
@@ -115,11 +158,24 @@ enum Workload {
     ExitLatency,
     StopLatency,
     CheckpointRestore,
+    /// A batch of lifecycles, [`THROUGHPUT_LANES`] at a time.
+    ThroughputLanes,
+    /// A batch of lifecycles, all at once.
+    ThroughputAll,
 }
 
+/// How many containers of a batch run at a time in [`Workload::ThroughputLanes`].
+const THROUGHPUT_LANES: usize = 10;
+
 impl Workload {
-    const ALL: [Workload; 4] =
-        [Workload::Lifecycle, Workload::ExitLatency, Workload::StopLatency, Workload::CheckpointRestore];
+    const ALL: [Workload; 6] = [
+        Workload::Lifecycle,
+        Workload::ExitLatency,
+        Workload::StopLatency,
+        Workload::CheckpointRestore,
+        Workload::ThroughputLanes,
+        Workload::ThroughputAll,
+    ];
 
     fn key(self) -> &'static str {
         match self {
@@ -127,6 +183,17 @@ impl Workload {
             Workload::ExitLatency => "exit-latency",
             Workload::StopLatency => "stop-latency",
             Workload::CheckpointRestore => "checkpoint-restore",
+            Workload::ThroughputLanes => "throughput-10",
+            Workload::ThroughputAll => "throughput-all",
+        }
+    }
+
+    /// How many containers of a batch of `containers` run at a time, for a throughput workload.
+    fn parallelism(self, containers: usize) -> Option<usize> {
+        match self {
+            Workload::ThroughputLanes => Some(THROUGHPUT_LANES),
+            Workload::ThroughputAll => Some(containers),
+            Workload::Lifecycle | Workload::ExitLatency | Workload::StopLatency | Workload::CheckpointRestore => None,
         }
     }
 
@@ -143,13 +210,19 @@ impl Workload {
             }
             Workload::StopLatency => {
                 "a container whose TERM trap exits at once, once it said ready: from asking it to stop until \
-                 it is seen stopped (raw CLI: kill TERM, then state every 2 ms; Engine: stop returns)"
+                 it is seen stopped (raw CLI: kill TERM, then state every 2 ms; raw kill: the kill call alone; \
+                 Engine: stop returns)"
             }
             Workload::CheckpointRestore => {
                 "a running container checkpointed with CRIU and restored detached from its images, one call \
                  after the other (raw CLI: checkpoint, restore --detach; Engine: checkpoint, restore, the \
                  images under its state root); where the runtime restores"
             }
+            Workload::ThroughputLanes => {
+                "a batch of lifecycle containers, 10 at a time (raw CLI: a thread per lane, state every 2 ms; \
+                 Engine: a task per lane, run, wait, delete, one engine); the whole batch"
+            }
+            Workload::ThroughputAll => "the same batch, all its containers at once; the whole batch",
         }
     }
 }
@@ -158,6 +231,8 @@ impl Workload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Way {
     RawCli,
+    /// The raw CLI's stop, its `kill` call alone.
+    RawKill,
     CliBackend,
     Engine,
     EngineRun,
@@ -173,6 +248,7 @@ impl Way {
     fn key(self) -> &'static str {
         match self {
             Way::RawCli => "raw-cli",
+            Way::RawKill => "raw-kill",
             Way::CliBackend => "cli-backend",
             Way::Engine => "engine",
             Way::EngineRun => "engine-run",
@@ -188,6 +264,7 @@ impl Way {
     fn label(self) -> &'static str {
         match self {
             Way::RawCli => "raw CLI",
+            Way::RawKill => "raw kill",
             Way::CliBackend => "CliBackend",
             Way::Engine => "Engine",
             Way::EngineRun => "Engine run",
@@ -204,34 +281,159 @@ impl Way {
         match self {
             Way::Engine | Way::EngineRun => "direct",
             Way::EngineConmon | Way::RawConmon | Way::Podman => "conmon",
-            Way::RawCli | Way::CliBackend | Way::RuncCrate | Way::CliBackendProcWait => "none",
+            Way::RawCli | Way::RawKill | Way::CliBackend | Way::RuncCrate | Way::CliBackendProcWait => "none",
         }
     }
 }
 
-/// A ratio the report gives: `way` over `baseline` in `workload`, with the median ratio the
-/// engine was built to reach, if any.
+/// A ratio the report gives: `way` over `baseline` in `workload`.
 #[derive(Debug, Clone, Copy)]
 struct RatioSpec {
     workload: Workload,
     way: Way,
     baseline: Way,
-    target: Option<f64>,
 }
 
 const RATIOS: &[RatioSpec] = &[
-    RatioSpec { workload: Workload::Lifecycle, way: Way::CliBackend, baseline: Way::RawCli, target: None },
-    RatioSpec { workload: Workload::Lifecycle, way: Way::Engine, baseline: Way::RawCli, target: Some(0.95) },
-    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineRun, baseline: Way::RawCli, target: Some(0.80) },
-    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineRun, baseline: Way::RuncCrate, target: None },
-    RatioSpec { workload: Workload::Lifecycle, way: Way::CliBackendProcWait, baseline: Way::RuncCrate, target: None },
-    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineConmon, baseline: Way::RawConmon, target: Some(1.05) },
-    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineConmon, baseline: Way::Podman, target: Some(0.40) },
-    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineConmon, baseline: Way::Engine, target: None },
-    RatioSpec { workload: Workload::Lifecycle, way: Way::RawConmon, baseline: Way::RawCli, target: None },
-    RatioSpec { workload: Workload::ExitLatency, way: Way::Engine, baseline: Way::RawCli, target: None },
-    RatioSpec { workload: Workload::StopLatency, way: Way::Engine, baseline: Way::RawCli, target: None },
-    RatioSpec { workload: Workload::CheckpointRestore, way: Way::Engine, baseline: Way::RawCli, target: None },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::CliBackend, baseline: Way::RawCli },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::Engine, baseline: Way::RawCli },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineRun, baseline: Way::RawCli },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::Engine, baseline: Way::RuncCrate },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineRun, baseline: Way::RuncCrate },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::CliBackendProcWait, baseline: Way::RuncCrate },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineConmon, baseline: Way::RawConmon },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineConmon, baseline: Way::Podman },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::EngineConmon, baseline: Way::Engine },
+    RatioSpec { workload: Workload::Lifecycle, way: Way::RawConmon, baseline: Way::RawCli },
+    RatioSpec { workload: Workload::ExitLatency, way: Way::Engine, baseline: Way::RawCli },
+    RatioSpec { workload: Workload::StopLatency, way: Way::Engine, baseline: Way::RawCli },
+    RatioSpec { workload: Workload::CheckpointRestore, way: Way::Engine, baseline: Way::RawCli },
+    RatioSpec { workload: Workload::ThroughputLanes, way: Way::Engine, baseline: Way::RawCli },
+    RatioSpec { workload: Workload::ThroughputAll, way: Way::Engine, baseline: Way::RawCli },
+];
+
+/// What a target bounds, of medians.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Bound {
+    /// The way's at most this fraction of the baseline's.
+    RatioAtMost(f64),
+    /// The way's below the baseline's.
+    Faster,
+    /// The way's at most the baseline's plus this many milliseconds.
+    MarginAtMost(f64),
+    /// The way's at most this many milliseconds (no baseline).
+    MsAtMost(f64),
+}
+
+impl Bound {
+    /// The figure judged, from the way's and the baseline's medians: a ratio, or milliseconds.
+    fn value(self, way: f64, baseline: Option<f64>) -> Option<f64> {
+        match self {
+            Bound::RatioAtMost(_) | Bound::Faster => baseline.map(|baseline| way / baseline),
+            Bound::MarginAtMost(_) => baseline.map(|baseline| way - baseline),
+            Bound::MsAtMost(_) => Some(way),
+        }
+    }
+
+    fn met(self, value: f64) -> bool {
+        match self {
+            Bound::RatioAtMost(limit) | Bound::MarginAtMost(limit) | Bound::MsAtMost(limit) => value <= limit,
+            Bound::Faster => value < 1.0,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Bound::RatioAtMost(limit) => format!("<= {limit:.2}x"),
+            Bound::Faster => "< 1.00x".to_owned(),
+            Bound::MarginAtMost(limit) => format!("<= +{limit:.1} ms"),
+            Bound::MsAtMost(limit) => format!("<= {limit:.1} ms"),
+        }
+    }
+
+    fn show(self, value: f64) -> String {
+        match self {
+            Bound::RatioAtMost(_) | Bound::Faster => format!("{value:.2}x"),
+            Bound::MarginAtMost(_) => format!("{value:+.1} ms"),
+            Bound::MsAtMost(_) => format!("{value:.1} ms"),
+        }
+    }
+}
+
+/// A target the engine was built to reach (the issue's table), judged on medians.
+#[derive(Debug, Clone, Copy)]
+struct TargetSpec {
+    figure: &'static str,
+    workload: Workload,
+    way: Way,
+    baseline: Option<Way>,
+    bound: Bound,
+}
+
+const TARGETS: &[TargetSpec] = &[
+    TargetSpec {
+        figure: "Engine + direct, lifecycle",
+        workload: Workload::Lifecycle,
+        way: Way::Engine,
+        baseline: Some(Way::RawCli),
+        bound: Bound::RatioAtMost(0.95),
+    },
+    TargetSpec {
+        figure: "Engine + direct, run",
+        workload: Workload::Lifecycle,
+        way: Way::EngineRun,
+        baseline: Some(Way::RawCli),
+        bound: Bound::RatioAtMost(0.80),
+    },
+    TargetSpec {
+        figure: "Engine + conmon vs raw conmon",
+        workload: Workload::Lifecycle,
+        way: Way::EngineConmon,
+        baseline: Some(Way::RawConmon),
+        bound: Bound::RatioAtMost(1.05),
+    },
+    TargetSpec {
+        figure: "Engine + conmon vs podman (2.5x)",
+        workload: Workload::Lifecycle,
+        way: Way::EngineConmon,
+        baseline: Some(Way::Podman),
+        bound: Bound::RatioAtMost(0.40),
+    },
+    TargetSpec {
+        figure: "Engine + direct vs runc crate",
+        workload: Workload::Lifecycle,
+        way: Way::Engine,
+        baseline: Some(Way::RuncCrate),
+        bound: Bound::Faster,
+    },
+    TargetSpec {
+        figure: "exit detection",
+        workload: Workload::ExitLatency,
+        way: Way::Engine,
+        baseline: None,
+        bound: Bound::MsAtMost(2.0),
+    },
+    TargetSpec {
+        figure: "stop, TERM obeyed, vs raw kill",
+        workload: Workload::StopLatency,
+        way: Way::Engine,
+        baseline: Some(Way::RawKill),
+        bound: Bound::MarginAtMost(5.0),
+    },
+    TargetSpec {
+        figure: "throughput, 10 at a time",
+        workload: Workload::ThroughputLanes,
+        way: Way::Engine,
+        baseline: Some(Way::RawCli),
+        bound: Bound::RatioAtMost(1.0),
+    },
+    TargetSpec {
+        figure: "throughput, all at once",
+        workload: Workload::ThroughputAll,
+        way: Way::Engine,
+        baseline: Some(Way::RawCli),
+        bound: Bound::RatioAtMost(1.0),
+    },
 ];
 
 /// The samples of one way of one workload, in milliseconds, in the order they ran, and the
@@ -284,6 +486,8 @@ struct Measured {
     /// Every workload and way that was measured.
     series: Vec<Series>,
     memory: Memory,
+    /// What the bench started that was still there after the run (see [`census`]).
+    processes_left: Vec<census::LeftProcess>,
     /// The optional ways left out with this runtime, each with why.
     left_out: Vec<String>,
 }
@@ -293,9 +497,20 @@ struct Measured {
 struct Memory {
     /// `VmRSS` of live conmons, one per container (none when conmon was not measured).
     conmon_rss_kib: Vec<u64>,
-    /// `VmHWM` of the bench process once the runtime was measured: the peak of everything it
-    /// holds, the engines included.
+    /// `VmHWM` of the bench process over this runtime's run: the peak of everything it holds,
+    /// the engines included.
     bench_peak_kib: u64,
+    /// `VmRSS` of the bench process after the warm-ups, and after the last round.
+    bench_rss_after_warm_up_kib: u64,
+    bench_rss_at_end_kib: u64,
+}
+
+impl Memory {
+    /// How much the bench process's resident size grew over the measured rounds (negative if
+    /// it shrank).
+    fn growth_kib(&self) -> i64 {
+        self.bench_rss_at_end_kib as i64 - self.bench_rss_after_warm_up_kib as i64
+    }
 }
 
 /// How many containers' conmons have their resident size read.
@@ -309,13 +524,14 @@ enum Outcome {
     Failed(String),
 }
 
-pub fn run(iterations: usize, json_path: Option<&Path>) -> anyhow::Result<()> {
-    if iterations == 0 {
-        bail!("--iterations must be at least 1");
+pub fn run(settings: Settings, quick: bool, json_path: Option<&Path>) -> anyhow::Result<()> {
+    if settings.iterations == 0 || settings.throughput_containers == 0 {
+        bail!("--iterations and --throughput must be at least 1");
     }
     if OPT_LEVEL == "0" {
-        return run_optimised(iterations, json_path);
+        return run_optimised(settings, quick, json_path);
     }
+    let iterations = settings.iterations;
     let fake = build_fake()?;
     let tokio =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("building a tokio runtime")?;
@@ -342,16 +558,15 @@ pub fn run(iterations: usize, json_path: Option<&Path>) -> anyhow::Result<()> {
             Err(reason) => Outcome::Skipped(reason),
             Ok(()) => {
                 eprintln!("xtask: bench: {} ({iterations} iterations after {WARM_UP} warm-ups)", subject.name);
-                measure(&tokio, &subject, &fake, iterations)
-                    .unwrap_or_else(|error| Outcome::Failed(format!("{error:#}")))
+                measure(&tokio, &subject, &fake, settings).unwrap_or_else(|error| Outcome::Failed(format!("{error:#}")))
             }
         };
         results.push((subject.name, outcome));
     }
 
-    print_table(&results, iterations);
+    print_table(&results, settings);
     if let Some(path) = json_path {
-        let report = serde_json::to_string_pretty(&report(&results, iterations)).context("encoding the report")?;
+        let report = serde_json::to_string_pretty(&report(&results, settings)).context("encoding the report")?;
         std::fs::write(path, report + "\n").with_context(|| format!("writing {}", path.display()))?;
         eprintln!("xtask: bench: wrote {}", path.display());
     }
@@ -364,13 +579,19 @@ pub fn run(iterations: usize, json_path: Option<&Path>) -> anyhow::Result<()> {
 }
 
 /// Runs the same bench from a release build of xtask, so the library it times is optimised.
-fn run_optimised(iterations: usize, json_path: Option<&Path>) -> anyhow::Result<()> {
+fn run_optimised(settings: Settings, quick: bool, json_path: Option<&Path>) -> anyhow::Result<()> {
     if std::env::var_os(REINVOKED).is_some() {
         bail!("the release profile builds xtask with opt-level 0; the bench only times optimised code");
     }
     eprintln!("xtask: bench: this xtask is unoptimised ({BUILD_PROFILE} profile); running it from a release build");
     let mut release = cargo(["run", "--quiet", "--release", "--package", "xtask", "--", "bench"]);
-    release.arg("--iterations").arg(iterations.to_string()).env(REINVOKED, "1");
+    release.env(REINVOKED, "1");
+    if quick {
+        release.arg("--quick");
+    } else {
+        release.arg("--iterations").arg(settings.iterations.to_string());
+        release.arg("--throughput").arg(settings.throughput_containers.to_string());
+    }
     if let Some(path) = json_path {
         release.arg("--json").arg(path);
     }
@@ -429,6 +650,7 @@ impl Bundles {
             Workload::ExitLatency => self.exit.path(),
             // The container that stops at once on TERM is also the one checkpointed.
             Workload::StopLatency | Workload::CheckpointRestore => self.stop.path(),
+            Workload::ThroughputLanes | Workload::ThroughputAll => self.lifecycle.path(),
         }
     }
 }
@@ -463,9 +685,11 @@ fn plan(extras: Extras) -> Vec<(Workload, Vec<Way>)> {
         .filter(|workload| extras.restore || *workload != Workload::CheckpointRestore)
         .map(|workload| match workload {
             Workload::Lifecycle => (workload, lifecycle.clone()),
-            Workload::ExitLatency | Workload::StopLatency | Workload::CheckpointRestore => {
-                (workload, vec![Way::RawCli, Way::Engine])
-            }
+            Workload::StopLatency => (workload, vec![Way::RawCli, Way::RawKill, Way::Engine]),
+            Workload::ExitLatency
+            | Workload::CheckpointRestore
+            | Workload::ThroughputLanes
+            | Workload::ThroughputAll => (workload, vec![Way::RawCli, Way::Engine]),
         })
         .collect()
 }
@@ -477,8 +701,17 @@ fn rotated(ways: &[Way], round: usize) -> Vec<Way> {
 }
 
 /// Drives `workload` one time the `way` way.
-fn drive(drivers: &Drivers, bundles: &Bundles, workload: Workload, way: Way, id: &str) -> anyhow::Result<Sample> {
+fn drive(
+    drivers: &Drivers,
+    bundles: &Bundles,
+    settings: Settings,
+    workload: Workload,
+    way: Way,
+    id: &str,
+) -> anyhow::Result<Sample> {
     let bundle = bundles.of(workload);
+    let containers = settings.throughput_containers;
+    let parallel = workload.parallelism(containers).unwrap_or(1);
     match (workload, way) {
         (Workload::Lifecycle, Way::RawCli) => drivers.raw_lifecycle(id, bundle),
         (Workload::Lifecycle, Way::CliBackend) => drivers.backend_lifecycle(id, bundle),
@@ -492,7 +725,14 @@ fn drive(drivers: &Drivers, bundles: &Bundles, workload: Workload, way: Way, id:
         (Workload::ExitLatency, Way::RawCli) => drivers.raw_exit_latency(id, bundle),
         (Workload::ExitLatency, Way::Engine) => drivers.engine_exit_latency(id, bundle),
         (Workload::StopLatency, Way::RawCli) => drivers.raw_stop_latency(id, bundle),
+        (Workload::StopLatency, Way::RawKill) => drivers.raw_kill_latency(id, bundle),
         (Workload::StopLatency, Way::Engine) => drivers.engine_stop_latency(id, bundle),
+        (Workload::ThroughputLanes | Workload::ThroughputAll, Way::RawCli) => {
+            drivers.raw_throughput(id, bundle, containers, parallel)
+        }
+        (Workload::ThroughputLanes | Workload::ThroughputAll, Way::Engine) => {
+            drivers.engine_throughput(id, bundle, containers, parallel)
+        }
         (Workload::CheckpointRestore, Way::RawCli) => drivers.raw_checkpoint_restore(id, bundle),
         (Workload::CheckpointRestore, Way::Engine) => drivers.engine_checkpoint_restore(id, bundle),
         (workload, way) => bail!("the bench has no {} way for {}", way.label(), workload.key()),
@@ -505,8 +745,10 @@ fn measure(
     tokio: &tokio::runtime::Runtime,
     subject: &Subject,
     fake: &Path,
-    iterations: usize,
+    settings: Settings,
 ) -> anyhow::Result<Outcome> {
+    let iterations = settings.iterations;
+    census::reset_peak_rss()?;
     let work = tempfile::Builder::new().prefix("xtask-bench-").tempdir().context("creating the work directory")?;
     let fake_runtime = match &subject.binary {
         Some(_) => None,
@@ -533,7 +775,7 @@ fn measure(
     let config = RuntimeConfig::default().binary(&raw.binary).root(&raw.root);
     let backend = Arc::new(tokio.block_on(subject.family.connect(config)).context("connecting the library backend")?);
     let state_root = StateRoot::open(work.path().join("engine")).context("opening the engine's state root")?;
-    let engine = Engine::new(Arc::clone(&backend) as _, Arc::new(DirectMonitor::new()), state_root);
+    let engine = Arc::new(Engine::new(Arc::clone(&backend) as _, Arc::new(DirectMonitor::new()), state_root));
     let runc_crate = match subject.family {
         Family::Runc => Some(ways::runc_crate_client(&raw)?),
         Family::Crun | Family::Youki => None,
@@ -582,13 +824,20 @@ fn measure(
             })
         })
         .collect();
+    let mut memory = Memory::default();
     for round in 0..WARM_UP + iterations {
         let warming = round < WARM_UP;
         let (stage, n) = if warming { ("warm-up", round) } else { ("iteration", round - WARM_UP) };
+        if round == WARM_UP {
+            memory.bench_rss_after_warm_up_kib = conmon::status_kib("/proc/self/status", "VmRSS")?;
+        }
         for (workload, ways) in &plan {
+            if !settings.drives(*workload, (!warming).then_some(n)) {
+                continue;
+            }
             for way in rotated(ways, round) {
                 let id = format!("{tag}-{}-{}-{}-{round}", workload.key(), way.key(), way.monitor());
-                let sample = drive(&drivers, &bundles, *workload, way, &id)
+                let sample = drive(&drivers, &bundles, settings, *workload, way, &id)
                     .with_context(|| format!("{} {}, {stage} {n}", way.label(), workload.key()))?;
                 if !warming {
                     let series = measured.iter_mut().find(|series| (series.workload, series.way) == (*workload, way));
@@ -599,7 +848,7 @@ fn measure(
             }
         }
     }
-    let mut memory = Memory::default();
+    memory.bench_rss_at_end_kib = conmon::status_kib("/proc/self/status", "VmRSS")?;
     if let Some(conmon) = &drivers.conmon {
         for n in 0..CONMON_RSS_SAMPLES {
             let id = format!("{tag}-conmon-rss-{n}");
@@ -613,8 +862,12 @@ fn measure(
         podman.remove_storage()?;
     }
     drop(drivers);
+    let processes_left = census::processes_left(
+        &tag,
+        &[work.path(), bundles.lifecycle.path(), bundles.exit.path(), bundles.stop.path()],
+    );
     drop((work, bundles, fake_runtime));
-    Ok(Outcome::Measured(Measured { series: measured, memory, left_out }))
+    Ok(Outcome::Measured(Measured { series: measured, memory, processes_left, left_out }))
 }
 
 /// The conmon ways over a real runtime, if conmon passes the test gate and a first lifecycle
@@ -707,35 +960,64 @@ struct Ratio {
     p95: f64,
 }
 
-impl Ratio {
-    /// Whether the median ratio reached its target, if it has one.
-    fn met(&self) -> Option<bool> {
-        self.spec.target.map(|target| self.median <= target)
-    }
+/// The summary of `way` in `workload`, if it was measured.
+fn summary_of(measured: &[Series], workload: Workload, way: Way) -> Option<Summary> {
+    measured.iter().find(|series| (series.workload, series.way) == (workload, way)).map(|s| Summary::of(&s.samples))
 }
 
 fn ratios(measured: &[Series]) -> Vec<Ratio> {
-    let summary = |workload: Workload, way: Way| {
-        measured.iter().find(|series| (series.workload, series.way) == (workload, way)).map(|s| Summary::of(&s.samples))
-    };
     RATIOS
         .iter()
         .filter_map(|&spec| {
-            let way = summary(spec.workload, spec.way)?;
-            let baseline = summary(spec.workload, spec.baseline)?;
+            let way = summary_of(measured, spec.workload, spec.way)?;
+            let baseline = summary_of(measured, spec.workload, spec.baseline)?;
             Some(Ratio { spec, median: way.median / baseline.median, p95: way.p95 / baseline.p95 })
         })
         .collect()
 }
 
-fn print_table(results: &[(&str, Outcome)], iterations: usize) {
+/// A target judged on one runtime's medians.
+#[derive(Debug, Clone, Copy)]
+struct Verdict {
+    spec: TargetSpec,
+    median: f64,
+    baseline_median: Option<f64>,
+    /// The figure the bound applies to: a ratio, or milliseconds.
+    value: f64,
+    met: bool,
+}
+
+/// The targets whose ways (and baseline) were measured, each judged.
+fn verdicts(measured: &[Series]) -> Vec<Verdict> {
+    TARGETS
+        .iter()
+        .filter_map(|&spec| {
+            let median = summary_of(measured, spec.workload, spec.way)?.median;
+            let baseline_median = match spec.baseline {
+                Some(baseline) => Some(summary_of(measured, spec.workload, baseline)?.median),
+                None => None,
+            };
+            let value = spec.bound.value(median, baseline_median)?;
+            Some(Verdict { spec, median, baseline_median, value, met: spec.bound.met(value) })
+        })
+        .collect()
+}
+
+/// Containers a second, of a batch of `containers` that took `ms`.
+fn containers_per_second(containers: usize, ms: f64) -> f64 {
+    containers as f64 / (ms / 1000.0)
+}
+
+fn print_table(results: &[(&str, Outcome)], settings: Settings) {
+    let Settings { iterations, throughput_containers, throughput_rounds } = settings;
     println!();
     for workload in Workload::ALL {
         println!("{:<18} {}.", workload.key(), workload.description());
     }
     println!(
         "{iterations} iterations per runtime for each way, the ways of a workload interleaved, after {WARM_UP} \
-         warm-ups; xtask built with the {BUILD_PROFILE} profile (opt-level {OPT_LEVEL}); times in ms."
+         warm-ups; throughput: {throughput_rounds} batches of {throughput_containers} containers for each way, in \
+         the first iterations; xtask built with the {BUILD_PROFILE} profile (opt-level {OPT_LEVEL}); times in ms."
     );
     println!();
     println!(
@@ -747,8 +1029,15 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
             Outcome::Measured(measured) => {
                 for series in &measured.series {
                     let summary = Summary::of(&series.samples);
+                    let rate = match series.workload.parallelism(throughput_containers) {
+                        Some(_) => format!(
+                            "  ({:.1} containers/s)",
+                            containers_per_second(throughput_containers, summary.median)
+                        ),
+                        None => String::new(),
+                    };
                     println!(
-                        "{name:<10} {:<18} {:<16} {:<7}  {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+                        "{name:<10} {:<18} {:<16} {:<7}  {:>8.1} {:>8.1} {:>8.1} {:>8.1}{rate}",
                         series.workload.key(),
                         series.way.label(),
                         series.way.monitor(),
@@ -758,6 +1047,9 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
                         summary.p95
                     );
                 }
+                for left in &measured.left_out {
+                    println!("{name:<10} left out: {left}");
+                }
             }
             Outcome::Skipped(reason) => println!("{name:<10} skipped: {reason}"),
             Outcome::Failed(error) => println!("{name:<10} FAILED: {error}"),
@@ -765,9 +1057,6 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
     }
     for (name, outcome) in results {
         let Outcome::Measured(measured) = outcome else { continue };
-        for left_out in &measured.left_out {
-            println!("{name}: left out: {left_out}");
-        }
         for series in measured.series.iter().filter(|series| !series.unexpected.is_empty()) {
             println!(
                 "{name} {} {}: {} of {} runs ended otherwise than expected, e.g. {}",
@@ -780,37 +1069,54 @@ fn print_table(results: &[(&str, Outcome)], iterations: usize) {
         }
     }
     println!();
-    println!(
-        "{:<10} {:<18} {:<44}  {:>6} {:>6}  target (median)",
-        "runtime", "workload", "ratio (monitor)", "median", "p95"
-    );
+    println!("{:<10} {:<18} {:<44}  {:>6} {:>6}", "runtime", "workload", "ratio (monitor)", "median", "p95");
     for (name, outcome) in results {
         let Outcome::Measured(measured) = outcome else { continue };
         for ratio in ratios(&measured.series) {
-            let RatioSpec { workload, way, baseline, target } = ratio.spec;
+            let RatioSpec { workload, way, baseline } = ratio.spec;
             let label = format!("{} ({}) / {} ({})", way.label(), way.monitor(), baseline.label(), baseline.monitor());
-            let target = match (target, ratio.met()) {
-                (Some(target), Some(true)) => format!("<= {target:.2}, met"),
-                (Some(target), _) => format!("<= {target:.2}, missed"),
-                (None, _) => String::new(),
-            };
+            println!("{name:<10} {:<18} {label:<44}  {:>6.2} {:>6.2}", workload.key(), ratio.median, ratio.p95);
+        }
+    }
+    println!();
+    println!(
+        "{:<10} {:<34} {:>9} {:>9} {:>10} {:>12}  verdict",
+        "runtime", "target (medians)", "ms", "baseline", "figure", "target"
+    );
+    for (name, outcome) in results {
+        let Outcome::Measured(measured) = outcome else { continue };
+        for verdict in verdicts(&measured.series) {
+            let baseline = verdict.baseline_median.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1}"));
             println!(
-                "{name:<10} {:<18} {label:<44}  {:>6.2} {:>6.2}  {target}",
-                workload.key(),
-                ratio.median,
-                ratio.p95
+                "{name:<10} {:<34} {:>9.1} {baseline:>9} {:>10} {:>12}  {}",
+                verdict.spec.figure,
+                verdict.median,
+                verdict.spec.bound.show(verdict.value),
+                verdict.spec.bound.describe(),
+                if verdict.met { "met" } else { "MISSED" }
             );
         }
     }
     println!();
-    println!("{:<10} {:>24} {:>28}", "runtime", "live conmon VmRSS (KiB)", "bench process VmHWM (KiB)");
+    println!(
+        "{:<10} {:>24} {:>16} {:>18} {:>16}",
+        "runtime", "live conmon VmRSS (KiB)", "bench peak (KiB)", "bench growth (KiB)", "processes left"
+    );
     for (name, outcome) in results {
-        let Outcome::Measured(Measured { memory, .. }) = outcome else { continue };
+        let Outcome::Measured(Measured { memory, processes_left, .. }) = outcome else { continue };
         let conmon = match conmon_rss_median(memory) {
             Some(median) => format!("{median:.0} (median of {})", memory.conmon_rss_kib.len()),
             None => "-".to_owned(),
         };
-        println!("{name:<10} {conmon:>24} {:>28}", memory.bench_peak_kib);
+        println!(
+            "{name:<10} {conmon:>24} {:>16} {:>+18} {:>16}",
+            memory.bench_peak_kib,
+            memory.growth_kib(),
+            processes_left.len()
+        );
+        for left in processes_left {
+            println!("{name:<10} left: pid {} ({}): {}", left.pid, left.name, left.why);
+        }
     }
 }
 
@@ -821,12 +1127,15 @@ fn conmon_rss_median(memory: &Memory) -> Option<f64> {
 }
 
 /// The figures as JSON: every series named by runtime, monitor, workload and way, with its
-/// samples; every ratio with its target; and what became of each runtime.
-fn report(results: &[(&str, Outcome)], iterations: usize) -> serde_json::Value {
+/// samples; every ratio; every target with its verdict; memory and processes left; and what
+/// became of each runtime.
+fn report(results: &[(&str, Outcome)], settings: Settings) -> serde_json::Value {
     let mut runtimes = Vec::new();
     let mut figures = Vec::new();
     let mut ratio_figures = Vec::new();
+    let mut target_figures = Vec::new();
     let mut memory_figures = Vec::new();
+    let mut left_figures = Vec::new();
     for (name, outcome) in results {
         runtimes.push(match outcome {
             Outcome::Measured(measured) => {
@@ -836,15 +1145,26 @@ fn report(results: &[(&str, Outcome)], iterations: usize) -> serde_json::Value {
             Outcome::Failed(error) => json!({ "runtime": name, "outcome": "failed", "error": error }),
         });
         let Outcome::Measured(measured) = outcome else { continue };
+        let memory = &measured.memory;
         memory_figures.push(json!({
             "runtime": name,
-            "conmon_rss_kib": measured.memory.conmon_rss_kib,
-            "conmon_rss_median_kib": conmon_rss_median(&measured.memory),
-            "bench_peak_rss_kib": measured.memory.bench_peak_kib,
+            "conmon_rss_kib": memory.conmon_rss_kib,
+            "conmon_rss_median_kib": conmon_rss_median(memory),
+            "bench_peak_rss_kib": memory.bench_peak_kib,
+            "bench_rss_after_warm_up_kib": memory.bench_rss_after_warm_up_kib,
+            "bench_rss_at_end_kib": memory.bench_rss_at_end_kib,
+            "bench_rss_growth_kib": memory.growth_kib(),
+        }));
+        left_figures.push(json!({
+            "runtime": name,
+            "count": measured.processes_left.len(),
+            "processes": measured.processes_left.iter().map(|left| json!({
+                "pid": left.pid, "name": left.name, "why": left.why,
+            })).collect::<Vec<_>>(),
         }));
         for series in &measured.series {
             let summary = Summary::of(&series.samples);
-            figures.push(json!({
+            let mut figure = json!({
                 "runtime": name,
                 "monitor": series.way.monitor(),
                 "workload": series.workload.key(),
@@ -855,10 +1175,17 @@ fn report(results: &[(&str, Outcome)], iterations: usize) -> serde_json::Value {
                 "p95_ms": summary.p95,
                 "samples_ms": series.samples,
                 "unexpected_ends": series.unexpected,
-            }));
+            });
+            if let Some(parallel) = series.workload.parallelism(settings.throughput_containers) {
+                figure["containers"] = json!(settings.throughput_containers);
+                figure["parallel"] = json!(parallel);
+                figure["containers_per_s_median"] =
+                    json!(containers_per_second(settings.throughput_containers, summary.median));
+            }
+            figures.push(figure);
         }
         for ratio in ratios(&measured.series) {
-            let RatioSpec { workload, way, baseline, target } = ratio.spec;
+            let RatioSpec { workload, way, baseline } = ratio.spec;
             ratio_figures.push(json!({
                 "runtime": name,
                 "workload": workload.key(),
@@ -867,8 +1194,22 @@ fn report(results: &[(&str, Outcome)], iterations: usize) -> serde_json::Value {
                 "baseline": { "way": baseline.key(), "monitor": baseline.monitor() },
                 "median": ratio.median,
                 "p95": ratio.p95,
-                "target_median": target,
-                "target_met": ratio.met(),
+            }));
+        }
+        for verdict in verdicts(&measured.series) {
+            let TargetSpec { figure, workload, way, baseline, bound } = verdict.spec;
+            target_figures.push(json!({
+                "runtime": name,
+                "figure": figure,
+                "workload": workload.key(),
+                "way": way.key(),
+                "monitor": way.monitor(),
+                "baseline": baseline.map(|baseline| json!({ "way": baseline.key(), "monitor": baseline.monitor() })),
+                "median_ms": verdict.median,
+                "baseline_median_ms": verdict.baseline_median,
+                "value": verdict.value,
+                "target": bound.describe(),
+                "met": verdict.met,
             }));
         }
     }
@@ -876,16 +1217,21 @@ fn report(results: &[(&str, Outcome)], iterations: usize) -> serde_json::Value {
         Workload::ALL.into_iter().map(|workload| (workload.key().to_owned(), json!(workload.description()))).collect();
     json!({
         "workloads": workloads,
-        "iterations": iterations,
+        "iterations": settings.iterations,
         "warm_ups": WARM_UP,
+        "throughput": { "containers": settings.throughput_containers, "batches": settings.throughput_rounds },
         "interleaving": "the ways of a workload take turns, each iteration rotating which goes first",
         "ratios_are": "way / baseline, of the medians and of the p95s",
+        "targets_are": "judged on medians: a ratio to the baseline, a margin over it in ms, or ms",
         "build": { "profile": BUILD_PROFILE, "opt_level": OPT_LEVEL },
         "runtimes": runtimes,
         "figures": figures,
         "ratios": ratio_figures,
-        "memory_is": "conmon: VmRSS of a live conmon; bench: VmHWM of the bench process, which holds the engines",
+        "targets": target_figures,
+        "memory_is": "conmon: VmRSS of a live conmon; bench: VmHWM over the runtime's run and VmRSS growth \
+                      from after the warm-ups to the end, of the bench process, which holds the engines",
         "memory": memory_figures,
+        "processes_left": left_figures,
     })
 }
 
@@ -925,13 +1271,23 @@ mod tests {
                             ..series(Workload::ExitLatency, Way::Engine, &exit)
                         },
                     ],
-                    memory: Memory { conmon_rss_kib: vec![1600, 1500, 1700], bench_peak_kib: 30_000 },
+                    memory: Memory {
+                        conmon_rss_kib: vec![1600, 1500, 1700],
+                        bench_peak_kib: 30_000,
+                        bench_rss_after_warm_up_kib: 20_000,
+                        bench_rss_at_end_kib: 20_512,
+                    },
+                    processes_left: vec![census::LeftProcess {
+                        pid: 4242,
+                        name: "sh".into(),
+                        why: "lives in a bundle or work directory of the bench",
+                    }],
                     left_out: vec!["podman run: podman is not in PATH".into()],
                 }),
             ),
             ("crun", Outcome::Skipped("crun is not in PATH".into())),
         ];
-        let report = report(&results, 10);
+        let report = report(&results, Settings::full(10, 100));
         let close = |value: &serde_json::Value, expected: f64| (value.as_f64().unwrap() - expected).abs() < 1e-9;
 
         assert_eq!(report["iterations"], 10);
@@ -949,6 +1305,17 @@ mod tests {
                 "conmon_rss_kib": [1600, 1500, 1700],
                 "conmon_rss_median_kib": 1600.0,
                 "bench_peak_rss_kib": 30_000,
+                "bench_rss_after_warm_up_kib": 20_000,
+                "bench_rss_at_end_kib": 20_512,
+                "bench_rss_growth_kib": 512,
+            }])
+        );
+        assert_eq!(
+            report["processes_left"],
+            json!([{
+                "runtime": "runc",
+                "count": 1,
+                "processes": [{ "pid": 4242, "name": "sh", "why": "lives in a bundle or work directory of the bench" }],
             }])
         );
 
@@ -986,13 +1353,104 @@ mod tests {
             ]
         );
         assert!(close(&engine["median"], 2.0) && close(&engine["p95"], 2.0), "{engine}");
-        assert!(close(&engine["target_median"], 0.95), "{engine}");
-        assert_eq!(engine["target_met"], json!(false), "twice the raw time misses 0.95");
         let run = &ratios[1];
         assert_eq!(run["way"], "engine-run");
         assert!(close(&run["median"], 0.5) && close(&run["p95"], 0.5), "{run}");
-        assert!(close(&run["target_median"], 0.80), "{run}");
-        assert_eq!(run["target_met"], json!(true), "half the raw time meets 0.80");
+
+        // Targets: the lifecycle ratios, and the exit detection's own median (no baseline).
+        let targets = report["targets"].as_array().unwrap();
+        let judged: Vec<(&str, &str, bool)> = targets
+            .iter()
+            .map(|t| (t["figure"].as_str().unwrap(), t["target"].as_str().unwrap(), t["met"].as_bool().unwrap()))
+            .collect();
+        assert_eq!(
+            judged,
+            [
+                ("Engine + direct, lifecycle", "<= 0.95x", false),
+                ("Engine + direct, run", "<= 0.80x", true),
+                ("exit detection", "<= 2.0 ms", true),
+            ],
+            "twice the raw time misses 0.95, half of it meets 0.80, a 2 ms median meets 2 ms"
+        );
+        assert_eq!(targets[0]["baseline"], json!({ "way": "raw-cli", "monitor": "none" }));
+        assert!(close(&targets[0]["median_ms"], 11.0) && close(&targets[0]["baseline_median_ms"], 5.5));
+        assert!(close(&targets[0]["value"], 2.0), "{}", targets[0]);
+        assert_eq!(targets[2]["baseline"], json!(null));
+        assert!(close(&targets[2]["value"], 2.0), "{}", targets[2]);
+    }
+
+    #[test]
+    fn throughput_figures_carry_their_batch_and_rate_and_are_judged_against_the_raw_cli() {
+        // 100 containers in 4 s through the raw CLI, in 5 s through the engine: 25 and 20 a second.
+        let series = |way, ms: f64| Series {
+            workload: Workload::ThroughputLanes,
+            way,
+            samples: vec![ms, ms + 1000.0, ms - 1000.0],
+            unexpected: vec![],
+        };
+        let results = [(
+            "crun",
+            Outcome::Measured(Measured {
+                series: vec![series(Way::RawCli, 4000.0), series(Way::Engine, 5000.0)],
+                ..Measured::default()
+            }),
+        )];
+        let report = report(&results, Settings::full(5, 100));
+        assert_eq!(report["throughput"], json!({ "containers": 100, "batches": 3 }));
+        let raw = &report["figures"][0];
+        assert_eq!((raw["workload"].as_str(), raw["way"].as_str()), (Some("throughput-10"), Some("raw-cli")));
+        assert_eq!((&raw["containers"], &raw["parallel"]), (&json!(100), &json!(10)));
+        assert_eq!(raw["containers_per_s_median"], json!(25.0));
+        assert_eq!(report["figures"][1]["containers_per_s_median"], json!(20.0));
+        let [target] = report["targets"].as_array().unwrap().as_slice() else { panic!("{}", report["targets"]) };
+        assert_eq!(target["figure"], "throughput, 10 at a time");
+        assert_eq!((&target["value"], &target["met"]), (&json!(1.25), &json!(false)), "5 s / 4 s misses 1.00");
+    }
+
+    #[test]
+    fn a_target_is_a_ratio_a_margin_or_milliseconds_of_medians() {
+        assert_eq!(Bound::RatioAtMost(0.95).value(19.0, Some(20.0)), Some(0.95));
+        assert!(Bound::RatioAtMost(0.95).met(0.95), "the bound itself is met");
+        assert!(!Bound::RatioAtMost(0.95).met(0.96));
+        assert!(Bound::Faster.met(0.99) && !Bound::Faster.met(1.0), "as fast is not faster");
+        // Stop: 9 ms against a 3.5 ms kill is 5.5 ms over it, more than 5.
+        assert_eq!(Bound::MarginAtMost(5.0).value(9.0, Some(3.5)), Some(5.5));
+        assert!(!Bound::MarginAtMost(5.0).met(5.5) && Bound::MarginAtMost(5.0).met(4.0));
+        assert_eq!(Bound::MsAtMost(2.0).value(1.5, None), Some(1.5));
+        assert_eq!(Bound::RatioAtMost(1.0).value(1.5, None), None, "a ratio needs its baseline");
+        assert_eq!(
+            [
+                Bound::RatioAtMost(0.8).show(0.754),
+                Bound::MarginAtMost(5.0).show(-1.26),
+                Bound::MsAtMost(2.0).show(3.04)
+            ],
+            ["0.75x", "-1.3 ms", "3.0 ms"]
+        );
+    }
+
+    #[test]
+    fn the_stop_is_judged_against_the_raw_kill_plus_five_milliseconds() {
+        let series =
+            |way, ms: f64| Series { workload: Workload::StopLatency, way, samples: vec![ms; 3], unexpected: vec![] };
+        let measured = [series(Way::RawCli, 12.0), series(Way::RawKill, 6.0), series(Way::Engine, 10.0)];
+        let verdicts = verdicts(&measured);
+        let [stop] = verdicts.as_slice() else { panic!("{verdicts:?}") };
+        assert_eq!((stop.spec.baseline, stop.value, stop.met), (Some(Way::RawKill), 4.0, true), "10 - 6 = 4 <= 5");
+    }
+
+    #[test]
+    fn batches_run_in_the_first_measured_iterations_only_and_quick_is_small() {
+        let settings = Settings::full(20, 100);
+        assert_eq!(settings.throughput_rounds, 3);
+        let batches = |workload| (0..20).filter(|&n| settings.drives(workload, Some(n))).count();
+        assert_eq!(batches(Workload::ThroughputAll), 3);
+        assert_eq!(batches(Workload::Lifecycle), 20);
+        assert!(!settings.drives(Workload::ThroughputLanes, None), "not in the warm-ups");
+        assert!(settings.drives(Workload::Lifecycle, None));
+        assert_eq!(Settings::full(2, 100).throughput_rounds, 2, "no more batches than iterations");
+        assert_eq!(Settings::quick(), Settings { iterations: 3, throughput_containers: 10, throughput_rounds: 1 });
+        assert_eq!(Workload::ThroughputAll.parallelism(100), Some(100));
+        assert_eq!(Workload::ThroughputLanes.parallelism(100), Some(10));
     }
 
     #[test]
@@ -1028,7 +1486,16 @@ mod tests {
                 .collect()
         };
         assert!(workloads(true).contains(&Workload::CheckpointRestore));
-        assert_eq!(workloads(false), [Workload::Lifecycle, Workload::ExitLatency, Workload::StopLatency]);
+        assert_eq!(
+            workloads(false),
+            [
+                Workload::Lifecycle,
+                Workload::ExitLatency,
+                Workload::StopLatency,
+                Workload::ThroughputLanes,
+                Workload::ThroughputAll
+            ]
+        );
     }
 
     #[test]
@@ -1059,9 +1526,17 @@ mod tests {
             |way, ms: f64| Series { workload: Workload::Lifecycle, way, samples: vec![ms; 3], unexpected: vec![] };
         // 104 / 100 is within 1.05 of raw conmon; 104 / 250 = 0.416 is short of 2.5 times podman.
         let measured = [series(Way::RawConmon, 100.0), series(Way::EngineConmon, 104.0), series(Way::Podman, 250.0)];
-        let verdicts: Vec<(Way, Option<f64>, Option<bool>)> =
-            ratios(&measured).into_iter().map(|ratio| (ratio.spec.baseline, ratio.spec.target, ratio.met())).collect();
-        assert_eq!(verdicts, [(Way::RawConmon, Some(1.05), Some(true)), (Way::Podman, Some(0.40), Some(false))]);
+        let verdicts: Vec<(Option<Way>, Bound, bool)> = verdicts(&measured)
+            .into_iter()
+            .map(|verdict| (verdict.spec.baseline, verdict.spec.bound, verdict.met))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                (Some(Way::RawConmon), Bound::RatioAtMost(1.05), true),
+                (Some(Way::Podman), Bound::RatioAtMost(0.40), false)
+            ]
+        );
         assert_eq!(
             [Way::EngineConmon, Way::RawConmon, Way::Podman].map(Way::monitor),
             ["conmon"; 3],

@@ -5,10 +5,11 @@
 //! - `matrix`: the conformance suite over every backend found, as a table.
 //! - `bench`: the library and its engine, built with optimisations, against the raw runtime CLIs
 //!   and containerd's `runc` crate, and through conmon against conmon by hand and `podman run`,
-//!   as ratios; conmon's memory beside them.
+//!   as ratios and targets met or missed; throughput, memory and processes left beside them
+//!   (`--quick` for CI).
 //! - `ci`: what `.ci/run` does: the matrix on the host as found (a fresh clone must pass it before
-//!   anything is installed), setup, then the test suite with the real runtimes, conmon and CRIU
-//!   required.
+//!   anything is installed), setup, the test suite with the real runtimes, conmon and CRIU
+//!   required, then the bench's quick run.
 
 mod bench;
 mod matrix;
@@ -41,18 +42,25 @@ enum Task {
     Matrix,
     /// The library and its engine against the raw runtime CLIs and containerd's runc crate, and
     /// through conmon against conmon by hand and podman run: medians and ratios of a container
-    /// lifecycle, of exit detection and of stop, and conmon's memory.
+    /// lifecycle, of exit detection, of stop and of batches of containers, the targets met or
+    /// missed, memory, and the processes left.
     Bench {
         /// Measured iterations per runtime for each way (after 2 warm-ups).
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, conflicts_with = "quick")]
         iterations: usize,
+        /// Containers in a throughput batch (10 at a time, and all at once).
+        #[arg(long, default_value_t = 100, conflicts_with = "quick")]
+        throughput: usize,
+        /// A short run for CI: 3 iterations and one batch of 10 containers.
+        #[arg(long)]
+        quick: bool,
         /// Also write every figure (by runtime, monitor, workload and way: medians, percentiles,
         /// samples) and every ratio as JSON to this file.
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
     },
-    /// The matrix on the host as found, setup, then the test suite with every real runtime the
-    /// code drives required.
+    /// The matrix on the host as found, setup, the test suite with every real runtime the code
+    /// drives required, then `bench --quick`.
     Ci,
 }
 
@@ -66,11 +74,15 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::run(),
         Task::Test { cargo_test_args } => test(&cargo_test_args, None),
         Task::Matrix => matrix::run(),
-        Task::Bench { iterations, json } => bench::run(iterations, json.as_deref()),
+        Task::Bench { iterations, throughput, quick, json } => {
+            let settings = if quick { bench::Settings::quick() } else { bench::Settings::full(iterations, throughput) };
+            bench::run(settings, quick, json.as_deref())
+        }
         Task::Ci => {
             matrix::run()?;
             setup::run()?;
-            test(&[], Some(DRIVEN_RUNTIMES))
+            test(&[], Some(DRIVEN_RUNTIMES))?;
+            bench::run(bench::Settings::quick(), true, None)
         }
     }
 }

@@ -392,7 +392,7 @@ impl Engine {
         let runtime_duration = started.elapsed();
         self.mark_watched(id);
         let finished = async {
-            self.root.save(&self.record(id, bundle, Some(created.pid)).await?).await?;
+            self.root.save(&ContainerRecord { pid: Some(created.pid), ..self.record(id, bundle).await? }).await?;
             let statistics = match opts.statistics {
                 true => {
                     Some(off_executor("reading CRIU's statistics", in_dir(&images, RestoreStatistics::read)).await?)

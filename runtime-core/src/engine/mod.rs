@@ -267,6 +267,8 @@ impl Engine {
         let mut lock = self.root.lock(id).await?;
         let files = self.root.files(id);
         let recorded = self.root.load(id).await?;
+        // Saved before the runtime runs, and again with the init's pid: the spec is read once.
+        let record = self.record(id, bundle).await?;
         let known = match &recorded {
             Some(record) => self.is_known_to_the_runtime(record).await?,
             None => false,
@@ -280,7 +282,7 @@ impl Engine {
                 self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
             }
             self.root.forget(id).await?;
-            self.root.save(&self.record(id, bundle, None).await?).await?;
+            self.root.save(&record).await?;
         }
         let request = CreateRequest { id: id.clone(), bundle: bundle.to_path_buf(), options: opts, launch, files };
         // Dropped before the monitor answers, a new container is rolled back in the background:
@@ -303,8 +305,7 @@ impl Engine {
             }
         };
         self.mark_watched(id);
-        let saved = async { self.root.save(&self.record(id, bundle, Some(created.pid)).await?).await };
-        if let Err(err) = saved.await {
+        if let Err(err) = self.root.save(&ContainerRecord { pid: Some(created.pid), ..record }).await {
             self.roll_back(id).await;
             lock.remove_on_drop();
             return Err(err);
@@ -325,9 +326,9 @@ impl Engine {
         }
     }
 
-    /// What the engine remembers of a container it makes, `pid` once the runtime said it; the
+    /// What the engine remembers of a container it makes, before the runtime says its pid; the
     /// stop signal comes from its spec, read off the executor.
-    async fn record(&self, id: &ContainerId, bundle: &Path, pid: Option<u32>) -> Result<ContainerRecord> {
+    async fn record(&self, id: &ContainerId, bundle: &Path) -> Result<ContainerRecord> {
         let spec_of = bundle.to_path_buf();
         let stop_signal = off_executor("reading the spec's stop signal", move || Ok(stop_signal_of(&spec_of))).await?;
         Ok(ContainerRecord {
@@ -335,7 +336,7 @@ impl Engine {
             bundle: bundle.to_path_buf(),
             backend: self.backend.name().to_owned(),
             monitor: self.monitor.name().to_owned(),
-            pid,
+            pid: None,
             stop_signal: stop_signal.number(),
             checkpointed: false,
         })

@@ -258,7 +258,7 @@ pub(super) fn status_kib(path: &str, key: &str) -> anyhow::Result<u64> {
     parse_status_kib(&status, key).with_context(|| format!("no {key} in {path}"))
 }
 
-fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+pub(super) fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let value = line.strip_prefix(key)?.strip_prefix(':')?.trim();
         value.strip_suffix("kB")?.trim().parse().ok()

@@ -44,7 +44,7 @@ pub(super) const POLL: Duration = Duration::from_millis(2);
 /// How long a container may take to stop, or to say it is ready, before the iteration fails.
 pub(super) const DEADLINE: Duration = Duration::from_secs(10);
 
-fn millis(duration: Duration) -> f64 {
+pub(super) fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
@@ -63,14 +63,14 @@ impl Sample {
     }
 
     /// A run of the engine, whose `exit` should have been `expected` (for the reason `why`).
-    fn judged(ms: f64, exit: Exit, expected: Exit, why: &str) -> Self {
+    pub(super) fn judged(ms: f64, exit: Exit, expected: Exit, why: &str) -> Self {
         let unexpected = (exit != expected).then(|| format!("{exit}, where {why}"));
         Sample { ms, unexpected }
     }
 }
 
 /// Times `sequence`, whose every run ends as expected.
-fn timed(sequence: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Sample> {
+pub(super) fn timed(sequence: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Sample> {
     let started = Instant::now();
     sequence()?;
     Ok(Sample::expected(millis(started.elapsed())))
@@ -203,8 +203,9 @@ impl Raw {
         Ok(latency)
     }
 
-    /// The time from `kill ID TERM` to `state` saying it stopped.
-    fn stop_latency(&self, tokio: &tokio::runtime::Runtime, id: &str, bundle: &Path) -> anyhow::Result<f64> {
+    /// The time `kill ID TERM` takes to return, and the time from running it to `state` saying
+    /// the container stopped.
+    fn stop_latency(&self, tokio: &tokio::runtime::Runtime, id: &str, bundle: &Path) -> anyhow::Result<StopTimes> {
         let leftover = Leftover::new(self, id);
         let (ready, says_ready) = std::io::pipe().context("creating the stdout pipe")?;
         self.create(id, bundle, Stdio::null(), says_ready.into(), None)?;
@@ -212,12 +213,19 @@ impl Raw {
         tokio.block_on(until_ready(ready))?;
         let signalled = Instant::now();
         self.call(&["kill", id, "TERM"])?;
+        let kill_ms = millis(signalled.elapsed());
         self.wait_stopped(id)?;
-        let latency = millis(signalled.elapsed());
+        let stopped_ms = millis(signalled.elapsed());
         self.call(&["delete", id])?;
         leftover.disarm();
-        Ok(latency)
+        Ok(StopTimes { kill_ms, stopped_ms })
     }
+}
+
+/// What a raw stop takes: the `kill` call alone, and until `state` says stopped.
+struct StopTimes {
+    kill_ms: f64,
+    stopped_ms: f64,
 }
 
 /// Waits until the container says `ready` on the pipe whose read end is `ready`.
@@ -286,13 +294,35 @@ async fn until_exited(pid_file: &Path, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How the lifecycle container ends, and why.
+pub(super) const LIFECYCLE_EXIT: Exit = Exit::Exited(0);
+pub(super) const LIFECYCLE_EXIT_WHY: &str = "/bin/true exits with status 0";
+
+/// A lifecycle through `engine`: create and start (or `run`), `wait`, delete; how it ended.
+pub(super) async fn engine_sequence(
+    engine: &Engine,
+    id: &ContainerId,
+    bundle: &Path,
+    run: bool,
+) -> anyhow::Result<Exit> {
+    if run {
+        engine.run(id, bundle, CreateOptions::default()).await?;
+    } else {
+        engine.create(id, bundle, CreateOptions::default()).await?;
+        engine.start(id).await?;
+    }
+    let exit = engine.wait(id).await?;
+    engine.delete(id, DeleteMode::IfStopped).await?;
+    Ok(exit)
+}
+
 /// Everything the non-raw ways drive, over one runtime.
 pub(super) struct Drivers<'a> {
     pub(super) tokio: &'a tokio::runtime::Runtime,
     pub(super) raw: &'a Raw,
     pub(super) backend: Arc<CliBackend>,
-    /// The engine with its `DirectMonitor`.
-    pub(super) engine: Engine,
+    /// The engine with its `DirectMonitor` (shared with the tasks of a throughput batch).
+    pub(super) engine: Arc<Engine>,
     /// What goes through conmon, where conmon is there and works with this runtime.
     pub(super) conmon: Option<ConmonWays<'a>>,
     /// `podman run`, where podman is there and works with this runtime.
@@ -315,7 +345,12 @@ impl Drivers<'_> {
     }
 
     pub(super) fn raw_stop_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
-        self.raw.stop_latency(self.tokio, id, bundle).map(Sample::expected)
+        self.raw.stop_latency(self.tokio, id, bundle).map(|times| Sample::expected(times.stopped_ms))
+    }
+
+    /// The raw stop, timing only its `kill ID TERM` call: what the runtime itself costs a stop.
+    pub(super) fn raw_kill_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
+        self.raw.stop_latency(self.tokio, id, bundle).map(|times| Sample::expected(times.kill_ms))
     }
 
     /// The raw lifecycle through the library's `CliBackend`: create, start, `state` every
@@ -411,20 +446,10 @@ impl Drivers<'_> {
         let leftover = Leftover::new(self.raw, id);
         let id = ContainerId::new(id)?;
         let started = Instant::now();
-        let exit = self.tokio.block_on(async {
-            if run {
-                engine.run(&id, bundle, CreateOptions::default()).await?;
-            } else {
-                engine.create(&id, bundle, CreateOptions::default()).await?;
-                engine.start(&id).await?;
-            }
-            let exit = engine.wait(&id).await?;
-            engine.delete(&id, DeleteMode::IfStopped).await?;
-            anyhow::Ok(exit)
-        })?;
+        let exit = self.tokio.block_on(engine_sequence(engine, &id, bundle, run))?;
         let ms = millis(started.elapsed());
         leftover.disarm();
-        Ok(Sample::judged(ms, exit, Exit::Exited(0), "/bin/true exits with status 0"))
+        Ok(Sample::judged(ms, exit, LIFECYCLE_EXIT, LIFECYCLE_EXIT_WHY))
     }
 
     /// The time from closing the container's stdin to `engine.wait` returning.
