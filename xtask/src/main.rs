@@ -8,8 +8,8 @@
 //!   as ratios and targets met or missed; throughput, memory and processes left beside them
 //!   (`--quick` for CI).
 //! - `ci`: what `.ci/run` does: the matrix on the host as found (a fresh clone must pass it before
-//!   anything is installed), setup, the test suite with the real runtimes, conmon and CRIU
-//!   required, then the bench's quick run.
+//!   anything is installed), setup, then the test suite with the real runtimes, conmon and CRIU
+//!   required.
 
 mod bench;
 mod matrix;
@@ -59,8 +59,8 @@ enum Task {
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
     },
-    /// The matrix on the host as found, setup, the test suite with every real runtime the code
-    /// drives required, then `bench --quick`.
+    /// The matrix on the host as found, setup, then the test suite with every real runtime the
+    /// code drives required.
     Ci,
 }
 
@@ -81,8 +81,7 @@ fn main() -> anyhow::Result<()> {
         Task::Ci => {
             matrix::run()?;
             setup::run()?;
-            test(&[], Some(DRIVEN_RUNTIMES))?;
-            bench::run(bench::Settings::quick(), true, None)
+            test(&[], Some(DRIVEN_RUNTIMES))
         }
     }
 }
