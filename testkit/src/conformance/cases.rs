@@ -12,7 +12,7 @@ use runtime_core::{
 };
 
 use super::env::{Env, STATUS_PATIENCE, Witness, quotes, refusal_quotes, skipped, witness};
-use super::{CaseSpec, embedding, stats, terminal};
+use super::{CaseSpec, Departure, embedding, stats, terminal};
 use crate::harness::{CaseResult, Ran};
 
 /// A process that runs until killed.
@@ -78,6 +78,9 @@ pub(super) fn all() -> Vec<CaseSpec> {
             "runtime.md#delete: deleting a container that is not stopped MUST generate an error; the state stays readable",
             |env| Box::pin(delete_running_is_invalid_state(env)),
         ),
+        CaseSpec::new("delete_of_a_created_container_is_refused", DELETE_OF_A_CREATED_CONTAINER, |env| {
+            Box::pin(delete_created_is_refused(env))
+        }),
         CaseSpec::new(
             "list_reports_each_container_with_its_status",
             "runtime behaviour (`list`): every container with its own status",
@@ -348,6 +351,31 @@ async fn delete_running_is_invalid_state(env: &mut Env) -> CaseResult {
     ensure!(env.backend.state(&id).await?.status == Status::Running, "still running after the refusal");
     env.backend.delete(&id, DeleteMode::Force).await.context("delete --force")?;
     Ok(Ran::Passed)
+}
+
+/// The spec line `delete_of_a_created_container_is_refused` checks, which every runtime it knows
+/// departs from (see `DEVIATIONS`).
+pub(super) const DELETE_OF_A_CREATED_CONTAINER: &str = "runtime.md#delete: attempting to delete a container that is not \
+     stopped MUST have no effect on the container and MUST generate an error (here: one that is created)";
+
+async fn delete_created_is_refused(env: &mut Env) -> CaseResult {
+    let id = env.id("created");
+    let bundle = env.bundle(SLEEPER.iter().copied())?;
+    env.create(&id, bundle.path()).await?;
+    let delete = env.backend.delete(&id, DeleteMode::IfStopped).await;
+    let after = env.backend.state(&id).await;
+    if after.is_ok() {
+        env.remove(&id).await?;
+    }
+    let status = after.as_ref().map(|state| state.status);
+    match (delete, status) {
+        (Err(Error::InvalidState { .. }), Ok(Status::Created)) => Ok(Ran::Passed),
+        (Err(Error::InvalidState { .. }), status) => bail!("the refusal left the container {status:?}"),
+        (Ok(()), Err(Error::NotFound { .. })) => {
+            Err(Departure("delete without force removed the created container".to_owned()).into())
+        }
+        (other, status) => bail!("delete of a created container without force: {other:?}; its state then: {status:?}"),
+    }
 }
 
 async fn list_reports_containers(env: &mut Env) -> CaseResult {

@@ -38,7 +38,7 @@ use conmon_driver::ConmonMonitor;
 use runtime_core::{Capability, CliBackend, DirectMonitor, HostCheck, OciBackend, RuntimeConfig, RuntimeFamily};
 
 pub use env::Env;
-pub use outcome::{Cell, DEVIATIONS, KnownDeviation, Monitor, Outcome, Totals};
+pub use outcome::{Cell, DEVIATIONS, Departure, KnownDeviation, Monitor, Outcome, Totals};
 
 use crate::fake::{FakeConmon, Flavour};
 use crate::gate::{self, Gate};
@@ -346,14 +346,14 @@ fn plan(subject: &Subject, monitoring: Option<Monitoring>, case: CaseSpec) -> Pl
             env::run(subject, real, monitor, case.run).await
         };
         let (runtime, result) = match setup {
-            Setup::Fake(_) => (None, block_on(in_env(None))),
+            Setup::Fake(flavour) => (flavour.name().to_owned(), block_on(in_env(None))),
             Setup::Real(runtime) => match gate::real_runtime(&runtime, &host_checks) {
-                Gate::Open(real) => (Some(runtime), block_on(in_env(Some(real)))),
+                Gate::Open(real) => (runtime, block_on(in_env(Some(real)))),
                 Gate::Skip(reason) => return Outcome::Skip { reason },
                 Gate::Fail(reason) => return Outcome::Fail { evidence: reason },
             },
         };
-        Outcome::of(runtime.as_deref(), case.name, result, DEVIATIONS)
+        Outcome::of(&runtime, case.name, result, DEVIATIONS)
     };
     Planned { cell, checks: case.checks, run: Box::new(run) }
 }
