@@ -2,7 +2,7 @@
 //! `cargo test` and against the real runtimes when the gate lets them run.
 //!
 //! The suite is data, so that the test binaries and `cargo xtask matrix` run the same thing and
-//! neither reads the other's text. A [`CaseSpec`] names a case, says what it checks (the OCI
+//! neither reads the other's text. A `CaseSpec` names a case, says what it checks (the OCI
 //! runtime-spec line or the runtime behaviour) and what it needs of its monitor. A [`Subject`]
 //! says what to test (a fake of some flavour, a real runtime, a plugin) and how to connect a
 //! backend to it. [`register`] plans every backend case for a subject as a [`Planned`] cell
@@ -162,7 +162,7 @@ pub type Case = for<'env> fn(&'env mut Env) -> Pin<Box<dyn Future<Output = CaseR
 /// A case as data: its name, what it checks (the OCI runtime-spec line, or the runtime
 /// behaviour it pins), the monitor capabilities it needs, and the code.
 #[derive(Clone, Copy)]
-pub struct CaseSpec {
+pub(crate) struct CaseSpec {
     name: &'static str,
     checks: &'static str,
     needs: &'static [Capability],
@@ -189,21 +189,6 @@ impl CaseSpec {
         run: Case,
     ) -> Self {
         CaseSpec { name, checks, needs, run }
-    }
-
-    /// The case's name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// What it checks.
-    pub fn checks(&self) -> &'static str {
-        self.checks
-    }
-
-    /// What it needs of its monitor.
-    pub fn needs(&self) -> &'static [Capability] {
-        self.needs
     }
 }
 
@@ -238,12 +223,12 @@ impl Planned {
 }
 
 /// The backend's cases, which drive the runtime without a monitor.
-pub fn backend_cases() -> Vec<CaseSpec> {
+fn backend_cases() -> Vec<CaseSpec> {
     cases::all()
 }
 
 /// The engine's cases, each run under every monitor.
-pub fn engine_cases() -> Vec<CaseSpec> {
+fn engine_cases() -> Vec<CaseSpec> {
     engine::all()
         .into_iter()
         .chain(checkpoint::all())
