@@ -204,7 +204,7 @@ async fn run_supervises(env: &mut Env) -> CaseResult {
 
 /// What a process does with a signal, as `/proc/<pid>/status` shows it.
 #[derive(Debug, Clone, Copy)]
-enum Disposition {
+pub(super) enum Disposition {
     /// `SigIgn`: `trap '' SIG`.
     Ignored,
     /// `SigCgt`: a handler, `trap 'command' SIG`.
@@ -213,7 +213,7 @@ enum Disposition {
 
 /// Waits (up to 10 s) until the container's init has set `disposition` for `signal`, so that a
 /// signal sent next meets the shell's trap rather than the default action.
-async fn until_the_init_handles(
+pub(super) async fn until_the_init_handles(
     engine: &Engine,
     id: &ContainerId,
     signal: Signal,

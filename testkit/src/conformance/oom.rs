@@ -15,6 +15,7 @@ use anyhow::{Context, ensure};
 use runtime_core::{ContainerId, CreateOptions, DeleteMode, Engine, Exit, Signal, Status, StopOptions};
 
 use super::CaseSpec;
+use super::engine::{Disposition, until_the_init_handles};
 use super::env::{Env, skipped};
 use crate::harness::{CaseResult, Ran};
 
@@ -132,6 +133,8 @@ async fn stop_kill_is_no_oom(env: &mut Env) -> CaseResult {
     let engine = env.engine()?;
     // Under the same limit, far below it; TERM is ignored, so `stop` ends it with SIGKILL.
     let (id, _) = started_with_limit(env, &engine, "stopped", &["sh", "-c", "trap '' TERM; sleep 1000 & wait"]).await?;
+    // A TERM sent before the shell set its trap would end it on its own.
+    until_the_init_handles(&engine, &id, Signal::TERM, Disposition::Ignored).await?;
     let exit = engine.stop(&id, StopOptions { signal: None, timeout: Duration::from_secs(1) }).await.context("stop")?;
     ensure!(exit == Exit::Signaled(Signal::KILL), "stop escalated to SIGKILL: {exit:?}");
     let status = engine.status(&id).await?;
