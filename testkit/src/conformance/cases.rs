@@ -11,6 +11,7 @@ use runtime_core::{
     Existence, Features, KillScope, RestoreOptions, Signal, Status, Support, process,
 };
 
+use super::engine::{Disposition, until_the_init_handles};
 use super::env::{Env, STATUS_PATIENCE, Witness, quotes, refusal_quotes, skipped, witness};
 use super::{CaseSpec, Departure, embedding, stats, terminal};
 use crate::harness::{CaseResult, Ran};
@@ -175,6 +176,8 @@ async fn create_start_kill_delete(env: &mut Env) -> CaseResult {
     env.backend.start(&id).await.context("start")?;
     let running = env.wait_for(&id, Status::Running).await?;
     ensure!(running.pid == created.pid, "the init pid is kept across start");
+    // A namespace init ignores a TERM that comes before its shell set the trap.
+    until_the_init_handles(env.backend.as_ref(), &id, Signal::TERM, Disposition::Caught).await?;
     env.backend.kill(&id, Signal::TERM, KillScope::Init).await.context("kill TERM")?;
     let stopped = env.wait_for(&id, Status::Stopped).await?;
     ensure!(stopped.pid.is_none(), "a stopped container has no pid");

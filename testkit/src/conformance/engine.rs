@@ -214,12 +214,12 @@ pub(super) enum Disposition {
 /// Waits (up to 10 s) until the container's init has set `disposition` for `signal`, so that a
 /// signal sent next meets the shell's trap rather than the default action.
 pub(super) async fn until_the_init_handles(
-    engine: &Engine,
+    backend: &dyn runtime_core::OciBackend,
     id: &ContainerId,
     signal: Signal,
     disposition: Disposition,
 ) -> anyhow::Result<()> {
-    let pid = engine.backend().state(id).await?.pid.context("a running container has an init pid")?;
+    let pid = backend.state(id).await?.pid.context("a running container has an init pid")?;
     let field = match disposition {
         Disposition::Ignored => "SigIgn:",
         Disposition::Caught => "SigCgt:",
@@ -247,7 +247,7 @@ async fn stop_escalates(env: &mut Env) -> CaseResult {
     // A namespace init without a TERM handler ignores TERM (fakes: a process that traps it).
     let id = created(env, &engine, "stubborn", &["sh", "-c", "trap '' TERM; sleep 1000 & wait"]).await?;
     engine.start(&id).await?;
-    until_the_init_handles(&engine, &id, Signal::TERM, Disposition::Ignored).await?;
+    until_the_init_handles(engine.backend(), &id, Signal::TERM, Disposition::Ignored).await?;
     let timeout = Duration::from_secs(1);
     let started = Instant::now();
     let exit = engine.stop(&id, StopOptions { signal: None, timeout }).await.context("stop")?;
@@ -267,7 +267,7 @@ async fn stop_returns_at_exit(env: &mut Env) -> CaseResult {
     let id =
         created(env, &engine, "polite", &["sh", "-c", "sleep 1000 & trap \"kill $!; exit 43\" TERM; wait"]).await?;
     engine.start(&id).await?;
-    until_the_init_handles(&engine, &id, Signal::TERM, Disposition::Caught).await?;
+    until_the_init_handles(engine.backend(), &id, Signal::TERM, Disposition::Caught).await?;
     let started = Instant::now();
     let exit = engine.stop(&id, StopOptions { signal: None, timeout: Duration::from_secs(60) }).await?;
     ensure!(exit == Exit::Exited(43), "the trap's own exit code: {exit:?}");

@@ -134,7 +134,7 @@ async fn stop_kill_is_no_oom(env: &mut Env) -> CaseResult {
     // Under the same limit, far below it; TERM is ignored, so `stop` ends it with SIGKILL.
     let (id, _) = started_with_limit(env, &engine, "stopped", &["sh", "-c", "trap '' TERM; sleep 1000 & wait"]).await?;
     // A TERM sent before the shell set its trap would end it on its own.
-    until_the_init_handles(&engine, &id, Signal::TERM, Disposition::Ignored).await?;
+    until_the_init_handles(engine.backend(), &id, Signal::TERM, Disposition::Ignored).await?;
     let exit = engine.stop(&id, StopOptions { signal: None, timeout: Duration::from_secs(1) }).await.context("stop")?;
     ensure!(exit == Exit::Signaled(Signal::KILL), "stop escalated to SIGKILL: {exit:?}");
     let status = engine.status(&id).await?;
