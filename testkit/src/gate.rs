@@ -5,6 +5,8 @@
 //! Without it a test is reported as skipped with the reason. `REQUIRE_REAL_RUNTIMES=runc,crun`
 //! (set by `.ci/run`) turns a missing runtime into a failure, so CI cannot pass by skipping.
 //!
+//! A program can name the binary to use instead of the one in `PATH` ([`use_binary`]).
+//!
 //! CRIU is gated apart from the runtimes, under the name `criu`: a runtime can be there while
 //! CRIU is missing or fails `criu check`, and then its checkpoint and restore are unsupported for
 //! a reason that is the host's, not the runtime's. A case that meets such a verdict asks
@@ -110,8 +112,26 @@ pub fn real_runtime(name: &str, host_checks: &[Arc<dyn HostCheck>]) -> Gate {
     }
 }
 
+/// The binaries named on a command line (`cargo xtask matrix --runtime-path runc=/opt/runc`),
+/// used instead of the ones in `PATH`.
+static CHOSEN_BINARIES: std::sync::Mutex<std::collections::BTreeMap<String, PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Makes the gate use `binary` for `name` (a runtime, or conmon) instead of looking in `PATH`.
+pub fn use_binary(name: &str, binary: PathBuf) {
+    CHOSEN_BINARIES.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), binary);
+}
+
+fn find(name: &str) -> Result<PathBuf, String> {
+    match CHOSEN_BINARIES.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+        Some(binary) if binary.is_file() => Ok(binary.clone()),
+        Some(binary) => Err(format!("{name} was given as {}, which is no file", binary.display())),
+        None => which::which(name).map_err(|_| format!("{name} is not in PATH (`cargo xtask setup` installs it)")),
+    }
+}
+
 fn availability(name: &str) -> Result<PathBuf, String> {
-    let binary = which::which(name).map_err(|_| format!("{name} is not in PATH (`cargo xtask setup` installs it)"))?;
+    let binary = find(name)?;
     if !nix::unistd::geteuid().is_root() {
         return Err(format!("real {name} containers need root"));
     }
@@ -202,6 +222,22 @@ mod tests {
         assert!(
             matches!(lacking(name, missing, &required), Lacking::Fail(reason) if reason.contains("not in PATH")),
             "the gate's own verdict on a missing binary fails the test"
+        );
+    }
+
+    #[test]
+    fn a_chosen_binary_is_used_instead_of_path_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let chosen = dir.path().join("runtime-no-path-has");
+        std::fs::write(&chosen, "").unwrap();
+        assert!(which::which("runtime-no-path-has").is_err(), "not in PATH");
+        use_binary("runtime-no-path-has", chosen.clone());
+        assert_eq!(find("runtime-no-path-has"), Ok(chosen));
+        let gone = dir.path().join("gone");
+        use_binary("other-runtime-no-path-has", gone.clone());
+        assert_eq!(
+            find("other-runtime-no-path-has"),
+            Err(format!("other-runtime-no-path-has was given as {}, which is no file", gone.display()))
         );
     }
 

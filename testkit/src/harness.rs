@@ -5,7 +5,9 @@
 //! found)", never pass), and serve as the fake runtime itself. [`main`] first checks whether the
 //! binary was executed under a runtime's name (a `runc`, `crun`, `youki` or `criu` symlink made by
 //! [`crate::fake::FakeRuntime`]) and if so behaves as `fake-oci`; otherwise it runs the tests with
-//! libtest's command line and output (`--test-threads`, filters, `--ignored`...).
+//! libtest's command line and output (`--test-threads`, filters, `--ignored`...). The conformance
+//! suite's cells become trials named as their cells are; a program that runs them itself (`cargo
+//! xtask matrix`) calls [`serve_as_fake`] first, as [`main`] does.
 //!
 //! Each case runs on its own single-threaded tokio runtime.
 
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use runtime_core::{HostCheck, RuntimeFamily};
 
+use crate::conformance::{Outcome, Planned};
 use crate::gate::{self, Gate, RealRuntime};
 
 static HARNESS_ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -39,11 +42,27 @@ pub type CaseResult = anyhow::Result<Ran>;
 #[derive(Default)]
 pub struct Suite {
     trials: Vec<Trial>,
+    conformance: Vec<Planned>,
 }
 
 impl std::fmt::Debug for Suite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Suite").field("trials", &self.trials.len()).finish()
+        f.debug_struct("Suite")
+            .field("trials", &self.trials.len())
+            .field("conformance", &self.conformance.len())
+            .finish()
+    }
+}
+
+/// Runs `case` to its end on a single-threaded tokio runtime of its own.
+pub fn block_on<Fut>(case: Fut) -> CaseResult
+where
+    Fut: Future<Output = CaseResult>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(case),
+        Err(err) => anyhow::bail!("cannot build a tokio runtime: {err}"),
     }
 }
 
@@ -51,18 +70,35 @@ fn run_case<Fut>(case: Fut) -> Result<Completion, Failed>
 where
     Fut: Future<Output = CaseResult>,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| Failed::from(format!("cannot build a tokio runtime: {err}")))?;
-    match runtime.block_on(case) {
+    match block_on(case) {
         Ok(Ran::Passed) => Ok(Completion::Completed),
         Ok(Ran::Skipped(reason)) => Ok(Completion::ignored_with(reason)),
         Err(err) => Err(Failed::from(format!("{err:#}"))),
     }
 }
 
+/// libtest's word for a conformance outcome: a deviation is reported as ignored with what the
+/// runtime does instead, never as a pass.
+fn completion(outcome: Outcome) -> Result<Completion, Failed> {
+    match outcome {
+        Outcome::Pass => Ok(Completion::Completed),
+        Outcome::Skip { reason } => Ok(Completion::ignored_with(reason)),
+        Outcome::Deviation { spec, does } => Ok(Completion::ignored_with(format!("deviation from {spec}: {does}"))),
+        Outcome::Fail { evidence } => Err(Failed::from(evidence)),
+    }
+}
+
 impl Suite {
+    /// A cell of the conformance suite, run as a trial of the cell's name.
+    pub fn conformance(&mut self, planned: Planned) {
+        self.conformance.push(planned);
+    }
+
+    /// The conformance cells registered so far, in order, for a program that runs them itself.
+    pub fn take_conformance(&mut self) -> Vec<Planned> {
+        std::mem::take(&mut self.conformance)
+    }
+
     /// A case that always runs.
     pub fn case<F, Fut>(&mut self, name: impl Into<String>, case: F)
     where
@@ -128,13 +164,9 @@ impl Suite {
 /// Runs the suite `build` registers, or acts as the fake runtime when executed under a
 /// runtime's name.
 pub fn main(build: impl FnOnce(&mut Suite)) -> ExitCode {
-    if crate::fake_oci::invoked_as_fake() {
-        return crate::fake_oci::main();
+    if let Some(code) = serve_as_fake() {
+        return code;
     }
-    if crate::fake_conmon::invoked_as_fake() {
-        return crate::fake_conmon::main();
-    }
-    HARNESS_ACTIVE.store(true, Ordering::SeqCst);
     let mut args = Arguments::from_args();
     // One case at a time unless asked otherwise: the cases drive real runtimes that share the
     // host's cgroups, CRIU and their own state, and side by side on a small machine they fail
@@ -146,18 +178,37 @@ pub fn main(build: impl FnOnce(&mut Suite)) -> ExitCode {
     if let Some(code) = crate::conformance::run_as_second_process() {
         return code;
     }
-    libtest_mimic::run(&args, suite.trials).exit_code()
+    let cells = suite
+        .take_conformance()
+        .into_iter()
+        .map(|planned| Trial::ignorable_test(planned.cell().test_name(), move || completion(planned.run())));
+    libtest_mimic::run(&args, suite.trials.into_iter().chain(cells).collect()).exit_code()
 }
 
-/// The program fake runtimes are made of: this test binary, which [`main`] turns into
-/// `fake-oci` when it runs under a runtime's name.
+/// Acts as `fake-oci` or `fake-conmon` when this program was executed under a runtime's or
+/// conmon's name, and gives the exit code; otherwise marks the program as one whose fakes it can
+/// be ([`fake_program`]) and gives `None`. Every program that runs cases calls it first.
+pub fn serve_as_fake() -> Option<ExitCode> {
+    if crate::fake_oci::invoked_as_fake() {
+        return Some(crate::fake_oci::main());
+    }
+    if crate::fake_conmon::invoked_as_fake() {
+        return Some(crate::fake_conmon::main());
+    }
+    HARNESS_ACTIVE.store(true, Ordering::SeqCst);
+    None
+}
+
+/// The program fake runtimes are made of: this test binary (or another program that calls
+/// [`serve_as_fake`] first), which [`main`] turns into `fake-oci` when it runs under a runtime's
+/// name.
 ///
 /// # Panics
 /// When the binary does not run [`main`]: executed as `runc`, it would run its tests instead.
 pub fn fake_program() -> PathBuf {
     assert!(
         HARNESS_ACTIVE.load(Ordering::SeqCst),
-        "fake runtimes need the test binary to use testkit::harness::main (harness = false)"
+        "fake runtimes need the program to call testkit::harness::serve_as_fake first (a test binary: harness::main, harness = false)"
     );
     std::env::current_exe().expect("the test binary knows its own path")
 }

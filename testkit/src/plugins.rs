@@ -12,12 +12,19 @@ pub fn example_library(name: &str) -> PathBuf {
 
 /// The subject `plugin-fake`: the example plugin, which describes the fake runc as data.
 pub fn fake_plugin_subject() -> crate::conformance::Subject {
+    plugin_subject("plugin-fake", example_library("fake_plugin"))
+}
+
+/// The subject `label`: the backend plugin `library`, held to the suite against the fake runc
+/// (it is handed the fake's binary and state root, as any backend is).
+pub fn plugin_subject(label: impl Into<String>, library: PathBuf) -> crate::conformance::Subject {
     use crate::conformance::{Connector, Setup, Subject};
-    let connect: Connector = std::sync::Arc::new(|config| {
+    let connect: Connector = std::sync::Arc::new(move |config| {
+        let library = library.clone();
         Box::pin(async move {
-            let plugin = runtime_core::plugin::BackendPlugin::open(&example_library("fake_plugin"))?;
+            let plugin = runtime_core::plugin::BackendPlugin::open(&library)?;
             plugin.connect(config).await
         })
     });
-    Subject::custom("plugin-fake", Setup::Fake(crate::fake::Flavour::Runc), connect)
+    Subject::custom(label, Setup::Fake(crate::fake::Flavour::Runc), connect)
 }

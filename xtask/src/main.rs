@@ -16,7 +16,7 @@ mod matrix;
 mod setup;
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -38,8 +38,9 @@ enum Task {
         #[arg(last = true)]
         cargo_test_args: Vec<String>,
     },
-    /// The conformance matrix over every backend found (fakes always, real runtimes if present).
-    Matrix,
+    /// The conformance matrix over every backend found (fakes always, real runtimes if present)
+    /// and every monitor, as a table of cases by backend × monitor.
+    Matrix(matrix::MatrixArgs),
     /// The library and its engine against the raw runtime CLIs and containerd's runc crate, and
     /// through conmon against conmon by hand and podman run: medians and ratios of a container
     /// lifecycle, of exit detection, of stop and of batches of containers, the targets met or
@@ -69,19 +70,40 @@ enum Task {
 /// does.
 pub const DRIVEN_RUNTIMES: &str = "runc,crun,youki,conmon,criu";
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().task {
-        Task::Setup => setup::run(),
-        Task::Test { cargo_test_args } => test(&cargo_test_args, None),
-        Task::Matrix => matrix::run(),
+fn main() -> ExitCode {
+    // This program is the fake runtimes and the fake conmon of the matrix it runs.
+    if let Some(code) = testkit::harness::serve_as_fake() {
+        return code;
+    }
+    match task(Cli::parse().task) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("Error: {err:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn task(task: Task) -> anyhow::Result<ExitCode> {
+    let done = |()| ExitCode::SUCCESS;
+    match task {
+        Task::Setup => setup::run().map(done),
+        Task::Test { cargo_test_args } => test(&cargo_test_args, None).map(done),
+        Task::Matrix(args) => matrix::run(&args).map(matrix::Finished::exit_code),
         Task::Bench { iterations, throughput, quick, json } => {
             let settings = if quick { bench::Settings::quick() } else { bench::Settings::full(iterations, throughput) };
-            bench::run(settings, quick, json.as_deref())
+            bench::run(settings, quick, json.as_deref()).map(done)
         }
         Task::Ci => {
-            matrix::run()?;
+            match matrix::run(&matrix::MatrixArgs::default())? {
+                matrix::Finished::SecondProcess(code) => return Ok(code),
+                matrix::Finished::Matrix(totals) if totals.failed > 0 => {
+                    bail!("the conformance matrix has {} failure(s)", totals.failed)
+                }
+                matrix::Finished::Matrix(_) => {}
+            }
             setup::run()?;
-            test(&[], Some(DRIVEN_RUNTIMES))
+            test(&[], Some(DRIVEN_RUNTIMES)).map(done)
         }
     }
 }

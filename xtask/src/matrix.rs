@@ -1,188 +1,527 @@
 //! `cargo xtask matrix`: the conformance suite over every backend and monitor found, as one
-//! table.
+//! table of cases by backend × monitor.
 //!
-//! Every backend crate (and testkit, for plugins) has a `conformance` test binary that registers
-//! the backend's cases for its fake and, through the gate, for its real runtime, and an `engine`
-//! test binary that registers the engine's cases once per monitor: `<backend>+direct` (the
-//! embedding process supervises) and `<backend>+conmon` for every subject (a fake runtime under
-//! the fake conmon, a real one under the real conmon). This task runs them all and reads the
-//! outcome of each `conformance::<subject>::<case>` back into a table of cases by subject, so
-//! the columns are backend × monitor (`runc+conmon`, `runc-fake+direct`) beside the
-//! backend-only columns (`runc`, `runc-fake`), whose cases drive the runtime without a monitor.
-//! Real runtimes and conmon that are missing show as skipped with the gate's reason; named in
-//! `REQUIRE_REAL_RUNTIMES` they fail instead, and a case that needs what its monitor cannot do
-//! is skipped with the monitor's reason. It builds what the suite loads first, so it works as
-//! the first command on a fresh clone.
+//! It runs testkit's conformance library in this process and reads its outcomes as data, so no
+//! text of another program is parsed. The fakes (runc, crun and youki's, and the example plugin
+//! over the fake runc) are always there, each under no monitor (the backend's own cases), the
+//! direct monitor and the fake conmon; the real runc, crun and youki run when the gate finds
+//! them (in `PATH` or as `--runtime-path NAME=PATH`), under no monitor, the direct monitor and
+//! the real conmon when that is found too. A runtime or conmon that is not found gets one line
+//! saying how to add it and no cells, unless `REQUIRE_REAL_RUNTIMES` names it: then its cells
+//! run and fail. This program is the fake runtimes as the test binaries are (`main` serves as
+//! one first), so it works as the first command on a fresh clone.
+//!
+//! The cells run one at a time, as the test binaries run their cases: the cases drive runtimes
+//! that share the host's cgroups, CRIU and their own state. The backends' cases all run before
+//! the engines': a process that supervises containers directly is a child subreaper while it
+//! does, and would adopt the detached execs the backend cases make.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use backend_crun::Crun;
+use backend_runc::Runc;
+use backend_youki::Youki;
+use clap::{Args, ValueEnum};
+use comfy_table::{ContentArrangement, Table, presets};
+use indicatif::{ProgressBar, ProgressStyle};
+use runtime_core::RuntimeFamily;
+use testkit::conformance::{
+    CONMON, Cell, Monitor, Outcome, Planned, Subject, Totals, register, register_engine, run_as_second_process,
+};
+use testkit::fake::Flavour;
+use testkit::gate::{self, Gate};
+use testkit::harness::Suite;
 
 use crate::{cargo, run_command};
 
-/// One test's outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    Passed,
-    Failed,
-    Skipped(String),
+/// What `cargo xtask matrix` runs and where it writes.
+#[derive(Debug, Default, Args)]
+pub struct MatrixArgs {
+    /// Only this backend (`runc`, `runc-fake`, `plugin-fake`...); repeatable.
+    #[arg(long = "runtime", value_name = "NAME")]
+    runtimes: Vec<String>,
+    /// Only cells under this monitor (`none`: the backend's own cases); repeatable.
+    #[arg(long = "monitor", value_enum, value_name = "MONITOR")]
+    monitors: Vec<MonitorFilter>,
+    /// Only cases whose name contains this.
+    #[arg(long = "case", value_name = "SUBSTRING")]
+    case: Option<String>,
+    /// Use this binary for a real runtime or conmon instead of the one in PATH; repeatable.
+    #[arg(long = "runtime-path", value_name = "NAME=PATH", value_parser = parse_runtime_path)]
+    runtime_paths: Vec<(String, PathBuf)>,
+    /// Also hold this backend plugin (a cdylib) to the suite, over the fake runc; repeatable.
+    #[arg(long = "plugin", value_name = "PATH")]
+    plugins: Vec<PathBuf>,
+    /// Write every cell's outcome as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
 }
 
-/// `test conformance::<subject>::<case> ... <outcome>` → (subject, case, outcome).
-fn parse_line(line: &str) -> Option<(String, String, Outcome)> {
-    let rest = line.strip_prefix("test conformance::")?;
-    let (name, result) = rest.split_once(" ... ")?;
-    // The harness pads names to align the outcomes.
-    let (subject, case) = name.trim_end().split_once("::")?;
-    let outcome = match result.trim() {
-        "ok" => Outcome::Passed,
-        "FAILED" => Outcome::Failed,
-        other => Outcome::Skipped(
-            other.strip_prefix("ignored (").and_then(|r| r.strip_suffix(')')).unwrap_or("ignored").to_owned(),
-        ),
+/// A `--monitor` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MonitorFilter {
+    /// The backend's own cases, which run without a monitor.
+    None,
+    /// The engine's cases under the direct monitor.
+    Direct,
+    /// The engine's cases under conmon.
+    Conmon,
+}
+
+impl MonitorFilter {
+    fn matches(self, monitor: Option<Monitor>) -> bool {
+        match self {
+            MonitorFilter::None => monitor.is_none(),
+            MonitorFilter::Direct => monitor == Some(Monitor::Direct),
+            MonitorFilter::Conmon => monitor == Some(Monitor::Conmon),
+        }
+    }
+}
+
+fn parse_runtime_path(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_owned(), PathBuf::from(path))),
+        _ => Err(format!("{text:?} is not NAME=PATH")),
+    }
+}
+
+impl MatrixArgs {
+    fn wants_backend(&self, backend: &str) -> bool {
+        self.runtimes.is_empty() || self.runtimes.iter().any(|wanted| wanted == backend)
+    }
+
+    fn wants(&self, cell: &Cell) -> bool {
+        self.wants_backend(&cell.backend)
+            && (self.monitors.is_empty() || self.monitors.iter().any(|filter| filter.matches(cell.monitor)))
+            && self.case.as_ref().is_none_or(|part| cell.case.contains(part.as_str()))
+    }
+}
+
+/// The real runtimes the matrix looks for.
+fn real_families() -> Vec<Arc<dyn RuntimeFamily>> {
+    vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
+}
+
+/// The subjects that are always there: each runtime's fake and the example plugin.
+fn fake_subjects() -> Vec<Subject> {
+    vec![
+        Subject::fake(Flavour::Runc, Arc::new(Runc)),
+        // The fake uses no cgroups, so its host check reads an empty mount table.
+        Subject::fake(Flavour::Crun, Arc::new(Crun::with_mountinfo("/dev/null"))),
+        Subject::fake(Flavour::Youki, Arc::new(Youki)),
+    ]
+}
+
+/// The example plugin, which `run` builds beside this program (`<target>/<profile>/examples`).
+fn example_plugin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("this program's path")?;
+    let profile = exe.parent().context("this program lives in <target>/<profile>")?;
+    Ok(profile.join("examples").join("libfake_plugin.so"))
+}
+
+/// The label of the plugin `library`: its file's name without `lib` and the extension.
+fn plugin_label(library: &Path) -> String {
+    let stem = library.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    stem.strip_prefix("lib").unwrap_or(&stem).to_owned()
+}
+
+/// How a run of this task ended.
+#[derive(Debug)]
+pub enum Finished {
+    /// The matrix ran; these are its totals.
+    Matrix(Totals),
+    /// This process was an engine case's second process, and served its part.
+    SecondProcess(ExitCode),
+}
+
+impl Finished {
+    /// The exit status: non-zero on any failure.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Finished::Matrix(totals) if totals.failed > 0 => ExitCode::FAILURE,
+            Finished::Matrix(_) => ExitCode::SUCCESS,
+            Finished::SecondProcess(code) => code,
+        }
+    }
+}
+
+pub fn run(args: &MatrixArgs) -> anyhow::Result<Finished> {
+    for (name, binary) in &args.runtime_paths {
+        gate::use_binary(name, binary.clone());
+    }
+    let mut subjects = fake_subjects();
+    subjects.push(testkit::plugins::plugin_subject("plugin-fake", example_plugin()?));
+    for library in &args.plugins {
+        subjects.push(testkit::plugins::plugin_subject(plugin_label(library), library.clone()));
+    }
+    let mut missing = Vec::new();
+    let mut real = BTreeSet::new();
+    for family in real_families() {
+        let name = family.name().to_owned();
+        if !args.wants_backend(&name) {
+            continue;
+        }
+        match gate::real_runtime(&name, &family.host_checks()) {
+            Gate::Skip(reason) => missing.push(format!("{name}: {reason}")),
+            Gate::Open(_) | Gate::Fail(_) => {
+                real.insert(name);
+                subjects.push(Subject::real(family));
+            }
+        }
+    }
+    let conmon_missing = match gate::real_runtime(CONMON, &[]) {
+        Gate::Skip(reason) => {
+            missing.push(format!("{CONMON}: {reason}"));
+            true
+        }
+        Gate::Open(_) | Gate::Fail(_) => false,
     };
-    Some((subject.to_owned(), case.to_owned(), outcome))
-}
-
-pub fn run() -> anyhow::Result<()> {
-    // The plugin subject loads testkit's example plugin, a cdylib that `cargo test --test` does
-    // not build; without this a fresh clone would report every plugin case as failed.
-    run_command(&mut cargo(["build", "-p", "testkit", "--example", "fake_plugin"]))?;
-    // Every binary runs even after one fails: the table is the whole matrix, failures included.
-    let mut command = cargo([
-        "test",
-        "--workspace",
-        "--no-fail-fast",
-        "--test",
-        "conformance",
-        "--test",
-        "engine",
-        "--",
-        "--color",
-        "never",
-    ]);
-    command.stdout(Stdio::piped());
-    eprintln!("xtask: running {command:?}");
-    let mut child = command.spawn().context("cannot run cargo test")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut results: BTreeMap<(String, String), Outcome> = BTreeMap::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.context("reading cargo test output")?;
-        println!("{line}");
-        if let Some((subject, case, outcome)) = parse_line(&line) {
-            results.insert((case, subject), outcome);
-        }
-    }
-    let status = child.wait().context("waiting for cargo test")?;
-    if results.is_empty() {
-        bail!("no conformance results: cargo test {status}");
-    }
-    print_table(&results);
-    if !status.success() {
-        bail!("the conformance matrix has failures ({status})");
-    }
-    Ok(())
-}
-
-fn print_table(results: &BTreeMap<(String, String), Outcome>) {
-    let subjects: BTreeSet<&String> = results.keys().map(|(_, subject)| subject).collect();
-    let cases: BTreeSet<&String> = results.keys().map(|(case, _)| case).collect();
-    let case_width = cases.iter().map(|case| case.len()).max().unwrap_or(0);
-    println!(
-        "\nConformance matrix (columns: backend, or backend+monitor for the engine's cases; cells: ok, FAIL, skip)\n"
-    );
-    print!("{:case_width$}", "case");
-    // Each column as wide as its label (`plugin-fake+direct`), at least as wide as "FAIL".
-    let width = |subject: &str| subject.len().max(4);
+    let mut suite = Suite::default();
     for subject in &subjects {
-        print!("  {subject:>w$}", w = width(subject));
+        register(&mut suite, subject);
     }
-    println!();
-    for case in &cases {
-        print!("{case:case_width$}");
-        for subject in &subjects {
-            let cell = match results.get(&((*case).clone(), (*subject).clone())) {
-                Some(Outcome::Passed) => "ok",
-                Some(Outcome::Failed) => "FAIL",
-                Some(Outcome::Skipped(_)) => "skip",
-                None => "-",
-            };
-            print!("  {cell:>w$}", w = width(subject));
-        }
-        println!();
+    for subject in &subjects {
+        register_engine(&mut suite, subject);
     }
-    let mut reasons: BTreeMap<(&String, &String), BTreeSet<&String>> = BTreeMap::new();
-    for ((case, subject), outcome) in results {
-        if let Outcome::Skipped(reason) = outcome {
-            reasons.entry((subject, reason)).or_default().insert(case);
-        }
+    // An engine case may run this program again as its second process (with these arguments):
+    // that process serves its part and never runs the matrix.
+    if let Some(code) = run_as_second_process() {
+        return Ok(Finished::SecondProcess(code));
     }
-    if !reasons.is_empty() {
-        println!("\nSkipped:");
-        for ((subject, reason), cases) in reasons {
-            println!("  {subject}: {reason} ({} case(s))", cases.len());
-        }
+    // `cargo test --test` does not build the cdylib the plugin subject loads.
+    run_command(&mut cargo(["build", "--quiet", "-p", "testkit", "--example", "fake_plugin"]))?;
+    for line in &missing {
+        println!("not in the matrix: {line}");
     }
-    let count = |wanted: fn(&Outcome) -> bool| results.values().filter(|outcome| wanted(outcome)).count();
+    let planned: Vec<Planned> = suite
+        .take_conformance()
+        .into_iter()
+        .filter(|planned| args.wants(planned.cell()))
+        .filter(|planned| {
+            let cell = planned.cell();
+            !(conmon_missing && real.contains(&cell.backend) && cell.monitor == Some(Monitor::Conmon))
+        })
+        .collect();
+    if planned.is_empty() {
+        bail!("no cell of the matrix matches the filters");
+    }
+    let results = run_cells(planned);
+    let report = Report { results };
+    println!("\n{}", report.table());
+    print!("{}", report.notes());
+    let totals = report.totals();
     println!(
-        "\n{} passed, {} failed, {} skipped",
-        count(|o| *o == Outcome::Passed),
-        count(|o| *o == Outcome::Failed),
-        count(|o| matches!(o, Outcome::Skipped(_)))
+        "\n{} passed, {} failed, {} skipped, {} deviations",
+        totals.passed, totals.failed, totals.skipped, totals.deviations
     );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report.json())?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(Finished::Matrix(totals))
+}
+
+/// One cell's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ran {
+    cell: Cell,
+    checks: String,
+    outcome: Outcome,
+}
+
+/// Runs each cell in turn, showing progress: a bar with the running cell on a terminal, a line
+/// per cell otherwise.
+fn run_cells(planned: Vec<Planned>) -> Vec<Ran> {
+    let total = planned.len();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(total as u64);
+        let style = ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}");
+        bar.set_style(style.unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar
+    });
+    let mut results = Vec::with_capacity(total);
+    for (index, planned) in planned.into_iter().enumerate() {
+        let (cell, checks) = (planned.cell().clone(), planned.checks().to_owned());
+        if let Some(bar) = &bar {
+            bar.set_message(cell.test_name());
+        }
+        let outcome = planned.run();
+        match &bar {
+            Some(bar) => {
+                if outcome.is_failure() {
+                    bar.println(format!("FAIL {}", cell.test_name()));
+                }
+                bar.inc(1);
+            }
+            None => eprintln!("[{}/{total}] {} {}", index + 1, cell.test_name(), word(&outcome)),
+        }
+        results.push(Ran { cell, checks, outcome });
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    results
+}
+
+/// The word for an outcome in the table.
+fn word(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "pass",
+        Outcome::Fail { .. } => "FAIL",
+        Outcome::Skip { .. } => "skip",
+        Outcome::Deviation { .. } => "DEVIATION",
+    }
+}
+
+/// A column: a backend under a monitor (or none).
+fn column_label(backend: &str, monitor: Option<Monitor>) -> String {
+    format!("{backend}/{}", monitor.map_or("none", Monitor::label))
+}
+
+/// The results, as the matrix shows them.
+#[derive(Debug)]
+struct Report {
+    results: Vec<Ran>,
+}
+
+impl Report {
+    /// Cases as rows (in the order the suite has them), backend × monitor as columns (sorted),
+    /// `-` where a case does not run in a column.
+    fn table(&self) -> String {
+        let mut columns: Vec<(&str, Option<Monitor>)> =
+            self.results.iter().map(|ran| (ran.cell.backend.as_str(), ran.cell.monitor)).collect();
+        columns.sort();
+        columns.dedup();
+        let mut cases: Vec<&str> = Vec::new();
+        let mut cells: BTreeMap<(&str, &str, Option<Monitor>), &Outcome> = BTreeMap::new();
+        for ran in &self.results {
+            if !cases.contains(&ran.cell.case.as_str()) {
+                cases.push(&ran.cell.case);
+            }
+            cells.insert((&ran.cell.case, &ran.cell.backend, ran.cell.monitor), &ran.outcome);
+        }
+        let mut table = Table::new();
+        table.load_style(presets::ASCII_MARKDOWN).set_content_arrangement(ContentArrangement::Disabled);
+        let header = std::iter::once("case".to_owned())
+            .chain(columns.iter().map(|(backend, monitor)| column_label(backend, *monitor)));
+        table.set_header(header.collect::<Vec<_>>());
+        for case in cases {
+            let row = columns
+                .iter()
+                .map(|(backend, monitor)| cells.get(&(case, *backend, *monitor)).map_or("-", |outcome| word(outcome)));
+            table.add_row(std::iter::once(case).chain(row).collect::<Vec<_>>());
+        }
+        format!(
+            "{table}\n\nLegend: pass; FAIL (evidence below); skip (reason below); DEVIATION (a documented \
+             departure of the runtime from the spec, below; never a pass); - (the case does not run there)"
+        )
+    }
+
+    /// The failures with their evidence, the skip reasons by column (with how many cases each),
+    /// and the deviations with the spec line each departs from.
+    fn notes(&self) -> String {
+        let mut failures = String::new();
+        let mut skips: BTreeMap<(String, &str), usize> = BTreeMap::new();
+        let mut deviations = String::new();
+        for ran in &self.results {
+            let column = column_label(&ran.cell.backend, ran.cell.monitor);
+            match &ran.outcome {
+                Outcome::Pass => {}
+                Outcome::Fail { evidence } => {
+                    failures.push_str(&format!("  {column} {}: {evidence}\n", ran.cell.case));
+                }
+                Outcome::Skip { reason } => *skips.entry((column, reason)).or_default() += 1,
+                Outcome::Deviation { spec, does } => {
+                    deviations.push_str(&format!("  {column} {}: {does} (spec: {spec})\n", ran.cell.case));
+                }
+            }
+        }
+        let mut notes = String::new();
+        if !failures.is_empty() {
+            notes.push_str(&format!("\nFailed:\n{failures}"));
+        }
+        if !skips.is_empty() {
+            notes.push_str("\nSkipped:\n");
+            for ((column, reason), count) in skips {
+                notes.push_str(&format!("  {column}: {reason} ({count} case(s))\n"));
+            }
+        }
+        if !deviations.is_empty() {
+            notes.push_str(&format!("\nDeviations:\n{deviations}"));
+        }
+        notes
+    }
+
+    fn totals(&self) -> Totals {
+        Totals::of(self.results.iter().map(|ran| &ran.outcome))
+    }
+
+    /// Every cell with what its case checks and its outcome, and the totals.
+    fn json(&self) -> serde_json::Value {
+        let cells: Vec<serde_json::Value> = self
+            .results
+            .iter()
+            .map(|ran| {
+                serde_json::json!({
+                    "backend": ran.cell.backend,
+                    "monitor": ran.cell.monitor,
+                    "case": ran.cell.case,
+                    "checks": ran.checks,
+                    "result": ran.outcome,
+                })
+            })
+            .collect();
+        serde_json::json!({ "cells": cells, "totals": self.totals() })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_passed_failed_and_skipped_lines() {
-        assert_eq!(
-            parse_line("test conformance::runc-fake::create_start_kill_delete ... ok"),
-            Some(("runc-fake".into(), "create_start_kill_delete".into(), Outcome::Passed))
-        );
-        assert_eq!(parse_line("test conformance::crun::list ... FAILED").unwrap().2, Outcome::Failed);
-        assert_eq!(
-            parse_line("test conformance::crun::list      ... ok"),
-            Some(("crun".into(), "list".into(), Outcome::Passed)),
-            "padding is not part of the name"
-        );
-        assert_eq!(
-            parse_line("test conformance::youki::x ... ignored (youki is not in PATH)").unwrap().2,
-            Outcome::Skipped("youki is not in PATH".into())
-        );
-        assert_eq!(parse_line("test other::thing ... ok"), None);
+    fn cell(backend: &str, monitor: Option<Monitor>, case: &str) -> Cell {
+        Cell { backend: backend.into(), monitor, case: case.into() }
+    }
+
+    fn ran(backend: &str, monitor: Option<Monitor>, case: &str, outcome: Outcome) -> Ran {
+        Ran { cell: cell(backend, monitor, case), checks: format!("what {case} checks"), outcome }
+    }
+
+    fn args(line: &[&str]) -> MatrixArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Line {
+            #[command(flatten)]
+            matrix: MatrixArgs,
+        }
+        Line::parse_from(std::iter::once("matrix").chain(line.iter().copied())).matrix
     }
 
     #[test]
-    fn reads_backend_and_monitor_labels_as_one_subject() {
+    fn no_filter_wants_every_cell() {
+        let all = args(&[]);
+        assert!(all.wants(&cell("runc", None, "list")));
+        assert!(all.wants(&cell("plugin-fake", Some(Monitor::Conmon), "stop_of_a_gone_container_succeeds")));
+    }
+
+    #[test]
+    fn runtime_filter_names_backends_exactly() {
+        let fakes = args(&["--runtime", "runc-fake", "--runtime", "crun-fake"]);
+        assert!(fakes.wants(&cell("runc-fake", None, "list")));
+        assert!(fakes.wants(&cell("crun-fake", Some(Monitor::Direct), "list")));
+        assert!(!fakes.wants(&cell("runc", None, "list")), "runc is not runc-fake");
+        assert!(!fakes.wants(&cell("youki-fake", None, "list")));
+    }
+
+    #[test]
+    fn monitor_filter_none_is_the_backend_s_own_cases() {
+        let none = args(&["--monitor", "none"]);
+        assert!(none.wants(&cell("runc", None, "list")));
+        assert!(!none.wants(&cell("runc", Some(Monitor::Direct), "list")));
+        let engines = args(&["--monitor", "direct", "--monitor", "conmon"]);
+        assert!(!engines.wants(&cell("runc", None, "list")));
+        assert!(engines.wants(&cell("runc", Some(Monitor::Direct), "list")));
+        assert!(engines.wants(&cell("runc", Some(Monitor::Conmon), "list")));
+    }
+
+    #[test]
+    fn case_filter_is_a_substring_and_filters_combine() {
+        let stops = args(&["--case", "stop_", "--runtime", "crun", "--monitor", "conmon"]);
+        assert!(stops.wants(&cell("crun", Some(Monitor::Conmon), "stop_of_a_gone_container_succeeds")));
+        assert!(!stops.wants(&cell("crun", Some(Monitor::Conmon), "list_reports_each_container_with_its_status")));
+        assert!(!stops.wants(&cell("crun", Some(Monitor::Direct), "stop_of_a_gone_container_succeeds")));
+        assert!(!stops.wants(&cell("runc", Some(Monitor::Conmon), "stop_of_a_gone_container_succeeds")));
+    }
+
+    #[test]
+    fn runtime_paths_are_name_equals_path() {
+        let given = args(&["--runtime-path", "runc=/opt/runc/bin/runc", "--runtime-path", "conmon=/usr/bin/conmon"]);
         assert_eq!(
-            parse_line("test conformance::runc+conmon::exit_code_is_reported_and_recorded ... ok"),
-            Some(("runc+conmon".into(), "exit_code_is_reported_and_recorded".into(), Outcome::Passed))
+            given.runtime_paths,
+            vec![
+                ("runc".into(), PathBuf::from("/opt/runc/bin/runc")),
+                ("conmon".into(), PathBuf::from("/usr/bin/conmon"))
+            ]
         );
+        assert!(parse_runtime_path("runc").is_err());
+        assert!(parse_runtime_path("=/opt/runc").is_err());
+        assert!(parse_runtime_path("runc=").is_err());
+    }
+
+    #[test]
+    fn a_plugin_is_labelled_by_its_file() {
+        assert_eq!(plugin_label(Path::new("/opt/plugins/libgvisor_backend.so")), "gvisor_backend");
+        assert_eq!(plugin_label(Path::new("kata.so")), "kata");
+    }
+
+    #[test]
+    fn the_table_has_cases_as_rows_and_backend_by_monitor_as_columns() {
+        let report = Report {
+            results: vec![
+                ran("runc", None, "list", Outcome::Pass),
+                ran("runc", Some(Monitor::Direct), "stop", Outcome::Fail { evidence: "exit 1".into() }),
+                ran("runc", Some(Monitor::Conmon), "stop", Outcome::Skip { reason: "conmon is not in PATH".into() }),
+                ran(
+                    "crun",
+                    None,
+                    "list",
+                    Outcome::Deviation { spec: "runtime.md#state".into(), does: "omits pid".into() },
+                ),
+            ],
+        };
+        let expected = "\
+| case | crun/none | runc/none | runc/direct | runc/conmon |
+|------|-----------|-----------|-------------|-------------|
+| list | DEVIATION | pass      | -           | -           |
+| stop | -         | -         | FAIL        | skip        |";
+        let table = report.table();
+        assert_eq!(table.lines().take(4).collect::<Vec<_>>().join("\n"), expected);
+        assert!(table.contains("Legend: pass; FAIL"), "{table}");
         assert_eq!(
-            parse_line("test conformance::runc-fake+direct::stop_of_a_gone_container_succeeds   ... FAILED"),
-            Some(("runc-fake+direct".into(), "stop_of_a_gone_container_succeeds".into(), Outcome::Failed))
+            report.notes(),
+            "\nFailed:\n  runc/direct stop: exit 1\n\
+             \nSkipped:\n  runc/conmon: conmon is not in PATH (1 case(s))\n\
+             \nDeviations:\n  crun/none list: omits pid (spec: runtime.md#state)\n"
         );
+        assert_eq!(report.totals(), Totals { passed: 1, failed: 1, skipped: 1, deviations: 1 });
+    }
+
+    #[test]
+    fn skips_of_one_reason_in_one_column_are_counted_together() {
+        let skip = || Outcome::Skip { reason: "runc is not in PATH".into() };
+        let report = Report {
+            results: vec![
+                ran("runc", None, "a", skip()),
+                ran("runc", None, "b", skip()),
+                ran("runc", Some(Monitor::Direct), "c", skip()),
+            ],
+        };
         assert_eq!(
-            parse_line(
-                "test conformance::crun+conmon::exec_stop_ends_every_process_the_session_started ... ignored (the conmon monitor cannot supervise a process exec'd in the background)"
-            ),
-            Some((
-                "crun+conmon".into(),
-                "exec_stop_ends_every_process_the_session_started".into(),
-                Outcome::Skipped("the conmon monitor cannot supervise a process exec'd in the background".into())
-            ))
+            report.notes(),
+            "\nSkipped:\n  runc/direct: runc is not in PATH (1 case(s))\n  runc/none: runc is not in PATH (2 case(s))\n"
         );
-        assert_eq!(
-            parse_line("test conformance::youki+conmon::x ... ignored (conmon is not in PATH (`cargo xtask setup` installs it))")
-                .unwrap()
-                .2,
-            Outcome::Skipped("conmon is not in PATH (`cargo xtask setup` installs it)".into()),
-            "a reason with parentheses of its own is kept whole"
-        );
+    }
+
+    #[test]
+    fn the_json_holds_each_cell_with_its_outcome_and_the_totals() {
+        let report = Report {
+            results: vec![ran("runc-fake", Some(Monitor::Conmon), "stop", Outcome::Fail { evidence: "e".into() })],
+        };
+        let expected = serde_json::json!({
+            "cells": [{
+                "backend": "runc-fake",
+                "monitor": "conmon",
+                "case": "stop",
+                "checks": "what stop checks",
+                "result": { "outcome": "fail", "evidence": "e" },
+            }],
+            "totals": { "passed": 0, "failed": 1, "skipped": 0, "deviations": 0 },
+        });
+        assert_eq!(report.json(), expected);
     }
 }

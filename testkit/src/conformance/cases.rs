@@ -11,8 +11,9 @@ use runtime_core::{
     Existence, Features, KillScope, RestoreOptions, Signal, Status, Support, process,
 };
 
+use super::engine::{Disposition, until_the_init_handles};
 use super::env::{Env, STATUS_PATIENCE, Witness, quotes, refusal_quotes, skipped, witness};
-use super::{Case, embedding, stats, terminal};
+use super::{CaseSpec, Departure, embedding, stats, terminal};
 use crate::harness::{CaseResult, Ran};
 
 /// A process that runs until killed.
@@ -26,48 +27,141 @@ const TERM_AWARE: &[&str] = &["sh", "-c", "sleep 1000 & trap \"kill $!; exit 143
 const COUNTER: &[&str] = &["sh", "-c", crate::counter::COUNTER];
 
 /// Every case with its name.
-pub(super) fn all() -> Vec<(&'static str, Case)> {
+pub(super) fn all() -> Vec<CaseSpec> {
     vec![
-        ("create_start_kill_delete", |env| Box::pin(create_start_kill_delete(env))),
-        ("create_with_pipes_returns_and_the_container_writes_to_them", |env| Box::pin(create_with_pipes(env))),
-        ("preserved_fds_reach_the_container_and_exec", |env| Box::pin(preserved_fds(env))),
-        ("exec_returns_stdout_and_exit_code", |env| Box::pin(exec_returns_stdout_and_exit_code(env))),
-        ("exec_detached_returns_a_pid_that_ps_lists", |env| Box::pin(exec_detached(env))),
-        ("pause_resume_and_ps_lists_the_init", |env| Box::pin(pause_resume_and_ps(env))),
-        ("update_sets_the_memory_limit", |env| Box::pin(update_sets_the_memory_limit(env))),
-        ("unknown_id_is_not_found", |env| Box::pin(unknown_id_is_not_found(env))),
-        ("duplicate_create_is_already_exists", |env| Box::pin(duplicate_create_is_already_exists(env))),
-        ("delete_running_without_force_is_invalid_state", |env| Box::pin(delete_running_is_invalid_state(env))),
-        ("list_reports_each_container_with_its_status", |env| Box::pin(list_reports_containers(env))),
-        ("features_are_probed_once_and_shared", |env| Box::pin(features_are_probed_once(env))),
-        ("feature_verdicts_match_their_evidence", |env| Box::pin(feature_verdicts_match_evidence(env))),
-        ("unsupported_checkpoint_is_refused_in_the_runtimes_own_words", |env| Box::pin(unsupported_checkpoint(env))),
-        ("checkpoint_and_restore_roundtrip", |env| Box::pin(checkpoint_and_restore(env))),
-        ("pre_dump_chain_leaves_the_container_running_and_links_the_parent", |env| Box::pin(pre_dump_chain(env))),
-        ("a_checkpoint_onto_a_missing_parent_is_refused", |env| Box::pin(missing_parent(env))),
-        ("create_returns_the_pid_the_runtime_reports", |env| {
-            Box::pin(embedding::create_returns_the_pid_the_runtime_reports(env))
+        CaseSpec::new(
+            "create_start_kill_delete",
+            "runtime.md#lifecycle: create leaves `created` with the init's pid, start makes it `running`, kill TERM makes it `stopped`, delete removes it (state is then not found)",
+            |env| Box::pin(create_start_kill_delete(env)),
+        ),
+        CaseSpec::new(
+            "create_with_pipes_returns_and_the_container_writes_to_them",
+            "create returns while the container holds the caller's pipes, and the process writes to them once started",
+            |env| Box::pin(create_with_pipes(env)),
+        ),
+        CaseSpec::new(
+            "preserved_fds_reach_the_container_and_exec",
+            "runtime behaviour (`--preserve-fds`): descriptors 3.. reach the init and an exec",
+            |env| Box::pin(preserved_fds(env)),
+        ),
+        CaseSpec::new(
+            "exec_returns_stdout_and_exit_code",
+            "runtime behaviour (`exec`): the exec'd process's output and exit code come back",
+            |env| Box::pin(exec_returns_stdout_and_exit_code(env)),
+        ),
+        CaseSpec::new(
+            "exec_detached_returns_a_pid_that_ps_lists",
+            "runtime behaviour (`exec --detach --pid-file`): the pid written is one `ps` lists",
+            |env| Box::pin(exec_detached(env)),
+        ),
+        CaseSpec::new(
+            "pause_resume_and_ps_lists_the_init",
+            "runtime behaviour (`pause`, `resume`, `ps`): status `paused` and back to `running`; `ps` lists the init",
+            |env| Box::pin(pause_resume_and_ps(env)),
+        ),
+        CaseSpec::new(
+            "update_sets_the_memory_limit",
+            "runtime behaviour (`update`): a memory limit reaches the container's cgroup",
+            |env| Box::pin(update_sets_the_memory_limit(env)),
+        ),
+        CaseSpec::new(
+            "unknown_id_is_not_found",
+            "runtime.md#query-state: state of an id that does not exist MUST generate an error (NotFound)",
+            |env| Box::pin(unknown_id_is_not_found(env)),
+        ),
+        CaseSpec::new(
+            "duplicate_create_is_already_exists",
+            "runtime.md#create: an id that is not unique MUST generate an error, and no new container is created",
+            |env| Box::pin(duplicate_create_is_already_exists(env)),
+        ),
+        CaseSpec::new(
+            "delete_running_without_force_is_invalid_state",
+            "runtime.md#delete: deleting a container that is not stopped MUST generate an error; the state stays readable",
+            |env| Box::pin(delete_running_is_invalid_state(env)),
+        ),
+        CaseSpec::new("delete_of_a_created_container_is_refused", DELETE_OF_A_CREATED_CONTAINER, |env| {
+            Box::pin(delete_created_is_refused(env))
         }),
-        ("pipes_reach_end_of_file_when_the_container_exits", |env| {
-            Box::pin(embedding::pipes_reach_end_of_file_when_the_container_exits(env))
-        }),
-        ("exec_streams_through_pipes_while_it_runs", |env| {
-            Box::pin(embedding::exec_streams_through_pipes_while_it_runs(env))
-        }),
-        ("a_dropped_exec_kills_its_process", |env| Box::pin(embedding::a_dropped_exec_kills_its_process(env))),
-        ("a_dropped_create_leaves_nothing_and_frees_the_id", |env| {
-            Box::pin(embedding::a_dropped_create_leaves_nothing_and_frees_the_id(env))
-        }),
-        ("a_dropped_create_never_kills_what_a_stale_pid_file_names", |env| {
-            Box::pin(embedding::a_dropped_create_never_kills_what_a_stale_pid_file_names(env))
-        }),
-        ("terminal_reaches_the_container_through_the_console_socket", |env| {
-            Box::pin(terminal::terminal_reaches_the_container_through_the_console_socket(env))
-        }),
-        ("stats_match_what_the_test_reads", |env| Box::pin(stats::stats_match_what_the_test_reads(env))),
-        ("events_stream_samples_and_dropping_it_ends_the_runtime", |env| {
-            Box::pin(stats::events_stream_samples_and_dropping_it_ends_the_runtime(env))
-        }),
+        CaseSpec::new(
+            "list_reports_each_container_with_its_status",
+            "runtime behaviour (`list`): every container with its own status",
+            |env| Box::pin(list_reports_containers(env)),
+        ),
+        CaseSpec::new(
+            "features_are_probed_once_and_shared",
+            "the backend asks the runtime for its features once and shares the answer",
+            |env| Box::pin(features_are_probed_once(env)),
+        ),
+        CaseSpec::new(
+            "feature_verdicts_match_their_evidence",
+            "each feature verdict agrees with what the runtime's version, help and CRIU say",
+            |env| Box::pin(feature_verdicts_match_evidence(env)),
+        ),
+        CaseSpec::new(
+            "unsupported_checkpoint_is_refused_in_the_runtimes_own_words",
+            "checkpoint where the runtime cannot is refused with the runtime's own reason, before anything runs",
+            |env| Box::pin(unsupported_checkpoint(env)),
+        ),
+        CaseSpec::new(
+            "checkpoint_and_restore_roundtrip",
+            "runtime behaviour (`checkpoint`, `restore`): the feature verdict agrees with behaviour; a restored container runs on",
+            |env| Box::pin(checkpoint_and_restore(env)),
+        ),
+        CaseSpec::new(
+            "pre_dump_chain_leaves_the_container_running_and_links_the_parent",
+            "runtime behaviour (`checkpoint --pre-dump`, `--parent-path`): a pre-dump leaves the container running and the next dump links it",
+            |env| Box::pin(pre_dump_chain(env)),
+        ),
+        CaseSpec::new(
+            "a_checkpoint_onto_a_missing_parent_is_refused",
+            "runtime behaviour (`checkpoint --parent-path`): a parent that does not exist is refused",
+            |env| Box::pin(missing_parent(env)),
+        ),
+        CaseSpec::new(
+            "create_returns_the_pid_the_runtime_reports",
+            "runtime.md#state: the pid create returns (from the pid file) equals `state.pid`",
+            |env| Box::pin(embedding::create_returns_the_pid_the_runtime_reports(env)),
+        ),
+        CaseSpec::new(
+            "pipes_reach_end_of_file_when_the_container_exits",
+            "the caller's pipes reach end of file once the container's process exits",
+            |env| Box::pin(embedding::pipes_reach_end_of_file_when_the_container_exits(env)),
+        ),
+        CaseSpec::new(
+            "exec_streams_through_pipes_while_it_runs",
+            "an exec's output is readable while it still runs",
+            |env| Box::pin(embedding::exec_streams_through_pipes_while_it_runs(env)),
+        ),
+        CaseSpec::new(
+            "a_dropped_exec_kills_its_process",
+            "an exec whose call is dropped leaves no process behind",
+            |env| Box::pin(embedding::a_dropped_exec_kills_its_process(env)),
+        ),
+        CaseSpec::new(
+            "a_dropped_create_leaves_nothing_and_frees_the_id",
+            "a create whose call is dropped leaves no container and the id can be used again",
+            |env| Box::pin(embedding::a_dropped_create_leaves_nothing_and_frees_the_id(env)),
+        ),
+        CaseSpec::new(
+            "a_dropped_create_never_kills_what_a_stale_pid_file_names",
+            "the rollback of a dropped create kills only the container's own process",
+            |env| Box::pin(embedding::a_dropped_create_never_kills_what_a_stale_pid_file_names(env)),
+        ),
+        CaseSpec::new(
+            "terminal_reaches_the_container_through_the_console_socket",
+            "config.md#process (`terminal: true`): the pty master reaches the caller through the console socket",
+            |env| Box::pin(terminal::terminal_reaches_the_container_through_the_console_socket(env)),
+        ),
+        CaseSpec::new(
+            "stats_match_what_the_test_reads",
+            "runtime behaviour (`events --stats`): the figures agree with what the test reads itself",
+            |env| Box::pin(stats::stats_match_what_the_test_reads(env)),
+        ),
+        CaseSpec::new(
+            "events_stream_samples_and_dropping_it_ends_the_runtime",
+            "runtime behaviour (`events`): samples arrive and dropping the stream ends the runtime's process",
+            |env| Box::pin(stats::events_stream_samples_and_dropping_it_ends_the_runtime(env)),
+        ),
     ]
 }
 
@@ -82,6 +176,8 @@ async fn create_start_kill_delete(env: &mut Env) -> CaseResult {
     env.backend.start(&id).await.context("start")?;
     let running = env.wait_for(&id, Status::Running).await?;
     ensure!(running.pid == created.pid, "the init pid is kept across start");
+    // A namespace init ignores a TERM that comes before its shell set the trap.
+    until_the_init_handles(env.backend.as_ref(), &id, Signal::TERM, Disposition::Caught).await?;
     env.backend.kill(&id, Signal::TERM, KillScope::Init).await.context("kill TERM")?;
     let stopped = env.wait_for(&id, Status::Stopped).await?;
     ensure!(stopped.pid.is_none(), "a stopped container has no pid");
@@ -258,6 +354,31 @@ async fn delete_running_is_invalid_state(env: &mut Env) -> CaseResult {
     ensure!(env.backend.state(&id).await?.status == Status::Running, "still running after the refusal");
     env.backend.delete(&id, DeleteMode::Force).await.context("delete --force")?;
     Ok(Ran::Passed)
+}
+
+/// The spec line `delete_of_a_created_container_is_refused` checks, which every runtime it knows
+/// departs from (see `DEVIATIONS`).
+pub(super) const DELETE_OF_A_CREATED_CONTAINER: &str = "runtime.md#delete: attempting to delete a container that is not \
+     stopped MUST have no effect on the container and MUST generate an error (here: one that is created)";
+
+async fn delete_created_is_refused(env: &mut Env) -> CaseResult {
+    let id = env.id("created");
+    let bundle = env.bundle(SLEEPER.iter().copied())?;
+    env.create(&id, bundle.path()).await?;
+    let delete = env.backend.delete(&id, DeleteMode::IfStopped).await;
+    let after = env.backend.state(&id).await;
+    if after.is_ok() {
+        env.remove(&id).await?;
+    }
+    let status = after.as_ref().map(|state| state.status);
+    match (delete, status) {
+        (Err(Error::InvalidState { .. }), Ok(Status::Created)) => Ok(Ran::Passed),
+        (Err(Error::InvalidState { .. }), status) => bail!("the refusal left the container {status:?}"),
+        (Ok(()), Err(Error::NotFound { .. })) => {
+            Err(Departure("delete without force removed the created container".to_owned()).into())
+        }
+        (other, status) => bail!("delete of a created container without force: {other:?}; its state then: {status:?}"),
+    }
 }
 
 async fn list_reports_containers(env: &mut Env) -> CaseResult {

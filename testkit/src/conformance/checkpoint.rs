@@ -17,20 +17,44 @@ use runtime_core::{
     Error, Exit, Export, Status,
 };
 
-use super::Case;
+use super::CaseSpec;
 use super::env::{Env, refusal_quotes, skipped};
 use crate::counter::{COUNTER, count_in, count_of, counted_past, next_count};
 use crate::harness::{CaseResult, Ran};
 use crate::overlay::{self, Overlay, overlay_rootfs};
 
 /// Every checkpoint case of the engine with its name.
-pub(super) fn all() -> Vec<(&'static str, Case)> {
+pub(super) fn all() -> Vec<CaseSpec> {
     vec![
-        ("a_checkpointed_counter_continues_after_restore", |env| Box::pin(counter_continues(env))),
-        ("leave_running_keeps_the_container_and_its_image", |env| Box::pin(leave_running(env))),
-        ("a_pre_checkpoint_chain_restores_and_dumps_fewer_pages", |env| Box::pin(pre_checkpoint_chain(env))),
-        ("an_exported_checkpoint_restores_from_the_archive_alone", |env| Box::pin(export_and_import(env))),
-        ("a_hostile_archive_is_refused_and_writes_nothing", |env| Box::pin(hostile_archive_case(env))),
+        CaseSpec::needing(
+            "a_checkpointed_counter_continues_after_restore",
+            "checkpoint and restore through the engine: a counter continues where it stopped",
+            &[Capability::Restore],
+            |env| Box::pin(counter_continues(env)),
+        ),
+        CaseSpec::new(
+            "leave_running_keeps_the_container_and_its_image",
+            "runtime behaviour (`checkpoint --leave-running`): the container runs on and the image is kept",
+            |env| Box::pin(leave_running(env)),
+        ),
+        CaseSpec::needing(
+            "a_pre_checkpoint_chain_restores_and_dumps_fewer_pages",
+            "a pre-checkpoint chain restores and its last dump writes fewer pages",
+            &[Capability::Restore],
+            |env| Box::pin(pre_checkpoint_chain(env)),
+        ),
+        CaseSpec::needing(
+            "an_exported_checkpoint_restores_from_the_archive_alone",
+            "an exported checkpoint restores from its archive alone",
+            &[Capability::Restore],
+            |env| Box::pin(export_and_import(env)),
+        ),
+        CaseSpec::needing(
+            "a_hostile_archive_is_refused_and_writes_nothing",
+            "an archive with paths leaving its directory is refused and writes nothing",
+            &[Capability::Restore],
+            |env| Box::pin(hostile_archive_case(env)),
+        ),
     ]
 }
 
@@ -104,9 +128,6 @@ fn runtime_refused<T: std::fmt::Debug>(
 }
 
 async fn counter_continues(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.lacks(Capability::Restore) {
-        return lacking;
-    }
     let engine = env.engine()?;
     let id = env.id("counter");
     let bundle = env.bundle(["sh", "-c", COUNTER])?;
@@ -172,9 +193,6 @@ async fn counter_continues(env: &mut Env) -> CaseResult {
 /// pair restores, and (with CRIU's statistics) the second dump writes fewer pages than a full
 /// one of the same container.
 async fn pre_checkpoint_chain(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.lacks(Capability::Restore) {
-        return lacking;
-    }
     match verdict(env, "restore").await? {
         Verdict::Works => {}
         Verdict::Refuses(reason) => return skipped(format!("no restore to check a chain with: {reason}")),
@@ -261,9 +279,6 @@ fn changer() -> String {
 }
 
 async fn export_and_import(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.lacks(Capability::Restore) {
-        return lacking;
-    }
     match verdict(env, "restore").await? {
         Verdict::Works => {}
         Verdict::Refuses(reason) => {
@@ -387,9 +402,6 @@ fn hostile_archive(path: &Path, entries: &[RawEntry<'_>]) -> anyhow::Result<()> 
 
 async fn hostile_archive_case(env: &mut Env) -> CaseResult {
     use tar::EntryType::{Directory, Link, Regular, Symlink};
-    if let Some(lacking) = env.lacks(Capability::Restore) {
-        return lacking;
-    }
     let engine = env.engine()?;
     let dir = tempfile::tempdir()?;
     let outside = dir.path().join("outside");

@@ -14,36 +14,109 @@ use runtime_core::{
 };
 
 use super::env::{Env, skipped};
-use super::{Case, MonitorChoice};
+use super::{CaseSpec, MonitorChoice};
 use crate::bundle::Bundle;
 use crate::harness::{CaseResult, Ran};
 
 /// Every engine case with its name.
-pub(super) fn all() -> Vec<(&'static str, Case)> {
+pub(super) fn all() -> Vec<CaseSpec> {
     vec![
-        ("exit_code_is_reported_and_recorded", |env| Box::pin(exit_code_is_reported(env))),
-        ("signals_are_reported_as_signaled", |env| Box::pin(signals_are_reported(env))),
-        ("an_exit_before_start_returns_keeps_its_code", |env| Box::pin(exit_before_start_returns(env))),
-        ("run_supervises_like_create_and_start", |env| Box::pin(run_supervises(env))),
-        ("stop_escalates_to_kill_when_term_is_ignored", |env| Box::pin(stop_escalates(env))),
-        ("stop_returns_at_the_exit_of_a_term_obeying_container", |env| Box::pin(stop_returns_at_exit(env))),
-        ("stop_uses_the_stop_signal_annotation", |env| Box::pin(stop_uses_annotation(env))),
-        ("stop_of_a_gone_container_succeeds", |env| Box::pin(stop_of_gone_container(env))),
-        ("exec_returns_output_and_exec_stop_ends_a_session", |env| Box::pin(exec_and_exec_stop(env))),
-        ("fifty_containers_in_parallel_keep_their_codes", |env| Box::pin(fifty_in_parallel(env))),
-        ("reconnect_finds_live_and_exited_containers", |env| Box::pin(reconnect(env))),
-        ("delete_refuses_a_running_container_unless_forced", |env| Box::pin(delete_refuses_running(env))),
-        ("two_processes_stop_and_delete_one_container", |env| {
-            Box::pin(two_processes_stop_and_delete_one_container(env))
-        }),
-        ("output_goes_to_a_log_file", |env| Box::pin(output_goes_to_a_log_file(env))),
-        ("a_fast_exit_from_run_survives_a_reconnect", |env| Box::pin(fast_exit_survives_reconnect(env))),
-        ("a_code_above_128_and_a_kill_read_the_same_after_a_reconnect", |env| {
-            Box::pin(codes_above_128_survive_reconnect(env))
-        }),
-        ("a_real_time_signal_death_is_reported", |env| Box::pin(real_time_signal_death(env))),
-        ("a_recreated_id_inherits_no_exit", |env| Box::pin(recreated_id_inherits_no_exit(env))),
-        ("a_run_dropped_while_starting_leaves_nothing", |env| Box::pin(run_dropped_while_starting(env))),
+        CaseSpec::new(
+            "exit_code_is_reported_and_recorded",
+            "exit codes: a plain exit's code is reported and kept on disk",
+            |env| Box::pin(exit_code_is_reported(env)),
+        ),
+        CaseSpec::new(
+            "signals_are_reported_as_signaled",
+            "exit codes: a death by signal is reported as that signal",
+            |env| Box::pin(signals_are_reported(env)),
+        ),
+        CaseSpec::new(
+            "an_exit_before_start_returns_keeps_its_code",
+            "exit codes: a fast exit, before start returns, keeps its code",
+            |env| Box::pin(exit_before_start_returns(env)),
+        ),
+        CaseSpec::new(
+            "run_supervises_like_create_and_start",
+            "`run` supervises the container as create and start do",
+            |env| Box::pin(run_supervises(env)),
+        ),
+        CaseSpec::new(
+            "stop_escalates_to_kill_when_term_is_ignored",
+            "stop sends KILL once the timeout passes on a container that ignores TERM",
+            |env| Box::pin(stop_escalates(env)),
+        ),
+        CaseSpec::new(
+            "stop_returns_at_the_exit_of_a_term_obeying_container",
+            "stop returns as soon as a TERM-obeying container exits",
+            |env| Box::pin(stop_returns_at_exit(env)),
+        ),
+        CaseSpec::new(
+            "stop_uses_the_stop_signal_annotation",
+            "stop sends the signal the stop-signal annotation names",
+            |env| Box::pin(stop_uses_annotation(env)),
+        ),
+        CaseSpec::new(
+            "stop_of_a_gone_container_succeeds",
+            "stop of a container that has already exited reports the exit it saw",
+            |env| Box::pin(stop_of_gone_container(env)),
+        ),
+        CaseSpec::needing(
+            "exec_returns_output_and_exec_stop_ends_a_session",
+            "an exec through the engine returns its output; exec stop ends a session",
+            &[Capability::Exec],
+            |env| Box::pin(exec_and_exec_stop(env)),
+        ),
+        CaseSpec::new(
+            "fifty_containers_in_parallel_keep_their_codes",
+            "fifty containers at once each keep their own exit code",
+            |env| Box::pin(fifty_in_parallel(env)),
+        ),
+        CaseSpec::new(
+            "reconnect_finds_live_and_exited_containers",
+            "an engine started again finds running and exited containers",
+            |env| Box::pin(reconnect(env)),
+        ),
+        CaseSpec::new(
+            "delete_refuses_a_running_container_unless_forced",
+            "runtime.md#delete: deleting a running container MUST generate an error unless forced",
+            |env| Box::pin(delete_refuses_running(env)),
+        ),
+        CaseSpec::new(
+            "two_processes_stop_and_delete_one_container",
+            "two processes that stop and delete one container: one deletes, the other is told it is gone",
+            |env| Box::pin(two_processes_stop_and_delete_one_container(env)),
+        ),
+        CaseSpec::new(
+            "output_goes_to_a_log_file",
+            "the container's output reaches the log file (where the monitor has logs)",
+            |env| Box::pin(output_goes_to_a_log_file(env)),
+        ),
+        CaseSpec::new(
+            "a_fast_exit_from_run_survives_a_reconnect",
+            "a fast exit from `run` is still known after the engine starts again",
+            |env| Box::pin(fast_exit_survives_reconnect(env)),
+        ),
+        CaseSpec::new(
+            "a_code_above_128_and_a_kill_read_the_same_after_a_reconnect",
+            "`exit 137` and a death by KILL stay distinct after a reconnect",
+            |env| Box::pin(codes_above_128_survive_reconnect(env)),
+        ),
+        CaseSpec::new(
+            "a_real_time_signal_death_is_reported",
+            "a death by a real-time signal is reported as that signal",
+            |env| Box::pin(real_time_signal_death(env)),
+        ),
+        CaseSpec::new(
+            "a_recreated_id_inherits_no_exit",
+            "runtime.md#delete: once deleted, an id can be reused and the new container inherits no exit",
+            |env| Box::pin(recreated_id_inherits_no_exit(env)),
+        ),
+        CaseSpec::new(
+            "a_run_dropped_while_starting_leaves_nothing",
+            "a `run` dropped while starting leaves no container and no process",
+            |env| Box::pin(run_dropped_while_starting(env)),
+        ),
     ]
 }
 
@@ -131,7 +204,7 @@ async fn run_supervises(env: &mut Env) -> CaseResult {
 
 /// What a process does with a signal, as `/proc/<pid>/status` shows it.
 #[derive(Debug, Clone, Copy)]
-enum Disposition {
+pub(super) enum Disposition {
     /// `SigIgn`: `trap '' SIG`.
     Ignored,
     /// `SigCgt`: a handler, `trap 'command' SIG`.
@@ -140,13 +213,13 @@ enum Disposition {
 
 /// Waits (up to 10 s) until the container's init has set `disposition` for `signal`, so that a
 /// signal sent next meets the shell's trap rather than the default action.
-async fn until_the_init_handles(
-    engine: &Engine,
+pub(super) async fn until_the_init_handles(
+    backend: &dyn runtime_core::OciBackend,
     id: &ContainerId,
     signal: Signal,
     disposition: Disposition,
 ) -> anyhow::Result<()> {
-    let pid = engine.backend().state(id).await?.pid.context("a running container has an init pid")?;
+    let pid = backend.state(id).await?.pid.context("a running container has an init pid")?;
     let field = match disposition {
         Disposition::Ignored => "SigIgn:",
         Disposition::Caught => "SigCgt:",
@@ -174,7 +247,7 @@ async fn stop_escalates(env: &mut Env) -> CaseResult {
     // A namespace init without a TERM handler ignores TERM (fakes: a process that traps it).
     let id = created(env, &engine, "stubborn", &["sh", "-c", "trap '' TERM; sleep 1000 & wait"]).await?;
     engine.start(&id).await?;
-    until_the_init_handles(&engine, &id, Signal::TERM, Disposition::Ignored).await?;
+    until_the_init_handles(engine.backend(), &id, Signal::TERM, Disposition::Ignored).await?;
     let timeout = Duration::from_secs(1);
     let started = Instant::now();
     let exit = engine.stop(&id, StopOptions { signal: None, timeout }).await.context("stop")?;
@@ -194,7 +267,7 @@ async fn stop_returns_at_exit(env: &mut Env) -> CaseResult {
     let id =
         created(env, &engine, "polite", &["sh", "-c", "sleep 1000 & trap \"kill $!; exit 43\" TERM; wait"]).await?;
     engine.start(&id).await?;
-    until_the_init_handles(&engine, &id, Signal::TERM, Disposition::Caught).await?;
+    until_the_init_handles(engine.backend(), &id, Signal::TERM, Disposition::Caught).await?;
     let started = Instant::now();
     let exit = engine.stop(&id, StopOptions { signal: None, timeout: Duration::from_secs(60) }).await?;
     ensure!(exit == Exit::Exited(43), "the trap's own exit code: {exit:?}");
@@ -234,9 +307,6 @@ async fn stop_of_gone_container(env: &mut Env) -> CaseResult {
 }
 
 async fn exec_and_exec_stop(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.lacks(Capability::Exec) {
-        return lacking;
-    }
     let engine = env.engine()?;
     let id = created(env, &engine, "execs", &["sleep", "1000"]).await?;
     engine.start(&id).await?;
@@ -403,7 +473,10 @@ async fn two_processes_stop_and_delete_one_container(env: &mut Env) -> CaseResul
     .join("\n");
     let program = std::env::current_exe()?;
     let spawn = || {
+        // With this process's arguments: a program whose command line chooses its subjects
+        // (`cargo xtask matrix --plugin`) registers the same ones.
         tokio::process::Command::new(&program)
+            .args(std::env::args_os().skip(1))
             .env(SECOND_PROCESS, &task)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)

@@ -62,6 +62,16 @@ pub(super) async fn run(subject: Subject, real: Option<RealRuntime>, monitor: Mo
     }
 }
 
+/// Skipped, with the monitor's own reason, when `monitor` lacks `capability`; `None` when it
+/// has it.
+pub(super) fn lacking(monitor: &MonitorChoice, capability: Capability) -> Option<CaseResult> {
+    match monitor.monitor().require(capability, "this case") {
+        Ok(()) => None,
+        Err(Error::Unsupported { reason, .. }) => Some(skipped(reason)),
+        Err(other) => Some(Err(other.into())),
+    }
+}
+
 impl Env {
     async fn new(subject: &Subject, real: Option<RealRuntime>, monitor: MonitorChoice) -> anyhow::Result<Self> {
         let real_name = real.as_ref().map(|real| real.name.clone());
@@ -111,11 +121,7 @@ impl Env {
     /// Skipped, with the monitor's own reason, when the monitor lacks `capability` (the engine
     /// would refuse what the case needs); `None` when the case can go on.
     pub fn lacks(&self, capability: Capability) -> Option<CaseResult> {
-        match self.monitor.monitor().require(capability, "this case") {
-            Ok(()) => None,
-            Err(Error::Unsupported { reason, .. }) => Some(skipped(reason)),
-            Err(other) => Some(Err(other.into())),
-        }
+        lacking(&self.monitor, capability)
     }
 
     /// The fake, when the subject is one.

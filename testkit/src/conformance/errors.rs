@@ -14,19 +14,36 @@ use runtime_core::{
     Error, Existence, Export, Status, WrongState,
 };
 
-use super::Case;
+use super::CaseSpec;
 use super::checkpoint::{Verdict, verdict};
 use super::env::{Env, skipped};
 use crate::bundle::Bundle;
 use crate::harness::{CaseResult, Ran};
 
 /// Every case of this file with its name.
-pub(super) fn all() -> Vec<(&'static str, Case)> {
+pub(super) fn all() -> Vec<CaseSpec> {
     vec![
-        ("a_second_checkpoint_of_a_checkpointed_container_is_invalid_state", |env| Box::pin(checkpointed_twice(env))),
-        ("checkpoint_preconditions_are_typed_before_anything_runs", |env| Box::pin(checkpoint_preconditions(env))),
-        ("a_restore_with_nothing_kept_is_not_found", |env| Box::pin(restore_with_nothing_kept(env))),
-        ("an_id_as_long_as_a_file_name_runs_and_a_longer_one_is_refused", |env| Box::pin(longest_id(env))),
+        CaseSpec::new(
+            "a_second_checkpoint_of_a_checkpointed_container_is_invalid_state",
+            "a checkpointed container cannot be checkpointed again (InvalidState)",
+            |env| Box::pin(checkpointed_twice(env)),
+        ),
+        CaseSpec::new(
+            "checkpoint_preconditions_are_typed_before_anything_runs",
+            "checkpoint preconditions are typed errors before the runtime runs",
+            |env| Box::pin(checkpoint_preconditions(env)),
+        ),
+        CaseSpec::needing(
+            "a_restore_with_nothing_kept_is_not_found",
+            "a restore with no checkpoint kept is NotFound",
+            &[Capability::Restore],
+            |env| Box::pin(restore_with_nothing_kept(env)),
+        ),
+        CaseSpec::new(
+            "an_id_as_long_as_a_file_name_runs_and_a_longer_one_is_refused",
+            "an id as long as a file name runs; a longer one is refused before the runtime runs",
+            |env| Box::pin(longest_id(env)),
+        ),
     ]
 }
 
@@ -110,9 +127,6 @@ async fn checkpoint_preconditions(env: &mut Env) -> CaseResult {
 }
 
 async fn restore_with_nothing_kept(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.lacks(Capability::Restore) {
-        return lacking;
-    }
     let verdict = verdict(env, "restore").await?;
     let engine = env.engine()?;
     let id = env.id("nothing-kept");

@@ -19,26 +19,51 @@ use runtime_core::{
     ExecStdio, Exit, Signal, StopOptions, process,
 };
 
-use super::Case;
+use super::CaseSpec;
 use super::env::Env;
 use crate::harness::{CaseResult, Ran};
 
 /// Every exec case with its name.
-pub(super) fn all() -> Vec<(&'static str, Case)> {
+pub(super) fn all() -> Vec<CaseSpec> {
     vec![
-        ("an_exec_timeout_ends_every_process_the_exec_started", |env| Box::pin(timeout_ends_the_tree(env))),
-        ("exec_stop_ends_every_process_the_session_started", |env| Box::pin(exec_stop_ends_the_tree(env))),
-        ("a_dropped_exec_ends_every_process_it_started", |env| Box::pin(dropped_exec_ends_the_tree(env))),
-        ("a_waited_for_exec_outlasts_the_backend_call_timeout", |env| Box::pin(exec_outlasts_call_timeout(env))),
-        ("exec_options_the_call_cannot_serve_are_refused_before_anything_runs", |env| {
-            Box::pin(unservable_options_are_refused(env))
-        }),
-        ("a_background_exec_never_waited_for_is_forgotten_with_its_container", |env| {
-            Box::pin(sessions_are_forgotten(env))
-        }),
-        ("a_background_exec_with_a_terminal_gets_one_under_a_monitor_that_holds_it", |env| {
-            Box::pin(background_terminal_is_held_by_the_monitor(env))
-        }),
+        CaseSpec::new(
+            "an_exec_timeout_ends_every_process_the_exec_started",
+            "an exec past its timeout ends every process it started",
+            |env| Box::pin(timeout_ends_the_tree(env)),
+        ),
+        CaseSpec::needing(
+            "exec_stop_ends_every_process_the_session_started",
+            "exec stop ends every process the session started",
+            &[Capability::Exec],
+            |env| Box::pin(exec_stop_ends_the_tree(env)),
+        ),
+        CaseSpec::new(
+            "a_dropped_exec_ends_every_process_it_started",
+            "a dropped exec ends every process it started",
+            |env| Box::pin(dropped_exec_ends_the_tree(env)),
+        ),
+        CaseSpec::new(
+            "a_waited_for_exec_outlasts_the_backend_call_timeout",
+            "an exec that is waited for may outlast the backend's call timeout",
+            |env| Box::pin(exec_outlasts_call_timeout(env)),
+        ),
+        CaseSpec::new(
+            "exec_options_the_call_cannot_serve_are_refused_before_anything_runs",
+            "exec options the call cannot serve are refused before anything runs",
+            |env| Box::pin(unservable_options_are_refused(env)),
+        ),
+        CaseSpec::needing(
+            "a_background_exec_never_waited_for_is_forgotten_with_its_container",
+            "a background exec never waited for is forgotten with its container",
+            &[Capability::Exec],
+            |env| Box::pin(sessions_are_forgotten(env)),
+        ),
+        CaseSpec::needing(
+            "a_background_exec_with_a_terminal_gets_one_under_a_monitor_that_holds_it",
+            "a background exec with a terminal gets one, held by its monitor",
+            &[Capability::Exec, Capability::Attach],
+            |env| Box::pin(background_terminal_is_held_by_the_monitor(env)),
+        ),
     ]
 }
 
@@ -153,9 +178,6 @@ async fn timeout_ends_the_tree(env: &mut Env) -> CaseResult {
 }
 
 async fn exec_stop_ends_the_tree(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.lacks(Capability::Exec) {
-        return lacking;
-    }
     let engine = env.engine()?;
     let (id, init) = running(env, &engine, "exec-stop").await?;
     let duration = unique_duration();
@@ -269,11 +291,6 @@ async fn unservable_options_are_refused(env: &mut Env) -> CaseResult {
 }
 
 async fn background_terminal_is_held_by_the_monitor(env: &mut Env) -> CaseResult {
-    for capability in [Capability::Exec, Capability::Attach] {
-        if let Some(lacking) = env.lacks(capability) {
-            return lacking;
-        }
-    }
     let engine = env.engine()?;
     let (id, _init) = running(env, &engine, "exec-tty").await?;
     let options = ExecOptions { tty: true, stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };
@@ -287,9 +304,6 @@ async fn background_terminal_is_held_by_the_monitor(env: &mut Env) -> CaseResult
 }
 
 async fn sessions_are_forgotten(env: &mut Env) -> CaseResult {
-    if let Some(lacking) = env.lacks(Capability::Exec) {
-        return lacking;
-    }
     let engine = env.engine()?;
     let (id, _init) = running(env, &engine, "exec-forgotten").await?;
     let background = || ExecOptions { stdio: ExecStdio::Wired(ContainerStdio::Null), ..ExecOptions::default() };

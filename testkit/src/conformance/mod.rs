@@ -1,17 +1,21 @@
 //! The conformance suite: one set of cases every backend is held to, against the fakes on every
 //! `cargo test` and against the real runtimes when the gate lets them run.
 //!
-//! A [`Subject`] says what to test (a fake of some flavour, or a real runtime) and how to
-//! connect a backend to it. [`register`] adds every case for it to a [`Suite`], named
-//! `conformance::<subject>::<case>`; [`register_engine`] adds the engine's cases once per
-//! [`MonitorChoice`], named `conformance::<subject>+<monitor>::<case>`, so that every engine
-//! guarantee is held against each monitor; `cargo xtask matrix` reads those names back into a
-//! table. Each case gets a fresh [`Env`] (its own state root) and, whether it passed or not, the
-//! env then checks that no container, process (conmon included) or state directory was left
-//! behind.
+//! The suite is data, so that the test binaries and `cargo xtask matrix` run the same thing and
+//! neither reads the other's text. A `CaseSpec` names a case, says what it checks (the OCI
+//! runtime-spec line or the runtime behaviour) and what it needs of its monitor. A [`Subject`]
+//! says what to test (a fake of some flavour, a real runtime, a plugin) and how to connect a
+//! backend to it. [`register`] plans every backend case for a subject as a [`Planned`] cell
+//! (monitor: none), [`register_engine`] every engine case once per [`Monitor`] (direct and
+//! conmon), so that every engine guarantee is held against each monitor. Running a cell gives an
+//! [`Outcome`]: pass, fail with evidence, skip with a reason, or a deviation listed in
+//! [`DEVIATIONS`]. A test binary turns each cell into a libtest trial named
+//! `conformance::<subject>[+<monitor>]::<case>`; `cargo xtask matrix` runs the cells itself.
 //!
-//! A case that needs a [`runtime_core::Capability`] its monitor lacks reports itself skipped
-//! with the monitor's own "the conmon monitor cannot ..." ([`Env::lacks`]), never passed.
+//! Each case gets a fresh [`Env`] (its own state root) and, whether it passed or not, the env
+//! then checks that no container, process (conmon included) or state directory was left behind.
+//! A case that needs a [`runtime_core::Capability`] its monitor lacks is skipped with the
+//! monitor's own "the conmon monitor cannot ..." before it starts, never passed.
 
 mod cases;
 mod checkpoint;
@@ -21,6 +25,7 @@ mod env;
 mod errors;
 mod exec;
 mod oom;
+mod outcome;
 mod stats;
 mod terminal;
 
@@ -30,13 +35,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use conmon_driver::ConmonMonitor;
-use runtime_core::{CliBackend, DirectMonitor, HostCheck, Monitor, OciBackend, RuntimeConfig, RuntimeFamily};
+use runtime_core::{Capability, CliBackend, DirectMonitor, HostCheck, OciBackend, RuntimeConfig, RuntimeFamily};
 
 pub use env::Env;
+pub use outcome::{Cell, DEVIATIONS, Departure, KnownDeviation, Monitor, Outcome, Totals};
 
 use crate::fake::{FakeConmon, Flavour};
 use crate::gate::{self, Gate};
-use crate::harness::{CaseResult, Ran, Suite};
+use crate::harness::{CaseResult, Ran, Suite, block_on};
 
 /// The name the gate (and `REQUIRE_REAL_RUNTIMES`) gives conmon.
 pub const CONMON: &str = "conmon";
@@ -60,7 +66,7 @@ impl MonitorChoice {
     }
 
     /// A new monitor of this kind, as a (re)started program makes one.
-    pub fn monitor(&self) -> Arc<dyn Monitor> {
+    pub fn monitor(&self) -> Arc<dyn runtime_core::Monitor> {
         match self {
             MonitorChoice::Direct => Arc::new(DirectMonitor::new()),
             MonitorChoice::Conmon(binary) => Arc::new(ConmonMonitor::new(binary)),
@@ -153,36 +159,112 @@ impl Subject {
 /// One case: runs against an env that the suite cleans up and checks afterwards.
 pub type Case = for<'env> fn(&'env mut Env) -> Pin<Box<dyn Future<Output = CaseResult> + 'env>>;
 
+/// A case as data: its name, what it checks (the OCI runtime-spec line, or the runtime
+/// behaviour it pins), the monitor capabilities it needs, and the code.
+#[derive(Clone, Copy)]
+pub(crate) struct CaseSpec {
+    name: &'static str,
+    checks: &'static str,
+    needs: &'static [Capability],
+    run: Case,
+}
+
+impl std::fmt::Debug for CaseSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaseSpec").field("name", &self.name).field("needs", &self.needs).finish()
+    }
+}
+
+impl CaseSpec {
+    /// A case that needs nothing of its monitor.
+    pub(crate) const fn new(name: &'static str, checks: &'static str, run: Case) -> Self {
+        CaseSpec { name, checks, needs: &[], run }
+    }
+
+    /// A case skipped, with the monitor's own reason, under a monitor that lacks one of `needs`.
+    pub(crate) const fn needing(
+        name: &'static str,
+        checks: &'static str,
+        needs: &'static [Capability],
+        run: Case,
+    ) -> Self {
+        CaseSpec { name, checks, needs, run }
+    }
+}
+
+/// One cell of the matrix, ready to run.
+pub struct Planned {
+    cell: Cell,
+    checks: &'static str,
+    run: Box<dyn FnOnce() -> Outcome + Send>,
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned").field("cell", &self.cell).finish()
+    }
+}
+
+impl Planned {
+    /// The cell it fills.
+    pub fn cell(&self) -> &Cell {
+        &self.cell
+    }
+
+    /// What its case checks.
+    pub fn checks(&self) -> &'static str {
+        self.checks
+    }
+
+    /// Runs the case on a tokio runtime of its own: its outcome.
+    pub fn run(self) -> Outcome {
+        (self.run)()
+    }
+}
+
+/// The backend's cases, which drive the runtime without a monitor.
+fn backend_cases() -> Vec<CaseSpec> {
+    cases::all()
+}
+
+/// The engine's cases, each run under every monitor.
+fn engine_cases() -> Vec<CaseSpec> {
+    engine::all()
+        .into_iter()
+        .chain(checkpoint::all())
+        .chain(oom::all())
+        .chain(errors::all())
+        .chain(exec::all())
+        .collect()
+}
+
 /// Adds the backend's conformance cases for `subject` to `suite`, named
 /// `conformance::<subject>::<case>`.
 pub fn register(suite: &mut Suite, subject: &Subject) {
-    add(suite, subject, subject.label.clone(), cases::all());
+    for case in backend_cases() {
+        suite.conformance(plan(subject, None, case));
+    }
 }
 
 /// Adds the engine's cases for `subject` with each monitor to `suite`, named
 /// `conformance::<subject>+<monitor>::<case>`: with the direct monitor, and with conmon: for a
 /// real runtime the real conmon, gated on the runtime and then on conmon (missing: skipped with
 /// the reason, or failed when `REQUIRE_REAL_RUNTIMES` names `conmon`); for a fake the fake conmon
-/// (`crate::fake_conmon`), which needs nothing installed. They belong in a test binary of their
-/// own: a process that supervises containers directly is a child subreaper while it creates
-/// them, and would adopt the detached execs the backend cases make.
+/// (`crate::fake_conmon`), which needs nothing installed. In a test binary they belong in one of
+/// their own: a process that supervises containers directly is a child subreaper while it
+/// creates them, and would adopt the detached execs the backend cases make, were they run side
+/// by side.
 pub fn register_engine(suite: &mut Suite, subject: &Subject) {
     SUBJECTS.lock().unwrap_or_else(|p| p.into_inner()).push(subject.clone());
-    let cases = || {
-        engine::all()
-            .into_iter()
-            .chain(checkpoint::all())
-            .chain(oom::all())
-            .chain(errors::all())
-            .chain(exec::all())
-            .collect::<Vec<_>>()
-    };
-    add_under(suite, subject, Monitoring::Chosen(MonitorChoice::Direct), cases());
     let conmon = match subject.setup {
         Setup::Fake(_) => Monitoring::FakeConmon,
         Setup::Real(_) => Monitoring::RealConmon,
     };
-    add_under(suite, subject, conmon, cases());
+    for monitoring in [Monitoring::Chosen(MonitorChoice::Direct), conmon] {
+        for case in engine_cases() {
+            suite.conformance(plan(subject, Some(monitoring.clone()), case));
+        }
+    }
 }
 
 /// The monitor a registered case gets.
@@ -198,10 +280,12 @@ enum Monitoring {
 }
 
 impl Monitoring {
-    fn label(&self) -> &'static str {
+    fn kind(&self) -> Monitor {
         match self {
-            Monitoring::Chosen(choice) => choice.label(),
-            Monitoring::RealConmon | Monitoring::FakeConmon => CONMON,
+            Monitoring::Chosen(MonitorChoice::Direct) => Monitor::Direct,
+            Monitoring::Chosen(MonitorChoice::Conmon(_)) | Monitoring::RealConmon | Monitoring::FakeConmon => {
+                Monitor::Conmon
+            }
         }
     }
 
@@ -223,6 +307,42 @@ impl Monitoring {
     }
 }
 
+/// The cell of `case` against `subject` under `monitoring` (`None`: the backend's own case, its
+/// env that of the direct monitor, as an engine any of them made would be).
+fn plan(subject: &Subject, monitoring: Option<Monitoring>, case: CaseSpec) -> Planned {
+    let cell = Cell {
+        backend: subject.label.clone(),
+        monitor: monitoring.as_ref().map(Monitoring::kind),
+        case: case.name.to_owned(),
+    };
+    let (subject, setup, host_checks) = (subject.clone(), subject.setup.clone(), subject.host_checks.clone());
+    let monitoring = monitoring.unwrap_or(Monitoring::Chosen(MonitorChoice::Direct));
+    let run = move || {
+        let in_env = |real| async move {
+            let (monitor, _fake_conmon) = match monitoring.choose() {
+                Ok(chosen) => chosen,
+                Err(not_here) => return not_here,
+            };
+            for capability in case.needs {
+                if let Some(lacking) = env::lacking(&monitor, *capability) {
+                    return lacking;
+                }
+            }
+            env::run(subject, real, monitor, case.run).await
+        };
+        let (runtime, result) = match setup {
+            Setup::Fake(flavour) => (flavour.name().to_owned(), block_on(in_env(None))),
+            Setup::Real(runtime) => match gate::real_runtime(&runtime, &host_checks) {
+                Gate::Open(real) => (runtime, block_on(in_env(Some(real)))),
+                Gate::Skip(reason) => return Outcome::Skip { reason },
+                Gate::Fail(reason) => return Outcome::Fail { evidence: reason },
+            },
+        };
+        Outcome::of(&runtime, case.name, result, DEVIATIONS)
+    };
+    Planned { cell, checks: case.checks, run: Box::new(run) }
+}
+
 /// The subjects this test binary registered for the engine, for [`run_as_second_process`].
 static SUBJECTS: std::sync::Mutex<Vec<Subject>> = std::sync::Mutex::new(Vec::new());
 
@@ -232,38 +352,4 @@ static SUBJECTS: std::sync::Mutex<Vec<Subject>> = std::sync::Mutex::new(Vec::new
 pub fn run_as_second_process() -> Option<std::process::ExitCode> {
     let subjects = SUBJECTS.lock().unwrap_or_else(|p| p.into_inner()).clone();
     engine::second_process(&subjects)
-}
-
-/// The backend's cases drive the runtime without a monitor; their env is the direct monitor's,
-/// as an engine any of them made would be.
-fn add(suite: &mut Suite, subject: &Subject, label: String, cases: Vec<(&'static str, Case)>) {
-    add_named(suite, subject, label, Monitoring::Chosen(MonitorChoice::Direct), cases);
-}
-
-fn add_under(suite: &mut Suite, subject: &Subject, monitoring: Monitoring, cases: Vec<(&'static str, Case)>) {
-    add_named(suite, subject, format!("{}+{}", subject.label, monitoring.label()), monitoring, cases);
-}
-
-fn add_named(
-    suite: &mut Suite,
-    subject: &Subject,
-    label: String,
-    monitoring: Monitoring,
-    cases: Vec<(&'static str, Case)>,
-) {
-    for (name, case) in cases {
-        let (setup, host_checks) = (subject.setup.clone(), subject.host_checks.clone());
-        let (subject, monitoring) = (subject.clone(), monitoring.clone());
-        let test_name = format!("conformance::{label}::{name}");
-        let run = move |real| async move {
-            match monitoring.choose() {
-                Ok((monitor, _fake_conmon)) => env::run(subject, real, monitor, case).await,
-                Err(not_here) => not_here,
-            }
-        };
-        match setup {
-            Setup::Fake(_) => suite.case_that_may_skip(test_name, move || run(None)),
-            Setup::Real(runtime) => suite.gated(test_name, &runtime, host_checks, move |real| run(Some(real))),
-        }
-    }
 }

@@ -14,18 +14,29 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use runtime_core::{ContainerId, CreateOptions, DeleteMode, Engine, Exit, Signal, Status, StopOptions};
 
-use super::Case;
+use super::CaseSpec;
+use super::engine::{Disposition, until_the_init_handles};
 use super::env::{Env, skipped};
 use crate::harness::{CaseResult, Ran};
 
 /// Every OOM case of the engine with its name.
-pub(super) fn all() -> Vec<(&'static str, Case)> {
+pub(super) fn all() -> Vec<CaseSpec> {
     vec![
-        ("an_oom_killed_container_is_reported_as_such_live_and_after_a_reconnect", |env| {
-            Box::pin(oom_killed_is_reported(env))
-        }),
-        ("an_oom_kill_after_a_reconnect_is_seen_by_the_new_engine", |env| Box::pin(oom_after_reconnect(env))),
-        ("a_kill_from_stop_is_not_reported_as_an_oom_kill", |env| Box::pin(stop_kill_is_no_oom(env))),
+        CaseSpec::new(
+            "an_oom_killed_container_is_reported_as_such_live_and_after_a_reconnect",
+            "exit codes: an OOM kill is reported as such, live and after a reconnect",
+            |env| Box::pin(oom_killed_is_reported(env)),
+        ),
+        CaseSpec::new(
+            "an_oom_kill_after_a_reconnect_is_seen_by_the_new_engine",
+            "an OOM kill while no engine runs is seen by the next one",
+            |env| Box::pin(oom_after_reconnect(env)),
+        ),
+        CaseSpec::new(
+            "a_kill_from_stop_is_not_reported_as_an_oom_kill",
+            "a KILL sent by stop is not reported as an OOM kill",
+            |env| Box::pin(stop_kill_is_no_oom(env)),
+        ),
     ]
 }
 
@@ -122,6 +133,8 @@ async fn stop_kill_is_no_oom(env: &mut Env) -> CaseResult {
     let engine = env.engine()?;
     // Under the same limit, far below it; TERM is ignored, so `stop` ends it with SIGKILL.
     let (id, _) = started_with_limit(env, &engine, "stopped", &["sh", "-c", "trap '' TERM; sleep 1000 & wait"]).await?;
+    // A TERM sent before the shell set its trap would end it on its own.
+    until_the_init_handles(engine.backend(), &id, Signal::TERM, Disposition::Ignored).await?;
     let exit = engine.stop(&id, StopOptions { signal: None, timeout: Duration::from_secs(1) }).await.context("stop")?;
     ensure!(exit == Exit::Signaled(Signal::KILL), "stop escalated to SIGKILL: {exit:?}");
     let status = engine.status(&id).await?;
