@@ -288,7 +288,8 @@ async fn stop_uses_annotation(env: &mut Env) -> CaseResult {
     let created = engine.create(&id, bundle.path(), CreateOptions::default()).await?;
     env.track(created.pid);
     engine.start(&id).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let usr1 = Signal::from_number(10)?;
+    until_the_init_handles(engine.backend(), &id, usr1, Disposition::Caught).await?;
     let exit = engine.stop(&id, StopOptions { signal: None, timeout: Duration::from_secs(30) }).await?;
     ensure!(exit == Exit::Exited(42), "stopped by the annotated signal: {exit:?}");
     engine.delete(&id, DeleteMode::IfStopped).await?;
