@@ -271,22 +271,30 @@ mod tests {
             matches!(&probed, Err(Error::Timeout { after, .. }) if *after == Duration::from_millis(500)),
             "{probed:?}"
         );
-        // The group was killed: no live process is left in it (a zombie counts as gone).
+        // The group was killed: no live process is left in it (a zombie counts as gone). A
+        // SIGKILLed process takes a moment to die, so it is given a few seconds.
         let group = std::fs::read_to_string(&group_file).unwrap().trim().to_owned();
-        let live: Vec<_> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|entry| {
-                let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-                // After the command name: state, ppid, process group.
-                let fields: Vec<String> = stat
-                    .rsplit_once(')')
-                    .map(|(_, rest)| rest.split_whitespace().map(str::to_owned).collect())
-                    .unwrap_or_default();
-                fields.len() > 2 && fields[0] != "Z" && fields[2] == group
-            })
-            .map(|entry| entry.file_name())
-            .collect();
+        let live_in_group = || -> Vec<std::ffi::OsString> {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|entry| {
+                    let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+                    // After the command name: state, ppid, process group.
+                    let fields: Vec<String> = stat
+                        .rsplit_once(')')
+                        .map(|(_, rest)| rest.split_whitespace().map(str::to_owned).collect())
+                        .unwrap_or_default();
+                    fields.len() > 2 && fields[0] != "Z" && fields[2] == group
+                })
+                .map(|entry| entry.file_name())
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !live_in_group().is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let live = live_in_group();
         assert!(live.is_empty(), "left running: {live:?}");
     }
 
