@@ -1,6 +1,7 @@
 //! The `outlive` example, run twice as its users run it: two OS processes, the first of which
 //! exits while its container runs on under conmon, the second reconnecting to print the
-//! container's output and exit code. Gated on conmon and runc.
+//! container's output and exit code; and that pair twice in a row, to show the second pair
+//! finds nothing of the first. Gated on conmon and each real runtime (`--runtime`).
 //!
 //! This binary plays the example: started again with [`PLAY_THE_EXAMPLE`] set, it runs the
 //! example's `main` (its source is included below), so the two runs are new processes running
@@ -15,10 +16,14 @@ use std::process::{Command, ExitCode, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use std::sync::Arc;
+
+use backend_crun::Crun;
 use backend_runc::Runc;
+use backend_youki::Youki;
 use runtime_core::RuntimeFamily;
 use runtime_core::oci_spec::runtime::Spec;
-use testkit::gate::{self, Gate, RealRuntime};
+use testkit::gate::RealRuntime;
 use testkit::harness::{CaseResult, Ran};
 
 #[path = "../examples/outlive.rs"]
@@ -30,9 +35,13 @@ const PLAY_THE_EXAMPLE: &str = "CONMON_DRIVER_TEST_OUTLIVE_EXAMPLE";
 /// The container the example makes.
 const ID: &str = "outlive-demo";
 
-/// One run of the example over `dir`, as a process of its own.
-fn run_example(dir: &Path) -> anyhow::Result<Output> {
-    let output = Command::new(std::env::current_exe()?).env(PLAY_THE_EXAMPLE, "1").arg(dir).output()?;
+/// One run of the example over `dir` with `runtime`, as a process of its own.
+fn run_example(dir: &Path, runtime: &RealRuntime) -> anyhow::Result<Output> {
+    let output = Command::new(std::env::current_exe()?)
+        .env(PLAY_THE_EXAMPLE, "1")
+        .args(["--runtime", &runtime.name])
+        .arg(dir)
+        .output()?;
     ensure!(
         output.status.success(),
         "the example failed ({}): {}{}",
@@ -61,28 +70,26 @@ fn conmons_of_the_container() -> Vec<i32> {
         .collect()
 }
 
-async fn the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container(
+async fn the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container_twice_in_a_row(
     _conmon: RealRuntime,
+    runtime: RealRuntime,
 ) -> CaseResult {
-    match gate::real_runtime("runc", &Runc.host_checks()) {
-        Gate::Open(_) => {}
-        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
-        Gate::Fail(reason) => bail!("{reason}"),
-    }
     ensure!(conmons_of_the_container().is_empty(), "another {ID} is running on this host; not touching it");
     let dir = tempfile::Builder::new().prefix("outlive-").tempdir()?;
-    let outcome = two_runs(dir.path()).await;
-    if outcome.is_err() {
-        // Whatever state it is in, the container goes (the runtime's state is under `dir`).
-        let _ =
-            Command::new("runc").arg("--root").arg(dir.path().join("runc")).args(["delete", "--force", ID]).status();
+    for pair in ["first", "second"] {
+        let outcome = two_runs(dir.path(), &runtime).await;
+        if outcome.is_err() {
+            // Whatever state it is in, the container goes (the runtime's state is under `dir`).
+            let root = dir.path().join(&runtime.name);
+            let _ = Command::new(&runtime.binary).arg("--root").arg(root).args(["delete", "--force", ID]).status();
+        }
+        outcome.with_context(|| format!("the {pair} pair of runs"))?;
     }
-    outcome?;
     Ok(Ran::Passed)
 }
 
-async fn two_runs(dir: &Path) -> anyhow::Result<()> {
-    let first = run_example(dir)?;
+async fn two_runs(dir: &Path, runtime: &RealRuntime) -> anyhow::Result<()> {
+    let first = run_example(dir, runtime)?;
     let said = String::from_utf8_lossy(&first.stdout);
     ensure!(said.contains("cargo run -p conmon-driver --example outlive"), "says what to run next: {said}");
     let script = script_of(&dir.join("bundle"))?;
@@ -97,7 +104,7 @@ async fn two_runs(dir: &Path) -> anyhow::Result<()> {
         "no conmon holds {ID} once the first run exited: the container did not outlive it"
     );
 
-    let second = run_example(dir)?;
+    let second = run_example(dir, runtime)?;
     let said = String::from_utf8_lossy(&second.stdout);
     ensure!(said.contains(&format!("exited with code {code}.")), "exit code {code} expected in: {said}");
     for line in printed {
@@ -116,20 +123,20 @@ async fn two_runs(dir: &Path) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     if std::env::var_os(PLAY_THE_EXAMPLE).is_some() {
-        return match example::main() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("{err}");
-                ExitCode::FAILURE
-            }
-        };
+        return example::main();
     }
     testkit::harness::main(|suite| {
-        suite.gated(
-            "outlive_example::the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container",
-            "conmon",
-            Vec::new(),
-            the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container,
-        );
+        let families: [Arc<dyn RuntimeFamily>; 3] = [Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)];
+        for family in families {
+            suite.gated_under(
+                format!(
+                    "outlive_example::{}::the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container_twice_in_a_row",
+                    family.name()
+                ),
+                "conmon",
+                family,
+                the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container_twice_in_a_row,
+            );
+        }
     })
 }
