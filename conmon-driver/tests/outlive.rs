@@ -13,14 +13,14 @@
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, ExitCode, Output};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use std::sync::Arc;
-
 use backend_crun::Crun;
 use backend_runc::Runc;
 use backend_youki::Youki;
+use nix::sys::signal::Signal;
 use runtime_core::RuntimeFamily;
 use runtime_core::oci_spec::runtime::Spec;
 use testkit::gate::RealRuntime;
@@ -111,7 +111,11 @@ async fn two_runs(dir: &Path, runtime: &RealRuntime) -> anyhow::Result<()> {
         ensure!(said.contains(&format!("stdout: {line}\n")), "{line:?} expected in: {said}");
     }
 
-    // Nothing is left: conmon ends once its container is deleted, and the example's directory goes.
+    nothing_left(dir).await
+}
+
+/// Conmon ends once its container is deleted, and the example's directory goes.
+async fn nothing_left(dir: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !conmons_of_the_container().is_empty() {
         ensure!(Instant::now() < deadline, "conmon still holds {ID}: {:?}", conmons_of_the_container());
@@ -119,6 +123,56 @@ async fn two_runs(dir: &Path, runtime: &RealRuntime) -> anyhow::Result<()> {
     }
     ensure!(!dir.exists(), "{} is left: {:?}", dir.display(), std::fs::read_dir(dir).map(|d| d.count()));
     Ok(())
+}
+
+async fn an_interrupted_second_run_deletes_the_container_and_everything_the_first_run_made(
+    _conmon: RealRuntime,
+    runtime: RealRuntime,
+) -> CaseResult {
+    ensure!(conmons_of_the_container().is_empty(), "another {ID} is running on this host; not touching it");
+    let dir = tempfile::Builder::new().prefix("outlive-").tempdir()?;
+    let outcome = interrupted_second_run(dir.path(), &runtime).await;
+    if outcome.is_err() {
+        let root = dir.path().join(&runtime.name);
+        let _ = Command::new(&runtime.binary).arg("--root").arg(root).args(["delete", "--force", ID]).status();
+    }
+    outcome?;
+    Ok(Ran::Passed)
+}
+
+async fn interrupted_second_run(dir: &Path, runtime: &RealRuntime) -> anyhow::Result<()> {
+    run_example(dir, runtime)?;
+    let scratch = tempfile::tempdir()?;
+    let (out, err) = (scratch.path().join("stdout"), scratch.path().join("stderr"));
+    let mut second = Command::new(std::env::current_exe()?)
+        .env(PLAY_THE_EXAMPLE, "1")
+        .args(["--runtime", &runtime.name])
+        .arg(dir)
+        .stdout(std::fs::File::create(&out)?)
+        .stderr(std::fs::File::create(&err)?)
+        .spawn()?;
+    // Ctrl-C once it waits for the container, which runs for seconds more.
+    let status = loop {
+        if let Some(status) = second.try_wait()? {
+            break status;
+        }
+        if std::fs::read_to_string(&out)?.contains("waiting for it to exit") {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(second.id())?), Signal::SIGINT)?;
+            break second.wait()?;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let (said, complained) = (std::fs::read_to_string(&out)?, std::fs::read_to_string(&err)?);
+    ensure!(!status.success(), "the second run was not interrupted while waiting: {said}");
+    ensure!(complained.contains("interrupted (SIGINT)"), "says it was interrupted: {complained}");
+    nothing_left(dir).await?;
+    let again = run_example(dir, runtime)?;
+    ensure!(
+        String::from_utf8_lossy(&again.stdout).contains(&format!("Started container {ID}")),
+        "the run after starts over"
+    );
+    run_example(dir, runtime)?;
+    nothing_left(dir).await
 }
 
 fn main() -> ExitCode {
@@ -138,5 +192,11 @@ fn main() -> ExitCode {
                 the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container_twice_in_a_row,
             );
         }
+        suite.gated_under(
+            "outlive_example::runc::an_interrupted_second_run_deletes_the_container_and_everything_the_first_run_made",
+            "conmon",
+            Arc::new(Runc),
+            an_interrupted_second_run_deletes_the_container_and_everything_the_first_run_made,
+        );
     })
 }
