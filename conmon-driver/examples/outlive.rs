@@ -9,21 +9,21 @@
 //! the first run made, so the run after starts over.
 //!
 //! Everything lives under one directory, `/run/ocikit-outlive` unless another is given as the
-//! only argument: the bundle, runc's state (`--root`) and the engine's state root.
-//!
-//! The bundle is written here, with the `oci-spec` types the library re-exports, rather than with
-//! the workspace's test kit: a program embedding the library brings its own bundles, and this is
-//! how it would write one. Its root filesystem is the host's static busybox.
+//! only argument: the bundle, the runtime's state (`--root`) and the engine's state root.
+//! `--runtime crun` or `--runtime youki` runs the container with another runtime (give the second
+//! run the same), `--bundle DIR` runs your bundle instead of the example's busybox script. A run
+//! that fails or is interrupted (Ctrl-C) deletes the container and what the example made, as the
+//! second run does when it is done.
 
-use std::error::Error;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backend_runc::Runc;
 use conmon_driver::ConmonMonitor;
-use runtime_core::oci_spec::runtime::Spec;
 use runtime_core::{ContainerId, CreateOptions, DeleteMode, Engine, Exit, RuntimeConfig, StateRoot, Status};
+use testkit::bundle::BundleBuilder;
+use testkit::example::{ExampleArgs, ExampleResult, Interruptions, clean_up, finish};
 
 /// The container's name.
 const ID: &str = "outlive-demo";
@@ -32,9 +32,6 @@ const ID: &str = "outlive-demo";
 const SCRIPT: &str = "echo hello from the container; sleep 1; echo still running while its program is gone; sleep 2; \
      echo exiting with code 42; exit 42";
 
-/// Where a static busybox is looked for (Debian's busybox-static installs `/bin/busybox`).
-const BUSYBOX: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
-
 /// How long the second run waits for the container to exit.
 const WAIT_AT_MOST: Duration = Duration::from_secs(60);
 
@@ -42,38 +39,118 @@ const WAIT_AT_MOST: Duration = Duration::from_secs(60);
 const DEFAULT_DIR: &str = "/run/ocikit-outlive";
 
 #[tokio::main(flavor = "current_thread")]
-pub async fn main() -> Result<(), Box<dyn Error>> {
-    let dir = PathBuf::from(std::env::args_os().nth(1).unwrap_or_else(|| DEFAULT_DIR.into()));
-    let runc = Runc::connect(RuntimeConfig::default().root(dir.join("runc"))).await?;
+pub async fn main() -> ExitCode {
+    finish(outlive().await)
+}
+
+async fn outlive() -> ExampleResult {
+    let mut interruptions = Interruptions::listen()?;
+    let args = ExampleArgs::from_env("[DIR]")?;
+    let dir = match &args.positional[..] {
+        [] => PathBuf::from(DEFAULT_DIR),
+        [dir] => PathBuf::from(dir),
+        [_, extra, ..] => return Err(format!("one directory at most, not also {extra}").into()),
+    };
+    let made = Made { dir: &dir, runtime: &args.runtime };
+    let backend = args.connect(RuntimeConfig::default().root(made.runtime_root())).await?;
     let monitor = Arc::new(ConmonMonitor::new("conmon"));
-    let engine = Engine::reconnect(Arc::new(runc), monitor, StateRoot::open(dir.join("state"))?).await?;
+    let engine = Engine::reconnect(Arc::new(backend), monitor, StateRoot::open(made.state_root())?).await?;
     let id = ContainerId::new(ID)?;
     let known = engine.list().await?.into_iter().find(|container| container.id == id);
     match known {
-        None => first_run(&engine, &dir, &id).await,
-        Some(container) => second_run(&engine, &dir, &id, container.status).await,
+        None => {
+            let outcome = interruptions.run(first_run(&engine, &args, &made, &id)).await;
+            if outcome.is_ok() {
+                // The container runs on under conmon: that is the point.
+                return Ok(());
+            }
+            made.remove(clean_up(&engine, &[&id], outcome).await)
+        }
+        Some(container) => {
+            let outcome = interruptions.run(second_run(&engine, &made, &id, container.status)).await;
+            made.remove(clean_up(&engine, &[&id], outcome).await)?;
+            println!("Deleted it and everything this example made; the next run starts over.");
+            Ok(())
+        }
     }
 }
 
-async fn first_run(engine: &Engine, dir: &Path, id: &ContainerId) -> Result<(), Box<dyn Error>> {
-    let bundle = write_bundle(&dir.join("bundle"))?;
+/// What the example makes under its directory.
+struct Made<'a> {
+    dir: &'a Path,
+    runtime: &'a str,
+}
+
+impl Made<'_> {
+    /// The example's own bundle, when no `--bundle` is given.
+    fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+
+    /// The runtime's `--root`.
+    fn runtime_root(&self) -> PathBuf {
+        self.dir.join(self.runtime)
+    }
+
+    /// The engine's state root.
+    fn state_root(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Removes all of it once the container is gone, and the directory if nothing else is in
+    /// it (it may be the caller's); gives `outcome` back, or what could not be removed.
+    fn remove(&self, outcome: ExampleResult) -> ExampleResult {
+        for made in [self.bundle(), self.runtime_root(), self.state_root()] {
+            match std::fs::remove_dir_all(&made) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound && outcome.is_ok() => {
+                    return Err(format!("removing {}: {err}", made.display()).into());
+                }
+                _ => {}
+            }
+        }
+        let _ = std::fs::remove_dir(self.dir);
+        outcome
+    }
+}
+
+async fn first_run(engine: &Engine, args: &ExampleArgs, made: &Made<'_>, id: &ContainerId) -> ExampleResult {
+    let bundle = match &args.bundle {
+        Some(bundle) => bundle.clone(),
+        None => {
+            // Left by a run that was killed outright; nothing holds it now.
+            if made.bundle().exists() {
+                std::fs::remove_dir_all(made.bundle())?;
+            }
+            BundleBuilder::new(["sh", "-c", SCRIPT]).write_to(&made.bundle())?;
+            made.bundle()
+        }
+    };
     let created = engine.create(id, &bundle, CreateOptions::default()).await?;
     engine.start(id).await?;
     println!("Started container {id} through conmon (its init is pid {}).", created.pid);
-    println!("It prints a few lines and exits with code 42 in about 3 seconds; conmon keeps its");
-    println!("output and its exit code under {}.", dir.display());
+    if args.bundle.is_none() {
+        println!("It prints a few lines and exits with code 42 in about 3 seconds; conmon keeps its");
+        println!("output and its exit code under {}.", made.dir.display());
+    }
     println!("This program exits now, without waiting. Run the same command again to see what the");
     println!("container did, even after it ended:");
     println!();
-    match dir.to_str() {
-        Some(DEFAULT_DIR) => println!("    cargo run -p conmon-driver --example outlive"),
-        _ => println!("    cargo run -p conmon-driver --example outlive -- {}", dir.display()),
+    let mut again = String::from("cargo run -p conmon-driver --example outlive");
+    if args.runtime != "runc" || made.dir != Path::new(DEFAULT_DIR) {
+        again.push_str(" --");
     }
+    if args.runtime != "runc" {
+        again.push_str(&format!(" --runtime {}", args.runtime));
+    }
+    if made.dir != Path::new(DEFAULT_DIR) {
+        again.push_str(&format!(" {}", made.dir.display()));
+    }
+    println!("    {again}");
     Ok(())
 }
 
-async fn second_run(engine: &Engine, dir: &Path, id: &ContainerId, status: Status) -> Result<(), Box<dyn Error>> {
-    println!("Found container {id} in {}, started by an earlier run.", dir.join("state").display());
+async fn second_run(engine: &Engine, made: &Made<'_>, id: &ContainerId, status: Status) -> ExampleResult {
+    println!("Found container {id} in {}, started by an earlier run.", made.state_root().display());
     if status != Status::Stopped {
         println!("It is still {status}; waiting for it to exit...");
     }
@@ -95,40 +172,5 @@ async fn second_run(engine: &Engine, dir: &Path, id: &ContainerId, status: Statu
         ended => println!("It {ended} (exit code {:?}).", ended.shell_code()),
     }
     engine.delete(id, DeleteMode::IfStopped).await?;
-    for made in ["bundle", "runc", "state"] {
-        std::fs::remove_dir_all(dir.join(made))?;
-    }
-    // Only if nothing else is in it: the directory may be the caller's.
-    let _ = std::fs::remove_dir(dir);
-    println!("Deleted it and everything this example made; the next run starts over.");
     Ok(())
-}
-
-/// Writes a bundle at `bundle` that runs [`SCRIPT`] in a busybox root filesystem.
-fn write_bundle(bundle: &Path) -> Result<PathBuf, Box<dyn Error>> {
-    let busybox =
-        BUSYBOX.iter().map(Path::new).find(|path| path.is_file()).ok_or(
-            "no busybox at /bin/busybox or /usr/bin/busybox: install a static one (apt install busybox-static)",
-        )?;
-    if bundle.exists() {
-        std::fs::remove_dir_all(bundle)?;
-    }
-    let bin = bundle.join("rootfs/bin");
-    std::fs::create_dir_all(&bin)?;
-    std::fs::copy(busybox, bin.join("busybox"))?;
-    for applet in ["sh", "echo", "sleep"] {
-        std::os::unix::fs::symlink("busybox", bin.join(applet))?;
-    }
-    for dir in ["proc", "dev", "sys", "tmp"] {
-        std::fs::create_dir(bundle.join("rootfs").join(dir))?;
-    }
-    let mut spec = Spec::default();
-    let mut process = spec.process().clone().unwrap_or_default();
-    process.set_terminal(Some(false));
-    process.set_args(Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]));
-    process.set_env(Some(vec!["PATH=/bin".into()]));
-    spec.set_process(Some(process));
-    spec.set_hostname(Some(ID.into()));
-    spec.save(bundle.join("config.json"))?;
-    Ok(bundle.to_path_buf())
 }

@@ -1,6 +1,7 @@
 //! The `outlive` example, run twice as its users run it: two OS processes, the first of which
 //! exits while its container runs on under conmon, the second reconnecting to print the
-//! container's output and exit code. Gated on conmon and runc.
+//! container's output and exit code; and that pair twice in a row, to show the second pair
+//! finds nothing of the first. Gated on conmon and each real runtime (`--runtime`).
 //!
 //! This binary plays the example: started again with [`PLAY_THE_EXAMPLE`] set, it runs the
 //! example's `main` (its source is included below), so the two runs are new processes running
@@ -12,13 +13,17 @@
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, ExitCode, Output};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use backend_crun::Crun;
 use backend_runc::Runc;
+use backend_youki::Youki;
+use nix::sys::signal::Signal;
 use runtime_core::RuntimeFamily;
 use runtime_core::oci_spec::runtime::Spec;
-use testkit::gate::{self, Gate, RealRuntime};
+use testkit::gate::RealRuntime;
 use testkit::harness::{CaseResult, Ran};
 
 #[path = "../examples/outlive.rs"]
@@ -30,9 +35,13 @@ const PLAY_THE_EXAMPLE: &str = "CONMON_DRIVER_TEST_OUTLIVE_EXAMPLE";
 /// The container the example makes.
 const ID: &str = "outlive-demo";
 
-/// One run of the example over `dir`, as a process of its own.
-fn run_example(dir: &Path) -> anyhow::Result<Output> {
-    let output = Command::new(std::env::current_exe()?).env(PLAY_THE_EXAMPLE, "1").arg(dir).output()?;
+/// One run of the example over `dir` with `runtime`, as a process of its own.
+fn run_example(dir: &Path, runtime: &RealRuntime) -> anyhow::Result<Output> {
+    let output = Command::new(std::env::current_exe()?)
+        .env(PLAY_THE_EXAMPLE, "1")
+        .args(["--runtime", &runtime.name])
+        .arg(dir)
+        .output()?;
     ensure!(
         output.status.success(),
         "the example failed ({}): {}{}",
@@ -61,28 +70,26 @@ fn conmons_of_the_container() -> Vec<i32> {
         .collect()
 }
 
-async fn the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container(
+async fn the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container_twice_in_a_row(
     _conmon: RealRuntime,
+    runtime: RealRuntime,
 ) -> CaseResult {
-    match gate::real_runtime("runc", &Runc.host_checks()) {
-        Gate::Open(_) => {}
-        Gate::Skip(reason) => return Ok(Ran::Skipped(reason)),
-        Gate::Fail(reason) => bail!("{reason}"),
-    }
     ensure!(conmons_of_the_container().is_empty(), "another {ID} is running on this host; not touching it");
     let dir = tempfile::Builder::new().prefix("outlive-").tempdir()?;
-    let outcome = two_runs(dir.path()).await;
-    if outcome.is_err() {
-        // Whatever state it is in, the container goes (the runtime's state is under `dir`).
-        let _ =
-            Command::new("runc").arg("--root").arg(dir.path().join("runc")).args(["delete", "--force", ID]).status();
+    for pair in ["first", "second"] {
+        let outcome = two_runs(dir.path(), &runtime).await;
+        if outcome.is_err() {
+            // Whatever state it is in, the container goes (the runtime's state is under `dir`).
+            let root = dir.path().join(&runtime.name);
+            let _ = Command::new(&runtime.binary).arg("--root").arg(root).args(["delete", "--force", ID]).status();
+        }
+        outcome.with_context(|| format!("the {pair} pair of runs"))?;
     }
-    outcome?;
     Ok(Ran::Passed)
 }
 
-async fn two_runs(dir: &Path) -> anyhow::Result<()> {
-    let first = run_example(dir)?;
+async fn two_runs(dir: &Path, runtime: &RealRuntime) -> anyhow::Result<()> {
+    let first = run_example(dir, runtime)?;
     let said = String::from_utf8_lossy(&first.stdout);
     ensure!(said.contains("cargo run -p conmon-driver --example outlive"), "says what to run next: {said}");
     let script = script_of(&dir.join("bundle"))?;
@@ -97,14 +104,18 @@ async fn two_runs(dir: &Path) -> anyhow::Result<()> {
         "no conmon holds {ID} once the first run exited: the container did not outlive it"
     );
 
-    let second = run_example(dir)?;
+    let second = run_example(dir, runtime)?;
     let said = String::from_utf8_lossy(&second.stdout);
     ensure!(said.contains(&format!("exited with code {code}.")), "exit code {code} expected in: {said}");
     for line in printed {
         ensure!(said.contains(&format!("stdout: {line}\n")), "{line:?} expected in: {said}");
     }
 
-    // Nothing is left: conmon ends once its container is deleted, and the example's directory goes.
+    nothing_left(dir).await
+}
+
+/// Conmon ends once its container is deleted, and the example's directory goes.
+async fn nothing_left(dir: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !conmons_of_the_container().is_empty() {
         ensure!(Instant::now() < deadline, "conmon still holds {ID}: {:?}", conmons_of_the_container());
@@ -114,22 +125,78 @@ async fn two_runs(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn an_interrupted_second_run_deletes_the_container_and_everything_the_first_run_made(
+    _conmon: RealRuntime,
+    runtime: RealRuntime,
+) -> CaseResult {
+    ensure!(conmons_of_the_container().is_empty(), "another {ID} is running on this host; not touching it");
+    let dir = tempfile::Builder::new().prefix("outlive-").tempdir()?;
+    let outcome = interrupted_second_run(dir.path(), &runtime).await;
+    if outcome.is_err() {
+        let root = dir.path().join(&runtime.name);
+        let _ = Command::new(&runtime.binary).arg("--root").arg(root).args(["delete", "--force", ID]).status();
+    }
+    outcome?;
+    Ok(Ran::Passed)
+}
+
+async fn interrupted_second_run(dir: &Path, runtime: &RealRuntime) -> anyhow::Result<()> {
+    run_example(dir, runtime)?;
+    let scratch = tempfile::tempdir()?;
+    let (out, err) = (scratch.path().join("stdout"), scratch.path().join("stderr"));
+    let mut second = Command::new(std::env::current_exe()?)
+        .env(PLAY_THE_EXAMPLE, "1")
+        .args(["--runtime", &runtime.name])
+        .arg(dir)
+        .stdout(std::fs::File::create(&out)?)
+        .stderr(std::fs::File::create(&err)?)
+        .spawn()?;
+    // Ctrl-C once it waits for the container, which runs for seconds more.
+    let status = loop {
+        if let Some(status) = second.try_wait()? {
+            break status;
+        }
+        if std::fs::read_to_string(&out)?.contains("waiting for it to exit") {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(second.id())?), Signal::SIGINT)?;
+            break second.wait()?;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let (said, complained) = (std::fs::read_to_string(&out)?, std::fs::read_to_string(&err)?);
+    ensure!(!status.success(), "the second run was not interrupted while waiting: {said}");
+    ensure!(complained.contains("interrupted (SIGINT)"), "says it was interrupted: {complained}");
+    nothing_left(dir).await?;
+    let again = run_example(dir, runtime)?;
+    ensure!(
+        String::from_utf8_lossy(&again.stdout).contains(&format!("Started container {ID}")),
+        "the run after starts over"
+    );
+    run_example(dir, runtime)?;
+    nothing_left(dir).await
+}
+
 fn main() -> ExitCode {
     if std::env::var_os(PLAY_THE_EXAMPLE).is_some() {
-        return match example::main() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("{err}");
-                ExitCode::FAILURE
-            }
-        };
+        return example::main();
     }
     testkit::harness::main(|suite| {
-        suite.gated(
-            "outlive_example::the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container",
+        let families: [Arc<dyn RuntimeFamily>; 3] = [Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)];
+        for family in families {
+            suite.gated_under(
+                format!(
+                    "outlive_example::{}::the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container_twice_in_a_row",
+                    family.name()
+                ),
+                "conmon",
+                family,
+                the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container_twice_in_a_row,
+            );
+        }
+        suite.gated_under(
+            "outlive_example::runc::an_interrupted_second_run_deletes_the_container_and_everything_the_first_run_made",
             "conmon",
-            Vec::new(),
-            the_second_run_prints_the_exit_code_and_output_of_the_first_runs_container,
+            Arc::new(Runc),
+            an_interrupted_second_run_deletes_the_container_and_everything_the_first_run_made,
         );
     })
 }

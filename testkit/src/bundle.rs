@@ -152,17 +152,37 @@ impl BundleBuilder {
         Ok(spec)
     }
 
-    /// Writes the bundle.
+    /// Writes the bundle into a temporary directory, removed with the [`Bundle`].
     pub fn build(&self) -> anyhow::Result<Bundle> {
         let dir = tempfile::Builder::new().prefix("bundle-").tempdir().context("creating the bundle directory")?;
-        let rootfs = dir.path().join("rootfs");
+        self.write(dir.path())?;
+        Ok(Bundle { dir })
+    }
+
+    /// Writes the bundle into `dir`, which is created if missing and kept afterwards. An
+    /// existing `dir` with anything in it is refused before anything is written: a bundle
+    /// mixed into other files would not be what this builder describes.
+    pub fn write_to(&self, dir: &Path) -> anyhow::Result<()> {
+        match std::fs::read_dir(dir) {
+            Ok(mut entries) => {
+                anyhow::ensure!(entries.next().is_none(), "{} exists and is not empty", dir.display());
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
+        }
+        self.write(dir)
+    }
+
+    fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let rootfs = dir.join("rootfs");
         std::fs::create_dir(&rootfs).context("creating rootfs")?;
         if self.rootfs == Rootfs::Busybox {
             let busybox = static_busybox().context("no static busybox on this host (install busybox-static)")?;
             populate_busybox(&rootfs, &busybox)?;
         }
-        self.spec()?.save(dir.path().join("config.json")).context("writing config.json")?;
-        Ok(Bundle { dir })
+        self.spec()?.save(dir.join("config.json")).context("writing config.json")
     }
 }
 
@@ -203,6 +223,27 @@ mod tests {
         let config = serde_json::to_value(&spec).unwrap();
         let memory = &config["linux"]["resources"]["memory"];
         assert_eq!((memory["limit"].as_i64(), memory["swap"].as_i64()), (Some(33_554_432), Some(33_554_432)));
+    }
+
+    #[test]
+    fn writes_into_a_missing_or_empty_directory_and_refuses_a_non_empty_one() {
+        let parent = tempfile::tempdir().unwrap();
+        let missing = parent.path().join("a/b");
+        BundleBuilder::new(["true"]).rootfs(Rootfs::Empty).write_to(&missing).unwrap();
+        assert!(missing.join("config.json").is_file() && missing.join("rootfs").is_dir());
+
+        let empty = parent.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        BundleBuilder::new(["true"]).rootfs(Rootfs::Empty).write_to(&empty).unwrap();
+        assert!(empty.join("config.json").is_file());
+
+        let taken = parent.path().join("taken");
+        std::fs::create_dir(&taken).unwrap();
+        std::fs::write(taken.join("notes.txt"), "mine").unwrap();
+        let refused = BundleBuilder::new(["true"]).rootfs(Rootfs::Empty).write_to(&taken);
+        assert!(refused.unwrap_err().to_string().contains("is not empty"));
+        let left: Vec<_> = std::fs::read_dir(&taken).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        assert_eq!(left, ["notes.txt"], "nothing is written beside what was there");
     }
 
     #[test]

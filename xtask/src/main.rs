@@ -7,11 +7,14 @@
 //!   and containerd's `runc` crate, and through conmon against conmon by hand and `podman run`,
 //!   as ratios and targets met or missed; throughput, memory and processes left beside them
 //!   (`--quick` for CI).
+//! - `bundle`: an OCI bundle (busybox root filesystem and `config.json`) in a directory, written
+//!   by the builder the tests use.
 //! - `ci`: what `.ci/run` does: the matrix on the host as found (a fresh clone must pass it before
 //!   anything is installed), setup, then the test suite with the real runtimes, conmon and CRIU
 //!   required.
 
 mod bench;
+mod bundle;
 mod matrix;
 mod setup;
 
@@ -63,6 +66,9 @@ enum Task {
     /// The matrix on the host as found, setup, then the test suite with every real runtime the
     /// code drives required.
     Ci,
+    /// Write an OCI bundle into DIR (missing or empty): a static busybox root filesystem and a
+    /// config.json that runs CMD.
+    Bundle(bundle::BundleArgs),
 }
 
 /// The real runtimes the landed code drives, conmon (the monitor that lets containers outlive
@@ -94,6 +100,7 @@ fn task(task: Task) -> anyhow::Result<ExitCode> {
             let settings = if quick { bench::Settings::quick() } else { bench::Settings::full(iterations, throughput) };
             bench::run(settings, quick, json.as_deref()).map(done)
         }
+        Task::Bundle(args) => bundle::run(&args).map(done),
         Task::Ci => {
             match matrix::run(&matrix::MatrixArgs::default())? {
                 matrix::Finished::SecondProcess(code) => return Ok(code),
