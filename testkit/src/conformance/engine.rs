@@ -1,5 +1,6 @@
 //! Cases for the [`Engine`] under each monitor: exit statuses that are never lost or guessed,
-//! stop escalation, background exec, many containers at once, and reconnecting.
+//! stop escalation, background exec, many containers at once, reconnecting, and the container's
+//! output in a log and to an attached client.
 //! Expected values come from the processes the cases run (their exit codes and signals as
 //! POSIX defines them), never from the engine's own formatting. Where the monitors differ, the
 //! case says how, from what it reads itself (conmon's exit file is one number).
