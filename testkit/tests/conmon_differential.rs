@@ -3,7 +3,8 @@
 //! end alike: what `--version` prints (the monitor refuses a conmon whose version it cannot
 //! read), the sync answer (the pid the create returns, the pid files), who holds the
 //! container (conmon's pid, session and the init's parent), the nodes made in the bundle and the
-//! files in the persist and socket directories, the exit files for `exit 7`, a SIGKILL and a
+//! files in the persist and socket directories, what a client attached before start reads,
+//! the exit files for `exit 7`, a SIGKILL and a
 //! real-time signal, the log's streams, tags, texts and timestamp shape, a terminal's log, a
 //! bounded log, the other log drivers (`none`, `passthrough`), a create the runtime refuses, and
 //! background execs (`-e`): the pid answered, who holds the exec'd process, the exec's files,
@@ -195,6 +196,31 @@ async fn exit_7(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
     engine.delete(&id, DeleteMode::IfStopped).await?;
     see("the persist dir after delete", listing(&dir, &bundle));
     see("the bundle after delete", listing(&bundle, &bundle));
+    Ok(())
+}
+
+/// What a client attached between create and start reads, packet by packet, until the socket
+/// closes.
+async fn attached(side: &mut Side, seen: &mut Seen) -> anyhow::Result<()> {
+    let id = side.id("attached");
+    let bundle = side.bundle(&["sh", "-c", "echo to-out; echo to-err >&2; exit 3"])?;
+    let engine = side.engine()?;
+    engine.create(&id, &bundle, CreateOptions::default()).await?;
+    let attached = engine.attach(&id).await?;
+    engine.start(&id).await?;
+    let mut packets = Vec::new();
+    let reading = async {
+        while let Some(chunk) = attached.read().await? {
+            packets.push(format!("{:?} {:?}", chunk.stream, String::from_utf8_lossy(&chunk.bytes)));
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(30), reading).await.context("the attach socket never closed")??;
+    // The two streams are separate pipes: their order between them is nobody's to keep.
+    packets.sort();
+    seen.push(("what an attached client reads until the socket closes".into(), packets.join(" | ")));
+    seen.push(("the attached container's exit".into(), format!("{:?}", waited(&engine, &id).await?)));
+    engine.delete(&id, DeleteMode::IfStopped).await?;
     Ok(())
 }
 
@@ -515,6 +541,7 @@ async fn observe(name: &'static str, conmon: PathBuf, runc: &Path) -> anyhow::Re
     let outcome = async {
         version(&mut side, &mut seen).await.context("--version")?;
         exit_7(&mut side, &mut seen).await.context("exit 7")?;
+        attached(&mut side, &mut seen).await.context("an attached client")?;
         killed(&mut side, &mut seen).await.context("SIGKILL")?;
         real_time_signal(&mut side, &mut seen).await.context("a real-time signal")?;
         terminal_and_bounded_log(&mut side, &mut seen).await.context("terminal and bounded log")?;

@@ -20,6 +20,7 @@ use oci_spec::runtime::{LinuxResources, Process};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use crate::blocking::off_executor;
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
 use crate::cli::driver::{Call, CliRuntime, NO_DEADLINE, Runner, failed_with};
@@ -28,7 +29,7 @@ use crate::cli::probe::{probe_features, run_probe};
 use crate::cli::rollback::{Cleanups, Delete, Rollback, fresh_pid_file};
 use crate::cli::spawn::{Input, Leftovers, ProcessSpawner, Sink, Spawner};
 use crate::contract::backend::OciBackend;
-use crate::contract::error::{Error, Failure, Result};
+use crate::contract::error::{Error, Existence, Failure, Result};
 use crate::contract::exit::Exit;
 use crate::contract::features::{CgroupManager, Features, Support};
 use crate::contract::host::{HostCheck, HostVerdict};
@@ -183,6 +184,7 @@ impl CliBackend {
             let reason = "it is served by a monitor (conmon), not by the runtime".to_owned();
             return Err(Error::Unsupported { backend: self.name().to_owned(), feature: option.to_owned(), reason });
         }
+        check_bundle(id, bundle).await?;
         let scratch = scratch("create-")?;
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
         let args = match launch {
@@ -358,6 +360,28 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
 fn temp_file(prefix: &str) -> Result<tempfile::NamedTempFile> {
     // tempfile creates files with mode 0600.
     tempfile::Builder::new().prefix(prefix).tempfile().map_err(|err| Error::io("creating a temp file", err))
+}
+
+/// Refuses a bundle whose `config.json` is missing or is no JSON document before the runtime
+/// runs. Each runtime words that refusal its own way (crun 1.8.1 the same for both), so its
+/// answer could not be typed without guessing.
+async fn check_bundle(id: &ContainerId, bundle: &Path) -> Result<()> {
+    let (id, config) = (id.clone(), bundle.join("config.json"));
+    off_executor("reading the bundle's config.json", move || match std::fs::read(&config) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound {
+            id: Some(id),
+            evidence: Existence::Seen { what: "the bundle's config.json".to_owned(), path: config },
+        }),
+        Err(err) => Err(Error::io(format!("reading {}", config.display()), err)),
+        Ok(bytes) => match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+            Ok(_) => Ok(()),
+            Err(err) => Err(Error::InvalidArgument {
+                option: "bundle".to_owned(),
+                reason: format!("{} is not a JSON document: {err}", config.display()),
+            }),
+        },
+    })
+    .await
 }
 
 fn read_pid_file(path: &Path) -> Result<u32> {
@@ -571,6 +595,7 @@ impl OciBackend for CliBackend {
             self.require("restore --lazy-pages", &features.lazy_pages)?;
         }
         self.check_host()?;
+        check_bundle(id, bundle).await?;
         let scratch = scratch("restore-")?;
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
         let args = self.argv(self.dialect().restore_args(id, bundle, &pid_file, &opts))?;

@@ -46,6 +46,8 @@ pub trait OciBackend: Send + Sync {
     /// Creates a container from `bundle`; its process waits for [`OciBackend::start`]. The
     /// descriptors in `opts` go to the runtime and are closed in the caller. A create that fails,
     /// times out or is dropped leaves nothing behind: no process, no runtime state, the id free.
+    /// A bundle without a `config.json` is `Error::NotFound`, one whose `config.json` is no JSON
+    /// document `Error::InvalidArgument`, before the runtime runs.
     async fn create(&self, id: &ContainerId, bundle: &Path, opts: CreateOptions) -> Result<Created>;
     /// Whether [`OciBackend::run`] is there: the runtime's dialect has a `run` command.
     fn can_run(&self) -> bool;

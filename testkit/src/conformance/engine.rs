@@ -1,5 +1,6 @@
 //! Cases for the [`Engine`] under each monitor: exit statuses that are never lost or guessed,
-//! stop escalation, background exec, many containers at once, and reconnecting.
+//! stop escalation, background exec, many containers at once, reconnecting, and the container's
+//! output in a log and to an attached client.
 //! Expected values come from the processes the cases run (their exit codes and signals as
 //! POSIX defines them), never from the engine's own formatting. Where the monitors differ, the
 //! case says how, from what it reads itself (conmon's exit file is one number).
@@ -91,6 +92,12 @@ pub(super) fn all() -> Vec<CaseSpec> {
             "output_goes_to_a_log_file",
             "the container's output reaches the log file (where the monitor has logs)",
             |env| Box::pin(output_goes_to_a_log_file(env)),
+        ),
+        CaseSpec::needing(
+            "an_attached_client_receives_the_init_s_output_as_it_comes",
+            "the init's output reaches a client attached before start, each stream apart, and the attachment ends with the container (where the monitor attaches)",
+            &[Capability::Attach],
+            |env| Box::pin(attached_client_receives_output(env)),
         ),
         CaseSpec::new(
             "a_fast_exit_from_run_survives_a_reconnect",
@@ -545,6 +552,33 @@ async fn output_goes_to_a_log_file(env: &mut Env) -> CaseResult {
         ensure!(std::fs::metadata(&log)?.permissions().mode() & 0o777 == 0o600, "the log is private");
     }
     engine.delete(&id, DeleteMode::IfStopped).await?;
+    Ok(Ran::Passed)
+}
+
+/// A client attached between create and start misses nothing (the monitor replays nothing
+/// written before a client attached); the streams are separate pipes, so each is read apart.
+async fn attached_client_receives_output(env: &mut Env) -> CaseResult {
+    let engine = env.engine()?;
+    let id = created(env, &engine, "attached", &["sh", "-c", "echo out; echo err >&2; exit 4"]).await?;
+    let attached = engine.attach(&id).await.context("attach")?;
+    engine.start(&id).await.context("start")?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let reading = async {
+        while let Some(chunk) = attached.read().await? {
+            match chunk.stream {
+                OutputStream::Stdout => stdout.extend(chunk.bytes),
+                OutputStream::Stderr => stderr.extend(chunk.bytes),
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(30), reading).await.context("the attachment outlived the container")??;
+    let exit = engine.wait(&id).await?;
+    engine.delete(&id, DeleteMode::IfStopped).await?;
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    ensure!(stdout == b"out\n", "stdout through the attachment: {:?}", text(&stdout));
+    ensure!(stderr == b"err\n", "stderr through the attachment: {:?}", text(&stderr));
+    ensure!(exit == Exit::Exited(4), "the container's own exit: {exit:?}");
     Ok(Ran::Passed)
 }
 

@@ -24,6 +24,7 @@ mod engine;
 mod env;
 mod errors;
 mod exec;
+mod lifecycle;
 mod oom;
 mod outcome;
 mod stats;
@@ -224,7 +225,7 @@ impl Planned {
 
 /// The backend's cases, which drive the runtime without a monitor.
 fn backend_cases() -> Vec<CaseSpec> {
-    cases::all()
+    cases::all().into_iter().chain(lifecycle::all()).collect()
 }
 
 /// The engine's cases, each run under every monitor.

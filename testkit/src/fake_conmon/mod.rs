@@ -21,7 +21,7 @@
 //!    init becomes its child once the runtime exits), and puts `/dev/null` on its stdio;
 //! 3. makes what conmon makes for attach: the link `<socket dir>/<cuuid>` to the bundle (none
 //!    with `--full-attach`), the `attach` socket and the `ctl` and `winsz` fifos in the bundle
-//!    (none of them is served);
+//!    (of which only the socket is served: output to its clients, see 6);
 //! 4. runs `<runtime> [--systemd-cgroup] <runtime args> create --bundle B --pid-file P [--no-pivot]
 //!    [--no-new-keyring] <runtime opts> [--console-socket S] <id>`, for a restore `restore` with
 //!    `--detach --image-path IMAGES --work-path B` after the create's flags, for an exec
@@ -33,18 +33,20 @@
 //!    wrote, or, when the runtime failed, `{"data": -1, "message": "<its stderr>"}` (nothing when
 //!    it said nothing, as 2.1.6) and exits 1;
 //! 6. logs the container's output until its init (or the exec'd process) exits, then what is
-//!    left in the pipes, or, when `-T` expires first, kills the process's group and takes `-1`
-//!    as the exit; writes the exit (decimal, 128 + the signal, no newline, by a rename) to
-//!    `<persist dir>/exit` and then `<exit dir>/<id>`, removes the attach socket (through the
-//!    link, which stays; one bound with `--full-attach` stays too);
+//!    left in the pipes, and sends each chunk read to every client attached by then (one
+//!    packet: the stream's byte, 2 stdout or 3 stderr, and the chunk), closing them at the end;
+//!    or, when `-T` expires first, kills the process's group and takes `-1` as the exit;
+//!    writes the exit (decimal, 128 + the signal, no newline, by a rename) to `<persist
+//!    dir>/exit` and then `<exit dir>/<id>`, removes the attach socket (through the link,
+//!    which stays; one bound with `--full-attach` stays too);
 //! 7. with `--exit-command`, waits `--exit-delay` seconds, runs the command with its
 //!    `--exit-command-arg`s (stdio `/dev/null`) and waits for it, exiting with its status when
 //!    that is not 0; then exits.
 //!
-//! Not imitated: OOM records (`oom`), attach and the control fifos' protocol, an exec's second
-//! sync message (its exit, which the exit files carry too), conmon's own log (`--log-level`
-//! is checked as conmon checks it and then unused, as is `--log-tag`, which only journald
-//! logs carry), the sd-notify relay (`--sdnotify-socket`), `LISTEN_PID` (`--replace-listen-pid`),
+//! Not imitated: OOM records (`oom`), input through the attach socket and the control fifos'
+//! protocol, an exec's second sync message (its exit, which the exit files carry too),
+//! conmon's own log (`--log-level` is checked as conmon checks it and then unused, as is
+//! `--log-tag`, which only journald logs carry), the sd-notify relay (`--sdnotify-socket`), `LISTEN_PID` (`--replace-listen-pid`),
 //! and every option `ConmonMonitor` does not pass. Faults on demand: `faults.rs`.
 //!
 //! It runs as the `fake-conmon` binary, or as a harness test binary linked under the name
@@ -387,12 +389,12 @@ struct Daemon<'a> {
     log: Option<K8sLog>,
 }
 
-/// The attach socket, held (never served) while this conmon runs, as conmon holds it.
+/// The attach socket, listening while this conmon runs, as conmon holds it.
 struct AttachSocket {
     /// Where it is removed when this conmon ends: reached through the link, and none with
     /// `--full-attach` (conmon 2.1.6 leaves a socket it bound in the bundle itself).
     removed_at_exit: Option<PathBuf>,
-    _socket: OwnedFd,
+    socket: OwnedFd,
 }
 
 /// The runtime's output streams, as conmon holds them.
@@ -401,6 +403,8 @@ struct Outputs {
     stdout: Option<OwnedFd>,
     /// Where the runtime and the container write errors (none in passthrough).
     stderr: Option<OwnedFd>,
+    /// The attach socket, whose clients get the output as it is read.
+    attach: Option<OwnedFd>,
 }
 
 impl Daemon<'_> {
@@ -446,8 +450,10 @@ impl Daemon<'_> {
             }
         }
         let attach = self.make_attach_nodes()?;
+        let listener = attach.as_ref().map(|attach| attach.socket.try_clone()).transpose();
+        let listener = listener.map_err(|err| format!("attach socket: {err}"))?;
         let console = if self.options.terminal { Some(ConsoleSocket::new()?) } else { None };
-        let result = self.create_and_wait(console.as_ref());
+        let result = self.create_and_wait(console.as_ref(), listener);
         if let Some(path) = attach.and_then(|attach| attach.removed_at_exit) {
             let _ = std::fs::remove_file(path);
         }
@@ -495,13 +501,14 @@ impl Daemon<'_> {
                 .map_err(|errno| format!("Failed to mkfifo at {}: {errno}", path.display()))?;
         }
         let removed_at_exit = (!self.options.full_attach).then_some(path);
-        Ok(Some(AttachSocket { removed_at_exit, _socket: socket }))
+        Ok(Some(AttachSocket { removed_at_exit, socket }))
     }
 
     /// Runs the runtime's `create`, answers, and supervises the container until it exits.
-    fn create_and_wait(&mut self, console: Option<&ConsoleSocket>) -> Result<u8, String> {
+    fn create_and_wait(&mut self, console: Option<&ConsoleSocket>, attach: Option<OwnedFd>) -> Result<u8, String> {
         let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| format!("pipe: {errno}"));
-        let (mut outputs, mut command) = (Outputs { stdout: None, stderr: None }, self.runtime_command(console));
+        let outputs = Outputs { stdout: None, stderr: None, attach };
+        let (mut outputs, mut command) = (outputs, self.runtime_command(console));
         if !self.passthrough() {
             command.stdin(Stdio::null());
             if console.is_none() {
@@ -615,9 +622,10 @@ impl Daemon<'_> {
     }
 
     /// Logs the container's output until its init `pid` exits and then what is left in the
-    /// streams; returns the exit as conmon records it: the code, or 128 + the signal. When `-T`
-    /// expires first, the process's group is killed (the process alone if its group is 1's),
-    /// nothing more is logged, and the exit is conmon's `-1`.
+    /// streams, sending each chunk to the clients attached by then; returns the exit as conmon
+    /// records it: the code, or 128 + the signal. When `-T` expires first, the process's group
+    /// is killed (the process alone if its group is 1's), nothing more is logged, and the exit
+    /// is conmon's `-1`. The clients are let go (their sockets closed) at the end.
     fn log_until_exit(&mut self, pid: Pid, outputs: Outputs) -> Result<i32, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -628,6 +636,7 @@ impl Daemon<'_> {
         let timeout = self.options.timeout.map(std::time::Duration::from_secs);
         runtime.block_on(async move {
             let (mut stdout, mut stderr) = (watch(outputs.stdout)?, watch(outputs.stderr)?);
+            let (listener, mut clients) = (watch(outputs.attach)?, Vec::new());
             let mut exited = std::pin::pin!(tokio::task::spawn_blocking(move || wait_for(pid)));
             let mut expired = std::pin::pin!(async move {
                 match timeout {
@@ -648,8 +657,9 @@ impl Daemon<'_> {
                         let _ = exited.await;
                         return Ok(-1);
                     }
-                    read = next_chunk(stdout.as_ref()) => keep(log, Stream::Stdout, &mut stdout, read),
-                    read = next_chunk(stderr.as_ref()) => keep(log, Stream::Stderr, &mut stderr, read),
+                    read = next_chunk(stdout.as_ref()) => keep(log, &mut clients, Stream::Stdout, &mut stdout, read),
+                    read = next_chunk(stderr.as_ref()) => keep(log, &mut clients, Stream::Stderr, &mut stderr, read),
+                    client = next_client(listener.as_ref()) => clients.extend(client),
                 }
             };
             // conmon's drain_stdio: what the container wrote before it ended, without waiting for
@@ -661,7 +671,7 @@ impl Daemon<'_> {
                     if chunk.is_empty() {
                         break;
                     }
-                    keep(log, stream, &mut None, Ok(chunk));
+                    keep(log, &mut clients, stream, &mut None, Ok(chunk));
                 }
             }
             Ok(exit)
@@ -713,8 +723,34 @@ async fn next_chunk(source: Option<&AsyncFd<OwnedFd>>) -> std::io::Result<Vec<u8
     }
 }
 
-/// Logs a chunk read from `stream`, or forgets its `source` at its end.
-fn keep(log: &mut Option<K8sLog>, stream: Stream, source: &mut Source, read: std::io::Result<Vec<u8>>) {
+/// The next client of the attach socket (none when it could not be accepted); never resolves
+/// without a socket.
+async fn next_client(listener: Option<&AsyncFd<OwnedFd>>) -> Option<OwnedFd> {
+    let Some(listener) = listener else { return std::future::pending().await };
+    loop {
+        let mut ready = listener.readable().await.ok()?;
+        let accepted = ready.try_io(|fd| {
+            nix::sys::socket::accept4(fd.as_raw_fd(), SockFlag::SOCK_CLOEXEC).map_err(std::io::Error::from)
+        });
+        match accepted {
+            // SAFETY: accept4 returned a new descriptor that nothing else owns.
+            Ok(Ok(client)) => return Some(unsafe { OwnedFd::from_raw_fd(client) }),
+            Ok(Err(_)) => return None,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+/// Logs a chunk read from `stream` and sends it to each attached client as conmon does: one
+/// packet of the stream's byte (2 stdout, 3 stderr) and the chunk. A client that is gone is
+/// dropped; one whose socket is full misses the packet. At its end, forgets the `source`.
+fn keep(
+    log: &mut Option<K8sLog>,
+    clients: &mut Vec<OwnedFd>,
+    stream: Stream,
+    source: &mut Source,
+    read: std::io::Result<Vec<u8>>,
+) {
     match read {
         Ok(chunk) if !chunk.is_empty() => {
             if let Some(log) = log.as_mut()
@@ -722,6 +758,16 @@ fn keep(log: &mut Option<K8sLog>, stream: Stream, source: &mut Source, read: std
             {
                 eprintln!("fake-conmon: write_k8s_log failed: {err}");
             }
+            let mut packet = vec![match stream {
+                Stream::Stdout => 2,
+                Stream::Stderr => 3,
+            }];
+            packet.extend_from_slice(&chunk);
+            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+            clients.retain(|client| match nix::sys::socket::send(client.as_raw_fd(), &packet, flags) {
+                Ok(_) | Err(nix::errno::Errno::EAGAIN) => true,
+                Err(_) => false,
+            });
         }
         _ => *source = None,
     }

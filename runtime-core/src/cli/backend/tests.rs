@@ -68,6 +68,13 @@ fn backend(spawner: &Arc<RecordingSpawner>) -> CliBackend {
     backend_with(spawner, ListFormat::Json)
 }
 
+/// A bundle whose config.json is a JSON document, which is all the backend looks at itself.
+fn bundle() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+    dir
+}
+
 fn id(name: &str) -> ContainerId {
     ContainerId::new(name).unwrap()
 }
@@ -88,12 +95,13 @@ fn words(text: &str) -> Vec<String> {
 
 #[tokio::test(start_paused = true)]
 async fn a_create_that_times_out_is_rolled_back_within_its_own_timeout() {
+    let bundle = bundle();
     let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
         "create" => Reply::TimesOut,
         _ => Reply::exits(0),
     });
     let started = Instant::now();
-    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    let result = backend(&spawner).create(&id("c1"), bundle.path(), create_opts()).await;
     match result {
         Err(Error::Timeout { argv, after, .. }) => {
             assert_eq!(after, TIMEOUT, "the call's timeout, as configured");
@@ -103,7 +111,10 @@ async fn a_create_that_times_out_is_rolled_back_within_its_own_timeout() {
     }
     assert_eq!(
         spawner.commands(),
-        [words("create --bundle /b --pid-file /run/test.pid c1"), words("delete --force c1")]
+        [
+            words(&format!("create --bundle {} --pid-file /run/test.pid c1", bundle.path().display())),
+            words("delete --force c1")
+        ]
     );
     let asked = spawner.asked();
     let (create, rollback) = (&asked[0], &asked[1]);
@@ -114,6 +125,7 @@ async fn a_create_that_times_out_is_rolled_back_within_its_own_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_create_s_own_timeout_bounds_it_and_its_rollback() {
+    let bundle = bundle();
     let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
         "create" => Reply::TimesOut,
         _ => Reply::exits(0),
@@ -121,7 +133,7 @@ async fn a_create_s_own_timeout_bounds_it_and_its_rollback() {
     let own = Duration::from_millis(600);
     let opts = CreateOptions { timeout: Some(own), ..create_opts() };
     let started = Instant::now();
-    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), opts).await;
+    let result = backend(&spawner).create(&id("c1"), bundle.path(), opts).await;
     assert!(matches!(result, Err(Error::Timeout { after, .. }) if after == own), "{result:?}");
     let deadlines: Vec<Instant> = spawner.asked().iter().map(|asked| asked.deadline).collect();
     assert_eq!(deadlines.len(), 2);
@@ -144,8 +156,9 @@ fn create_timing_out_with_deletes(deletes: Vec<Reply>) -> Arc<RecordingSpawner> 
 
 #[tokio::test]
 async fn a_rollback_delete_that_fails_for_a_moment_is_tried_again() {
+    let bundle = bundle();
     let spawner = create_timing_out_with_deletes(vec![Reply::logs_error("device or resource busy"), Reply::exits(0)]);
-    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    let result = backend(&spawner).create(&id("c1"), bundle.path(), create_opts()).await;
     assert!(matches!(result, Err(Error::Timeout { left_behind: None, .. })), "{result:?}");
     let deletes = spawner.commands().into_iter().filter(|command| command[0] == "delete").count();
     assert_eq!(deletes, 2, "tried again once, then it worked");
@@ -153,8 +166,9 @@ async fn a_rollback_delete_that_fails_for_a_moment_is_tried_again() {
 
 #[tokio::test]
 async fn a_rollback_that_leaves_the_container_is_reported_on_the_timeout() {
+    let bundle = bundle();
     let spawner = create_timing_out_with_deletes(vec![Reply::logs_error("device or resource busy")]);
-    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    let result = backend(&spawner).create(&id("c1"), bundle.path(), create_opts()).await;
     match result {
         Err(Error::Timeout { argv, left_behind: Some(problem), .. }) => {
             assert!(argv.iter().any(|arg| arg == "create"), "the timeout is the create's: {argv:?}");
@@ -174,43 +188,53 @@ async fn a_rollback_that_leaves_the_container_is_reported_on_the_timeout() {
 
 #[tokio::test]
 async fn a_create_the_runtime_refuses_is_rolled_back() {
+    let bundle = bundle();
     let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
         "create" => Reply::logs_error("cannot mount proc"),
         _ => Reply::logs_error("container c1 does not exist"),
     });
-    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    let result = backend(&spawner).create(&id("c1"), bundle.path(), create_opts()).await;
     match result {
         Err(Error::RuntimeFailed(failure)) => assert_eq!(failure.message, "cannot mount proc"),
         other => panic!("a failed create: {other:?}"),
     }
     assert_eq!(
         spawner.commands(),
-        [words("create --bundle /b --pid-file /run/test.pid c1"), words("delete --force c1")]
+        [
+            words(&format!("create --bundle {} --pid-file /run/test.pid c1", bundle.path().display())),
+            words("delete --force c1")
+        ]
     );
 }
 
 #[tokio::test]
 async fn a_create_refused_because_the_id_is_taken_leaves_the_other_container_alone() {
+    let bundle = bundle();
     let spawner = RecordingSpawner::new(|_| Reply::logs_error("container c1 already exists"));
-    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    let result = backend(&spawner).create(&id("c1"), bundle.path(), create_opts()).await;
     assert!(matches!(&result, Err(Error::AlreadyExists { id: Some(taken), .. }) if *taken == id("c1")), "{result:?}");
     assert_eq!(
         spawner.commands(),
-        [words("create --bundle /b --pid-file /run/test.pid c1")],
+        [words(&format!("create --bundle {} --pid-file /run/test.pid c1", bundle.path().display()))],
         "no delete of someone else's container"
     );
 }
 
 #[tokio::test]
 async fn a_create_whose_binary_is_missing_ran_nothing_to_roll_back() {
+    let bundle = bundle();
     let spawner = RecordingSpawner::new(|_| Reply::Missing);
-    let result = backend(&spawner).create(&id("c1"), Path::new("/b"), create_opts()).await;
+    let result = backend(&spawner).create(&id("c1"), bundle.path(), create_opts()).await;
     assert!(matches!(result, Err(Error::BinaryNotFound { .. })), "{result:?}");
-    assert_eq!(spawner.commands(), [words("create --bundle /b --pid-file /run/test.pid c1")]);
+    assert_eq!(
+        spawner.commands(),
+        [words(&format!("create --bundle {} --pid-file /run/test.pid c1", bundle.path().display()))]
+    );
 }
 
 #[tokio::test]
 async fn a_create_leaves_its_container_running_and_other_calls_leave_nothing() {
+    let bundle = bundle();
     let scratch = tempfile::tempdir().unwrap();
     let pid_file = scratch.path().join("pid");
     let spawner = RecordingSpawner::new({
@@ -227,7 +251,7 @@ async fn a_create_leaves_its_container_running_and_other_calls_leave_nothing() {
     });
     let backend = backend(&spawner);
     let opts = CreateOptions { pid_file: Some(pid_file), ..CreateOptions::default() };
-    let created = backend.create(&id("c1"), Path::new("/b"), opts).await.unwrap();
+    let created = backend.create(&id("c1"), bundle.path(), opts).await.unwrap();
     assert_eq!(created.pid, 42, "the pid the runtime wrote");
     backend.start(&id("c1")).await.unwrap();
     backend.state(&id("c1")).await.unwrap();
@@ -237,6 +261,7 @@ async fn a_create_leaves_its_container_running_and_other_calls_leave_nothing() {
 
 #[tokio::test]
 async fn a_restore_that_times_out_is_rolled_back() {
+    let bundle = bundle();
     // Every probe answers yes; CRIU says which version it is.
     let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
         "--version" => Reply::prints("Version: 3.17.1\n"),
@@ -248,13 +273,16 @@ async fn a_restore_that_times_out_is_rolled_back() {
         pid_file: Some("/run/test.pid".into()),
         ..RestoreOptions::default()
     };
-    let result = backend(&spawner).restore(&id("c1"), Path::new("/b"), opts).await;
+    let result = backend(&spawner).restore(&id("c1"), bundle.path(), opts).await;
     assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
     let commands = spawner.commands();
     assert_eq!(
         commands[commands.len() - 2..],
         [
-            words("restore --image-path /img --bundle /b --detach --pid-file /run/test.pid c1"),
+            words(&format!(
+                "restore --image-path /img --bundle {} --detach --pid-file /run/test.pid c1",
+                bundle.path().display()
+            )),
             words("delete --force c1")
         ]
     );
@@ -472,13 +500,14 @@ async fn a_pre_dump_on_a_kernel_without_dirty_tracking_is_refused_before_anythin
 
 #[tokio::test]
 async fn lazy_pages_without_userfaultfd_are_refused_on_checkpoint_and_restore() {
+    let bundle = bundle();
     let spawner = host_without(&["uffd-noncoop"], "Error (criu/cr-check.c:1311): uffd-noncoop is not supported\n");
     let backend = backend(&spawner);
     let checkpoint = CheckpointOptions { image_path: "/img".into(), lazy_pages: true, ..CheckpointOptions::default() };
     let restore = RestoreOptions { image_path: "/img".into(), lazy_pages: true, ..RestoreOptions::default() };
     let refusals = [
         backend.checkpoint(&id("c1"), &checkpoint).await.map(drop),
-        backend.restore(&id("c1"), Path::new("/b"), restore).await.map(drop),
+        backend.restore(&id("c1"), bundle.path(), restore).await.map(drop),
     ];
     for (refusal, wanted) in refusals.into_iter().zip(["checkpoint --lazy-pages", "restore --lazy-pages"]) {
         match refusal {
@@ -518,10 +547,11 @@ async fn checkpoint_options_are_unsupported_with_checkpoint_itself() {
 
 #[tokio::test]
 async fn checkpoint_and_restore_without_an_image_path_are_refused_before_anything_runs() {
+    let bundle = bundle();
     let spawner = RecordingSpawner::new(|_| Reply::exits(0));
     let backend = backend(&spawner);
     let checkpoint = backend.checkpoint(&id("c1"), &CheckpointOptions::default()).await;
-    let restore = backend.restore(&id("c1"), Path::new("/b"), RestoreOptions::default()).await.map(drop);
+    let restore = backend.restore(&id("c1"), bundle.path(), RestoreOptions::default()).await.map(drop);
     for (refusal, wanted) in
         [checkpoint, restore].into_iter().zip(["CheckpointOptions::image_path", "RestoreOptions::image_path"])
     {
@@ -551,6 +581,7 @@ fn a_relayed_runtime_failure_is_classified_like_the_backends_own() {
 
 #[tokio::test]
 async fn options_only_a_monitor_serves_are_refused_before_the_runtime_runs() {
+    let bundle = bundle();
     let spawner = RecordingSpawner::new(|_| Reply::exits(0));
     let port = crate::PortReservation {
         protocol: crate::PortProtocol::Tcp,
@@ -567,7 +598,7 @@ async fn options_only_a_monitor_serves_are_refused_before_the_runtime_runs() {
         ),
     ];
     for (opts, option) in refused {
-        match backend(&spawner).create(&id("c1"), Path::new("/b"), opts).await {
+        match backend(&spawner).create(&id("c1"), bundle.path(), opts).await {
             Err(Error::Unsupported { backend, feature, .. }) => {
                 assert_eq!((backend.as_str(), feature.as_str()), ("test", option))
             }
@@ -579,9 +610,51 @@ async fn options_only_a_monitor_serves_are_refused_before_the_runtime_runs() {
         exit_command: Some(crate::ExitCommand::default()),
         ..RestoreOptions::default()
     };
-    match backend(&spawner).restore(&id("c1"), Path::new("/b"), restore).await {
+    match backend(&spawner).restore(&id("c1"), bundle.path(), restore).await {
         Err(Error::Unsupported { feature, .. }) => assert_eq!(feature, "RestoreOptions::exit_command"),
         other => panic!("a restore's exit command: expected Unsupported, got {other:?}"),
     }
     assert!(spawner.asked().is_empty(), "the runtime ran");
+}
+
+#[tokio::test]
+async fn a_bundle_without_config_json_is_not_found_and_nothing_runs() {
+    // Every probe answers yes, so that a restore gets as far as the bundle.
+    let spawner = RecordingSpawner::new(|command| match command[0].as_str() {
+        "--version" => Reply::prints("Version: 3.17.1\n"),
+        _ => Reply::exits(0),
+    });
+    let empty = tempfile::tempdir().unwrap();
+    let config = empty.path().join("config.json");
+    let create = backend(&spawner).create(&id("c1"), empty.path(), create_opts()).await;
+    match create {
+        Err(Error::NotFound { id: Some(refused), evidence: Existence::Seen { path, .. } }) => {
+            assert_eq!((refused, path), (id("c1"), config.clone()));
+        }
+        other => panic!("create from a bundle without config.json: {other:?}"),
+    }
+    let restore = RestoreOptions { image_path: "/img".into(), ..RestoreOptions::default() };
+    let restored = backend(&spawner).restore(&id("c1"), empty.path(), restore).await;
+    assert!(
+        matches!(&restored, Err(Error::NotFound { evidence: Existence::Seen { path, .. }, .. }) if *path == config)
+    );
+    let bundle_flag = "--bundle".to_owned();
+    let ran: Vec<Vec<String>> =
+        spawner.commands().into_iter().filter(|command| command.contains(&bundle_flag)).collect();
+    assert!(ran.is_empty(), "the runtime ran: {ran:?}");
+}
+
+#[tokio::test]
+async fn a_config_json_that_is_not_json_is_an_invalid_bundle_and_nothing_runs() {
+    let spawner = RecordingSpawner::new(|_| Reply::exits(0));
+    let garbled = tempfile::tempdir().unwrap();
+    std::fs::write(garbled.path().join("config.json"), "{not json").unwrap();
+    match backend(&spawner).create(&id("c1"), garbled.path(), create_opts()).await {
+        Err(Error::InvalidArgument { option, reason }) => {
+            assert_eq!(option, "bundle");
+            assert!(reason.contains("config.json is not a JSON document"), "{reason}");
+        }
+        other => panic!("create from a config.json that is not JSON: {other:?}"),
+    }
+    assert!(spawner.commands().is_empty(), "{:?}", spawner.commands());
 }
