@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("checkpoint is not available here: {reason}");
     }
     let engine =
-        Engine::new(Arc::new(runc), Arc::new(DirectMonitor::new()), StateRoot::open(StateRoot::default_path())?);
+        Engine::new(Arc::new(runc), Arc::new(DirectMonitor::new()), StateRoot::open(StateRoot::default_path()?)?);
 
     let created = engine.create(&id, &bundle, CreateOptions::default()).await?;
     engine.start(&id).await?;

@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let runc = Runc::connect(RuntimeConfig::default()).await?;
     let engine =
-        Engine::new(Arc::new(runc), Arc::new(DirectMonitor::new()), StateRoot::open(StateRoot::default_path())?);
+        Engine::new(Arc::new(runc), Arc::new(DirectMonitor::new()), StateRoot::open(StateRoot::default_path()?)?);
 
     let id = ContainerId::new("migrate-source")?;
     let created = engine.run(&id, &bundle, CreateOptions::default()).await?;
