@@ -16,10 +16,12 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::gate::{self, Lacking};
+use crate::procs::Tracked;
 
 /// The unprivileged user the rootless cases run as.
 pub const USER: &str = "ocirt-rootless";
@@ -29,6 +31,9 @@ pub const GATE: &str = "rootless";
 
 /// How many subordinate ids setup gives the user (login.defs' `SUB_UID_COUNT`).
 pub const SUBID_COUNT: u64 = 65536;
+
+/// How long a process of the user's may take to exit after its case ended.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
 
 /// Set in the copy of the test binary that runs a case as the user.
 const CHILD_ENV: &str = "TESTKIT_ROOTLESS_CASE";
@@ -157,12 +162,17 @@ impl RootlessUser {
     }
 
     /// What is left in the user's runtime directory other than empty directories (state roots
-    /// with nothing in them), and the user's processes still running.
+    /// with nothing in them), and the user's processes still running once [`EXIT_GRACE`] has
+    /// passed (conmon exits a moment after the container it watched was deleted).
     pub fn leftovers(&self) -> Vec<String> {
-        let mut left = Vec::new();
-        files_under(&self.runtime_dir, &mut left);
-        let mut left: Vec<String> = left.into_iter().map(|path| format!("file {}", path.display())).collect();
-        left.extend(processes_of(self.uid).into_iter().map(|(pid, name)| format!("process {pid} ({name})")));
+        let mut files = Vec::new();
+        files_under(&self.runtime_dir, &mut files);
+        let mut left: Vec<String> = files.into_iter().map(|path| format!("file {}", path.display())).collect();
+        let running = processes_of(self.uid)
+            .into_iter()
+            .filter(|(pid, _)| !Tracked::capture(*pid).wait_gone(EXIT_GRACE))
+            .map(|(pid, name)| format!("process {pid} ({name})"));
+        left.extend(running);
         left
     }
 }
