@@ -2,6 +2,8 @@
 //! rootless user that `cargo xtask setup` makes (see `testkit::rootless`), on runc and crun,
 //! under the direct monitor and under conmon, through the gates (the runtime's, conmon's, then
 //! `rootless`). The code is what a root caller would write: default config, default state root.
+//! The cases: lifecycle, exec, stop and exit codes, conmon's log, and (runc) a checkpoint, which
+//! CRIU refuses unprivileged unless it was given `CAP_CHECKPOINT_RESTORE`.
 //! Each case checks that its state went under the user's runtime directory, never root's;
 //! back as root, the harness checks that nothing is left there and no process of the user runs.
 //!
@@ -19,8 +21,9 @@ use backend_crun::Crun;
 use backend_runc::Runc;
 use conmon_driver::ConmonMonitor;
 use runtime_core::{
-    CliBackend, ContainerId, CreateOptions, DeleteMode, DirectMonitor, Engine, ExecOptions, ExecOutcome, Exit,
-    LogOptions, Monitor, OutputStream, RuntimeConfig, RuntimeFamily, StateRoot, Status, StopOptions, process,
+    CliBackend, ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, CreateOptions, DeleteMode,
+    DirectMonitor, Engine, Error, ExecOptions, ExecOutcome, Exit, LogOptions, Monitor, OutputStream, RuntimeConfig,
+    RuntimeFamily, StateRoot, Status, StopOptions, process,
 };
 use testkit::bundle::{Bundle, BundleBuilder};
 use testkit::harness::{self, Suite};
@@ -190,6 +193,33 @@ async fn logs(env: &mut Env) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A checkpoint as the user. CRIU without `CAP_CHECKPOINT_RESTORE` refuses to dump anything
+/// unprivileged, and says so in `criu check`: the checkpoint is then a typed refusal with CRIU's
+/// words, before anything ran, and the container runs on. Where `criu check` passes as the
+/// user, the container is dumped and restored, running again.
+async fn checkpoint(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("checkpoint");
+    let bundle = env.bundle("trap 'exit 0' TERM; touch /ready; while :; do sleep 0.05; done")?;
+    env.engine.run(&id, &bundle, CreateOptions::default()).await.context("run")?;
+    appears(&bundle.join("rootfs/ready")).await;
+    let check = std::process::Command::new("criu").arg("check").output().context("criu check")?;
+    let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    let criu_words = said.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or_default().to_owned();
+    match (check.status.success(), env.engine.checkpoint(&id, ContainerCheckpointOptions::default()).await) {
+        (false, Err(Error::Unsupported { feature, reason, .. })) => {
+            ensure!(feature == "checkpoint" && reason.contains(&criu_words), "CRIU's {criu_words:?} in: {reason}");
+        }
+        (true, Ok(_)) => {
+            let restored = env.engine.restore(&id, &bundle, ContainerRestoreOptions::default());
+            restored.await.context("restore")?;
+        }
+        (passes, other) => bail!("`criu check` as the user passes: {passes} ({said:?}); the checkpoint gave {other:?}"),
+    }
+    ensure!(env.engine.status(&id).await?.status == Status::Running, "the container runs");
+    ensure!(env.engine.stop(&id, StopOptions::default()).await? == Exit::Exited(0), "the trap's exit 0");
+    Ok(())
+}
+
 /// Registers `case` on `family` under the monitor, as the rootless user.
 fn register<F>(suite: &mut Suite, family: &Arc<dyn RuntimeFamily>, under: Under, name: &str, case: F)
 where
@@ -209,6 +239,10 @@ fn main() -> ExitCode {
                 register(suite, family, under, "lifecycle", lifecycle);
                 register(suite, family, under, "exec", exec);
                 register(suite, family, under, "stop", stop);
+                // crun 1.8 has no checkpoint command, as root or not.
+                if family.name() == "runc" {
+                    register(suite, family, under, "checkpoint", checkpoint);
+                }
                 if under == Under::Conmon {
                     register(suite, family, under, "logs", logs);
                 }
