@@ -5,9 +5,8 @@
 //! uid and gid ranges and a runtime directory). The copy gets the environment a login session
 //! would give it (`HOME`, `XDG_RUNTIME_DIR`, `USER`, a `PATH` that finds the runtimes, conmon
 //! and CRIU) and nothing of root's, and runs the one case by its exact name
-//! ([`Suite::rootless`](crate::harness::Suite::rootless)). The test binary must be readable and
-//! executable by the user (cargo's target directory is, with its default modes); the case makes
-//! its bundles itself, in directories it owns.
+//! ([`Suite::rootless`](crate::harness::Suite::rootless)). The test binary is handed to it open,
+//! so it runs wherever the clone is; the case makes its bundles itself, in directories it owns.
 //!
 //! The gate is named `rootless` in `REQUIRE_REAL_RUNTIMES`: a missing user (or one without
 //! ranges or runtime directory) is then a failure, else a skip that says to run setup.
@@ -138,6 +137,12 @@ impl RootlessUser {
     /// when it fails.
     pub fn run_case(&self, case: &str) -> anyhow::Result<()> {
         let binary = std::env::current_exe().context("the test binary's path")?;
+        // Handed over open, without close-on-exec: the user may not reach the binary's path (a
+        // clone under a private home), and an exec through `/proc/self/fd` needs only the
+        // file's own permissions.
+        let open = nix::fcntl::open(&binary, nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty())
+            .with_context(|| format!("opening {}", binary.display()))?;
+        let binary = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&open));
         let output = Command::new("setpriv")
             .arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
@@ -155,6 +160,7 @@ impl RootlessUser {
             .current_dir(&self.runtime_dir)
             .output()
             .context("running setpriv")?;
+        drop(open);
         let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         anyhow::ensure!(output.status.success(), "as {USER}, the case failed ({}):\n{said}", output.status);
         anyhow::ensure!(said.contains("1 passed"), "as {USER}, the case did not run:\n{said}");
