@@ -2,15 +2,17 @@
 //! rootless user that `cargo xtask setup` makes (see `testkit::rootless`), on runc and crun,
 //! under the direct monitor and under conmon, through the gates (the runtime's, conmon's, then
 //! `rootless`). The code is what a root caller would write: default config, default state root.
-//! The cases: lifecycle, exec, stop and exit codes, conmon's log, and (runc) a checkpoint, which
-//! CRIU refuses unprivileged unless it was given `CAP_CHECKPOINT_RESTORE`.
-//! Each case checks that its state went under the user's runtime directory, never root's;
-//! back as root, the harness checks that nothing is left there and no process of the user runs.
+//! Every bundle maps the user to root and its subordinate ranges from id 1 on, as podman's do.
+//! The cases: lifecycle, the id mappings, exec, stop and exit codes, conmon's log, and (runc) a
+//! checkpoint, which CRIU refuses unprivileged unless it was given `CAP_CHECKPOINT_RESTORE`.
+//! Each case checks that its state went under the user's runtime directory, never root's; back
+//! as root, the harness checks that nothing is left there and no process of the user runs.
 //!
 //! The expected exit codes are the shell's (`exit 7`), the uid inside the container is the
 //! spec's mapping (the user is root of its user namespace), and the log lines are what the
 //! container printed.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use anyhow::{Context, bail, ensure};
 use backend_crun::Crun;
 use backend_runc::Runc;
 use conmon_driver::ConmonMonitor;
+use runtime_core::oci_spec::runtime::UserBuilder;
 use runtime_core::{
     CliBackend, ContainerCheckpointOptions, ContainerId, ContainerRestoreOptions, CreateOptions, DeleteMode,
     DirectMonitor, Engine, Error, ExecOptions, ExecOutcome, Exit, LogOptions, Monitor, OutputStream, RuntimeConfig,
@@ -27,6 +30,7 @@ use runtime_core::{
 };
 use testkit::bundle::{Bundle, BundleBuilder};
 use testkit::harness::{self, Suite};
+use testkit::rootless::RootlessUser;
 
 /// The monitors a case runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,8 @@ impl Under {
 struct Env {
     engine: Engine,
     runtime: String,
+    /// The user this runs as, with its subordinate ranges, which every bundle maps.
+    user: RootlessUser,
     bundles: Vec<Bundle>,
     ids: Vec<ContainerId>,
 }
@@ -64,7 +70,8 @@ impl Env {
         };
         let root = StateRoot::open(StateRoot::default_path()?)?;
         let engine = Engine::new(Arc::new(backend), monitor, root);
-        let env = Env { engine, runtime, bundles: Vec::new(), ids: Vec::new() };
+        let user = RootlessUser::find().map_err(anyhow::Error::msg)?;
+        let env = Env { engine, runtime, user, bundles: Vec::new(), ids: Vec::new() };
         env.check_state_is_the_users()?;
         Ok(env)
     }
@@ -94,9 +101,11 @@ impl Env {
         id
     }
 
-    /// A rootless busybox bundle running `script` under `sh -c`.
+    /// A rootless busybox bundle running `script` under `sh -c`, mapping the user to root and
+    /// its subordinate ranges to the ids from 1 on.
     fn bundle(&mut self, script: &str) -> anyhow::Result<PathBuf> {
-        let bundle = BundleBuilder::new(["sh", "-c", script]).rootless().build()?;
+        let builder = BundleBuilder::new(["sh", "-c", script]);
+        let bundle = builder.subordinate_ids(self.user.subuids, self.user.subgids).build()?;
         let path = bundle.path().to_path_buf();
         self.bundles.push(bundle);
         Ok(path)
@@ -136,6 +145,40 @@ async fn lifecycle(env: &mut Env) -> anyhow::Result<()> {
     ensure!(exit == Exit::Exited(7), "the shell's exit 7, got {exit:?}");
     env.engine.delete(&id, DeleteMode::IfStopped).await.context("delete")?;
     ensure!(env.engine.list().await?.is_empty(), "no container is listed after the delete");
+    Ok(())
+}
+
+/// The container's user namespace maps the user to root and its subordinate ranges (read from
+/// `/etc/subuid` and `/etc/subgid`) from 1 on: a file an exec as uid and gid 1000 makes belongs
+/// to the 1000th subordinate ids outside.
+async fn subordinate_ids(env: &mut Env) -> anyhow::Result<()> {
+    let id = env.id("subids");
+    let script = "cat /proc/self/uid_map /proc/self/gid_map > /maps; mkdir -m 777 /shared; touch /ready; \
+                  while [ ! -e /go ]; do sleep 0.05; done";
+    let bundle = env.bundle(script)?;
+    env.engine.run(&id, &bundle, CreateOptions::default()).await.context("run")?;
+    appears(&bundle.join("rootfs/ready")).await;
+    let mut command = process(["sh", "-c", "touch /shared/owned; id -u"]);
+    command.set_user(UserBuilder::default().uid(1000u32).gid(1000u32).build()?);
+    match env.engine.exec(&id, &command, ExecOptions::default()).await.context("exec as uid 1000")? {
+        ExecOutcome::Exited { code: 0, stdout, .. } => ensure!(stdout.bytes == b"1000\n", "id -u: {stdout:?}"),
+        other => bail!("exec as uid 1000: {other:?}"),
+    }
+    std::fs::write(bundle.join("rootfs/go"), "")?;
+    ensure!(env.engine.wait(&id).await? == Exit::Exited(0), "the init ends on its own");
+    let maps = std::fs::read_to_string(bundle.join("rootfs/maps"))?;
+    let maps: Vec<String> = maps.lines().map(|line| line.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    let user = &env.user;
+    let expected = [
+        format!("0 {} 1", user.uid),
+        format!("1 {} {}", user.subuids.start, user.subuids.count),
+        format!("0 {} 1", user.gid),
+        format!("1 {} {}", user.subgids.start, user.subgids.count),
+    ];
+    ensure!(maps == expected, "maps {maps:?}, expected {expected:?}");
+    let owned = std::fs::metadata(bundle.join("rootfs/shared/owned"))?;
+    let outside = (u64::from(owned.uid()), u64::from(owned.gid()));
+    ensure!(outside == (user.subuids.start + 999, user.subgids.start + 999), "uid and gid 1000 inside are {outside:?}");
     Ok(())
 }
 
@@ -237,6 +280,7 @@ fn main() -> ExitCode {
         for family in &families {
             for under in [Under::Direct, Under::Conmon] {
                 register(suite, family, under, "lifecycle", lifecycle);
+                register(suite, family, under, "subordinate_ids", subordinate_ids);
                 register(suite, family, under, "exec", exec);
                 register(suite, family, under, "stop", stop);
                 // crun 1.8 has no checkpoint command, as root or not.

@@ -15,9 +15,20 @@ use crate::{cargo, run_command};
 mod rootless;
 
 /// Debian packages the real runtime tests need. CRIU locks a container's network namespace with
-/// `iptables-restore` and saves its addresses and routes with `ip`, so both come with it.
-const PACKAGES: &[&str] =
-    &["runc", "crun", "conmon", "criu", "iptables", "iproute2", "busybox-static", "libseccomp-dev", "pkg-config"];
+/// `iptables-restore` and saves its addresses and routes with `ip`, so both come with it; a
+/// rootless container's subordinate ids are mapped with `uidmap`'s `newuidmap` and `newgidmap`.
+const PACKAGES: &[&str] = &[
+    "runc",
+    "crun",
+    "conmon",
+    "criu",
+    "iptables",
+    "iproute2",
+    "busybox-static",
+    "libseccomp-dev",
+    "pkg-config",
+    "uidmap",
+];
 
 pub fn run() -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
