@@ -39,7 +39,7 @@ async fn embed() -> ExampleResult {
         println!("checkpoint is not available here: {reason}");
     }
     let engine =
-        Engine::new(Arc::new(backend), Arc::new(DirectMonitor::new()), StateRoot::open(StateRoot::default_path())?);
+        Engine::new(Arc::new(backend), Arc::new(DirectMonitor::new()), StateRoot::open(StateRoot::default_path()?)?);
 
     let id = ContainerId::new("embed-demo")?;
     let outcome = interruptions.run(run_one(&engine, &id, bundle.path())).await;

@@ -49,7 +49,7 @@ async fn migrate() -> ExampleResult {
         }
     }
     let engine =
-        Engine::new(Arc::new(backend), Arc::new(DirectMonitor::new()), StateRoot::open(StateRoot::default_path())?);
+        Engine::new(Arc::new(backend), Arc::new(DirectMonitor::new()), StateRoot::open(StateRoot::default_path()?)?);
 
     let (source, restored) = (ContainerId::new("migrate-source")?, ContainerId::new("migrate-restored")?);
     let archive = archive_dir.path().join("migrate.tar.zst");

@@ -117,7 +117,7 @@ fn nothing_left(runtime: &RealRuntime, ids: &[&str], played: &Played, tmp: &Path
     let listed = Command::new(&runtime.binary).arg("list").output()?;
     ensure!(listed.status.success(), "{} list failed", runtime.name);
     let listed = String::from_utf8_lossy(&listed.stdout);
-    let state_root = StateRoot::default_path();
+    let state_root = StateRoot::default_path()?;
     for id in ids {
         let running = testkit::procs::live_with_argument(OsStr::new(id));
         ensure!(running.is_empty(), "processes with {id} in their command line: {running:?}");
@@ -272,7 +272,7 @@ where
 fn sweep(runtime: &RealRuntime) {
     for id in EMBED_IDS.iter().chain(MIGRATE_IDS) {
         let _ = Command::new(&runtime.binary).args(["delete", "--force", id]).output();
-        for path in entries_named(&StateRoot::default_path(), id) {
+        for path in StateRoot::default_path().iter().flat_map(|root| entries_named(root, id)) {
             let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
         }
     }

@@ -6,7 +6,11 @@ use std::sync::Arc;
 use runtime_core::dialect::{
     ErrorWording, EventsCommand, GlobalFlags, IntervalFormat, ListFormat, ResourcesInput, StatsShape,
 };
-use runtime_core::{CliBackend, Dialect, Result, RuntimeConfig, RuntimeFamily, RuntimeVersion, Version};
+use runtime_core::{CliBackend, Dialect, HostCheck, Result, RuntimeConfig, RuntimeFamily, RuntimeVersion, Version};
+
+mod rootless;
+
+pub use rootless::RootlessCgroupV1Check;
 
 /// The youki family: pass it to [`CliBackend::connect`], or use [`Youki::connect`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,6 +78,10 @@ impl RuntimeFamily for Youki {
 
     fn dialect(&self, version: &RuntimeVersion) -> Dialect {
         dialect(version.version)
+    }
+
+    fn host_checks(&self) -> Vec<Arc<dyn HostCheck>> {
+        vec![Arc::new(RootlessCgroupV1Check::default())]
     }
 
     fn transient_failures(&self) -> Vec<String> {

@@ -14,14 +14,16 @@
 //! container is to keep are conmon's fds 3, 4, ...: conmon's runtime inherits them there, and
 //! `--preserve-fds N` (a `--runtime-opt`, conmon has no flag of its own) tells it to pass them on.
 //!
-//! conmon's environment is built here as well, as podman builds it: `HOME` and
-//! `XDG_RUNTIME_DIR` always, the systemd variables only when the request asks for them.
+//! conmon's environment is built here as well, as podman builds it: `HOME`, `XDG_RUNTIME_DIR`
+//! and podman's two user namespace variables always, the systemd variables only when the
+//! request asks for them.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use runtime_core::{
-    AttachStdin, CgroupManager, ContainerId, ExitCommand, LogDriver, MonitorStdio, OciBackend, SystemdPassthrough,
+    AttachStdin, Caller, CgroupManager, ContainerId, ExitCommand, LogDriver, MonitorStdio, OciBackend,
+    SystemdPassthrough,
 };
 
 use crate::monitor::ConmonLogLevel;
@@ -173,10 +175,14 @@ fn k8s_file(path: &Path) -> OsString {
 /// What conmon's environment is made from: the embedding process's own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct EmbedderEnv {
-    /// Not root: conmon gets a runtime directory of the user's.
+    /// Rootless ([`Caller`]): conmon gets a runtime directory of the user's.
     pub rootless_uid: Option<u32>,
     pub home: Option<OsString>,
     pub xdg_runtime_dir: Option<OsString>,
+    /// `_CONTAINERS_USERNS_CONFIGURED` and `_CONTAINERS_ROOTLESS_UID`, which a parent that made
+    /// the user namespace (podman) sets.
+    pub userns_configured: Option<OsString>,
+    pub containers_rootless_uid: Option<OsString>,
     pub notify_socket: Option<OsString>,
     pub listen_fds: Option<OsString>,
     pub listen_pid: Option<OsString>,
@@ -187,11 +193,13 @@ pub(crate) struct EmbedderEnv {
 impl EmbedderEnv {
     /// This process's.
     pub fn of_this_process() -> Self {
-        let uid = nix::unistd::geteuid();
+        let caller = Caller::current();
         EmbedderEnv {
-            rootless_uid: (!uid.is_root()).then_some(uid.as_raw()),
+            rootless_uid: caller.is_rootless().then_some(caller.uid()),
             home: std::env::var_os("HOME"),
             xdg_runtime_dir: std::env::var_os("XDG_RUNTIME_DIR"),
+            userns_configured: std::env::var_os("_CONTAINERS_USERNS_CONFIGURED"),
+            containers_rootless_uid: std::env::var_os("_CONTAINERS_ROOTLESS_UID"),
             notify_socket: std::env::var_os("NOTIFY_SOCKET"),
             listen_fds: std::env::var_os("LISTEN_FDS"),
             listen_pid: std::env::var_os("LISTEN_PID"),
@@ -220,7 +228,8 @@ pub(crate) struct ConmonEnv {
 }
 
 /// conmon's environment as podman makes it: `XDG_RUNTIME_DIR` empty as root, else the
-/// user's (`/run/user/UID` when unset); `HOME` the embedding process's (empty when unset);
+/// user's (`/run/user/UID` when unset); `_CONTAINERS_USERNS_CONFIGURED`,
+/// `_CONTAINERS_ROOTLESS_UID` and `HOME` the embedding process's (empty when unset);
 /// `NOTIFY_SOCKET` and `LISTEN_FDS` (with `LISTEN_PID=1`) passed on when asked for and set,
 /// `LISTEN_FDS` only when the descriptors are the embedding process's own (and so passed on
 /// too), and removed otherwise, so that conmon never acts on the embedding process's by
@@ -232,6 +241,8 @@ pub(crate) fn conmon_env(embedder: &EmbedderEnv, systemd: SystemdPassthrough) ->
         Some(uid) => embedder.xdg_runtime_dir.clone().unwrap_or_else(|| format!("/run/user/{uid}").into()),
     };
     env.set.push(("XDG_RUNTIME_DIR", runtime_dir));
+    env.set.push(("_CONTAINERS_USERNS_CONFIGURED", embedder.userns_configured.clone().unwrap_or_default()));
+    env.set.push(("_CONTAINERS_ROOTLESS_UID", embedder.containers_rootless_uid.clone().unwrap_or_default()));
     env.set.push(("HOME", embedder.home.clone().unwrap_or_default()));
     match (&embedder.notify_socket, systemd.notify_socket) {
         (Some(socket), true) => env.set.push(("NOTIFY_SOCKET", socket.clone())),
@@ -557,6 +568,8 @@ mod tests {
             rootless_uid: None,
             home: Some("/root".into()),
             xdg_runtime_dir: Some("/run/user/0".into()),
+            userns_configured: None,
+            containers_rootless_uid: None,
             notify_socket: Some("/run/systemd/notify".into()),
             listen_fds: Some("2".into()),
             listen_pid: Some("4242".into()),
@@ -584,7 +597,8 @@ mod tests {
     #[test]
     fn as_root_conmon_gets_an_empty_runtime_dir_and_home_and_no_systemd_variables_unasked() {
         let env = conmon_env(&embedder(), SystemdPassthrough::default());
-        assert_eq!(env.set, set(&[("XDG_RUNTIME_DIR", ""), ("HOME", "/root")]));
+        let unset = [("_CONTAINERS_USERNS_CONFIGURED", ""), ("_CONTAINERS_ROOTLESS_UID", "")];
+        assert_eq!(env.set, set(&[&[("XDG_RUNTIME_DIR", "")][..], &unset, &[("HOME", "/root")]].concat()));
         assert_eq!(env.remove, ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"]);
     }
 
@@ -595,7 +609,34 @@ mod tests {
         assert_eq!(env.set[0], ("XDG_RUNTIME_DIR", "/tmp/xdg".into()));
         let unset = EmbedderEnv { xdg_runtime_dir: None, home: None, ..rootless };
         let env = conmon_env(&unset, SystemdPassthrough::default());
-        assert_eq!(env.set, set(&[("XDG_RUNTIME_DIR", "/run/user/1000"), ("HOME", "")]));
+        assert_eq!(
+            env.set,
+            set(&[
+                ("XDG_RUNTIME_DIR", "/run/user/1000"),
+                ("_CONTAINERS_USERNS_CONFIGURED", ""),
+                ("_CONTAINERS_ROOTLESS_UID", ""),
+                ("HOME", "")
+            ])
+        );
+    }
+
+    #[test]
+    fn conmon_gets_podmans_user_namespace_variables_as_the_embedder_has_them() {
+        let in_userns = EmbedderEnv {
+            rootless_uid: Some(1000),
+            userns_configured: Some("done".into()),
+            containers_rootless_uid: Some("1000".into()),
+            ..embedder()
+        };
+        let env = conmon_env(&in_userns, SystemdPassthrough::default());
+        assert_eq!(
+            env.set[..3],
+            set(&[
+                ("XDG_RUNTIME_DIR", "/run/user/0"),
+                ("_CONTAINERS_USERNS_CONFIGURED", "done"),
+                ("_CONTAINERS_ROOTLESS_UID", "1000")
+            ])
+        );
     }
 
     #[test]
@@ -606,6 +647,8 @@ mod tests {
             env.set,
             set(&[
                 ("XDG_RUNTIME_DIR", ""),
+                ("_CONTAINERS_USERNS_CONFIGURED", ""),
+                ("_CONTAINERS_ROOTLESS_UID", ""),
                 ("HOME", "/root"),
                 ("NOTIFY_SOCKET", "/run/systemd/notify"),
                 ("LISTEN_FDS", "2"),

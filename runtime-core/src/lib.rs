@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod blocking;
+mod caller;
 pub mod checkpoint;
 mod cli;
 mod console;
@@ -10,6 +11,7 @@ mod engine;
 mod exec_tree;
 pub mod plugin;
 
+pub use caller::Caller;
 pub use cli::backend::{CliBackend, RuntimeFamily};
 pub use cli::config::{DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, RuntimeConfig};
 pub use cli::dialect::{self, Dialect};

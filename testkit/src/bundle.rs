@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use runtime_core::oci_spec::runtime::{LinuxMemoryBuilder, LinuxNamespaceType, RootBuilder, Spec};
+use runtime_core::oci_spec::runtime::{
+    LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceType, RootBuilder, Spec,
+};
 
 use crate::gate::static_busybox;
+use crate::rootless::SubidRange;
 
 /// The busybox applets linked into the rootfs.
 const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "true", "false", "ls", "ps", "kill", "id", "env", "wc", "mv"];
@@ -44,6 +47,8 @@ pub struct BundleBuilder {
     args: Vec<String>,
     env: Vec<String>,
     rootless: bool,
+    /// Subordinate uids and gids mapped past the caller's own id.
+    subordinate: Option<(SubidRange, SubidRange)>,
     rootfs: Rootfs,
     host_pid_namespace: bool,
     annotations: Vec<(String, String)>,
@@ -62,6 +67,7 @@ impl BundleBuilder {
             args: args.into_iter().map(Into::into).collect(),
             env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
             rootless: false,
+            subordinate: None,
             rootfs: Rootfs::Busybox,
             host_pid_namespace: false,
             annotations: Vec::new(),
@@ -79,6 +85,15 @@ impl BundleBuilder {
     /// A config for rootless containers (user namespace mapping the current user to root).
     pub fn rootless(mut self) -> Self {
         self.rootless = true;
+        self
+    }
+
+    /// A rootless config whose user namespace also maps the caller's subordinate ranges
+    /// (`/etc/subuid`, `/etc/subgid`) to the ids from 1 on, as podman's rootless containers do:
+    /// the runtime sets such mappings up with `newuidmap` and `newgidmap`.
+    pub fn subordinate_ids(mut self, uids: SubidRange, gids: SubidRange) -> Self {
+        self.rootless = true;
+        self.subordinate = Some((uids, gids));
         self
     }
 
@@ -121,6 +136,14 @@ impl BundleBuilder {
         } else {
             Spec::default()
         };
+        if let (Some((uids, gids)), Some(linux)) = (self.subordinate, spec.linux_mut()) {
+            let mut uid_mappings = linux.uid_mappings().clone().unwrap_or_default();
+            uid_mappings.push(past_root(uids)?);
+            linux.set_uid_mappings(Some(uid_mappings));
+            let mut gid_mappings = linux.gid_mappings().clone().unwrap_or_default();
+            gid_mappings.push(past_root(gids)?);
+            linux.set_gid_mappings(Some(gid_mappings));
+        }
         // Keep the defaults (capabilities, rlimits, user) and set what the test asks for.
         let mut process = spec.process().clone().unwrap_or_default();
         process.set_terminal(Some(self.terminal));
@@ -184,6 +207,13 @@ impl BundleBuilder {
         }
         self.spec()?.save(dir.join("config.json")).context("writing config.json")
     }
+}
+
+/// `range` as the ids from 1 on.
+fn past_root(range: SubidRange) -> anyhow::Result<LinuxIdMapping> {
+    let start = u32::try_from(range.start).context("a subordinate id past u32")?;
+    let size = u32::try_from(range.count).context("a subordinate range past u32")?;
+    Ok(LinuxIdMappingBuilder::default().container_id(1u32).host_id(start).size(size).build()?)
 }
 
 fn populate_busybox(rootfs: &Path, busybox: &Path) -> anyhow::Result<()> {
@@ -258,5 +288,20 @@ mod tests {
         let linux = spec.linux().as_ref().unwrap();
         let uid = nix::unistd::geteuid().as_raw();
         assert_eq!(linux.uid_mappings().as_ref().unwrap()[0].host_id(), uid);
+    }
+
+    #[test]
+    fn subordinate_ids_are_mapped_from_1_after_the_caller() {
+        let uids = SubidRange { start: 100000, count: 65536 };
+        let gids = SubidRange { start: 200000, count: 1000 };
+        let spec = BundleBuilder::new(["true"]).subordinate_ids(uids, gids).spec().unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        let triples = |mappings: &Option<Vec<LinuxIdMapping>>| {
+            let mappings = mappings.as_ref().unwrap();
+            mappings.iter().map(|m| (m.container_id(), m.host_id(), m.size())).collect::<Vec<_>>()
+        };
+        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        assert_eq!(triples(linux.uid_mappings()), [(0, uid, 1), (1, 100000, 65536)]);
+        assert_eq!(triples(linux.gid_mappings()), [(0, gid, 1), (1, 200000, 1000)]);
     }
 }

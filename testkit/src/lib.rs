@@ -12,3 +12,4 @@ pub mod harness;
 pub mod overlay;
 pub mod plugins;
 pub mod procs;
+pub mod rootless;

@@ -72,9 +72,9 @@ enum Task {
 }
 
 /// The real runtimes the landed code drives, conmon (the monitor that lets containers outlive
-/// the caller), and CRIU, which checkpoint and restore need; `ci` requires them all, as `.ci/run`
-/// does.
-pub const DRIVEN_RUNTIMES: &str = "runc,crun,youki,conmon,criu";
+/// the caller), CRIU, which checkpoint and restore need, and the unprivileged user setup makes
+/// for the rootless cases; `ci` requires them all, as `.ci/run` does.
+pub const DRIVEN_RUNTIMES: &str = "runc,crun,youki,conmon,criu,rootless";
 
 fn main() -> ExitCode {
     // This program is the fake runtimes and the fake conmon of the matrix it runs.
@@ -171,9 +171,9 @@ mod tests {
     }
 
     #[test]
-    fn ci_requires_every_runtime_conmon_and_criu_in_the_script_and_in_xtask_alike() {
+    fn ci_requires_every_runtime_conmon_criu_and_the_rootless_user_in_the_script_and_in_xtask_alike() {
         let expected: BTreeSet<String> =
-            ["runc", "crun", "youki", "conmon", "criu"].into_iter().map(str::to_owned).collect();
+            ["runc", "crun", "youki", "conmon", "criu", "rootless"].into_iter().map(str::to_owned).collect();
         assert_eq!(required_by_ci_script(), expected);
         let by_xtask: BTreeSet<String> = DRIVEN_RUNTIMES.split(',').map(str::to_owned).collect();
         assert_eq!(by_xtask, expected);

@@ -1,7 +1,8 @@
 //! `cargo xtask setup`: makes this host able to run every real runtime the project drives.
 //!
 //! Idempotent: each step checks first and says whether it did anything. Needs root, since it
-//! installs packages, mounts cgroup hierarchies and may build CRIU.
+//! installs packages, mounts cgroup hierarchies, may build CRIU and adds the unprivileged user
+//! the rootless tests run as.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,10 +12,23 @@ use backend_crun::{CgroupLayout, HybridCgroupCheck};
 
 use crate::{cargo, run_command};
 
+mod rootless;
+
 /// Debian packages the real runtime tests need. CRIU locks a container's network namespace with
-/// `iptables-restore` and saves its addresses and routes with `ip`, so both come with it.
-const PACKAGES: &[&str] =
-    &["runc", "crun", "conmon", "criu", "iptables", "iproute2", "busybox-static", "libseccomp-dev", "pkg-config"];
+/// `iptables-restore` and saves its addresses and routes with `ip`, so both come with it; a
+/// rootless container's subordinate ids are mapped with `uidmap`'s `newuidmap` and `newgidmap`.
+const PACKAGES: &[&str] = &[
+    "runc",
+    "crun",
+    "conmon",
+    "criu",
+    "iptables",
+    "iproute2",
+    "busybox-static",
+    "libseccomp-dev",
+    "pkg-config",
+    "uidmap",
+];
 
 pub fn run() -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
@@ -25,6 +39,7 @@ pub fn run() -> anyhow::Result<()> {
     criu::ensure_working()?;
     install_youki()?;
     fix_hybrid_cgroups()?;
+    rootless::ensure()?;
     println!("setup: done");
     Ok(())
 }

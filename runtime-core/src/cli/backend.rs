@@ -21,6 +21,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::blocking::off_executor;
+use crate::caller::Caller;
 use crate::cli::config::RuntimeConfig;
 use crate::cli::dialect::{Dialect, ListFormat, Missing, ResourcesInput, ids_from_list_table};
 use crate::cli::driver::{Call, CliRuntime, NO_DEADLINE, Runner, failed_with};
@@ -125,6 +126,8 @@ impl CliBackend {
         version: RuntimeVersion,
         runner: Runner,
     ) -> Result<Self> {
+        let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR");
+        let config = config.for_caller(family.name(), Caller::current(), runtime_dir.as_deref())?;
         let dialect = family.dialect(&version);
         let global_args = dialect.global_args(&config).map_err(|missing| unsupported(family.name(), missing))?;
         let cli = CliRuntime::new(binary, global_args, Arc::new(dialect), runner, family.transient_failures());

@@ -1,8 +1,16 @@
 //! How the caller wants a runtime driven: binary, state root, cgroup manager, timeouts.
+//!
+//! What the caller leaves unset is the runtime's default, except for a rootless caller
+//! ([`Caller`]): its runtimes keep their state under its runtime directory, use cgroupfs (the
+//! systemd manager needs root on a cgroup v1 host) and are told `--rootless true` where they take
+//! it, as libpod does.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::caller::Caller;
+use crate::contract::error::Result;
 use crate::contract::features::CgroupManager;
 
 /// The default limit of one runtime call.
@@ -101,5 +109,58 @@ impl RuntimeConfig {
     pub fn pass_notify_socket(mut self, pass: bool) -> Self {
         self.pass_notify_socket = pass;
         self
+    }
+
+    /// The config runtime `runtime` is driven with by `caller`, whose `XDG_RUNTIME_DIR` is
+    /// `runtime_dir`: for a rootless caller, unset fields get the rootless defaults (`--root`
+    /// `<runtime dir>/<runtime>`, cgroupfs, `--rootless true`); a runtime directory that is
+    /// needed and unusable is `Error::RuntimeDir`. Root's config is left as it is.
+    pub(crate) fn for_caller(mut self, runtime: &str, caller: &Caller, runtime_dir: Option<&OsStr>) -> Result<Self> {
+        if !caller.is_rootless() {
+            return Ok(self);
+        }
+        if self.root.is_none() {
+            self.root = Some(caller.runtime_dir_from(runtime_dir)?.join(runtime));
+        }
+        self.cgroup_manager.get_or_insert(CgroupManager::Cgroupfs);
+        self.rootless.get_or_insert(true);
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::error::Error;
+
+    const IDENTITY: Option<&str> = Some("0 0 4294967295");
+
+    #[test]
+    fn roots_config_keeps_the_runtimes_defaults() {
+        let root = Caller::detect(0, None, None, IDENTITY);
+        let config = RuntimeConfig::default().for_caller("runc", &root, None).unwrap();
+        assert_eq!((config.root, config.cgroup_manager, config.rootless), (None, None, None));
+    }
+
+    #[test]
+    fn a_rootless_runtime_keeps_state_under_the_runtime_dir_with_cgroupfs_and_rootless() {
+        let dir = tempfile::tempdir().unwrap();
+        let caller = Caller::detect(nix::unistd::geteuid().as_raw(), Some(OsStr::new("done")), None, IDENTITY);
+        let config = RuntimeConfig::default().for_caller("crun", &caller, Some(dir.path().as_os_str())).unwrap();
+        assert_eq!(config.root, Some(dir.path().join("crun")), "as crun and runc put it: $XDG_RUNTIME_DIR/<runtime>");
+        assert_eq!(config.cgroup_manager, Some(CgroupManager::Cgroupfs));
+        assert_eq!(config.rootless, Some(true));
+    }
+
+    #[test]
+    fn a_rootless_callers_own_choices_stay_and_need_no_runtime_dir() {
+        let caller = Caller::detect(1000, None, None, IDENTITY);
+        let chosen = RuntimeConfig::default().root("/tmp/state").cgroup_manager(CgroupManager::Systemd).rootless(false);
+        let config = chosen.for_caller("runc", &caller, None).unwrap();
+        assert_eq!(config.root, Some(PathBuf::from("/tmp/state")));
+        assert_eq!(config.cgroup_manager, Some(CgroupManager::Systemd));
+        assert_eq!(config.rootless, Some(false));
+        let unset = RuntimeConfig::default().for_caller("runc", &caller, None);
+        assert!(matches!(unset, Err(Error::RuntimeDir { path: None, uid: 1000, .. })), "{unset:?}");
     }
 }

@@ -176,8 +176,9 @@ pub(crate) struct Runner {
 impl Runner {
     /// Processes run by `spawner` with the environment, timeout and output limit of `config`.
     pub(crate) fn new(spawner: Arc<dyn Spawner>, config: &RuntimeConfig) -> Self {
+        let caller = crate::caller::Caller::current();
         let env = runtime_env(
-            nix::unistd::geteuid().as_raw(),
+            caller.is_rootless().then_some(caller.uid()),
             std::env::var_os("XDG_RUNTIME_DIR").is_some(),
             config.pass_notify_socket,
         );
@@ -251,16 +252,16 @@ fn says_one_of(said: &str, messages: &[String]) -> bool {
 
 /// How the runtime's environment differs from the caller's. Rust backtrace variables make youki
 /// append backtraces to its messages; `NOTIFY_SOCKET` would make the runtime wait for a
-/// container's `READY=1`; a rootless runtime keeps its state under `XDG_RUNTIME_DIR`, which must
-/// exist in its environment.
-fn runtime_env(euid: u32, has_runtime_dir: bool, pass_notify_socket: bool) -> EnvChanges {
+/// container's `READY=1`; a rootless runtime (of user `rootless_uid`) keeps its state under
+/// `XDG_RUNTIME_DIR`, which must exist in its environment.
+fn runtime_env(rootless_uid: Option<u32>, has_runtime_dir: bool, pass_notify_socket: bool) -> EnvChanges {
     let mut remove = vec!["RUST_BACKTRACE", "RUST_LIB_BACKTRACE"];
     if !pass_notify_socket {
         remove.push("NOTIFY_SOCKET");
     }
     let mut set = Vec::new();
-    if euid != 0 && !has_runtime_dir {
-        set.push(("XDG_RUNTIME_DIR", format!("/run/user/{euid}")));
+    if let (Some(uid), false) = (rootless_uid, has_runtime_dir) {
+        set.push(("XDG_RUNTIME_DIR", format!("/run/user/{uid}")));
     }
     EnvChanges { remove, set }
 }
@@ -538,18 +539,18 @@ mod tests {
 
     #[test]
     fn runtime_env_strips_notify_socket_unless_asked_and_backtraces_always() {
-        let root = runtime_env(0, false, false);
+        let root = runtime_env(None, false, false);
         assert_eq!(root.remove, ["RUST_BACKTRACE", "RUST_LIB_BACKTRACE", "NOTIFY_SOCKET"]);
         assert!(root.set.is_empty(), "root needs no XDG_RUNTIME_DIR");
-        let notify = runtime_env(0, false, true);
+        let notify = runtime_env(None, false, true);
         assert!(!notify.remove.contains(&"NOTIFY_SOCKET"));
     }
 
     #[test]
     fn runtime_env_gives_rootless_runtimes_an_xdg_runtime_dir() {
-        let rootless = runtime_env(1000, false, false);
+        let rootless = runtime_env(Some(1000), false, false);
         assert_eq!(rootless.set, [("XDG_RUNTIME_DIR", "/run/user/1000".to_owned())]);
-        let already = runtime_env(1000, true, false);
+        let already = runtime_env(Some(1000), true, false);
         assert!(already.set.is_empty(), "the caller's own XDG_RUNTIME_DIR is kept");
     }
 

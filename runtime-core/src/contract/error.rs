@@ -159,6 +159,20 @@ pub enum Error {
         /// What makes it work.
         fix: String,
     },
+    /// The caller is rootless and its runtime directory (`$XDG_RUNTIME_DIR`), where its state
+    /// and its runtimes' state live, is unusable; nothing was run.
+    #[error(
+        "rootless (uid {uid}): the runtime directory{} is unusable: {problem}; set XDG_RUNTIME_DIR to a directory of the user's, mode 0700 (/run/user/{uid} as a login session makes it)",
+        path.as_ref().map(|path| format!(" {}", path.display())).unwrap_or_default()
+    )]
+    RuntimeDir {
+        /// The directory named by `XDG_RUNTIME_DIR`, when it is set.
+        path: Option<PathBuf>,
+        /// What is wrong with it.
+        problem: String,
+        /// The user's uid.
+        uid: u32,
+    },
     /// A state root written by an engine of another backend or monitor: read as this
     /// engine's, its containers would be misread (another runtime's ids, another monitor's
     /// files). Refused before anything in it is touched.
@@ -538,6 +552,22 @@ mod tests {
                 fix: "boot with unified cgroups".into(),
             },
             "crun cannot run on this host: cgroup v1 hybrid; fix: boot with unified cgroups",
+        );
+    }
+
+    #[test]
+    fn an_unusable_runtime_dir_says_which_and_how_to_fix_it() {
+        reads(
+            Error::RuntimeDir { path: None, problem: "XDG_RUNTIME_DIR is not set".into(), uid: 1000 },
+            "rootless (uid 1000): the runtime directory is unusable: XDG_RUNTIME_DIR is not set; set XDG_RUNTIME_DIR to a directory of the user's, mode 0700 (/run/user/1000 as a login session makes it)",
+        );
+        reads(
+            Error::RuntimeDir {
+                path: Some("/run/user/1000".into()),
+                problem: "it is not a directory".into(),
+                uid: 1000,
+            },
+            "rootless (uid 1000): the runtime directory /run/user/1000 is unusable: it is not a directory; set XDG_RUNTIME_DIR to a directory of the user's, mode 0700 (/run/user/1000 as a login session makes it)",
         );
     }
 

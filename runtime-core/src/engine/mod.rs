@@ -93,7 +93,7 @@ pub struct Engine {
     /// Containers this engine's monitor watches; others (made by another process) are adopted
     /// when waited for.
     watched: Mutex<HashSet<ContainerId>>,
-    /// Not root: `stop`'s SIGKILL goes to the init alone, since a rootless container's cgroup
+    /// Rootless: `stop`'s SIGKILL goes to the init alone, since a rootless container's cgroup
     /// may not be ours to signal (as podman does).
     rootless: bool,
     /// Rollbacks of dropped runs, under way in the background.
@@ -148,7 +148,7 @@ fn stop_signal_of(bundle: &Path) -> Signal {
 impl Engine {
     /// An engine driving `backend`, supervising through `monitor`, keeping state in `root`.
     pub fn new(backend: Arc<dyn OciBackend>, monitor: Arc<dyn Monitor>, root: StateRoot) -> Self {
-        let rootless = !nix::unistd::geteuid().is_root();
+        let rootless = crate::caller::Caller::current().is_rootless();
         let pending = PendingRollbacks::default();
         Engine { backend, monitor, root, watched: Mutex::new(HashSet::new()), rootless, pending }
     }

@@ -31,6 +31,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::blocking::off_executor;
+use crate::caller::Caller;
 use crate::contract::error::{Error, Result};
 use crate::contract::exit::Exit;
 use crate::contract::id::ContainerId;
@@ -49,6 +50,14 @@ pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(300);
 /// system calls a second.
 const LOCK_PAUSE_MIN: Duration = Duration::from_millis(1);
 const LOCK_PAUSE_MAX: Duration = Duration::from_millis(50);
+
+/// [`StateRoot::default_path`] for `caller`, whose `XDG_RUNTIME_DIR` is `runtime_dir`.
+fn default_path_for(caller: &Caller, runtime_dir: Option<&std::ffi::OsStr>) -> Result<PathBuf> {
+    match caller.is_rootless() {
+        true => Ok(caller.runtime_dir_from(runtime_dir)?.join("ocikit")),
+        false => Ok(PathBuf::from("/run/ocikit")),
+    }
+}
 
 /// The directory the engine keeps its state in.
 #[derive(Debug, Clone)]
@@ -86,12 +95,10 @@ impl StateRoot {
         Ok(root)
     }
 
-    /// `/run/ocikit` for root, `$XDG_RUNTIME_DIR/ocikit` otherwise.
-    pub fn default_path() -> PathBuf {
-        match std::env::var_os("XDG_RUNTIME_DIR") {
-            Some(dir) if !nix::unistd::geteuid().is_root() => PathBuf::from(dir).join("ocikit"),
-            _ => PathBuf::from("/run/ocikit"),
-        }
+    /// `/run/ocikit` for root, `$XDG_RUNTIME_DIR/ocikit` for a rootless caller
+    /// ([`Caller`]), whose runtime directory must be usable: else [`Error::RuntimeDir`].
+    pub fn default_path() -> Result<PathBuf> {
+        default_path_for(Caller::current(), std::env::var_os("XDG_RUNTIME_DIR").as_deref())
     }
 
     /// The same root, whose calls wait at most `wait` for the lock of a container another call
@@ -541,5 +548,17 @@ mod tests {
         let second = tokio::time::timeout(std::time::Duration::from_secs(5), second).await.unwrap().unwrap().unwrap();
         assert!(root.path().join("locks/c1").exists(), "the waiter locks a file that others can find");
         drop(second);
+    }
+
+    #[test]
+    fn the_default_root_is_run_ocikit_for_root_and_under_the_runtime_dir_when_rootless() {
+        let dir = tempfile::tempdir().unwrap();
+        let euid = nix::unistd::geteuid().as_raw();
+        let root = Caller::detect(0, None, None, Some("0 0 4294967295"));
+        assert_eq!(default_path_for(&root, Some(dir.path().as_os_str())).unwrap(), Path::new("/run/ocikit"));
+        let rootless = Caller::detect(euid, Some("done".as_ref()), None, None);
+        assert_eq!(default_path_for(&rootless, Some(dir.path().as_os_str())).unwrap(), dir.path().join("ocikit"));
+        let unset = default_path_for(&rootless, None);
+        assert!(matches!(unset, Err(Error::RuntimeDir { path: None, .. })), "{unset:?}");
     }
 }
