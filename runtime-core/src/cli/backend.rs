@@ -187,7 +187,6 @@ impl CliBackend {
             let reason = "it is served by a monitor (conmon), not by the runtime".to_owned();
             return Err(Error::Unsupported { backend: self.name().to_owned(), feature: option.to_owned(), reason });
         }
-        check_bundle(id, bundle).await?;
         let scratch = scratch("create-")?;
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
         let args = match launch {
@@ -195,7 +194,8 @@ impl CliBackend {
             Launch::Run => self.dialect().run_args(id, bundle, &pid_file, &opts),
         };
         let args = self.argv(args)?;
-        self.run_creating(id, args, &pid_file, opts.stdio, opts.preserve_fds, opts.timeout).await
+        let created = self.run_creating(id, args, &pid_file, opts.stdio, opts.preserve_fds, opts.timeout).await;
+        typing_bundle_refusals(created, id, bundle).await
     }
 
     /// Runs a call that makes a container (create, run, restore) with the container's stdio and
@@ -365,26 +365,31 @@ fn temp_file(prefix: &str) -> Result<tempfile::NamedTempFile> {
     tempfile::Builder::new().prefix(prefix).tempfile().map_err(|err| Error::io("creating a temp file", err))
 }
 
-/// Refuses a bundle whose `config.json` is missing or is no JSON document before the runtime
-/// runs. Each runtime words that refusal its own way (crun 1.8.1 the same for both), so its
-/// answer could not be typed without guessing.
-async fn check_bundle(id: &ContainerId, bundle: &Path) -> Result<()> {
+/// A runtime's refusal of a bundle whose `config.json` is missing or is no JSON document, typed
+/// (`NotFound`, `InvalidArgument`): each runtime words that refusal its own way (crun 1.8.1 the
+/// same for both), so its answer alone could not be typed without guessing. The bundle is looked
+/// at only after the runtime failed, so a call that works pays nothing for it; any other outcome
+/// is returned as it came.
+async fn typing_bundle_refusals(outcome: Result<Created>, id: &ContainerId, bundle: &Path) -> Result<Created> {
+    let Err(failed @ Error::RuntimeFailed(_)) = outcome else { return outcome };
     let (id, config) = (id.clone(), bundle.join("config.json"));
-    off_executor("reading the bundle's config.json", move || match std::fs::read(&config) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound {
-            id: Some(id),
-            evidence: Existence::Seen { what: "the bundle's config.json".to_owned(), path: config },
-        }),
-        Err(err) => Err(Error::io(format!("reading {}", config.display()), err)),
-        Ok(bytes) => match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
-            Ok(_) => Ok(()),
-            Err(err) => Err(Error::InvalidArgument {
-                option: "bundle".to_owned(),
-                reason: format!("{} is not a JSON document: {err}", config.display()),
+    let refusal = off_executor("reading the bundle's config.json", move || {
+        Ok(match std::fs::read(&config) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some(Error::NotFound {
+                id: Some(id),
+                evidence: Existence::Seen { what: "the bundle's config.json".to_owned(), path: config },
             }),
-        },
+            Err(_) => None,
+            Ok(bytes) => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).err().map(|err| Error::InvalidArgument {
+                    option: "bundle".to_owned(),
+                    reason: format!("{} is not a JSON document: {err}", config.display()),
+                })
+            }
+        })
     })
-    .await
+    .await;
+    Err(refusal.ok().flatten().unwrap_or(failed))
 }
 
 fn read_pid_file(path: &Path) -> Result<u32> {
@@ -598,11 +603,11 @@ impl OciBackend for CliBackend {
             self.require("restore --lazy-pages", &features.lazy_pages)?;
         }
         self.check_host()?;
-        check_bundle(id, bundle).await?;
         let scratch = scratch("restore-")?;
         let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
         let args = self.argv(self.dialect().restore_args(id, bundle, &pid_file, &opts))?;
-        self.run_creating(id, args, &pid_file, opts.stdio, Vec::new(), opts.timeout).await
+        let restored = self.run_creating(id, args, &pid_file, opts.stdio, Vec::new(), opts.timeout).await;
+        typing_bundle_refusals(restored, id, bundle).await
     }
 
     async fn restore_option_args(&self, opts: &RestoreOptions) -> Result<Vec<OsString>> {
