@@ -792,7 +792,7 @@ fn measure(
     };
     let tag = format!("bench-{}-{}", std::process::id(), subject.name);
 
-    if let Err(error) = raw.lifecycle(&format!("{tag}-probe"), bundles.lifecycle.path()) {
+    if let Err(error) = raw.lifecycle(&format!("{tag}-probe"), bundles.lifecycle.path(), true) {
         return Ok(if subject.may_skip {
             Outcome::Skipped(format!("its first raw lifecycle failed: {error:#}"))
         } else {

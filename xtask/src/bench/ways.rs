@@ -176,18 +176,22 @@ impl Raw {
         })
     }
 
-    /// `create` with the container's stdin and stdout as given (else `/dev/null`) and its
-    /// stderr to a file (a pipe would stay open as long as the container): what the runtime
-    /// said when it failed. The streams are closed here when it returns, so the container holds
-    /// the only copies the bench gave away.
+    /// `create` with the container's stdin and stdout as given (else `/dev/null`). Its stderr
+    /// goes to a file (a pipe would stay open as long as the container) where what the runtime
+    /// says on a failure is read: when it may be one of the runtime's transient failures, or
+    /// when `explain` asks for it; otherwise to `/dev/null`, which, unlike a file of the host
+    /// outside the container's mounts, CRIU can checkpoint. The streams are closed here when it
+    /// returns, so the container holds the only copies the bench gave away.
     fn create(
         &self,
         id: &str,
         bundle: &Path,
         stdin: Option<PipeReader>,
         stdout: Option<PipeWriter>,
+        explain: bool,
     ) -> anyhow::Result<()> {
-        let stderr_file = self.stderr_dir.join(format!("{id}.create-stderr"));
+        let stderr_file =
+            (explain || !self.transient.is_empty()).then(|| self.stderr_dir.join(format!("{id}.create-stderr")));
         retrying(&self.transient, &self.retries, || {
             let mut create = self.command();
             create.arg("create").arg("--bundle").arg(bundle).arg(id);
@@ -198,10 +202,14 @@ impl Raw {
                 Some(stdout) => create.stdout(stdout.try_clone().context("duplicating the container's stdout")?),
                 None => create.stdout(Stdio::null()),
             };
-            create.stderr(std::fs::File::create(&stderr_file).context("creating the stderr file")?);
+            match &stderr_file {
+                Some(path) => create.stderr(std::fs::File::create(path).context("creating the stderr file")?),
+                None => create.stderr(Stdio::null()),
+            };
             let status = create.status().with_context(|| format!("cannot run {create:?}"))?;
             if !status.success() {
-                let said = std::fs::read_to_string(&stderr_file).unwrap_or_default().trim().to_owned();
+                let read = |path| std::fs::read_to_string(path).unwrap_or_default();
+                let said = stderr_file.as_ref().map(read).unwrap_or_default().trim().to_owned();
                 return Err(Failed { error: anyhow::anyhow!("{create:?}: {status}: {said}"), said });
             }
             Ok(())
@@ -224,10 +232,11 @@ impl Raw {
         }
     }
 
-    /// create, start, poll `state` until stopped, delete.
-    pub(super) fn lifecycle(&self, id: &str, bundle: &Path) -> anyhow::Result<()> {
+    /// create, start, poll `state` until stopped, delete; what `create` says on a failure is
+    /// kept when `explain` asks for it.
+    pub(super) fn lifecycle(&self, id: &str, bundle: &Path, explain: bool) -> anyhow::Result<()> {
         let leftover = Leftover::new(self, id);
-        self.create(id, bundle, None, None)?;
+        self.create(id, bundle, None, None, explain)?;
         self.call(&["start", id])?;
         self.wait_stopped(id)?;
         self.call(&["delete", id])?;
@@ -251,7 +260,7 @@ impl Raw {
     /// other, with the images in `images`.
     fn checkpoint_restore(&self, id: &str, bundle: &Path, images: &Path) -> anyhow::Result<f64> {
         let leftover = Leftover::new(self, id);
-        self.create(id, bundle, None, None)?;
+        self.create(id, bundle, None, None, false)?;
         self.call(&["start", id])?;
         let started = Instant::now();
         let image_path = images.as_os_str();
@@ -273,7 +282,7 @@ impl Raw {
     fn exit_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<f64> {
         let leftover = Leftover::new(self, id);
         let (stdin, hang_up) = std::io::pipe().context("creating the stdin pipe")?;
-        self.create(id, bundle, Some(stdin), None)?;
+        self.create(id, bundle, Some(stdin), None, false)?;
         self.call(&["start", id])?;
         let hung_up = Instant::now();
         drop(hang_up);
@@ -289,7 +298,7 @@ impl Raw {
     fn stop_latency(&self, tokio: &tokio::runtime::Runtime, id: &str, bundle: &Path) -> anyhow::Result<StopTimes> {
         let leftover = Leftover::new(self, id);
         let (ready, says_ready) = std::io::pipe().context("creating the stdout pipe")?;
-        self.create(id, bundle, None, Some(says_ready))?;
+        self.create(id, bundle, None, Some(says_ready), false)?;
         self.call(&["start", id])?;
         tokio.block_on(until_ready(ready))?;
         let signalled = Instant::now();
@@ -416,7 +425,7 @@ pub(super) struct Drivers<'a> {
 
 impl Drivers<'_> {
     pub(super) fn raw_lifecycle(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
-        timed(|| self.raw.lifecycle(id, bundle))
+        timed(|| self.raw.lifecycle(id, bundle, false))
     }
 
     pub(super) fn raw_exit_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
