@@ -87,13 +87,20 @@ impl RuntimeFamily for Youki {
     fn transient_failures(&self) -> Vec<String> {
         // youki re-executes itself from a sealed memfd copy before anything else; sealing it
         // sometimes fails with EBUSY while the kernel still holds the copy's pages (seen for
-        // `--version` and `state` under load), and the next attempt goes through.
-        vec![TRANSIENT_SEAL_FAILURE.to_owned()]
+        // `--version` and `state` under load), and the next attempt goes through. Every command
+        // on a container then loads its `state.json`, which other youki calls on it rewrite in
+        // place (truncated, then written): a load that meets the file half written fails before
+        // the command does anything (seen for `state` under a hundred concurrent lifecycles).
+        vec![TRANSIENT_SEAL_FAILURE.to_owned(), TRANSIENT_STATE_LOAD_FAILURE.to_owned()]
     }
 }
 
 /// How youki 0.7 says it could not seal its own copy (then "Device or resource busy").
 pub const TRANSIENT_SEAL_FAILURE: &str = "failed to seal /proc/self/exe";
+
+/// How youki 0.7 says the state file of a container whose directory exists could not be read
+/// (then the container's id and the cause); a container without one "does not exist".
+pub const TRANSIENT_STATE_LOAD_FAILURE: &str = "could not load state for container";
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,7 @@
 //! youki 0.7 sometimes fails before doing anything, when sealing its own memfd copy meets EBUSY
-//! ("failed to seal /proc/self/exe"): such a call is run once more, and only such a call.
+//! ("failed to seal /proc/self/exe") or when the container's state file it loads is being
+//! rewritten by another youki call ("could not load state for container"): such a call is run
+//! once more, and only such a call.
 //! A script stands in for youki, failing each command's first run in youki's own words.
 
 use std::os::unix::fs::PermissionsExt;
@@ -42,6 +44,10 @@ fn runs(dir: &Path) -> Vec<String> {
 /// /proc/self/exe")`), printed before the cause as above.
 const YOUKI_SEAL_FAILURE: &str = "failed to seal /proc/self/exe";
 
+/// youki 0.7.0's words when a container's directory exists but its `state.json` does not load
+/// (`src/commands/mod.rs`, `load_container`: "could not load state for container {id}").
+const YOUKI_STATE_LOAD_FAILURE: &str = "could not load state for container c1";
+
 #[tokio::test]
 async fn a_call_that_fails_to_seal_youkis_copy_is_run_once_more() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,7 +70,18 @@ async fn another_failure_is_not_run_again() {
 }
 
 #[tokio::test]
-async fn only_the_failure_to_seal_is_transient_when_another_program_relays_it() {
+async fn a_state_file_met_half_written_is_read_once_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = flaky_youki(dir.path(), YOUKI_STATE_LOAD_FAILURE);
+    let config = RuntimeConfig::default().binary(&binary).root(dir.path().join("root"));
+    let youki = Youki::connect(config).await.expect("the second --version answers");
+    let state = youki.state(&ContainerId::new("c1").unwrap()).await;
+    assert!(matches!(state, Err(Error::NotFound { .. })), "the second state answers: {state:?}");
+    assert_eq!(runs(dir.path()), ["--version", "--version", "state", "state"]);
+}
+
+#[tokio::test]
+async fn only_youkis_transient_failures_are_transient_when_another_program_relays_them() {
     let dir = tempfile::tempdir().unwrap();
     let binary = flaky_youki(dir.path(), YOUKI_SEAL_FAILURE);
     let config = RuntimeConfig::default().binary(&binary).root(dir.path().join("root"));
@@ -74,5 +91,7 @@ async fn only_the_failure_to_seal_is_transient_when_another_program_relays_it() 
         |message: &str| Failure { argv: vec!["conmon".into()], status: Exit::Unknown, message: message.into() };
     let sealed = format!("Error: {YOUKI_SEAL_FAILURE}\n\nCaused by:\n    Device or resource busy (os error 16)\n");
     assert!(youki.is_transient(&relayed(&sealed)));
+    let half_written = format!("Error: {YOUKI_STATE_LOAD_FAILURE}\n\nCaused by:\n    EOF while parsing a value\n");
+    assert!(youki.is_transient(&relayed(&half_written)));
     assert!(!youki.is_transient(&relayed("Error: container c1 does not exist\n")));
 }

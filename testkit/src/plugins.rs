@@ -21,10 +21,15 @@ pub fn plugin_subject(label: impl Into<String>, library: PathBuf) -> crate::conf
     use crate::conformance::{Connector, Setup, Subject};
     let connect: Connector = std::sync::Arc::new(move |config| {
         let library = library.clone();
-        Box::pin(async move {
-            let plugin = runtime_core::plugin::BackendPlugin::open(&library)?;
-            plugin.connect(config).await
-        })
+        Box::pin(async move { connect(&library, config).await })
     });
     Subject::custom(label, Setup::Fake(crate::fake::Flavour::Runc), connect)
+}
+
+/// The backend of the plugin `library`, connected with `config`.
+pub async fn connect(
+    library: &std::path::Path,
+    config: runtime_core::RuntimeConfig,
+) -> runtime_core::Result<Box<dyn runtime_core::OciBackend>> {
+    runtime_core::plugin::BackendPlugin::open(library)?.connect(config).await
 }

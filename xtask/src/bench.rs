@@ -60,9 +60,9 @@
 //! measures 3 iterations and one batch of 10, for CI.
 //!
 //! The library is timed as users ship it: built with optimisations. `cargo xtask` runs a debug
-//! build of this crate, so an unoptimised bench does not measure; it runs itself again through
-//! `cargo run --release` (the fake runtime is built in release too), and the report states the
-//! profile and optimisation level it was built with.
+//! build of this crate, so an unoptimised bench does not measure; it builds itself and the fake
+//! runtime with optimisations (one cargo invocation, so their dependencies build once), runs that
+//! build, and the report states the profile and optimisation level it was built with.
 //!
 //! Each container has a fresh id under a private `--root` (and the engine a private state root),
 //! so nothing depends on state left by another iteration or by other users of the runtime.
@@ -82,6 +82,13 @@
 //! kept, since it is how long the engine took to answer, and the run is listed under the figures
 //! (and in the JSON), so a wrong answer never hides behind a good time.
 //!
+//! The raw CLI copes with the runtime as a script would have to: a call that fails with one of
+//! the runtime's transient failures (the backend's own list: youki 0.7 now and then fails to
+//! seal its copy of itself, or loads a container's state file while another call rewrites it) is
+//! run again, three times in all at most; the calls run again are counted by workload and way
+//! and by the runtime's words, and reported beside the figures. Any other failure fails the
+//! run as before.
+//!
 //! Every container is force-deleted if its sequence fails, and every temp directory (bundles,
 //! state roots) is removed when the runtime's measurement ends.
 
@@ -91,12 +98,12 @@ mod throughput;
 mod ways;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use conmon_driver::ConmonMonitor;
-use runtime_core::{CliBackend, DirectMonitor, Engine, OciBackend, RuntimeConfig, StateRoot};
+use runtime_core::{CliBackend, DirectMonitor, Engine, OciBackend, RuntimeConfig, RuntimeFamily, StateRoot};
 use serde_json::json;
 
 use testkit::bundle::{Bundle, BundleBuilder, Rootfs};
@@ -105,7 +112,7 @@ use testkit::gate::Gate;
 
 use crate::{cargo, run_command};
 use conmon::{Podman, RawConmon};
-use ways::{ConmonWays, Drivers, EXIT_ON_EOF, EXIT_ON_TERM, Raw, Sample};
+use ways::{ConmonWays, Drivers, EXIT_ON_EOF, EXIT_ON_TERM, Raw, Retries, Sample};
 
 /// The profile and optimisation level this build of xtask was compiled with (see `build.rs`).
 const BUILD_PROFILE: &str = env!("XTASK_BUILD_PROFILE");
@@ -436,14 +443,16 @@ const TARGETS: &[TargetSpec] = &[
     },
 ];
 
-/// The samples of one way of one workload, in milliseconds, in the order they ran, and the
-/// iterations whose container the engine said ended otherwise than expected.
+/// The samples of one way of one workload, in milliseconds, in the order they ran, the
+/// iterations whose container the engine said ended otherwise than expected, and how many raw
+/// CLI calls were run again after a transient failure in them.
 #[derive(Debug, Clone, PartialEq)]
 struct Series {
     workload: Workload,
     way: Way,
     samples: Vec<f64>,
     unexpected: Vec<String>,
+    retries: usize,
 }
 
 /// Which backend constructor drives a runtime.
@@ -455,6 +464,15 @@ enum Family {
 }
 
 impl Family {
+    /// The runtime's failures that a call may meet before it does anything and not meet again.
+    fn transient_failures(self) -> Vec<String> {
+        match self {
+            Family::Runc => backend_runc::Runc.transient_failures(),
+            Family::Crun => backend_crun::Crun::default().transient_failures(),
+            Family::Youki => backend_youki::Youki.transient_failures(),
+        }
+    }
+
     async fn connect(self, config: RuntimeConfig) -> runtime_core::Result<CliBackend> {
         match self {
             Family::Runc => backend_runc::Runc::connect(config).await,
@@ -490,6 +508,9 @@ struct Measured {
     processes_left: Vec<census::LeftProcess>,
     /// The optional ways left out with this runtime, each with why.
     left_out: Vec<String>,
+    /// The raw CLI calls run again after a transient failure over the whole run (the first
+    /// lifecycle and the warm-ups included), by the runtime's words.
+    retries: std::collections::BTreeMap<String, usize>,
 }
 
 /// Resident sizes, in KiB.
@@ -532,7 +553,7 @@ pub fn run(settings: Settings, quick: bool, json_path: Option<&Path>) -> anyhow:
         return run_optimised(settings, quick, json_path);
     }
     let iterations = settings.iterations;
-    let fake = build_fake()?;
+    let fake = build_release("fake-oci")?;
     let tokio =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("building a tokio runtime")?;
 
@@ -547,16 +568,16 @@ pub fn run(settings: Settings, quick: bool, json_path: Option<&Path>) -> anyhow:
                 rootfs: Rootfs::Empty,
                 may_skip: false,
             },
-            Ok(()),
+            None,
         ),
         real_subject("runc", Family::Runc),
         real_subject("crun", Family::Crun),
         real_subject("youki", Family::Youki),
     ];
-    for (subject, available) in subjects {
-        let outcome = match available {
-            Err(reason) => Outcome::Skipped(reason),
-            Ok(()) => {
+    for (subject, unavailable) in subjects {
+        let outcome = match unavailable {
+            Some(outcome) => outcome,
+            None => {
                 eprintln!("xtask: bench: {} ({iterations} iterations after {WARM_UP} warm-ups)", subject.name);
                 measure(&tokio, &subject, &fake, settings).unwrap_or_else(|error| Outcome::Failed(format!("{error:#}")))
             }
@@ -584,8 +605,8 @@ fn run_optimised(settings: Settings, quick: bool, json_path: Option<&Path>) -> a
         bail!("the release profile builds xtask with opt-level 0; the bench only times optimised code");
     }
     eprintln!("xtask: bench: this xtask is unoptimised ({BUILD_PROFILE} profile); running it from a release build");
-    let mut release = cargo(["run", "--quiet", "--release", "--package", "xtask", "--", "bench"]);
-    release.env(REINVOKED, "1");
+    let mut release = Command::new(build_release("xtask")?);
+    release.arg("bench").env(REINVOKED, "1");
     if quick {
         release.arg("--quick");
     } else {
@@ -598,23 +619,41 @@ fn run_optimised(settings: Settings, quick: bool, json_path: Option<&Path>) -> a
     run_command(&mut release)
 }
 
-/// A real runtime, or why it cannot be measured here (the test gate's verdict).
-fn real_subject(name: &'static str, family: Family) -> (Subject, Result<(), String>) {
-    let (binary, available) = match testkit::gate::real_runtime(name, &[]) {
-        Gate::Open(real) => (Some(real.binary), Ok(())),
-        Gate::Skip(reason) | Gate::Fail(reason) => (None, Err(reason)),
+/// A real runtime, with what measuring it comes to when the test gate keeps it out: skipped,
+/// or failed when `REQUIRE_REAL_RUNTIMES` names it.
+fn real_subject(name: &'static str, family: Family) -> (Subject, Option<Outcome>) {
+    let (binary, unavailable) = match testkit::gate::real_runtime(name, &[]) {
+        Gate::Open(real) => (Some(real.binary), None),
+        Gate::Skip(reason) => (None, Some(Outcome::Skipped(reason))),
+        Gate::Fail(reason) => (None, Some(Outcome::Failed(reason))),
     };
-    (Subject { name, binary, family, args: &["/bin/true"], rootfs: Rootfs::Busybox, may_skip: true }, available)
+    (Subject { name, binary, family, args: &["/bin/true"], rootfs: Rootfs::Busybox, may_skip: true }, unavailable)
 }
 
-/// Builds `fake-oci` with optimisations, like the library it is measured with, and returns its path.
-fn build_fake() -> anyhow::Result<PathBuf> {
-    run_command(&mut cargo(["build", "--release", "-p", "testkit", "--bin", "fake-oci"]))?;
-    let fake = target_dir()?.join("release").join("fake-oci");
-    if !fake.is_file() {
-        bail!("{} is missing after building it", fake.display());
+/// Builds xtask and `fake-oci` with optimisations, in one cargo invocation so that their
+/// dependencies are built once with the features of both (apart, each would build them again
+/// with its own), and returns the path of `binary`, one of the two. The bench runs the release
+/// xtask (the library as users ship it) and measures the release `fake-oci` beside the real
+/// runtimes.
+fn build_release(binary: &str) -> anyhow::Result<PathBuf> {
+    run_command(&mut cargo([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "xtask",
+        "-p",
+        "testkit",
+        "--bin",
+        "xtask",
+        "--bin",
+        "fake-oci",
+    ]))?;
+    let built = target_dir()?.join("release").join(binary);
+    if !built.is_file() {
+        bail!("{} is missing after building it", built.display());
     }
-    Ok(fake)
+    Ok(built)
 }
 
 /// The workspace's target directory, as cargo resolves it (`CARGO_TARGET_DIR`, config, default).
@@ -760,11 +799,16 @@ fn measure(
         (None, None) => bail!("{} has neither a binary nor a fake", subject.name),
     };
     let bundles = Bundles::build(subject)?;
-    let raw = Raw { binary, root: work.path().join("root") };
+    let raw = Raw {
+        binary,
+        root: work.path().join("root"),
+        stderr_dir: work.path().to_path_buf(),
+        transient: subject.family.transient_failures(),
+        retries: Retries::default(),
+    };
     let tag = format!("bench-{}-{}", std::process::id(), subject.name);
 
-    let capture = work.path().join("create-stderr");
-    if let Err(error) = raw.lifecycle(&format!("{tag}-probe"), bundles.lifecycle.path(), Some(&capture)) {
+    if let Err(error) = raw.lifecycle(&format!("{tag}-probe"), bundles.lifecycle.path(), true) {
         return Ok(if subject.may_skip {
             Outcome::Skipped(format!("its first raw lifecycle failed: {error:#}"))
         } else {
@@ -821,6 +865,7 @@ fn measure(
                 way,
                 samples: Vec::with_capacity(iterations),
                 unexpected: Vec::new(),
+                retries: 0,
             })
         })
         .collect();
@@ -837,11 +882,13 @@ fn measure(
             }
             for way in rotated(ways, round) {
                 let id = format!("{tag}-{}-{}-{}-{round}", workload.key(), way.key(), way.monitor());
+                let retried_before = drivers.raw.retries.total();
                 let sample = drive(&drivers, &bundles, settings, *workload, way, &id)
                     .with_context(|| format!("{} {}, {stage} {n}", way.label(), workload.key()))?;
                 if !warming {
                     let series = measured.iter_mut().find(|series| (series.workload, series.way) == (*workload, way));
                     let series = series.context("a way outside the plan")?;
+                    series.retries += drivers.raw.retries.total() - retried_before;
                     series.samples.push(sample.ms);
                     series.unexpected.extend(sample.unexpected.map(|what| format!("{stage} {n}: {what}")));
                 }
@@ -867,7 +914,8 @@ fn measure(
         &[work.path(), bundles.lifecycle.path(), bundles.exit.path(), bundles.stop.path()],
     );
     drop((work, bundles, fake_runtime));
-    Ok(Outcome::Measured(Measured { series: measured, memory, processes_left, left_out }))
+    let retries = raw.retries.by_words();
+    Ok(Outcome::Measured(Measured { series: measured, memory, processes_left, left_out, retries }))
 }
 
 /// The conmon ways over a real runtime, if conmon passes the test gate and a first lifecycle
@@ -1067,6 +1115,14 @@ fn print_table(results: &[(&str, Outcome)], settings: Settings) {
                 series.unexpected[0]
             );
         }
+        for series in measured.series.iter().filter(|series| series.retries > 0) {
+            println!(
+                "{name} {} {}: {} raw CLI call(s) run again after a transient failure of the runtime",
+                series.workload.key(),
+                series.way.label(),
+                series.retries
+            );
+        }
     }
     println!();
     println!("{:<10} {:<18} {:<44}  {:>6} {:>6}", "runtime", "workload", "ratio (monitor)", "median", "p95");
@@ -1099,25 +1155,37 @@ fn print_table(results: &[(&str, Outcome)], settings: Settings) {
     }
     println!();
     println!(
-        "{:<10} {:>24} {:>16} {:>18} {:>16}",
+        "{:<10} {:>24} {:>16} {:>18} {:>16}  raw CLI calls run again after a transient failure",
         "runtime", "live conmon VmRSS (KiB)", "bench peak (KiB)", "bench growth (KiB)", "processes left"
     );
     for (name, outcome) in results {
-        let Outcome::Measured(Measured { memory, processes_left, .. }) = outcome else { continue };
+        let Outcome::Measured(Measured { memory, processes_left, retries, .. }) = outcome else { continue };
         let conmon = match conmon_rss_median(memory) {
             Some(median) => format!("{median:.0} (median of {})", memory.conmon_rss_kib.len()),
             None => "-".to_owned(),
         };
         println!(
-            "{name:<10} {conmon:>24} {:>16} {:>+18} {:>16}",
+            "{name:<10} {conmon:>24} {:>16} {:>+18} {:>16}  {}",
             memory.bench_peak_kib,
             memory.growth_kib(),
-            processes_left.len()
+            processes_left.len(),
+            describe_retries(retries)
         );
         for left in processes_left {
             println!("{name:<10} left: pid {} ({}): {}", left.pid, left.name, left.why);
         }
     }
+}
+
+/// The raw calls run again, in all and by the runtime's words: `0`, or `3 (could not load
+/// state for container: 2; failed to seal /proc/self/exe: 1)`.
+fn describe_retries(retries: &std::collections::BTreeMap<String, usize>) -> String {
+    let total: usize = retries.values().sum();
+    if total == 0 {
+        return "0".to_owned();
+    }
+    let by_words: Vec<String> = retries.iter().map(|(words, count)| format!("{words}: {count}")).collect();
+    format!("{total} ({})", by_words.join("; "))
 }
 
 /// The median resident size of the conmons read, if any were.
@@ -1138,9 +1206,12 @@ fn report(results: &[(&str, Outcome)], settings: Settings) -> serde_json::Value 
     let mut left_figures = Vec::new();
     for (name, outcome) in results {
         runtimes.push(match outcome {
-            Outcome::Measured(measured) => {
-                json!({ "runtime": name, "outcome": "measured", "left_out": measured.left_out })
-            }
+            Outcome::Measured(measured) => json!({
+                "runtime": name,
+                "outcome": "measured",
+                "left_out": measured.left_out,
+                "raw_cli_retries": measured.retries,
+            }),
             Outcome::Skipped(reason) => json!({ "runtime": name, "outcome": "skipped", "reason": reason }),
             Outcome::Failed(error) => json!({ "runtime": name, "outcome": "failed", "error": error }),
         });
@@ -1175,6 +1246,7 @@ fn report(results: &[(&str, Outcome)], settings: Settings) -> serde_json::Value 
                 "p95_ms": summary.p95,
                 "samples_ms": series.samples,
                 "unexpected_ends": series.unexpected,
+                "raw_cli_retries": series.retries,
             });
             if let Some(parallel) = series.workload.parallelism(settings.throughput_containers) {
                 figure["containers"] = json!(settings.throughput_containers);
@@ -1232,6 +1304,9 @@ fn report(results: &[(&str, Outcome)], settings: Settings) -> serde_json::Value 
                       from after the warm-ups to the end, of the bench process, which holds the engines",
         "memory": memory_figures,
         "processes_left": left_figures,
+        "raw_cli_retries_are": "raw CLI calls run again after failing with one of the runtime's transient failures \
+                                (its backend's list), three attempts at most: by runtime and the runtime's words \
+                                over the whole run, and by figure over its measured iterations",
     })
 }
 
@@ -1256,14 +1331,19 @@ mod tests {
         let engine: Vec<f64> = raw.iter().map(|ms| ms * 2.0).collect();
         let engine_run: Vec<f64> = raw.iter().map(|ms| ms / 2.0).collect();
         let exit: Vec<f64> = vec![3.0, 1.0, 2.0];
-        let series =
-            |workload, way, samples: &[f64]| Series { workload, way, samples: samples.to_vec(), unexpected: vec![] };
+        let series = |workload, way, samples: &[f64]| Series {
+            workload,
+            way,
+            samples: samples.to_vec(),
+            unexpected: vec![],
+            retries: 0,
+        };
         let results = [
             (
                 "runc",
                 Outcome::Measured(Measured {
                     series: vec![
-                        series(Workload::Lifecycle, Way::RawCli, &raw),
+                        Series { retries: 2, ..series(Workload::Lifecycle, Way::RawCli, &raw) },
                         series(Workload::Lifecycle, Way::Engine, &engine),
                         series(Workload::Lifecycle, Way::EngineRun, &engine_run),
                         Series {
@@ -1283,6 +1363,7 @@ mod tests {
                         why: "lives in a bundle or work directory of the bench",
                     }],
                     left_out: vec!["podman run: podman is not in PATH".into()],
+                    retries: [("could not load state for container".to_owned(), 3)].into(),
                 }),
             ),
             ("crun", Outcome::Skipped("crun is not in PATH".into())),
@@ -1294,7 +1375,12 @@ mod tests {
         assert_eq!(
             report["runtimes"],
             json!([
-                { "runtime": "runc", "outcome": "measured", "left_out": ["podman run: podman is not in PATH"] },
+                {
+                    "runtime": "runc",
+                    "outcome": "measured",
+                    "left_out": ["podman run: podman is not in PATH"],
+                    "raw_cli_retries": { "could not load state for container": 3 },
+                },
                 { "runtime": "crun", "outcome": "skipped", "reason": "crun is not in PATH" },
             ])
         );
@@ -1337,6 +1423,7 @@ mod tests {
         assert_eq!(figures[3]["samples_ms"], json!([3.0, 1.0, 2.0]), "samples stay in the order they ran");
         assert_eq!(figures[0]["unexpected_ends"], json!([]));
         assert_eq!(figures[3]["unexpected_ends"], json!(["iteration 4: ended, but how was not seen"]));
+        assert_eq!([&figures[0]["raw_cli_retries"], &figures[1]["raw_cli_retries"]], [&json!(2), &json!(0)]);
 
         // Only the ratios whose two ways were measured: the exit latency has no raw baseline here.
         let ratios = report["ratios"].as_array().unwrap();
@@ -1387,6 +1474,7 @@ mod tests {
             way,
             samples: vec![ms, ms + 1000.0, ms - 1000.0],
             unexpected: vec![],
+            retries: 0,
         };
         let results = [(
             "crun",
@@ -1430,8 +1518,13 @@ mod tests {
 
     #[test]
     fn the_stop_is_judged_against_the_raw_kill_plus_five_milliseconds() {
-        let series =
-            |way, ms: f64| Series { workload: Workload::StopLatency, way, samples: vec![ms; 3], unexpected: vec![] };
+        let series = |way, ms: f64| Series {
+            workload: Workload::StopLatency,
+            way,
+            samples: vec![ms; 3],
+            unexpected: vec![],
+            retries: 0,
+        };
         let measured = [series(Way::RawCli, 12.0), series(Way::RawKill, 6.0), series(Way::Engine, 10.0)];
         let verdicts = verdicts(&measured);
         let [stop] = verdicts.as_slice() else { panic!("{verdicts:?}") };
@@ -1522,8 +1615,13 @@ mod tests {
 
     #[test]
     fn the_engine_through_conmon_is_judged_against_raw_conmon_and_podman() {
-        let series =
-            |way, ms: f64| Series { workload: Workload::Lifecycle, way, samples: vec![ms; 3], unexpected: vec![] };
+        let series = |way, ms: f64| Series {
+            workload: Workload::Lifecycle,
+            way,
+            samples: vec![ms; 3],
+            unexpected: vec![],
+            retries: 0,
+        };
         // 104 / 100 is within 1.05 of raw conmon; 104 / 250 = 0.416 is short of 2.5 times podman.
         let measured = [series(Way::RawConmon, 100.0), series(Way::EngineConmon, 104.0), series(Way::Podman, 250.0)];
         let verdicts: Vec<(Option<Way>, Bound, bool)> = verdicts(&measured)
@@ -1543,6 +1641,17 @@ mod tests {
             "every conmon way is reported under the conmon monitor"
         );
         assert_eq!((Way::EngineConmon.key(), Way::Engine.key()), ("engine", "engine"), "told apart by monitor only");
+    }
+
+    #[test]
+    fn retries_are_told_in_all_and_by_the_runtime_s_words() {
+        assert_eq!(describe_retries(&Default::default()), "0");
+        let retries =
+            [("failed to seal /proc/self/exe".to_owned(), 1), ("could not load state for container".to_owned(), 2)];
+        assert_eq!(
+            describe_retries(&retries.into()),
+            "3 (could not load state for container: 2; failed to seal /proc/self/exe: 1)"
+        );
     }
 
     #[test]

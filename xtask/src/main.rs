@@ -9,12 +9,13 @@
 //!   (`--quick` for CI).
 //! - `bundle`: an OCI bundle (busybox root filesystem and `config.json`) in a directory, written
 //!   by the builder the tests use.
-//! - `ci`: what `.ci/run` does: the matrix on the host as found (a fresh clone must pass it before
-//!   anything is installed), setup, then the test suite with the real runtimes, conmon and CRIU
-//!   required.
+//! - `ci`: what `.ci/run` does (see [`ci`]): the matrix on the host as found, setup, then with
+//!   the real runtimes, conmon, CRIU and the rootless user required the matrix, the test suite
+//!   and the bench's quick run.
 
 mod bench;
 mod bundle;
+mod ci;
 mod matrix;
 mod setup;
 
@@ -63,18 +64,13 @@ enum Task {
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
     },
-    /// The matrix on the host as found, setup, then the test suite with every real runtime the
-    /// code drives required.
+    /// What `.ci/run` does: the matrix on the host as found, setup, then with every real runtime
+    /// the code drives required the matrix, the test suite and `bench --quick`.
     Ci,
     /// Write an OCI bundle into DIR (missing or empty): a static busybox root filesystem and a
     /// config.json that runs CMD.
     Bundle(bundle::BundleArgs),
 }
-
-/// The real runtimes the landed code drives, conmon (the monitor that lets containers outlive
-/// the caller), CRIU, which checkpoint and restore need, and the unprivileged user setup makes
-/// for the rootless cases; `ci` requires them all, as `.ci/run` does.
-pub const DRIVEN_RUNTIMES: &str = "runc,crun,youki,conmon,criu,rootless";
 
 fn main() -> ExitCode {
     // This program is the fake runtimes and the fake conmon of the matrix it runs.
@@ -94,24 +90,14 @@ fn task(task: Task) -> anyhow::Result<ExitCode> {
     let done = |()| ExitCode::SUCCESS;
     match task {
         Task::Setup => setup::run().map(done),
-        Task::Test { cargo_test_args } => test(&cargo_test_args, None).map(done),
+        Task::Test { cargo_test_args } => test(&cargo_test_args).map(done),
         Task::Matrix(args) => matrix::run(&args).map(matrix::Finished::exit_code),
         Task::Bench { iterations, throughput, quick, json } => {
             let settings = if quick { bench::Settings::quick() } else { bench::Settings::full(iterations, throughput) };
             bench::run(settings, quick, json.as_deref()).map(done)
         }
         Task::Bundle(args) => bundle::run(&args).map(done),
-        Task::Ci => {
-            match matrix::run(&matrix::MatrixArgs::default())? {
-                matrix::Finished::SecondProcess(code) => return Ok(code),
-                matrix::Finished::Matrix(totals) if totals.failed > 0 => {
-                    bail!("the conformance matrix has {} failure(s)", totals.failed)
-                }
-                matrix::Finished::Matrix(_) => {}
-            }
-            setup::run()?;
-            test(&[], Some(DRIVEN_RUNTIMES)).map(done)
-        }
+        Task::Ci => ci::run().map(done),
     }
 }
 
@@ -141,41 +127,12 @@ fn lint() -> anyhow::Result<()> {
     run_command(&mut cargo(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
 }
 
-/// Lints, then runs every test; `required` overrides `REQUIRE_REAL_RUNTIMES` for the tests.
-fn test(extra: &[String], required: Option<&str>) -> anyhow::Result<()> {
+/// Lints, then runs every test.
+fn test(extra: &[String]) -> anyhow::Result<()> {
     lint()?;
     let mut test = cargo(["test", "--workspace"]);
-    if let Some(required) = required {
-        test.env("REQUIRE_REAL_RUNTIMES", required);
-    }
     if !extra.is_empty() {
         test.arg("--").args(extra);
     }
     run_command(&mut test)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use super::*;
-
-    /// The names `.ci/run` puts in `REQUIRE_REAL_RUNTIMES`.
-    fn required_by_ci_script() -> BTreeSet<String> {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/run");
-        let script = std::fs::read_to_string(&script).unwrap();
-        let assignments: Vec<&str> =
-            script.split_whitespace().filter_map(|word| word.strip_prefix("REQUIRE_REAL_RUNTIMES=")).collect();
-        assert_eq!(assignments.len(), 1, "one REQUIRE_REAL_RUNTIMES in .ci/run: {assignments:?}");
-        assignments[0].split(',').map(str::to_owned).collect()
-    }
-
-    #[test]
-    fn ci_requires_every_runtime_conmon_criu_and_the_rootless_user_in_the_script_and_in_xtask_alike() {
-        let expected: BTreeSet<String> =
-            ["runc", "crun", "youki", "conmon", "criu", "rootless"].into_iter().map(str::to_owned).collect();
-        assert_eq!(required_by_ci_script(), expected);
-        let by_xtask: BTreeSet<String> = DRIVEN_RUNTIMES.split(',').map(str::to_owned).collect();
-        assert_eq!(by_xtask, expected);
-    }
 }

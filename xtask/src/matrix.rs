@@ -28,12 +28,13 @@ use backend_runc::Runc;
 use backend_youki::Youki;
 use clap::{Args, ValueEnum};
 use comfy_table::{ContentArrangement, Table, presets};
+use conmon_driver::ConmonMonitor;
 use indicatif::{ProgressBar, ProgressStyle};
-use runtime_core::RuntimeFamily;
+use runtime_core::{CliBackend, Features, OciBackend, RuntimeConfig, RuntimeFamily, Support};
 use testkit::conformance::{
     CONMON, Cell, Monitor, Outcome, Planned, Subject, Totals, register, register_engine, run_as_second_process,
 };
-use testkit::fake::Flavour;
+use testkit::fake::{FakeRuntime, Flavour};
 use testkit::gate::{self, Gate};
 use testkit::harness::Suite;
 
@@ -57,9 +58,14 @@ pub struct MatrixArgs {
     /// Also hold this backend plugin (a cdylib) to the suite, over the fake runc; repeatable.
     #[arg(long = "plugin", value_name = "PATH")]
     plugins: Vec<PathBuf>,
-    /// Write every cell's outcome as JSON to this file.
+    /// Write every cell's outcome and each backend's feature probe as JSON to this file.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Write the report as GitHub markdown to this file: the run's date and the runtime
+    /// versions found, the summary, the cases table, skips, failures, deviations and feature
+    /// verdicts.
+    #[arg(long, value_name = "PATH")]
+    markdown: Option<PathBuf>,
 }
 
 /// A `--monitor` value.
@@ -107,13 +113,79 @@ fn real_families() -> Vec<Arc<dyn RuntimeFamily>> {
     vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
 }
 
-/// The subjects that are always there: each runtime's fake and the example plugin.
-fn fake_subjects() -> Vec<Subject> {
+/// A backend of the run: its subject for the suite, and how its features are probed.
+struct Backend {
+    subject: Subject,
+    kind: Kind,
+}
+
+/// Where a backend's runtime comes from, as its feature probe connects to it: the way its cells
+/// do.
+enum Kind {
+    /// A runtime family over its fake.
+    Fake(Flavour, Arc<dyn RuntimeFamily>),
+    /// A runtime family over the real runtime, through the gate.
+    Real(Arc<dyn RuntimeFamily>),
+    /// A backend plugin over the fake runc.
+    Plugin(PathBuf),
+}
+
+impl Backend {
+    fn fake(flavour: Flavour, family: Arc<dyn RuntimeFamily>) -> Self {
+        Backend { subject: Subject::fake(flavour, Arc::clone(&family)), kind: Kind::Fake(flavour, family) }
+    }
+
+    fn real(family: Arc<dyn RuntimeFamily>) -> Self {
+        Backend { subject: Subject::real(Arc::clone(&family)), kind: Kind::Real(family) }
+    }
+
+    fn plugin(label: String, library: PathBuf) -> Self {
+        Backend { subject: testkit::plugins::plugin_subject(label, library.clone()), kind: Kind::Plugin(library) }
+    }
+
+    fn label(&self) -> &str {
+        self.subject.label()
+    }
+
+    /// The fake this backend's runtime is, if it is one: a runtime family's own, or the fake
+    /// runc a plugin is handed.
+    fn fake_runtime(&self) -> anyhow::Result<Option<FakeRuntime>> {
+        Ok(match &self.kind {
+            Kind::Fake(flavour, _) => Some(FakeRuntime::new(*flavour)?),
+            Kind::Plugin(_) => Some(FakeRuntime::new(Flavour::Runc)?),
+            Kind::Real(_) => None,
+        })
+    }
+
+    /// The library's feature probe of this backend: its verdicts and their evidence.
+    async fn features(&self) -> anyhow::Result<Arc<Features>> {
+        // The fake (its binary, its CRIU) lives until the probe is done.
+        let fake = self.fake_runtime()?;
+        let config = match (&fake, &self.kind) {
+            (Some(fake), _) => fake.config(),
+            (None, Kind::Real(family)) => match gate::real_runtime(family.name(), &family.host_checks()) {
+                Gate::Open(real) => RuntimeConfig::default().binary(real.binary),
+                Gate::Skip(reason) | Gate::Fail(reason) => bail!("{reason}"),
+            },
+            (None, Kind::Fake(..) | Kind::Plugin(_)) => bail!("{} has no fake to probe", self.label()),
+        };
+        let backend: Box<dyn OciBackend> = match &self.kind {
+            Kind::Fake(_, family) | Kind::Real(family) => {
+                Box::new(CliBackend::connect(Arc::clone(family), config).await?)
+            }
+            Kind::Plugin(library) => testkit::plugins::connect(library, config).await?,
+        };
+        Ok(backend.features().await?)
+    }
+}
+
+/// The backends that are always there: each runtime's fake.
+fn fake_backends() -> Vec<Backend> {
     vec![
-        Subject::fake(Flavour::Runc, Arc::new(Runc)),
+        Backend::fake(Flavour::Runc, Arc::new(Runc)),
         // The fake uses no cgroups, so its host check reads an empty mount table.
-        Subject::fake(Flavour::Crun, Arc::new(Crun::with_mountinfo("/dev/null"))),
-        Subject::fake(Flavour::Youki, Arc::new(Youki)),
+        Backend::fake(Flavour::Crun, Arc::new(Crun::with_mountinfo("/dev/null"))),
+        Backend::fake(Flavour::Youki, Arc::new(Youki)),
     ]
 }
 
@@ -154,10 +226,10 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<Finished> {
     for (name, binary) in &args.runtime_paths {
         gate::use_binary(name, binary.clone());
     }
-    let mut subjects = fake_subjects();
-    subjects.push(testkit::plugins::plugin_subject("plugin-fake", example_plugin()?));
+    let mut backends = fake_backends();
+    backends.push(Backend::plugin("plugin-fake".to_owned(), example_plugin()?));
     for library in &args.plugins {
-        subjects.push(testkit::plugins::plugin_subject(plugin_label(library), library.clone()));
+        backends.push(Backend::plugin(plugin_label(library), library.clone()));
     }
     let mut missing = Vec::new();
     let mut real = BTreeSet::new();
@@ -170,23 +242,24 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<Finished> {
             Gate::Skip(reason) => missing.push(format!("{name}: {reason}")),
             Gate::Open(_) | Gate::Fail(_) => {
                 real.insert(name);
-                subjects.push(Subject::real(family));
+                backends.push(Backend::real(family));
             }
         }
     }
-    let conmon_missing = match gate::real_runtime(CONMON, &[]) {
+    let conmon = match gate::real_runtime(CONMON, &[]) {
         Gate::Skip(reason) => {
             missing.push(format!("{CONMON}: {reason}"));
-            true
+            None
         }
-        Gate::Open(_) | Gate::Fail(_) => false,
+        Gate::Open(conmon) => Some(Ok(conmon.binary)),
+        Gate::Fail(reason) => Some(Err(reason)),
     };
     let mut suite = Suite::default();
-    for subject in &subjects {
-        register(&mut suite, subject);
+    for backend in &backends {
+        register(&mut suite, &backend.subject);
     }
-    for subject in &subjects {
-        register_engine(&mut suite, subject);
+    for backend in &backends {
+        register_engine(&mut suite, &backend.subject);
     }
     // An engine case may run this program again as its second process (with these arguments):
     // that process serves its part and never runs the matrix.
@@ -204,24 +277,43 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<Finished> {
         .filter(|planned| args.wants(planned.cell()))
         .filter(|planned| {
             let cell = planned.cell();
-            !(conmon_missing && real.contains(&cell.backend) && cell.monitor == Some(Monitor::Conmon))
+            !(conmon.is_none() && real.contains(&cell.backend) && cell.monitor == Some(Monitor::Conmon))
         })
         .collect();
     if planned.is_empty() {
         bail!("no cell of the matrix matches the filters");
     }
     let results = run_cells(planned);
-    let report = Report { results };
-    println!("\n{}", report.table());
-    print!("{}", report.notes());
+    let tokio =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("building a tokio runtime")?;
+    let in_run: BTreeSet<&str> = results.iter().map(|ran| ran.cell.backend.as_str()).collect();
+    let mut probed = BTreeMap::new();
+    let mut found = Vec::new();
+    for backend in backends.iter().filter(|backend| in_run.contains(backend.label())) {
+        let features = tokio.block_on(backend.features()).map_err(|err| format!("{err:#}"));
+        if let (Kind::Real(_), Ok(features)) = (&backend.kind, &features) {
+            found.push(format!("{} {}", features.version.program, features.version.version_text));
+        }
+        probed.insert(backend.label().to_owned(), features);
+    }
+    match &conmon {
+        Some(Ok(binary)) => match tokio.block_on(ConmonMonitor::new(binary).version()) {
+            Ok(version) => found.push(format!("{CONMON} {version}")),
+            Err(err) => found.push(format!("{CONMON} (its version: {err})")),
+        },
+        Some(Err(reason)) => missing.push(reason.clone()),
+        None => {}
+    }
+    let report = Report { results, features: probed };
+    print!("{}", report.text());
     let totals = report.totals();
-    println!(
-        "\n{} passed, {} failed, {} skipped, {} deviations",
-        totals.passed, totals.failed, totals.skipped, totals.deviations
-    );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report.json())?)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.markdown {
+        let run = RunFacts { date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(), found, missing };
+        std::fs::write(path, report.markdown(&run)).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(Finished::Matrix(totals))
 }
@@ -258,7 +350,7 @@ fn run_cells(planned: Vec<Planned>) -> Vec<Ran> {
                 }
                 bar.inc(1);
             }
-            None => eprintln!("[{}/{total}] {} {}", index + 1, cell.test_name(), word(&outcome)),
+            None => eprintln!("[{}/{total}] {} {}", index + 1, cell.test_name(), Style::Text.outcome(&outcome)),
         }
         results.push(Ran { cell, checks, outcome });
     }
@@ -268,13 +360,84 @@ fn run_cells(planned: Vec<Planned>) -> Vec<Ran> {
     results
 }
 
-/// The word for an outcome in the table.
-fn word(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Pass => "pass",
-        Outcome::Fail { .. } => "FAIL",
-        Outcome::Skip { .. } => "skip",
-        Outcome::Deviation { .. } => "DEVIATION",
+/// What the report is written as: text for the terminal, or GitHub markdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Text,
+    Markdown,
+}
+
+impl Style {
+    /// The word for an outcome in the cases table: each kind unlike the others at a glance.
+    fn outcome(self, outcome: &Outcome) -> &'static str {
+        match (self, outcome) {
+            (Style::Text, Outcome::Pass) => "pass",
+            (Style::Text, Outcome::Fail { .. }) => "FAIL",
+            (Style::Text, Outcome::Skip { .. }) => "skip",
+            (Style::Text, Outcome::Deviation { .. }) => "DEVIATION",
+            (Style::Markdown, Outcome::Pass) => "✅ pass",
+            (Style::Markdown, Outcome::Fail { .. }) => "❌ FAIL",
+            (Style::Markdown, Outcome::Skip { .. }) => "⚪ skip",
+            (Style::Markdown, Outcome::Deviation { .. }) => "🔶 deviation",
+        }
+    }
+
+    /// The legend of the cases table.
+    fn legend(self) -> String {
+        let [pass, fail, skip, deviation] = [
+            Outcome::Pass,
+            Outcome::Fail { evidence: String::new() },
+            Outcome::Skip { reason: String::new() },
+            Outcome::Deviation { spec: String::new(), does: String::new() },
+        ]
+        .map(|outcome| self.outcome(&outcome));
+        format!(
+            "Legend: {pass}; {fail} (evidence below); {skip} (reason below); {deviation} (a documented departure \
+             of the runtime from the spec, below; never a pass); - (the case does not run there)"
+        )
+    }
+
+    /// `text` as a table cell: in markdown on one line, its `|` escaped.
+    fn cell(self, text: &str) -> String {
+        match self {
+            Style::Text => text.to_owned(),
+            Style::Markdown => text.replace('|', "\\|").replace('\n', " "),
+        }
+    }
+
+    /// `text` as code: in markdown between backticks.
+    fn code(self, text: &str) -> String {
+        match self {
+            Style::Text => text.to_owned(),
+            Style::Markdown => format!("`{text}`"),
+        }
+    }
+
+    /// A list item: in markdown a bullet on one line.
+    fn item(self, text: &str) -> String {
+        match self {
+            Style::Text => format!("  {text}\n"),
+            Style::Markdown => format!("- {}\n", text.replace('\n', " ")),
+        }
+    }
+
+    /// A section's title, then its body.
+    fn section(self, title: &str, body: &str) -> String {
+        match self {
+            Style::Text => format!("\n{title}:\n{body}"),
+            Style::Markdown => format!("\n## {title}\n\n{body}"),
+        }
+    }
+
+    /// A table with `header`, the style's cells.
+    fn table(self, header: Vec<String>, rows: Vec<Vec<String>>) -> String {
+        let mut table = Table::new();
+        table.load_style(presets::ASCII_MARKDOWN).set_content_arrangement(ContentArrangement::Disabled);
+        table.set_header(header.iter().map(|text| self.cell(text)).collect::<Vec<_>>());
+        for row in rows {
+            table.add_row(row.iter().map(|text| self.cell(text)).collect::<Vec<_>>());
+        }
+        format!("{table}\n")
     }
 }
 
@@ -283,16 +446,49 @@ fn column_label(backend: &str, monitor: Option<Monitor>) -> String {
     format!("{backend}/{}", monitor.map_or("none", Monitor::label))
 }
 
+/// Each verdict of a feature probe, named as the report shows it.
+fn verdicts(features: &Features) -> Vec<(String, &Support)> {
+    let mut verdicts: Vec<(String, &Support)> = [
+        ("checkpoint", &features.checkpoint),
+        ("restore", &features.restore),
+        ("pre-dump", &features.pre_dump),
+        ("lazy pages", &features.lazy_pages),
+        ("features command", &features.features_command),
+        ("JSON error log", &features.json_error_log),
+        ("update", &features.update),
+        ("events", &features.events),
+        ("host", &features.host),
+    ]
+    .into_iter()
+    .map(|(name, support)| (name.to_owned(), support))
+    .collect();
+    for (manager, support) in &features.cgroup_managers {
+        verdicts.push((format!("cgroup manager {}", manager.as_str()), support));
+    }
+    verdicts
+}
+
+/// When and against what a run was: its date, the versions of the real runtimes it ran and of
+/// conmon when found, and what it did not find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RunFacts {
+    date: String,
+    found: Vec<String>,
+    missing: Vec<String>,
+}
+
 /// The results, as the matrix shows them.
 #[derive(Debug)]
 struct Report {
     results: Vec<Ran>,
+    /// Each backend's feature probe, by label, or why it could not be made.
+    features: BTreeMap<String, Result<Arc<Features>, String>>,
 }
 
 impl Report {
     /// Cases as rows (in the order the suite has them), backend × monitor as columns (sorted),
-    /// `-` where a case does not run in a column.
-    fn table(&self) -> String {
+    /// `-` where a case does not run in a column; then the legend.
+    fn cases(&self, style: Style) -> String {
         let mut columns: Vec<(&str, Option<Monitor>)> =
             self.results.iter().map(|ran| (ran.cell.backend.as_str(), ran.cell.monitor)).collect();
         columns.sort();
@@ -305,63 +501,172 @@ impl Report {
             }
             cells.insert((&ran.cell.case, &ran.cell.backend, ran.cell.monitor), &ran.outcome);
         }
-        let mut table = Table::new();
-        table.load_style(presets::ASCII_MARKDOWN).set_content_arrangement(ContentArrangement::Disabled);
         let header = std::iter::once("case".to_owned())
             .chain(columns.iter().map(|(backend, monitor)| column_label(backend, *monitor)));
-        table.set_header(header.collect::<Vec<_>>());
-        for case in cases {
-            let row = columns
-                .iter()
-                .map(|(backend, monitor)| cells.get(&(case, *backend, *monitor)).map_or("-", |outcome| word(outcome)));
-            table.add_row(std::iter::once(case).chain(row).collect::<Vec<_>>());
-        }
-        format!(
-            "{table}\n\nLegend: pass; FAIL (evidence below); skip (reason below); DEVIATION (a documented \
-             departure of the runtime from the spec, below; never a pass); - (the case does not run there)"
-        )
+        let rows = cases
+            .into_iter()
+            .map(|case| {
+                let row = columns.iter().map(|(backend, monitor)| {
+                    cells.get(&(case, *backend, *monitor)).map_or("-", |outcome| style.outcome(outcome)).to_owned()
+                });
+                std::iter::once(case.to_owned()).chain(row).collect()
+            })
+            .collect();
+        format!("{}\n{}\n", style.table(header.collect(), rows), style.legend())
     }
 
-    /// The failures with their evidence, the skip reasons by column (with how many cases each),
-    /// and the deviations with the spec line each departs from.
-    fn notes(&self) -> String {
+    /// The failures with their evidence, then the skip reasons by column (with how many cases
+    /// each).
+    fn failures_and_skips(&self, style: Style) -> String {
         let mut failures = String::new();
         let mut skips: BTreeMap<(String, &str), usize> = BTreeMap::new();
-        let mut deviations = String::new();
         for ran in &self.results {
             let column = column_label(&ran.cell.backend, ran.cell.monitor);
             match &ran.outcome {
-                Outcome::Pass => {}
                 Outcome::Fail { evidence } => {
-                    failures.push_str(&format!("  {column} {}: {evidence}\n", ran.cell.case));
+                    let where_ = format!("{} {}", style.code(&column), style.code(&ran.cell.case));
+                    failures.push_str(&style.item(&format!("{where_}: {evidence}")));
                 }
                 Outcome::Skip { reason } => *skips.entry((column, reason)).or_default() += 1,
-                Outcome::Deviation { spec, does } => {
-                    deviations.push_str(&format!("  {column} {}: {does} (spec: {spec})\n", ran.cell.case));
-                }
+                Outcome::Pass | Outcome::Deviation { .. } => {}
             }
         }
         let mut notes = String::new();
         if !failures.is_empty() {
-            notes.push_str(&format!("\nFailed:\n{failures}"));
+            notes.push_str(&style.section("Failed", &failures));
         }
         if !skips.is_empty() {
-            notes.push_str("\nSkipped:\n");
-            for ((column, reason), count) in skips {
-                notes.push_str(&format!("  {column}: {reason} ({count} case(s))\n"));
-            }
-        }
-        if !deviations.is_empty() {
-            notes.push_str(&format!("\nDeviations:\n{deviations}"));
+            let lines: String = skips
+                .into_iter()
+                .map(|((column, reason), count)| {
+                    style.item(&format!("{}: {reason} ({count} case(s))", style.code(&column)))
+                })
+                .collect();
+            notes.push_str(&style.section("Skipped", &lines));
         }
         notes
+    }
+
+    /// The deviations met, by runtime: each case with the monitors it ran under, the spec line
+    /// it departs from and what the runtime does instead.
+    fn deviations(&self, style: Style) -> String {
+        let mut met: BTreeMap<(&str, &str), (&str, &str, Vec<&str>)> = BTreeMap::new();
+        for ran in &self.results {
+            if let Outcome::Deviation { spec, does } = &ran.outcome {
+                let entry = met.entry((&ran.cell.backend, &ran.cell.case)).or_insert((spec, does, Vec::new()));
+                entry.2.push(ran.cell.monitor.map_or("none", Monitor::label));
+            }
+        }
+        if met.is_empty() {
+            return String::new();
+        }
+        let header = ["runtime", "case", "monitor", "spec line it departs from", "what the runtime does"];
+        let rows = met
+            .into_iter()
+            .map(|((backend, case), (spec, does, monitors))| {
+                vec![backend.to_owned(), case.to_owned(), monitors.join(", "), spec.to_owned(), does.to_owned()]
+            })
+            .collect();
+        style.section("Deviations", &style.table(header.map(str::to_owned).to_vec(), rows))
+    }
+
+    /// Each backend's feature verdicts as a table of features by backend, then the reason of
+    /// every verdict that says no, and the backends whose probe could not be made.
+    fn features(&self, style: Style) -> String {
+        if self.features.is_empty() {
+            return String::new();
+        }
+        let probed: Vec<(&str, &Features)> = self
+            .features
+            .iter()
+            .filter_map(|(label, features)| Some((label.as_str(), features.as_deref().ok()?)))
+            .collect();
+        let mut body = String::new();
+        if let Some((_, first)) = probed.first() {
+            let header =
+                std::iter::once("feature".to_owned()).chain(probed.iter().map(|(label, _)| (*label).to_owned()));
+            let version = std::iter::once("version".to_owned())
+                .chain(probed.iter().map(|(_, features)| features.version.version_text.clone()))
+                .collect();
+            let names: Vec<String> = verdicts(first).into_iter().map(|(name, _)| name).collect();
+            let rows = std::iter::once(version)
+                .chain(names.iter().map(|name| {
+                    let answers = probed.iter().map(|(_, features)| {
+                        let verdict = verdicts(features).into_iter().find(|(named, _)| named == name);
+                        match verdict {
+                            Some((_, support)) if support.is_supported() => "yes".to_owned(),
+                            Some(_) => "no".to_owned(),
+                            None => "-".to_owned(),
+                        }
+                    });
+                    std::iter::once(name.clone()).chain(answers).collect()
+                }))
+                .collect();
+            body.push_str(&style.table(header.collect(), rows));
+        }
+        let mut reasons = String::new();
+        for (label, features) in &probed {
+            for (name, support) in verdicts(features) {
+                if let Some(reason) = support.reason() {
+                    reasons.push_str(&style.item(&format!("{} {name}: {reason}", style.code(label))));
+                }
+            }
+        }
+        for (label, features) in &self.features {
+            if let Err(why) = features {
+                reasons.push_str(&style.item(&format!("{}: not probed: {why}", style.code(label))));
+            }
+        }
+        if !reasons.is_empty() {
+            body.push_str(&format!("\nWhy not:\n{}{reasons}", if style == Style::Markdown { "\n" } else { "" }));
+        }
+        style.section("Feature verdicts (the library's probes)", &body)
     }
 
     fn totals(&self) -> Totals {
         Totals::of(self.results.iter().map(|ran| &ran.outcome))
     }
 
-    /// Every cell with what its case checks and its outcome, and the totals.
+    fn summary(&self) -> String {
+        let totals = self.totals();
+        format!(
+            "{} passed, {} failed, {} skipped, {} deviations",
+            totals.passed, totals.failed, totals.skipped, totals.deviations
+        )
+    }
+
+    /// The report for the terminal.
+    fn text(&self) -> String {
+        let style = Style::Text;
+        format!(
+            "\n{}{}{}{}\n{}\n",
+            self.cases(style),
+            self.failures_and_skips(style),
+            self.deviations(style),
+            self.features(style),
+            self.summary()
+        )
+    }
+
+    /// The same report as a GitHub markdown document, with the run's date and what it found.
+    fn markdown(&self, run: &RunFacts) -> String {
+        let style = Style::Markdown;
+        let found = if run.found.is_empty() { "the fakes only".to_owned() } else { run.found.join(", ") };
+        let mut document = format!("# Conformance matrix\n\nRun of {} with {found}.\n", run.date);
+        if !run.missing.is_empty() {
+            let missing: String = run.missing.iter().map(|line| style.item(line)).collect();
+            document.push_str(&format!("\nNot in the matrix:\n\n{missing}"));
+        }
+        document.push_str(&format!("\n**{}**\n", self.summary()));
+        document.push_str(&style.section("Cases", &self.cases(style)));
+        document.push_str(&self.failures_and_skips(style));
+        document.push_str(&self.deviations(style));
+        document.push_str(&self.features(style));
+        document
+    }
+
+    /// Every cell with what its case checks and its outcome, each backend's feature probe, and
+    /// the totals.
     fn json(&self) -> serde_json::Value {
         let cells: Vec<serde_json::Value> = self
             .results
@@ -376,7 +681,18 @@ impl Report {
                 })
             })
             .collect();
-        serde_json::json!({ "cells": cells, "totals": self.totals() })
+        let features: serde_json::Map<String, serde_json::Value> = self
+            .features
+            .iter()
+            .map(|(label, features)| {
+                let probe = match features {
+                    Ok(features) => serde_json::json!(features.as_ref()),
+                    Err(why) => serde_json::json!({ "not_probed": why }),
+                };
+                (label.clone(), probe)
+            })
+            .collect();
+        serde_json::json!({ "cells": cells, "features": features, "totals": self.totals() })
     }
 }
 
@@ -459,34 +775,70 @@ mod tests {
         assert_eq!(plugin_label(Path::new("kata.so")), "kata");
     }
 
+    fn report_of(results: Vec<Ran>) -> Report {
+        Report { results, features: BTreeMap::new() }
+    }
+
+    /// A run of each outcome: runc passes and fails and skips, crun deviates.
+    fn one_of_each() -> Vec<Ran> {
+        vec![
+            ran("runc", None, "list", Outcome::Pass),
+            ran("runc", Some(Monitor::Direct), "stop", Outcome::Fail { evidence: "exit 1 | killed".into() }),
+            ran("runc", Some(Monitor::Conmon), "stop", Outcome::Skip { reason: "conmon is not in PATH".into() }),
+            ran("crun", None, "list", Outcome::Deviation { spec: "runtime.md#state".into(), does: "omits pid".into() }),
+        ]
+    }
+
+    fn yes(argv: &str) -> Support {
+        let argv = argv.split(' ').map(str::to_owned).collect();
+        Support::Supported { evidence: vec![runtime_core::Probe { argv, status: Some(0), output: String::new() }] }
+    }
+
+    fn no(reason: &str) -> Support {
+        Support::Unsupported { reason: reason.into(), evidence: Vec::new() }
+    }
+
+    /// runc 1.1.5's probe on a host whose CRIU fails `criu check` and without systemd.
+    fn runc_features() -> Arc<Features> {
+        let version = runtime_core::RuntimeVersion::parse("runc version 1.1.5+ds1\nspec: 1.0.2-dev\n").unwrap();
+        let criu = "criu check fails: vdso";
+        Arc::new(Features {
+            version,
+            checkpoint: no(criu),
+            restore: no(criu),
+            pre_dump: no(criu),
+            lazy_pages: no(criu),
+            features_command: yes("runc features"),
+            document: None,
+            json_error_log: yes("runc --log-format json --version"),
+            update: yes("runc update --help"),
+            cgroup_managers: [
+                (runtime_core::CgroupManager::Cgroupfs, yes("runc --version")),
+                (runtime_core::CgroupManager::Systemd, no("no systemd")),
+            ]
+            .into(),
+            host: yes("runc --version"),
+            events: yes("runc events --help"),
+        })
+    }
+
     #[test]
     fn the_table_has_cases_as_rows_and_backend_by_monitor_as_columns() {
-        let report = Report {
-            results: vec![
-                ran("runc", None, "list", Outcome::Pass),
-                ran("runc", Some(Monitor::Direct), "stop", Outcome::Fail { evidence: "exit 1".into() }),
-                ran("runc", Some(Monitor::Conmon), "stop", Outcome::Skip { reason: "conmon is not in PATH".into() }),
-                ran(
-                    "crun",
-                    None,
-                    "list",
-                    Outcome::Deviation { spec: "runtime.md#state".into(), does: "omits pid".into() },
-                ),
-            ],
-        };
+        let report = report_of(one_of_each());
         let expected = "\
 | case | crun/none | runc/none | runc/direct | runc/conmon |
 |------|-----------|-----------|-------------|-------------|
 | list | DEVIATION | pass      | -           | -           |
-| stop | -         | -         | FAIL        | skip        |";
-        let table = report.table();
-        assert_eq!(table.lines().take(4).collect::<Vec<_>>().join("\n"), expected);
-        assert!(table.contains("Legend: pass; FAIL"), "{table}");
+| stop | -         | -         | FAIL        | skip        |
+
+Legend: pass; FAIL (evidence below); skip (reason below); DEVIATION (a documented departure of the runtime \
+from the spec, below; never a pass); - (the case does not run there)
+";
+        assert_eq!(report.cases(Style::Text), expected);
         assert_eq!(
-            report.notes(),
-            "\nFailed:\n  runc/direct stop: exit 1\n\
-             \nSkipped:\n  runc/conmon: conmon is not in PATH (1 case(s))\n\
-             \nDeviations:\n  crun/none list: omits pid (spec: runtime.md#state)\n"
+            report.failures_and_skips(Style::Text),
+            "\nFailed:\n  runc/direct stop: exit 1 | killed\n\
+             \nSkipped:\n  runc/conmon: conmon is not in PATH (1 case(s))\n"
         );
         assert_eq!(report.totals(), Totals { passed: 1, failed: 1, skipped: 1, deviations: 1 });
     }
@@ -494,23 +846,167 @@ mod tests {
     #[test]
     fn skips_of_one_reason_in_one_column_are_counted_together() {
         let skip = || Outcome::Skip { reason: "runc is not in PATH".into() };
-        let report = Report {
-            results: vec![
-                ran("runc", None, "a", skip()),
-                ran("runc", None, "b", skip()),
-                ran("runc", Some(Monitor::Direct), "c", skip()),
-            ],
-        };
+        let report = report_of(vec![
+            ran("runc", None, "a", skip()),
+            ran("runc", None, "b", skip()),
+            ran("runc", Some(Monitor::Direct), "c", skip()),
+        ]);
         assert_eq!(
-            report.notes(),
+            report.failures_and_skips(Style::Text),
             "\nSkipped:\n  runc/direct: runc is not in PATH (1 case(s))\n  runc/none: runc is not in PATH (2 case(s))\n"
         );
     }
 
     #[test]
-    fn the_json_holds_each_cell_with_its_outcome_and_the_totals() {
+    fn deviations_are_a_table_by_runtime_with_the_spec_line_and_every_monitor_they_were_met_under() {
+        let deviation = || Outcome::Deviation {
+            spec: "runtime.md#delete: MUST generate an error".into(),
+            does: "deletes a created container".into(),
+        };
+        let report = report_of(vec![
+            ran("youki", None, "delete_created", deviation()),
+            ran("crun", None, "delete_created", deviation()),
+            ran("crun", Some(Monitor::Direct), "delete_created", deviation()),
+            ran("crun", None, "list", Outcome::Pass),
+        ]);
+        let expected = "
+Deviations:
+| runtime | case           | monitor      | spec line it departs from                 | what the runtime does       |
+|---------|----------------|--------------|-------------------------------------------|-----------------------------|
+| crun    | delete_created | none, direct | runtime.md#delete: MUST generate an error | deletes a created container |
+| youki   | delete_created | none         | runtime.md#delete: MUST generate an error | deletes a created container |
+";
+        assert_eq!(report.deviations(Style::Text), expected);
+        assert_eq!(report_of(vec![ran("crun", None, "list", Outcome::Pass)]).deviations(Style::Text), "", "none met");
+    }
+
+    #[test]
+    fn feature_verdicts_are_a_table_of_features_by_backend_with_the_reasons_for_each_no() {
+        let report = Report {
+            results: Vec::new(),
+            features: [
+                ("runc".to_owned(), Ok(runc_features())),
+                ("youki".to_owned(), Err("youki is not in PATH".to_owned())),
+            ]
+            .into(),
+        };
+        let expected = "
+Feature verdicts (the library's probes):
+| feature                 | runc      |
+|-------------------------|-----------|
+| version                 | 1.1.5+ds1 |
+| checkpoint              | no        |
+| restore                 | no        |
+| pre-dump                | no        |
+| lazy pages              | no        |
+| features command        | yes       |
+| JSON error log          | yes       |
+| update                  | yes       |
+| events                  | yes       |
+| host                    | yes       |
+| cgroup manager cgroupfs | yes       |
+| cgroup manager systemd  | no        |
+
+Why not:
+  runc checkpoint: criu check fails: vdso
+  runc restore: criu check fails: vdso
+  runc pre-dump: criu check fails: vdso
+  runc lazy pages: criu check fails: vdso
+  runc cgroup manager systemd: no systemd
+  youki: not probed: youki is not in PATH
+";
+        assert_eq!(report.features(Style::Text), expected);
+    }
+
+    #[test]
+    fn the_markdown_report_has_the_date_versions_summary_cases_notes_deviations_and_feature_verdicts() {
+        let report = Report { results: one_of_each(), features: [("runc".to_owned(), Ok(runc_features()))].into() };
+        let run = RunFacts {
+            date: "2026-12-03 15:00 UTC".into(),
+            found: vec!["runc 1.1.5+ds1".into(), "conmon 2.1.6".into()],
+            missing: vec!["youki: youki is not in PATH".into()],
+        };
+        let expected = "\
+# Conformance matrix
+
+Run of 2026-12-03 15:00 UTC with runc 1.1.5+ds1, conmon 2.1.6.
+
+Not in the matrix:
+
+- youki: youki is not in PATH
+
+**1 passed, 1 failed, 1 skipped, 1 deviations**
+
+## Cases
+
+| case | crun/none    | runc/none | runc/direct | runc/conmon |
+|------|--------------|-----------|-------------|-------------|
+| list | 🔶 deviation | ✅ pass   | -           | -           |
+| stop | -            | -         | ❌ FAIL     | ⚪ skip     |
+
+Legend: ✅ pass; ❌ FAIL (evidence below); ⚪ skip (reason below); 🔶 deviation (a documented departure of \
+the runtime from the spec, below; never a pass); - (the case does not run there)
+
+## Failed
+
+- `runc/direct` `stop`: exit 1 | killed
+
+## Skipped
+
+- `runc/conmon`: conmon is not in PATH (1 case(s))
+
+## Deviations
+
+| runtime | case | monitor | spec line it departs from | what the runtime does |
+|---------|------|---------|---------------------------|-----------------------|
+| crun    | list | none    | runtime.md#state          | omits pid             |
+
+## Feature verdicts (the library's probes)
+
+| feature                 | runc      |
+|-------------------------|-----------|
+| version                 | 1.1.5+ds1 |
+| checkpoint              | no        |
+| restore                 | no        |
+| pre-dump                | no        |
+| lazy pages              | no        |
+| features command        | yes       |
+| JSON error log          | yes       |
+| update                  | yes       |
+| events                  | yes       |
+| host                    | yes       |
+| cgroup manager cgroupfs | yes       |
+| cgroup manager systemd  | no        |
+
+Why not:
+
+- `runc` checkpoint: criu check fails: vdso
+- `runc` restore: criu check fails: vdso
+- `runc` pre-dump: criu check fails: vdso
+- `runc` lazy pages: criu check fails: vdso
+- `runc` cgroup manager systemd: no systemd
+";
+        assert_eq!(report.markdown(&run), expected);
+    }
+
+    #[test]
+    fn a_markdown_table_cell_keeps_to_its_cell() {
+        let report = report_of(vec![ran(
+            "runc",
+            None,
+            "list",
+            Outcome::Deviation { spec: "a | b".into(), does: "two\nlines".into() },
+        )]);
+        let deviations = report.deviations(Style::Markdown);
+        assert!(deviations.contains("| a \\| b "), "{deviations}");
+        assert!(deviations.contains("| two lines "), "{deviations}");
+    }
+
+    #[test]
+    fn the_json_holds_each_cell_with_its_outcome_each_feature_probe_and_the_totals() {
         let report = Report {
             results: vec![ran("runc-fake", Some(Monitor::Conmon), "stop", Outcome::Fail { evidence: "e".into() })],
+            features: [("youki".to_owned(), Err("youki is not in PATH".to_owned()))].into(),
         };
         let expected = serde_json::json!({
             "cells": [{
@@ -520,8 +1016,21 @@ mod tests {
                 "checks": "what stop checks",
                 "result": { "outcome": "fail", "evidence": "e" },
             }],
+            "features": { "youki": { "not_probed": "youki is not in PATH" } },
             "totals": { "passed": 0, "failed": 1, "skipped": 0, "deviations": 0 },
         });
         assert_eq!(report.json(), expected);
+        let probed = Report { results: Vec::new(), features: [("runc".to_owned(), Ok(runc_features()))].into() };
+        let checkpoint = &probed.json()["features"]["runc"]["checkpoint"];
+        assert_eq!(checkpoint["support"], "unsupported");
+        assert_eq!(checkpoint["reason"], "criu check fails: vdso");
+    }
+
+    #[test]
+    fn any_failure_makes_the_exit_status_a_failure() {
+        let failed = Finished::Matrix(Totals { passed: 3, failed: 1, skipped: 0, deviations: 0 });
+        let clean = Finished::Matrix(Totals { passed: 3, failed: 0, skipped: 2, deviations: 1 });
+        assert_eq!(format!("{:?}", failed.exit_code()), format!("{:?}", ExitCode::FAILURE));
+        assert_eq!(format!("{:?}", clean.exit_code()), format!("{:?}", ExitCode::SUCCESS));
     }
 }

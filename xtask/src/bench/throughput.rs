@@ -47,8 +47,9 @@ impl Drivers<'_> {
                     .into_iter()
                     .map(|lane| {
                         let ids = &ids;
-                        scope
-                            .spawn(move || lane.into_iter().try_for_each(|n| self.raw.lifecycle(&ids[n], bundle, None)))
+                        scope.spawn(move || {
+                            lane.into_iter().try_for_each(|n| self.raw.lifecycle(&ids[n], bundle, false))
+                        })
                     })
                     .collect();
                 lanes.into_iter().try_for_each(|lane| lane.join().map_err(|_| anyhow::anyhow!("a lane panicked"))?)

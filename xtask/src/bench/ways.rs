@@ -13,10 +13,11 @@
 //! says `ready` on a stdout pipe; the signal is sent only after that line arrived, so the trap is
 //! in place and the stop never falls back to SIGKILL (the engine's result says which happened).
 
-use std::io::PipeReader;
+use std::collections::BTreeMap;
+use std::io::{PipeReader, PipeWriter};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -76,11 +77,82 @@ pub(super) fn timed(sequence: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Re
     Ok(Sample::expected(millis(started.elapsed())))
 }
 
-/// The runtime CLI driven directly, as a script would.
+/// How many times a raw call runs at most while it fails transiently.
+const ATTEMPTS: usize = 3;
+
+/// The raw calls run again after a transient failure, counted by the runtime's words they
+/// failed with.
+#[derive(Debug, Default)]
+pub(super) struct Retries(Mutex<BTreeMap<String, usize>>);
+
+impl Retries {
+    fn count(&self, words: &str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(words.to_owned()).or_default() += 1;
+    }
+
+    /// How many calls were run again so far.
+    pub(super) fn total(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+    }
+
+    /// How many calls were run again so far, by the words they failed with.
+    pub(super) fn by_words(&self) -> BTreeMap<String, usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A failed attempt of a raw call: what the runtime said (its stderr), and the error.
+#[derive(Debug)]
+pub(super) struct Failed {
+    said: String,
+    error: anyhow::Error,
+}
+
+impl From<anyhow::Error> for Failed {
+    /// A call that could not run at all said nothing.
+    fn from(error: anyhow::Error) -> Self {
+        Failed { said: String::new(), error }
+    }
+}
+
+/// Runs `attempt` as a script that knows its runtime's transient failures has to: again while
+/// it fails saying one of `transient` (the backend's own list,
+/// `RuntimeFamily::transient_failures`), [`ATTEMPTS`] times in all at most, each run again
+/// counted in `retries`; any other failure ends it at once, as does the last attempt's.
+pub(super) fn retrying<T>(
+    transient: &[String],
+    retries: &Retries,
+    mut attempt: impl FnMut() -> Result<T, Failed>,
+) -> anyhow::Result<T> {
+    let mut attempts = 1;
+    loop {
+        let failed = match attempt() {
+            Ok(value) => return Ok(value),
+            Err(failed) => failed,
+        };
+        let Some(words) = transient.iter().find(|words| failed.said.contains(words.as_str())) else {
+            return Err(failed.error);
+        };
+        if attempts == ATTEMPTS {
+            return Err(failed.error.context(format!("failed transiently {ATTEMPTS} times in a row")));
+        }
+        retries.count(words);
+        attempts += 1;
+    }
+}
+
+/// The runtime CLI driven directly, as a script would: a call that fails with one of the
+/// runtime's transient failures is run again (see [`retrying`]).
 #[derive(Debug)]
 pub(super) struct Raw {
     pub(super) binary: PathBuf,
     pub(super) root: PathBuf,
+    /// Where `create` writes its stderr, a file per container.
+    pub(super) stderr_dir: PathBuf,
+    /// The runtime's transient failures, in its own words.
+    pub(super) transient: Vec<String>,
+    /// The calls run again.
+    pub(super) retries: Retries,
 }
 
 impl Raw {
@@ -92,38 +164,56 @@ impl Raw {
 
     /// Runs `<rt> --root R args...`, returning its stdout; a failure carries its stderr.
     pub(super) fn call(&self, args: &[&str]) -> anyhow::Result<Vec<u8>> {
-        let mut command = self.command();
-        command.args(args);
-        let output = command.output().with_context(|| format!("cannot run {command:?}"))?;
-        if !output.status.success() {
-            bail!("{command:?}: {}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
-        }
-        Ok(output.stdout)
+        retrying(&self.transient, &self.retries, || {
+            let mut command = self.command();
+            command.args(args);
+            let output = command.output().with_context(|| format!("cannot run {command:?}"))?;
+            if !output.status.success() {
+                let said = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+                return Err(Failed { error: anyhow::anyhow!("{command:?}: {}: {said}", output.status), said });
+            }
+            Ok(output.stdout)
+        })
     }
 
-    /// `create` with the container's stdin and stdout as given and its stderr to `capture` when
-    /// given (to report why it failed), else to `/dev/null`. The streams are closed here when it
+    /// `create` with the container's stdin and stdout as given (else `/dev/null`). Its stderr
+    /// goes to a file (a pipe would stay open as long as the container) where what the runtime
+    /// says on a failure is read: when it may be one of the runtime's transient failures, or
+    /// when `explain` asks for it; otherwise to `/dev/null`, which, unlike a file of the host
+    /// outside the container's mounts, CRIU can checkpoint. The streams are closed here when it
     /// returns, so the container holds the only copies the bench gave away.
     fn create(
         &self,
         id: &str,
         bundle: &Path,
-        stdin: Stdio,
-        stdout: Stdio,
-        capture: Option<&Path>,
+        stdin: Option<PipeReader>,
+        stdout: Option<PipeWriter>,
+        explain: bool,
     ) -> anyhow::Result<()> {
-        let mut create = self.command();
-        create.arg("create").arg("--bundle").arg(bundle).arg(id).stdin(stdin).stdout(stdout);
-        match capture {
-            Some(path) => create.stderr(std::fs::File::create(path).context("creating the stderr file")?),
-            None => create.stderr(Stdio::null()),
-        };
-        let status = create.status().with_context(|| format!("cannot run {create:?}"))?;
-        if !status.success() {
-            let stderr = capture.and_then(|path| std::fs::read_to_string(path).ok()).unwrap_or_default();
-            bail!("{create:?}: {status}: {}", stderr.trim());
-        }
-        Ok(())
+        let stderr_file =
+            (explain || !self.transient.is_empty()).then(|| self.stderr_dir.join(format!("{id}.create-stderr")));
+        retrying(&self.transient, &self.retries, || {
+            let mut create = self.command();
+            create.arg("create").arg("--bundle").arg(bundle).arg(id);
+            if let Some(stdin) = &stdin {
+                create.stdin(stdin.try_clone().context("duplicating the container's stdin")?);
+            }
+            match &stdout {
+                Some(stdout) => create.stdout(stdout.try_clone().context("duplicating the container's stdout")?),
+                None => create.stdout(Stdio::null()),
+            };
+            match &stderr_file {
+                Some(path) => create.stderr(std::fs::File::create(path).context("creating the stderr file")?),
+                None => create.stderr(Stdio::null()),
+            };
+            let status = create.status().with_context(|| format!("cannot run {create:?}"))?;
+            if !status.success() {
+                let read = |path| std::fs::read_to_string(path).unwrap_or_default();
+                let said = stderr_file.as_ref().map(read).unwrap_or_default().trim().to_owned();
+                return Err(Failed { error: anyhow::anyhow!("{create:?}: {status}: {said}"), said });
+            }
+            Ok(())
+        })
     }
 
     /// Asks `state` every [`POLL`] until the container is stopped.
@@ -142,11 +232,11 @@ impl Raw {
         }
     }
 
-    /// create, start, poll `state` until stopped, delete; `create`'s stderr goes to `capture`
-    /// when given.
-    pub(super) fn lifecycle(&self, id: &str, bundle: &Path, capture: Option<&Path>) -> anyhow::Result<()> {
+    /// create, start, poll `state` until stopped, delete; what `create` says on a failure is
+    /// kept when `explain` asks for it.
+    pub(super) fn lifecycle(&self, id: &str, bundle: &Path, explain: bool) -> anyhow::Result<()> {
         let leftover = Leftover::new(self, id);
-        self.create(id, bundle, Stdio::null(), Stdio::null(), capture)?;
+        self.create(id, bundle, None, None, explain)?;
         self.call(&["start", id])?;
         self.wait_stopped(id)?;
         self.call(&["delete", id])?;
@@ -170,7 +260,7 @@ impl Raw {
     /// other, with the images in `images`.
     fn checkpoint_restore(&self, id: &str, bundle: &Path, images: &Path) -> anyhow::Result<f64> {
         let leftover = Leftover::new(self, id);
-        self.create(id, bundle, Stdio::null(), Stdio::null(), None)?;
+        self.create(id, bundle, None, None, false)?;
         self.call(&["start", id])?;
         let started = Instant::now();
         let image_path = images.as_os_str();
@@ -192,7 +282,7 @@ impl Raw {
     fn exit_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<f64> {
         let leftover = Leftover::new(self, id);
         let (stdin, hang_up) = std::io::pipe().context("creating the stdin pipe")?;
-        self.create(id, bundle, stdin.into(), Stdio::null(), None)?;
+        self.create(id, bundle, Some(stdin), None, false)?;
         self.call(&["start", id])?;
         let hung_up = Instant::now();
         drop(hang_up);
@@ -208,7 +298,7 @@ impl Raw {
     fn stop_latency(&self, tokio: &tokio::runtime::Runtime, id: &str, bundle: &Path) -> anyhow::Result<StopTimes> {
         let leftover = Leftover::new(self, id);
         let (ready, says_ready) = std::io::pipe().context("creating the stdout pipe")?;
-        self.create(id, bundle, Stdio::null(), says_ready.into(), None)?;
+        self.create(id, bundle, None, Some(says_ready), false)?;
         self.call(&["start", id])?;
         tokio.block_on(until_ready(ready))?;
         let signalled = Instant::now();
@@ -262,10 +352,8 @@ impl<'a> Leftover<'a> {
 impl Drop for Leftover<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let mut delete = self.raw.command();
-            delete.args(["delete", "--force", self.id]).stdout(Stdio::null()).stderr(Stdio::null());
             // Nothing to do if it fails: the container may never have been created.
-            let _ = delete.status();
+            let _ = self.raw.call(&["delete", "--force", self.id]);
         }
     }
 }
@@ -337,7 +425,7 @@ pub(super) struct Drivers<'a> {
 
 impl Drivers<'_> {
     pub(super) fn raw_lifecycle(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
-        timed(|| self.raw.lifecycle(id, bundle, None))
+        timed(|| self.raw.lifecycle(id, bundle, false))
     }
 
     pub(super) fn raw_exit_latency(&self, id: &str, bundle: &Path) -> anyhow::Result<Sample> {
@@ -561,6 +649,87 @@ fn crate_error(err: runc::error::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// youki 0.7's words when another call was rewriting the container's state file.
+    const HALF_WRITTEN: &str = "could not load state for container c1";
+
+    /// An attempt that fails saying `said`.
+    fn failing(said: &str) -> Failed {
+        Failed {
+            said: format!("ERROR youki: {said}"),
+            error: anyhow::anyhow!("youki state c1: exit status: 1: {said}"),
+        }
+    }
+
+    fn transient() -> Vec<String> {
+        vec!["failed to seal /proc/self/exe".to_owned(), "could not load state for container".to_owned()]
+    }
+
+    #[test]
+    fn a_transient_failure_is_run_again_and_counted_by_its_words() {
+        let retries = Retries::default();
+        let mut said = vec![Err(failing(HALF_WRITTEN)), Err(failing("failed to seal /proc/self/exe")), Ok("state")];
+        said.reverse();
+        let answer = retrying(&transient(), &retries, || said.pop().expect("no more attempts than answers"));
+        assert_eq!(answer.unwrap(), "state");
+        assert!(said.is_empty(), "three attempts");
+        let expected: BTreeMap<String, usize> =
+            [("could not load state for container".to_owned(), 1), ("failed to seal /proc/self/exe".to_owned(), 1)]
+                .into();
+        assert_eq!(retries.by_words(), expected);
+        assert_eq!(retries.total(), 2);
+    }
+
+    #[test]
+    fn any_other_failure_ends_the_call_at_once_with_its_own_words() {
+        let retries = Retries::default();
+        let mut attempts = 0;
+        let answer: anyhow::Result<()> = retrying(&transient(), &retries, || {
+            attempts += 1;
+            Err(failing("container c1 does not exist"))
+        });
+        assert_eq!(format!("{:#}", answer.unwrap_err()), "youki state c1: exit status: 1: container c1 does not exist");
+        assert_eq!((attempts, retries.total()), (1, 0));
+    }
+
+    #[test]
+    fn a_runtime_without_transient_failures_never_runs_a_call_again() {
+        let retries = Retries::default();
+        let mut attempts = 0;
+        let answer: anyhow::Result<()> = retrying(&[], &retries, || {
+            attempts += 1;
+            Err(failing(HALF_WRITTEN))
+        });
+        assert!(answer.is_err());
+        assert_eq!((attempts, retries.total()), (1, 0));
+    }
+
+    #[test]
+    fn a_failure_that_stays_transient_fails_after_three_attempts_saying_so() {
+        let retries = Retries::default();
+        let mut attempts = 0;
+        let answer: anyhow::Result<()> = retrying(&transient(), &retries, || {
+            attempts += 1;
+            Err(failing(HALF_WRITTEN))
+        });
+        assert_eq!(
+            format!("{:#}", answer.unwrap_err()),
+            "failed transiently 3 times in a row: youki state c1: exit status: 1: could not load state for container c1"
+        );
+        assert_eq!((attempts, retries.total()), (3, 2), "the two runs again are counted, not the last failure");
+    }
+
+    #[test]
+    fn a_call_that_cannot_run_at_all_is_not_run_again() {
+        let retries = Retries::default();
+        let mut attempts = 0;
+        let answer: anyhow::Result<()> = retrying(&transient(), &retries, || {
+            attempts += 1;
+            Err(anyhow::anyhow!("cannot run youki: No such file or directory").into())
+        });
+        assert!(answer.is_err());
+        assert_eq!((attempts, retries.total()), (1, 0));
+    }
 
     #[test]
     fn a_stat_line_says_exited_for_zombies_and_dead_processes_only() {
