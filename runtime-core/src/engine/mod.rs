@@ -396,6 +396,7 @@ impl Engine {
     /// Starts a created container's process.
     pub async fn start(&self, id: &ContainerId) -> Result<()> {
         let _lock = self.root.lock(id).await?;
+        self.monitor.ready_to_start(id).await;
         self.backend.start(id).await
     }
 
