@@ -46,7 +46,7 @@ use crate::contract::id::ContainerId;
 use crate::contract::monitor::{
     Capability, ContainerFiles, CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest,
 };
-use crate::contract::options::{ContainerStdio, Created, ExecOptions, ExecOutcome};
+use crate::contract::options::{ContainerStdio, CreateOptions, Created, ExecOptions, ExecOutcome};
 use crate::contract::output::{AttachStdin, LogDriver, MonitorStdio};
 use crate::contract::signal::Signal;
 use crate::engine::KILL_GRACE;
@@ -437,6 +437,10 @@ impl Monitor for DirectMonitor {
         self.serves(&options.monitor_stdio, &options.stdio)?;
         refuse_monitor_only(options.monitor_only_option())?;
         let _subreaper = Subreaper::hold()?;
+        // The init's pid is written in the container's own private directory, which the engine
+        // made before the runtime runs: no directory of its own for each create.
+        let options =
+            CreateOptions { pid_file: options.pid_file.or_else(|| Some(files.dir.join("init.pid"))), ..options };
         let created = match launch {
             Launch::Create => backend.create(&id, &bundle, options).await?,
             Launch::Run => backend.run(&id, &bundle, options).await?,

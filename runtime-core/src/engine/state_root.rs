@@ -5,6 +5,7 @@
 //!   exits/<id>            exit files: the status as decimal text, written once, atomically
 //!   containers/<id>/      0700, one per container: record.json, and the monitor's own files
 //!     oom                 empty, present once the OOM killer struck the container (as conmon's)
+//!     init.pid            the direct monitor's pid file for the runtime's create or run
 //!   locks/<id>            flock(2) files: one process at a time works on a container
 //! ```
 //!
