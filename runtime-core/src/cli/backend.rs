@@ -187,8 +187,14 @@ impl CliBackend {
             let reason = "it is served by a monitor (conmon), not by the runtime".to_owned();
             return Err(Error::Unsupported { backend: self.name().to_owned(), feature: option.to_owned(), reason });
         }
-        let scratch = scratch("create-")?;
-        let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
+        let private;
+        let pid_file = match opts.pid_file.clone() {
+            Some(pid_file) => pid_file,
+            None => {
+                private = scratch("create-")?;
+                private.path().join("pid")
+            }
+        };
         let args = match launch {
             Launch::Create => self.dialect().create_args(id, bundle, &pid_file, &opts),
             Launch::Run => self.dialect().run_args(id, bundle, &pid_file, &opts),
@@ -603,8 +609,14 @@ impl OciBackend for CliBackend {
             self.require("restore --lazy-pages", &features.lazy_pages)?;
         }
         self.check_host()?;
-        let scratch = scratch("restore-")?;
-        let pid_file = opts.pid_file.clone().unwrap_or_else(|| scratch.path().join("pid"));
+        let private;
+        let pid_file = match opts.pid_file.clone() {
+            Some(pid_file) => pid_file,
+            None => {
+                private = scratch("restore-")?;
+                private.path().join("pid")
+            }
+        };
         let args = self.argv(self.dialect().restore_args(id, bundle, &pid_file, &opts))?;
         let restored = self.run_creating(id, args, &pid_file, opts.stdio, Vec::new(), opts.timeout).await;
         typing_bundle_refusals(restored, id, bundle).await

@@ -186,6 +186,11 @@ pub trait Monitor: Send + Sync {
         let path = files.oom_file();
         path.try_exists().map_err(|err| Error::io(format!("looking for {}", path.display()), err))
     }
+    /// Waits until a container this monitor created may start: [`crate::Engine::start`] awaits
+    /// it before the runtime lets the init run. The direct monitor looks for the init's memory
+    /// cgroup while the engine finishes the create, and must have found it before the init can
+    /// end. Immediate for a monitor that needs nothing.
+    async fn ready_to_start(&self, _id: &ContainerId) {}
     /// Waits for a background exec of the container whose files are `files` to end, then
     /// forgets it. What its process left running (a
     /// `&` job) is left alone, as after an exec waited for in the foreground. A monitor process

@@ -4,8 +4,15 @@
 //! embedding process is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so when the runtime exits
 //! the process it leaves behind — orphaned — becomes the embedding process's child. A pidfd on
 //! the tokio reactor says when it ends; `waitid(P_PIDFD)` reaps exactly that process and gives
-//! its status (any signal, real-time ones included), which is written to the exit file (as
-//! conmon writes it, with the exact ending beside it) and handed to every waiter.
+//! its status (any signal, real-time ones included), which is handed to every waiter and
+//! written to the exit file (as conmon writes it, with the exact ending beside it).
+//!
+//! Between the reap and the waiters, one trip to tokio's blocking pool reads the OOM counter and
+//! writes the files, then tells the waiters from there: the exit is on disk when anyone learns
+//! it, and the executor never waits for a file. The init's memory cgroup is found likewise off
+//! the executor while the runtime's create returns and the engine saves its record;
+//! [`Monitor::ready_to_start`] makes a start wait for it, so that a created init cannot end
+//! before it is found.
 //!
 //! A process is watched once per embedding process, however many monitors supervise it (an
 //! engine reconnected in the same process, a monitor dropped and made again): the watch is a
@@ -39,7 +46,7 @@ use crate::contract::id::ContainerId;
 use crate::contract::monitor::{
     Capability, ContainerFiles, CreateRequest, ExecRequest, ExecSession, Launch, Monitor, RestoreRequest,
 };
-use crate::contract::options::{ContainerStdio, Created, ExecOptions, ExecOutcome};
+use crate::contract::options::{ContainerStdio, CreateOptions, Created, ExecOptions, ExecOutcome};
 use crate::contract::output::{AttachStdin, LogDriver, MonitorStdio};
 use crate::contract::signal::Signal;
 use crate::engine::KILL_GRACE;
@@ -63,6 +70,9 @@ static LIVE_WATCHES: LazyLock<Mutex<HashMap<u32, Watched>>> = LazyLock::new(Defa
 #[derive(Debug, Clone)]
 struct Watched {
     exit: watch::Receiver<Option<Exit>>,
+    /// True once its memory cgroup has been looked for (at once for a process that is no
+    /// container's init): its start waits for it.
+    located: watch::Receiver<bool>,
     /// Where its exit is to be recorded; emptied when the container is released, so that a
     /// process still ending after its container was deleted (or replaced by one of the same id)
     /// is reaped without recording anything.
@@ -150,45 +160,68 @@ impl DirectMonitor {
                 None
             }
         };
-        // A container's (its files are given): its memory cgroup is found while the init lives.
-        let oom = files.as_ref().and_then(|_| oom_counter(pid, &id));
+        // A container's (its files are given): its memory cgroup is found while the init lives,
+        // off the executor and off the create's path.
+        let (found, located) = watch::channel(files.is_none());
+        let oom = files.as_ref().map(|_| {
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || {
+                let counter = oom_counter(pid, &id);
+                let _ = found.send(true);
+                counter
+            })
+        });
         let record_to: RecordTo = Arc::new(Mutex::new(files));
-        let watched = Watched { exit, record_to: record_to.clone() };
+        let watched = Watched { exit, located, record_to: record_to.clone() };
         if handle.is_some() {
             live.insert(pid, watched.clone());
         }
         tokio::spawn(async move {
-            let exit = match handle {
+            let (exit, oom) = match handle {
                 Some(handle) => match handle.exited().await {
-                    Ok(()) => handle.reap().await,
+                    // Found before the reap, while the pid still names this process.
+                    Ok(()) => {
+                        let oom = match oom {
+                            Some(finding) => finding.await.ok().flatten(),
+                            None => None,
+                        };
+                        (handle.reap().await, oom)
+                    }
                     Err(err) => {
                         tracing::warn!(%id, pid, %err, "waiting on a pidfd failed");
-                        Exit::Unknown
+                        (Exit::Unknown, None)
                     }
                 },
-                None => Exit::Unknown,
+                None => (Exit::Unknown, None),
             };
-            // Held while recording, so that a release waits for a record under way to finish.
-            let files = record_to.lock().unwrap_or_else(|p| p.into_inner());
-            let exit = match (exit, files.as_ref()) {
+            let files = record_to.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let recorded = match (exit, files) {
                 // Reaped by another watch before this one began (a watch of a dropped monitor
                 // that has finished): what it recorded is the answer.
-                (Exit::Unknown, Some(files)) => read_exit(files).ok().flatten().unwrap_or(Exit::Unknown),
-                (exit, Some(files)) => {
-                    if let Some(oom) = &oom {
-                        record_oom(files, oom, &id);
-                    }
-                    record_exit(files, exit, &id);
-                    exit
+                (Exit::Unknown, Some(files)) => {
+                    tokio::task::spawn_blocking(move || {
+                        let exit = read_exit(&files).ok().flatten().unwrap_or(Exit::Unknown);
+                        ended(pid, &id, exit, &sender);
+                    })
+                    .await
                 }
-                (exit, None) => exit,
+                // The files first, then the waiters, from the thread that wrote them: one trip
+                // between the reap and the waiters, and the exit on disk when anyone learns it.
+                (exit, Some(_)) => {
+                    tokio::task::spawn_blocking(move || {
+                        record(&record_to, oom.as_ref(), exit, &id);
+                        ended(pid, &id, exit, &sender);
+                    })
+                    .await
+                }
+                (exit, None) => {
+                    ended(pid, &id, exit, &sender);
+                    Ok(())
+                }
             };
-            drop(files);
-            tracing::debug!(%id, pid, %exit, "process ended");
-            // No receiver left is fine: the exit file holds it.
-            let _ = sender.send(Some(exit));
-            // Only now may the pid name another process.
-            LIVE_WATCHES.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
+            if let Err(err) = recorded {
+                tracing::warn!(pid, %err, "recording an exit did not finish");
+            }
         });
         watched
     }
@@ -290,6 +323,27 @@ impl DirectMonitor {
     }
 }
 
+/// Hands the exit of `pid` to its waiters and lets its pid go.
+fn ended(pid: u32, id: &str, exit: Exit, sender: &watch::Sender<Option<Exit>>) {
+    tracing::debug!(%id, pid, %exit, "process ended");
+    // No receiver left is fine: the exit file holds it.
+    let _ = sender.send(Some(exit));
+    // Reaped: the pid may name another process from now on.
+    LIVE_WATCHES.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
+}
+
+/// Records a container's end where `record_to` says, unless it was released meanwhile: the
+/// OOM kills its cgroup counted, then the exit. Holds `record_to` throughout, so that a
+/// release waits for a record under way to finish.
+fn record(record_to: &RecordTo, oom: Option<&OomCounter>, exit: Exit, id: &str) {
+    let files = record_to.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(files) = files.as_ref() else { return };
+    if let Some(oom) = oom {
+        record_oom(files, oom, id);
+    }
+    record_exit(files, exit, id);
+}
+
 /// Writes the exit file, unless the container was deleted meanwhile (another process may delete
 /// a container this one watches): the directory goes first when a container is forgotten, so an
 /// exit file written after that is taken back here and none is left behind.
@@ -383,6 +437,10 @@ impl Monitor for DirectMonitor {
         self.serves(&options.monitor_stdio, &options.stdio)?;
         refuse_monitor_only(options.monitor_only_option())?;
         let _subreaper = Subreaper::hold()?;
+        // The init's pid is written in the container's own private directory, which the engine
+        // made before the runtime runs: no directory of its own for each create.
+        let options =
+            CreateOptions { pid_file: options.pid_file.or_else(|| Some(files.dir.join("init.pid"))), ..options };
         let created = match launch {
             Launch::Create => backend.create(&id, &bundle, options).await?,
             Launch::Run => backend.run(&id, &bundle, options).await?,
@@ -429,6 +487,14 @@ impl Monitor for DirectMonitor {
             Some(receiver) => Ok(until_exit(receiver).await),
             // Not watched by this process: what the exit file says, or nothing seen.
             None => Ok(read_exit(files)?.unwrap_or(Exit::Unknown)),
+        }
+    }
+
+    async fn ready_to_start(&self, id: &ContainerId) {
+        let located = self.containers.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|w| w.located.clone());
+        if let Some(mut located) = located {
+            // A closed channel is a search that ended too (its runtime shutting down).
+            let _ = located.wait_for(|found| *found).await;
         }
     }
 
@@ -581,6 +647,57 @@ mod tests {
         let watched = DirectMonitor::watch(child.id(), Some(files), "c1".into());
         assert_eq!(until_exit(watched.exit).await, Exit::Exited(7));
         assert_eq!(std::fs::read_to_string(&exit_file).unwrap(), "7");
+    }
+
+    /// Runs `test` on a runtime whose blocking pool has one thread, which `test` may hold with
+    /// [`hold_the_blocking_pool`] to keep file work from running.
+    fn with_one_blocking_thread(test: impl std::future::Future<Output = ()>) {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(1).build().unwrap();
+        runtime.block_on(test);
+    }
+
+    /// Occupies the blocking pool's one thread until the sender returned is dropped.
+    async fn hold_the_blocking_pool() -> std::sync::mpsc::Sender<()> {
+        let (held, release) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let _ = started.send(());
+            let _ = release.recv();
+        });
+        running.await.unwrap();
+        held
+    }
+
+    /// `c1`, supervised with its init a child that exits with `code` once its stdin is closed,
+    /// and its memory cgroup looked for already.
+    async fn supervised_c1(monitor: &DirectMonitor, files: &ContainerFiles, code: i32) -> std::process::Child {
+        let child = child_exiting_on_eof(code);
+        monitor.supervise(&c1(), child.id(), files);
+        monitor.ready_to_start(&c1()).await;
+        child
+    }
+
+    #[test]
+    fn a_waiter_is_told_of_an_exit_only_once_it_is_on_disk() {
+        with_one_blocking_thread(async {
+            let dir = tempfile::tempdir().unwrap();
+            let files = container_files(dir.path());
+            let monitor = DirectMonitor::new();
+            let mut child = supervised_c1(&monitor, &files, 6).await;
+            let receiver = monitor.receiver(&c1()).unwrap();
+            let held = hold_the_blocking_pool().await;
+            drop(child.stdin.take());
+            // Reaped on the executor; recorded on the blocking pool, which is held.
+            while std::path::Path::new(&format!("/proc/{}", child.id())).exists() {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(*receiver.borrow(), None, "nobody is told before the files are written");
+            assert_eq!(monitor.exit_status(&c1(), &files).await.unwrap(), None);
+            drop(held);
+            assert_eq!(monitor.wait(&c1(), &files).await.unwrap(), Exit::Exited(6));
+            assert_eq!(files.recorded_exit().unwrap(), Some(Exit::Exited(6)), "on disk when the waiter is told");
+        });
     }
 
     fn state_of(pid: u32) -> Option<char> {

@@ -266,21 +266,18 @@ impl Engine {
         self.after_rollback_of(id).await;
         let mut lock = self.root.lock(id).await?;
         let files = self.root.files(id);
-        let recorded = self.root.load(id).await?;
         // Saved before the runtime runs, and again with the init's pid: the spec is read once.
-        let record = self.record(id, bundle).await?;
+        let (recorded, record) = self.begin_record(id, bundle).await?;
         let known = match &recorded {
             Some(record) => self.is_known_to_the_runtime(record).await?,
             None => false,
         };
-        if !known {
-            // Whatever is left of an earlier container of this id (deleted outside the engine)
-            // goes, so the new one inherits no exit. Then the record is made before anything
-            // runs: an init that exits at once has a place for its exit.
-            if recorded.is_some() {
-                self.monitor.release(id, &files).await?;
-                self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-            }
+        if !known && recorded.is_some() {
+            // An earlier container of this id was deleted outside the engine: what is left of
+            // it goes, as `begin_record` does when there was no record, so the new one inherits
+            // no exit.
+            self.monitor.release(id, &files).await?;
+            self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
             self.root.forget(id).await?;
             self.root.save(&record).await?;
         }
@@ -329,17 +326,48 @@ impl Engine {
     /// What the engine remembers of a container it makes, before the runtime says its pid; the
     /// stop signal comes from its spec, read off the executor.
     async fn record(&self, id: &ContainerId, bundle: &Path) -> Result<ContainerRecord> {
+        let mut record = self.unsigned_record(id, bundle);
         let spec_of = bundle.to_path_buf();
         let stop_signal = off_executor("reading the spec's stop signal", move || Ok(stop_signal_of(&spec_of))).await?;
-        Ok(ContainerRecord {
+        record.stop_signal = stop_signal.number();
+        Ok(record)
+    }
+
+    /// The record of a container about to be made, with TERM for its stop signal until its
+    /// spec is read.
+    fn unsigned_record(&self, id: &ContainerId, bundle: &Path) -> ContainerRecord {
+        ContainerRecord {
             id: id.clone(),
             bundle: bundle.to_path_buf(),
             backend: self.backend.name().to_owned(),
             monitor: self.monitor.name().to_owned(),
             pid: None,
-            stop_signal: stop_signal.number(),
+            stop_signal: Signal::TERM.number(),
             checkpointed: false,
+        }
+    }
+
+    /// The file work a create does before the runtime runs, in one trip off the executor: the
+    /// record of an earlier container of `id`, if any, and the new container's record (its stop
+    /// signal read from the spec). When there was none, the new record is saved at once, after
+    /// whatever an earlier container of the id left (an exit file) is removed: the new one
+    /// inherits no exit, and an init that exits at once has a place for its exit.
+    async fn begin_record(
+        &self,
+        id: &ContainerId,
+        bundle: &Path,
+    ) -> Result<(Option<ContainerRecord>, ContainerRecord)> {
+        let (root, mut record) = (self.root.clone(), self.unsigned_record(id, bundle));
+        off_executor("recording a new container", move || {
+            record.stop_signal = stop_signal_of(&record.bundle).number();
+            let recorded = root.load_now(&record.id)?;
+            if recorded.is_none() {
+                root.forget_now(&record.id)?;
+                root.save_now(&record)?;
+            }
+            Ok((recorded, record))
         })
+        .await
     }
 
     /// Removes a container the engine could not finish making, its lock held by the caller:
@@ -368,6 +396,7 @@ impl Engine {
     /// Starts a created container's process.
     pub async fn start(&self, id: &ContainerId) -> Result<()> {
         let _lock = self.root.lock(id).await?;
+        self.monitor.ready_to_start(id).await;
         self.backend.start(id).await
     }
 
@@ -557,10 +586,12 @@ impl Engine {
     /// stopped is deleted with its images.
     pub async fn delete(&self, id: &ContainerId, mode: DeleteMode) -> Result<()> {
         let mut lock = self.root.lock(id).await?;
-        let checkpointed = self.root.load(id).await?.is_some_and(|record| record.checkpointed);
         let deleted = match self.backend.delete(id, mode).await {
-            // Only its images were left, and they are deleted below.
-            Err(Error::NotFound { .. }) if checkpointed => Ok(()),
+            // Only its images were left, and they are deleted below. The record is read only
+            // then: a delete the runtime did needs nothing from it.
+            Err(Error::NotFound { .. }) if self.root.load(id).await?.is_some_and(|record| record.checkpointed) => {
+                Ok(())
+            }
             deleted => deleted,
         };
         if let Ok(()) | Err(Error::NotFound { .. }) = deleted {

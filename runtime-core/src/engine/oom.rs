@@ -6,10 +6,12 @@
 //! runtime made the cgroup. That count goes when the runtime's `delete` removes the cgroup, so
 //! the monitor finds the cgroup while the init lives (from `/proc/<pid>/cgroup`, resolved against
 //! this process's own mount table, `/proc/self/mountinfo`) and reads the count once the init has
-//! ended, before the engine deletes anything. A count above zero is recorded the way conmon
-//! records it: an empty `oom` file in the container's directory, which outlives the process.
-//! The kernel counts a kill before it sends the SIGKILL, so a count read after the init has
-//! ended includes the kill that ended it.
+//! ended, before the record of its exit is complete. It must be found before the init ends: an
+//! ended process's `/proc/<pid>/cgroup` names the root cgroups. The search runs off the executor
+//! while the create finishes, and the start of a created container waits for it. A count above
+//! zero is recorded the way conmon records it: an empty `oom` file in the container's directory,
+//! which outlives the process. The kernel counts a kill before it sends the SIGKILL, so a count
+//! read after the init has ended includes the kill that ended it.
 //!
 //! As with conmon and podman, a kill of any process in the container's memory cgroup counts, not
 //! only of its init: a container whose init survived the OOM killer and exited on its own is

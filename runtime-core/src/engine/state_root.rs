@@ -5,6 +5,7 @@
 //!   exits/<id>            exit files: the status as decimal text, written once, atomically
 //!   containers/<id>/      0700, one per container: record.json, and the monitor's own files
 //!     oom                 empty, present once the OOM killer struck the container (as conmon's)
+//!     init.pid            the direct monitor's pid file for the runtime's create or run
 //!   locks/<id>            flock(2) files: one process at a time works on a container
 //! ```
 //!
@@ -168,24 +169,27 @@ impl StateRoot {
     /// that a monitor recording an exit at the same moment sees the container gone and takes its
     /// file back). The lock goes when its guard is dropped.
     pub(crate) async fn forget(&self, id: &ContainerId) -> Result<()> {
-        let files = self.files(id);
-        off_executor("removing a container's state", move || {
-            remove_if_there(&files.dir, std::fs::remove_dir_all(&files.dir))?;
-            remove_if_there(&files.exit_file, std::fs::remove_file(&files.exit_file))
-        })
-        .await
+        let (root, id) = (self.clone(), id.clone());
+        off_executor("removing a container's state", move || root.forget_now(&id)).await
     }
 
-    // The file work itself, run off the executor by the calls above.
+    // The file work itself, run off the executor by the calls above, and by the engine's calls
+    // that do several at once in one trip.
 
-    fn save_now(&self, record: &ContainerRecord) -> Result<()> {
+    pub(crate) fn forget_now(&self, id: &ContainerId) -> Result<()> {
+        let files = self.files(id);
+        remove_if_there(&files.dir, std::fs::remove_dir_all(&files.dir))?;
+        remove_if_there(&files.exit_file, std::fs::remove_file(&files.exit_file))
+    }
+
+    pub(crate) fn save_now(&self, record: &ContainerRecord) -> Result<()> {
         private_dir(&self.files(&record.id).dir)?;
         let json =
             serde_json::to_vec_pretty(record).map_err(|err| Error::parse("container record", err.to_string()))?;
         write_atomically(&self.record_path(&record.id), &json)
     }
 
-    fn load_now(&self, id: &ContainerId) -> Result<Option<ContainerRecord>> {
+    pub(crate) fn load_now(&self, id: &ContainerId) -> Result<Option<ContainerRecord>> {
         let path = self.record_path(id);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
