@@ -31,7 +31,8 @@ use comfy_table::{ContentArrangement, Table, presets};
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime_core::RuntimeFamily;
 use testkit::conformance::{
-    CONMON, Cell, Monitor, Outcome, Planned, Subject, Totals, register, register_engine, run_as_second_process,
+    CONMON, Cell, Monitor, Outcome, Planned, Privilege, Subject, Totals, register, register_engine,
+    run_as_second_process,
 };
 use testkit::fake::Flavour;
 use testkit::gate::{self, Gate};
@@ -385,7 +386,7 @@ mod tests {
     use super::*;
 
     fn cell(backend: &str, monitor: Option<Monitor>, case: &str) -> Cell {
-        Cell { backend: backend.into(), monitor, case: case.into() }
+        Cell { backend: backend.into(), monitor, privilege: Privilege::Rootful, case: case.into() }
     }
 
     fn ran(backend: &str, monitor: Option<Monitor>, case: &str, outcome: Outcome) -> Ran {
