@@ -141,30 +141,7 @@ impl RootlessUser {
     /// Runs the cell named `case` in a copy of this program as the user, and gives the outcome
     /// the copy reported ([`report`]); an error when the copy reported none.
     pub fn run_case(&self, case: &str) -> anyhow::Result<Outcome> {
-        let program = std::env::current_exe().context("this program's path")?;
-        // Handed over open, without close-on-exec: the user may not reach the program's path (a
-        // clone under a private home), and an exec through `/proc/self/fd` needs only the
-        // file's own permissions.
-        let open = nix::fcntl::open(&program, nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty())
-            .with_context(|| format!("opening {}", program.display()))?;
-        let program = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&open));
-        let output = Command::new("setpriv")
-            .arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--init-groups")
-            .arg("--")
-            .arg(&program)
-            .env_clear()
-            .env("HOME", &self.home)
-            .env("USER", USER)
-            .env("LOGNAME", USER)
-            .env("PATH", USER_PATH)
-            .env("XDG_RUNTIME_DIR", &self.runtime_dir)
-            .env(CHILD_ENV, case)
-            .current_dir(&self.runtime_dir)
-            .output()
-            .context("running setpriv")?;
-        drop(open);
+        let output = self.copy_of_this_program(|copy| copy.env(CHILD_ENV, case).output().context("running setpriv"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let reported = stdout.lines().find_map(|line| line.strip_prefix(OUTCOME_PREFIX));
         match reported.map(serde_json::from_str::<Outcome>) {
@@ -175,6 +152,34 @@ impl RootlessUser {
                 String::from_utf8_lossy(&output.stderr)
             ),
         }
+    }
+
+    /// Runs a copy of this program as the user, with no arguments and the environment a login
+    /// session would give it, through `run` (which adds what the copy is to do, and runs it).
+    pub fn copy_of_this_program<T>(&self, run: impl FnOnce(&mut Command) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let program = std::env::current_exe().context("this program's path")?;
+        // Handed over open, without close-on-exec: the user may not reach the program's path (a
+        // clone under a private home), and an exec through `/proc/self/fd` needs only the
+        // file's own permissions.
+        let open = nix::fcntl::open(&program, nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty())
+            .with_context(|| format!("opening {}", program.display()))?;
+        let program = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&open));
+        let mut copy = Command::new("setpriv");
+        copy.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--init-groups")
+            .arg("--")
+            .arg(&program)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("USER", USER)
+            .env("LOGNAME", USER)
+            .env("PATH", USER_PATH)
+            .env("XDG_RUNTIME_DIR", &self.runtime_dir)
+            .current_dir(&self.runtime_dir);
+        let ran = run(&mut copy);
+        drop(open);
+        ran
     }
 
     /// What is left in the user's runtime directory other than empty directories (state roots

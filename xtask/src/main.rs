@@ -86,6 +86,10 @@ fn main() -> ExitCode {
     if let Some(code) = rootless::serve_as_user_copy() {
         return code;
     }
+    // And the user's copy of itself that measures the bench's rootless lifecycle.
+    if let Some(code) = bench::rootless::serve_as_user_copy() {
+        return code;
+    }
     match task(Cli::parse().task) {
         Ok(code) => code,
         Err(err) => {
