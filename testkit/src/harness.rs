@@ -138,54 +138,6 @@ impl Suite {
         }));
     }
 
-    /// A case run as the unprivileged user ([`crate::rootless`]), needing the real runtime of
-    /// `family` and, when `monitor` names one, that real monitor: each through its gate (the
-    /// runtime's and the monitor's are root's, as for every real case; then the rootless
-    /// user's). The case itself runs in the user's copy of this binary; back as root, the test
-    /// fails if anything of it is left in the user's runtime directory or any process of the
-    /// user still runs.
-    pub fn rootless<F, Fut>(
-        &mut self,
-        name: impl Into<String>,
-        family: Arc<dyn RuntimeFamily>,
-        monitor: Option<&str>,
-        case: F,
-    ) where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = anyhow::Result<()>>,
-    {
-        let name = name.into();
-        if crate::rootless::is_child_running(&name) {
-            return self.case(name, case);
-        }
-        let monitor = monitor.map(str::to_owned);
-        let trial_name = name.clone();
-        self.trials.push(Trial::ignorable_test(trial_name, move || {
-            let required = gate::required();
-            let gates = monitor
-                .iter()
-                .map(|monitor| (monitor.as_str(), Vec::new()))
-                .chain([(family.name(), family.host_checks())]);
-            for (needed, checks) in gates {
-                match gate::real_runtime(needed, &checks) {
-                    Gate::Open(_) => {}
-                    Gate::Skip(reason) => return Ok(Completion::ignored_with(reason)),
-                    Gate::Fail(reason) => return Err(Failed::from(reason)),
-                }
-            }
-            let user = match crate::rootless::RootlessUser::gate(&required) {
-                Ok(user) => user,
-                Err(gate::Lacking::Skip(reason)) => return Ok(Completion::ignored_with(reason)),
-                Err(gate::Lacking::Fail(reason)) => return Err(Failed::from(reason)),
-            };
-            user.run_case(&name).map_err(|err| Failed::from(format!("{err:#}")))?;
-            match user.leftovers() {
-                left if left.is_empty() => Ok(Completion::Completed),
-                left => Err(Failed::from(format!("left behind as {}: {}", crate::rootless::USER, left.join(", ")))),
-            }
-        }));
-    }
-
     /// A case that needs the real monitor `monitor` (conmon) and the real runtime of `family` on
     /// a host that passes the family's host checks, each through the gate, the monitor's first:
     /// skipped or failed as [`Suite::gated`] says. The case gets the monitor, then the runtime.
@@ -224,6 +176,9 @@ pub fn main(build: impl FnOnce(&mut Suite)) -> ExitCode {
     let mut suite = Suite::default();
     build(&mut suite);
     if let Some(code) = crate::conformance::run_as_second_process() {
+        return code;
+    }
+    if let Some(code) = crate::conformance::run_as_user_copy(&mut suite) {
         return code;
     }
     let cells = suite

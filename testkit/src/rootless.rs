@@ -1,12 +1,13 @@
 //! Running cases as an unprivileged user.
 //!
-//! Rootless containers are only proven by running them without root, so a rootless case runs in
-//! a copy of its test binary executed as [`USER`] (made by `cargo xtask setup`, with subordinate
-//! uid and gid ranges and a runtime directory). The copy gets the environment a login session
-//! would give it (`HOME`, `XDG_RUNTIME_DIR`, `USER`, a `PATH` that finds the runtimes, conmon
-//! and CRIU) and nothing of root's, and runs the one case by its exact name
-//! ([`Suite::rootless`](crate::harness::Suite::rootless)). The test binary is handed to it open,
-//! so it runs wherever the clone is; the case makes its bundles itself, in directories it owns.
+//! Rootless containers are only proven by running them without root, so a rootless cell runs in
+//! a copy of its program (a test binary, or `cargo xtask matrix`) executed as [`USER`] (made by
+//! `cargo xtask setup`, with subordinate uid and gid ranges and a runtime directory). The copy
+//! gets the environment a login session would give it (`HOME`, `XDG_RUNTIME_DIR`, `USER`, a
+//! `PATH` that finds the runtimes, conmon and CRIU) and nothing of root's, runs the one cell
+//! named in it ([`crate::conformance::run_as_user_copy`]) and reports the outcome as data. The
+//! program is handed to it open, so it runs wherever the clone is; the case makes its bundles
+//! itself, in directories it owns.
 //!
 //! The gate is named `rootless` in `REQUIRE_REAL_RUNTIMES`: a missing user (or one without
 //! ranges or runtime directory) is then a failure, else a skip that says to run setup.
@@ -14,11 +15,12 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::conformance::Outcome;
 use crate::gate::{self, Lacking};
 use crate::procs::Tracked;
 
@@ -34,8 +36,11 @@ pub const SUBID_COUNT: u64 = 65536;
 /// How long a process of the user's may take to exit after its case ended.
 const EXIT_GRACE: Duration = Duration::from_secs(10);
 
-/// Set in the copy of the test binary that runs a case as the user.
+/// Set in the copy of the program that runs a cell as the user: the cell's test name.
 const CHILD_ENV: &str = "TESTKIT_ROOTLESS_CASE";
+
+/// What starts the line of the user's copy's standard output that holds its outcome.
+const OUTCOME_PREFIX: &str = "testkit rootless outcome: ";
 
 /// The `PATH` of the user's copy: where Debian and setup put the runtimes, conmon and CRIU.
 const USER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -133,38 +138,48 @@ impl RootlessUser {
         Self::find().map_err(|reason| gate::lacking(GATE, format!("{reason} (run `cargo xtask setup`)"), required))
     }
 
-    /// Runs the case named `case` of this test binary as the user, and fails with its output
-    /// when it fails.
-    pub fn run_case(&self, case: &str) -> anyhow::Result<()> {
-        let binary = std::env::current_exe().context("the test binary's path")?;
-        // Handed over open, without close-on-exec: the user may not reach the binary's path (a
+    /// Runs the cell named `case` in a copy of this program as the user, and gives the outcome
+    /// the copy reported ([`report`]); an error when the copy reported none.
+    pub fn run_case(&self, case: &str) -> anyhow::Result<Outcome> {
+        let output = self.copy_of_this_program(|copy| copy.env(CHILD_ENV, case).output().context("running setpriv"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let reported = stdout.lines().find_map(|line| line.strip_prefix(OUTCOME_PREFIX));
+        match reported.map(serde_json::from_str::<Outcome>) {
+            Some(Ok(outcome)) => Ok(outcome),
+            _ => anyhow::bail!(
+                "as {USER}, the program reported no outcome ({}):\n{stdout}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+
+    /// Runs a copy of this program as the user, with no arguments and the environment a login
+    /// session would give it, through `run` (which adds what the copy is to do, and runs it).
+    pub fn copy_of_this_program<T>(&self, run: impl FnOnce(&mut Command) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let program = std::env::current_exe().context("this program's path")?;
+        // Handed over open, without close-on-exec: the user may not reach the program's path (a
         // clone under a private home), and an exec through `/proc/self/fd` needs only the
         // file's own permissions.
-        let open = nix::fcntl::open(&binary, nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty())
-            .with_context(|| format!("opening {}", binary.display()))?;
-        let binary = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&open));
-        let output = Command::new("setpriv")
-            .arg(format!("--reuid={}", self.uid))
+        let open = nix::fcntl::open(&program, nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty())
+            .with_context(|| format!("opening {}", program.display()))?;
+        let program = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&open));
+        let mut copy = Command::new("setpriv");
+        copy.arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .arg("--init-groups")
             .arg("--")
-            .arg(&binary)
-            .args([case, "--exact", "--nocapture", "--test-threads", "1"])
+            .arg(&program)
             .env_clear()
             .env("HOME", &self.home)
             .env("USER", USER)
             .env("LOGNAME", USER)
             .env("PATH", USER_PATH)
             .env("XDG_RUNTIME_DIR", &self.runtime_dir)
-            .env(CHILD_ENV, case)
-            .current_dir(&self.runtime_dir)
-            .output()
-            .context("running setpriv")?;
+            .current_dir(&self.runtime_dir);
+        let ran = run(&mut copy);
         drop(open);
-        let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        anyhow::ensure!(output.status.success(), "as {USER}, the case failed ({}):\n{said}", output.status);
-        anyhow::ensure!(said.contains("1 passed"), "as {USER}, the case did not run:\n{said}");
-        Ok(())
+        ran
     }
 
     /// What is left in the user's runtime directory other than empty directories (state roots
@@ -183,9 +198,24 @@ impl RootlessUser {
     }
 }
 
-/// Whether this process is the user's copy, running case `name`.
-pub fn is_child_running(name: &str) -> bool {
-    std::env::var(CHILD_ENV).is_ok_and(|case| case == name)
+/// The cell this process runs when it is the user's copy of the program, by its test name.
+pub fn case_of_this_copy() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// How the user's copy hands its outcome to root's process: one line of the standard output,
+/// the outcome as JSON after [`OUTCOME_PREFIX`]; the exit code is success once it is written.
+pub fn report(outcome: &Outcome) -> ExitCode {
+    match serde_json::to_string(outcome) {
+        Ok(json) => {
+            println!("{OUTCOME_PREFIX}{json}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cannot write the outcome {outcome:?}: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn files_under(dir: &Path, found: &mut Vec<PathBuf>) {

@@ -41,7 +41,9 @@
 //! - **throughput**: a batch of lifecycle containers (100 unless `--throughput` says otherwise)
 //!   through one engine against the raw CLI, 10 at a time and all at once (see [`throughput`]);
 //!   its batches run in the first measured iterations only (three at most), since one is a
-//!   hundred lifecycles.
+//!   hundred lifecycles;
+//! - **rootless lifecycle**: the Engine lifecycle (direct monitor) of runc and crun as the
+//!   unprivileged user `cargo xtask setup` makes, beside the rootful one (see [`rootless`]).
 //!
 //! The ways of a workload are interleaved (each iteration rotates which goes first) so a burst of
 //! load on the host, or whatever one way leaves behind for the next, hits every way alike. The
@@ -94,6 +96,7 @@
 
 mod census;
 mod conmon;
+pub mod rootless;
 mod throughput;
 mod ways;
 
@@ -586,8 +589,11 @@ pub fn run(settings: Settings, quick: bool, json_path: Option<&Path>) -> anyhow:
     }
 
     print_table(&results, settings);
+    let rootless = rootless::report(&results, iterations);
     if let Some(path) = json_path {
-        let report = serde_json::to_string_pretty(&report(&results, settings)).context("encoding the report")?;
+        let mut report = report(&results, settings);
+        report["rootless_lifecycle"] = rootless;
+        let report = serde_json::to_string_pretty(&report).context("encoding the report")?;
         std::fs::write(path, report + "\n").with_context(|| format!("writing {}", path.display()))?;
         eprintln!("xtask: bench: wrote {}", path.display());
     }

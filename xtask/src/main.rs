@@ -2,7 +2,7 @@
 //!
 //! - `setup`: installs the real runtimes and prepares the host (root only).
 //! - `test`: formatting, lints, then the whole test suite.
-//! - `matrix`: the conformance suite over every backend found, as a table.
+//! - `matrix`: the conformance suite over every backend found, rootful and rootless, as a table.
 //! - `bench`: the library and its engine, built with optimisations, against the raw runtime CLIs
 //!   and containerd's `runc` crate, and through conmon against conmon by hand and `podman run`,
 //!   as ratios and targets met or missed; throughput, memory and processes left beside them
@@ -17,6 +17,7 @@ mod bench;
 mod bundle;
 mod ci;
 mod matrix;
+mod rootless;
 mod setup;
 
 use std::path::PathBuf;
@@ -75,6 +76,14 @@ enum Task {
 fn main() -> ExitCode {
     // This program is the fake runtimes and the fake conmon of the matrix it runs.
     if let Some(code) = testkit::harness::serve_as_fake() {
+        return code;
+    }
+    // And the unprivileged user's copy of itself that runs one of the matrix's rootless cells.
+    if let Some(code) = rootless::serve_as_user_copy() {
+        return code;
+    }
+    // And the user's copy of itself that measures the bench's rootless lifecycle.
+    if let Some(code) = bench::rootless::serve_as_user_copy() {
         return code;
     }
     match task(Cli::parse().task) {

@@ -6,9 +6,10 @@
 //! over the fake runc) are always there, each under no monitor (the backend's own cases), the
 //! direct monitor and the fake conmon; the real runc, crun and youki run when the gate finds
 //! them (in `PATH` or as `--runtime-path NAME=PATH`), under no monitor, the direct monitor and
-//! the real conmon when that is found too. A runtime or conmon that is not found gets one line
-//! saying how to add it and no cells, unless `REQUIRE_REAL_RUNTIMES` names it: then its cells
-//! run and fail. This program is the fake runtimes as the test binaries are (`main` serves as
+//! the real conmon when that is found too, and each found real runtime as the unprivileged user
+//! under both monitors (the rootless columns, `crate::rootless`). A runtime or conmon that is
+//! not found gets one line saying how to add it and no cells, unless `REQUIRE_REAL_RUNTIMES`
+//! names it: then its cells run and fail. This program is the fake runtimes as the test binaries are (`main` serves as
 //! one first), so it works as the first command on a fresh clone.
 //!
 //! The cells run one at a time, as the test binaries run their cases: the cases drive runtimes
@@ -32,7 +33,8 @@ use conmon_driver::ConmonMonitor;
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime_core::{CliBackend, Features, OciBackend, RuntimeConfig, RuntimeFamily, Support};
 use testkit::conformance::{
-    CONMON, Cell, Monitor, Outcome, Planned, Subject, Totals, register, register_engine, run_as_second_process,
+    CONMON, Cell, Monitor, Outcome, Planned, Privilege, Subject, Totals, register, register_engine,
+    run_as_second_process,
 };
 use testkit::fake::{FakeRuntime, Flavour};
 use testkit::gate::{self, Gate};
@@ -49,6 +51,9 @@ pub struct MatrixArgs {
     /// Only cells under this monitor (`none`: the backend's own cases); repeatable.
     #[arg(long = "monitor", value_enum, value_name = "MONITOR")]
     monitors: Vec<MonitorFilter>,
+    /// Only cells run as root (`rootful`) or as the unprivileged user (`rootless`); repeatable.
+    #[arg(long = "privilege", value_enum, value_name = "PRIVILEGE")]
+    privileges: Vec<PrivilegeFilter>,
     /// Only cases whose name contains this.
     #[arg(long = "case", value_name = "SUBSTRING")]
     case: Option<String>,
@@ -89,6 +94,24 @@ impl MonitorFilter {
     }
 }
 
+/// A `--privilege` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrivilegeFilter {
+    /// The cells run as root.
+    Rootful,
+    /// The cells run as the unprivileged user `cargo xtask setup` makes.
+    Rootless,
+}
+
+impl PrivilegeFilter {
+    fn matches(self, privilege: Privilege) -> bool {
+        match self {
+            PrivilegeFilter::Rootful => privilege == Privilege::Rootful,
+            PrivilegeFilter::Rootless => privilege == Privilege::Rootless,
+        }
+    }
+}
+
 fn parse_runtime_path(text: &str) -> Result<(String, PathBuf), String> {
     match text.split_once('=') {
         Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_owned(), PathBuf::from(path))),
@@ -104,12 +127,13 @@ impl MatrixArgs {
     fn wants(&self, cell: &Cell) -> bool {
         self.wants_backend(&cell.backend)
             && (self.monitors.is_empty() || self.monitors.iter().any(|filter| filter.matches(cell.monitor)))
+            && (self.privileges.is_empty() || self.privileges.iter().any(|filter| filter.matches(cell.privilege)))
             && self.case.as_ref().is_none_or(|part| cell.case.contains(part.as_str()))
     }
 }
 
 /// The real runtimes the matrix looks for.
-fn real_families() -> Vec<Arc<dyn RuntimeFamily>> {
+pub(crate) fn real_families() -> Vec<Arc<dyn RuntimeFamily>> {
     vec![Arc::new(Runc), Arc::new(Crun::default()), Arc::new(Youki)]
 }
 
@@ -233,6 +257,7 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<Finished> {
     }
     let mut missing = Vec::new();
     let mut real = BTreeSet::new();
+    let mut found = Vec::new();
     for family in real_families() {
         let name = family.name().to_owned();
         if !args.wants_backend(&name) {
@@ -242,7 +267,8 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<Finished> {
             Gate::Skip(reason) => missing.push(format!("{name}: {reason}")),
             Gate::Open(_) | Gate::Fail(_) => {
                 real.insert(name);
-                backends.push(Backend::real(family));
+                backends.push(Backend::real(Arc::clone(&family)));
+                found.push(family);
             }
         }
     }
@@ -261,6 +287,7 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<Finished> {
     for backend in &backends {
         register_engine(&mut suite, &backend.subject);
     }
+    crate::rootless::register(&mut suite, &found);
     // An engine case may run this program again as its second process (with these arguments):
     // that process serves its part and never runs the matrix.
     if let Some(code) = run_as_second_process() {
@@ -270,6 +297,9 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<Finished> {
     run_command(&mut cargo(["build", "--quiet", "-p", "testkit", "--example", "fake_plugin"]))?;
     for line in &missing {
         println!("not in the matrix: {line}");
+    }
+    if let Some(line) = crate::rootless::missing_user_line().filter(|_| !found.is_empty()) {
+        println!("{line}");
     }
     let planned: Vec<Planned> = suite
         .take_conformance()
@@ -441,9 +471,13 @@ impl Style {
     }
 }
 
-/// A column: a backend under a monitor (or none).
-fn column_label(backend: &str, monitor: Option<Monitor>) -> String {
-    format!("{backend}/{}", monitor.map_or("none", Monitor::label))
+/// A column: a backend under a monitor (or none), as root or (`/rootless`) as the user.
+fn column_label(backend: &str, monitor: Option<Monitor>, privilege: Privilege) -> String {
+    let column = format!("{backend}/{}", monitor.map_or("none", Monitor::label));
+    match privilege {
+        Privilege::Rootful => column,
+        Privilege::Rootless => format!("{column}/{}", privilege.label()),
+    }
 }
 
 /// Each verdict of a feature probe, named as the report shows it.
@@ -486,28 +520,32 @@ struct Report {
 }
 
 impl Report {
-    /// Cases as rows (in the order the suite has them), backend × monitor as columns (sorted),
-    /// `-` where a case does not run in a column; then the legend.
+    /// Cases as rows (in the order the suite has them), backend × monitor × privilege as columns
+    /// (sorted, each backend's rootless columns after its rootful ones), `-` where a case does
+    /// not run in a column; then the legend.
     fn cases(&self, style: Style) -> String {
-        let mut columns: Vec<(&str, Option<Monitor>)> =
-            self.results.iter().map(|ran| (ran.cell.backend.as_str(), ran.cell.monitor)).collect();
+        let mut columns: Vec<(&str, Privilege, Option<Monitor>)> =
+            self.results.iter().map(|ran| (ran.cell.backend.as_str(), ran.cell.privilege, ran.cell.monitor)).collect();
         columns.sort();
         columns.dedup();
         let mut cases: Vec<&str> = Vec::new();
-        let mut cells: BTreeMap<(&str, &str, Option<Monitor>), &Outcome> = BTreeMap::new();
+        let mut cells: BTreeMap<(&str, &str, Privilege, Option<Monitor>), &Outcome> = BTreeMap::new();
         for ran in &self.results {
             if !cases.contains(&ran.cell.case.as_str()) {
                 cases.push(&ran.cell.case);
             }
-            cells.insert((&ran.cell.case, &ran.cell.backend, ran.cell.monitor), &ran.outcome);
+            cells.insert((&ran.cell.case, &ran.cell.backend, ran.cell.privilege, ran.cell.monitor), &ran.outcome);
         }
         let header = std::iter::once("case".to_owned())
-            .chain(columns.iter().map(|(backend, monitor)| column_label(backend, *monitor)));
+            .chain(columns.iter().map(|(backend, privilege, monitor)| column_label(backend, *monitor, *privilege)));
         let rows = cases
             .into_iter()
             .map(|case| {
-                let row = columns.iter().map(|(backend, monitor)| {
-                    cells.get(&(case, *backend, *monitor)).map_or("-", |outcome| style.outcome(outcome)).to_owned()
+                let row = columns.iter().map(|(backend, privilege, monitor)| {
+                    cells
+                        .get(&(case, *backend, *privilege, *monitor))
+                        .map_or("-", |outcome| style.outcome(outcome))
+                        .to_owned()
                 });
                 std::iter::once(case.to_owned()).chain(row).collect()
             })
@@ -521,7 +559,7 @@ impl Report {
         let mut failures = String::new();
         let mut skips: BTreeMap<(String, &str), usize> = BTreeMap::new();
         for ran in &self.results {
-            let column = column_label(&ran.cell.backend, ran.cell.monitor);
+            let column = column_label(&ran.cell.backend, ran.cell.monitor, ran.cell.privilege);
             match &ran.outcome {
                 Outcome::Fail { evidence } => {
                     let where_ = format!("{} {}", style.code(&column), style.code(&ran.cell.case));
@@ -675,6 +713,7 @@ impl Report {
                 serde_json::json!({
                     "backend": ran.cell.backend,
                     "monitor": ran.cell.monitor,
+                    "privilege": ran.cell.privilege,
                     "case": ran.cell.case,
                     "checks": ran.checks,
                     "result": ran.outcome,
@@ -701,7 +740,7 @@ mod tests {
     use super::*;
 
     fn cell(backend: &str, monitor: Option<Monitor>, case: &str) -> Cell {
-        Cell { backend: backend.into(), monitor, case: case.into() }
+        Cell { backend: backend.into(), monitor, privilege: Privilege::Rootful, case: case.into() }
     }
 
     fn ran(backend: &str, monitor: Option<Monitor>, case: &str, outcome: Outcome) -> Ran {
@@ -752,6 +791,51 @@ mod tests {
         assert!(!stops.wants(&cell("crun", Some(Monitor::Conmon), "list_reports_each_container_with_its_status")));
         assert!(!stops.wants(&cell("crun", Some(Monitor::Direct), "stop_of_a_gone_container_succeeds")));
         assert!(!stops.wants(&cell("runc", Some(Monitor::Conmon), "stop_of_a_gone_container_succeeds")));
+    }
+
+    fn rootless(backend: &str, monitor: Monitor, case: &str) -> Cell {
+        Cell { privilege: Privilege::Rootless, ..cell(backend, Some(monitor), case) }
+    }
+
+    #[test]
+    fn privilege_filter_picks_rootful_or_rootless_cells() {
+        let as_user = args(&["--privilege", "rootless"]);
+        assert!(as_user.wants(&rootless("runc", Monitor::Direct, "lifecycle")));
+        assert!(!as_user.wants(&cell("runc", Some(Monitor::Direct), "lifecycle")));
+        assert!(!as_user.wants(&cell("runc", None, "list")));
+        let as_root = args(&["--privilege", "rootful", "--runtime", "crun"]);
+        assert!(as_root.wants(&cell("crun", None, "list")));
+        assert!(!as_root.wants(&rootless("crun", Monitor::Conmon, "logs")));
+        let both = args(&["--privilege", "rootful", "--privilege", "rootless", "--monitor", "conmon"]);
+        assert!(both.wants(&rootless("crun", Monitor::Conmon, "logs")));
+        assert!(both.wants(&cell("crun", Some(Monitor::Conmon), "logs")));
+        assert!(!both.wants(&rootless("crun", Monitor::Direct, "logs")));
+    }
+
+    #[test]
+    fn rootless_columns_follow_each_backend_s_rootful_ones_and_say_so() {
+        let results = vec![
+            Ran { cell: rootless("runc", Monitor::Conmon, "exec"), checks: String::new(), outcome: Outcome::Pass },
+            Ran {
+                cell: rootless("runc", Monitor::Direct, "exec"),
+                checks: String::new(),
+                outcome: Outcome::Skip { reason: "there is no user ocirt-rootless".into() },
+            },
+            ran("runc", Some(Monitor::Direct), "exec", Outcome::Pass),
+            ran("crun", Some(Monitor::Direct), "exec", Outcome::Fail { evidence: "exit 1".into() }),
+        ];
+        let report = report_of(results);
+        let expected = "\
+| case | crun/direct | runc/direct | runc/direct/rootless | runc/conmon/rootless |
+|------|-------------|-------------|----------------------|----------------------|
+| exec | FAIL        | pass        | skip                 | pass                 |";
+        assert_eq!(report.cases(Style::Text).lines().take(3).collect::<Vec<_>>().join("\n"), expected);
+        assert_eq!(
+            report.failures_and_skips(Style::Text),
+            "\nFailed:\n  crun/direct exec: exit 1\n\
+             \nSkipped:\n  runc/direct/rootless: there is no user ocirt-rootless (1 case(s))\n"
+        );
+        assert_eq!(report.json()["cells"][0]["privilege"], "rootless");
     }
 
     #[test]
@@ -1012,6 +1096,7 @@ Why not:
             "cells": [{
                 "backend": "runc-fake",
                 "monitor": "conmon",
+                "privilege": "rootful",
                 "case": "stop",
                 "checks": "what stop checks",
                 "result": { "outcome": "fail", "evidence": "e" },

@@ -7,10 +7,12 @@
 //! says what to test (a fake of some flavour, a real runtime, a plugin) and how to connect a
 //! backend to it. [`register`] plans every backend case for a subject as a [`Planned`] cell
 //! (monitor: none), [`register_engine`] every engine case once per [`Monitor`] (direct and
-//! conmon), so that every engine guarantee is held against each monitor. Running a cell gives an
-//! [`Outcome`]: pass, fail with evidence, skip with a reason, or a deviation listed in
-//! [`DEVIATIONS`]. A test binary turns each cell into a libtest trial named
-//! `conformance::<subject>[+<monitor>]::<case>`; `cargo xtask matrix` runs the cells itself.
+//! conmon), so that every engine guarantee is held against each monitor, and
+//! [`register_rootless`] a real runtime's rootless cases under each monitor, run as an
+//! unprivileged user (a cell's [`Privilege`]). Running a cell gives an [`Outcome`]: pass, fail
+//! with evidence, skip with a reason, or a deviation listed in [`DEVIATIONS`]. A test binary
+//! turns each cell into a libtest trial named `conformance::<subject>[+<monitor>][+rootless]::<case>`;
+//! `cargo xtask matrix` runs the cells itself.
 //!
 //! Each case gets a fresh [`Env`] (its own state root) and, whether it passed or not, the env
 //! then checks that no container, process (conmon included) or state directory was left behind.
@@ -27,6 +29,7 @@ mod exec;
 mod lifecycle;
 mod oom;
 mod outcome;
+mod rootless;
 mod stats;
 mod terminal;
 
@@ -39,7 +42,8 @@ use conmon_driver::ConmonMonitor;
 use runtime_core::{Capability, CliBackend, DirectMonitor, HostCheck, OciBackend, RuntimeConfig, RuntimeFamily};
 
 pub use env::Env;
-pub use outcome::{Cell, DEVIATIONS, Departure, KnownDeviation, Monitor, Outcome, Totals};
+pub use outcome::{Cell, DEVIATIONS, Departure, KnownDeviation, Monitor, Outcome, Privilege, Totals};
+pub use rootless::{register_rootless, run_as_user_copy};
 
 use crate::fake::{FakeConmon, Flavour};
 use crate::gate::{self, Gate};
@@ -314,6 +318,7 @@ fn plan(subject: &Subject, monitoring: Option<Monitoring>, case: CaseSpec) -> Pl
     let cell = Cell {
         backend: subject.label.clone(),
         monitor: monitoring.as_ref().map(Monitoring::kind),
+        privilege: Privilege::Rootful,
         case: case.name.to_owned(),
     };
     let (subject, setup, host_checks) = (subject.clone(), subject.setup.clone(), subject.host_checks.clone());

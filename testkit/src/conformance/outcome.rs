@@ -1,4 +1,4 @@
-//! What a run of the suite says about each cell (backend × monitor × case), as data: the test
+//! What a run of the suite says about each cell (backend × monitor × privilege × case), as data: the test
 //! binaries turn it into libtest's lines and `cargo xtask matrix` into its table and JSON, so no
 //! program reads another's text.
 //!
@@ -9,7 +9,7 @@
 //! entry lists makes one: any other failure of the case, and a departure the table does not
 //! list, stays a failure.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::harness::{CaseResult, Ran};
 
@@ -33,30 +33,60 @@ impl Monitor {
     }
 }
 
-/// One cell of the matrix: a case against a backend under a monitor (or none).
+/// Whom a cell's case runs as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Privilege {
+    /// Root, as the test binary or `cargo xtask matrix` itself runs.
+    #[default]
+    Rootful,
+    /// The unprivileged user `cargo xtask setup` makes ([`crate::rootless`]).
+    Rootless,
+}
+
+impl Privilege {
+    /// Its name in test names and on the command line.
+    pub fn label(self) -> &'static str {
+        match self {
+            Privilege::Rootful => "rootful",
+            Privilege::Rootless => "rootless",
+        }
+    }
+}
+
+/// One cell of the matrix: a case against a backend under a monitor (or none), as root or as
+/// the unprivileged user.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Cell {
     /// The subject's label (`runc`, `runc-fake`, `plugin-fake`).
     pub backend: String,
     /// The monitor, `None` for the backend's own cases.
     pub monitor: Option<Monitor>,
+    /// Whom the case runs as.
+    pub privilege: Privilege,
     /// The case's name.
     pub case: String,
 }
 
 impl Cell {
-    /// The libtest name: `conformance::<backend>[+<monitor>]::<case>`, which `cargo test`
-    /// filters match.
+    /// The libtest name, which `cargo test` filters match:
+    /// `conformance::<backend>[+<monitor>][+rootless]::<case>` (a rootful cell's name does not
+    /// say so).
     pub fn test_name(&self) -> String {
-        match self.monitor {
-            Some(monitor) => format!("conformance::{}+{}::{}", self.backend, monitor.label(), self.case),
-            None => format!("conformance::{}::{}", self.backend, self.case),
+        let mut column = self.backend.clone();
+        if let Some(monitor) = self.monitor {
+            column.push('+');
+            column.push_str(monitor.label());
         }
+        if self.privilege == Privilege::Rootless {
+            column.push_str("+rootless");
+        }
+        format!("conformance::{column}::{}", self.case)
     }
 }
 
-/// How one cell ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// How one cell ended (read back from JSON when the user's copy of the program ran it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum Outcome {
     /// Every assertion held.
@@ -267,10 +297,47 @@ mod tests {
 
     #[test]
     fn test_names_put_the_monitor_after_the_backend() {
-        let cell = |monitor| Cell { backend: "runc-fake".into(), monitor, case: "list".into() };
+        let cell =
+            |monitor| Cell { backend: "runc-fake".into(), monitor, privilege: Privilege::Rootful, case: "list".into() };
         assert_eq!(cell(None).test_name(), "conformance::runc-fake::list");
         assert_eq!(cell(Some(Monitor::Direct)).test_name(), "conformance::runc-fake+direct::list");
         assert_eq!(cell(Some(Monitor::Conmon)).test_name(), "conformance::runc-fake+conmon::list");
+    }
+
+    #[test]
+    fn a_rootless_cell_s_test_name_says_so_after_its_monitor() {
+        let cell =
+            |monitor| Cell { backend: "runc".into(), monitor, privilege: Privilege::Rootless, case: "exec".into() };
+        assert_eq!(cell(Some(Monitor::Direct)).test_name(), "conformance::runc+direct+rootless::exec");
+        assert_eq!(cell(Some(Monitor::Conmon)).test_name(), "conformance::runc+conmon+rootless::exec");
+    }
+
+    #[test]
+    fn a_cell_serialises_its_privilege_in_lowercase() {
+        let cell = Cell {
+            backend: "crun".into(),
+            monitor: Some(Monitor::Conmon),
+            privilege: Privilege::Rootless,
+            case: "stop".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&cell).unwrap(),
+            r#"{"backend":"crun","monitor":"conmon","privilege":"rootless","case":"stop"}"#
+        );
+    }
+
+    #[test]
+    fn an_outcome_reads_back_as_written() {
+        let outcomes = [
+            Outcome::Pass,
+            Outcome::Fail { evidence: "e".into() },
+            Outcome::Skip { reason: "r".into() },
+            Outcome::Deviation { spec: "s".into(), does: "d".into() },
+        ];
+        for outcome in outcomes {
+            let text = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(serde_json::from_str::<Outcome>(&text).unwrap(), outcome, "{text}");
+        }
     }
 
     #[test]
