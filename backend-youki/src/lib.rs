@@ -93,6 +93,15 @@ impl RuntimeFamily for Youki {
         // the command does anything (seen for `state` under a hundred concurrent lifecycles).
         vec![TRANSIENT_SEAL_FAILURE.to_owned(), TRANSIENT_STATE_LOAD_FAILURE.to_owned()]
     }
+
+    fn wordless_failures_are_transient(&self) -> bool {
+        // youki 0.7 seals its copy before it opens its `--log` (src/main.rs), and says a failure
+        // to seal on stderr only, then exits 1; the stderr of `create`, `run` and `restore` is the
+        // container's, so there the failure reaches us as an exit 1 with nothing logged. Its
+        // other wordless failures (its log or root directory unusable) also come before it does
+        // anything, so running such a call once more is harmless.
+        true
+    }
 }
 
 /// How youki 0.7 says it could not seal its own copy (then "Device or resource busy").

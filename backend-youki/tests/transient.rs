@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use backend_youki::Youki;
-use runtime_core::{ContainerId, Error, Exit, Failure, OciBackend, RuntimeConfig};
+use runtime_core::{ContainerId, CreateOptions, Error, Exit, Failure, OciBackend, RuntimeConfig};
 
 /// A youki whose every command fails its first run with `first_failure`, then answers as youki
 /// 0.7 does; each run is counted in `runs`.
@@ -27,6 +27,7 @@ fi
 case "$cmd" in
   --version) printf 'youki version: 0.7.0\ncommit: 0.7.0\nspec: 1.1.0\n' ;;
   state) echo "container $2 does not exist" >&2; exit 1 ;;
+  create) while [ $# -gt 0 ]; do [ "$1" = --pid-file ] && echo $$ > "$2"; shift; done ;;
 esac
 "#,
         dir = dir.display()
@@ -57,6 +58,21 @@ async fn a_call_that_fails_to_seal_youkis_copy_is_run_once_more() {
     let state = youki.state(&ContainerId::new("c1").unwrap()).await;
     assert!(matches!(state, Err(Error::NotFound { .. })), "the second state answers: {state:?}");
     assert_eq!(runs(dir.path()), ["--version", "--version", "state", "state"]);
+}
+
+#[tokio::test]
+async fn a_create_whose_failure_to_seal_went_to_the_container_s_stderr_is_run_once_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = flaky_youki(dir.path(), YOUKI_SEAL_FAILURE);
+    let config = RuntimeConfig::default().binary(&binary).root(dir.path().join("root"));
+    let youki = Youki::connect(config).await.expect("the second --version answers");
+    let bundle = tempfile::tempdir().unwrap();
+    std::fs::write(bundle.path().join("config.json"), "{}").unwrap();
+    // The container's stdio is /dev/null (the default): youki's stderr, where it says why the
+    // first create failed, is the container's, so the library sees an exit 1 without a word.
+    let created = youki.create(&ContainerId::new("c1").unwrap(), bundle.path(), CreateOptions::default()).await;
+    assert!(created.is_ok(), "the second create answers: {created:?}");
+    assert_eq!(runs(dir.path()), ["--version", "--version", "create", "create"]);
 }
 
 #[tokio::test]
@@ -94,4 +110,8 @@ async fn only_youkis_transient_failures_are_transient_when_another_program_relay
     let half_written = format!("Error: {YOUKI_STATE_LOAD_FAILURE}\n\nCaused by:\n    EOF while parsing a value\n");
     assert!(youki.is_transient(&relayed(&half_written)));
     assert!(!youki.is_transient(&relayed("Error: container c1 does not exist\n")));
+    let wordless = |status| Failure { argv: vec!["youki".into()], status, message: String::new() };
+    assert!(youki.is_transient(&wordless(Exit::Exited(1))), "an exit 1 before youki's log is open");
+    assert!(!youki.is_transient(&wordless(Exit::Exited(2))), "clap's usage error");
+    assert!(!youki.is_transient(&wordless(Exit::Signaled(runtime_core::Signal::KILL))));
 }

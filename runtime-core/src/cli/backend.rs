@@ -63,6 +63,12 @@ pub trait RuntimeFamily: Send + Sync + std::fmt::Debug {
     fn transient_failures(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Whether this runtime says its transient failures before it opens its `--log`, so that a
+    /// call whose stderr is the container's (`create`, `run`, `restore`) sees one as an exit 1
+    /// without a word: such a call is then run once more too.
+    fn wordless_failures_are_transient(&self) -> bool {
+        false
+    }
 }
 
 /// A runtime driven through its command line.
@@ -130,7 +136,14 @@ impl CliBackend {
         let config = config.for_caller(family.name(), Caller::current(), runtime_dir.as_deref())?;
         let dialect = family.dialect(&version);
         let global_args = dialect.global_args(&config).map_err(|missing| unsupported(family.name(), missing))?;
-        let cli = CliRuntime::new(binary, global_args, Arc::new(dialect), runner, family.transient_failures());
+        let cli = CliRuntime::new(
+            binary,
+            global_args,
+            Arc::new(dialect),
+            runner,
+            family.transient_failures(),
+            family.wordless_failures_are_transient(),
+        );
         let criu = config.criu.clone().unwrap_or_else(|| PathBuf::from("criu"));
         let host_checks = family.host_checks();
         Ok(CliBackend {
@@ -431,7 +444,7 @@ impl OciBackend for CliBackend {
     }
 
     fn is_transient(&self, failure: &Failure) -> bool {
-        self.cli.is_transient(&failure.message)
+        self.cli.is_transient(failure)
     }
 
     async fn version(&self) -> Result<RuntimeVersion> {

@@ -238,6 +238,9 @@ pub(crate) struct CliRuntime {
     /// Messages of failures the runtime meets before it does anything, and may not meet again
     /// ([`RuntimeFamily::transient_failures`](crate::RuntimeFamily::transient_failures)).
     transient: Vec<String>,
+    /// Whether an exit 1 without a word is one of those failures, said where we cannot read it
+    /// ([`RuntimeFamily::wordless_failures_are_transient`](crate::RuntimeFamily::wordless_failures_are_transient)).
+    wordless_transient: bool,
 }
 
 /// Whether `finished` failed with a message containing one of `messages`.
@@ -274,8 +277,9 @@ impl CliRuntime {
         dialect: Arc<Dialect>,
         runner: Runner,
         transient: Vec<String>,
+        wordless_transient: bool,
     ) -> Self {
-        CliRuntime { binary, global_args, dialect, runner, transient }
+        CliRuntime { binary, global_args, dialect, runner, transient, wordless_transient }
     }
 
     /// The binary.
@@ -324,7 +328,7 @@ impl CliRuntime {
         let spare = if self.transient.is_empty() { None } else { call.duplicate() };
         let finished = self.run_inner(call).await?;
         match spare {
-            Some(mut spare) if self.failed_transiently(&finished) => {
+            Some(mut spare) if !finished.status.success() && self.is_transient(&finished.failure()) => {
                 tracing::info!(message = %finished.failure().message, "transient runtime failure; trying once more");
                 spare.timeout = Some(timeout.saturating_sub(started.elapsed()));
                 self.run_inner(spare).await
@@ -333,14 +337,11 @@ impl CliRuntime {
         }
     }
 
-    /// Whether `finished` failed with one of the runtime's transient messages.
-    pub(crate) fn failed_transiently(&self, finished: &Finished) -> bool {
-        failed_with(finished, &self.transient)
-    }
-
-    /// Whether a failure in the runtime's words `said` is one of its transient ones.
-    pub(crate) fn is_transient(&self, said: &str) -> bool {
-        says_one_of(said, &self.transient)
+    /// Whether `failure` is one of the runtime's transient ones: in one of their words, or, for a
+    /// runtime whose transient failures come before its log is open, an exit 1 without a word.
+    pub(crate) fn is_transient(&self, failure: &Failure) -> bool {
+        let wordless = failure.status == Exit::Exited(1) && failure.message.trim().is_empty();
+        says_one_of(&failure.message, &self.transient) || (self.wordless_transient && wordless)
     }
 
     /// Runs `call`; a non-zero exit becomes the matching typed error.
