@@ -7,6 +7,7 @@
 //! a restored init that is a new process counting on from the dump. The fake `criu` is held to
 //! the real one the same way, in the probes the library makes of it.
 
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use runtime_core::{
-    CheckpointOptions, CliBackend, ContainerId, CreateOptions, DeleteMode, Error, KillScope, OciBackend,
+    CheckpointOptions, CliBackend, ContainerId, CreateOptions, DeleteMode, Error, Exit, Failure, KillScope, OciBackend,
     RestoreOptions, RuntimeConfig, RuntimeFamily, Signal, Status, Support,
 };
 use testkit::bundle::{BundleBuilder, Rootfs};
@@ -47,13 +48,33 @@ fn outcome<T>(result: runtime_core::Result<T>) -> String {
     }
 }
 
+/// The runtime run directly with `args` after its global flags, run again (up to twice) when
+/// it fails in one of the ways the library itself runs a call again for (youki's failure to
+/// seal its copy, say): the comparison is of what the runtime does, not of those.
+fn run_directly(backend: &CliBackend, args: &[&OsStr]) -> anyhow::Result<std::process::Output> {
+    let mut attempts = 0;
+    loop {
+        let output = std::process::Command::new(backend.binary())
+            .args(backend.global_args())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("running {args:?}"))?;
+        let failure = Failure {
+            argv: args.iter().map(|arg| arg.to_os_string()).collect(),
+            status: Exit::from(output.status),
+            message: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        attempts += 1;
+        if output.status.success() || attempts == 3 || !backend.is_transient(&failure) {
+            return Ok(output);
+        }
+    }
+}
+
 /// The keys and status of the runtime's own `state` document.
 fn state_shape(backend: &CliBackend, id: &ContainerId) -> anyhow::Result<String> {
-    let output = std::process::Command::new(backend.binary())
-        .args(backend.global_args())
-        .args(["state", id.as_str()])
-        .output()
-        .context("running state")?;
+    let output = run_directly(backend, &[OsStr::new("state"), id.as_ref()])?;
     let document: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&output.stdout).with_context(|| format!("state printed {output:?}"))?;
     let keys: Vec<&String> = document.keys().collect();
@@ -64,13 +85,10 @@ fn state_shape(backend: &CliBackend, id: &ContainerId) -> anyhow::Result<String>
 /// said (stderr and its JSON log).
 fn unknown_command(backend: &CliBackend, id: &ContainerId) -> anyhow::Result<String> {
     let log = tempfile::NamedTempFile::new()?;
-    let output = std::process::Command::new(backend.binary())
-        .args(backend.global_args())
-        .args(backend.dialect().log_args(log.path()))
-        .args(["frobnicate", id.as_str()])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .context("running an unknown command")?;
+    let mut args = backend.dialect().log_args(log.path());
+    args.extend([OsString::from("frobnicate"), OsString::from(id.as_str())]);
+    let args: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    let output = run_directly(backend, &args)?;
     let mut said = String::from_utf8_lossy(&output.stderr).into_owned();
     said.push_str(&std::fs::read_to_string(log.path()).unwrap_or_default());
     Ok(format!("{:?}, {:?}", output.status.code(), backend.dialect().classify(Some(id), &said)))
