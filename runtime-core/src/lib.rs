@@ -15,6 +15,7 @@ pub use caller::Caller;
 pub use cli::backend::{CliBackend, RuntimeFamily};
 pub use cli::config::{DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, RuntimeConfig};
 pub use cli::dialect::{self, Dialect};
+pub use cli::probe::host_support;
 pub use console::{Console, ConsoleSocket};
 pub use contract::backend::OciBackend;
 pub use contract::error::{Error, Existence, Failure, PluginProblem, Result, WrongState};

@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod conformance;
 pub mod counter;
+pub mod direct;
 pub mod example;
 pub mod fake;
 pub mod fake_conmon;

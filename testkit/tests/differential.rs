@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use runtime_core::{
-    CheckpointOptions, CliBackend, ContainerId, CreateOptions, DeleteMode, Error, Exit, Failure, KillScope, OciBackend,
+    CheckpointOptions, CliBackend, ContainerId, CreateOptions, DeleteMode, Error, KillScope, OciBackend,
     RestoreOptions, RuntimeConfig, RuntimeFamily, Signal, Status, Support,
 };
 use testkit::bundle::{BundleBuilder, Rootfs};
 use testkit::counter::{COUNTER, count_in};
+use testkit::direct::run_directly;
 use testkit::fake::{FakeRuntime, Flavour};
 use testkit::gate::RealRuntime;
 use testkit::harness::{CaseResult, Ran};
@@ -45,30 +46,6 @@ fn outcome<T>(result: runtime_core::Result<T>) -> String {
         }
         Err(Error::RuntimeFailed(failure)) => format!("RuntimeFailed, {:?}", failure.status),
         Err(other) => format!("{other}"),
-    }
-}
-
-/// The runtime run directly with `args` after its global flags, run again (up to twice) when
-/// it fails in one of the ways the library itself runs a call again for (youki's failure to
-/// seal its copy, say): the comparison is of what the runtime does, not of those.
-fn run_directly(backend: &CliBackend, args: &[&OsStr]) -> anyhow::Result<std::process::Output> {
-    let mut attempts = 0;
-    loop {
-        let output = std::process::Command::new(backend.binary())
-            .args(backend.global_args())
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .with_context(|| format!("running {args:?}"))?;
-        let failure = Failure {
-            argv: args.iter().map(|arg| arg.to_os_string()).collect(),
-            status: Exit::from(output.status),
-            message: String::from_utf8_lossy(&output.stderr).into_owned(),
-        };
-        attempts += 1;
-        if output.status.success() || attempts == 3 || !backend.is_transient(&failure) {
-            return Ok(output);
-        }
     }
 }
 

@@ -82,6 +82,10 @@ fn main() -> ExitCode {
     if let Some(code) = rootless::serve_as_user_copy() {
         return code;
     }
+    // And the user's copy of itself that reports the runtimes' host verdicts as the user.
+    if let Some(code) = rootless::serve_host_verdicts() {
+        return code;
+    }
     // And the user's copy of itself that measures the bench's rootless lifecycle.
     if let Some(code) = bench::rootless::serve_as_user_copy() {
         return code;

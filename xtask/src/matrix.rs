@@ -39,7 +39,9 @@ use testkit::conformance::{
 use testkit::fake::{FakeRuntime, Flavour};
 use testkit::gate::{self, Gate};
 use testkit::harness::Suite;
+use testkit::rootless::USER;
 
+use crate::rootless::RootlessVerdict;
 use crate::{cargo, run_command};
 
 /// What `cargo xtask matrix` runs and where it writes.
@@ -334,7 +336,16 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<Finished> {
         Some(Err(reason)) => missing.push(reason.clone()),
         None => {}
     }
-    let report = Report { results, features: probed };
+    let real_in_run: Vec<Arc<dyn RuntimeFamily>> = backends
+        .iter()
+        .filter(|backend| in_run.contains(backend.label()))
+        .filter_map(|backend| match &backend.kind {
+            Kind::Real(family) => Some(Arc::clone(family)),
+            Kind::Fake(..) | Kind::Plugin(_) => None,
+        })
+        .collect();
+    let rootless = crate::rootless::host_verdicts(&real_in_run);
+    let report = Report { results, features: probed, rootless };
     print!("{}", report.text());
     let totals = report.totals();
     if let Some(path) = &args.json {
@@ -517,6 +528,8 @@ struct Report {
     results: Vec<Ran>,
     /// Each backend's feature probe, by label, or why it could not be made.
     features: BTreeMap<String, Result<Arc<Features>, String>>,
+    /// Each real runtime's host verdict as the rootless user sees it, or why it was not reached.
+    rootless: BTreeMap<String, Result<RootlessVerdict, String>>,
 }
 
 impl Report {
@@ -639,6 +652,14 @@ impl Report {
                     });
                     std::iter::once(name.clone()).chain(answers).collect()
                 }))
+                .chain((!self.rootless.is_empty()).then(|| {
+                    let answers = probed.iter().map(|(label, _)| match self.rootless.get(*label) {
+                        Some(Ok(verdict)) if verdict.refusal.is_none() => "yes".to_owned(),
+                        Some(Ok(_)) => "no".to_owned(),
+                        Some(Err(_)) | None => "-".to_owned(),
+                    });
+                    std::iter::once("rootless".to_owned()).chain(answers).collect()
+                }))
                 .collect();
             body.push_str(&style.table(header.collect(), rows));
         }
@@ -649,6 +670,16 @@ impl Report {
                     reasons.push_str(&style.item(&format!("{} {name}: {reason}", style.code(label))));
                 }
             }
+        }
+        for (label, verdict) in &self.rootless {
+            let reason = match verdict {
+                Ok(RootlessVerdict { refusal: Some(refusal), evidence }) => {
+                    format!("{refusal} (as {USER}: {})", evidence.join("; "))
+                }
+                Ok(RootlessVerdict { refusal: None, .. }) => continue,
+                Err(why) => format!("not probed: {why}"),
+            };
+            reasons.push_str(&style.item(&format!("{} rootless: {reason}", style.code(label))));
         }
         for (label, features) in &self.features {
             if let Err(why) = features {
@@ -731,7 +762,18 @@ impl Report {
                 (label.clone(), probe)
             })
             .collect();
-        serde_json::json!({ "cells": cells, "features": features, "totals": self.totals() })
+        let rootless: serde_json::Map<String, serde_json::Value> = self
+            .rootless
+            .iter()
+            .map(|(label, verdict)| {
+                let verdict = match verdict {
+                    Ok(verdict) => verdict.json(),
+                    Err(why) => serde_json::json!({ "not_probed": why }),
+                };
+                (label.clone(), verdict)
+            })
+            .collect();
+        serde_json::json!({ "cells": cells, "features": features, "rootless": rootless, "totals": self.totals() })
     }
 }
 
@@ -860,7 +902,7 @@ mod tests {
     }
 
     fn report_of(results: Vec<Ran>) -> Report {
-        Report { results, features: BTreeMap::new() }
+        Report { results, features: BTreeMap::new(), rootless: BTreeMap::new() }
     }
 
     /// A run of each outcome: runc passes and fails and skips, crun deviates.
@@ -973,6 +1015,7 @@ Deviations:
                 ("youki".to_owned(), Err("youki is not in PATH".to_owned())),
             ]
             .into(),
+            rootless: BTreeMap::new(),
         };
         let expected = "
 Feature verdicts (the library's probes):
@@ -1003,8 +1046,74 @@ Why not:
     }
 
     #[test]
+    fn the_rootless_row_is_each_runtimes_host_verdict_as_the_user_with_its_words_and_evidence_when_no() {
+        let mut youki = (*runc_features()).clone();
+        youki.version = runtime_core::RuntimeVersion::parse("youki version 0.7.0\nspec: 1.1.0\n").unwrap();
+        let verdict = |refusal: Option<&str>, evidence: &str| {
+            Ok(RootlessVerdict { refusal: refusal.map(str::to_owned), evidence: vec![evidence.to_owned()] })
+        };
+        let report = Report {
+            results: Vec::new(),
+            features: [("runc".to_owned(), Ok(runc_features())), ("youki".to_owned(), Ok(Arc::new(youki)))].into(),
+            rootless: [
+                ("runc".to_owned(), verdict(None, "nothing to check")),
+                ("youki".to_owned(), verdict(Some("v1 cgroups: \"Permission denied\"; fix: v2"), "check: hybrid")),
+            ]
+            .into(),
+        };
+        let expected = "
+Feature verdicts (the library's probes):
+| feature                 | runc      | youki |
+|-------------------------|-----------|-------|
+| version                 | 1.1.5+ds1 | 0.7.0 |
+| checkpoint              | no        | no    |
+| restore                 | no        | no    |
+| pre-dump                | no        | no    |
+| lazy pages              | no        | no    |
+| features command        | yes       | yes   |
+| JSON error log          | yes       | yes   |
+| update                  | yes       | yes   |
+| events                  | yes       | yes   |
+| host                    | yes       | yes   |
+| cgroup manager cgroupfs | yes       | yes   |
+| cgroup manager systemd  | no        | no    |
+| rootless                | yes       | no    |
+
+Why not:
+  runc checkpoint: criu check fails: vdso
+  runc restore: criu check fails: vdso
+  runc pre-dump: criu check fails: vdso
+  runc lazy pages: criu check fails: vdso
+  runc cgroup manager systemd: no systemd
+  youki checkpoint: criu check fails: vdso
+  youki restore: criu check fails: vdso
+  youki pre-dump: criu check fails: vdso
+  youki lazy pages: criu check fails: vdso
+  youki cgroup manager systemd: no systemd
+  youki rootless: v1 cgroups: \"Permission denied\"; fix: v2 (as ocirt-rootless: check: hybrid)
+";
+        assert_eq!(report.features(Style::Text), expected);
+
+        let without_user = Report {
+            results: Vec::new(),
+            features: [("runc".to_owned(), Ok(runc_features()))].into(),
+            rootless: [("runc".to_owned(), Err("there is no user ocirt-rootless (setup makes it)".to_owned()))].into(),
+        };
+        let text = without_user.features(Style::Text);
+        assert!(text.contains("\n| rootless                | -         |\n"), "{text}");
+        assert!(
+            text.ends_with("\n  runc rootless: not probed: there is no user ocirt-rootless (setup makes it)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_markdown_report_has_the_date_versions_summary_cases_notes_deviations_and_feature_verdicts() {
-        let report = Report { results: one_of_each(), features: [("runc".to_owned(), Ok(runc_features()))].into() };
+        let report = Report {
+            results: one_of_each(),
+            features: [("runc".to_owned(), Ok(runc_features()))].into(),
+            rootless: BTreeMap::new(),
+        };
         let run = RunFacts {
             date: "2026-12-03 15:00 UTC".into(),
             found: vec!["runc 1.1.5+ds1".into(), "conmon 2.1.6".into()],
@@ -1091,6 +1200,7 @@ Why not:
         let report = Report {
             results: vec![ran("runc-fake", Some(Monitor::Conmon), "stop", Outcome::Fail { evidence: "e".into() })],
             features: [("youki".to_owned(), Err("youki is not in PATH".to_owned()))].into(),
+            rootless: [("youki".to_owned(), Err("there is no user ocirt-rootless".to_owned()))].into(),
         };
         let expected = serde_json::json!({
             "cells": [{
@@ -1102,10 +1212,15 @@ Why not:
                 "result": { "outcome": "fail", "evidence": "e" },
             }],
             "features": { "youki": { "not_probed": "youki is not in PATH" } },
+            "rootless": { "youki": { "not_probed": "there is no user ocirt-rootless" } },
             "totals": { "passed": 0, "failed": 1, "skipped": 0, "deviations": 0 },
         });
         assert_eq!(report.json(), expected);
-        let probed = Report { results: Vec::new(), features: [("runc".to_owned(), Ok(runc_features()))].into() };
+        let probed = Report {
+            results: Vec::new(),
+            features: [("runc".to_owned(), Ok(runc_features()))].into(),
+            rootless: BTreeMap::new(),
+        };
         let checkpoint = &probed.json()["features"]["runc"]["checkpoint"];
         assert_eq!(checkpoint["support"], "unsupported");
         assert_eq!(checkpoint["reason"], "criu check fails: vdso");

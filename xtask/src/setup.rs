@@ -89,15 +89,42 @@ fn verify_conmon() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the youki setup finds (or builds, under cargo's bin directory, which is root's and
+/// which an unprivileged user may not enter) is copied, so that the rootless user's `PATH` finds
+/// the same youki as root's.
+const SHARED_YOUKI: &str = "/usr/local/bin/youki";
+
 fn install_youki() -> anyhow::Result<()> {
-    if let Ok(path) = which::which("youki") {
-        println!("setup: youki already at {}", path.display());
+    let youki = match which::which("youki") {
+        Ok(path) => {
+            println!("setup: youki already at {}", path.display());
+            path
+        }
+        Err(_) => {
+            println!("setup: building youki (cargo install youki --locked --features v1; a few minutes)");
+            // Without `v1`, youki cannot run containers on cgroup v1 or hybrid hosts.
+            run_command(&mut cargo(["install", "youki", "--locked", "--features", "v1"]))?;
+            which::which("youki")
+                .context("youki was installed but is not in PATH: add cargo's bin directory to PATH")?
+        }
+    };
+    share_youki(&youki)
+}
+
+/// Copies `youki` to [`SHARED_YOUKI`] when that is missing or holds another binary; the copy is
+/// written beside it and renamed over it, so a youki running from it meanwhile is not changed.
+fn share_youki(youki: &Path) -> anyhow::Result<()> {
+    let shared = Path::new(SHARED_YOUKI);
+    let built = std::fs::read(youki).with_context(|| format!("reading {}", youki.display()))?;
+    if std::fs::read(shared).is_ok_and(|installed| installed == built) {
+        println!("setup: youki: {SHARED_YOUKI} is the same binary as {}", youki.display());
         return Ok(());
     }
-    println!("setup: building youki (cargo install youki --locked --features v1; a few minutes)");
-    // Without `v1`, youki cannot run containers on cgroup v1 or hybrid hosts.
-    run_command(&mut cargo(["install", "youki", "--locked", "--features", "v1"]))?;
-    which::which("youki").context("youki was installed but is not in PATH: add cargo's bin directory to PATH")?;
+    let partial = shared.with_file_name(".youki.partial");
+    std::fs::write(&partial, &built).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::set_permissions(&partial, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    std::fs::rename(&partial, shared).with_context(|| format!("installing {SHARED_YOUKI}"))?;
+    println!("setup: youki: copied {} to {SHARED_YOUKI} (for the rootless user's PATH)", youki.display());
     Ok(())
 }
 

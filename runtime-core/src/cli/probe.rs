@@ -327,8 +327,10 @@ async fn cgroup_managers(cli: &CliRuntime) -> BTreeMap<CgroupManager, Support> {
     ])
 }
 
-/// Runs the host checks now: the verdict, or the first problem.
-pub(crate) fn host_support(checks: &[std::sync::Arc<dyn HostCheck>]) -> Support {
+/// Runs the host checks now, for this caller: the verdict, or the first problem; each check
+/// that ran is a probe of the evidence, its description as the argv and what it saw as the
+/// output.
+pub fn host_support(checks: &[std::sync::Arc<dyn HostCheck>]) -> Support {
     let mut evidence = Vec::new();
     for check in checks {
         match check.check() {

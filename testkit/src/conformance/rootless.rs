@@ -13,12 +13,15 @@
 //! checks that its state went under the user's runtime directory, never root's. youki 0.7 cannot
 //! run rootless on a host with cgroup v1 hierarchies: the library refuses its create as
 //! `Error::HostIncompatible` before youki runs, and the cell is skipped with that host verdict,
-//! reached as the user before anything runs.
+//! reached as the user before anything runs. So that the verdict is youki's and not only the
+//! library's, one youki case (`host_verdict`) runs youki itself as the user: it must fail in the
+//! words the check quotes where the check refuses it, and create the container where it does not.
 //!
 //! The expected exit codes are the shell's (`exit 7`), the uid inside the container is the
 //! spec's mapping (the user is root of its user namespace), and the log lines are what the
 //! container printed.
 
+use std::ffi::OsStr;
 use std::future::Future;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -39,6 +42,7 @@ use runtime_core::{
 use super::outcome::Privilege;
 use super::{CONMON, Cell, DEVIATIONS, Monitor, MonitorChoice, Outcome, Planned, env};
 use crate::bundle::{Bundle, BundleBuilder};
+use crate::direct::run_directly;
 use crate::gate::{self, Gate, Lacking};
 use crate::harness::{CaseResult, Ran, Suite, block_on};
 use crate::rootless::{self as user_copy, RootlessUser, USER};
@@ -47,19 +51,23 @@ use crate::rootless::{self as user_copy, RootlessUser, USER};
 type RootlessCase = for<'env> fn(&'env mut UserEnv) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'env>>;
 
 /// A rootless case as data: its name, what it checks, what it needs of its monitor, the
-/// runtimes it is planned for (all when empty), and the code.
+/// runtimes it is planned for (all when empty), whether it runs the runtime itself rather than
+/// through the library, and the code.
 #[derive(Clone, Copy)]
 struct RootlessSpec {
     name: &'static str,
     checks: &'static str,
     needs: &'static [Capability],
     only_on: &'static [&'static str],
+    /// The case holds the runtime's host checks to the runtime itself, so it runs whatever they
+    /// say, and once (under the direct monitor): no monitor takes part.
+    runtime_itself: bool,
     run: RootlessCase,
 }
 
 /// The rootless cases.
 fn cases() -> Vec<RootlessSpec> {
-    let spec = |name, checks, run| RootlessSpec { name, checks, needs: &[], only_on: &[], run };
+    let spec = |name, checks, run| RootlessSpec { name, checks, needs: &[], only_on: &[], runtime_itself: false, run };
     vec![
         spec(
             "lifecycle",
@@ -99,6 +107,19 @@ fn cases() -> Vec<RootlessSpec> {
                 |env| Box::pin(checkpoint(env)),
             )
         },
+        // Where the library refuses youki rootless before it runs, youki is run as the user
+        // anyway, so that the refusal is youki's own and not only the library's belief.
+        RootlessSpec {
+            only_on: &["youki"],
+            runtime_itself: true,
+            ..spec(
+                "host_verdict",
+                "as the unprivileged user: youki itself, given a rootless bundle, fails with the words the \
+                 library's host check quotes where the check says it cannot run rootless here, and creates the \
+                 container where the check says it can",
+                |env| Box::pin(host_verdict(env)),
+            )
+        },
     ]
 }
 
@@ -109,7 +130,8 @@ fn cases() -> Vec<RootlessSpec> {
 pub fn register_rootless(suite: &mut Suite, family: &Arc<dyn RuntimeFamily>) {
     for monitor in [Monitor::Direct, Monitor::Conmon] {
         for case in cases() {
-            if case.only_on.is_empty() || case.only_on.contains(&family.name()) {
+            let planned_here = case.only_on.is_empty() || case.only_on.contains(&family.name());
+            if planned_here && !(case.runtime_itself && monitor == Monitor::Conmon) {
                 suite.conformance(plan(family, monitor, case));
             }
         }
@@ -196,7 +218,8 @@ fn as_root(family: &Arc<dyn RuntimeFamily>, monitor: Monitor, case: RootlessSpec
 /// refuses a create they fail, youki's on v1 cgroups, as `Error::HostIncompatible`), then the
 /// case in an engine of its own. A failed check is the cell's skip, in the check's words.
 async fn as_the_user(family: Arc<dyn RuntimeFamily>, monitor: Monitor, case: RootlessSpec) -> CaseResult {
-    for check in family.host_checks() {
+    let checks = if case.runtime_itself { Vec::new() } else { family.host_checks() };
+    for check in checks {
         if let HostVerdict::Incompatible { problem, fix, evidence } = check.check() {
             let name = family.name();
             return Ok(Ran::Skipped(format!("{name} cannot run rootless here: {problem} ({evidence}); fix: {fix}")));
@@ -208,7 +231,7 @@ async fn as_the_user(family: Arc<dyn RuntimeFamily>, monitor: Monitor, case: Roo
 /// One case's engine, made as an embedding program would make it, and what it created.
 struct UserEnv {
     engine: Engine,
-    runtime: String,
+    family: Arc<dyn RuntimeFamily>,
     /// The user this runs as, with its subordinate ranges, which every bundle maps.
     user: RootlessUser,
     bundles: Vec<Bundle>,
@@ -219,8 +242,7 @@ impl UserEnv {
     /// An engine over `family` (found in `PATH`, default config) and the monitor, its state at
     /// the default root; both must be under the user's runtime directory.
     async fn new(family: Arc<dyn RuntimeFamily>, monitor: Monitor) -> anyhow::Result<Self> {
-        let runtime = family.name().to_owned();
-        let backend = CliBackend::connect(family, RuntimeConfig::default()).await.context("connecting")?;
+        let backend = CliBackend::connect(Arc::clone(&family), RuntimeConfig::default()).await.context("connecting")?;
         let monitor: Arc<dyn runtime_core::Monitor> = match monitor {
             Monitor::Direct => Arc::new(DirectMonitor::new()),
             Monitor::Conmon => Arc::new(ConmonMonitor::new(which::which(CONMON).context("conmon in PATH")?)),
@@ -228,7 +250,7 @@ impl UserEnv {
         let root = StateRoot::open(StateRoot::default_path()?)?;
         let engine = Engine::new(Arc::new(backend), monitor, root);
         let user = RootlessUser::find().map_err(anyhow::Error::msg)?;
-        let env = UserEnv { engine, runtime, user, bundles: Vec::new(), ids: Vec::new() };
+        let env = UserEnv { engine, family, user, bundles: Vec::new(), ids: Vec::new() };
         env.check_state_is_the_users()?;
         Ok(env)
     }
@@ -245,9 +267,9 @@ impl UserEnv {
         let args = self.engine.backend().global_args();
         let root = args.iter().position(|arg| arg == "--root").and_then(|at| args.get(at + 1));
         ensure!(
-            root.map(PathBuf::from) == Some(runtime_dir.join(&self.runtime)),
+            root.map(PathBuf::from) == Some(runtime_dir.join(self.family.name())),
             "the runtime's --root is {root:?}, not {}",
-            runtime_dir.join(&self.runtime).display()
+            runtime_dir.join(self.family.name()).display()
         );
         Ok(())
     }
@@ -415,4 +437,89 @@ async fn checkpoint(env: &mut UserEnv) -> anyhow::Result<()> {
     ensure!(env.engine.status(&id).await?.status == Status::Running, "the container runs");
     ensure!(env.engine.stop(&id, StopOptions::default()).await? == Exit::Exited(0), "the trap's exit 0");
     Ok(())
+}
+
+/// youki run directly as the user (not through the engine, which would refuse it first) on a
+/// rootless bundle, against the verdict of the library's host checks for it, reached as this
+/// user. Where a check says youki cannot run rootless here, its create must fail, and what youki
+/// said must hold the words the check quotes (the fixed parts around its `<placeholders>`, in
+/// order, on one line). Where every check says it can, the create must succeed. Either way the
+/// container is deleted by youki, and no v1 cgroup of it is left.
+async fn host_verdict(env: &mut UserEnv) -> anyhow::Result<()> {
+    let refusal = env.family.host_checks().iter().find_map(|check| match check.check() {
+        HostVerdict::Incompatible { problem, evidence, .. } => Some((check.describe(), problem, evidence)),
+        HostVerdict::Fine { .. } => None,
+    });
+    let id = ContainerId::new(format!("rootless-verdict-{}", std::process::id()))?;
+    let bundle = env.bundle("true")?;
+    let backend = env.engine.backend();
+    let create = [OsStr::new("create"), OsStr::new("--bundle"), bundle.as_os_str(), id.as_ref()];
+    let created = run_directly(backend, &create)?;
+    let said = String::from_utf8_lossy(&created.stderr).into_owned();
+    let deleted = run_directly(backend, &[OsStr::new("delete"), OsStr::new("--force"), id.as_ref()])?;
+    let cgroups = v1_cgroups_named(&format!(":youki:{id}"));
+    ensure!(cgroups.is_empty(), "youki left its cgroups {cgroups:?}");
+    match (refusal, created.status.success()) {
+        (Some((check, problem, evidence)), false) => {
+            let quoted = problem.split('"').nth(1).with_context(|| format!("no quoted words in {problem:?}"))?;
+            let fixed = fixed_parts(quoted);
+            ensure!(
+                said.lines().any(|line| in_order(line, &fixed)),
+                "the check \"{check}\" ({evidence}) quotes youki as {quoted:?}; youki said ({}): {said}",
+                created.status
+            );
+            Ok(())
+        }
+        (None, true) => {
+            ensure!(deleted.status.success(), "youki's delete: {}", String::from_utf8_lossy(&deleted.stderr));
+            Ok(())
+        }
+        (Some((check, problem, _)), true) => {
+            bail!("the check \"{check}\" says youki cannot run rootless here ({problem}), but its create worked")
+        }
+        (None, false) => bail!("every host check says youki can run rootless here, but ({}): {said}", created.status),
+    }
+}
+
+/// The parts of a quoted message around its `<placeholder>`s.
+fn fixed_parts(quoted: &str) -> Vec<&str> {
+    quoted
+        .split('<')
+        .enumerate()
+        .map(|(at, part)| if at == 0 { part } else { part.split_once('>').map_or(part, |(_, rest)| rest) })
+        .filter(|part| !part.is_empty())
+        .collect()
+}
+
+/// Whether every one of `parts` is in `line`, each after the one before.
+fn in_order(line: &str, parts: &[&str]) -> bool {
+    let mut rest = line;
+    parts.iter().all(|part| match rest.find(part) {
+        Some(at) => {
+            rest = &rest[at + part.len()..];
+            true
+        }
+        None => false,
+    })
+}
+
+/// The directories named `name` in the v1 hierarchies under `/sys/fs/cgroup`.
+fn v1_cgroups_named(name: &str) -> Vec<PathBuf> {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return Vec::new() };
+    hierarchies.flatten().map(|hierarchy| hierarchy.path().join(name)).filter(|path| path.exists()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quoted_message_matches_a_line_holding_its_fixed_parts_in_order() {
+        let fixed = fixed_parts("failed to create dir /sys/fs/cgroup/<controller>/:youki:<id>: Permission denied");
+        assert_eq!(fixed, ["failed to create dir /sys/fs/cgroup/", "/:youki:", ": Permission denied"]);
+        let youki = "Error: failed to create dir /sys/fs/cgroup/devices/:youki:c1: Permission denied (os error 13)";
+        assert!(in_order(youki, &fixed));
+        assert!(!in_order("Permission denied: failed to create dir /sys/fs/cgroup/devices/:youki:c1", &fixed));
+        assert!(!in_order("failed to create dir /sys/fs/cgroup/devices/c1: Permission denied", &fixed));
+    }
 }
