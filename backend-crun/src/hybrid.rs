@@ -7,9 +7,9 @@
 //! the v1 hugetlb hierarchy moves it out. This check reads the mount table and the v2
 //! `cgroup.controllers`, so the refusal is known before crun runs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use runtime_core::{HostCheck, HostVerdict};
+use runtime_core::{CgroupLayout, HostCheck, HostVerdict};
 
 /// Detects a hybrid cgroup host whose v2 hierarchy holds controllers.
 #[derive(Debug, Clone)]
@@ -23,80 +23,10 @@ impl Default for HybridCgroupCheck {
     }
 }
 
-/// One mount, from a mountinfo line.
-struct Mount {
-    point: PathBuf,
-    fstype: String,
-    super_options: String,
-}
-
-fn parse_mountinfo(text: &str) -> Vec<Mount> {
-    text.lines()
-        .filter_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let point = before.split_whitespace().nth(4)?;
-            let mut after = after.split_whitespace();
-            let fstype = after.next()?.to_owned();
-            let _source = after.next();
-            let super_options = after.next().unwrap_or_default().to_owned();
-            Some(Mount { point: PathBuf::from(unescape(point)), fstype, super_options })
-        })
-        .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(field: &str) -> String {
-    field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-}
-
 impl HybridCgroupCheck {
     /// Reads the mount table from `mountinfo` (normally `/proc/self/mountinfo`).
     pub fn new(mountinfo: impl Into<PathBuf>) -> Self {
         HybridCgroupCheck { mountinfo: mountinfo.into() }
-    }
-
-    fn controllers(v2: &Path) -> String {
-        std::fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default()
-    }
-}
-
-/// How the host mounts cgroups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CgroupLayout {
-    /// Only v1 hierarchies.
-    Legacy,
-    /// Only the v2 hierarchy.
-    Unified {
-        /// Where it is mounted.
-        mount_point: PathBuf,
-    },
-    /// v1 hierarchies plus a v2 hierarchy.
-    Hybrid {
-        /// Where the v2 hierarchy is mounted.
-        v2_mount_point: PathBuf,
-        /// The controllers attached to it (crun needs none).
-        v2_controllers: Vec<String>,
-        /// The super options of the v1 mounts (their controllers).
-        v1_options: Vec<String>,
-    },
-}
-
-impl HybridCgroupCheck {
-    /// Reads the mount table and the v2 controllers.
-    pub fn inspect(&self) -> std::io::Result<CgroupLayout> {
-        let mounts = parse_mountinfo(&std::fs::read_to_string(&self.mountinfo)?);
-        let v1_options: Vec<String> =
-            mounts.iter().filter(|mount| mount.fstype == "cgroup").map(|mount| mount.super_options.clone()).collect();
-        let v2 = mounts.iter().find(|mount| mount.fstype == "cgroup2");
-        Ok(match (v2, v1_options.is_empty()) {
-            (None, _) => CgroupLayout::Legacy,
-            (Some(v2), true) => CgroupLayout::Unified { mount_point: v2.point.clone() },
-            (Some(v2), false) => CgroupLayout::Hybrid {
-                v2_mount_point: v2.point.clone(),
-                v2_controllers: Self::controllers(&v2.point).split_whitespace().map(str::to_owned).collect(),
-                v1_options,
-            },
-        })
     }
 }
 
@@ -106,7 +36,7 @@ impl HostCheck for HybridCgroupCheck {
     }
 
     fn check(&self) -> HostVerdict {
-        let layout = match self.inspect() {
+        let layout = match CgroupLayout::read(&self.mountinfo) {
             Ok(layout) => layout,
             Err(err) => {
                 return HostVerdict::Fine {
@@ -226,11 +156,5 @@ mod tests {
     fn unified_and_legacy_hosts_are_fine() {
         assert!(matches!(FakeHost::new(&[], Some("cpu memory io pids")).check(), HostVerdict::Fine { .. }));
         assert!(matches!(FakeHost::new(&["cpu", "memory"], None).check(), HostVerdict::Fine { .. }));
-    }
-
-    #[test]
-    fn mount_points_with_spaces_are_unescaped() {
-        let mounts = parse_mountinfo("35 30 0:30 / /a\\040b rw - cgroup2 cgroup2 rw\n");
-        assert_eq!(mounts[0].point, PathBuf::from("/a b"));
     }
 }

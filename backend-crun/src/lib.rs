@@ -10,7 +10,7 @@ use runtime_core::{CliBackend, Dialect, HostCheck, Result, RuntimeConfig, Runtim
 
 mod hybrid;
 
-pub use hybrid::{CgroupLayout, HybridCgroupCheck};
+pub use hybrid::HybridCgroupCheck;
 
 /// The crun family: pass it to [`CliBackend::connect`], or use [`Crun::connect`].
 #[derive(Debug, Clone, Default)]

@@ -11,13 +11,11 @@
 
 use std::path::PathBuf;
 
-use backend_crun::{CgroupLayout, HybridCgroupCheck};
-use runtime_core::{Caller, HostCheck, HostVerdict};
+use runtime_core::{Caller, CgroupLayout, HostCheck, HostVerdict};
 
 /// Detects a rootless caller on a host with cgroup v1 hierarchies.
 #[derive(Debug, Clone)]
 pub struct RootlessCgroupV1Check {
-    layout: HybridCgroupCheck,
     mountinfo: PathBuf,
     rootless: bool,
 }
@@ -31,8 +29,7 @@ impl Default for RootlessCgroupV1Check {
 impl RootlessCgroupV1Check {
     /// Reads the mount table from `mountinfo`, for a caller that is `rootless` or not.
     pub fn new(mountinfo: impl Into<PathBuf>, rootless: bool) -> Self {
-        let mountinfo = mountinfo.into();
-        RootlessCgroupV1Check { layout: HybridCgroupCheck::new(&mountinfo), mountinfo, rootless }
+        RootlessCgroupV1Check { mountinfo: mountinfo.into(), rootless }
     }
 }
 
@@ -45,7 +42,7 @@ impl HostCheck for RootlessCgroupV1Check {
         if !self.rootless {
             return HostVerdict::Fine { evidence: "not rootless: youki may make its v1 cgroups".into() };
         }
-        let evidence = match self.layout.inspect() {
+        let evidence = match CgroupLayout::read(&self.mountinfo) {
             Err(err) => {
                 let evidence = format!("cannot read {}: {err}; nothing to refuse", self.mountinfo.display());
                 return HostVerdict::Fine { evidence };

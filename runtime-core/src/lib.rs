@@ -3,6 +3,7 @@
 
 mod blocking;
 mod caller;
+mod cgroup_layout;
 pub mod checkpoint;
 mod cli;
 mod console;
@@ -12,6 +13,7 @@ mod exec_tree;
 pub mod plugin;
 
 pub use caller::Caller;
+pub use cgroup_layout::CgroupLayout;
 pub use cli::backend::{CliBackend, RuntimeFamily};
 pub use cli::config::{DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, RuntimeConfig};
 pub use cli::dialect::{self, Dialect};

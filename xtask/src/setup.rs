@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use backend_crun::{CgroupLayout, HybridCgroupCheck};
+use runtime_core::CgroupLayout;
 
 use crate::{cargo, run_command};
 
@@ -129,7 +129,7 @@ fn share_youki(youki: &Path) -> anyhow::Result<()> {
 }
 
 fn fix_hybrid_cgroups() -> anyhow::Result<()> {
-    let layout = HybridCgroupCheck::default().inspect().context("reading the mount table")?;
+    let layout = CgroupLayout::read(Path::new("/proc/self/mountinfo")).context("reading the mount table")?;
     let CgroupLayout::Hybrid { v2_controllers, .. } = layout else {
         println!("setup: cgroups are not hybrid ({layout:?}); nothing to mount");
         return Ok(());
